@@ -1,0 +1,70 @@
+package dev.tandem.vmm;
+
+import java.util.List;
+
+/**
+ * One guest of a VMM, as the library sees it. A VMM implements this (and the parts it hands out) once per guest.
+ * <p>
+ * Lifecycle: the library calls {@link #attach} when protection starts; from then on every disk write and every
+ * network frame of the guest must go through the given sink and gate. {@link #detach()} ends that.
+ * The accessors are called once at start; they must return the same objects every time.
+ */
+public interface VmmAdapter
+{
+    /**
+     * @return a stable identity of the guest, exchanged at handshake so a standby never mixes two VMs.
+     */
+    String vmId();
+
+    /**
+     * @return the guest's memory.
+     */
+    GuestMemory memory();
+
+    /**
+     * @return the guest's dirty-page log.
+     */
+    DirtyLog dirtyLog();
+
+    /**
+     * @return pause and resume of the guest.
+     */
+    VcpuControl vcpus();
+
+    /**
+     * @return vCPU and device state that travels with each checkpoint, in a stable order.
+     */
+    List<StatefulComponent> components();
+
+    /**
+     * @return the guest's disks, in a stable order; may be empty.
+     */
+    List<VirtualDisk> disks();
+
+    /**
+     * @return where released network output goes.
+     */
+    PacketSink packetSink();
+
+    /**
+     * @return the guest's health probe.
+     */
+    default HealthProbe healthProbe()
+    {
+        return HealthProbe.ALWAYS_HEALTHY;
+    }
+
+    /**
+     * Routes the guest's disk writes and network output through the library from now on.
+     *
+     * @param diskWrites every disk write and flush, in order.
+     * @param output     every network frame.
+     */
+    void attach(DiskWriteSink diskWrites, OutputGate output);
+
+    /**
+     * Stops routing through the library; disk writes are no longer reported and output goes straight to the
+     * {@link #packetSink()}.
+     */
+    void detach();
+}

@@ -1,0 +1,123 @@
+package dev.tandem.vmm.sim;
+
+import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.RecoveryPoint;
+import dev.tandem.vmm.ReplicaTarget;
+import dev.tandem.vmm.StatefulComponent;
+import dev.tandem.vmm.VmmAdapter;
+import dev.tandem.vmm.VmmAdapterException;
+import org.agrona.concurrent.UnsafeBuffer;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * Builds a running {@link SimulatedVmm} from a recovery point: the simulated VMM's side of promotion.
+ */
+public final class SimulatedReplicaTarget implements ReplicaTarget
+{
+    private final SimulatedVmm.Builder template;
+    private final boolean start;
+
+    /**
+     * @param template configuration of the guest to build; its disk path is where the recovered image is copied.
+     * @param start    whether to start the vCPUs (false leaves the guest built but stopped, for inspection).
+     */
+    public SimulatedReplicaTarget(final SimulatedVmm.Builder template, final boolean start)
+    {
+        this.template = template.copy();
+        this.start = start;
+    }
+
+    @Override
+    public VmmAdapter resume(final RecoveryPoint point)
+    {
+        if (!template.vmId().equals(point.vmId()))
+        {
+            throw new VmmAdapterException(VmmAdapterException.Phase.RESTORE,
+                "recovery point is of VM '" + point.vmId() + "' but this target builds '" + template.vmId() + "'");
+        }
+        final GuestMemory source = point.memory();
+        if (source.sizeBytes() != template.memoryBytes())
+        {
+            throw new VmmAdapterException(VmmAdapterException.Phase.RESTORE, "recovery point has " +
+                source.sizeBytes() + " bytes of memory, target is configured for " + template.memoryBytes());
+        }
+        copyDisk(point);
+        final SimulatedVmm vmm = template.build();
+        try
+        {
+            copyMemory(source, vmm.memory());
+            for (final RecoveryPoint.ComponentState state : point.components())
+            {
+                find(vmm, state.id()).restore(state.version(), state.state(), 0, state.state().capacity());
+            }
+            return start ? vmm.start() : vmm;
+        }
+        catch (final RuntimeException ex)
+        {
+            vmm.close();
+            throw ex;
+        }
+    }
+
+    private void copyDisk(final RecoveryPoint point)
+    {
+        final Path target = template.diskPath();
+        if (target == null)
+        {
+            if (!point.disks().isEmpty())
+            {
+                throw new VmmAdapterException(VmmAdapterException.Phase.RESTORE,
+                    "recovery point has " + point.disks().size() + " disk(s) but the target has no disk configured");
+            }
+            return;
+        }
+        if (point.disks().size() != 1)
+        {
+            throw new VmmAdapterException(VmmAdapterException.Phase.RESTORE,
+                "target has one disk, recovery point has " + point.disks().size());
+        }
+        final Path source = point.diskImage(point.disks().get(0).id());
+        try
+        {
+            // a target may adopt the standby's image in place; otherwise it gets its own copy
+            if (!(Files.exists(target) && Files.isSameFile(source, target)))
+            {
+                Files.copy(source, target, StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+        catch (final IOException ex)
+        {
+            throw new VmmAdapterException(VmmAdapterException.Phase.RESTORE,
+                "cannot copy disk image " + source + " to " + target, ex);
+        }
+    }
+
+    private static void copyMemory(final GuestMemory source, final GuestMemory target)
+    {
+        final int pagesPerChunk = Math.max(1, (1 << 20) / source.pageSize());
+        final UnsafeBuffer chunk = new UnsafeBuffer(new byte[pagesPerChunk * source.pageSize()]);
+        for (long page = 0; page < source.pageCount(); page += pagesPerChunk)
+        {
+            final int pages = (int)Math.min(pagesPerChunk, source.pageCount() - page);
+            source.copyOut(page, pages, chunk, 0);
+            target.copyIn(page, pages, chunk, 0);
+        }
+    }
+
+    private static StatefulComponent find(final SimulatedVmm vmm, final int id)
+    {
+        for (final StatefulComponent component : vmm.components())
+        {
+            if (component.id() == id)
+            {
+                return component;
+            }
+        }
+        throw new VmmAdapterException(VmmAdapterException.Phase.RESTORE,
+            "recovery point holds state of component id 0x" + Integer.toHexString(id) + " which this VM does not have");
+    }
+}

@@ -1,0 +1,300 @@
+package dev.tandem.vmm.tck;
+
+import dev.tandem.vmm.DirtyBitmap;
+import dev.tandem.vmm.DiskWriteSink;
+import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.OutputGate;
+import dev.tandem.vmm.ReplicaTarget;
+import dev.tandem.vmm.StateDigest;
+import dev.tandem.vmm.StatefulComponent;
+import dev.tandem.vmm.VmmAdapter;
+import org.agrona.DirectBuffer;
+import org.agrona.ExpandableArrayBuffer;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The adapter TCK: the contract every {@link VmmAdapter} must keep for Tandem to replicate its guest correctly.
+ * Adapter authors extend this class (from the {@code tandem-vmm-adapter} test-jar) and implement the factory
+ * methods; every test must pass.
+ * <p>
+ * The guest used must be busy: it writes memory, disks (if it has any) and network output on its own, at a rate
+ * that changes something within {@link #activityWindowMillis()}.
+ */
+public abstract class VmmAdapterContractTest
+{
+    /** Where the adapter may keep disk images; fresh for each test. */
+    @TempDir
+    protected Path dir;
+
+    private VmmAdapter adapter;
+    private final AtomicLong diskWrites = new AtomicLong();
+    private final AtomicLong outputFrames = new AtomicLong();
+
+    /**
+     * @param dir directory for disk images.
+     * @return a new guest, not yet running.
+     */
+    protected abstract VmmAdapter newAdapter(Path dir);
+
+    /**
+     * Starts the guest made by {@link #newAdapter}.
+     *
+     * @param adapter the guest.
+     */
+    protected abstract void start(VmmAdapter adapter);
+
+    /**
+     * Releases everything the guest holds (threads, memory, files).
+     *
+     * @param adapter the guest.
+     */
+    protected abstract void close(VmmAdapter adapter);
+
+    /**
+     * Makes the VMM's own devices write guest memory (e.g. deliver network frames), not the vCPUs.
+     *
+     * @param adapter the running guest.
+     */
+    protected abstract void provokeDeviceWrites(VmmAdapter adapter);
+
+    /**
+     * @param dir directory for the replica's disk images.
+     * @return a target that builds a stopped-or-running replica of the guest from a recovery point.
+     */
+    protected abstract ReplicaTarget newReplicaTarget(Path dir);
+
+    /**
+     * @return how long the guest needs to change memory, disk and output; default 20 ms.
+     */
+    protected long activityWindowMillis()
+    {
+        return 20;
+    }
+
+    @BeforeEach
+    void startGuest()
+    {
+        adapter = newAdapter(dir);
+        adapter.attach(new CountingDiskSink(), countingGate());
+        adapter.dirtyLog().startTracking();
+        start(adapter);
+    }
+
+    @AfterEach
+    void stopGuest()
+    {
+        if (adapter.vcpus().isPaused())
+        {
+            adapter.vcpus().resume();
+        }
+        adapter.detach();
+        close(adapter);
+    }
+
+    /**
+     * While paused, memory, disk writes and output stay exactly as they were.
+     */
+    @Test
+    void pauseQuiescesMemoryDiskAndNetwork() throws InterruptedException
+    {
+        Thread.sleep(activityWindowMillis());
+        for (int round = 0; round < 5; round++)
+        {
+            adapter.vcpus().pause();
+            assertTrue(adapter.vcpus().isPaused(), "isPaused() after pause()");
+            final long before = StateDigest.of(adapter);
+            final long writesBefore = diskWrites.get();
+            final long framesBefore = outputFrames.get();
+            provokeDeviceWrites(adapter);
+            Thread.sleep(activityWindowMillis());
+            assertEquals(before, StateDigest.of(adapter), "guest state changed while paused (round " + round + ")");
+            assertEquals(writesBefore, diskWrites.get(), "disk write while paused");
+            assertEquals(framesBefore, outputFrames.get(), "network output while paused");
+            adapter.vcpus().resume();
+            assertFalse(adapter.vcpus().isPaused(), "isPaused() after resume()");
+            Thread.sleep(activityWindowMillis());
+        }
+        adapter.vcpus().pause();
+        final long paused = StateDigest.of(adapter);
+        adapter.vcpus().resume();
+        Thread.sleep(activityWindowMillis() * 2);
+        adapter.vcpus().pause();
+        assertTrue(paused != StateDigest.of(adapter), "the guest did not run after resume()");
+    }
+
+    /**
+     * A harvest takes the dirty bits and clears them: a second harvest while paused finds nothing.
+     */
+    @Test
+    void harvestIsGetAndClear() throws InterruptedException
+    {
+        final DirtyBitmap first = new DirtyBitmap(adapter.memory().pageCount());
+        final DirtyBitmap second = new DirtyBitmap(adapter.memory().pageCount());
+        Thread.sleep(activityWindowMillis());
+        adapter.vcpus().pause();
+        adapter.dirtyLog().harvest(first);
+        adapter.dirtyLog().harvest(second);
+        assertTrue(first.cardinality() > 0, "a busy guest dirtied no page");
+        assertEquals(0, second.cardinality(), "second harvest while paused reported pages again");
+        adapter.vcpus().resume();
+    }
+
+    /**
+     * Every page whose bytes changed between two checkpoints is in the harvest, including device writes.
+     */
+    @Test
+    void harvestNeverMissesAWrite() throws InterruptedException
+    {
+        final GuestMemory memory = adapter.memory();
+        final int pageSize = memory.pageSize();
+        final DirtyBitmap dirty = new DirtyBitmap(memory.pageCount());
+        adapter.vcpus().pause();
+        adapter.dirtyLog().harvest(dirty);
+        byte[] before = snapshot(memory);
+        adapter.vcpus().resume();
+        long changedTotal = 0;
+        for (int round = 0; round < 10; round++)
+        {
+            provokeDeviceWrites(adapter);
+            Thread.sleep(activityWindowMillis() / 2 + round % 3);
+            adapter.vcpus().pause();
+            dirty.clearAll();
+            adapter.dirtyLog().harvest(dirty);
+            final byte[] after = snapshot(memory);
+            for (long page = 0; page < memory.pageCount(); page++)
+            {
+                if (!samePage(before, after, page, pageSize))
+                {
+                    changedTotal++;
+                    assertTrue(dirty.isSet(page), "page " + page + " changed but was not harvested (round " + round + ")");
+                }
+            }
+            before = after;
+            adapter.vcpus().resume();
+        }
+        assertTrue(changedTotal > 0, "the guest changed no page in 10 rounds");
+    }
+
+    /**
+     * Saving a component, restoring it into a fresh guest and saving again gives the same bytes.
+     */
+    @Test
+    void saveRestoreRoundTrips() throws InterruptedException
+    {
+        Thread.sleep(activityWindowMillis());
+        adapter.vcpus().pause();
+        final VmmAdapter fresh = newAdapter(dir.resolve("fresh").toFile().mkdirs() ? dir.resolve("fresh") : dir);
+        try
+        {
+            assertEquals(adapter.components().size(), fresh.components().size(), "component count");
+            for (int i = 0; i < adapter.components().size(); i++)
+            {
+                final StatefulComponent original = adapter.components().get(i);
+                final StatefulComponent copy = fresh.components().get(i);
+                assertEquals(original.id(), copy.id(), "component order must be stable");
+                final byte[] saved = save(original);
+                copy.restore(original.version(), new UnsafeBuffer(saved), 0, saved.length);
+                assertArrayEquals(saved, save(copy), original.name() + " does not round-trip");
+            }
+        }
+        finally
+        {
+            close(fresh);
+            adapter.vcpus().resume();
+        }
+    }
+
+    /**
+     * The replica target builds a guest whose digest equals the guest the recovery point was taken from.
+     */
+    @Test
+    void replicaTargetResumesAnEqualGuest() throws InterruptedException
+    {
+        Thread.sleep(activityWindowMillis());
+        adapter.vcpus().pause();
+        final long expected = StateDigest.of(adapter);
+        try (SnapshotRecoveryPoint point = new SnapshotRecoveryPoint(adapter, dir))
+        {
+            assertEquals(expected, StateDigest.of(point), "snapshot differs from the paused guest");
+            final Path replicaDir = dir.resolve("replica");
+            assertTrue(replicaDir.toFile().mkdirs());
+            final VmmAdapter replica = newReplicaTarget(replicaDir).resume(point);
+            try
+            {
+                if (!replica.vcpus().isPaused())
+                {
+                    replica.vcpus().pause();
+                }
+                assertEquals(expected, StateDigest.of(replica), "replica differs from the recovery point");
+            }
+            finally
+            {
+                close(replica);
+            }
+        }
+        adapter.vcpus().resume();
+    }
+
+    private OutputGate countingGate()
+    {
+        return (frame, index, length) ->
+        {
+            outputFrames.incrementAndGet();
+            return true;
+        };
+    }
+
+    private final class CountingDiskSink implements DiskWriteSink
+    {
+        @Override
+        public void write(final int diskId, final long offset, final DirectBuffer data, final int index, final int length)
+        {
+            diskWrites.incrementAndGet();
+        }
+
+        @Override
+        public void flush(final int diskId)
+        {
+            diskWrites.incrementAndGet();
+        }
+    }
+
+    private static byte[] save(final StatefulComponent component)
+    {
+        final ExpandableArrayBuffer buffer = new ExpandableArrayBuffer(64);
+        int length = component.save(buffer, 0, buffer.capacity());
+        if (length < 0)
+        {
+            buffer.checkLimit(-length);
+            length = component.save(buffer, 0, buffer.capacity());
+        }
+        final byte[] bytes = new byte[length];
+        buffer.getBytes(0, bytes);
+        return bytes;
+    }
+
+    private static byte[] snapshot(final GuestMemory memory)
+    {
+        final byte[] bytes = new byte[Math.toIntExact(memory.sizeBytes())];
+        memory.copyOut(0, Math.toIntExact(memory.pageCount()), new UnsafeBuffer(bytes), 0);
+        return bytes;
+    }
+
+    private static boolean samePage(final byte[] a, final byte[] b, final long page, final int pageSize)
+    {
+        final int from = (int)(page * pageSize);
+        return java.util.Arrays.equals(a, from, from + pageSize, b, from, from + pageSize);
+    }
+}
