@@ -66,6 +66,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     private final AtomicLong txFrames = new AtomicLong();
     private final AtomicLong rxFrames = new AtomicLong();
     private final AtomicLong txDropped = new AtomicLong();
+    private final AtomicLong framesOnWire = new AtomicLong();
+    private final PacketSink wire;
     private final long rxAreaAddress;
     private final int rxSlots;
 
@@ -79,6 +81,15 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     private SimulatedVmm(final Builder config)
     {
         this.config = config;
+        final PacketSink configured = config.packetSink;
+        this.wire = (frame, index, length) ->
+        {
+            framesOnWire.incrementAndGet();
+            if (configured != null)
+            {
+                configured.send(frame, index, length);
+            }
+        };
         this.memory = new SimulatedGuestMemory(config.memoryBytes, config.pageSize);
         // the last pages of memory are the NIC's receive area, written only by device DMA
         this.rxSlots = (int)Math.min(64, Math.max(1, (memory.sizeBytes() / 8) / RX_SLOT_BYTES));
@@ -176,7 +187,15 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     @Override
     public PacketSink packetSink()
     {
-        return config.packetSink;
+        return wire;
+    }
+
+    /**
+     * @return frames that reached the wire (released by the gate, or sent while detached).
+     */
+    public long framesOnWire()
+    {
+        return framesOnWire.get();
     }
 
     @Override
@@ -522,9 +541,9 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
                     txDropped.incrementAndGet();
                 }
             }
-            else if (config.packetSink != null)
+            else
             {
-                config.packetSink.send(txFrame, 0, TX_FRAME_BYTES);
+                wire.send(txFrame, 0, TX_FRAME_BYTES);
             }
         }
 
@@ -848,7 +867,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         }
 
         /**
-         * @param sink where released output goes (the real NIC).
+         * @param sink where released output goes (the real NIC); every frame is also counted by
+         *             {@link SimulatedVmm#framesOnWire()}.
          * @return this.
          */
         public Builder packetSink(final PacketSink sink)

@@ -1,0 +1,425 @@
+package dev.tandem.core.active;
+
+import dev.tandem.core.ConfigurationException;
+import dev.tandem.core.transport.Transport;
+import dev.tandem.core.wire.FrameCodec;
+import dev.tandem.vmm.VmmAdapter;
+import org.agrona.concurrent.NanoClock;
+import org.agrona.concurrent.SystemNanoClock;
+
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Configuration of the active side: one object, fluent accessors, documented defaults, validated once by
+ * {@link #conclude()}.
+ */
+public final class ActiveContext
+{
+    /** Default checkpoint period: 10 ms. */
+    public static final long CHECKPOINT_PERIOD_NS_DEFAULT = TimeUnit.MILLISECONDS.toNanos(10);
+    /** Default bound on epochs checkpointed but not yet acknowledged. */
+    public static final int MAX_EPOCHS_IN_FLIGHT_DEFAULT = 4;
+    /** Default number of staging areas. */
+    public static final int STAGING_AREAS_DEFAULT = 2;
+    /** Default size of one staging area: 64 MiB of pages. */
+    public static final int STAGING_AREA_BYTES_DEFAULT = 64 * 1024 * 1024;
+    /** Default room for component state per checkpoint. */
+    public static final int COMPONENT_STATE_BYTES_DEFAULT = 1024 * 1024;
+    /** Default capacity of the ordered disk-write stream. */
+    public static final int DISK_STREAM_BYTES_DEFAULT = 16 * 1024 * 1024;
+    /** Default capacity of the output hold queue. */
+    public static final int OUTPUT_HOLD_BYTES_DEFAULT = 8 * 1024 * 1024;
+    /** Default heartbeat interval when otherwise idle: 20 ms. */
+    public static final long HEARTBEAT_INTERVAL_NS_DEFAULT = TimeUnit.MILLISECONDS.toNanos(20);
+    /** Default connect and handshake timeout: 5 s. */
+    public static final long CONNECT_TIMEOUT_MS_DEFAULT = 5000;
+
+    private VmmAdapter adapter;
+    private Transport transport;
+    private String standbyEndpoint;
+    private long checkpointPeriodNs = CHECKPOINT_PERIOD_NS_DEFAULT;
+    private int maxEpochsInFlight = MAX_EPOCHS_IN_FLIGHT_DEFAULT;
+    private int stagingAreas = STAGING_AREAS_DEFAULT;
+    private int stagingAreaBytes = STAGING_AREA_BYTES_DEFAULT;
+    private int componentStateBytes = COMPONENT_STATE_BYTES_DEFAULT;
+    private int diskStreamBytes = DISK_STREAM_BYTES_DEFAULT;
+    private int outputHoldBytes = OUTPUT_HOLD_BYTES_DEFAULT;
+    private int maxFramePayload = FrameCodec.MAX_PAYLOAD_DEFAULT;
+    private long heartbeatIntervalNs = HEARTBEAT_INTERVAL_NS_DEFAULT;
+    private long connectTimeoutMs = CONNECT_TIMEOUT_MS_DEFAULT;
+    private UnprotectedOutput unprotectedOutput = UnprotectedOutput.HOLD;
+    private NanoClock nanoClock = SystemNanoClock.INSTANCE;
+    private CheckpointObserver checkpointObserver;
+    private ActiveListener listener = new ActiveListener()
+    {
+    };
+    private boolean concluded;
+
+    /**
+     * @param adapter the guest to protect (required).
+     * @return this.
+     */
+    public ActiveContext adapter(final VmmAdapter adapter)
+    {
+        this.adapter = adapter;
+        return this;
+    }
+
+    /**
+     * @return the guest to protect.
+     */
+    public VmmAdapter adapter()
+    {
+        return adapter;
+    }
+
+    /**
+     * @param transport how to reach the standby (required).
+     * @return this.
+     */
+    public ActiveContext transport(final Transport transport)
+    {
+        this.transport = transport;
+        return this;
+    }
+
+    /**
+     * @return how to reach the standby.
+     */
+    public Transport transport()
+    {
+        return transport;
+    }
+
+    /**
+     * @param endpoint where the standby listens (required).
+     * @return this.
+     */
+    public ActiveContext standbyEndpoint(final String endpoint)
+    {
+        this.standbyEndpoint = endpoint;
+        return this;
+    }
+
+    /**
+     * @return where the standby listens.
+     */
+    public String standbyEndpoint()
+    {
+        return standbyEndpoint;
+    }
+
+    /**
+     * @param periodNs time from one checkpoint to the next, 1 ms to 10 s; default 10 ms.
+     * @return this.
+     */
+    public ActiveContext checkpointPeriodNs(final long periodNs)
+    {
+        this.checkpointPeriodNs = periodNs;
+        return this;
+    }
+
+    /**
+     * @return the checkpoint period.
+     */
+    public long checkpointPeriodNs()
+    {
+        return checkpointPeriodNs;
+    }
+
+    /**
+     * @param epochs checkpoints taken but not yet acknowledged before the next checkpoint waits, 1 to 1024;
+     *               default 4. Bounds held output and memory.
+     * @return this.
+     */
+    public ActiveContext maxEpochsInFlight(final int epochs)
+    {
+        this.maxEpochsInFlight = epochs;
+        return this;
+    }
+
+    /**
+     * @return the bound on epochs in flight.
+     */
+    public int maxEpochsInFlight()
+    {
+        return maxEpochsInFlight;
+    }
+
+    /**
+     * @param areas staging areas, 2 to 64; default 2. A delta larger than one area overflows into the next.
+     * @return this.
+     */
+    public ActiveContext stagingAreas(final int areas)
+    {
+        this.stagingAreas = areas;
+        return this;
+    }
+
+    /**
+     * @return number of staging areas.
+     */
+    public int stagingAreas()
+    {
+        return stagingAreas;
+    }
+
+    /**
+     * @param bytes size of one staging area, 1 MiB to 1 GiB; default 64 MiB.
+     * @return this.
+     */
+    public ActiveContext stagingAreaBytes(final int bytes)
+    {
+        this.stagingAreaBytes = bytes;
+        return this;
+    }
+
+    /**
+     * @return size of one staging area.
+     */
+    public int stagingAreaBytes()
+    {
+        return stagingAreaBytes;
+    }
+
+    /**
+     * @param bytes room for all component state of one checkpoint, 4 KiB to 256 MiB; default 1 MiB.
+     * @return this.
+     */
+    public ActiveContext componentStateBytes(final int bytes)
+    {
+        this.componentStateBytes = bytes;
+        return this;
+    }
+
+    /**
+     * @return room for component state.
+     */
+    public int componentStateBytes()
+    {
+        return componentStateBytes;
+    }
+
+    /**
+     * @param bytes capacity of the ordered disk-write stream, a power of two from 64 KiB to 1 GiB; default 16 MiB.
+     * @return this.
+     */
+    public ActiveContext diskStreamBytes(final int bytes)
+    {
+        this.diskStreamBytes = bytes;
+        return this;
+    }
+
+    /**
+     * @return capacity of the disk-write stream.
+     */
+    public int diskStreamBytes()
+    {
+        return diskStreamBytes;
+    }
+
+    /**
+     * @param bytes capacity of the output hold queue, a power of two from 64 KiB to 1 GiB; default 8 MiB.
+     * @return this.
+     */
+    public ActiveContext outputHoldBytes(final int bytes)
+    {
+        this.outputHoldBytes = bytes;
+        return this;
+    }
+
+    /**
+     * @return capacity of the output hold queue.
+     */
+    public int outputHoldBytes()
+    {
+        return outputHoldBytes;
+    }
+
+    /**
+     * @param bytes largest frame payload, 64 KiB to 16 MiB; must not exceed the standby's; default 1 MiB + 64.
+     * @return this.
+     */
+    public ActiveContext maxFramePayload(final int bytes)
+    {
+        this.maxFramePayload = bytes;
+        return this;
+    }
+
+    /**
+     * @return largest frame payload.
+     */
+    public int maxFramePayload()
+    {
+        return maxFramePayload;
+    }
+
+    /**
+     * @param intervalNs heartbeat when nothing else was sent for this long, 1 ms to 10 s; default 20 ms.
+     * @return this.
+     */
+    public ActiveContext heartbeatIntervalNs(final long intervalNs)
+    {
+        this.heartbeatIntervalNs = intervalNs;
+        return this;
+    }
+
+    /**
+     * @return heartbeat interval.
+     */
+    public long heartbeatIntervalNs()
+    {
+        return heartbeatIntervalNs;
+    }
+
+    /**
+     * @param millis connect and handshake timeout, 1 ms to 10 min; default 5 s.
+     * @return this.
+     */
+    public ActiveContext connectTimeoutMs(final long millis)
+    {
+        this.connectTimeoutMs = millis;
+        return this;
+    }
+
+    /**
+     * @return connect timeout.
+     */
+    public long connectTimeoutMs()
+    {
+        return connectTimeoutMs;
+    }
+
+    /**
+     * @param policy what the output gate does while unprotected; default {@link UnprotectedOutput#HOLD}.
+     * @return this.
+     */
+    public ActiveContext unprotectedOutput(final UnprotectedOutput policy)
+    {
+        this.unprotectedOutput = policy;
+        return this;
+    }
+
+    /**
+     * @return the unprotected-output policy.
+     */
+    public UnprotectedOutput unprotectedOutput()
+    {
+        return unprotectedOutput;
+    }
+
+    /**
+     * @param clock time source of the duty cycles; inject a simulated clock for deterministic tests.
+     * @return this.
+     */
+    public ActiveContext nanoClock(final NanoClock clock)
+    {
+        this.nanoClock = clock;
+        return this;
+    }
+
+    /**
+     * @return time source.
+     */
+    public NanoClock nanoClock()
+    {
+        return nanoClock;
+    }
+
+    /**
+     * @param observer sees each checkpoint while paused (verification only; it lengthens the pause).
+     * @return this.
+     */
+    public ActiveContext checkpointObserver(final CheckpointObserver observer)
+    {
+        this.checkpointObserver = observer;
+        return this;
+    }
+
+    /**
+     * @return the checkpoint observer, or null.
+     */
+    public CheckpointObserver checkpointObserver()
+    {
+        return checkpointObserver;
+    }
+
+    /**
+     * @param listener acks and errors.
+     * @return this.
+     */
+    public ActiveContext listener(final ActiveListener listener)
+    {
+        this.listener = listener;
+        return this;
+    }
+
+    /**
+     * @return the listener.
+     */
+    public ActiveListener listener()
+    {
+        return listener;
+    }
+
+    /**
+     * Validates every setting once; later changes are not allowed.
+     *
+     * @return this.
+     * @throws ConfigurationException naming the first setting out of range.
+     */
+    public ActiveContext conclude()
+    {
+        if (concluded)
+        {
+            throw new ConfigurationException("ActiveContext already concluded; use a new context per replicator");
+        }
+        ConfigurationException.checkSet("adapter", adapter);
+        ConfigurationException.checkSet("transport", transport);
+        ConfigurationException.checkSet("standbyEndpoint", standbyEndpoint);
+        ConfigurationException.checkSet("unprotectedOutput", unprotectedOutput);
+        ConfigurationException.checkSet("nanoClock", nanoClock);
+        ConfigurationException.checkSet("listener", listener);
+        ConfigurationException.checkRange("checkpointPeriodNs", checkpointPeriodNs,
+            TimeUnit.MILLISECONDS.toNanos(1), TimeUnit.SECONDS.toNanos(10));
+        ConfigurationException.checkRange("maxEpochsInFlight", maxEpochsInFlight, 1, 1024);
+        ConfigurationException.checkRange("stagingAreas", stagingAreas, 2, 64);
+        ConfigurationException.checkRange("stagingAreaBytes", stagingAreaBytes, 1 << 20, 1 << 30);
+        ConfigurationException.checkRange("componentStateBytes", componentStateBytes, 4096, 256 << 20);
+        ConfigurationException.checkRange("diskStreamBytes", diskStreamBytes, 64 << 10, 1 << 30);
+        ConfigurationException.checkRange("outputHoldBytes", outputHoldBytes, 64 << 10, 1 << 30);
+        ConfigurationException.checkRange("maxFramePayload", maxFramePayload, 64 << 10, 16 << 20);
+        ConfigurationException.checkRange("heartbeatIntervalNs", heartbeatIntervalNs,
+            TimeUnit.MILLISECONDS.toNanos(1), TimeUnit.SECONDS.toNanos(10));
+        ConfigurationException.checkRange("connectTimeoutMs", connectTimeoutMs, 1, TimeUnit.MINUTES.toMillis(10));
+        requirePowerOfTwo("diskStreamBytes", diskStreamBytes);
+        requirePowerOfTwo("outputHoldBytes", outputHoldBytes);
+        if (adapter.packetSink() == null || adapter.memory() == null || adapter.dirtyLog() == null ||
+            adapter.vcpus() == null || adapter.components() == null || adapter.disks() == null)
+        {
+            throw new ConfigurationException("adapter " + adapter.vmId() + " returned null for packetSink(), " +
+                "memory(), dirtyLog(), vcpus(), components() or disks(); each must be non-null (lists may be empty)");
+        }
+        final int pageSize = adapter.memory().pageSize();
+        if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > stagingAreaBytes)
+        {
+            throw new ConfigurationException("adapter page size " + pageSize +
+                " must be a power of two >= 512 and fit a staging area of " + stagingAreaBytes + " bytes");
+        }
+        if (maxFramePayload < pageSize + FrameCodec.PAGES_HEADER)
+        {
+            throw new ConfigurationException("maxFramePayload " + maxFramePayload + " cannot carry one page of " +
+                pageSize + " bytes");
+        }
+        concluded = true;
+        return this;
+    }
+
+    private static void requirePowerOfTwo(final String name, final int value)
+    {
+        if (Integer.bitCount(value) != 1)
+        {
+            throw new ConfigurationException(name + " = " + value + " must be a power of two");
+        }
+    }
+}

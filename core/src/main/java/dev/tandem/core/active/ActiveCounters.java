@@ -1,0 +1,17 @@
+package dev.tandem.core.active;
+
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Counters of the active side. Each has one writer thread (lazySet of its own increment); any thread may read.
+ */
+final class ActiveCounters
+{
+    final AtomicLong checkpoints = new AtomicLong();
+    final AtomicLong pagesCopied = new AtomicLong();
+    final AtomicLong stagingOverflows = new AtomicLong();
+    final AtomicLong inFlightWaits = new AtomicLong();
+    final AtomicLong bytesSent = new AtomicLong();
+    final AtomicLong framesSent = new AtomicLong();
+    final AtomicLong heartbeats = new AtomicLong();
+}

@@ -1,0 +1,26 @@
+package dev.tandem.core.active;
+
+/**
+ * Events of the active side, called on the sender thread: keep them short.
+ */
+public interface ActiveListener
+{
+    /**
+     * The standby committed an epoch and its output was released.
+     *
+     * @param epoch            the acknowledged epoch.
+     * @param commitLatencyNs  from the checkpoint to the ack.
+     */
+    default void onAck(long epoch, long commitLatencyNs)
+    {
+    }
+
+    /**
+     * Protection failed (connection lost, protocol error); the guest keeps running unprotected.
+     *
+     * @param error what happened.
+     */
+    default void onError(Throwable error)
+    {
+    }
+}

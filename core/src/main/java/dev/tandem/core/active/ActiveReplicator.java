@@ -1,0 +1,443 @@
+package dev.tandem.core.active;
+
+import dev.tandem.core.JvmAccess;
+import dev.tandem.core.metrics.ProtectionState;
+import dev.tandem.core.metrics.ProtectionStatus;
+import dev.tandem.core.transport.Connection;
+import dev.tandem.core.wire.FrameCodec;
+import dev.tandem.core.wire.FrameDecoder;
+import dev.tandem.core.wire.FrameType;
+import dev.tandem.core.wire.Handshake;
+import dev.tandem.core.wire.ProtocolException;
+import dev.tandem.vmm.VirtualDisk;
+import dev.tandem.vmm.VmmAdapter;
+import org.HdrHistogram.Histogram;
+import org.HdrHistogram.SingleWriterRecorder;
+import org.agrona.CloseHelper;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.zip.CRC32C;
+
+/**
+ * The active side of protection for one guest: the control API a VMM calls.
+ * <p>
+ * {@link #launch} connects to the standby, does the handshake, routes the guest's disk writes and network output
+ * through the library, and starts two threads: the checkpoint scheduler (pause, harvest, copy, resume) and the
+ * sender (encode, send, acks, output release). The first checkpoint is a paused full copy (the baseline).
+ * <pre>
+ * try (ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
+ *         .adapter(vmm).transport(new TcpTransport()).standbyEndpoint("standby:7400")))
+ * {
+ *     ... active.status() ...
+ * }
+ * </pre>
+ */
+public final class ActiveReplicator implements AutoCloseable
+{
+    private static final Logger LOG = LoggerFactory.getLogger(ActiveReplicator.class);
+
+    private final ActiveContext ctx;
+    private final VmmAdapter adapter;
+    private final Connection connection;
+    private final long firstEpoch;
+    private final StagingArea[] areas;
+    private final DiskWriteStream diskStream;
+    private final OutputCommitGate gate;
+    private final ActiveCounters counters = new ActiveCounters();
+    private final SingleWriterRecorder pauseRecorder = new SingleWriterRecorder(3);
+    private final SingleWriterRecorder commitRecorder = new SingleWriterRecorder(3);
+    private final Histogram pauseHistogram = new Histogram(3);
+    private final Histogram commitHistogram = new Histogram(3);
+    private final AtomicLongArray checkpointTimes;
+    private final int checkpointTimesMask;
+    private final CheckpointScheduler scheduler;
+    private final CheckpointSender sender;
+    private final AgentRunner schedulerRunner;
+    private final AgentRunner senderRunner;
+
+    private volatile boolean protecting = true;
+    private volatile ProtectionState state = ProtectionState.SYNCING;
+    private volatile long lastCheckpointEpoch;
+    private volatile long sentThroughEpoch;
+    private volatile long lastAckedEpoch;
+    private volatile Throwable failure;
+    private Histogram pauseInterval;
+    private Histogram commitInterval;
+    private long lastStatusNs;
+    private long lastStatusCheckpoints;
+    private boolean closed;
+
+    private ActiveReplicator(final ActiveContext ctx, final Connection connection, final int version,
+        final long recoveryEpoch, final long generation)
+    {
+        this.ctx = ctx;
+        this.adapter = ctx.adapter();
+        this.connection = connection;
+        this.firstEpoch = recoveryEpoch + 1;
+        this.lastCheckpointEpoch = recoveryEpoch;
+        this.sentThroughEpoch = recoveryEpoch;
+        this.lastAckedEpoch = recoveryEpoch;
+        final int timesLength = Integer.highestOneBit(ctx.maxEpochsInFlight() * 2 + 2) * 2;
+        this.checkpointTimes = new AtomicLongArray(timesLength);
+        this.checkpointTimesMask = timesLength - 1;
+        final List<StagingArea> created = new ArrayList<>();
+        DiskWriteStream stream = null;
+        OutputCommitGate outputGate = null;
+        try
+        {
+            for (int i = 0; i < ctx.stagingAreas(); i++)
+            {
+                created.add(new StagingArea(i, ctx.stagingAreaBytes(), adapter.memory().pageSize(),
+                    ctx.componentStateBytes(), adapter.components().size()));
+            }
+            stream = new DiskWriteStream(ctx.diskStreamBytes(), adapter.disks(),
+                ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER);
+            outputGate = new OutputCommitGate(ctx.outputHoldBytes(), adapter.packetSink());
+        }
+        catch (final RuntimeException ex)
+        {
+            created.forEach(StagingArea::close);
+            CloseHelper.quietCloseAll(stream, outputGate);
+            throw ex;
+        }
+        this.areas = created.toArray(new StagingArea[0]);
+        this.diskStream = stream;
+        this.gate = outputGate;
+        this.scheduler = new CheckpointScheduler(this, ctx, areas, diskStream, gate, firstEpoch, pauseRecorder);
+        this.sender = new CheckpointSender(this, ctx, connection, version, generation, firstEpoch, areas, diskStream,
+            gate, commitRecorder);
+        this.schedulerRunner = new AgentRunner(
+            new BackoffIdleStrategy(10, 10, 1_000, 50_000), this::onAgentError, null, scheduler);
+        this.senderRunner = new AgentRunner(
+            new BackoffIdleStrategy(100, 10, 1_000, 100_000), this::onAgentError, null, sender);
+    }
+
+    /**
+     * Connects, handshakes and starts protecting the guest.
+     *
+     * @param ctx configuration; concluded here.
+     * @return the running replicator.
+     * @throws IOException        if the standby cannot be reached, naming its endpoint.
+     * @throws ProtocolException  if the standby refused the handshake, with its reason.
+     * @throws dev.tandem.core.ConfigurationException if a setting is out of range.
+     * @throws IllegalStateException if JVM flags the library needs are missing.
+     */
+    public static ActiveReplicator launch(final ActiveContext ctx) throws IOException
+    {
+        ctx.conclude();
+        JvmAccess.check();
+        final Connection connection = ctx.transport().connect(ctx.standbyEndpoint(), ctx.connectTimeoutMs());
+        final ActiveReplicator replicator;
+        try
+        {
+            final long[] welcome = handshake(ctx, connection);
+            replicator = new ActiveReplicator(ctx, connection, (int)welcome[0], welcome[1], welcome[2]);
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            connection.close();
+            throw ex;
+        }
+        replicator.start();
+        return replicator;
+    }
+
+    private void start()
+    {
+        adapter.attach(diskStream, gate);
+        adapter.dirtyLog().startTracking();
+        LOG.info("protecting VM {} towards standby {}, first epoch {}", adapter.vmId(), connection.peer(), firstEpoch);
+        AgentRunner.startOnThread(senderRunner);
+        AgentRunner.startOnThread(schedulerRunner);
+    }
+
+    /**
+     * @return {version, recoveryEpoch, generation} from the standby's WELCOME.
+     */
+    private static long[] handshake(final ActiveContext ctx, final Connection connection) throws IOException
+    {
+        final VmmAdapter adapter = ctx.adapter();
+        final List<Handshake.Disk> disks = new ArrayList<>();
+        for (final VirtualDisk disk : adapter.disks())
+        {
+            disks.add(new Handshake.Disk(disk.id(), disk.blockSize(), disk.sizeBytes()));
+        }
+        final Handshake.Hello hello = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION,
+            adapter.vmId(), adapter.memory().pageSize(), adapter.memory().pageCount(), disks);
+        final ByteBuffer out = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + 2048);
+        final UnsafeBuffer outBuffer = new UnsafeBuffer(out);
+        final int length = hello.encode(outBuffer, FrameCodec.HEADER_LENGTH);
+        FrameCodec.writeHeader(outBuffer, 0, FrameCodec.MAX_VERSION, FrameType.HELLO, length, 0, 0);
+        FrameCodec.sealCrc(new CRC32C(), outBuffer, out.duplicate(), 0, FrameCodec.HEADER_LENGTH + length, null);
+        out.limit(FrameCodec.HEADER_LENGTH + length);
+        final long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ctx.connectTimeoutMs());
+        final ByteBuffer[] gather = {out};
+        while (out.hasRemaining())
+        {
+            if (connection.write(gather, 0, 1) == 0)
+            {
+                awaitProgress(deadline, connection);
+            }
+        }
+        final ByteBuffer in = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + 2048);
+        final UnsafeBuffer inBuffer = new UnsafeBuffer(in);
+        final FrameDecoder decoder = new FrameDecoder(2048);
+        while (true)
+        {
+            final int read = connection.read(in);
+            if (read < 0)
+            {
+                throw new IOException("standby " + connection.peer() + " closed the connection during the handshake");
+            }
+            if (decoder.decode(inBuffer, in.duplicate(), 0, in.position()) > 0)
+            {
+                break;
+            }
+            if (read == 0)
+            {
+                awaitProgress(deadline, connection);
+            }
+        }
+        if (decoder.type() == FrameType.REFUSE)
+        {
+            throw new ProtocolException(ProtocolException.Fault.REFUSED, "standby " + connection.peer() +
+                " refused: " + Handshake.decodeRefuse(inBuffer, decoder.payloadIndex(), decoder.length()));
+        }
+        if (decoder.type() != FrameType.WELCOME || decoder.length() != Handshake.WELCOME_LENGTH)
+        {
+            throw new ProtocolException(ProtocolException.Fault.UNKNOWN_TYPE,
+                "expected WELCOME from standby, got " + decoder.type() + " of " + decoder.length() + " bytes");
+        }
+        final int index = decoder.payloadIndex();
+        final int version = inBuffer.getInt(index);
+        if (version < FrameCodec.MIN_VERSION || version > FrameCodec.MAX_VERSION)
+        {
+            throw new ProtocolException(ProtocolException.Fault.BAD_VERSION, "standby chose version " + version);
+        }
+        return new long[] {version, inBuffer.getLong(index + 8), inBuffer.getLong(index + 16)};
+    }
+
+    private static void awaitProgress(final long deadline, final Connection connection) throws IOException
+    {
+        if (System.nanoTime() > deadline)
+        {
+            throw new IOException("handshake with standby " + connection.peer() + " timed out");
+        }
+        Thread.onSpinWait();
+        Thread.yield();
+    }
+
+    /**
+     * @return a snapshot of the protection's state, counters and latency percentiles.
+     */
+    public synchronized ProtectionStatus status()
+    {
+        pauseInterval = pauseRecorder.getIntervalHistogram(pauseInterval);
+        pauseHistogram.add(pauseInterval);
+        commitInterval = commitRecorder.getIntervalHistogram(commitInterval);
+        commitHistogram.add(commitInterval);
+        final long now = System.nanoTime();
+        final long checkpoints = counters.checkpoints.get();
+        final double rate = lastStatusNs == 0 ? 0 :
+            (checkpoints - lastStatusCheckpoints) * 1e9 / Math.max(1, now - lastStatusNs);
+        lastStatusNs = now;
+        lastStatusCheckpoints = checkpoints;
+        return new ProtectionStatus(state, lastCheckpointEpoch, lastAckedEpoch, checkpoints, rate,
+            counters.bytesSent.get(), counters.pagesCopied.get(), counters.stagingOverflows.get(),
+            counters.inFlightWaits.get(), diskStream.backPressured(), gate.heldBytes(), gate.releasedFrames(),
+            gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
+            pauseHistogram.getMaxValue(), commitHistogram.getValueAtPercentile(50),
+            commitHistogram.getValueAtPercentile(99));
+    }
+
+    /**
+     * @return a copy of every pause recorded so far (nanoseconds).
+     */
+    public synchronized Histogram pauseHistogram()
+    {
+        status();
+        return pauseHistogram.copy();
+    }
+
+    /**
+     * @return the newest epoch the standby acknowledged.
+     */
+    public long lastAckedEpoch()
+    {
+        return lastAckedEpoch;
+    }
+
+    /**
+     * @return the newest checkpoint taken.
+     */
+    public long lastCheckpointEpoch()
+    {
+        return lastCheckpointEpoch;
+    }
+
+    /**
+     * @return true while the standby follows the guest.
+     */
+    public boolean isProtecting()
+    {
+        return protecting;
+    }
+
+    /**
+     * @return why protection failed, or null.
+     */
+    public Throwable failure()
+    {
+        return failure;
+    }
+
+    /**
+     * @return thread ids of the scheduler and sender (for allocation checks), or -1 where not started.
+     */
+    public long[] threadIds()
+    {
+        final Thread s = schedulerRunner.thread();
+        final Thread t = senderRunner.thread();
+        return new long[] {s == null ? -1 : s.getId(), t == null ? -1 : t.getId()};
+    }
+
+    /**
+     * Stops protection: waits briefly for epochs in flight to be acknowledged (their output is released), stops
+     * routing the guest's I/O through the library, and frees everything. Output still held is discarded: the guest
+     * retransmits as after a lost frame. The guest keeps running.
+     */
+    @Override
+    public void close()
+    {
+        synchronized (this)
+        {
+            if (closed)
+            {
+                return;
+            }
+            closed = true;
+        }
+        final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+        while (protecting && lastAckedEpoch < lastCheckpointEpoch && System.nanoTime() < deadline)
+        {
+            Thread.yield();
+        }
+        protecting = false;
+        if (state != ProtectionState.FAILED)
+        {
+            state = ProtectionState.STOPPED;
+        }
+        diskStream.shutdown();
+        CloseHelper.quietClose(schedulerRunner);
+        // no VMM thread may be inside the sink or gate while they are freed
+        adapter.vcpus().pause();
+        try
+        {
+            adapter.detach();
+            adapter.dirtyLog().stopTracking();
+        }
+        finally
+        {
+            adapter.vcpus().resume();
+        }
+        CloseHelper.quietClose(senderRunner);
+        connection.close();
+        for (final StagingArea area : areas)
+        {
+            area.close();
+        }
+        diskStream.close();
+        gate.close();
+        LOG.info("protection of VM {} stopped at checkpoint {}, acked {}", adapter.vmId(), lastCheckpointEpoch,
+            lastAckedEpoch);
+    }
+
+    ActiveCounters counters()
+    {
+        return counters;
+    }
+
+    long sentThroughEpoch()
+    {
+        return sentThroughEpoch;
+    }
+
+    long checkpointTimeNs(final long epoch)
+    {
+        return checkpointTimes.get((int)(epoch & checkpointTimesMask));
+    }
+
+    boolean passThroughWhileUnprotected()
+    {
+        return ctx.unprotectedOutput() == UnprotectedOutput.PASS_THROUGH && state == ProtectionState.FAILED;
+    }
+
+    void checkpointTaken(final long epoch, final long startNs)
+    {
+        checkpointTimes.lazySet((int)(epoch & checkpointTimesMask), startNs);
+        counters.checkpoints.lazySet(counters.checkpoints.get() + 1);
+        lastCheckpointEpoch = epoch;
+    }
+
+    void epochSent(final long epoch)
+    {
+        sentThroughEpoch = epoch;
+    }
+
+    void acked(final long epoch)
+    {
+        lastAckedEpoch = epoch;
+        if (state == ProtectionState.SYNCING)
+        {
+            state = ProtectionState.PROTECTED;
+            LOG.info("VM {} protected: baseline epoch {} committed on the standby", adapter.vmId(), epoch);
+        }
+    }
+
+    void fail(final Throwable error)
+    {
+        if (!protecting)
+        {
+            return;
+        }
+        failure = error;
+        state = ProtectionState.FAILED;
+        protecting = false;
+        diskStream.shutdown();
+        connection.close();
+        if (ctx.unprotectedOutput() == UnprotectedOutput.PASS_THROUGH)
+        {
+            LOG.warn("protection of VM {} FAILED ({}); output now passes through unprotected: a failover would " +
+                "contradict what clients saw", adapter.vmId(), error.toString());
+        }
+        else
+        {
+            LOG.error("protection of VM {} FAILED: {}; output is held (and dropped when the queue is full)",
+                adapter.vmId(), error.toString());
+        }
+        try
+        {
+            ctx.listener().onError(error);
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.warn("listener failed", ex);
+        }
+    }
+
+    private void onAgentError(final Throwable error)
+    {
+        fail(error);
+    }
+
+}

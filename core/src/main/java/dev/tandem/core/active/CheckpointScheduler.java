@@ -1,0 +1,229 @@
+package dev.tandem.core.active;
+
+import dev.tandem.vmm.DirtyBitmap;
+import dev.tandem.vmm.DirtyLog;
+import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.StatefulComponent;
+import dev.tandem.vmm.VcpuControl;
+import dev.tandem.vmm.VmmAdapter;
+import dev.tandem.vmm.VmmAdapterException;
+import org.HdrHistogram.SingleWriterRecorder;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.NanoClock;
+
+import java.util.List;
+
+/**
+ * The pause/copy/resume step, as an {@link Agent} on its own thread (or stepped by hand in a simulation).
+ * <p>
+ * While the guest is paused it does only this: harvest the dirty log, copy the dirty pages (in contiguous runs)
+ * and the component state into a staging area, append barrier N to the ordered disk-write stream, and move the
+ * output gate to epoch N+1. No encoding, no I/O, no allocation, no lock shared with the sender. The first
+ * checkpoint is the baseline: every page, and the guest stays paused until the sender has sent it with the disks.
+ */
+final class CheckpointScheduler implements Agent
+{
+    private final ActiveReplicator replicator;
+    private final GuestMemory memory;
+    private final DirtyLog dirtyLog;
+    private final VcpuControl vcpus;
+    private final List<StatefulComponent> components;
+    private final VmmAdapter adapter;
+    private final StagingArea[] areas;
+    private final DiskWriteStream diskStream;
+    private final OutputCommitGate gate;
+    private final NanoClock clock;
+    private final long periodNs;
+    private final int maxEpochsInFlight;
+    private final CheckpointObserver observer;
+    private final DirtyBitmap dirty;
+    private final SingleWriterRecorder pauseRecorder;
+
+    private long nextEpoch;
+    private long nextCheckpointNs;
+    private boolean baselineDone;
+    private int nextArea;
+
+    CheckpointScheduler(
+        final ActiveReplicator replicator,
+        final ActiveContext ctx,
+        final StagingArea[] areas,
+        final DiskWriteStream diskStream,
+        final OutputCommitGate gate,
+        final long firstEpoch,
+        final SingleWriterRecorder pauseRecorder)
+    {
+        this.replicator = replicator;
+        this.adapter = ctx.adapter();
+        this.memory = adapter.memory();
+        this.dirtyLog = adapter.dirtyLog();
+        this.vcpus = adapter.vcpus();
+        this.components = adapter.components();
+        this.areas = areas;
+        this.diskStream = diskStream;
+        this.gate = gate;
+        this.clock = ctx.nanoClock();
+        this.periodNs = ctx.checkpointPeriodNs();
+        this.maxEpochsInFlight = ctx.maxEpochsInFlight();
+        this.observer = ctx.checkpointObserver();
+        this.dirty = new DirtyBitmap(memory.pageCount());
+        this.pauseRecorder = pauseRecorder;
+        this.nextEpoch = firstEpoch;
+        gate.epoch(firstEpoch);
+    }
+
+    @Override
+    public String roleName()
+    {
+        return "tandem-checkpoint-scheduler";
+    }
+
+    @Override
+    public int doWork()
+    {
+        if (!replicator.isProtecting())
+        {
+            return 0;
+        }
+        final long now = clock.nanoTime();
+        if (now < nextCheckpointNs)
+        {
+            return 0;
+        }
+        if (nextEpoch - replicator.lastAckedEpoch() > maxEpochsInFlight)
+        {
+            // backpressure: the epoch stretches until the standby catches up
+            replicator.counters().inFlightWaits.lazySet(replicator.counters().inFlightWaits.get() + 1);
+            nextCheckpointNs = now + Math.min(periodNs, 1_000_000L);
+            return 0;
+        }
+        final StagingArea area = areas[nextArea];
+        if (!area.isFree())
+        {
+            return 0;
+        }
+        checkpoint(area);
+        return 1;
+    }
+
+    private void checkpoint(final StagingArea firstArea)
+    {
+        final long start = clock.nanoTime();
+        vcpus.pause();
+        final long epoch = nextEpoch;
+        final boolean baseline = !baselineDone;
+        try
+        {
+            dirtyLog.harvest(dirty);
+            if (baseline)
+            {
+                dirty.setAll();
+            }
+            final StagingArea last = copyDelta(firstArea, epoch, baseline);
+            if (last == null)
+            {
+                return;
+            }
+            final int needed = last.saveComponents(components);
+            if (needed > 0)
+            {
+                throw new VmmAdapterException(VmmAdapterException.Phase.SNAPSHOT, "component state needs " + needed +
+                    " bytes but ActiveContext.componentStateBytes is smaller; raise it");
+            }
+            if (observer != null)
+            {
+                observer.onCheckpoint(epoch, adapter);
+            }
+            replicator.checkpointTaken(epoch, start);
+            gate.epoch(epoch + 1);
+            publish(last, epoch);
+            nextEpoch = epoch + 1;
+            if (baseline)
+            {
+                baselineDone = true;
+                // a paused full copy: the disks are read by the sender while the guest stays stopped
+                while (replicator.sentThroughEpoch() < epoch && replicator.isProtecting())
+                {
+                    Thread.yield();
+                }
+            }
+        }
+        finally
+        {
+            vcpus.resume();
+        }
+        final long end = clock.nanoTime();
+        pauseRecorder.recordValue(Math.max(0, end - start));
+        nextCheckpointNs = start + periodNs;
+    }
+
+    /**
+     * @return the area holding the last segment, or null if protection stopped while waiting for an area.
+     */
+    private StagingArea copyDelta(final StagingArea firstArea, final long epoch, final boolean baseline)
+    {
+        final DirtyBitmap dirty = this.dirty;
+        final GuestMemory memory = this.memory;
+        StagingArea area = firstArea;
+        area.begin(epoch, true, baseline);
+        long pages = 0;
+        long page = dirty.nextSetBit(0);
+        while (page >= 0)
+        {
+            final long end = dirty.nextClearBit(page);
+            pages += end - page;
+            while (page < end)
+            {
+                int room = area.roomInPages();
+                if (room == 0)
+                {
+                    area = overflow(area, epoch, baseline);
+                    if (area == null)
+                    {
+                        dirty.clearAll();
+                        return null;
+                    }
+                    room = area.roomInPages();
+                }
+                final int count = (int)Math.min(end - page, room);
+                area.copyRun(memory, page, count);
+                page += count;
+            }
+            page = dirty.nextSetBit(end);
+        }
+        dirty.clearAll();
+        replicator.counters().pagesCopied.lazySet(replicator.counters().pagesCopied.get() + pages);
+        return area;
+    }
+
+    /**
+     * The delta does not fit one area: hand this segment to the sender and continue in the next free area. The
+     * pause grows by the time the sender needs to drain a segment; counted as a staging overflow.
+     */
+    private StagingArea overflow(final StagingArea full, final long epoch, final boolean baseline)
+    {
+        publish(full, epoch);
+        if (!baseline)
+        {
+            replicator.counters().stagingOverflows.lazySet(replicator.counters().stagingOverflows.get() + 1);
+        }
+        final StagingArea next = areas[nextArea];
+        while (!next.isFree())
+        {
+            if (!replicator.isProtecting())
+            {
+                return null;
+            }
+            Thread.onSpinWait();
+        }
+        next.begin(epoch, false, baseline);
+        return next;
+    }
+
+    private void publish(final StagingArea area, final long epoch)
+    {
+        area.publish();
+        diskStream.appendCheckpoint(epoch, area.index());
+        nextArea = (nextArea + 1) % areas.length;
+    }
+}

@@ -1,0 +1,377 @@
+package dev.tandem.core.active;
+
+import dev.tandem.core.transport.Connection;
+import dev.tandem.core.wire.FrameCodec;
+import dev.tandem.core.wire.FrameDecoder;
+import dev.tandem.core.wire.FrameType;
+import dev.tandem.core.wire.Handshake;
+import dev.tandem.core.wire.ProtocolException;
+import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.VirtualDisk;
+import org.HdrHistogram.SingleWriterRecorder;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.MessageHandler;
+import org.agrona.concurrent.NanoClock;
+import org.agrona.concurrent.UnsafeBuffer;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.zip.CRC32C;
+
+/**
+ * Drains the ordered disk-write stream and the staging areas into frames on the connection, after the guest has
+ * resumed, and handles the standby's acks: ack N releases epoch N's held output. Runs as an {@link Agent}.
+ * Frames are written with gathering writes straight from the staging areas; nothing is allocated per frame.
+ */
+final class CheckpointSender implements Agent
+{
+    private static final int HEADER_BUFFER_BYTES = 128;
+
+    private final ActiveReplicator replicator;
+    private final Connection connection;
+    private final StagingArea[] areas;
+    private final DiskWriteStream diskStream;
+    private final OutputCommitGate gate;
+    private final List<VirtualDisk> disks;
+    private final NanoClock clock;
+    private final long heartbeatIntervalNs;
+    private final long generation;
+    private final int version;
+    private final int maxPagesPerFrame;
+    private final int diskChunkBytes;
+    private final SingleWriterRecorder commitRecorder;
+    private final ActiveCounters counters;
+    private final ActiveListener listener;
+
+    private final NativeMemory.Region headerRegion;
+    private final UnsafeBuffer header;
+    private final ByteBuffer headerView;
+    private final ByteBuffer headerSend;
+    private final NativeMemory.Region diskChunkRegion;
+    private final UnsafeBuffer diskChunk;
+    private final ByteBuffer diskChunkView;
+    private final NativeMemory.Region receiveRegion;
+    private final UnsafeBuffer receiveBuffer;
+    private final ByteBuffer receiveView;
+    private final ByteBuffer receiveCrcView;
+    private final FrameDecoder decoder;
+    private final CRC32C crc = new CRC32C();
+    private final ByteBuffer[] gather = new ByteBuffer[2];
+    private final MessageHandler streamHandler = this::onStreamRecord;
+    private final ByteBuffer streamView;
+
+    private long streamEpoch;
+    private long epochCrcSum;
+    private int epochFrames;
+    private int epochDiskWrites;
+    private long epochPages;
+    private long lastSendNs;
+
+    CheckpointSender(
+        final ActiveReplicator replicator,
+        final ActiveContext ctx,
+        final Connection connection,
+        final int version,
+        final long generation,
+        final long firstEpoch,
+        final StagingArea[] areas,
+        final DiskWriteStream diskStream,
+        final OutputCommitGate gate,
+        final SingleWriterRecorder commitRecorder)
+    {
+        this.replicator = replicator;
+        this.connection = connection;
+        this.version = version;
+        this.generation = generation;
+        this.areas = areas;
+        this.diskStream = diskStream;
+        this.gate = gate;
+        this.disks = ctx.adapter().disks();
+        this.clock = ctx.nanoClock();
+        this.heartbeatIntervalNs = ctx.heartbeatIntervalNs();
+        this.commitRecorder = commitRecorder;
+        this.counters = replicator.counters();
+        this.listener = ctx.listener();
+        final int pageSize = ctx.adapter().memory().pageSize();
+        this.maxPagesPerFrame = Math.max(1, (ctx.maxFramePayload() - FrameCodec.PAGES_HEADER) / pageSize);
+        this.diskChunkBytes = Math.max(4096, (ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER) & ~4095);
+        this.headerRegion = NativeMemory.allocateDirect(HEADER_BUFFER_BYTES, 64);
+        this.header = new UnsafeBuffer(headerRegion.byteBuffer());
+        this.headerView = headerRegion.byteBuffer().duplicate();
+        this.headerSend = headerRegion.byteBuffer().duplicate();
+        this.diskChunkRegion = NativeMemory.allocateDirect(diskChunkBytes, 4096);
+        this.diskChunk = new UnsafeBuffer(diskChunkRegion.byteBuffer());
+        this.diskChunkView = diskChunkRegion.byteBuffer().duplicate();
+        this.receiveRegion = NativeMemory.allocateDirect(64 * 1024, 64);
+        this.receiveBuffer = new UnsafeBuffer(receiveRegion.byteBuffer());
+        this.receiveView = receiveRegion.byteBuffer().duplicate();
+        this.receiveCrcView = receiveRegion.byteBuffer().duplicate();
+        this.decoder = new FrameDecoder(Handshake.WELCOME_LENGTH + 1024);
+        this.decoder.negotiated(version);
+        this.streamView = diskStream.newView();
+        this.streamEpoch = firstEpoch;
+        this.lastSendNs = clock.nanoTime();
+    }
+
+    @Override
+    public String roleName()
+    {
+        return "tandem-checkpoint-sender";
+    }
+
+    @Override
+    public int doWork()
+    {
+        if (!replicator.isProtecting())
+        {
+            return replicator.passThroughWhileUnprotected() ? gate.release(Long.MAX_VALUE) : 0;
+        }
+        try
+        {
+            int work = pollAcks();
+            work += diskStream.read(streamHandler, 64);
+            if (work == 0 && clock.nanoTime() - lastSendNs >= heartbeatIntervalNs)
+            {
+                sendFrame(FrameType.HEARTBEAT, streamEpoch - 1, 0, null);
+                counters.heartbeats.lazySet(counters.heartbeats.get() + 1);
+                work++;
+            }
+            return work;
+        }
+        catch (final IOException ex)
+        {
+            replicator.fail(new UncheckedIOException("connection to standby " + connection.peer() + " lost", ex));
+            return 1;
+        }
+        catch (final RuntimeException ex)
+        {
+            replicator.fail(ex);
+            return 1;
+        }
+    }
+
+    @Override
+    public void onClose()
+    {
+        headerRegion.close();
+        diskChunkRegion.close();
+        receiveRegion.close();
+    }
+
+    private void onStreamRecord(final int type, final MutableDirectBuffer buffer, final int index, final int length)
+    {
+        try
+        {
+            switch (type)
+            {
+                case DiskWriteStream.DISK_WRITE:
+                    sendDiskWrite(buffer, index);
+                    break;
+                case DiskWriteStream.DISK_FLUSH:
+                    header.putInt(FrameCodec.HEADER_LENGTH, buffer.getInt(index));
+                    epochCrcSum += sendFrame(FrameType.DISK_FLUSH, streamEpoch, FrameCodec.DISK_FLUSH_LENGTH, null);
+                    epochFrames++;
+                    epochDiskWrites++;
+                    break;
+                case DiskWriteStream.CHECKPOINT:
+                    sendDelta(buffer.getLong(index), areas[buffer.getInt(index + 8)]);
+                    break;
+                default:
+                    throw new IllegalStateException("unknown disk-stream record type " + type);
+            }
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
+    }
+
+    private void sendDiskWrite(final MutableDirectBuffer buffer, final int index) throws IOException
+    {
+        final int length = buffer.getInt(index + 4);
+        header.putInt(FrameCodec.HEADER_LENGTH, buffer.getInt(index));
+        header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
+        header.putLong(FrameCodec.HEADER_LENGTH + 8, buffer.getLong(index + 8));
+        streamView.limit(index + DiskWriteStream.WRITE_HEADER + length).position(index + DiskWriteStream.WRITE_HEADER);
+        epochCrcSum += sendFrame(FrameType.DISK_WRITE, streamEpoch, FrameCodec.DISK_WRITE_HEADER, streamView);
+        epochFrames++;
+        epochDiskWrites++;
+    }
+
+    private void sendDelta(final long epoch, final StagingArea area) throws IOException
+    {
+        if (epoch != streamEpoch)
+        {
+            throw new IllegalStateException("checkpoint " + epoch + " out of order, expected " + streamEpoch);
+        }
+        if (area.isFirstSegment())
+        {
+            if (area.isBaseline())
+            {
+                sendDiskBaseline(epoch);
+            }
+            sendFrame(FrameType.BARRIER, epoch, 0, null);
+        }
+        int pageInArea = 0;
+        for (int run = 0, runs = area.runCount(); run < runs; run++)
+        {
+            long first = area.runFirstPage(run);
+            int remaining = area.runPageCount(run);
+            while (remaining > 0)
+            {
+                final int count = Math.min(remaining, maxPagesPerFrame);
+                header.putLong(FrameCodec.HEADER_LENGTH, first);
+                header.putInt(FrameCodec.HEADER_LENGTH + 8, count);
+                header.putInt(FrameCodec.HEADER_LENGTH + 12, 0);
+                epochCrcSum += sendFrame(FrameType.PAGES, epoch, FrameCodec.PAGES_HEADER,
+                    area.pageBytes(pageInArea, count));
+                epochFrames++;
+                epochPages += count;
+                first += count;
+                pageInArea += count;
+                remaining -= count;
+            }
+        }
+        if (area.isLastSegment())
+        {
+            for (int i = 0, n = area.componentCount(); i < n; i++)
+            {
+                header.putInt(FrameCodec.HEADER_LENGTH, area.componentId(i));
+                header.putInt(FrameCodec.HEADER_LENGTH + 4, area.componentVersion(i));
+                epochCrcSum += sendFrame(FrameType.COMPONENT, epoch, FrameCodec.COMPONENT_HEADER,
+                    area.componentBytes(i));
+                epochFrames++;
+            }
+            final int base = FrameCodec.HEADER_LENGTH;
+            header.putLong(base, epochPages);
+            header.putInt(base + 8, epochFrames);
+            header.putInt(base + 12, epochDiskWrites);
+            header.putInt(base + 16, area.componentCount());
+            header.putInt(base + 20, 0);
+            header.putLong(base + 24, epochCrcSum);
+            sendFrame(FrameType.EPOCH_END, epoch, FrameCodec.EPOCH_END_LENGTH, null);
+            epochPages = 0;
+            epochFrames = 0;
+            epochDiskWrites = 0;
+            epochCrcSum = 0;
+            streamEpoch = epoch + 1;
+            replicator.epochSent(epoch);
+        }
+        area.release();
+    }
+
+    /**
+     * Sends every disk's whole content as writes of the baseline epoch; the guest is paused meanwhile.
+     */
+    private void sendDiskBaseline(final long epoch) throws IOException
+    {
+        for (final VirtualDisk disk : disks)
+        {
+            for (long offset = 0; offset < disk.sizeBytes(); offset += diskChunkBytes)
+            {
+                final int length = (int)Math.min(diskChunkBytes, disk.sizeBytes() - offset);
+                disk.read(offset, diskChunk, 0, length);
+                header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
+                header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
+                header.putLong(FrameCodec.HEADER_LENGTH + 8, offset);
+                diskChunkView.limit(length).position(0);
+                epochCrcSum += sendFrame(FrameType.DISK_WRITE, epoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView);
+                epochFrames++;
+                epochDiskWrites++;
+            }
+        }
+    }
+
+    /**
+     * Writes one frame whose sub-header the caller placed after the header; blocks (polling acks) until written.
+     *
+     * @return the frame's CRC, unsigned.
+     */
+    private long sendFrame(final FrameType type, final long epoch, final int subHeader, final ByteBuffer payload)
+        throws IOException
+    {
+        final int payloadBytes = payload == null ? 0 : payload.remaining();
+        FrameCodec.writeHeader(header, 0, version, type, subHeader + payloadBytes, generation, epoch);
+        final int frameCrc = FrameCodec.sealCrc(
+            crc, header, headerView, 0, FrameCodec.HEADER_LENGTH + subHeader, payload);
+        headerSend.limit(FrameCodec.HEADER_LENGTH + subHeader).position(0);
+        gather[0] = headerSend;
+        gather[1] = payload;
+        final int count = payload == null ? 1 : 2;
+        long remaining = FrameCodec.HEADER_LENGTH + subHeader + payloadBytes;
+        while (remaining > 0)
+        {
+            final long written = connection.write(gather, 0, count);
+            remaining -= written;
+            if (written == 0)
+            {
+                pollAcks();
+                Thread.onSpinWait();
+            }
+        }
+        gather[1] = null;
+        counters.bytesSent.lazySet(counters.bytesSent.get() + FrameCodec.HEADER_LENGTH + subHeader + payloadBytes);
+        counters.framesSent.lazySet(counters.framesSent.get() + 1);
+        lastSendNs = clock.nanoTime();
+        return frameCrc & 0xFFFF_FFFFL;
+    }
+
+    private int pollAcks() throws IOException
+    {
+        final int read = connection.read(receiveView);
+        if (read < 0)
+        {
+            throw new IOException("standby " + connection.peer() + " closed the connection");
+        }
+        int position = 0;
+        final int limit = receiveView.position();
+        int frames = 0;
+        int frameLength;
+        while ((frameLength = decoder.decode(receiveBuffer, receiveCrcView, position, limit - position)) > 0)
+        {
+            onFrame();
+            position += frameLength;
+            frames++;
+        }
+        if (position > 0)
+        {
+            receiveBuffer.putBytes(0, receiveBuffer, position, limit - position);
+            receiveView.position(limit - position);
+        }
+        return frames;
+    }
+
+    private void onFrame()
+    {
+        if (decoder.generation() != generation)
+        {
+            throw new ProtocolException(ProtocolException.Fault.STALE_GENERATION,
+                decoder.type() + " frame of generation " + decoder.generation() + ", connection is " + generation);
+        }
+        if (decoder.type() == FrameType.REFUSE)
+        {
+            throw new ProtocolException(ProtocolException.Fault.REFUSED, "standby refused: " +
+                Handshake.decodeRefuse(receiveBuffer, decoder.payloadIndex(), decoder.length()));
+        }
+        if (decoder.type() != FrameType.ACK)
+        {
+            throw new ProtocolException(ProtocolException.Fault.UNKNOWN_TYPE,
+                decoder.type() + " frame is not valid from a standby after the handshake");
+        }
+        final long epoch = decoder.epoch();
+        final long expected = replicator.lastAckedEpoch() + 1;
+        if (epoch != expected || epoch > replicator.sentThroughEpoch())
+        {
+            throw new ProtocolException(ProtocolException.Fault.EPOCH_OUT_OF_ORDER, "ack " + epoch + " but expected " +
+                expected + " and epochs up to " + replicator.sentThroughEpoch() + " were sent");
+        }
+        final long latency = clock.nanoTime() - replicator.checkpointTimeNs(epoch);
+        replicator.acked(epoch);
+        commitRecorder.recordValue(Math.max(0, latency));
+        gate.release(epoch);
+        listener.onAck(epoch, latency);
+    }
+}

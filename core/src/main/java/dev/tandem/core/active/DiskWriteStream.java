@@ -1,0 +1,201 @@
+package dev.tandem.core.active;
+
+import dev.tandem.vmm.DiskWriteSink;
+import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.VirtualDisk;
+import org.agrona.DirectBuffer;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.agrona.concurrent.ringbuffer.ManyToOneRingBuffer;
+import org.agrona.concurrent.ringbuffer.RingBufferDescriptor;
+import org.agrona.concurrent.MessageHandler;
+
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The ordered stream of the guest's disk writes, with the checkpoint markers (barriers) in the same order: an
+ * off-heap many-to-one ring buffer. VMM threads append writes; the scheduler appends the checkpoint record while the
+ * guest is paused, so every write of epoch N precedes barrier N; the sender drains it in order.
+ */
+final class DiskWriteStream implements DiskWriteSink, AutoCloseable
+{
+    static final int DISK_WRITE = 1;
+    static final int DISK_FLUSH = 2;
+    static final int CHECKPOINT = 3;
+
+    /** DISK_WRITE record: diskId:int32 length:int32 offset:int64 data. */
+    static final int WRITE_HEADER = 16;
+
+    private final NativeMemory.Region region;
+    private final ManyToOneRingBuffer ring;
+    private final UnsafeBuffer ringBuffer;
+    private final VirtualDisk[] disks;
+    private final int chunkBytes;
+    private final AtomicLong backPressured = new AtomicLong();
+    private volatile boolean open = true;
+
+    /**
+     * @param capacity      power-of-two ring capacity.
+     * @param disks         the guest's disks, by index = id lookup.
+     * @param maxChunkBytes largest data chunk of one record (bounded by the frame payload).
+     */
+    DiskWriteStream(final int capacity, final List<VirtualDisk> disks, final int maxChunkBytes)
+    {
+        this.region = NativeMemory.allocateDirect(capacity + RingBufferDescriptor.TRAILER_LENGTH, 64);
+        this.ringBuffer = new UnsafeBuffer(region.byteBuffer());
+        this.ring = new ManyToOneRingBuffer(ringBuffer);
+        int maxId = -1;
+        for (final VirtualDisk disk : disks)
+        {
+            if (disk.id() < 0 || disk.id() > 1023)
+            {
+                throw new IllegalArgumentException("disk id " + disk.id() + " outside [0, 1023]");
+            }
+            maxId = Math.max(maxId, disk.id());
+        }
+        this.disks = new VirtualDisk[maxId + 1];
+        for (final VirtualDisk disk : disks)
+        {
+            if (this.disks[disk.id()] != null)
+            {
+                throw new IllegalArgumentException("two disks share id " + disk.id());
+            }
+            this.disks[disk.id()] = disk;
+        }
+        final int byRing = ring.maxMsgLength() - WRITE_HEADER;
+        this.chunkBytes = Math.min(byRing, maxChunkBytes) & ~4095;
+    }
+
+    @Override
+    public void write(final int diskId, final long offset, final DirectBuffer data, final int index, final int length)
+    {
+        final VirtualDisk disk = disk(diskId);
+        final int block = disk.blockSize();
+        if (length <= 0 || length % block != 0 || offset < 0 || offset % block != 0 ||
+            offset > disk.sizeBytes() - length)
+        {
+            throw new IllegalArgumentException("disk " + diskId + " write [" + offset + ", +" + length +
+                ") is empty, misaligned to " + block + " bytes, or outside the disk's " + disk.sizeBytes() + " bytes");
+        }
+        int done = 0;
+        while (done < length)
+        {
+            final int chunk = Math.min(chunkBytes, length - done);
+            final int at = claim(DISK_WRITE, WRITE_HEADER + chunk);
+            if (at < 0)
+            {
+                return;
+            }
+            ringBuffer.putInt(at, diskId);
+            ringBuffer.putInt(at + 4, chunk);
+            ringBuffer.putLong(at + 8, offset + done);
+            ringBuffer.putBytes(at + WRITE_HEADER, data, index + done, chunk);
+            ring.commit(at);
+            done += chunk;
+        }
+    }
+
+    @Override
+    public void flush(final int diskId)
+    {
+        disk(diskId);
+        final int at = claim(DISK_FLUSH, 4);
+        if (at >= 0)
+        {
+            ringBuffer.putInt(at, diskId);
+            ring.commit(at);
+        }
+    }
+
+    /**
+     * Appends barrier N with the staging area holding (a segment of) delta N. Called by the scheduler while paused.
+     *
+     * @return false if the stream was closed.
+     */
+    boolean appendCheckpoint(final long epoch, final int areaIndex)
+    {
+        final int at = claim(CHECKPOINT, 12);
+        if (at < 0)
+        {
+            return false;
+        }
+        ringBuffer.putLong(at, epoch);
+        ringBuffer.putInt(at + 8, areaIndex);
+        ring.commit(at);
+        return true;
+    }
+
+    /**
+     * @return a new view of the ring's memory for gathering writes; create once, reuse for every record.
+     */
+    java.nio.ByteBuffer newView()
+    {
+        return region.byteBuffer().duplicate();
+    }
+
+    int read(final MessageHandler handler, final int limit)
+    {
+        return ring.read(handler, limit);
+    }
+
+    long backPressured()
+    {
+        return backPressured.get();
+    }
+
+    /**
+     * @return bytes waiting to be sent.
+     */
+    int queuedBytes()
+    {
+        return ring.size();
+    }
+
+    /**
+     * Stops accepting records; blocked writers return.
+     */
+    void shutdown()
+    {
+        open = false;
+    }
+
+    private int claim(final int type, final int length)
+    {
+        int at = ring.tryClaim(type, length);
+        if (at < 0 && open)
+        {
+            // back-pressure: the stream to the standby is full, so the guest's disk I/O (or the pause) waits
+            backPressured.incrementAndGet();
+            int spins = 0;
+            while ((at = ring.tryClaim(type, length)) < 0 && open)
+            {
+                if (++spins < 100)
+                {
+                    Thread.onSpinWait();
+                }
+                else
+                {
+                    Thread.yield();
+                }
+            }
+        }
+        return at;
+    }
+
+    private VirtualDisk disk(final int diskId)
+    {
+        if (diskId < 0 || diskId >= disks.length || disks[diskId] == null)
+        {
+            throw new IllegalArgumentException("unknown disk id " + diskId);
+        }
+        return disks[diskId];
+    }
+
+
+    @Override
+    public void close()
+    {
+        open = false;
+        region.close();
+    }
+}

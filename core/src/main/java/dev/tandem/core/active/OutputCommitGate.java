@@ -1,0 +1,121 @@
+package dev.tandem.core.active;
+
+import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.OutputGate;
+import dev.tandem.vmm.PacketSink;
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.concurrent.ControlledMessageHandler;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.agrona.concurrent.ringbuffer.ManyToOneRingBuffer;
+import org.agrona.concurrent.ringbuffer.RingBufferDescriptor;
+
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Output commit: every frame the guest sends is held in an off-heap queue, tagged with the epoch it was sent in,
+ * and handed to the {@link PacketSink} in order only once that epoch is acknowledged. The epoch tag is the
+ * scheduler's current epoch, which only changes while the guest is paused, when no frame can be offered.
+ */
+final class OutputCommitGate implements OutputGate, AutoCloseable
+{
+    private static final int FRAME = 1;
+
+    private final NativeMemory.Region region;
+    private final ManyToOneRingBuffer queue;
+    private final UnsafeBuffer queueBuffer;
+    private final PacketSink sink;
+    private final ControlledMessageHandler releaseHandler = this::releaseOne;
+    private final AtomicLong held = new AtomicLong();
+    private final AtomicLong released = new AtomicLong();
+    private final AtomicLong dropped = new AtomicLong();
+
+    private volatile long currentEpoch;
+    private long releaseUpTo;
+
+    OutputCommitGate(final int capacity, final PacketSink sink)
+    {
+        this.region = NativeMemory.allocateDirect(capacity + RingBufferDescriptor.TRAILER_LENGTH, 64);
+        this.queueBuffer = new UnsafeBuffer(region.byteBuffer());
+        this.queue = new ManyToOneRingBuffer(queueBuffer);
+        this.sink = sink;
+    }
+
+    /**
+     * Called by the scheduler while the guest is paused: frames from now on belong to {@code epoch}.
+     */
+    void epoch(final long epoch)
+    {
+        currentEpoch = epoch;
+    }
+
+    @Override
+    public boolean offer(final DirectBuffer frame, final int index, final int length)
+    {
+        if (length < 0 || length > queue.maxMsgLength() - 8)
+        {
+            throw new IllegalArgumentException(
+                "frame of " + length + " bytes; the output gate holds frames of up to " + (queue.maxMsgLength() - 8));
+        }
+        final int at = queue.tryClaim(FRAME, length + 8);
+        if (at < 0)
+        {
+            dropped.incrementAndGet();
+            return false;
+        }
+        queueBuffer.putLong(at, currentEpoch);
+        queueBuffer.putBytes(at + 8, frame, index, length);
+        queue.commit(at);
+        held.incrementAndGet();
+        return true;
+    }
+
+    /**
+     * Releases, in order, every held frame of an epoch up to {@code ackedEpoch}. Called by the sender thread.
+     *
+     * @return frames released.
+     */
+    int release(final long ackedEpoch)
+    {
+        releaseUpTo = ackedEpoch;
+        return queue.controlledRead(releaseHandler);
+    }
+
+    private ControlledMessageHandler.Action releaseOne(
+        final int msgTypeId, final MutableDirectBuffer buffer, final int index, final int length)
+    {
+        if (buffer.getLong(index) > releaseUpTo)
+        {
+            return ControlledMessageHandler.Action.ABORT;
+        }
+        sink.send(buffer, index + 8, length - 8);
+        released.incrementAndGet();
+        return ControlledMessageHandler.Action.CONTINUE;
+    }
+
+    long heldFrames()
+    {
+        return held.get() - released.get();
+    }
+
+    int heldBytes()
+    {
+        return queue.size();
+    }
+
+    long releasedFrames()
+    {
+        return released.get();
+    }
+
+    long droppedFrames()
+    {
+        return dropped.get();
+    }
+
+    @Override
+    public void close()
+    {
+        region.close();
+    }
+}

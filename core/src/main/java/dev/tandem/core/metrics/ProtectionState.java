@@ -1,0 +1,16 @@
+package dev.tandem.core.metrics;
+
+/**
+ * Where protection of a guest stands.
+ */
+public enum ProtectionState
+{
+    /** connected, baseline not yet acknowledged. */
+    SYNCING,
+    /** the standby holds a recovery point and follows every checkpoint. */
+    PROTECTED,
+    /** protection failed (connection lost, protocol error); the guest runs unprotected. */
+    FAILED,
+    /** protection was stopped. */
+    STOPPED
+}

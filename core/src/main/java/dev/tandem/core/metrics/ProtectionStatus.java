@@ -1,0 +1,66 @@
+package dev.tandem.core.metrics;
+
+import java.util.Locale;
+
+/**
+ * A snapshot of the active side, cheap enough to take every second.
+ *
+ * @param state               where protection stands.
+ * @param lastCheckpointEpoch newest checkpoint taken.
+ * @param lastAckedEpoch      newest epoch the standby committed.
+ * @param checkpoints         checkpoints taken.
+ * @param checkpointsPerSecond rate since the previous snapshot.
+ * @param bytesSent           bytes written to the standby.
+ * @param pagesCopied         dirty pages copied into staging.
+ * @param stagingOverflows    deltas larger than one staging area.
+ * @param inFlightWaits       times a checkpoint waited for acks (epochs in flight at the bound).
+ * @param diskBackPressure    times a disk write waited for room in the stream.
+ * @param outputHeldBytes     bytes of output waiting for acks.
+ * @param outputReleased      frames released after their ack.
+ * @param outputDropped       frames dropped because the hold queue was full.
+ * @param pauseP50Ns          median guest pause.
+ * @param pauseP99Ns          99th percentile guest pause.
+ * @param pauseMaxNs          longest guest pause.
+ * @param commitP50Ns         median time from checkpoint to ack.
+ * @param commitP99Ns         99th percentile time from checkpoint to ack.
+ */
+public record ProtectionStatus(
+    ProtectionState state,
+    long lastCheckpointEpoch,
+    long lastAckedEpoch,
+    long checkpoints,
+    double checkpointsPerSecond,
+    long bytesSent,
+    long pagesCopied,
+    long stagingOverflows,
+    long inFlightWaits,
+    long diskBackPressure,
+    long outputHeldBytes,
+    long outputReleased,
+    long outputDropped,
+    long pauseP50Ns,
+    long pauseP99Ns,
+    long pauseMaxNs,
+    long commitP50Ns,
+    long commitP99Ns)
+{
+    /**
+     * @return epochs checkpointed but not yet acknowledged (the replication lag).
+     */
+    public long lagEpochs()
+    {
+        return Math.max(0, lastCheckpointEpoch - lastAckedEpoch);
+    }
+
+    /**
+     * @return the compact one-line progress format used by the examples.
+     */
+    public String progressLine()
+    {
+        return String.format(Locale.ROOT,
+            "%-9s epoch %d acked %d | %.0f ckpt/s | pause p50 %.0f us p99 %.0f us | commit p99 %.1f ms | " +
+            "lag %d | held %d KiB | sent %.1f MiB",
+            state, lastCheckpointEpoch, lastAckedEpoch, checkpointsPerSecond, pauseP50Ns / 1e3, pauseP99Ns / 1e3,
+            commitP99Ns / 1e6, lagEpochs(), outputHeldBytes / 1024, bytesSent / (1024.0 * 1024.0));
+    }
+}

@@ -1,0 +1,285 @@
+package dev.tandem.core.standby;
+
+import dev.tandem.core.ConfigurationException;
+import dev.tandem.core.transport.Transport;
+import dev.tandem.core.wire.FrameCodec;
+import dev.tandem.core.wire.Handshake;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Configuration of the standby side: what it protects (VM identity and geometry, which the active must match at
+ * handshake), where it listens and keeps its images. Validated once by {@link #conclude()}.
+ */
+public final class StandbyContext
+{
+    /** Default bytes of an epoch kept in memory before spilling to a file. */
+    public static final int EPOCH_LOG_MEMORY_BYTES_DEFAULT = 64 * 1024 * 1024;
+    /** Default generation of a fresh standby. */
+    public static final long GENERATION_DEFAULT = 1;
+
+    private Transport transport;
+    private String listenEndpoint;
+    private Path directory;
+    private String vmId;
+    private int pageSize = 4096;
+    private long pageCount;
+    private final List<Handshake.Disk> disks = new ArrayList<>();
+    private long generation = GENERATION_DEFAULT;
+    private int maxFramePayload = FrameCodec.MAX_PAYLOAD_DEFAULT;
+    private int epochLogMemoryBytes = EPOCH_LOG_MEMORY_BYTES_DEFAULT;
+    private StandbyListener listener = new StandbyListener()
+    {
+    };
+    private boolean concluded;
+
+    /**
+     * @param transport how the active connects (required).
+     * @return this.
+     */
+    public StandbyContext transport(final Transport transport)
+    {
+        this.transport = transport;
+        return this;
+    }
+
+    /**
+     * @return the transport.
+     */
+    public Transport transport()
+    {
+        return transport;
+    }
+
+    /**
+     * @param endpoint where to listen, e.g. {@code 0.0.0.0:7400} (required).
+     * @return this.
+     */
+    public StandbyContext listenEndpoint(final String endpoint)
+    {
+        this.listenEndpoint = endpoint;
+        return this;
+    }
+
+    /**
+     * @return where to listen.
+     */
+    public String listenEndpoint()
+    {
+        return listenEndpoint;
+    }
+
+    /**
+     * @param directory where disk images and the epoch spill file live (required, created if missing).
+     * @return this.
+     */
+    public StandbyContext directory(final Path directory)
+    {
+        this.directory = directory;
+        return this;
+    }
+
+    /**
+     * @return the standby's directory.
+     */
+    public Path directory()
+    {
+        return directory;
+    }
+
+    /**
+     * @param vmId identity of the protected guest (required).
+     * @return this.
+     */
+    public StandbyContext vmId(final String vmId)
+    {
+        this.vmId = vmId;
+        return this;
+    }
+
+    /**
+     * @return identity of the protected guest.
+     */
+    public String vmId()
+    {
+        return vmId;
+    }
+
+    /**
+     * @param pageSize  bytes per guest page, a power of two from 512 to 1 GiB; default 4096.
+     * @param pageCount pages of guest memory (required).
+     * @return this.
+     */
+    public StandbyContext memory(final int pageSize, final long pageCount)
+    {
+        this.pageSize = pageSize;
+        this.pageCount = pageCount;
+        return this;
+    }
+
+    /**
+     * @return bytes per page.
+     */
+    public int pageSize()
+    {
+        return pageSize;
+    }
+
+    /**
+     * @return pages of guest memory.
+     */
+    public long pageCount()
+    {
+        return pageCount;
+    }
+
+    /**
+     * Adds a disk of the guest.
+     *
+     * @param id        disk id as the VMM names it.
+     * @param blockSize block size.
+     * @param sizeBytes size, a multiple of the block size.
+     * @return this.
+     */
+    public StandbyContext disk(final int id, final int blockSize, final long sizeBytes)
+    {
+        disks.add(new Handshake.Disk(id, blockSize, sizeBytes));
+        return this;
+    }
+
+    /**
+     * @return the guest's disks.
+     */
+    public List<Handshake.Disk> disks()
+    {
+        return List.copyOf(disks);
+    }
+
+    /**
+     * @param generation fencing generation this standby serves, >= 1; default 1.
+     * @return this.
+     */
+    public StandbyContext generation(final long generation)
+    {
+        this.generation = generation;
+        return this;
+    }
+
+    /**
+     * @return the generation.
+     */
+    public long generation()
+    {
+        return generation;
+    }
+
+    /**
+     * @param bytes largest frame payload accepted, 64 KiB to 16 MiB; default 1 MiB + 64.
+     * @return this.
+     */
+    public StandbyContext maxFramePayload(final int bytes)
+    {
+        this.maxFramePayload = bytes;
+        return this;
+    }
+
+    /**
+     * @return largest frame payload accepted.
+     */
+    public int maxFramePayload()
+    {
+        return maxFramePayload;
+    }
+
+    /**
+     * @param bytes bytes of one epoch held in memory before spilling to disk, 1 MiB to 1 GiB; default 64 MiB.
+     * @return this.
+     */
+    public StandbyContext epochLogMemoryBytes(final int bytes)
+    {
+        this.epochLogMemoryBytes = bytes;
+        return this;
+    }
+
+    /**
+     * @return bytes of one epoch held in memory.
+     */
+    public int epochLogMemoryBytes()
+    {
+        return epochLogMemoryBytes;
+    }
+
+    /**
+     * @param listener commits and errors.
+     * @return this.
+     */
+    public StandbyContext listener(final StandbyListener listener)
+    {
+        this.listener = listener;
+        return this;
+    }
+
+    /**
+     * @return the listener.
+     */
+    public StandbyListener listener()
+    {
+        return listener;
+    }
+
+    /**
+     * Validates every setting once.
+     *
+     * @return this.
+     * @throws ConfigurationException naming the first setting out of range.
+     */
+    public StandbyContext conclude()
+    {
+        if (concluded)
+        {
+            throw new ConfigurationException("StandbyContext already concluded; use a new context per standby");
+        }
+        ConfigurationException.checkSet("transport", transport);
+        ConfigurationException.checkSet("listenEndpoint", listenEndpoint);
+        ConfigurationException.checkSet("directory", directory);
+        ConfigurationException.checkSet("vmId", vmId);
+        ConfigurationException.checkSet("listener", listener);
+        if (vmId.isEmpty() || vmId.length() > Handshake.MAX_VM_ID_BYTES)
+        {
+            throw new ConfigurationException("vmId must have 1 to " + Handshake.MAX_VM_ID_BYTES + " characters");
+        }
+        if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > (1 << 30))
+        {
+            throw new ConfigurationException("pageSize = " + pageSize + " must be a power of two in [512, 2^30]");
+        }
+        ConfigurationException.checkRange("pageCount", pageCount, 1, (1L << 46) / pageSize);
+        ConfigurationException.checkRange("generation", generation, 1, Long.MAX_VALUE);
+        ConfigurationException.checkRange("maxFramePayload", maxFramePayload, 64 << 10, 16 << 20);
+        ConfigurationException.checkRange("epochLogMemoryBytes", epochLogMemoryBytes, 1 << 20, 1 << 30);
+        if (maxFramePayload < pageSize + FrameCodec.PAGES_HEADER)
+        {
+            throw new ConfigurationException("maxFramePayload " + maxFramePayload + " cannot carry a page of " + pageSize);
+        }
+        if (disks.size() > Handshake.MAX_DISKS)
+        {
+            throw new ConfigurationException("at most " + Handshake.MAX_DISKS + " disks");
+        }
+        for (final Handshake.Disk disk : disks)
+        {
+            if (disk.id() < 0 || disk.id() > 1023 || disk.blockSize() < 512 || Integer.bitCount(disk.blockSize()) != 1 ||
+                disk.sizeBytes() <= 0 || disk.sizeBytes() % disk.blockSize() != 0)
+            {
+                throw new ConfigurationException("disk " + disk + ": id must be in [0, 1023], block size a power of " +
+                    "two >= 512, size a positive multiple of the block size");
+            }
+            if (disks.stream().filter(d -> d.id() == disk.id()).count() > 1)
+            {
+                throw new ConfigurationException("two disks share id " + disk.id());
+            }
+        }
+        concluded = true;
+        return this;
+    }
+}

@@ -1,0 +1,700 @@
+package dev.tandem.core.standby;
+
+import dev.tandem.core.JvmAccess;
+import dev.tandem.core.transport.Connection;
+import dev.tandem.core.transport.Transport;
+import dev.tandem.core.wire.FrameCodec;
+import dev.tandem.core.wire.FrameDecoder;
+import dev.tandem.core.wire.FrameType;
+import dev.tandem.core.wire.Handshake;
+import dev.tandem.core.wire.ProtocolException;
+import dev.tandem.core.wire.ProtocolException.Fault;
+import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.RecoveryPoint;
+import dev.tandem.vmm.VirtualDisk;
+import org.agrona.CloseHelper;
+import org.agrona.ExpandableDirectByteBuffer;
+import org.agrona.collections.Int2IntHashMap;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.zip.CRC32C;
+
+/**
+ * The standby side for one guest: receives the ordered stream, assembles each epoch in an {@link EpochLog} behind
+ * its barrier, and commits epoch N only when all of delta N has arrived and verified against the epoch end: then
+ * disk writes up to barrier N go to the disk images in order, pages to the memory replica, component state to the
+ * component store, and ack N goes back. A partial or malformed epoch is never applied: the frame is refused with
+ * its fault, the epoch discarded, the connection dropped, and the replica keeps its last commit.
+ * <p>
+ * Durability: MEMORY mode (Remus): the ack means the epoch is applied in this process's replica.
+ */
+public final class StandbyReplica implements AutoCloseable
+{
+    private static final Logger LOG = LoggerFactory.getLogger(StandbyReplica.class);
+
+    private final StandbyContext ctx;
+    private final Transport.Listener listener;
+    private final MemoryReplica memory;
+    private final List<DiskReplica> disks = new ArrayList<>();
+    private final DiskReplica[] disksById;
+    private final ComponentStore components = new ComponentStore();
+    private final EpochLog log;
+    private final Receiver receiver;
+    private final AgentRunner runner;
+    private final Handshake.Hello expected;
+
+    private volatile long lastCommittedEpoch;
+    private volatile boolean connected;
+    private volatile long commits;
+    private volatile long framesReceived;
+    private volatile long bytesReceived;
+    private volatile long rejectedFrames;
+    private volatile String lastError;
+
+    private StandbyReplica(final StandbyContext ctx, final Transport.Listener listener) throws IOException
+    {
+        this.ctx = ctx;
+        this.listener = listener;
+        this.expected = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, ctx.vmId(),
+            ctx.pageSize(), ctx.pageCount(), ctx.disks());
+        Files.createDirectories(ctx.directory());
+        int maxId = -1;
+        for (final Handshake.Disk disk : ctx.disks())
+        {
+            maxId = Math.max(maxId, disk.id());
+        }
+        this.disksById = new DiskReplica[maxId + 1];
+        MemoryReplica createdMemory = null;
+        EpochLog createdLog = null;
+        try
+        {
+            for (final Handshake.Disk disk : ctx.disks())
+            {
+                final DiskReplica replica = new DiskReplica(ctx.directory().resolve("disk-" + disk.id() + ".img"),
+                    disk.id(), disk.blockSize(), disk.sizeBytes());
+                disks.add(replica);
+                disksById[disk.id()] = replica;
+            }
+            createdMemory = new MemoryReplica(ctx.pageSize(), ctx.pageCount());
+            createdLog = new EpochLog(ctx.epochLogMemoryBytes(), ctx.maxFramePayload(),
+                ctx.directory().resolve("epoch.spill"));
+        }
+        catch (final RuntimeException ex)
+        {
+            disks.forEach(DiskReplica::close);
+            CloseHelper.quietClose(createdMemory);
+            CloseHelper.quietClose(createdLog);
+            throw ex;
+        }
+        this.memory = createdMemory;
+        this.log = createdLog;
+        this.receiver = new Receiver();
+        this.runner = new AgentRunner(new BackoffIdleStrategy(100, 10, 1_000, 100_000), this::onAgentError, null,
+            receiver);
+    }
+
+    /**
+     * Starts listening for the active.
+     *
+     * @param ctx configuration; concluded here.
+     * @return the running standby.
+     * @throws IOException if the endpoint cannot be bound or the directory is unusable.
+     * @throws IllegalStateException if an existing disk image does not fit, or JVM flags are missing.
+     */
+    public static StandbyReplica launch(final StandbyContext ctx) throws IOException
+    {
+        ctx.conclude();
+        JvmAccess.check();
+        final Transport.Listener listener = ctx.transport().listen(ctx.listenEndpoint());
+        final StandbyReplica standby;
+        try
+        {
+            standby = new StandbyReplica(ctx, listener);
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            listener.close();
+            throw ex;
+        }
+        AgentRunner.startOnThread(standby.runner);
+        LOG.info("standby for VM {} listening on {}", ctx.vmId(), listener.endpoint());
+        return standby;
+    }
+
+    /**
+     * @return the endpoint actually bound.
+     */
+    public String endpoint()
+    {
+        return listener.endpoint();
+    }
+
+    /**
+     * @return the recovery point's epoch, 0 before the baseline committed.
+     */
+    public long lastCommittedEpoch()
+    {
+        return lastCommittedEpoch;
+    }
+
+    /**
+     * @return a snapshot of the standby.
+     */
+    public StandbyStatus status()
+    {
+        return new StandbyStatus(lastCommittedEpoch, connected, commits, framesReceived, bytesReceived,
+            rejectedFrames, lastError);
+    }
+
+    /**
+     * Stops receiving and frees the replica. Idempotent.
+     */
+    @Override
+    public void close()
+    {
+        CloseHelper.quietClose(runner);
+        listener.close();
+        memory.close();
+        disks.forEach(DiskReplica::close);
+        CloseHelper.quietClose(log);
+    }
+
+    private void onAgentError(final Throwable error)
+    {
+        lastError = error.toString();
+        LOG.error("standby receiver failed", error);
+        receiver.drop();
+    }
+
+    private final RecoveryPoint recoveryPoint = new RecoveryPoint()
+    {
+        @Override
+        public String vmId()
+        {
+            return ctx.vmId();
+        }
+
+        @Override
+        public long epoch()
+        {
+            return lastCommittedEpoch;
+        }
+
+        @Override
+        public long generation()
+        {
+            return ctx.generation();
+        }
+
+        @Override
+        public GuestMemory memory()
+        {
+            return memory;
+        }
+
+        @Override
+        public List<ComponentState> components()
+        {
+            return components.states();
+        }
+
+        @Override
+        public List<VirtualDisk> disks()
+        {
+            return List.copyOf(disks);
+        }
+
+        @Override
+        public Path diskImage(final int diskId)
+        {
+            if (diskId < 0 || diskId >= disksById.length || disksById[diskId] == null)
+            {
+                throw new IllegalArgumentException("no disk " + diskId);
+            }
+            return disksById[diskId].path();
+        }
+    };
+
+    /**
+     * The receive-verify-commit duty cycle.
+     */
+    private final class Receiver implements Agent, EpochLog.Visitor
+    {
+        private final int bufferBytes = Math.max(4 << 20, 2 * (FrameCodec.HEADER_LENGTH + ctx.maxFramePayload()));
+        private final NativeMemory.Region receiveRegion = NativeMemory.allocateDirect(bufferBytes, 4096);
+        private final UnsafeBuffer receiveBuffer = new UnsafeBuffer(receiveRegion.byteBuffer());
+        private final ByteBuffer receiveView = receiveRegion.byteBuffer().duplicate();
+        private final ByteBuffer crcView = receiveRegion.byteBuffer().duplicate();
+        private final ByteBuffer dataView = receiveRegion.byteBuffer().duplicate();
+        private final NativeMemory.Region sendRegion = NativeMemory.allocateDirect(2048, 64);
+        private final UnsafeBuffer sendBuffer = new UnsafeBuffer(sendRegion.byteBuffer());
+        private final ByteBuffer[] sendGather = {sendRegion.byteBuffer().duplicate()};
+        private final FrameDecoder decoder = new FrameDecoder(ctx.maxFramePayload());
+        private final CRC32C crc = new CRC32C();
+
+        private Connection connection;
+        private boolean handshakeDone;
+        private int version;
+        private boolean barrierSeen;
+        private long epochPages;
+        private int epochFrames;
+        private int epochDiskWrites;
+        private int epochComponents;
+        private long epochCrcSum;
+
+        @Override
+        public String roleName()
+        {
+            return "tandem-standby-receiver";
+        }
+
+        @Override
+        public int doWork() throws IOException
+        {
+            if (connection == null)
+            {
+                final Connection accepted = listener.accept();
+                if (accepted == null)
+                {
+                    return 0;
+                }
+                connection = accepted;
+                handshakeDone = false;
+                decoder.reset();
+                receiveView.clear();
+                discardEpoch();
+                return 1;
+            }
+            final int read;
+            try
+            {
+                read = connection.read(receiveView);
+            }
+            catch (final IOException ex)
+            {
+                fail("connection from " + connection.peer() + " failed: " + ex.getMessage());
+                return 1;
+            }
+            if (read < 0)
+            {
+                fail("active " + connection.peer() + " closed the connection");
+                return 1;
+            }
+            bytesReceived += read;
+            int position = 0;
+            final int limit = receiveView.position();
+            int frames = 0;
+            try
+            {
+                int frameLength;
+                while (connection != null &&
+                    (frameLength = decoder.decode(receiveBuffer, crcView, position, limit - position)) > 0)
+                {
+                    onFrame();
+                    position += frameLength;
+                    frames++;
+                }
+            }
+            catch (final ProtocolException ex)
+            {
+                reject(ex);
+                return 1;
+            }
+            if (connection != null && position > 0)
+            {
+                receiveBuffer.putBytes(0, receiveBuffer, position, limit - position);
+                receiveView.position(limit - position);
+            }
+            return frames + (read > 0 ? 1 : 0);
+        }
+
+        @Override
+        public void onClose()
+        {
+            drop();
+            receiveRegion.close();
+            sendRegion.close();
+        }
+
+        private void onFrame() throws IOException
+        {
+            framesReceived++;
+            final FrameType type = decoder.type();
+            if (!handshakeDone)
+            {
+                onHello(type);
+                return;
+            }
+            if (decoder.generation() != ctx.generation())
+            {
+                throw new ProtocolException(Fault.STALE_GENERATION, type + " frame of generation " +
+                    decoder.generation() + "; this standby serves generation " + ctx.generation());
+            }
+            if (type == FrameType.HEARTBEAT)
+            {
+                return;
+            }
+            final long epoch = decoder.epoch();
+            final long expectedEpoch = lastCommittedEpoch + 1;
+            if (epoch != expectedEpoch)
+            {
+                throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, type + " frame of epoch " + epoch + " " +
+                    (epoch < expectedEpoch ? "goes backwards" : "skips ahead") + "; expected epoch " + expectedEpoch);
+            }
+            final int index = decoder.payloadIndex();
+            final int length = decoder.length();
+            switch (type)
+            {
+                case DISK_WRITE:
+                    onDiskWrite(index, length);
+                    break;
+                case DISK_FLUSH:
+                    requireLength(type, length, FrameCodec.DISK_FLUSH_LENGTH);
+                    requireBeforeBarrier(type, epoch);
+                    disk(receiveBuffer.getInt(index));
+                    log.append(FrameType.DISK_FLUSH.code(), receiveBuffer.getInt(index), 0, data(index, 0));
+                    countDataFrame();
+                    epochDiskWrites++;
+                    break;
+                case BARRIER:
+                    requireLength(type, length, 0);
+                    requireBeforeBarrier(type, epoch);
+                    barrierSeen = true;
+                    break;
+                case PAGES:
+                    onPages(epoch, index, length);
+                    break;
+                case COMPONENT:
+                    requireAfterBarrier(type, epoch);
+                    if (length < FrameCodec.COMPONENT_HEADER)
+                    {
+                        throw new ProtocolException(Fault.MALFORMED, "COMPONENT payload of " + length + " bytes");
+                    }
+                    log.append(FrameType.COMPONENT.code(), receiveBuffer.getInt(index), receiveBuffer.getInt(index + 4),
+                        data(index + FrameCodec.COMPONENT_HEADER, length - FrameCodec.COMPONENT_HEADER));
+                    countDataFrame();
+                    epochComponents++;
+                    break;
+                case EPOCH_END:
+                    onEpochEnd(epoch, index, length);
+                    break;
+                default:
+                    throw new ProtocolException(Fault.UNKNOWN_TYPE, type + " frame is not valid from an active");
+            }
+        }
+
+        private void onHello(final FrameType type) throws IOException
+        {
+            if (type != FrameType.HELLO)
+            {
+                throw new ProtocolException(Fault.UNKNOWN_TYPE, "expected HELLO first, got " + type);
+            }
+            final Handshake.Hello hello = Handshake.Hello.decode(receiveBuffer, decoder.payloadIndex(), decoder.length());
+            try
+            {
+                version = hello.accept(expected);
+            }
+            catch (final ProtocolException ex)
+            {
+                final int length = Handshake.encodeRefuse(sendBuffer, FrameCodec.HEADER_LENGTH, ex.getMessage());
+                sendFrame(FrameType.REFUSE, 0, length);
+                throw ex;
+            }
+            decoder.negotiated(version);
+            final int length = Handshake.encodeWelcome(sendBuffer, FrameCodec.HEADER_LENGTH, version,
+                lastCommittedEpoch, ctx.generation());
+            sendFrame(FrameType.WELCOME, lastCommittedEpoch, length);
+            handshakeDone = true;
+            connected = true;
+            LOG.info("active {} connected for VM {}; recovery point is epoch {}", connection.peer(), hello.vmId(),
+                lastCommittedEpoch);
+        }
+
+        private void onDiskWrite(final int index, final int length) throws IOException
+        {
+            requireBeforeBarrier(FrameType.DISK_WRITE, decoder.epoch());
+            if (length < FrameCodec.DISK_WRITE_HEADER)
+            {
+                throw new ProtocolException(Fault.MALFORMED, "DISK_WRITE payload of " + length + " bytes");
+            }
+            final int diskId = receiveBuffer.getInt(index);
+            final int dataLength = receiveBuffer.getInt(index + 4);
+            final long offset = receiveBuffer.getLong(index + 8);
+            final DiskReplica disk = disk(diskId);
+            if (dataLength != length - FrameCodec.DISK_WRITE_HEADER)
+            {
+                throw new ProtocolException(Fault.MALFORMED, "DISK_WRITE says " + dataLength + " bytes but carries " +
+                    (length - FrameCodec.DISK_WRITE_HEADER));
+            }
+            if (dataLength <= 0 || dataLength % disk.blockSize() != 0 || offset < 0 ||
+                offset % disk.blockSize() != 0 || offset > disk.sizeBytes() - dataLength)
+            {
+                throw new ProtocolException(Fault.BAD_DISK_EXTENT, "disk " + diskId + " write [" + offset + ", +" +
+                    dataLength + ") is empty, misaligned to " + disk.blockSize() + " or outside " + disk.sizeBytes() +
+                    " bytes");
+            }
+            log.append(FrameType.DISK_WRITE.code(), diskId, offset, data(index + FrameCodec.DISK_WRITE_HEADER,
+                dataLength));
+            countDataFrame();
+            epochDiskWrites++;
+        }
+
+        private void onPages(final long epoch, final int index, final int length) throws IOException
+        {
+            requireAfterBarrier(FrameType.PAGES, epoch);
+            if (length < FrameCodec.PAGES_HEADER)
+            {
+                throw new ProtocolException(Fault.MALFORMED, "PAGES payload of " + length + " bytes");
+            }
+            final long firstPage = receiveBuffer.getLong(index);
+            final int count = receiveBuffer.getInt(index + 8);
+            if (receiveBuffer.getInt(index + 12) != 0)
+            {
+                throw new ProtocolException(Fault.RESERVED_BITS, "PAGES reserved field is not zero");
+            }
+            if (count <= 0 || (long)count * ctx.pageSize() != length - FrameCodec.PAGES_HEADER)
+            {
+                throw new ProtocolException(Fault.MALFORMED, "PAGES of " + count + " pages carries " +
+                    (length - FrameCodec.PAGES_HEADER) + " bytes");
+            }
+            if (firstPage < 0 || firstPage > ctx.pageCount() - count)
+            {
+                throw new ProtocolException(Fault.PAGE_OUT_OF_RANGE, "pages [" + firstPage + ", +" + count +
+                    ") outside the guest's " + ctx.pageCount() + " pages");
+            }
+            log.append(FrameType.PAGES.code(), firstPage, count, data(index + FrameCodec.PAGES_HEADER,
+                length - FrameCodec.PAGES_HEADER));
+            countDataFrame();
+            epochPages += count;
+        }
+
+        private void onEpochEnd(final long epoch, final int index, final int length) throws IOException
+        {
+            requireLength(FrameType.EPOCH_END, length, FrameCodec.EPOCH_END_LENGTH);
+            requireAfterBarrier(FrameType.EPOCH_END, epoch);
+            final long pages = receiveBuffer.getLong(index);
+            final int frames = receiveBuffer.getInt(index + 8);
+            final int diskWrites = receiveBuffer.getInt(index + 12);
+            final int componentCount = receiveBuffer.getInt(index + 16);
+            final long crcSum = receiveBuffer.getLong(index + 24);
+            if (receiveBuffer.getInt(index + 20) != 0)
+            {
+                throw new ProtocolException(Fault.RESERVED_BITS, "EPOCH_END reserved field is not zero");
+            }
+            if (pages != epochPages || frames != epochFrames || diskWrites != epochDiskWrites ||
+                componentCount != epochComponents || crcSum != epochCrcSum)
+            {
+                throw new ProtocolException(Fault.MALFORMED, "epoch " + epoch + " end says " + pages + " pages, " +
+                    frames + " frames, " + diskWrites + " disk writes, " + componentCount + " components, CRC sum " +
+                    Long.toHexString(crcSum) + "; received " + epochPages + ", " + epochFrames + ", " +
+                    epochDiskWrites + ", " + epochComponents + ", " + Long.toHexString(epochCrcSum));
+            }
+            commit(epoch);
+        }
+
+        private void commit(final long epoch) throws IOException
+        {
+            try
+            {
+                log.replay(this);
+            }
+            catch (final IOException | RuntimeException ex)
+            {
+                // the replica may be torn: a MEMORY-mode standby has no recovery point any more
+                lastCommittedEpoch = -1;
+                throw new UncheckedIOException(new IOException("applying epoch " + epoch +
+                    " failed; this standby no longer holds a whole recovery point", ex));
+            }
+            discardEpoch();
+            lastCommittedEpoch = epoch;
+            commits++;
+            ctx.listener().onCommit(epoch, recoveryPoint);
+            sendFrame(FrameType.ACK, epoch, 0);
+        }
+
+        @Override
+        public void onRecord(final int type, final long a, final long b, final UnsafeBuffer buffer,
+            final ByteBuffer data, final int index, final int length) throws IOException
+        {
+            if (type == FrameType.PAGES.code())
+            {
+                memory.copyIn(a, (int)b, buffer, index);
+            }
+            else if (type == FrameType.DISK_WRITE.code())
+            {
+                disksById[(int)a].write(b, data);
+            }
+            else if (type == FrameType.COMPONENT.code())
+            {
+                components.put((int)a, (int)b, buffer, index, length);
+            }
+            // DISK_FLUSH: in MEMORY mode the ordering is all a flush asks of the replica
+        }
+
+        private ByteBuffer data(final int index, final int length)
+        {
+            dataView.limit(index + length).position(index);
+            return dataView;
+        }
+
+        private void countDataFrame()
+        {
+            epochFrames++;
+            epochCrcSum += decoder.crc();
+        }
+
+        private DiskReplica disk(final int diskId)
+        {
+            if (diskId < 0 || diskId >= disksById.length || disksById[diskId] == null)
+            {
+                throw new ProtocolException(Fault.BAD_DISK_EXTENT, "unknown disk id " + diskId);
+            }
+            return disksById[diskId];
+        }
+
+        private void requireLength(final FrameType type, final int length, final int expectedLength)
+        {
+            if (length != expectedLength)
+            {
+                throw new ProtocolException(Fault.MALFORMED,
+                    type + " payload of " + length + " bytes, expected " + expectedLength);
+            }
+        }
+
+        private void requireBeforeBarrier(final FrameType type, final long epoch)
+        {
+            if (barrierSeen)
+            {
+                throw new ProtocolException(Fault.MALFORMED, type + " after barrier " + epoch);
+            }
+        }
+
+        private void requireAfterBarrier(final FrameType type, final long epoch)
+        {
+            if (!barrierSeen)
+            {
+                throw new ProtocolException(Fault.MALFORMED, type + " of epoch " + epoch + " before its barrier");
+            }
+        }
+
+        private void sendFrame(final FrameType type, final long epoch, final int payloadLength) throws IOException
+        {
+            FrameCodec.writeHeader(sendBuffer, 0, version == 0 ? FrameCodec.MAX_VERSION : version, type,
+                payloadLength, ctx.generation(), epoch);
+            final ByteBuffer out = sendGather[0];
+            FrameCodec.sealCrc(crc, sendBuffer, out, 0, FrameCodec.HEADER_LENGTH + payloadLength, null);
+            out.limit(FrameCodec.HEADER_LENGTH + payloadLength).position(0);
+            int spins = 0;
+            while (out.hasRemaining())
+            {
+                if (connection.write(sendGather, 0, 1) == 0)
+                {
+                    if (++spins > 1_000_000)
+                    {
+                        throw new IOException("active " + connection.peer() + " does not read its acks");
+                    }
+                    Thread.onSpinWait();
+                }
+            }
+        }
+
+        private void discardEpoch()
+        {
+            try
+            {
+                log.reset();
+            }
+            catch (final IOException ex)
+            {
+                throw new UncheckedIOException(ex);
+            }
+            barrierSeen = false;
+            epochPages = 0;
+            epochFrames = 0;
+            epochDiskWrites = 0;
+            epochComponents = 0;
+            epochCrcSum = 0;
+        }
+
+        private void reject(final ProtocolException ex)
+        {
+            rejectedFrames++;
+            lastError = ex.getMessage();
+            LOG.warn("refused frame from {}: {}; epoch {} discarded, recovery point stays at epoch {}",
+                connection == null ? "?" : connection.peer(), ex.getMessage(), lastCommittedEpoch + 1,
+                lastCommittedEpoch);
+            drop();
+            ctx.listener().onError(ex);
+        }
+
+        private void fail(final String message)
+        {
+            lastError = message;
+            LOG.warn("{}; epoch {} discarded, recovery point stays at epoch {}", message, lastCommittedEpoch + 1,
+                lastCommittedEpoch);
+            drop();
+            ctx.listener().onError(new IOException(message));
+        }
+
+        void drop()
+        {
+            if (connection != null)
+            {
+                connection.close();
+                connection = null;
+            }
+            connected = false;
+            handshakeDone = false;
+            discardEpoch();
+        }
+    }
+
+    /**
+     * Committed component state by id, in first-seen order; buffers are reused from commit to commit.
+     */
+    private static final class ComponentStore
+    {
+        private final Int2IntHashMap indexById = new Int2IntHashMap(-1);
+        private final List<ExpandableDirectByteBuffer> buffers = new ArrayList<>();
+        private final List<int[]> meta = new ArrayList<>();
+
+        void put(final int id, final int version, final UnsafeBuffer src, final int index, final int length)
+        {
+            int slot = indexById.get(id);
+            if (slot < 0)
+            {
+                slot = buffers.size();
+                indexById.put(id, slot);
+                buffers.add(new ExpandableDirectByteBuffer(Math.max(64, length)));
+                meta.add(new int[] {id, version, 0});
+            }
+            buffers.get(slot).putBytes(0, src, index, length);
+            meta.get(slot)[1] = version;
+            meta.get(slot)[2] = length;
+        }
+
+        List<RecoveryPoint.ComponentState> states()
+        {
+            final List<RecoveryPoint.ComponentState> states = new ArrayList<>(buffers.size());
+            for (int i = 0; i < buffers.size(); i++)
+            {
+                final int[] m = meta.get(i);
+                states.add(new RecoveryPoint.ComponentState(m[0], m[1], new UnsafeBuffer(buffers.get(i), 0, m[2])));
+            }
+            return states;
+        }
+    }
+}

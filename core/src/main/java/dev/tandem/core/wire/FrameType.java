@@ -1,0 +1,64 @@
+package dev.tandem.core.wire;
+
+/**
+ * Frame types of the replication stream. Codes are part of the wire format and never reused.
+ */
+public enum FrameType
+{
+    /** active -> standby: protocol range, VM identity and geometry. */
+    HELLO(1),
+    /** standby -> active: handshake accepted, with the standby's recovery point. */
+    WELCOME(2),
+    /** standby -> active: handshake refused, with the reason. */
+    REFUSE(3),
+    /** a guest disk write of the frame's epoch. */
+    DISK_WRITE(4),
+    /** a guest disk flush of the frame's epoch. */
+    DISK_FLUSH(5),
+    /** barrier N: every disk write of epoch N precedes it. */
+    BARRIER(6),
+    /** a run of pages of delta N. */
+    PAGES(7),
+    /** saved state of one component at checkpoint N. */
+    COMPONENT(8),
+    /** delta N is complete; carries counts to verify it. */
+    EPOCH_END(9),
+    /** standby -> active: commit N happened. */
+    ACK(10),
+    /** active -> standby: liveness when otherwise idle. */
+    HEARTBEAT(11);
+
+    private static final FrameType[] BY_CODE = new FrameType[16];
+
+    static
+    {
+        for (final FrameType type : values())
+        {
+            BY_CODE[type.code] = type;
+        }
+    }
+
+    private final int code;
+
+    FrameType(final int code)
+    {
+        this.code = code;
+    }
+
+    /**
+     * @return the type's code on the wire.
+     */
+    public int code()
+    {
+        return code;
+    }
+
+    /**
+     * @param code a code read from the wire.
+     * @return the type, or null if the code is unknown.
+     */
+    public static FrameType of(final int code)
+    {
+        return code >= 0 && code < BY_CODE.length ? BY_CODE[code] : null;
+    }
+}

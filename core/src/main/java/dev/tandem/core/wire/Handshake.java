@@ -1,0 +1,212 @@
+package dev.tandem.core.wire;
+
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Handshake payloads. The active opens with HELLO; the standby answers WELCOME or REFUSE.
+ * <pre>
+ *  HELLO    minVersion:u8 maxVersion:u8 reserved:u16 pageSize:int32 pageCount:int64 diskCount:int32
+ *           diskCount * (diskId:int32 blockSize:int32 sizeBytes:int64)  vmIdLength:int32 vmId:utf8
+ *  WELCOME  version:int32 reserved:int32 recoveryEpoch:int64 generation:int64
+ *  REFUSE   reasonLength:int32 reason:utf8
+ * </pre>
+ */
+public final class Handshake
+{
+    /** Longest VM identity accepted. */
+    public static final int MAX_VM_ID_BYTES = 256;
+    /** Most disks a guest may have. */
+    public static final int MAX_DISKS = 64;
+    /** Length of a WELCOME payload. */
+    public static final int WELCOME_LENGTH = 24;
+
+    private Handshake()
+    {
+    }
+
+    /**
+     * Geometry of one disk.
+     *
+     * @param id        disk id.
+     * @param blockSize block size in bytes.
+     * @param sizeBytes size in bytes.
+     */
+    public record Disk(int id, int blockSize, long sizeBytes)
+    {
+    }
+
+    /**
+     * The active's opening: what it speaks and what it protects.
+     *
+     * @param minVersion lowest version spoken.
+     * @param maxVersion highest version spoken.
+     * @param vmId       identity of the guest.
+     * @param pageSize   page size.
+     * @param pageCount  number of pages.
+     * @param disks      the guest's disks.
+     */
+    public record Hello(int minVersion, int maxVersion, String vmId, int pageSize, long pageCount, List<Disk> disks)
+    {
+        /**
+         * @param buffer destination.
+         * @param index  offset.
+         * @return bytes written.
+         */
+        public int encode(final MutableDirectBuffer buffer, final int index)
+        {
+            final byte[] id = vmId.getBytes(StandardCharsets.UTF_8);
+            if (id.length > MAX_VM_ID_BYTES || disks.size() > MAX_DISKS)
+            {
+                throw new IllegalArgumentException("vmId over " + MAX_VM_ID_BYTES + " bytes or over " + MAX_DISKS + " disks");
+            }
+            int offset = index;
+            buffer.putByte(offset, (byte)minVersion);
+            buffer.putByte(offset + 1, (byte)maxVersion);
+            buffer.putShort(offset + 2, (short)0);
+            buffer.putInt(offset + 4, pageSize);
+            buffer.putLong(offset + 8, pageCount);
+            buffer.putInt(offset + 16, disks.size());
+            offset += 20;
+            for (final Disk disk : disks)
+            {
+                buffer.putInt(offset, disk.id());
+                buffer.putInt(offset + 4, disk.blockSize());
+                buffer.putLong(offset + 8, disk.sizeBytes());
+                offset += 16;
+            }
+            buffer.putInt(offset, id.length);
+            buffer.putBytes(offset + 4, id);
+            return offset + 4 + id.length - index;
+        }
+
+        /**
+         * @param buffer source.
+         * @param index  offset of the payload.
+         * @param length payload length.
+         * @return the decoded hello.
+         * @throws ProtocolException if the payload is malformed.
+         */
+        public static Hello decode(final DirectBuffer buffer, final int index, final int length)
+        {
+            require(length >= 24, "HELLO payload of " + length + " bytes is too short");
+            final int min = buffer.getByte(index) & 0xFF;
+            final int max = buffer.getByte(index + 1) & 0xFF;
+            require(buffer.getShort(index + 2) == 0, "HELLO reserved bytes are not zero");
+            final int pageSize = buffer.getInt(index + 4);
+            final long pageCount = buffer.getLong(index + 8);
+            final int diskCount = buffer.getInt(index + 16);
+            require(diskCount >= 0 && diskCount <= MAX_DISKS, "HELLO disk count " + diskCount);
+            require(length >= 24 + diskCount * 16, "HELLO of " + length + " bytes cannot hold " + diskCount + " disks");
+            int offset = index + 20;
+            final List<Disk> disks = new ArrayList<>(diskCount);
+            for (int i = 0; i < diskCount; i++)
+            {
+                disks.add(new Disk(buffer.getInt(offset), buffer.getInt(offset + 4), buffer.getLong(offset + 8)));
+                offset += 16;
+            }
+            final int idLength = buffer.getInt(offset);
+            require(idLength >= 0 && idLength <= MAX_VM_ID_BYTES && offset + 4 + idLength == index + length,
+                "HELLO vmId length " + idLength + " does not fit the payload");
+            final byte[] id = new byte[idLength];
+            buffer.getBytes(offset + 4, id);
+            return new Hello(min, max, new String(id, StandardCharsets.UTF_8), pageSize, pageCount, List.copyOf(disks));
+        }
+
+        /**
+         * Checks this (the active's) hello against what the standby protects and picks the version.
+         *
+         * @param expected the standby's own description.
+         * @return the version to speak.
+         * @throws ProtocolException naming the mismatch.
+         */
+        public int accept(final Hello expected)
+        {
+            final int version = Math.min(maxVersion, expected.maxVersion());
+            if (version < Math.max(minVersion, expected.minVersion()))
+            {
+                throw new ProtocolException(ProtocolException.Fault.BAD_VERSION, "active speaks [" + minVersion +
+                    ", " + maxVersion + "], standby [" + expected.minVersion() + ", " + expected.maxVersion() + "]");
+            }
+            if (!vmId.equals(expected.vmId()))
+            {
+                throw new ProtocolException(ProtocolException.Fault.VM_MISMATCH,
+                    "active protects VM '" + vmId + "' but this standby holds '" + expected.vmId() + "'");
+            }
+            if (pageSize != expected.pageSize() || pageCount != expected.pageCount())
+            {
+                throw new ProtocolException(ProtocolException.Fault.GEOMETRY_MISMATCH, "active memory is " + pageCount +
+                    " pages of " + pageSize + " bytes, standby " + expected.pageCount() + " pages of " +
+                    expected.pageSize());
+            }
+            if (!disks.equals(expected.disks()))
+            {
+                throw new ProtocolException(ProtocolException.Fault.GEOMETRY_MISMATCH,
+                    "active disks " + disks + " differ from standby disks " + expected.disks());
+            }
+            return version;
+        }
+    }
+
+    /**
+     * @param buffer        destination.
+     * @param index         offset.
+     * @param version       chosen version.
+     * @param recoveryEpoch the standby's newest committed epoch (0 if none).
+     * @param generation    the standby's generation.
+     * @return bytes written.
+     */
+    public static int encodeWelcome(
+        final MutableDirectBuffer buffer, final int index, final int version, final long recoveryEpoch,
+        final long generation)
+    {
+        buffer.putInt(index, version);
+        buffer.putInt(index + 4, 0);
+        buffer.putLong(index + 8, recoveryEpoch);
+        buffer.putLong(index + 16, generation);
+        return WELCOME_LENGTH;
+    }
+
+    /**
+     * @param buffer destination.
+     * @param index  offset.
+     * @param reason why the handshake was refused.
+     * @return bytes written.
+     */
+    public static int encodeRefuse(final MutableDirectBuffer buffer, final int index, final String reason)
+    {
+        final byte[] bytes = reason.getBytes(StandardCharsets.UTF_8);
+        final int length = Math.min(bytes.length, 1024);
+        buffer.putInt(index, length);
+        buffer.putBytes(index + 4, bytes, 0, length);
+        return 4 + length;
+    }
+
+    /**
+     * @param buffer source.
+     * @param index  offset of the payload.
+     * @param length payload length.
+     * @return the reason.
+     */
+    public static String decodeRefuse(final DirectBuffer buffer, final int index, final int length)
+    {
+        require(length >= 4, "REFUSE payload too short");
+        final int reasonLength = buffer.getInt(index);
+        require(reasonLength >= 0 && reasonLength == length - 4, "REFUSE reason length " + reasonLength);
+        final byte[] bytes = new byte[reasonLength];
+        buffer.getBytes(index + 4, bytes);
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    private static void require(final boolean condition, final String message)
+    {
+        if (!condition)
+        {
+            throw new ProtocolException(ProtocolException.Fault.MALFORMED, message);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+package dev.tandem.core.system;
+
+import dev.tandem.core.transport.InJvmTransport;
+import dev.tandem.core.transport.TcpTransport;
+import dev.tandem.core.transport.Transport;
+import dev.tandem.vmm.sim.SimulatedVmm;
+import dev.tandem.vmm.sim.Workload;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The whole path, per workload and transport: after every commit the standby's digest equals the digest the active
+ * recorded at that checkpoint (memory, component state and disk).
+ */
+@LeakCheck
+class EndToEndReplicationTest
+{
+    private static final int CHECKPOINTS = 200;
+
+    @TempDir
+    Path dir;
+
+    static Stream<Arguments> cases()
+    {
+        return Stream.of(Workload.values()).flatMap(workload -> Stream.of(
+            Arguments.of(workload, "tcp"), Arguments.of(workload, "in-jvm")));
+    }
+
+    @ParameterizedTest(name = "{0} over {1}")
+    @MethodSource("cases")
+    void standbyMatchesActiveAtEveryCheckpoint(final Workload workload, final String transportName) throws Exception
+    {
+        final Transport transport = "tcp".equals(transportName) ? new TcpTransport() : new InJvmTransport();
+        final String endpoint = "tcp".equals(transportName) ? "127.0.0.1:0" : "standby-" + workload;
+        final SimulatedVmm.Builder guest = SimulatedVmm.builder()
+            .vmId("e2e-" + workload)
+            .memoryBytes(16L << 20)
+            .workload(workload)
+            .pagesPerMillisecond(50)
+            .disk(dir.resolve("active-disk.img"), 2L << 20)
+            .diskEveryTicks(1)
+            .packetEveryTicks(1)
+            .seed(workload.ordinal() + 7);
+        try (ReplicationFixture fixture = new ReplicationFixture(guest, transport, endpoint, dir.resolve("standby"),
+            true, ctx -> { }))
+        {
+            fixture.awaitCommits(CHECKPOINTS, Duration.ofSeconds(60));
+            assertEquals("[]", fixture.mismatches.toString(), "standby differs from the active at a checkpoint");
+            assertTrue(fixture.verifiedCommits.get() >= CHECKPOINTS, "commits verified: " + fixture.verifiedCommits);
+            assertEquals("[]", fixture.standbyErrors.toString(), "standby reported errors");
+            if (workload != Workload.IDLE)
+            {
+                assertTrue(fixture.active.status().pagesCopied() > CHECKPOINTS, "guest dirtied pages");
+            }
+            assertTrue(fixture.vmm.diskWrites() > 0, "guest wrote its disk");
+        }
+    }
+}
