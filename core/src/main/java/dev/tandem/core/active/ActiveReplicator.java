@@ -54,10 +54,13 @@ public final class ActiveReplicator implements AutoCloseable
     private final DiskWriteStream diskStream;
     private final OutputCommitGate gate;
     private final ActiveCounters counters = new ActiveCounters();
-    private final SingleWriterRecorder pauseRecorder = new SingleWriterRecorder(3);
-    private final SingleWriterRecorder commitRecorder = new SingleWriterRecorder(3);
-    private final Histogram pauseHistogram = new Histogram(3);
-    private final Histogram commitHistogram = new Histogram(3);
+    /** Longest latency recorded; fixed so that recording never resizes (allocates) on the hot path. */
+    static final long HIGHEST_RECORDED_NS = TimeUnit.SECONDS.toNanos(60);
+
+    private final SingleWriterRecorder pauseRecorder = new SingleWriterRecorder(HIGHEST_RECORDED_NS, 3);
+    private final SingleWriterRecorder commitRecorder = new SingleWriterRecorder(HIGHEST_RECORDED_NS, 3);
+    private final Histogram pauseHistogram = new Histogram(HIGHEST_RECORDED_NS, 3);
+    private final Histogram commitHistogram = new Histogram(HIGHEST_RECORDED_NS, 3);
     private final AtomicLongArray checkpointTimes;
     private final int checkpointTimesMask;
     private final CheckpointScheduler scheduler;

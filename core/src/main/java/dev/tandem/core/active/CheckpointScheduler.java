@@ -153,7 +153,7 @@ final class CheckpointScheduler implements Agent
             vcpus.resume();
         }
         final long end = clock.nanoTime();
-        pauseRecorder.recordValue(Math.max(0, end - start));
+        pauseRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, Math.max(0, end - start)));
         nextCheckpointNs = start + periodNs;
     }
 

@@ -370,7 +370,7 @@ final class CheckpointSender implements Agent
         }
         final long latency = clock.nanoTime() - replicator.checkpointTimeNs(epoch);
         replicator.acked(epoch);
-        commitRecorder.recordValue(Math.max(0, latency));
+        commitRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, Math.max(0, latency)));
         gate.release(epoch);
         listener.onAck(epoch, latency);
     }

@@ -51,7 +51,7 @@ class EndToEndReplicationTest
             .packetEveryTicks(1)
             .seed(workload.ordinal() + 7);
         try (ReplicationFixture fixture = new ReplicationFixture(guest, transport, endpoint, dir.resolve("standby"),
-            true, ctx -> { }))
+            true, (ctx, standby) -> { }))
         {
             fixture.awaitCommits(CHECKPOINTS, Duration.ofSeconds(60));
             assertEquals("[]", fixture.mismatches.toString(), "standby differs from the active at a checkpoint");

@@ -19,7 +19,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Consumer;
+import java.util.function.BiConsumer;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -37,6 +37,7 @@ public final class ReplicationFixture implements AutoCloseable
     public final AtomicLong verifiedCommits = new AtomicLong();
     public final List<Throwable> standbyErrors = new CopyOnWriteArrayList<>();
     private final boolean digests;
+    private volatile java.util.function.BiConsumer<Long, RecoveryPoint> commitHook;
 
     public ReplicationFixture(
         final SimulatedVmm.Builder guest,
@@ -44,7 +45,7 @@ public final class ReplicationFixture implements AutoCloseable
         final String endpoint,
         final Path standbyDir,
         final boolean digests,
-        final Consumer<ActiveContext> activeConfig) throws IOException
+        final BiConsumer<ActiveContext, StandbyReplica> activeConfig) throws IOException
     {
         this.digests = digests;
         vmm = guest.build();
@@ -59,6 +60,11 @@ public final class ReplicationFixture implements AutoCloseable
                 @Override
                 public void onCommit(final long epoch, final RecoveryPoint point)
                 {
+                    final java.util.function.BiConsumer<Long, RecoveryPoint> hook = commitHook;
+                    if (hook != null)
+                    {
+                        hook.accept(epoch, point);
+                    }
                     if (digests)
                     {
                         final Long expected = activeDigests.get(epoch);
@@ -97,7 +103,7 @@ public final class ReplicationFixture implements AutoCloseable
             {
                 activeCtx.checkpointObserver((epoch, adapter) -> activeDigests.put(epoch, StateDigest.of(adapter)));
             }
-            activeConfig.accept(activeCtx);
+            activeConfig.accept(activeCtx, createdStandby);
             createdActive = ActiveReplicator.launch(activeCtx);
         }
         catch (final IOException | RuntimeException ex)
@@ -111,6 +117,14 @@ public final class ReplicationFixture implements AutoCloseable
         }
         standby = createdStandby;
         active = createdActive;
+    }
+
+    /**
+     * @param hook also called at every commit, on the standby's receiver thread.
+     */
+    public void onCommit(final java.util.function.BiConsumer<Long, RecoveryPoint> hook)
+    {
+        commitHook = hook;
     }
 
     /**

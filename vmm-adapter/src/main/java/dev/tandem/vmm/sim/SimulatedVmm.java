@@ -288,6 +288,11 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             {
                 Thread.onSpinWait();
             }
+            if (vcpu.crash != null)
+            {
+                throw new VmmAdapterException(VmmAdapterException.Phase.PAUSE,
+                    "vcpu" + vcpu.index + " of " + config.vmId + " crashed: " + vcpu.crash, vcpu.crash);
+            }
         }
     }
 
@@ -378,6 +383,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
 
         final int index;
         volatile int state = STATE_IDLE;
+        volatile Throwable crash;
         Thread thread;
 
         long random;
@@ -400,6 +406,21 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
 
         @Override
         public void run()
+        {
+            try
+            {
+                runLoop();
+            }
+            catch (final RuntimeException | Error ex)
+            {
+                // a crashed vCPU must not leave pause() waiting for it forever
+                crash = ex;
+                state = STATE_IDLE;
+                throw ex;
+            }
+        }
+
+        private void runLoop()
         {
             final long tickNs = TimeUnit.MICROSECONDS.toNanos(config.tickMicros);
             long deadline = System.nanoTime();
