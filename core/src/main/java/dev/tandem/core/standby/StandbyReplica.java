@@ -63,6 +63,8 @@ public final class StandbyReplica implements AutoCloseable
     private volatile long bytesReceived;
     private volatile long rejectedFrames;
     private volatile String lastError;
+    private final List<Runnable> pendingInspections = new ArrayList<>();
+    private volatile boolean inspectionPending;
 
     private StandbyReplica(final StandbyContext ctx, final Transport.Listener listener) throws IOException
     {
@@ -157,6 +159,52 @@ public final class StandbyReplica implements AutoCloseable
     {
         return new StandbyStatus(lastCommittedEpoch, connected, commits, framesReceived, bytesReceived,
             rejectedFrames, lastError);
+    }
+
+    /**
+     * Runs {@code inspection} on the recovery point between two frames on the receiver thread, so it sees one whole
+     * committed epoch; e.g. to verify a digest or take a backup. Blocks until done.
+     *
+     * @param inspection reads the recovery point; must not keep references to it.
+     * @param <T>        its result type.
+     * @return the inspection's result.
+     * @throws IllegalStateException if the standby is closed or the inspection does not run within 60 s.
+     */
+    public <T> T inspect(final java.util.function.Function<RecoveryPoint, T> inspection)
+    {
+        final java.util.concurrent.CompletableFuture<T> result = new java.util.concurrent.CompletableFuture<>();
+        synchronized (pendingInspections)
+        {
+            inspectionPending = true;
+            pendingInspections.add(() ->
+            {
+                try
+                {
+                    result.complete(inspection.apply(recoveryPoint));
+                }
+                catch (final RuntimeException ex)
+                {
+                    result.completeExceptionally(ex);
+                }
+            });
+        }
+        try
+        {
+            return result.get(60, java.util.concurrent.TimeUnit.SECONDS);
+        }
+        catch (final InterruptedException ex)
+        {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while inspecting the recovery point", ex);
+        }
+        catch (final java.util.concurrent.ExecutionException ex)
+        {
+            throw new IllegalStateException("inspection failed", ex.getCause());
+        }
+        catch (final java.util.concurrent.TimeoutException ex)
+        {
+            throw new IllegalStateException("the standby's receiver did not run the inspection within 60 s", ex);
+        }
     }
 
     /**
@@ -264,6 +312,10 @@ public final class StandbyReplica implements AutoCloseable
         @Override
         public int doWork() throws IOException
         {
+            if (inspectionPending)
+            {
+                runInspections();
+            }
             if (connection == null)
             {
                 final Connection accepted = listener.accept();
@@ -319,6 +371,21 @@ public final class StandbyReplica implements AutoCloseable
                 receiveView.position(limit - position);
             }
             return frames + (read > 0 ? 1 : 0);
+        }
+
+        private void runInspections()
+        {
+            final Runnable[] tasks;
+            synchronized (pendingInspections)
+            {
+                tasks = pendingInspections.toArray(new Runnable[0]);
+                pendingInspections.clear();
+                inspectionPending = false;
+            }
+            for (final Runnable task : tasks)
+            {
+                task.run();
+            }
         }
 
         @Override
@@ -425,7 +492,6 @@ public final class StandbyReplica implements AutoCloseable
 
         private void onDiskWrite(final int index, final int length) throws IOException
         {
-            requireBeforeBarrier(FrameType.DISK_WRITE, decoder.epoch());
             if (length < FrameCodec.DISK_WRITE_HEADER)
             {
                 throw new ProtocolException(Fault.MALFORMED, "DISK_WRITE payload of " + length + " bytes");
@@ -446,6 +512,7 @@ public final class StandbyReplica implements AutoCloseable
                     dataLength + ") is empty, misaligned to " + disk.blockSize() + " or outside " + disk.sizeBytes() +
                     " bytes");
             }
+            requireBeforeBarrier(FrameType.DISK_WRITE, decoder.epoch());
             log.append(FrameType.DISK_WRITE.code(), diskId, offset, data(index + FrameCodec.DISK_WRITE_HEADER,
                 dataLength));
             countDataFrame();

@@ -1,0 +1,193 @@
+package dev.tandem.core.standby;
+
+import dev.tandem.core.transport.Connection;
+import dev.tandem.core.transport.Transport;
+import dev.tandem.core.wire.FrameCodec;
+import dev.tandem.core.wire.FrameType;
+import dev.tandem.core.wire.Handshake;
+import org.agrona.concurrent.UnsafeBuffer;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.zip.CRC32C;
+
+/**
+ * A hand-driven active for protocol tests: writes exactly the bytes a test wants, valid or not.
+ */
+final class RawActive implements AutoCloseable
+{
+    final Connection connection;
+    long generation;
+    long crcSum;
+    int frames;
+    int diskWrites;
+    long pages;
+    int components;
+
+    RawActive(final Transport transport, final String endpoint) throws IOException
+    {
+        connection = transport.connect(endpoint, 5000);
+    }
+
+    static byte[] frame(final FrameType type, final long generation, final long epoch, final byte[] payload)
+    {
+        final UnsafeBuffer buffer = new UnsafeBuffer(ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + payload.length));
+        FrameCodec.writeHeader(buffer, 0, FrameCodec.MAX_VERSION, type, payload.length, generation, epoch);
+        buffer.putBytes(FrameCodec.HEADER_LENGTH, payload);
+        FrameCodec.sealCrc(new CRC32C(), buffer, buffer.byteBuffer().duplicate(), 0,
+            FrameCodec.HEADER_LENGTH + payload.length, null);
+        final byte[] bytes = new byte[FrameCodec.HEADER_LENGTH + payload.length];
+        buffer.getBytes(0, bytes);
+        return bytes;
+    }
+
+    static long crcOf(final byte[] frame)
+    {
+        return new UnsafeBuffer(frame).getInt(FrameCodec.CRC_OFFSET) & 0xFFFF_FFFFL;
+    }
+
+    void hello(final String vmId, final int pageSize, final long pageCount, final List<Handshake.Disk> disks)
+        throws IOException
+    {
+        final UnsafeBuffer payload = new UnsafeBuffer(new byte[2048]);
+        final int length = new Handshake.Hello(1, 1, vmId, pageSize, pageCount, disks).encode(payload, 0);
+        final byte[] bytes = new byte[length];
+        payload.getBytes(0, bytes);
+        send(frame(FrameType.HELLO, 0, 0, bytes));
+    }
+
+    /**
+     * @return the frame type code of the standby's reply and its payload start, as read.
+     */
+    UnsafeBuffer awaitFrame() throws IOException
+    {
+        final ByteBuffer in = ByteBuffer.allocateDirect(4096);
+        final long deadline = System.nanoTime() + 10_000_000_000L;
+        while (true)
+        {
+            final int n = connection.read(in);
+            if (n < 0)
+            {
+                throw new IOException("standby closed the connection");
+            }
+            if (in.position() >= FrameCodec.HEADER_LENGTH)
+            {
+                final UnsafeBuffer buffer = new UnsafeBuffer(in);
+                if (in.position() >= FrameCodec.HEADER_LENGTH + buffer.getInt(FrameCodec.LENGTH_OFFSET))
+                {
+                    return buffer;
+                }
+            }
+            if (System.nanoTime() > deadline)
+            {
+                throw new IOException("no reply from standby");
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    void welcome(final String vmId, final int pageSize, final long pageCount, final List<Handshake.Disk> disks)
+        throws IOException
+    {
+        hello(vmId, pageSize, pageCount, disks);
+        final UnsafeBuffer reply = awaitFrame();
+        if (reply.getByte(FrameCodec.TYPE_OFFSET) != FrameType.WELCOME.code())
+        {
+            throw new IOException("expected WELCOME, got type " + reply.getByte(FrameCodec.TYPE_OFFSET));
+        }
+        generation = reply.getLong(FrameCodec.HEADER_LENGTH + 16);
+    }
+
+    void send(final byte[] bytes) throws IOException
+    {
+        final ByteBuffer[] gather = {ByteBuffer.wrap(bytes)};
+        while (gather[0].hasRemaining())
+        {
+            connection.write(gather, 0, 1);
+        }
+    }
+
+    /** Sends a data frame and counts it toward the epoch end. */
+    void data(final FrameType type, final long epoch, final byte[] payload) throws IOException
+    {
+        final byte[] frame = frame(type, generation, epoch, payload);
+        crcSum += crcOf(frame);
+        frames++;
+        send(frame);
+    }
+
+    void diskWrite(final long epoch, final int diskId, final long offset, final byte[] data) throws IOException
+    {
+        final UnsafeBuffer payload = new UnsafeBuffer(new byte[FrameCodec.DISK_WRITE_HEADER + data.length]);
+        payload.putInt(0, diskId);
+        payload.putInt(4, data.length);
+        payload.putLong(8, offset);
+        payload.putBytes(FrameCodec.DISK_WRITE_HEADER, data);
+        data(FrameType.DISK_WRITE, epoch, payload.byteArray());
+        diskWrites++;
+    }
+
+    void barrier(final long epoch) throws IOException
+    {
+        send(frame(FrameType.BARRIER, generation, epoch, new byte[0]));
+    }
+
+    void pages(final long epoch, final long firstPage, final int count, final int pageSize, final byte fill)
+        throws IOException
+    {
+        final UnsafeBuffer payload = new UnsafeBuffer(new byte[FrameCodec.PAGES_HEADER + count * pageSize]);
+        payload.putLong(0, firstPage);
+        payload.putInt(8, count);
+        payload.setMemory(FrameCodec.PAGES_HEADER, count * pageSize, fill);
+        data(FrameType.PAGES, epoch, payload.byteArray());
+        pages += count;
+    }
+
+    void component(final long epoch, final int id, final byte[] state) throws IOException
+    {
+        final UnsafeBuffer payload = new UnsafeBuffer(new byte[FrameCodec.COMPONENT_HEADER + state.length]);
+        payload.putInt(0, id);
+        payload.putInt(4, 1);
+        payload.putBytes(FrameCodec.COMPONENT_HEADER, state);
+        data(FrameType.COMPONENT, epoch, payload.byteArray());
+        components++;
+    }
+
+    byte[] epochEndPayload()
+    {
+        final UnsafeBuffer payload = new UnsafeBuffer(new byte[FrameCodec.EPOCH_END_LENGTH]);
+        payload.putLong(0, pages);
+        payload.putInt(8, frames);
+        payload.putInt(12, diskWrites);
+        payload.putInt(16, components);
+        payload.putLong(24, crcSum);
+        return payload.byteArray();
+    }
+
+    void end(final long epoch) throws IOException
+    {
+        send(frame(FrameType.EPOCH_END, generation, epoch, epochEndPayload()));
+        crcSum = 0;
+        frames = 0;
+        diskWrites = 0;
+        pages = 0;
+        components = 0;
+    }
+
+    long awaitAck() throws IOException
+    {
+        final UnsafeBuffer reply = awaitFrame();
+        if (reply.getByte(FrameCodec.TYPE_OFFSET) != FrameType.ACK.code())
+        {
+            throw new IOException("expected ACK, got type " + reply.getByte(FrameCodec.TYPE_OFFSET));
+        }
+        return reply.getLong(FrameCodec.EPOCH_OFFSET);
+    }
+
+    @Override
+    public void close()
+    {
+        connection.close();
+    }
+}

@@ -1,0 +1,271 @@
+package dev.tandem.core.standby;
+
+import dev.tandem.core.system.LeakCheck;
+import dev.tandem.core.transport.InJvmTransport;
+import dev.tandem.core.wire.FrameCodec;
+import dev.tandem.core.wire.FrameType;
+import dev.tandem.core.wire.Handshake;
+import dev.tandem.vmm.StateDigest;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Invariant 4 on the wire: every malformed frame is refused with an error naming its fault, nothing of its epoch is
+ * applied, the connection is dropped, and the replica still equals its last commit; a good active then reconnects.
+ */
+@LeakCheck
+class StandbyBadInputTest
+{
+    private static final String VM = "bad-input-vm";
+    private static final int PAGE = 4096;
+    private static final long PAGES = 256;
+    private static final List<Handshake.Disk> DISKS = List.of(new Handshake.Disk(0, 512, 64 * 1024));
+
+    @TempDir
+    Path dir;
+
+    private final InJvmTransport transport = new InJvmTransport();
+    private StandbyReplica standby;
+    private long committedDigest;
+
+    /**
+     * One way of breaking the stream, given a connected active in the middle of epoch 2.
+     */
+    @FunctionalInterface
+    interface Fault
+    {
+        void inject(RawActive active) throws IOException;
+    }
+
+    @BeforeEach
+    void commitBaseline() throws IOException
+    {
+        standby = StandbyReplica.launch(new StandbyContext()
+            .transport(transport)
+            .listenEndpoint("standby")
+            .directory(dir)
+            .vmId(VM)
+            .memory(PAGE, PAGES)
+            .disk(0, 512, 64 * 1024));
+        try (RawActive active = new RawActive(transport, "standby"))
+        {
+            active.welcome(VM, PAGE, PAGES, DISKS);
+            active.diskWrite(1, 0, 0, filled(4096, (byte)1));
+            active.barrier(1);
+            active.pages(1, 0, 8, PAGE, (byte)1);
+            active.component(1, 7, new byte[] {1, 2, 3});
+            active.end(1);
+            assertEquals(1, active.awaitAck());
+        }
+        committedDigest = standby.inspect(StateDigest::of);
+        awaitDisconnected();
+    }
+
+    @AfterEach
+    void closeStandby()
+    {
+        standby.close();
+    }
+
+    static Stream<Arguments> faults()
+    {
+        return Stream.of(
+            fault("BAD_MAGIC", a -> a.send(corrupt(frame(a, FrameType.BARRIER, 2), FrameCodec.MAGIC_OFFSET, 0x11))),
+            fault("BAD_CRC", a ->
+            {
+                final byte[] bytes = pagesFrame(a, 2, 10);
+                bytes[bytes.length - 1] ^= 0x40;
+                a.send(bytes);
+            }),
+            fault("BAD_LENGTH", a -> a.send(withInt(frame(a, FrameType.BARRIER, 2), FrameCodec.LENGTH_OFFSET,
+                FrameCodec.MAX_PAYLOAD_DEFAULT + 1))),
+            fault("BAD_LENGTH", a -> a.send(withInt(frame(a, FrameType.BARRIER, 2), FrameCodec.LENGTH_OFFSET, -5))),
+            fault("BAD_VERSION", a -> a.send(corrupt(frame(a, FrameType.BARRIER, 2), FrameCodec.VERSION_OFFSET, 9))),
+            fault("RESERVED_BITS", a -> a.send(corrupt(frame(a, FrameType.BARRIER, 2), FrameCodec.FLAGS_OFFSET, 1))),
+            fault("UNKNOWN_TYPE", a -> a.send(RawActive.frame(FrameType.ACK, a.generation, 2, new byte[0]))),
+            fault("UNKNOWN_TYPE", a -> a.send(corrupt(frame(a, FrameType.BARRIER, 2), FrameCodec.TYPE_OFFSET, 99))),
+            fault("EPOCH_OUT_OF_ORDER", a -> a.send(pagesFrame(a, 1, 3))),
+            fault("EPOCH_OUT_OF_ORDER", a -> a.send(pagesFrame(a, 3, 3))),
+            fault("STALE_GENERATION", a -> a.send(RawActive.frame(FrameType.PAGES, a.generation - 1, 2,
+                pagesPayload(3)))),
+            fault("PAGE_OUT_OF_RANGE", a -> a.pages(2, PAGES - 1, 2, PAGE, (byte)9)),
+            fault("BAD_DISK_EXTENT", a -> a.diskWrite(2, 0, 64 * 1024 - 512, filled(1024, (byte)9))),
+            fault("BAD_DISK_EXTENT", a -> a.diskWrite(2, 0, 100, filled(512, (byte)9))),
+            fault("BAD_DISK_EXTENT", a -> a.diskWrite(2, 3, 0, filled(512, (byte)9))),
+            fault("MALFORMED", a ->
+            {
+                // an epoch end whose counts do not match what arrived
+                a.pages++;
+                a.end(2);
+            }),
+            fault("MALFORMED", a -> a.diskWrite(2, 0, 0, filled(512, (byte)9))),
+            fault("MALFORMED", a -> a.barrier(2)));
+    }
+
+    private static Arguments fault(final String name, final Fault fault)
+    {
+        return Arguments.of(name, fault);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("faults")
+    void malformedFrameIsRefusedAndNothingApplied(final String expectedFault, final Fault fault) throws Exception
+    {
+        final long rejectedBefore = standby.status().rejectedFrames();
+        try (RawActive active = new RawActive(transport, "standby"))
+        {
+            active.welcome(VM, PAGE, PAGES, DISKS);
+            // a valid start of epoch 2 that must be discarded with the bad frame
+            active.diskWrite(2, 0, 0, filled(4096, (byte)2));
+            active.barrier(2);
+            active.pages(2, 0, 4, PAGE, (byte)2);
+            fault.inject(active);
+            awaitRejected(rejectedBefore);
+        }
+        final String error = standby.status().lastError();
+        assertNotNull(error);
+        assertTrue(error.startsWith(expectedFault), "error names the fault: " + error);
+        assertEquals(1, standby.lastCommittedEpoch(), "recovery point unchanged");
+        assertEquals(committedDigest, (long)standby.inspect(StateDigest::of), "replica still equals commit 1");
+        awaitDisconnected();
+        commitEpochTwo();
+    }
+
+    @Test
+    void truncatedFrameIsNeverApplied() throws Exception
+    {
+        try (RawActive active = new RawActive(transport, "standby"))
+        {
+            active.welcome(VM, PAGE, PAGES, DISKS);
+            active.barrier(2);
+            final byte[] frame = pagesFrame(active, 2, 5);
+            final byte[] half = new byte[frame.length / 2];
+            System.arraycopy(frame, 0, half, 0, half.length);
+            active.send(half);
+        }
+        awaitDisconnected();
+        assertTrue(standby.status().lastError().contains("closed the connection"), standby.status().lastError());
+        assertEquals(1, standby.lastCommittedEpoch());
+        assertEquals(committedDigest, (long)standby.inspect(StateDigest::of));
+        commitEpochTwo();
+    }
+
+    @Test
+    void handshakeWithWrongGeometryOrVmIsRefused() throws Exception
+    {
+        for (final Object[] bad : new Object[][] {
+            {"GEOMETRY_MISMATCH", VM, PAGES + 1, DISKS},
+            {"GEOMETRY_MISMATCH", VM, PAGES, List.of(new Handshake.Disk(0, 512, 128 * 1024))},
+            {"VM_MISMATCH", "another-vm", PAGES, DISKS}})
+        {
+            final long rejectedBefore = standby.status().rejectedFrames();
+            try (RawActive active = new RawActive(transport, "standby"))
+            {
+                @SuppressWarnings("unchecked")
+                final List<Handshake.Disk> disks = (List<Handshake.Disk>)bad[3];
+                active.hello((String)bad[1], PAGE, (long)bad[2], disks);
+                final UnsafeBuffer reply = active.awaitFrame();
+                assertEquals(FrameType.REFUSE.code(), reply.getByte(FrameCodec.TYPE_OFFSET));
+                final String reason = Handshake.decodeRefuse(reply, FrameCodec.HEADER_LENGTH,
+                    reply.getInt(FrameCodec.LENGTH_OFFSET));
+                assertTrue(reason.startsWith((String)bad[0]), reason);
+                awaitRejected(rejectedBefore);
+            }
+            assertTrue(standby.status().lastError().startsWith((String)bad[0]), standby.status().lastError());
+            awaitDisconnected();
+        }
+        assertEquals(committedDigest, (long)standby.inspect(StateDigest::of));
+        commitEpochTwo();
+    }
+
+    private void commitEpochTwo() throws IOException
+    {
+        try (RawActive active = new RawActive(transport, "standby"))
+        {
+            active.welcome(VM, PAGE, PAGES, DISKS);
+            active.barrier(2);
+            active.pages(2, 100, 1, PAGE, (byte)5);
+            active.end(2);
+            assertEquals(2, active.awaitAck(), "a good active commits after the fault");
+        }
+        assertTrue(committedDigest != standby.inspect(StateDigest::of));
+    }
+
+    private void awaitRejected(final long before) throws IOException
+    {
+        final long deadline = System.nanoTime() + 10_000_000_000L;
+        while (standby.status().rejectedFrames() == before)
+        {
+            if (System.nanoTime() > deadline)
+            {
+                throw new IOException("standby did not refuse the frame: " + standby.status());
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    private void awaitDisconnected() throws IOException
+    {
+        final long deadline = System.nanoTime() + 10_000_000_000L;
+        while (standby.status().connected())
+        {
+            if (System.nanoTime() > deadline)
+            {
+                throw new IOException("standby still connected: " + standby.status());
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    private static byte[] frame(final RawActive active, final FrameType type, final long epoch)
+    {
+        return RawActive.frame(type, active.generation, epoch, new byte[0]);
+    }
+
+    private static byte[] pagesPayload(final long firstPage)
+    {
+        final UnsafeBuffer payload = new UnsafeBuffer(new byte[FrameCodec.PAGES_HEADER + PAGE]);
+        payload.putLong(0, firstPage);
+        payload.putInt(8, 1);
+        return payload.byteArray();
+    }
+
+    private static byte[] pagesFrame(final RawActive active, final long epoch, final long firstPage)
+    {
+        return RawActive.frame(FrameType.PAGES, active.generation, epoch, pagesPayload(firstPage));
+    }
+
+    private static byte[] corrupt(final byte[] frame, final int offset, final int value)
+    {
+        frame[offset] = (byte)value;
+        return frame;
+    }
+
+    private static byte[] withInt(final byte[] frame, final int offset, final int value)
+    {
+        new UnsafeBuffer(frame).putInt(offset, value);
+        return frame;
+    }
+
+    private static byte[] filled(final int length, final byte value)
+    {
+        final byte[] bytes = new byte[length];
+        java.util.Arrays.fill(bytes, value);
+        return bytes;
+    }
+}
