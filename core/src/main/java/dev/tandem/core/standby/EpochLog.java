@@ -35,7 +35,7 @@ final class EpochLog implements AutoCloseable
     private final NativeMemory.Region scratch;
     private final UnsafeBuffer scratchBuffer;
     private final ByteBuffer scratchView;
-    private final ByteBuffer headerOut = ByteBuffer.allocateDirect(RECORD_HEADER);
+    private final ByteBuffer headerOut = ByteBuffer.allocateDirect(RECORD_HEADER).order(java.nio.ByteOrder.LITTLE_ENDIAN);
     private final Path spillPath;
     private FileChannel spill;
     private int memoryUsed;

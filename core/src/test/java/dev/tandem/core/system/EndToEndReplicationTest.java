@@ -64,4 +64,31 @@ class EndToEndReplicationTest
             assertTrue(fixture.vmm.diskWrites() > 0, "guest wrote its disk");
         }
     }
+
+    /**
+     * Deltas larger than a staging area (overflow segments, the pause grows) and epochs larger than the standby's
+     * in-memory log (spill to file) still commit byte-exact.
+     */
+    @org.junit.jupiter.api.Test
+    void oversizedDeltasOverflowStagingAndSpillOnTheStandby() throws Exception
+    {
+        final SimulatedVmm.Builder guest = SimulatedVmm.builder()
+            .vmId("e2e-oversized")
+            .memoryBytes(24L << 20)
+            .workload(Workload.UNIFORM)
+            .pagesPerMillisecond(400)
+            .disk(dir.resolve("active-disk.img"), 2L << 20)
+            .diskEveryTicks(1)
+            .seed(11);
+        try (ReplicationFixture fixture = new ReplicationFixture(guest, new TcpTransport(), "127.0.0.1:0",
+            dir.resolve("standby"), true,
+            (ctx, standby) -> ctx.stagingAreaBytes(1 << 20).checkpointPeriodNs(Duration.ofMillis(5).toNanos()),
+            standby -> standby.epochLogMemoryBytes(1 << 20)))
+        {
+            fixture.awaitCommits(60, Duration.ofSeconds(60));
+            assertEquals("[]", fixture.mismatches.toString());
+            assertTrue(fixture.active.status().stagingOverflows() > 0, "deltas overflowed a staging area: " +
+                fixture.active.status());
+        }
+    }
 }

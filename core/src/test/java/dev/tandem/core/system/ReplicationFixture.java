@@ -47,6 +47,18 @@ public final class ReplicationFixture implements AutoCloseable
         final boolean digests,
         final BiConsumer<ActiveContext, StandbyReplica> activeConfig) throws IOException
     {
+        this(guest, transport, endpoint, standbyDir, digests, activeConfig, ctx -> { });
+    }
+
+    public ReplicationFixture(
+        final SimulatedVmm.Builder guest,
+        final Transport transport,
+        final String endpoint,
+        final Path standbyDir,
+        final boolean digests,
+        final BiConsumer<ActiveContext, StandbyReplica> activeConfig,
+        final java.util.function.Consumer<StandbyContext> standbyConfig) throws IOException
+    {
         this.digests = digests;
         vmm = guest.build();
         final StandbyContext standbyCtx = new StandbyContext()
@@ -87,6 +99,7 @@ public final class ReplicationFixture implements AutoCloseable
         {
             standbyCtx.disk(vmm.disk().id(), SimulatedDisk.BLOCK_SIZE, vmm.disk().sizeBytes());
         }
+        standbyConfig.accept(standbyCtx);
         StandbyReplica createdStandby = null;
         ActiveReplicator createdActive = null;
         try
