@@ -74,6 +74,7 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile long sentThroughEpoch;
     private volatile long lastAckedEpoch;
     private volatile Throwable failure;
+    private volatile long baselinePauseNs;
     private Histogram pauseInterval;
     private Histogram commitInterval;
     private long lastStatusNs;
@@ -260,7 +261,7 @@ public final class ActiveReplicator implements AutoCloseable
             counters.inFlightWaits.get(), diskStream.backPressured(), gate.heldBytes(), gate.releasedFrames(),
             gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
             pauseHistogram.getMaxValue(), commitHistogram.getValueAtPercentile(50),
-            commitHistogram.getValueAtPercentile(99));
+            commitHistogram.getValueAtPercentile(99), baselinePauseNs);
     }
 
     /**
@@ -390,6 +391,11 @@ public final class ActiveReplicator implements AutoCloseable
         checkpointTimes.lazySet((int)(epoch & checkpointTimesMask), startNs);
         counters.checkpoints.lazySet(counters.checkpoints.get() + 1);
         lastCheckpointEpoch = epoch;
+    }
+
+    void baselinePauseNs(final long pauseNs)
+    {
+        baselinePauseNs = pauseNs;
     }
 
     void epochSent(final long epoch)

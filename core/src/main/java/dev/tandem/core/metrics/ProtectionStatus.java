@@ -18,11 +18,13 @@ import java.util.Locale;
  * @param outputHeldBytes     bytes of output waiting for acks.
  * @param outputReleased      frames released after their ack.
  * @param outputDropped       frames dropped because the hold queue was full.
- * @param pauseP50Ns          median guest pause.
+ * @param pauseP50Ns          median guest pause of a checkpoint after the baseline.
  * @param pauseP99Ns          99th percentile guest pause.
  * @param pauseMaxNs          longest guest pause.
  * @param commitP50Ns         median time from checkpoint to ack.
  * @param commitP99Ns         99th percentile time from checkpoint to ack.
+ * @param baselinePauseNs     the pause of the baseline (a paused full copy of memory and disks), not in the
+ *                            pause percentiles.
  */
 public record ProtectionStatus(
     ProtectionState state,
@@ -42,7 +44,8 @@ public record ProtectionStatus(
     long pauseP99Ns,
     long pauseMaxNs,
     long commitP50Ns,
-    long commitP99Ns)
+    long commitP99Ns,
+    long baselinePauseNs)
 {
     /**
      * @return epochs checkpointed but not yet acknowledged (the replication lag).
