@@ -63,6 +63,7 @@ public final class StandbyReplica implements AutoCloseable
     private volatile long bytesReceived;
     private volatile long rejectedFrames;
     private volatile String lastError;
+    private volatile String torn;
     private final List<Runnable> pendingInspections = new ArrayList<>();
     private volatile boolean inspectionPending;
 
@@ -153,6 +154,14 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
+     * @return null while the replica holds a whole recovery point; otherwise why it does not (an apply failed).
+     */
+    public String tornReason()
+    {
+        return torn;
+    }
+
+    /**
      * @return a snapshot of the standby.
      */
     public StandbyStatus status()
@@ -168,10 +177,14 @@ public final class StandbyReplica implements AutoCloseable
      * @param inspection reads the recovery point; must not keep references to it.
      * @param <T>        its result type.
      * @return the inspection's result.
-     * @throws IllegalStateException if the standby is closed or the inspection does not run within 60 s.
+     * @throws IllegalStateException if the replica is torn, or the inspection does not run within 60 s.
      */
     public <T> T inspect(final java.util.function.Function<RecoveryPoint, T> inspection)
     {
+        if (torn != null)
+        {
+            throw new IllegalStateException(torn);
+        }
         final java.util.concurrent.CompletableFuture<T> result = new java.util.concurrent.CompletableFuture<>();
         synchronized (pendingInspections)
         {
@@ -472,6 +485,10 @@ public final class StandbyReplica implements AutoCloseable
             final Handshake.Hello hello = Handshake.Hello.decode(receiveBuffer, decoder.payloadIndex(), decoder.length());
             try
             {
+                if (torn != null)
+                {
+                    throw new ProtocolException(Fault.REFUSED, torn);
+                }
                 version = hello.accept(expected);
             }
             catch (final ProtocolException ex)
@@ -580,10 +597,11 @@ public final class StandbyReplica implements AutoCloseable
             }
             catch (final IOException | RuntimeException ex)
             {
-                // the replica may be torn: a MEMORY-mode standby has no recovery point any more
-                lastCommittedEpoch = -1;
-                throw new UncheckedIOException(new IOException("applying epoch " + epoch +
-                    " failed; this standby no longer holds a whole recovery point", ex));
+                // half applied: a MEMORY-mode standby no longer holds a whole recovery point, and must say so
+                // rather than ack or ever hand this replica to a promotion
+                torn = "applying epoch " + epoch + " failed (" + ex + "); the replica is torn and holds no whole " +
+                    "recovery point: start this standby on an empty directory and re-protect the guest";
+                throw new UncheckedIOException(new IOException(torn, ex));
             }
             discardEpoch();
             lastCommittedEpoch = epoch;

@@ -1,0 +1,75 @@
+package dev.tandem.core.active;
+
+import dev.tandem.core.system.LeakCheck;
+import dev.tandem.vmm.VirtualDisk;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@LeakCheck
+class DiskWriteStreamTest
+{
+    private static final VirtualDisk DISK = new VirtualDisk()
+    {
+        @Override
+        public int id()
+        {
+            return 2;
+        }
+
+        @Override
+        public long sizeBytes()
+        {
+            return 1 << 20;
+        }
+
+        @Override
+        public int blockSize()
+        {
+            return 512;
+        }
+
+        @Override
+        public void read(final long offset, final MutableDirectBuffer dst, final int dstIndex, final int length)
+        {
+        }
+    };
+
+    @Test
+    void misuseIsNamed()
+    {
+        try (DiskWriteStream stream = new DiskWriteStream(64 * 1024, List.of(DISK), 1 << 20))
+        {
+            final UnsafeBuffer data = new UnsafeBuffer(new byte[4096]);
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> stream.write(3, 0, data, 0, 512))
+                .getMessage().contains("unknown disk id 3"));
+            assertThrows(IllegalArgumentException.class, () -> stream.write(2, 100, data, 0, 512));
+            assertThrows(IllegalArgumentException.class, () -> stream.write(2, 0, data, 0, 0));
+            assertThrows(IllegalArgumentException.class, () -> stream.write(2, (1 << 20) - 512, data, 0, 1024));
+        }
+    }
+
+    @Test
+    void largeWritesAreChunkedAndKeepTheirOrderWithBarriers()
+    {
+        try (DiskWriteStream stream = new DiskWriteStream(256 * 1024, List.of(DISK), 16384))
+        {
+            final UnsafeBuffer data = new UnsafeBuffer(new byte[20480]);
+            stream.write(2, 4096, data, 0, 20480);
+            stream.appendCheckpoint(9, 1);
+            stream.flush(2);
+            final List<String> records = new ArrayList<>();
+            stream.read((type, buffer, index, length) -> records.add(type == DiskWriteStream.DISK_WRITE ?
+                "write@" + buffer.getLong(index + 8) + "+" + buffer.getInt(index + 4) :
+                type == DiskWriteStream.CHECKPOINT ? "barrier" + buffer.getLong(index) : "flush"), 100);
+            assertEquals(List.of("write@4096+16384", "write@20480+4096", "barrier9", "flush"), records);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+package dev.tandem.core.active;
+
+import dev.tandem.core.system.LeakCheck;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@LeakCheck
+class OutputCommitGateTest
+{
+    @Test
+    void releasesEachEpochInOrderOnlyAfterItsAck()
+    {
+        final List<Long> sent = new ArrayList<>();
+        try (OutputCommitGate gate = new OutputCommitGate(64 * 1024, (frame, index, length) ->
+        {
+            assertEquals(16, length);
+            sent.add(frame.getLong(index));
+        }))
+        {
+            final UnsafeBuffer frame = new UnsafeBuffer(new byte[16]);
+            long sequence = 0;
+            for (long epoch = 5; epoch <= 7; epoch++)
+            {
+                gate.epoch(epoch);
+                for (int i = 0; i < 3; i++)
+                {
+                    frame.putLong(0, sequence++);
+                    assertTrue(gate.offer(frame, 0, 16));
+                }
+            }
+            assertEquals(0, gate.release(4), "nothing acked yet");
+            assertEquals(3, gate.release(5));
+            assertEquals(List.of(0L, 1L, 2L), sent);
+            assertEquals(0, gate.release(5), "epoch 6 waits for its own ack");
+            assertEquals(6, gate.release(7));
+            assertEquals(List.of(0L, 1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L), sent);
+            assertEquals(9, gate.releasedFrames());
+            assertEquals(0, gate.heldBytes());
+        }
+    }
+
+    @Test
+    void dropsWhenFullAndRefusesOversizedFrames()
+    {
+        try (OutputCommitGate gate = new OutputCommitGate(64 * 1024, (frame, index, length) -> { }))
+        {
+            final UnsafeBuffer frame = new UnsafeBuffer(new byte[1500]);
+            int accepted = 0;
+            while (gate.offer(frame, 0, 1500))
+            {
+                accepted++;
+            }
+            assertTrue(accepted > 30, "accepted " + accepted);
+            assertEquals(1, gate.droppedFrames());
+            assertFalse(gate.offer(frame, 0, 1500));
+            gate.release(0);
+            assertTrue(gate.offer(frame, 0, 1500), "room again after release");
+            assertThrows(IllegalArgumentException.class, () -> gate.offer(new UnsafeBuffer(new byte[16384]), 0, 16384));
+        }
+    }
+}
