@@ -1,7 +1,6 @@
 package dev.tandem.vmm;
 
 import org.agrona.DirectBuffer;
-import org.agrona.ExpandableArrayBuffer;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import java.util.List;
@@ -19,7 +18,6 @@ public final class StateDigest
     private static final int CHUNK_BYTES = 256 * 1024;
 
     private final UnsafeBuffer scratch = new UnsafeBuffer(new byte[CHUNK_BYTES]);
-    private final ExpandableArrayBuffer stateScratch = new ExpandableArrayBuffer(4096);
     private final CRC32C crc = new CRC32C();
     private long hash = 0x9E3779B97F4A7C15L;
 
@@ -82,18 +80,8 @@ public final class StateDigest
      */
     public void addComponent(final StatefulComponent component)
     {
-        int length = component.save(stateScratch, 0, stateScratch.capacity());
-        if (length < 0)
-        {
-            stateScratch.checkLimit(-length);
-            length = component.save(stateScratch, 0, stateScratch.capacity());
-        }
-        if (length < 0)
-        {
-            throw new VmmAdapterException(VmmAdapterException.Phase.SNAPSHOT,
-                component.name() + " asked for " + (-length) + " bytes but got " + stateScratch.capacity());
-        }
-        addComponentState(component.id(), component.version(), stateScratch, 0, length);
+        final byte[] state = StatefulComponent.saveToArray(component);
+        addComponentState(component.id(), component.version(), new UnsafeBuffer(state), 0, state.length);
     }
 
     /**

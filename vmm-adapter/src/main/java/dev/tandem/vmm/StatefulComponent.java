@@ -50,4 +50,31 @@ public interface StatefulComponent
      *                             of an unknown version.
      */
     void restore(int version, DirectBuffer buffer, int index, int length);
+
+    /**
+     * Saves a component into a new array, growing the room as the component asks. Allocates: for tools, tests and
+     * digests, not the checkpoint path.
+     *
+     * @param component the component.
+     * @return its saved state.
+     * @throws VmmAdapterException if the component asks for more room twice.
+     */
+    static byte[] saveToArray(final StatefulComponent component)
+    {
+        final org.agrona.ExpandableArrayBuffer buffer = new org.agrona.ExpandableArrayBuffer(256);
+        int length = component.save(buffer, 0, buffer.capacity());
+        if (length < 0)
+        {
+            buffer.checkLimit(-length);
+            length = component.save(buffer, 0, buffer.capacity());
+        }
+        if (length < 0)
+        {
+            throw new VmmAdapterException(VmmAdapterException.Phase.SNAPSHOT,
+                component.name() + " asked for " + (-length) + " bytes after being given " + buffer.capacity());
+        }
+        final byte[] bytes = new byte[length];
+        buffer.getBytes(0, bytes);
+        return bytes;
+    }
 }

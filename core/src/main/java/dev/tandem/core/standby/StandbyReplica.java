@@ -9,6 +9,7 @@ import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.core.wire.ProtocolException.Fault;
+import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
@@ -48,8 +49,8 @@ public final class StandbyReplica implements AutoCloseable
     private final StandbyContext ctx;
     private final Transport.Listener listener;
     private final MemoryReplica memory;
-    private final List<DiskReplica> disks = new ArrayList<>();
-    private final DiskReplica[] disksById;
+    private final List<FileVirtualDisk> disks = new ArrayList<>();
+    private final FileVirtualDisk[] disksById;
     private final ComponentStore components = new ComponentStore();
     private final EpochLog log;
     private final Receiver receiver;
@@ -79,15 +80,15 @@ public final class StandbyReplica implements AutoCloseable
         {
             maxId = Math.max(maxId, disk.id());
         }
-        this.disksById = new DiskReplica[maxId + 1];
+        this.disksById = new FileVirtualDisk[maxId + 1];
         MemoryReplica createdMemory = null;
         EpochLog createdLog = null;
         try
         {
             for (final Handshake.Disk disk : ctx.disks())
             {
-                final DiskReplica replica = new DiskReplica(ctx.directory().resolve("disk-" + disk.id() + ".img"),
-                    disk.id(), disk.blockSize(), disk.sizeBytes());
+                final FileVirtualDisk replica = new FileVirtualDisk(ctx.directory().resolve("disk-" + disk.id() + ".img"),
+                    disk.id(), disk.blockSize(), disk.sizeBytes(), false);
                 disks.add(replica);
                 disksById[disk.id()] = replica;
             }
@@ -97,7 +98,7 @@ public final class StandbyReplica implements AutoCloseable
         }
         catch (final RuntimeException ex)
         {
-            disks.forEach(DiskReplica::close);
+            disks.forEach(FileVirtualDisk::close);
             CloseHelper.quietClose(createdMemory);
             CloseHelper.quietClose(createdLog);
             throw ex;
@@ -229,7 +230,7 @@ public final class StandbyReplica implements AutoCloseable
         CloseHelper.quietClose(runner);
         listener.close();
         memory.close();
-        disks.forEach(DiskReplica::close);
+        disks.forEach(FileVirtualDisk::close);
         CloseHelper.quietClose(log);
     }
 
@@ -263,7 +264,7 @@ public final class StandbyReplica implements AutoCloseable
         @Override
         public GuestMemory memory()
         {
-            return memory;
+            return memory.view();
         }
 
         @Override
@@ -516,7 +517,7 @@ public final class StandbyReplica implements AutoCloseable
             final int diskId = receiveBuffer.getInt(index);
             final int dataLength = receiveBuffer.getInt(index + 4);
             final long offset = receiveBuffer.getLong(index + 8);
-            final DiskReplica disk = disk(diskId);
+            final FileVirtualDisk disk = disk(diskId);
             if (dataLength != length - FrameCodec.DISK_WRITE_HEADER)
             {
                 throw new ProtocolException(Fault.MALFORMED, "DISK_WRITE says " + dataLength + " bytes but carries " +
@@ -616,7 +617,7 @@ public final class StandbyReplica implements AutoCloseable
         {
             if (type == FrameType.PAGES.code())
             {
-                memory.copyIn(a, (int)b, buffer, index);
+                memory.view().copyIn(a, (int)b, buffer, index);
             }
             else if (type == FrameType.DISK_WRITE.code())
             {
@@ -641,7 +642,7 @@ public final class StandbyReplica implements AutoCloseable
             epochCrcSum += decoder.crc();
         }
 
-        private DiskReplica disk(final int diskId)
+        private FileVirtualDisk disk(final int diskId)
         {
             if (diskId < 0 || diskId >= disksById.length || disksById[diskId] == null)
             {

@@ -3,6 +3,7 @@ package dev.tandem.vmm.sim;
 import dev.tandem.vmm.DirtyBitmap;
 import dev.tandem.vmm.DirtyLog;
 import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.NativeGuestMemory;
 import dev.tandem.vmm.NativeMemory;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
@@ -23,6 +24,7 @@ public final class SimulatedGuestMemory implements GuestMemory, DirtyLog, AutoCl
     private final NativeMemory.Region region;
     private final long address;
     private final DirtyBitmap dirty;
+    private final NativeGuestMemory view;
     private volatile boolean tracking;
 
     /**
@@ -46,6 +48,7 @@ public final class SimulatedGuestMemory implements GuestMemory, DirtyLog, AutoCl
         this.region = NativeMemory.allocate(sizeBytes, pageSize);
         this.address = region.address();
         this.dirty = new DirtyBitmap(pageCount);
+        this.view = new NativeGuestMemory(address, pageSize, pageCount);
     }
 
     @Override
@@ -63,21 +66,13 @@ public final class SimulatedGuestMemory implements GuestMemory, DirtyLog, AutoCl
     @Override
     public void copyOut(final long firstPage, final int pageCount, final MutableDirectBuffer dst, final int dstIndex)
     {
-        GuestMemory.checkRun(firstPage, pageCount, this.pageCount);
-        final int length = pageCount << pageShift;
-        dst.boundsCheck(dstIndex, length);
-        UnsafeApi.copyMemory(
-            null, address + (firstPage << pageShift), dst.byteArray(), dst.addressOffset() + dstIndex, length);
+        view.copyOut(firstPage, pageCount, dst, dstIndex);
     }
 
     @Override
     public void copyIn(final long firstPage, final int pageCount, final DirectBuffer src, final int srcIndex)
     {
-        GuestMemory.checkRun(firstPage, pageCount, this.pageCount);
-        final int length = pageCount << pageShift;
-        src.boundsCheck(srcIndex, length);
-        UnsafeApi.copyMemory(
-            src.byteArray(), src.addressOffset() + srcIndex, null, address + (firstPage << pageShift), length);
+        view.copyIn(firstPage, pageCount, src, srcIndex);
     }
 
     /**

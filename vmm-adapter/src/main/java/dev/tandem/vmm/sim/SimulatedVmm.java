@@ -539,7 +539,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
                 diskBlockView.putLong(i, tick * 31 + i + index);
             }
             diskBlock.clear();
-            disk.write(offset, diskBlock);
+            disk.guestWrite(offset, diskBlock);
             diskWrites.incrementAndGet();
             final DiskWriteSink sink = diskWriteSink;
             if (sink != null)

@@ -1,16 +1,14 @@
 package dev.tandem.vmm.tck;
 
 import dev.tandem.vmm.DirtyBitmap;
+import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.NativeGuestMemory;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.StatefulComponent;
 import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
-import org.agrona.DirectBuffer;
-import org.agrona.ExpandableArrayBuffer;
-import org.agrona.MutableDirectBuffer;
-import org.agrona.UnsafeApi;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import java.io.IOException;
@@ -30,10 +28,11 @@ public final class SnapshotRecoveryPoint implements RecoveryPoint, AutoCloseable
 {
     private final String vmId;
     private final NativeMemory.Region memoryRegion;
-    private final Memory memory;
+    private final NativeGuestMemory memory;
     private final List<ComponentState> components = new ArrayList<>();
     private final List<VirtualDisk> disks = new ArrayList<>();
     private final List<Path> diskPaths = new ArrayList<>();
+    private final List<FileVirtualDisk> openDisks = new ArrayList<>();
 
     /**
      * Copies everything out of a paused adapter.
@@ -46,7 +45,7 @@ public final class SnapshotRecoveryPoint implements RecoveryPoint, AutoCloseable
         vmId = adapter.vmId();
         final GuestMemory source = adapter.memory();
         memoryRegion = NativeMemory.allocate(source.sizeBytes(), source.pageSize());
-        memory = new Memory(memoryRegion.address(), source.pageSize(), source.pageCount());
+        memory = new NativeGuestMemory(memoryRegion.address(), source.pageSize(), source.pageCount());
         final UnsafeBuffer chunk = new UnsafeBuffer(new byte[256 * source.pageSize()]);
         for (long page = 0; page < source.pageCount(); page += 256)
         {
@@ -56,23 +55,17 @@ public final class SnapshotRecoveryPoint implements RecoveryPoint, AutoCloseable
         }
         for (final StatefulComponent component : adapter.components())
         {
-            final ExpandableArrayBuffer buffer = new ExpandableArrayBuffer(256);
-            int length = component.save(buffer, 0, buffer.capacity());
-            if (length < 0)
-            {
-                buffer.checkLimit(-length);
-                length = component.save(buffer, 0, buffer.capacity());
-            }
-            final byte[] bytes = new byte[length];
-            buffer.getBytes(0, bytes);
-            components.add(new ComponentState(component.id(), component.version(), new UnsafeBuffer(bytes)));
+            components.add(new ComponentState(component.id(), component.version(),
+                new UnsafeBuffer(StatefulComponent.saveToArray(component))));
         }
         for (final VirtualDisk disk : adapter.disks())
         {
             final Path path = dir.resolve("snapshot-disk-" + disk.id() + ".img");
             copyDisk(disk, path);
             diskPaths.add(path);
-            disks.add(new FileDisk(disk.id(), path, disk.sizeBytes(), disk.blockSize()));
+            final FileVirtualDisk copy = new FileVirtualDisk(path, disk.id(), disk.blockSize(), disk.sizeBytes(), false);
+            disks.add(copy);
+            openDisks.add(copy);
         }
     }
 
@@ -151,6 +144,7 @@ public final class SnapshotRecoveryPoint implements RecoveryPoint, AutoCloseable
     @Override
     public void close()
     {
+        openDisks.forEach(FileVirtualDisk::close);
         memoryRegion.close();
     }
 
@@ -160,101 +154,5 @@ public final class SnapshotRecoveryPoint implements RecoveryPoint, AutoCloseable
     public DirtyBitmap newBitmap()
     {
         return new DirtyBitmap(memory.pageCount());
-    }
-
-    private static final class Memory implements GuestMemory
-    {
-        private final long address;
-        private final int pageSize;
-        private final long pageCount;
-
-        Memory(final long address, final int pageSize, final long pageCount)
-        {
-            this.address = address;
-            this.pageSize = pageSize;
-            this.pageCount = pageCount;
-        }
-
-        @Override
-        public int pageSize()
-        {
-            return pageSize;
-        }
-
-        @Override
-        public long pageCount()
-        {
-            return pageCount;
-        }
-
-        @Override
-        public void copyOut(final long firstPage, final int pages, final MutableDirectBuffer dst, final int dstIndex)
-        {
-            GuestMemory.checkRun(firstPage, pages, pageCount);
-            dst.boundsCheck(dstIndex, pages * pageSize);
-            UnsafeApi.copyMemory(null, address + firstPage * pageSize, dst.byteArray(),
-                dst.addressOffset() + dstIndex, (long)pages * pageSize);
-        }
-
-        @Override
-        public void copyIn(final long firstPage, final int pages, final DirectBuffer src, final int srcIndex)
-        {
-            GuestMemory.checkRun(firstPage, pages, pageCount);
-            src.boundsCheck(srcIndex, pages * pageSize);
-            UnsafeApi.copyMemory(src.byteArray(), src.addressOffset() + srcIndex, null,
-                address + firstPage * pageSize, (long)pages * pageSize);
-        }
-    }
-
-    private static final class FileDisk implements VirtualDisk
-    {
-        private final int id;
-        private final Path path;
-        private final long size;
-        private final int blockSize;
-
-        FileDisk(final int id, final Path path, final long size, final int blockSize)
-        {
-            this.id = id;
-            this.path = path;
-            this.size = size;
-            this.blockSize = blockSize;
-        }
-
-        @Override
-        public int id()
-        {
-            return id;
-        }
-
-        @Override
-        public long sizeBytes()
-        {
-            return size;
-        }
-
-        @Override
-        public int blockSize()
-        {
-            return blockSize;
-        }
-
-        @Override
-        public void read(final long offset, final MutableDirectBuffer dst, final int dstIndex, final int length)
-        {
-            try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ))
-            {
-                final ByteBuffer bb = ByteBuffer.allocate(length);
-                while (bb.hasRemaining() && channel.read(bb, offset + bb.position()) >= 0)
-                {
-                    // keep reading until the range is complete
-                }
-                dst.putBytes(dstIndex, bb.array(), 0, length);
-            }
-            catch (final IOException ex)
-            {
-                throw new UncheckedIOException(ex);
-            }
-        }
     }
 }

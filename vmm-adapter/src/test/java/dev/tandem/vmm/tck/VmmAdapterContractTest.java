@@ -9,7 +9,6 @@ import dev.tandem.vmm.StateDigest;
 import dev.tandem.vmm.StatefulComponent;
 import dev.tandem.vmm.VmmAdapter;
 import org.agrona.DirectBuffer;
-import org.agrona.ExpandableArrayBuffer;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -204,9 +203,9 @@ public abstract class VmmAdapterContractTest
                 final StatefulComponent original = adapter.components().get(i);
                 final StatefulComponent copy = fresh.components().get(i);
                 assertEquals(original.id(), copy.id(), "component order must be stable");
-                final byte[] saved = save(original);
+                final byte[] saved = StatefulComponent.saveToArray(original);
                 copy.restore(original.version(), new UnsafeBuffer(saved), 0, saved.length);
-                assertArrayEquals(saved, save(copy), original.name() + " does not round-trip");
+                assertArrayEquals(saved, StatefulComponent.saveToArray(copy), original.name() + " does not round-trip");
             }
         }
         finally
@@ -269,20 +268,6 @@ public abstract class VmmAdapterContractTest
         {
             diskWrites.incrementAndGet();
         }
-    }
-
-    private static byte[] save(final StatefulComponent component)
-    {
-        final ExpandableArrayBuffer buffer = new ExpandableArrayBuffer(64);
-        int length = component.save(buffer, 0, buffer.capacity());
-        if (length < 0)
-        {
-            buffer.checkLimit(-length);
-            length = component.save(buffer, 0, buffer.capacity());
-        }
-        final byte[] bytes = new byte[length];
-        buffer.getBytes(0, bytes);
-        return bytes;
     }
 
     private static byte[] snapshot(final GuestMemory memory)
