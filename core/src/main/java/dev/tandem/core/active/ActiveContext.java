@@ -1,6 +1,7 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.ConfigurationException;
+import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.vmm.VmmAdapter;
@@ -31,6 +32,8 @@ public final class ActiveContext
     public static final int OUTPUT_HOLD_BYTES_DEFAULT = 8 * 1024 * 1024;
     /** Default heartbeat interval when otherwise idle: 20 ms. */
     public static final long HEARTBEAT_INTERVAL_NS_DEFAULT = TimeUnit.MILLISECONDS.toNanos(20);
+    /** Default time without an ack, while epochs are in flight, after which the standby counts as lost: 1 s. */
+    public static final long STANDBY_SILENCE_TIMEOUT_NS_DEFAULT = TimeUnit.SECONDS.toNanos(1);
     /** Default connect and handshake timeout: 5 s. */
     public static final long CONNECT_TIMEOUT_MS_DEFAULT = 5000;
 
@@ -53,6 +56,9 @@ public final class ActiveContext
     private ActiveListener listener = new ActiveListener()
     {
     };
+    private long generation;
+    private PromotionArbiter promotionArbiter;
+    private long standbySilenceTimeoutNs = STANDBY_SILENCE_TIMEOUT_NS_DEFAULT;
     private boolean concluded;
 
     /**
@@ -363,6 +369,63 @@ public final class ActiveContext
     }
 
     /**
+     * @param generation the fencing generation this active last served (persist it with the VM), or 0 on a first
+     *                   start; the standby refuses an active whose generation is lower than its own.
+     * @return this.
+     */
+    public ActiveContext generation(final long generation)
+    {
+        this.generation = generation;
+        return this;
+    }
+
+    /**
+     * @return the generation this active last served, 0 if none.
+     */
+    public long generation()
+    {
+        return generation;
+    }
+
+    /**
+     * @param arbiter the same arbiter the standby promotes through; lets this active learn it was fenced (and
+     *                refuse to start if it already was).
+     * @return this.
+     */
+    public ActiveContext promotionArbiter(final PromotionArbiter arbiter)
+    {
+        this.promotionArbiter = arbiter;
+        return this;
+    }
+
+    /**
+     * @return the arbiter, or null.
+     */
+    public PromotionArbiter promotionArbiter()
+    {
+        return promotionArbiter;
+    }
+
+    /**
+     * @param timeoutNs time without an ack while epochs are in flight after which protection counts as lost (the
+     *                  active then asks the arbiter whether it was fenced), 10 ms to 10 min; default 1 s.
+     * @return this.
+     */
+    public ActiveContext standbySilenceTimeoutNs(final long timeoutNs)
+    {
+        this.standbySilenceTimeoutNs = timeoutNs;
+        return this;
+    }
+
+    /**
+     * @return the standby silence timeout.
+     */
+    public long standbySilenceTimeoutNs()
+    {
+        return standbySilenceTimeoutNs;
+    }
+
+    /**
      * Validates every setting once; later changes are not allowed.
      *
      * @return this.
@@ -392,6 +455,9 @@ public final class ActiveContext
         ConfigurationException.checkRange("heartbeatIntervalNs", heartbeatIntervalNs,
             TimeUnit.MILLISECONDS.toNanos(1), TimeUnit.SECONDS.toNanos(10));
         ConfigurationException.checkRange("connectTimeoutMs", connectTimeoutMs, 1, TimeUnit.MINUTES.toMillis(10));
+        ConfigurationException.checkRange("generation", generation, 0, Long.MAX_VALUE);
+        ConfigurationException.checkRange("standbySilenceTimeoutNs", standbySilenceTimeoutNs,
+            TimeUnit.MILLISECONDS.toNanos(10), TimeUnit.MINUTES.toNanos(10));
         requirePowerOfTwo("diskStreamBytes", diskStreamBytes);
         requirePowerOfTwo("outputHoldBytes", outputHoldBytes);
         if (adapter.packetSink() == null || adapter.memory() == null || adapter.dirtyLog() == null ||

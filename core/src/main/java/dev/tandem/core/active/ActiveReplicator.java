@@ -1,6 +1,7 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.JvmAccess;
+import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ProtectionStatus;
 import dev.tandem.core.transport.Connection;
@@ -75,6 +76,11 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile long lastAckedEpoch;
     private volatile Throwable failure;
     private volatile long baselinePauseNs;
+    private volatile boolean closing;
+    private volatile boolean goodbyeSent;
+    private volatile boolean fenceRequested;
+    private volatile boolean guestStopped;
+    private final long generation;
     private Histogram pauseInterval;
     private Histogram commitInterval;
     private long lastStatusNs;
@@ -88,6 +94,7 @@ public final class ActiveReplicator implements AutoCloseable
         this.adapter = ctx.adapter();
         this.connection = connection;
         this.firstEpoch = recoveryEpoch + 1;
+        this.generation = generation;
         this.lastCheckpointEpoch = recoveryEpoch;
         this.sentThroughEpoch = recoveryEpoch;
         this.lastAckedEpoch = recoveryEpoch;
@@ -140,6 +147,17 @@ public final class ActiveReplicator implements AutoCloseable
     {
         ctx.conclude();
         JvmAccess.check();
+        final PromotionArbiter arbiter = ctx.promotionArbiter();
+        if (arbiter != null && ctx.generation() > 0)
+        {
+            final long current = arbiter.currentGeneration(ctx.adapter().vmId());
+            if (current > ctx.generation())
+            {
+                throw new IllegalStateException("VM " + ctx.adapter().vmId() + " was promoted elsewhere: the arbiter " +
+                    "holds generation " + current + " but this active last served " + ctx.generation() +
+                    "; this side is fenced and must not run the guest");
+            }
+        }
         final Connection connection = ctx.transport().connect(ctx.standbyEndpoint(), ctx.connectTimeoutMs());
         final ActiveReplicator replicator;
         try
@@ -177,7 +195,8 @@ public final class ActiveReplicator implements AutoCloseable
             disks.add(new Handshake.Disk(disk.id(), disk.blockSize(), disk.sizeBytes()));
         }
         final Handshake.Hello hello = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION,
-            adapter.vmId(), adapter.memory().pageSize(), adapter.memory().pageCount(), disks);
+            adapter.vmId(), adapter.memory().pageSize(), adapter.memory().pageCount(), disks,
+            ctx.heartbeatIntervalNs(), ctx.generation());
         final ByteBuffer out = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + 2048);
         final UnsafeBuffer outBuffer = new UnsafeBuffer(out);
         final int length = hello.encode(outBuffer, FrameCodec.HEADER_LENGTH);
@@ -215,7 +234,7 @@ public final class ActiveReplicator implements AutoCloseable
         if (decoder.type() == FrameType.REFUSE)
         {
             throw new ProtocolException(ProtocolException.Fault.REFUSED, "standby " + connection.peer() +
-                " refused: " + Handshake.decodeRefuse(inBuffer, decoder.payloadIndex(), decoder.length()));
+                " refused: " + Handshake.decodeReason(inBuffer, decoder.payloadIndex(), decoder.length()));
         }
         if (decoder.type() != FrameType.WELCOME || decoder.length() != Handshake.WELCOME_LENGTH)
         {
@@ -336,6 +355,13 @@ public final class ActiveReplicator implements AutoCloseable
         {
             Thread.yield();
         }
+        // tell the standby this is not a failure, so it does not promote on the silence that follows
+        closing = true;
+        final long goodbyeDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        while (protecting && !goodbyeSent && System.nanoTime() < goodbyeDeadline)
+        {
+            Thread.yield();
+        }
         protecting = false;
         if (state != ProtectionState.FAILED)
         {
@@ -343,8 +369,17 @@ public final class ActiveReplicator implements AutoCloseable
         }
         diskStream.shutdown();
         CloseHelper.quietClose(schedulerRunner);
-        // no VMM thread may be inside the sink or gate while they are freed
-        adapter.vcpus().pause();
+        if (fenceRequested && !guestStopped)
+        {
+            // the scheduler stopped before it could stop the fenced guest: do it here, it must not run on
+            adapter.vcpus().pause();
+            guestStopped = true;
+        }
+        // no VMM thread may be inside the sink or gate while they are freed (a fenced guest is paused already)
+        if (!guestStopped)
+        {
+            adapter.vcpus().pause();
+        }
         try
         {
             adapter.detach();
@@ -352,7 +387,10 @@ public final class ActiveReplicator implements AutoCloseable
         }
         finally
         {
-            adapter.vcpus().resume();
+            if (!guestStopped)
+            {
+                adapter.vcpus().resume();
+            }
         }
         CloseHelper.quietClose(senderRunner);
         connection.close();
@@ -383,6 +421,7 @@ public final class ActiveReplicator implements AutoCloseable
 
     boolean passThroughWhileUnprotected()
     {
+        // a fenced side never releases: its output would contradict the promoted guest
         return ctx.unprotectedOutput() == UnprotectedOutput.PASS_THROUGH && state == ProtectionState.FAILED;
     }
 
@@ -424,6 +463,24 @@ public final class ActiveReplicator implements AutoCloseable
         protecting = false;
         diskStream.shutdown();
         connection.close();
+        final PromotionArbiter arbiter = ctx.promotionArbiter();
+        if (arbiter != null)
+        {
+            try
+            {
+                final long current = arbiter.currentGeneration(adapter.vmId());
+                if (current > generation)
+                {
+                    fence("the arbiter holds generation " + current + ", this active served " + generation +
+                        ": the standby promoted");
+                    return;
+                }
+            }
+            catch (final RuntimeException ex)
+            {
+                LOG.error("cannot ask the arbiter whether VM {} was promoted elsewhere: {}", adapter.vmId(), ex.toString());
+            }
+        }
         if (ctx.unprotectedOutput() == UnprotectedOutput.PASS_THROUGH)
         {
             LOG.warn("protection of VM {} FAILED ({}); output now passes through unprotected: a failover would " +
@@ -442,6 +499,72 @@ public final class ActiveReplicator implements AutoCloseable
         {
             LOG.warn("listener failed", ex);
         }
+    }
+
+    /**
+     * Another side runs the guest now: stop this copy (the scheduler pauses it for good) and never release its
+     * held output.
+     */
+    void fence(final String why)
+    {
+        protecting = false;
+        state = ProtectionState.FENCED;
+        fenceRequested = true;
+        LOG.error("VM {} FENCED: {}; this side stopped its guest and discards its held output", adapter.vmId(), why);
+    }
+
+    void handOver(final String why)
+    {
+        LOG.error("VM {}: {}; reported to the standby, which resumes the guest from its recovery point", adapter.vmId(),
+            why);
+        failure = new IllegalStateException(why);
+        diskStream.shutdown();
+        fence("handed over to the standby because " + why);
+        try
+        {
+            ctx.listener().onError(failure);
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.warn("listener failed", ex);
+        }
+    }
+
+    boolean isClosing()
+    {
+        return closing;
+    }
+
+    void goodbyeSent()
+    {
+        goodbyeSent = true;
+    }
+
+    boolean fenceRequested()
+    {
+        return fenceRequested;
+    }
+
+    void guestStopped()
+    {
+        guestStopped = true;
+    }
+
+    /**
+     * @return true once this side stopped its guest because another side owns it.
+     */
+    public boolean isGuestStopped()
+    {
+        return guestStopped;
+    }
+
+    /**
+     * @return the fencing generation this active serves; persist it with the VM and pass it to
+     * {@link ActiveContext#generation(long)} at the next start.
+     */
+    public long generation()
+    {
+        return generation;
     }
 
     private void onAgentError(final Throwable error)

@@ -43,6 +43,7 @@ final class CheckpointScheduler implements Agent
     private long nextCheckpointNs;
     private boolean baselineDone;
     private int nextArea;
+    private boolean fenced;
 
     CheckpointScheduler(
         final ActiveReplicator replicator,
@@ -81,7 +82,15 @@ final class CheckpointScheduler implements Agent
     @Override
     public int doWork()
     {
-        if (!replicator.isProtecting())
+        if (replicator.fenceRequested() && !fenced)
+        {
+            // another side runs the guest now: stop this copy for good, so exactly one of them runs
+            fenced = true;
+            vcpus.pause();
+            replicator.guestStopped();
+            return 1;
+        }
+        if (!replicator.isProtecting() || replicator.isClosing())
         {
             return 0;
         }

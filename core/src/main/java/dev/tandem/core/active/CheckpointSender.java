@@ -69,6 +69,11 @@ final class CheckpointSender implements Agent
     private int epochDiskWrites;
     private long epochPages;
     private long lastSendNs;
+    private long lastHealthCheckNs;
+    private long lastAckNs;
+    private boolean goodbyeSent;
+    private final long silenceTimeoutNs;
+    private final dev.tandem.vmm.HealthProbe healthProbe;
 
     CheckpointSender(
         final ActiveReplicator replicator,
@@ -114,6 +119,10 @@ final class CheckpointSender implements Agent
         this.streamView = diskStream.newView();
         this.streamEpoch = firstEpoch;
         this.lastSendNs = clock.nanoTime();
+        this.lastAckNs = lastSendNs;
+        this.silenceTimeoutNs = ctx.standbySilenceTimeoutNs();
+        this.healthProbe = ctx.adapter().healthProbe() == null ? dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY :
+            ctx.adapter().healthProbe();
     }
 
     @Override
@@ -131,8 +140,24 @@ final class CheckpointSender implements Agent
         }
         try
         {
+            if (replicator.isClosing())
+            {
+                return sayGoodbye();
+            }
             int work = pollAcks();
             work += diskStream.read(streamHandler, 64);
+            final long now = clock.nanoTime();
+            if (now - lastHealthCheckNs >= heartbeatIntervalNs)
+            {
+                lastHealthCheckNs = now;
+                final String unhealthy = healthProbe.unhealthyReason();
+                if (unhealthy != null)
+                {
+                    reportFailure(unhealthy);
+                    return 1;
+                }
+                checkStandbySilence(now);
+            }
             if (work == 0 && clock.nanoTime() - lastSendNs >= heartbeatIntervalNs)
             {
                 sendFrame(FrameType.HEARTBEAT, streamEpoch - 1, 0, null);
@@ -150,6 +175,40 @@ final class CheckpointSender implements Agent
         {
             replicator.fail(ex);
             return 1;
+        }
+    }
+
+    private int sayGoodbye() throws IOException
+    {
+        if (!goodbyeSent)
+        {
+            sendFrame(FrameType.GOODBYE, streamEpoch - 1, 0, null);
+            goodbyeSent = true;
+            replicator.goodbyeSent();
+        }
+        return 0;
+    }
+
+    private void reportFailure(final String reason) throws IOException
+    {
+        final int length = Handshake.encodeReason(header, FrameCodec.HEADER_LENGTH, reason);
+        sendFrame(FrameType.FAILURE_REPORT, streamEpoch - 1, length, null);
+        replicator.handOver("the guest's health probe reports: " + reason);
+    }
+
+    private void checkStandbySilence(final long now)
+    {
+        final long acked = replicator.lastAckedEpoch();
+        if (replicator.lastCheckpointEpoch() > acked)
+        {
+            // waiting since the later of the last ack and the checkpoint of the oldest epoch in flight
+            final long since = Math.max(lastAckNs, replicator.checkpointTimeNs(acked + 1));
+            if (now - since > silenceTimeoutNs)
+            {
+                throw new ProtocolException(ProtocolException.Fault.REFUSED, "no ack from standby " +
+                    connection.peer() + " for " + (now - since) / 1_000_000 + " ms with epochs " + (acked + 1) +
+                    ".." + replicator.lastCheckpointEpoch() + " in flight");
+            }
         }
     }
 
@@ -308,7 +367,10 @@ final class CheckpointSender implements Agent
             remaining -= written;
             if (written == 0)
             {
+                // back-pressured: keep reading acks, and give up if the standby has gone silent (a partition
+                // leaves the socket open but moves nothing)
                 pollAcks();
+                checkStandbySilence(clock.nanoTime());
                 Thread.onSpinWait();
             }
         }
@@ -354,7 +416,7 @@ final class CheckpointSender implements Agent
         if (decoder.type() == FrameType.REFUSE)
         {
             throw new ProtocolException(ProtocolException.Fault.REFUSED, "standby refused: " +
-                Handshake.decodeRefuse(receiveBuffer, decoder.payloadIndex(), decoder.length()));
+                Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length()));
         }
         if (decoder.type() != FrameType.ACK)
         {
@@ -368,7 +430,8 @@ final class CheckpointSender implements Agent
             throw new ProtocolException(ProtocolException.Fault.EPOCH_OUT_OF_ORDER, "ack " + epoch + " but expected " +
                 expected + " and epochs up to " + replicator.sentThroughEpoch() + " were sent");
         }
-        final long latency = clock.nanoTime() - replicator.checkpointTimeNs(epoch);
+        lastAckNs = clock.nanoTime();
+        final long latency = lastAckNs - replicator.checkpointTimeNs(epoch);
         replicator.acked(epoch);
         commitRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, Math.max(0, latency)));
         gate.release(epoch);

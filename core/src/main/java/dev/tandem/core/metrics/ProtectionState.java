@@ -11,6 +11,8 @@ public enum ProtectionState
     PROTECTED,
     /** protection failed (connection lost, protocol error); the guest runs unprotected. */
     FAILED,
+    /** another side owns the guest now (the standby promoted): this side stopped its guest and releases no output. */
+    FENCED,
     /** protection was stopped. */
     STOPPED
 }

@@ -1,13 +1,18 @@
 package dev.tandem.core.standby;
 
 import dev.tandem.core.ConfigurationException;
+import dev.tandem.core.failover.PromotionArbiter;
+import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.Handshake;
 
+import dev.tandem.vmm.ReplicaTarget;
+
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Configuration of the standby side: what it protects (VM identity and geometry, which the active must match at
@@ -17,6 +22,10 @@ public final class StandbyContext
 {
     /** Default bytes of an epoch kept in memory before spilling to a file. */
     public static final int EPOCH_LOG_MEMORY_BYTES_DEFAULT = 64 * 1024 * 1024;
+    /** Default silence after which the active counts as failed: 200 ms (ten default heartbeats). */
+    public static final long FAILURE_TIMEOUT_NS_DEFAULT = TimeUnit.MILLISECONDS.toNanos(200);
+    /** The failure timeout must be at least this many of the active's heartbeat intervals. */
+    public static final int MIN_HEARTBEATS_PER_TIMEOUT = 3;
     /** Default generation of a fresh standby. */
     public static final long GENERATION_DEFAULT = 1;
 
@@ -31,6 +40,14 @@ public final class StandbyContext
     private int maxFramePayload = FrameCodec.MAX_PAYLOAD_DEFAULT;
     private int epochLogMemoryBytes = EPOCH_LOG_MEMORY_BYTES_DEFAULT;
     private StandbyListener listener = new StandbyListener()
+    {
+    };
+    private long failureTimeoutNs = FAILURE_TIMEOUT_NS_DEFAULT;
+    private boolean autoPromote;
+    private boolean unsafeAutoPromoteWithoutArbiter;
+    private PromotionArbiter promotionArbiter;
+    private ReplicaTarget replicaTarget;
+    private PromotionListener promotionListener = new PromotionListener()
     {
     };
     private boolean concluded;
@@ -230,6 +247,117 @@ public final class StandbyContext
     }
 
     /**
+     * @param timeoutNs silence of the active after which it counts as failed, 10 ms to 10 min; default 200 ms. The
+     *                  handshake refuses an active whose heartbeat interval is more than a third of it.
+     * @return this.
+     */
+    public StandbyContext failureTimeoutNs(final long timeoutNs)
+    {
+        this.failureTimeoutNs = timeoutNs;
+        return this;
+    }
+
+    /**
+     * @return the failure timeout.
+     */
+    public long failureTimeoutNs()
+    {
+        return failureTimeoutNs;
+    }
+
+    /**
+     * @param autoPromote promote by itself when the active fails (needs a {@link #replicaTarget} and a
+     *                    {@link #promotionArbiter}, or {@link #unsafeAutoPromoteWithoutArbiter}); default false.
+     * @return this.
+     */
+    public StandbyContext autoPromote(final boolean autoPromote)
+    {
+        this.autoPromote = autoPromote;
+        return this;
+    }
+
+    /**
+     * @return whether the standby promotes by itself.
+     */
+    public boolean autoPromote()
+    {
+        return autoPromote;
+    }
+
+    /**
+     * @param unsafe allow auto-promotion without an arbiter: a partition then leaves the guest running twice.
+     *               Logged loudly. Default false.
+     * @return this.
+     */
+    public StandbyContext unsafeAutoPromoteWithoutArbiter(final boolean unsafe)
+    {
+        this.unsafeAutoPromoteWithoutArbiter = unsafe;
+        return this;
+    }
+
+    /**
+     * @return whether auto-promotion without an arbiter is allowed.
+     */
+    public boolean unsafeAutoPromoteWithoutArbiter()
+    {
+        return unsafeAutoPromoteWithoutArbiter;
+    }
+
+    /**
+     * @param arbiter fencing shared with the active.
+     * @return this.
+     */
+    public StandbyContext promotionArbiter(final PromotionArbiter arbiter)
+    {
+        this.promotionArbiter = arbiter;
+        return this;
+    }
+
+    /**
+     * @return the arbiter, or null.
+     */
+    public PromotionArbiter promotionArbiter()
+    {
+        return promotionArbiter;
+    }
+
+    /**
+     * @param target builds the running guest from the recovery point at promotion.
+     * @return this.
+     */
+    public StandbyContext replicaTarget(final ReplicaTarget target)
+    {
+        this.replicaTarget = target;
+        return this;
+    }
+
+    /**
+     * @return the replica target, or null.
+     */
+    public ReplicaTarget replicaTarget()
+    {
+        return replicaTarget;
+    }
+
+    /**
+     * @param listener sees each promotion step with its timing.
+     * @return this.
+     */
+    public StandbyContext promotionListener(final PromotionListener listener)
+    {
+        this.promotionListener = listener;
+        return this;
+    }
+
+    /**
+     * @return the promotion listener.
+     */
+    public PromotionListener promotionListener()
+    {
+        return promotionListener;
+    }
+
+    /**
      * Validates every setting once.
      *
      * @return this.
@@ -258,6 +386,19 @@ public final class StandbyContext
         ConfigurationException.checkRange("generation", generation, 1, Long.MAX_VALUE);
         ConfigurationException.checkRange("maxFramePayload", maxFramePayload, 64 << 10, 16 << 20);
         ConfigurationException.checkRange("epochLogMemoryBytes", epochLogMemoryBytes, 1 << 20, 1 << 30);
+        ConfigurationException.checkRange("failureTimeoutNs", failureTimeoutNs, TimeUnit.MILLISECONDS.toNanos(10),
+            TimeUnit.MINUTES.toNanos(10));
+        ConfigurationException.checkSet("promotionListener", promotionListener);
+        if (autoPromote && replicaTarget == null)
+        {
+            throw new ConfigurationException("autoPromote needs a replicaTarget to resume the guest on");
+        }
+        if (autoPromote && promotionArbiter == null && !unsafeAutoPromoteWithoutArbiter)
+        {
+            throw new ConfigurationException("autoPromote without a promotionArbiter can run the guest twice after a " +
+                "partition; set a PromotionArbiter (e.g. FileArbiter on a shared directory) or, knowingly, " +
+                "unsafeAutoPromoteWithoutArbiter(true)");
+        }
         if (maxFramePayload < pageSize + FrameCodec.PAGES_HEADER)
         {
             throw new ConfigurationException("maxFramePayload " + maxFramePayload + " cannot carry a page of " + pageSize);

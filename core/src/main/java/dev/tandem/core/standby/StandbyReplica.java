@@ -1,6 +1,10 @@
 package dev.tandem.core.standby;
 
 import dev.tandem.core.JvmAccess;
+import dev.tandem.core.failover.GenerationFile;
+import dev.tandem.core.failover.Promotion;
+import dev.tandem.core.failover.PromotionArbiter;
+import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
@@ -14,6 +18,7 @@ import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.VirtualDisk;
+import dev.tandem.vmm.VmmAdapter;
 import org.agrona.CloseHelper;
 import org.agrona.ExpandableDirectByteBuffer;
 import org.agrona.collections.Int2IntHashMap;
@@ -65,6 +70,11 @@ public final class StandbyReplica implements AutoCloseable
     private volatile long rejectedFrames;
     private volatile String lastError;
     private volatile String torn;
+    private final GenerationFile generationFile;
+    private volatile long generation;
+    private volatile String promoteRequest;
+    private volatile Promotion promotion;
+    private volatile String promotionRefused;
     private final List<Runnable> pendingInspections = new ArrayList<>();
     private volatile boolean inspectionPending;
 
@@ -73,8 +83,20 @@ public final class StandbyReplica implements AutoCloseable
         this.ctx = ctx;
         this.listener = listener;
         this.expected = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, ctx.vmId(),
-            ctx.pageSize(), ctx.pageCount(), ctx.disks());
+            ctx.pageSize(), ctx.pageCount(), ctx.disks(), 1, 0);
         Files.createDirectories(ctx.directory());
+        this.generationFile = new GenerationFile(ctx.directory().resolve("generation"));
+        final long persisted = generationFile.read();
+        this.generation = Math.max(ctx.generation(), persisted);
+        if (generation > persisted)
+        {
+            generationFile.write(generation);
+        }
+        if (ctx.autoPromote() && ctx.promotionArbiter() == null)
+        {
+            LOG.warn("UNSAFE: standby for VM {} promotes automatically WITHOUT an arbiter; after a network " +
+                "partition the guest can run on both hosts and clients can see contradicting output", ctx.vmId());
+        }
         int maxId = -1;
         for (final Handshake.Disk disk : ctx.disks())
         {
@@ -152,6 +174,42 @@ public final class StandbyReplica implements AutoCloseable
     public long lastCommittedEpoch()
     {
         return lastCommittedEpoch;
+    }
+
+    /**
+     * Asks the standby to promote now (an operator's failover): on the receiver thread it stops receiving, discards
+     * everything after the recovery point, claims the next generation from the arbiter, persists it and resumes the
+     * guest through the {@link dev.tandem.vmm.ReplicaTarget}. Watch {@link #promotion()} or the promotion listener.
+     *
+     * @param reason why, for the log.
+     */
+    public void promote(final String reason)
+    {
+        promoteRequest = reason;
+    }
+
+    /**
+     * @return the promotion that happened, or null.
+     */
+    public Promotion promotion()
+    {
+        return promotion;
+    }
+
+    /**
+     * @return why a promotion was refused, or null.
+     */
+    public String promotionRefused()
+    {
+        return promotionRefused;
+    }
+
+    /**
+     * @return the generation this standby serves (raised by a promotion).
+     */
+    public long generation()
+    {
+        return generation;
     }
 
     /**
@@ -258,7 +316,7 @@ public final class StandbyReplica implements AutoCloseable
         @Override
         public long generation()
         {
-            return ctx.generation();
+            return generation;
         }
 
         @Override
@@ -309,6 +367,9 @@ public final class StandbyReplica implements AutoCloseable
 
         private Connection connection;
         private boolean handshakeDone;
+        private boolean goodbye;
+        private String failureReport;
+        private long lastFrameNs = System.nanoTime();
         private int version;
         private boolean barrierSeen;
         private long epochPages;
@@ -329,6 +390,15 @@ public final class StandbyReplica implements AutoCloseable
             if (inspectionPending)
             {
                 runInspections();
+            }
+            if (promotion != null || promotionRefused != null)
+            {
+                return 0;
+            }
+            final int promoted = checkForFailure();
+            if (promoted > 0)
+            {
+                return promoted;
             }
             if (connection == null)
             {
@@ -360,6 +430,11 @@ public final class StandbyReplica implements AutoCloseable
                 return 1;
             }
             bytesReceived += read;
+            if (read > 0)
+            {
+                // any byte of the active is liveness
+                lastFrameNs = System.nanoTime();
+            }
             int position = 0;
             final int limit = receiveView.position();
             int frames = 0;
@@ -385,6 +460,103 @@ public final class StandbyReplica implements AutoCloseable
                 receiveView.position(limit - position);
             }
             return frames + (read > 0 ? 1 : 0);
+        }
+
+        private int checkForFailure()
+        {
+            final String requested = promoteRequest;
+            if (requested != null)
+            {
+                promote(requested, 0);
+                return 1;
+            }
+            if (failureReport != null)
+            {
+                final String report = failureReport;
+                failureReport = null;
+                if (ctx.autoPromote())
+                {
+                    promote(report, 0);
+                    return 1;
+                }
+            }
+            final long silentNs = System.nanoTime() - lastFrameNs;
+            if (ctx.autoPromote() && lastCommittedEpoch >= 1 && !goodbye && silentNs > ctx.failureTimeoutNs())
+            {
+                promote("no frame from the active for " + silentNs / 1_000_000 + " ms", silentNs);
+                return 1;
+            }
+            return 0;
+        }
+
+        private void promote(final String reason, final long detectionNs)
+        {
+            final long start = System.nanoTime();
+            final PromotionListener steps = ctx.promotionListener();
+            LOG.warn("promoting VM {}: {}", ctx.vmId(), reason);
+            drop();
+            listener.close();
+            steps.onStep("stop receiving", System.nanoTime() - start);
+            // drop() discarded the epoch in assembly: nothing after the recovery point survives
+            steps.onStep("discard partial epoch", System.nanoTime() - start);
+            if (torn != null || lastCommittedEpoch < 1)
+            {
+                refuse(torn != null ? torn : "no epoch was ever committed: there is no recovery point to resume");
+                return;
+            }
+            if (ctx.replicaTarget() == null)
+            {
+                refuse("no ReplicaTarget is configured to resume the guest on");
+                return;
+            }
+            final long next = generation + 1;
+            final PromotionArbiter arbiter = ctx.promotionArbiter();
+            if (arbiter != null)
+            {
+                final boolean won;
+                try
+                {
+                    won = arbiter.tryClaim(ctx.vmId(), next);
+                }
+                catch (final RuntimeException ex)
+                {
+                    refuse("the arbiter could not be reached (" + ex.getMessage() + "); not promoting blind");
+                    return;
+                }
+                if (!won)
+                {
+                    refuse("the arbiter gave generation " + next + " (or a later one) to another side");
+                    return;
+                }
+            }
+            steps.onStep("claim generation", System.nanoTime() - start);
+            generationFile.write(next);
+            generation = next;
+            steps.onStep("persist generation", System.nanoTime() - start);
+            LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
+                ctx.vmId(), lastCommittedEpoch, next);
+            final VmmAdapter guest;
+            try
+            {
+                guest = ctx.replicaTarget().resume(recoveryPoint);
+            }
+            catch (final RuntimeException ex)
+            {
+                refuse("the ReplicaTarget failed to resume the guest: " + ex);
+                return;
+            }
+            final long promotionNs = System.nanoTime() - start;
+            steps.onStep("resume guest", promotionNs);
+            final Promotion done = new Promotion(reason, lastCommittedEpoch, next, detectionNs, promotionNs, guest);
+            promotion = done;
+            steps.onPromoted(done);
+        }
+
+        private void refuse(final String reason)
+        {
+            LOG.error("promotion of VM {} refused: {}", ctx.vmId(), reason);
+            promotionRefused = reason;
+            ctx.promotionListener().onPromotionRefused(reason);
         }
 
         private void runInspections()
@@ -419,13 +591,29 @@ public final class StandbyReplica implements AutoCloseable
                 onHello(type);
                 return;
             }
-            if (decoder.generation() != ctx.generation())
+            if (decoder.generation() != generation)
             {
                 throw new ProtocolException(Fault.STALE_GENERATION, type + " frame of generation " +
-                    decoder.generation() + "; this standby serves generation " + ctx.generation());
+                    decoder.generation() + "; this standby serves generation " + generation);
             }
             if (type == FrameType.HEARTBEAT)
             {
+                return;
+            }
+            if (type == FrameType.GOODBYE)
+            {
+                goodbye = true;
+                LOG.info("active {} stopped protection of VM {} on purpose; recovery point stays at epoch {}",
+                    connection.peer(), ctx.vmId(), lastCommittedEpoch);
+                drop();
+                return;
+            }
+            if (type == FrameType.FAILURE_REPORT)
+            {
+                final String reason = Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length());
+                LOG.error("active {} reports VM {} unhealthy: {}", connection.peer(), ctx.vmId(), reason);
+                failureReport = "the active reported the guest unhealthy: " + reason;
+                drop();
                 return;
             }
             final long epoch = decoder.epoch();
@@ -491,19 +679,32 @@ public final class StandbyReplica implements AutoCloseable
                     throw new ProtocolException(Fault.REFUSED, torn);
                 }
                 version = hello.accept(expected);
+                if (hello.generation() != 0 && hello.generation() < generation)
+                {
+                    throw new ProtocolException(Fault.STALE_GENERATION, "active last served generation " +
+                        hello.generation() + " but generation " + generation + " exists: that active was fenced");
+                }
+                if (hello.heartbeatIntervalNs() * StandbyContext.MIN_HEARTBEATS_PER_TIMEOUT > ctx.failureTimeoutNs())
+                {
+                    throw new ProtocolException(Fault.TIMING_MISMATCH, "active heartbeat every " +
+                        hello.heartbeatIntervalNs() / 1000 + " us but the standby's failureTimeoutNs is " +
+                        ctx.failureTimeoutNs() / 1000 + " us; it must be at least " +
+                        StandbyContext.MIN_HEARTBEATS_PER_TIMEOUT + " heartbeats");
+                }
             }
             catch (final ProtocolException ex)
             {
-                final int length = Handshake.encodeRefuse(sendBuffer, FrameCodec.HEADER_LENGTH, ex.getMessage());
+                final int length = Handshake.encodeReason(sendBuffer, FrameCodec.HEADER_LENGTH, ex.getMessage());
                 sendFrame(FrameType.REFUSE, 0, length);
                 throw ex;
             }
             decoder.negotiated(version);
             final int length = Handshake.encodeWelcome(sendBuffer, FrameCodec.HEADER_LENGTH, version,
-                lastCommittedEpoch, ctx.generation());
+                lastCommittedEpoch, generation);
             sendFrame(FrameType.WELCOME, lastCommittedEpoch, length);
             handshakeDone = true;
             connected = true;
+            goodbye = false;
             LOG.info("active {} connected for VM {}; recovery point is epoch {}", connection.peer(), hello.vmId(),
                 lastCommittedEpoch);
         }
@@ -679,7 +880,7 @@ public final class StandbyReplica implements AutoCloseable
         private void sendFrame(final FrameType type, final long epoch, final int payloadLength) throws IOException
         {
             FrameCodec.writeHeader(sendBuffer, 0, version == 0 ? FrameCodec.MAX_VERSION : version, type,
-                payloadLength, ctx.generation(), epoch);
+                payloadLength, generation, epoch);
             final ByteBuffer out = sendGather[0];
             FrameCodec.sealCrc(crc, sendBuffer, out, 0, FrameCodec.HEADER_LENGTH + payloadLength, null);
             out.limit(FrameCodec.HEADER_LENGTH + payloadLength).position(0);

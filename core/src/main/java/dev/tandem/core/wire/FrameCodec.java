@@ -38,8 +38,8 @@ import java.util.zip.CRC32C;
  *  DISK_FLUSH  diskId:int32
  *  COMPONENT   id:int32         version:int32                     state bytes
  *  EPOCH_END   pageCount:int64  frameCount:int32 diskWrites:int32 components:int32 reserved:int32 crcSum:int64
- *  BARRIER, ACK, HEARTBEAT: empty
- *  HELLO, WELCOME, REFUSE: see {@link Handshake}
+ *  BARRIER, ACK, HEARTBEAT, GOODBYE: empty
+ *  HELLO, WELCOME, REFUSE, FAILURE_REPORT: see {@link Handshake}
  * </pre>
  * {@code crcSum} is the 64-bit sum of the CRC32C of every DISK_WRITE, DISK_FLUSH, PAGES and COMPONENT frame of the
  * epoch, so a lost or repeated frame fails verification before anything is applied.

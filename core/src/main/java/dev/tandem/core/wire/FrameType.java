@@ -26,7 +26,11 @@ public enum FrameType
     /** standby -> active: commit N happened. */
     ACK(10),
     /** active -> standby: liveness when otherwise idle. */
-    HEARTBEAT(11);
+    HEARTBEAT(11),
+    /** active -> standby: the guest misbehaves (health probe); promote from the recovery point. */
+    FAILURE_REPORT(12),
+    /** active -> standby: protection stops on purpose; the silence that follows is not a failure. */
+    GOODBYE(13);
 
     private static final FrameType[] BY_CODE = new FrameType[16];
 

@@ -10,10 +10,11 @@ import java.util.List;
 /**
  * Handshake payloads. The active opens with HELLO; the standby answers WELCOME or REFUSE.
  * <pre>
- *  HELLO    minVersion:u8 maxVersion:u8 reserved:u16 pageSize:int32 pageCount:int64 diskCount:int32
- *           diskCount * (diskId:int32 blockSize:int32 sizeBytes:int64)  vmIdLength:int32 vmId:utf8
+ *  HELLO    minVersion:u8 maxVersion:u8 reserved:u16 pageSize:int32 pageCount:int64 heartbeatNs:int64
+ *           generation:int64 diskCount:int32 diskCount * (diskId:int32 blockSize:int32 sizeBytes:int64)
+ *           vmIdLength:int32 vmId:utf8
  *  WELCOME  version:int32 reserved:int32 recoveryEpoch:int64 generation:int64
- *  REFUSE   reasonLength:int32 reason:utf8
+ *  REFUSE, FAILURE_REPORT   reasonLength:int32 reason:utf8
  * </pre>
  */
 public final class Handshake
@@ -49,8 +50,11 @@ public final class Handshake
      * @param pageSize   page size.
      * @param pageCount  number of pages.
      * @param disks      the guest's disks.
+     * @param heartbeatIntervalNs how often the active sends at least one frame.
+     * @param generation the generation the active believes current (0 for a first start).
      */
-    public record Hello(int minVersion, int maxVersion, String vmId, int pageSize, long pageCount, List<Disk> disks)
+    public record Hello(int minVersion, int maxVersion, String vmId, int pageSize, long pageCount, List<Disk> disks,
+        long heartbeatIntervalNs, long generation)
     {
         /**
          * @param buffer destination.
@@ -70,8 +74,10 @@ public final class Handshake
             buffer.putShort(offset + 2, (short)0);
             buffer.putInt(offset + 4, pageSize);
             buffer.putLong(offset + 8, pageCount);
-            buffer.putInt(offset + 16, disks.size());
-            offset += 20;
+            buffer.putLong(offset + 16, heartbeatIntervalNs);
+            buffer.putLong(offset + 24, generation);
+            buffer.putInt(offset + 32, disks.size());
+            offset += 36;
             for (final Disk disk : disks)
             {
                 buffer.putInt(offset, disk.id());
@@ -93,16 +99,20 @@ public final class Handshake
          */
         public static Hello decode(final DirectBuffer buffer, final int index, final int length)
         {
-            require(length >= 24, "HELLO payload of " + length + " bytes is too short");
+            require(length >= 40, "HELLO payload of " + length + " bytes is too short");
             final int min = buffer.getByte(index) & 0xFF;
             final int max = buffer.getByte(index + 1) & 0xFF;
             require(buffer.getShort(index + 2) == 0, "HELLO reserved bytes are not zero");
             final int pageSize = buffer.getInt(index + 4);
             final long pageCount = buffer.getLong(index + 8);
-            final int diskCount = buffer.getInt(index + 16);
+            final long heartbeatNs = buffer.getLong(index + 16);
+            final long generation = buffer.getLong(index + 24);
+            final int diskCount = buffer.getInt(index + 32);
             require(diskCount >= 0 && diskCount <= MAX_DISKS, "HELLO disk count " + diskCount);
-            require(length >= 24 + diskCount * 16, "HELLO of " + length + " bytes cannot hold " + diskCount + " disks");
-            int offset = index + 20;
+            require(length >= 40 + diskCount * 16, "HELLO of " + length + " bytes cannot hold " + diskCount + " disks");
+            require(heartbeatNs > 0 && generation >= 0, "HELLO heartbeat " + heartbeatNs + " or generation " +
+                generation + " out of range");
+            int offset = index + 36;
             final List<Disk> disks = new ArrayList<>(diskCount);
             for (int i = 0; i < diskCount; i++)
             {
@@ -114,7 +124,8 @@ public final class Handshake
                 "HELLO vmId length " + idLength + " does not fit the payload");
             final byte[] id = new byte[idLength];
             buffer.getBytes(offset + 4, id);
-            return new Hello(min, max, new String(id, StandardCharsets.UTF_8), pageSize, pageCount, List.copyOf(disks));
+            return new Hello(min, max, new String(id, StandardCharsets.UTF_8), pageSize, pageCount, List.copyOf(disks),
+                heartbeatNs, generation);
         }
 
         /**
@@ -177,7 +188,7 @@ public final class Handshake
      * @param reason why the handshake was refused.
      * @return bytes written.
      */
-    public static int encodeRefuse(final MutableDirectBuffer buffer, final int index, final String reason)
+    public static int encodeReason(final MutableDirectBuffer buffer, final int index, final String reason)
     {
         final byte[] bytes = reason.getBytes(StandardCharsets.UTF_8);
         final int length = Math.min(bytes.length, 1024);
@@ -192,7 +203,7 @@ public final class Handshake
      * @param length payload length.
      * @return the reason.
      */
-    public static String decodeRefuse(final DirectBuffer buffer, final int index, final int length)
+    public static String decodeReason(final DirectBuffer buffer, final int index, final int length)
     {
         require(length >= 4, "REFUSE payload too short");
         final int reasonLength = buffer.getInt(index);

@@ -41,6 +41,8 @@ public final class ProtocolException extends RuntimeException
         BAD_DISK_EXTENT,
         /** a frame's fields contradict each other or the epoch end's counts. */
         MALFORMED,
+        /** the active's heartbeat is too slow for the standby's failure timeout. */
+        TIMING_MISMATCH,
         /** the peer refused the handshake. */
         REFUSED
     }

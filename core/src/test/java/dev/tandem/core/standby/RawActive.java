@@ -51,7 +51,7 @@ final class RawActive implements AutoCloseable
         throws IOException
     {
         final UnsafeBuffer payload = new UnsafeBuffer(new byte[2048]);
-        final int length = new Handshake.Hello(1, 1, vmId, pageSize, pageCount, disks).encode(payload, 0);
+        final int length = new Handshake.Hello(1, 1, vmId, pageSize, pageCount, disks, 20_000_000L, 0).encode(payload, 0);
         final byte[] bytes = new byte[length];
         payload.getBytes(0, bytes);
         send(frame(FrameType.HELLO, 0, 0, bytes));

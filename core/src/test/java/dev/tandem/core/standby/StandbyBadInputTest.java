@@ -181,7 +181,7 @@ class StandbyBadInputTest
                 active.hello((String)bad[1], PAGE, (long)bad[2], disks);
                 final UnsafeBuffer reply = active.awaitFrame();
                 assertEquals(FrameType.REFUSE.code(), reply.getByte(FrameCodec.TYPE_OFFSET));
-                final String reason = Handshake.decodeRefuse(reply, FrameCodec.HEADER_LENGTH,
+                final String reason = Handshake.decodeReason(reply, FrameCodec.HEADER_LENGTH,
                     reply.getInt(FrameCodec.LENGTH_OFFSET));
                 assertTrue(reason.startsWith((String)bad[0]), reason);
                 awaitRejected(rejectedBefore);

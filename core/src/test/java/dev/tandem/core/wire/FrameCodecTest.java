@@ -78,16 +78,16 @@ class FrameCodecTest
     void helloRoundTripsAndMismatchesAreNamed()
     {
         final Handshake.Hello hello = new Handshake.Hello(1, 1, "vm-1", 4096, 1000,
-            List.of(new Handshake.Disk(0, 512, 1 << 20), new Handshake.Disk(3, 4096, 1 << 30)));
+            List.of(new Handshake.Disk(0, 512, 1 << 20), new Handshake.Disk(3, 4096, 1 << 30)), 20_000_000L, 4);
         final int length = hello.encode(buffer, 0);
         assertEquals(hello, Handshake.Hello.decode(buffer, 0, length));
         assertEquals(1, hello.accept(hello));
         assertEquals(ProtocolException.Fault.GEOMETRY_MISMATCH, assertThrows(ProtocolException.class,
-            () -> hello.accept(new Handshake.Hello(1, 1, "vm-1", 4096, 1001, hello.disks()))).fault());
+            () -> hello.accept(new Handshake.Hello(1, 1, "vm-1", 4096, 1001, hello.disks(), 20_000_000L, 4))).fault());
         assertEquals(ProtocolException.Fault.VM_MISMATCH, assertThrows(ProtocolException.class,
-            () -> hello.accept(new Handshake.Hello(1, 1, "vm-2", 4096, 1000, hello.disks()))).fault());
+            () -> hello.accept(new Handshake.Hello(1, 1, "vm-2", 4096, 1000, hello.disks(), 20_000_000L, 4))).fault());
         assertEquals(ProtocolException.Fault.BAD_VERSION, assertThrows(ProtocolException.class,
-            () -> hello.accept(new Handshake.Hello(2, 3, "vm-1", 4096, 1000, hello.disks()))).fault());
+            () -> hello.accept(new Handshake.Hello(2, 3, "vm-1", 4096, 1000, hello.disks(), 20_000_000L, 4))).fault());
         assertEquals(ProtocolException.Fault.MALFORMED, assertThrows(ProtocolException.class,
             () -> Handshake.Hello.decode(buffer, 0, length - 1)).fault());
     }

@@ -2,6 +2,7 @@ package dev.tandem.vmm.sim;
 
 import dev.tandem.vmm.DirtyLog;
 import dev.tandem.vmm.DiskWriteSink;
+import dev.tandem.vmm.HealthProbe;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.OutputGate;
 import dev.tandem.vmm.PacketSink;
@@ -196,6 +197,12 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     public long framesOnWire()
     {
         return framesOnWire.get();
+    }
+
+    @Override
+    public HealthProbe healthProbe()
+    {
+        return config.healthProbe;
     }
 
     @Override
@@ -736,6 +743,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         private int packetEveryTicks = 2;
         private int tickMicros = 1000;
         private PacketSink packetSink;
+        private HealthProbe healthProbe = HealthProbe.ALWAYS_HEALTHY;
 
         private Builder()
         {
@@ -899,6 +907,16 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         }
 
         /**
+         * @param probe what the guest's health probe answers (e.g. a test's switch); default always healthy.
+         * @return this.
+         */
+        public Builder healthProbe(final HealthProbe probe)
+        {
+            this.healthProbe = Objects.requireNonNull(probe, "probe");
+            return this;
+        }
+
+        /**
          * @return a copy of this configuration, e.g. for the replica of a guest.
          */
         public Builder copy()
@@ -918,6 +936,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             copy.packetEveryTicks = packetEveryTicks;
             copy.tickMicros = tickMicros;
             copy.packetSink = packetSink;
+            copy.healthProbe = healthProbe;
             return copy;
         }
 
@@ -935,6 +954,16 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         public long memoryBytes()
         {
             return memoryBytes;
+        }
+
+        /**
+         * @param path where a copy of this configuration keeps its disk image (e.g. a replica on another host).
+         * @return this.
+         */
+        public Builder diskPath(final Path path)
+        {
+            this.diskPath = path;
+            return this;
         }
 
         /**

@@ -1,0 +1,37 @@
+package dev.tandem.core.failover;
+
+/**
+ * Sees a promotion step by step, on the standby's receiver thread.
+ */
+public interface PromotionListener
+{
+    /**
+     * One step of promotion finished.
+     *
+     * @param step        what was done ("stop receiving", "discard partial epoch", "claim generation",
+     *                    "persist generation", "resume guest").
+     * @param sinceStartNs time from the decision to promote to the end of this step.
+     */
+    default void onStep(String step, long sinceStartNs)
+    {
+    }
+
+    /**
+     * The guest runs on this host now.
+     *
+     * @param promotion what happened.
+     */
+    default void onPromoted(Promotion promotion)
+    {
+    }
+
+    /**
+     * Promotion did not happen (the arbiter gave the generation to someone else, or it could not be reached, or no
+     * recovery point exists); the guest was not resumed here.
+     *
+     * @param reason why.
+     */
+    default void onPromotionRefused(String reason)
+    {
+    }
+}

@@ -1,0 +1,260 @@
+package dev.tandem.core.failover;
+
+import dev.tandem.core.ConfigurationException;
+import dev.tandem.core.active.ActiveContext;
+import dev.tandem.core.active.ActiveReplicator;
+import dev.tandem.core.metrics.ProtectionState;
+import dev.tandem.core.standby.StandbyContext;
+import dev.tandem.core.standby.StandbyReplica;
+import dev.tandem.core.system.LeakCheck;
+import dev.tandem.core.wire.ProtocolException;
+import dev.tandem.vmm.StateDigest;
+import dev.tandem.vmm.sim.SimulatedDisk;
+import dev.tandem.vmm.sim.SimulatedReplicaTarget;
+import dev.tandem.vmm.sim.SimulatedVmm;
+import dev.tandem.vmm.sim.Workload;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentSkipListMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BooleanSupplier;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Failure detection, fencing and promotion in one JVM: a partition with both sides alive, a health report, and the
+ * configurations that must be refused. After each failover exactly one side runs the guest, it resumed from a whole
+ * checkpoint at or after the last ack, byte-equal to the active at that checkpoint, and no output of a later
+ * epoch ever left the active.
+ */
+@LeakCheck
+class FailoverTest
+{
+    @TempDir
+    Path dir;
+
+    private final Map<Long, Long> activeDigests = new ConcurrentHashMap<>();
+    private final ConcurrentSkipListMap<Long, Long> lastFrameOfEpoch = new ConcurrentSkipListMap<>();
+    private final List<Long> released = new CopyOnWriteArrayList<>();
+    private final List<String> steps = new CopyOnWriteArrayList<>();
+    private final AtomicReference<Promotion> promoted = new AtomicReference<>();
+
+    private SimulatedVmm.Builder guest(final String vmId, final dev.tandem.vmm.HealthProbe probe)
+    {
+        return SimulatedVmm.builder()
+            .vmId(vmId)
+            .memoryBytes(8L << 20)
+            .workload(Workload.HOTSET)
+            .pagesPerMillisecond(30)
+            .disk(dir.resolve("active-disk.img"), 1L << 20)
+            .diskEveryTicks(1)
+            .packetEveryTicks(1)
+            .healthProbe(probe)
+            .packetSink((frame, index, length) ->
+            {
+                if (Thread.currentThread().getName().startsWith("tandem-"))
+                {
+                    released.add(frame.getLong(index));
+                }
+            });
+    }
+
+    private StandbyContext standbyContext(final InJvmOrPartition transport, final SimulatedVmm vmm,
+        final PromotionArbiter arbiter)
+    {
+        return new StandbyContext()
+            .transport(transport.transport)
+            .listenEndpoint("standby")
+            .directory(dir.resolve("standby"))
+            .vmId(vmm.vmId())
+            .memory(vmm.memory().pageSize(), vmm.memory().pageCount())
+            .disk(0, SimulatedDisk.BLOCK_SIZE, vmm.disk().sizeBytes())
+            .failureTimeoutNs(Duration.ofMillis(200).toNanos())
+            .autoPromote(true)
+            .promotionArbiter(arbiter)
+            .replicaTarget(new SimulatedReplicaTarget(vmm.config().copy().diskPath(dir.resolve("promoted-disk.img")),
+                false))
+            .promotionListener(new PromotionListener()
+            {
+                @Override
+                public void onStep(final String step, final long sinceStartNs)
+                {
+                    steps.add(step);
+                }
+
+                @Override
+                public void onPromoted(final Promotion promotion)
+                {
+                    promoted.set(promotion);
+                }
+            });
+    }
+
+    private ActiveContext activeContext(final InJvmOrPartition transport, final SimulatedVmm vmm,
+        final PromotionArbiter arbiter)
+    {
+        return new ActiveContext()
+            .adapter(vmm)
+            .transport(transport.transport)
+            .standbyEndpoint("standby")
+            .stagingAreaBytes(4 << 20)
+            .checkpointPeriodNs(Duration.ofMillis(3).toNanos())
+            .standbySilenceTimeoutNs(Duration.ofMillis(300).toNanos())
+            .promotionArbiter(arbiter)
+            .checkpointObserver((epoch, adapter) ->
+            {
+                activeDigests.put(epoch, StateDigest.of(adapter));
+                lastFrameOfEpoch.put(epoch, ((SimulatedVmm)adapter).txFrames());
+            });
+    }
+
+    /**
+     * Wraps either transport so one test body serves both.
+     */
+    private static final class InJvmOrPartition
+    {
+        final dev.tandem.core.transport.Transport transport;
+        final PartitionableTransport partitionable;
+
+        InJvmOrPartition(final PartitionableTransport partitionable)
+        {
+            this.transport = partitionable;
+            this.partitionable = partitionable;
+        }
+    }
+
+    @Test
+    void partitionWithBothSidesAliveLeavesExactlyOneGuestRunning() throws Exception
+    {
+        final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
+        final InJvmOrPartition transport = new InJvmOrPartition(new PartitionableTransport());
+        try (SimulatedVmm vmm = guest("partition-vm", dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY).build();
+            StandbyReplica standby = StandbyReplica.launch(standbyContext(transport, vmm, arbiter)))
+        {
+            vmm.start();
+            try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)))
+            {
+                await(() -> standby.lastCommittedEpoch() >= 40, "40 commits");
+                transport.partitionable.partition();
+                await(() -> promoted.get() != null, "standby promotes");
+                await(active::isGuestStopped, "former active stops its guest");
+                final Promotion promotion = promoted.get();
+                try
+                {
+                    assertEquals(ProtectionState.FENCED, active.status().state());
+                    assertTrue(vmm.isPaused(), "the fenced active's guest stays stopped");
+                    assertTrue(promotion.recoveryEpoch() >= active.lastAckedEpoch(),
+                        "recovery epoch " + promotion.recoveryEpoch() + " < last ack " + active.lastAckedEpoch());
+                    assertEquals(activeDigests.get(promotion.recoveryEpoch()), StateDigest.of(promotion.guest()),
+                        "promoted guest equals the active at checkpoint " + promotion.recoveryEpoch());
+                    final long lastReleasable = lastFrameOfEpoch.get(promotion.recoveryEpoch());
+                    for (final long frame : released)
+                    {
+                        assertTrue(frame <= lastReleasable, "frame " + frame + " of an epoch after the recovery " +
+                            "point reached the wire");
+                    }
+                    final int releasedAtFence = released.size();
+                    Thread.sleep(100);
+                    assertEquals(releasedAtFence, released.size(), "a fenced active releases nothing");
+                    assertEquals(2, promotion.generation());
+                    assertEquals(2, arbiter.currentGeneration("partition-vm"));
+                    assertEquals(2, new GenerationFile(dir.resolve("standby").resolve("generation")).read());
+                    assertTrue(promotion.detectionNs() >= Duration.ofMillis(200).toNanos(), "detected by silence");
+                    assertEquals(List.of("stop receiving", "discard partial epoch", "claim generation",
+                        "persist generation", "resume guest"), steps);
+                    final SimulatedVmm resumed = (SimulatedVmm)promotion.guest();
+                    resumed.start();
+                    final long writes = resumed.pageWrites();
+                    await(() -> resumed.pageWrites() > writes, "the promoted guest runs");
+                }
+                finally
+                {
+                    ((SimulatedVmm)promotion.guest()).close();
+                }
+            }
+            // the fenced side cannot come back under its old generation
+            final IllegalStateException fenced = assertThrows(IllegalStateException.class, () ->
+                ActiveReplicator.launch(activeContext(transport, vmm, arbiter).generation(1)));
+            assertTrue(fenced.getMessage().contains("fenced"), fenced.getMessage());
+        }
+    }
+
+    @Test
+    void healthProbeReportMakesTheStandbyPromote() throws Exception
+    {
+        final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
+        final InJvmOrPartition transport = new InJvmOrPartition(new PartitionableTransport());
+        final AtomicReference<String> health = new AtomicReference<>();
+        try (SimulatedVmm vmm = guest("sick-vm", health::get).build();
+            StandbyReplica standby = StandbyReplica.launch(standbyContext(transport, vmm, arbiter)))
+        {
+            vmm.start();
+            try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)))
+            {
+                await(() -> standby.lastCommittedEpoch() >= 20, "20 commits");
+                health.set("watchdog: guest kernel stopped scheduling");
+                await(() -> promoted.get() != null, "standby promotes on the report");
+                await(active::isGuestStopped, "the reporting active stops its guest");
+                final Promotion promotion = promoted.get();
+                try
+                {
+                    assertTrue(promotion.reason().contains("watchdog: guest kernel stopped scheduling"),
+                        promotion.reason());
+                    assertEquals(0, promotion.detectionNs(), "a report needs no timeout");
+                    assertEquals(activeDigests.get(promotion.recoveryEpoch()), StateDigest.of(promotion.guest()));
+                    assertEquals(ProtectionState.FENCED, active.status().state());
+                }
+                finally
+                {
+                    ((SimulatedVmm)promotion.guest()).close();
+                }
+            }
+        }
+    }
+
+    @Test
+    void unsafeOrInconsistentFailoverSettingsAreRefusedAtStart() throws Exception
+    {
+        final InJvmOrPartition transport = new InJvmOrPartition(new PartitionableTransport());
+        try (SimulatedVmm vmm = guest("config-vm", dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY).build())
+        {
+            final ConfigurationException noArbiter = assertThrows(ConfigurationException.class,
+                () -> standbyContext(transport, vmm, null).conclude());
+            assertTrue(noArbiter.getMessage().contains("promotionArbiter"), noArbiter.getMessage());
+            try (StandbyReplica standby = StandbyReplica.launch(standbyContext(transport, vmm, null)
+                .unsafeAutoPromoteWithoutArbiter(true)
+                .failureTimeoutNs(Duration.ofMillis(40).toNanos())))
+            {
+                vmm.start();
+                final ProtocolException tooSlow = assertThrows(ProtocolException.class, () -> ActiveReplicator.launch(
+                    activeContext(transport, vmm, null).heartbeatIntervalNs(Duration.ofMillis(20).toNanos())));
+                assertTrue(tooSlow.getMessage().contains("TIMING_MISMATCH"), tooSlow.getMessage());
+                assertEquals(0, standby.lastCommittedEpoch());
+            }
+        }
+    }
+
+    private static void await(final BooleanSupplier condition, final String what) throws InterruptedException
+    {
+        final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (!condition.getAsBoolean())
+        {
+            if (System.nanoTime() > deadline)
+            {
+                fail("timed out waiting for: " + what);
+            }
+            Thread.sleep(2);
+        }
+    }
+
+}
