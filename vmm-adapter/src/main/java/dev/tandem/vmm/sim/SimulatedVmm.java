@@ -46,6 +46,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     public static final int DISK_COMPONENT_ID = 0x200;
     /** Component id of the NIC. */
     public static final int NIC_COMPONENT_ID = 0x300;
+    /** Default page size of simulated guests. */
+    public static final int PAGE_SIZE = 4096;
     /** Size of the frames the workload sends. */
     public static final int TX_FRAME_BYTES = 64;
 
@@ -731,7 +733,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     {
         private String vmId = "sim-vm";
         private long memoryBytes = 64L << 20;
-        private int pageSize = 4096;
+        private int pageSize = PAGE_SIZE;
         private int vcpuCount = 1;
         private Workload workload = Workload.HOTSET;
         private int pagesPerMillisecond = 200;
@@ -964,6 +966,14 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         {
             this.diskPath = path;
             return this;
+        }
+
+        /**
+         * @return the configured disk size.
+         */
+        public long diskBytes()
+        {
+            return diskBytes;
         }
 
         /**

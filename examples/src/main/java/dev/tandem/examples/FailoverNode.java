@@ -1,0 +1,201 @@
+package dev.tandem.examples;
+
+import dev.tandem.core.active.ActiveContext;
+import dev.tandem.core.active.ActiveListener;
+import dev.tandem.core.active.ActiveReplicator;
+import dev.tandem.core.failover.FileArbiter;
+import dev.tandem.core.failover.Promotion;
+import dev.tandem.core.failover.PromotionListener;
+import dev.tandem.core.standby.StandbyContext;
+import dev.tandem.core.standby.StandbyReplica;
+import dev.tandem.core.transport.TcpTransport;
+import dev.tandem.vmm.StateDigest;
+import dev.tandem.vmm.sim.SimulatedDisk;
+import dev.tandem.vmm.sim.SimulatedReplicaTarget;
+import dev.tandem.vmm.sim.SimulatedVmm;
+import dev.tandem.vmm.sim.Workload;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * One host of a multi-process failover: {@code active} or {@code standby}, each its own JVM, talking TCP on
+ * loopback and sharing only an arbiter directory, as two real hosts would. The active appends, per checkpoint, the
+ * digest of the paused guest to a file; the standby, when it promotes, appends what it resumed from and the digest
+ * of the guest it resumed, so a harness can check the two against each other after killing the active.
+ * <pre>
+ * FailoverNode standby --dir D --listen 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --timeout-ms 200]
+ * FailoverNode active  --dir D --standby 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --period-ms 5
+ *                       --workload hotset --seed 1]
+ * </pre>
+ * Both run until killed (the standby also exits after a promotion when its standard input closes).
+ */
+public final class FailoverNode
+{
+    /** File the active appends "epoch digest" lines to. */
+    public static final String DIGESTS = "active-digests.txt";
+    /** File the active appends "ack epoch" lines to. */
+    public static final String ACKS = "active-acks.txt";
+    /** File the standby writes its promotion to. */
+    public static final String PROMOTION = "promotion.txt";
+
+    private FailoverNode()
+    {
+    }
+
+    /**
+     * @param args role and options, see the class comment.
+     * @throws Exception on failure to start.
+     */
+    public static void main(final String[] args) throws Exception
+    {
+        if (args.length == 0)
+        {
+            throw new IllegalArgumentException("usage: FailoverNode active|standby --dir D ...");
+        }
+        final Map<String, String> options = new HashMap<>();
+        for (int i = 1; i < args.length; i += 2)
+        {
+            if (!args[i].startsWith("--") || i + 1 >= args.length)
+            {
+                throw new IllegalArgumentException("expected --name value pairs, got '" + args[i] + "'");
+            }
+            options.put(args[i].substring(2), args[i + 1]);
+        }
+        final Path dir = Path.of(required(options, "dir"));
+        Files.createDirectories(dir);
+        final SimulatedVmm.Builder guest = SimulatedVmm.builder()
+            .vmId(options.getOrDefault("vm-id", "failover-vm"))
+            .memoryBytes(TandemExamples.parseSize(options.getOrDefault("memory", "16m")))
+            .workload(Workload.parse(options.getOrDefault("workload", "hotset")))
+            .pagesPerMillisecond(Integer.parseInt(options.getOrDefault("dirty-rate", "50")))
+            .seed(Long.parseLong(options.getOrDefault("seed", "1")))
+            .disk(dir.resolve("guest-disk.img"), TandemExamples.parseSize(options.getOrDefault("disk", "1m")))
+            .diskEveryTicks(2)
+            .packetEveryTicks(1);
+        final FileArbiter arbiter = new FileArbiter(Path.of(required(options, "arbiter")), args[0] + "@" +
+            ProcessHandle.current().pid());
+        switch (args[0])
+        {
+            case "active" -> runActive(guest, dir, required(options, "standby"), arbiter,
+                Long.parseLong(options.getOrDefault("period-ms", "5")));
+            case "standby" -> runStandby(guest, dir, required(options, "listen"), arbiter,
+                Long.parseLong(options.getOrDefault("timeout-ms", "200")));
+            default -> throw new IllegalArgumentException("role must be active or standby, not '" + args[0] + "'");
+        }
+    }
+
+    private static void runActive(final SimulatedVmm.Builder guest, final Path dir, final String standby,
+        final FileArbiter arbiter, final long periodMs) throws IOException, InterruptedException
+    {
+        final PrintStream digests = new PrintStream(Files.newOutputStream(dir.resolve(DIGESTS),
+            StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
+        final PrintStream acks = new PrintStream(Files.newOutputStream(dir.resolve(ACKS),
+            StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
+        final SimulatedVmm vmm = guest.build().start();
+        final ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
+            .adapter(vmm)
+            .transport(new TcpTransport())
+            .standbyEndpoint(standby)
+            .checkpointPeriodNs(Duration.ofMillis(periodMs).toNanos())
+            .promotionArbiter(arbiter)
+            // verification only: the digest of the paused guest lengthens every pause
+            .checkpointObserver((epoch, adapter) -> digests.println(epoch + " " + StateDigest.of(adapter)))
+            .listener(new ActiveListener()
+            {
+                @Override
+                public void onAck(final long epoch, final long commitLatencyNs)
+                {
+                    acks.println("ack " + epoch);
+                }
+            }));
+        System.out.println("ACTIVE READY pid " + ProcessHandle.current().pid());
+        while (true)
+        {
+            Thread.sleep(1000);
+            System.out.println(active.status().progressLine());
+        }
+    }
+
+    private static void runStandby(final SimulatedVmm.Builder guest, final Path dir, final String listen,
+        final FileArbiter arbiter, final long timeoutMs) throws IOException, InterruptedException
+    {
+        final SimulatedVmm.Builder template = guest.copy().diskPath(dir.resolve("promoted-disk.img"));
+        final CountDownLatch promotedLatch = new CountDownLatch(1);
+        final StandbyReplica standby = StandbyReplica.launch(new StandbyContext()
+            .transport(new TcpTransport())
+            .listenEndpoint(listen)
+            .directory(dir.resolve("replica"))
+            .vmId(guest.vmId())
+            .memory(SimulatedVmm.PAGE_SIZE, guest.memoryBytes() / SimulatedVmm.PAGE_SIZE)
+            .disk(0, SimulatedDisk.BLOCK_SIZE, guest.diskBytes())
+            .failureTimeoutNs(Duration.ofMillis(timeoutMs).toNanos())
+            .autoPromote(true)
+            .promotionArbiter(arbiter)
+            .replicaTarget(new SimulatedReplicaTarget(template, false))
+            .promotionListener(new PromotionListener()
+            {
+                @Override
+                public void onPromoted(final Promotion promotion)
+                {
+                    final SimulatedVmm resumed = (SimulatedVmm)promotion.guest();
+                    final long digest = StateDigest.of(resumed);
+                    resumed.start();
+                    write(dir.resolve(PROMOTION), "epoch " + promotion.recoveryEpoch() + "\ngeneration " +
+                        promotion.generation() + "\ndigest " + digest + "\ndetection_ns " +
+                        promotion.detectionNs() + "\npromotion_ns " + promotion.promotionNs() + "\nreason " +
+                        promotion.reason() + "\n");
+                    System.out.println("PROMOTED from epoch " + promotion.recoveryEpoch());
+                    promotedLatch.countDown();
+                }
+
+                @Override
+                public void onPromotionRefused(final String reason)
+                {
+                    write(dir.resolve(PROMOTION), "refused " + reason + "\n");
+                    promotedLatch.countDown();
+                }
+            }));
+        System.out.println("STANDBY READY on " + standby.endpoint());
+        promotedLatch.await();
+        // stay up running the promoted guest until the harness closes our input
+        while (System.in.read() >= 0)
+        {
+            Thread.onSpinWait();
+        }
+        System.exit(0);
+    }
+
+    private static void write(final Path file, final String text)
+    {
+        try
+        {
+            final Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
+            Files.writeString(temporary, text, StandardCharsets.UTF_8);
+            Files.move(temporary, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
+    }
+
+    private static String required(final Map<String, String> options, final String name)
+    {
+        final String value = options.get(name);
+        if (value == null)
+        {
+            throw new IllegalArgumentException("--" + name + " is required");
+        }
+        return value;
+    }
+}

@@ -1,0 +1,170 @@
+package dev.tandem.examples;
+
+import dev.tandem.core.JvmAccess;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Two real JVMs on loopback, the active killed with SIGKILL: the standby detects the silence, claims generation 2
+ * from the shared arbiter, and resumes a guest byte-equal to the active's at the recovery epoch, which is at or
+ * after the last epoch the active saw acknowledged.
+ */
+class MultiProcessFailoverTest
+{
+    @TempDir
+    Path dir;
+
+    @ParameterizedTest(name = "SIGKILL after {0} acked epochs")
+    @ValueSource(ints = {15, 60})
+    void standbyTakesOverFromAKilledActive(final int ackedBeforeKill) throws Exception
+    {
+        final int port;
+        try (ServerSocket probe = new ServerSocket(0))
+        {
+            port = probe.getLocalPort();
+        }
+        final Path arbiter = dir.resolve("arbiter");
+        final Process standby = start("standby", dir.resolve("standby"), "--listen", "127.0.0.1:" + port,
+            "--arbiter", arbiter.toString());
+        Process active = null;
+        try
+        {
+            awaitLine(dir.resolve("standby.out"), "STANDBY READY");
+            active = start("active", dir.resolve("active"), "--standby", "127.0.0.1:" + port, "--arbiter",
+                arbiter.toString());
+            final Path acks = dir.resolve("active").resolve(FailoverNode.ACKS);
+            final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (lastAck(acks) < ackedBeforeKill)
+            {
+                if (System.nanoTime() > deadline || !active.isAlive())
+                {
+                    fail("active did not get " + ackedBeforeKill + " acks: " + output("active") + output("standby"));
+                }
+                Thread.sleep(5);
+            }
+            final long killedAt = System.nanoTime();
+            active.destroyForcibly();
+            assertTrue(active.waitFor(10, TimeUnit.SECONDS), "active did not die");
+            final long lastAck = lastAck(acks);
+            final Path promotionFile = dir.resolve("standby").resolve(FailoverNode.PROMOTION);
+            while (!Files.exists(promotionFile))
+            {
+                if (System.nanoTime() - killedAt > TimeUnit.SECONDS.toNanos(30))
+                {
+                    fail("standby did not promote: " + output("standby"));
+                }
+                Thread.sleep(5);
+            }
+            final long rtoNs = System.nanoTime() - killedAt;
+            final Map<String, String> promotion = new HashMap<>();
+            for (final String line : Files.readAllLines(promotionFile))
+            {
+                final int space = line.indexOf(' ');
+                promotion.put(line.substring(0, space), line.substring(space + 1));
+            }
+            assertTrue(promotion.containsKey("epoch"), "promotion refused: " + promotion);
+            final long recoveryEpoch = Long.parseLong(promotion.get("epoch"));
+            assertTrue(recoveryEpoch >= lastAck, "recovered epoch " + recoveryEpoch + " is before the last ack " +
+                lastAck);
+            final Map<Long, String> digests = new HashMap<>();
+            for (final String line : Files.readAllLines(dir.resolve("active").resolve(FailoverNode.DIGESTS)))
+            {
+                final String[] parts = line.split(" ");
+                if (parts.length == 2)
+                {
+                    digests.put(Long.parseLong(parts[0]), parts[1]);
+                }
+            }
+            assertEquals(digests.get(recoveryEpoch), promotion.get("digest"),
+                "promoted guest equals the killed active at checkpoint " + recoveryEpoch);
+            assertEquals("2", promotion.get("generation"));
+            assertTrue(rtoNs < TimeUnit.SECONDS.toNanos(10), "promotion took " + rtoNs / 1_000_000 + " ms");
+        }
+        finally
+        {
+            if (active != null)
+            {
+                active.destroyForcibly();
+            }
+            standby.getOutputStream().close();
+            if (!standby.waitFor(10, TimeUnit.SECONDS))
+            {
+                standby.destroyForcibly();
+            }
+        }
+    }
+
+    private Process start(final String role, final Path nodeDir, final String... options) throws IOException
+    {
+        final List<String> command = new ArrayList<>();
+        command.add(ProcessHandle.current().info().command().orElse("java"));
+        command.add("-Xmx256m");
+        command.addAll(List.of("--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+            "--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED"));
+        for (final String pkg : JvmAccess.OPENS)
+        {
+            command.add("--add-opens=java.base/" + pkg + "=ALL-UNNAMED");
+        }
+        if (Runtime.version().feature() >= 24)
+        {
+            command.addAll(List.of("--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow"));
+        }
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), FailoverNode.class.getName(), role,
+            "--dir", nodeDir.toString()));
+        command.addAll(List.of(options));
+        return new ProcessBuilder(command).redirectErrorStream(true)
+            .redirectOutput(dir.resolve(role + ".out").toFile()).start();
+    }
+
+    private static long lastAck(final Path acks) throws IOException
+    {
+        if (!Files.exists(acks))
+        {
+            return 0;
+        }
+        long last = 0;
+        for (final String line : Files.readAllLines(acks, StandardCharsets.UTF_8))
+        {
+            if (line.startsWith("ack "))
+            {
+                last = Math.max(last, Long.parseLong(line.substring(4).trim()));
+            }
+        }
+        return last;
+    }
+
+    private void awaitLine(final Path file, final String text) throws IOException, InterruptedException
+    {
+        final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!Files.exists(file) || !Files.readString(file).contains(text))
+        {
+            if (System.nanoTime() > deadline)
+            {
+                fail("no '" + text + "' in " + file + ": " + (Files.exists(file) ? Files.readString(file) : ""));
+            }
+            Thread.sleep(5);
+        }
+    }
+
+    private String output(final String role) throws IOException
+    {
+        final Path file = dir.resolve(role + ".out");
+        return "\n--- " + role + " ---\n" + (Files.exists(file) ? Files.readString(file) : "(none)");
+    }
+}
