@@ -6,9 +6,14 @@ import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.failover.FileArbiter;
 import dev.tandem.core.failover.Promotion;
 import dev.tandem.core.failover.PromotionListener;
+import dev.tandem.core.metrics.ProtectionStatus;
 import dev.tandem.core.standby.StandbyContext;
 import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.transport.TcpTransport;
+import dev.tandem.examples.bank.BankClient;
+import dev.tandem.examples.bank.BankProgram;
+import dev.tandem.examples.bank.BankState;
+import dev.tandem.examples.bank.ClientPort;
 import dev.tandem.vmm.StateDigest;
 import dev.tandem.vmm.sim.SimulatedDisk;
 import dev.tandem.vmm.sim.SimulatedReplicaTarget;
@@ -47,6 +52,14 @@ public final class FailoverNode
     public static final String ACKS = "active-acks.txt";
     /** File the standby writes its promotion to. */
     public static final String PROMOTION = "promotion.txt";
+    /** File the active rewrites each second with its pause p99 in microseconds. */
+    public static final String STATUS = "active-status.txt";
+    /** File the standby writes the promoted bank's state to on "dump". */
+    public static final String DUMP = "bank-dump.txt";
+    /** File the client logs replies to. */
+    public static final String CLIENT_LOG = "client-log.txt";
+    /** Balance of every account at boot. */
+    public static final long INITIAL_BALANCE = 1000;
 
     private FailoverNode()
     {
@@ -73,6 +86,15 @@ public final class FailoverNode
         }
         final Path dir = Path.of(required(options, "dir"));
         Files.createDirectories(dir);
+        if ("client".equals(args[0]))
+        {
+            runClient(dir, options);
+            return;
+        }
+        final int accounts = Integer.parseInt(options.getOrDefault("bank-accounts", "0"));
+        final BankProgram bank = accounts > 0 ? new BankProgram(accounts, INITIAL_BALANCE) : null;
+        final ClientPort clientPort = bank == null ? null :
+            new ClientPort(Integer.parseInt(required(options, "client-port")));
         final SimulatedVmm.Builder guest = SimulatedVmm.builder()
             .vmId(options.getOrDefault("vm-id", "failover-vm"))
             .memoryBytes(TandemExamples.parseSize(options.getOrDefault("memory", "16m")))
@@ -80,22 +102,27 @@ public final class FailoverNode
             .pagesPerMillisecond(Integer.parseInt(options.getOrDefault("dirty-rate", "50")))
             .seed(Long.parseLong(options.getOrDefault("seed", "1")))
             .disk(dir.resolve("guest-disk.img"), TandemExamples.parseSize(options.getOrDefault("disk", "1m")))
-            .diskEveryTicks(2)
-            .packetEveryTicks(1);
+            // the bank's ledger owns the disk and its replies the NIC: the synthetic workload only dirties memory
+            .diskEveryTicks(bank == null ? 2 : 0)
+            .packetEveryTicks(bank == null ? 1 : 0)
+            .program(bank)
+            .packetSink(clientPort);
         final FileArbiter arbiter = new FileArbiter(Path.of(required(options, "arbiter")), args[0] + "@" +
             ProcessHandle.current().pid());
         switch (args[0])
         {
             case "active" -> runActive(guest, dir, required(options, "standby"), arbiter,
-                Long.parseLong(options.getOrDefault("period-ms", "5")));
+                Long.parseLong(options.getOrDefault("period-ms", "5")), clientPort,
+                !"false".equals(options.get("digests")));
             case "standby" -> runStandby(guest, dir, required(options, "listen"), arbiter,
-                Long.parseLong(options.getOrDefault("timeout-ms", "200")));
+                Long.parseLong(options.getOrDefault("timeout-ms", "200")), clientPort, bank);
             default -> throw new IllegalArgumentException("role must be active or standby, not '" + args[0] + "'");
         }
     }
 
     private static void runActive(final SimulatedVmm.Builder guest, final Path dir, final String standby,
-        final FileArbiter arbiter, final long periodMs) throws IOException, InterruptedException
+        final FileArbiter arbiter, final long periodMs, final ClientPort clientPort, final boolean digestEachEpoch)
+        throws IOException, InterruptedException
     {
         final PrintStream digests = new PrintStream(Files.newOutputStream(dir.resolve(DIGESTS),
             StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
@@ -109,7 +136,8 @@ public final class FailoverNode
             .checkpointPeriodNs(Duration.ofMillis(periodMs).toNanos())
             .promotionArbiter(arbiter)
             // verification only: the digest of the paused guest lengthens every pause
-            .checkpointObserver((epoch, adapter) -> digests.println(epoch + " " + StateDigest.of(adapter)))
+            .checkpointObserver(digestEachEpoch ?
+                (epoch, adapter) -> digests.println(epoch + " " + StateDigest.of(adapter)) : null)
             .listener(new ActiveListener()
             {
                 @Override
@@ -118,17 +146,26 @@ public final class FailoverNode
                     acks.println("ack " + epoch);
                 }
             }));
+        if (clientPort != null)
+        {
+            clientPort.serve(vmm);
+        }
         System.out.println("ACTIVE READY pid " + ProcessHandle.current().pid());
         while (true)
         {
-            Thread.sleep(1000);
-            System.out.println(active.status().progressLine());
+            Thread.sleep(250);
+            final ProtectionStatus status = active.status();
+            write(dir.resolve(STATUS), "pause_p99_us " + status.pauseP99Ns() / 1000 + "\ncheckpoints " +
+                status.checkpoints() + "\n");
+            System.out.println(status.progressLine());
         }
     }
 
     private static void runStandby(final SimulatedVmm.Builder guest, final Path dir, final String listen,
-        final FileArbiter arbiter, final long timeoutMs) throws IOException, InterruptedException
+        final FileArbiter arbiter, final long timeoutMs, final ClientPort clientPort, final BankProgram bank)
+        throws IOException, InterruptedException
     {
+        final SimulatedVmm[] running = new SimulatedVmm[1];
         final SimulatedVmm.Builder template = guest.copy().diskPath(dir.resolve("promoted-disk.img"));
         final CountDownLatch promotedLatch = new CountDownLatch(1);
         final StandbyReplica standby = StandbyReplica.launch(new StandbyContext()
@@ -150,6 +187,11 @@ public final class FailoverNode
                     final SimulatedVmm resumed = (SimulatedVmm)promotion.guest();
                     final long digest = StateDigest.of(resumed);
                     resumed.start();
+                    running[0] = resumed;
+                    if (clientPort != null)
+                    {
+                        clientPort.serve(resumed);
+                    }
                     write(dir.resolve(PROMOTION), "epoch " + promotion.recoveryEpoch() + "\ngeneration " +
                         promotion.generation() + "\ndigest " + digest + "\ndetection_ns " +
                         promotion.detectionNs() + "\npromotion_ns " + promotion.promotionNs() + "\nreason " +
@@ -167,12 +209,38 @@ public final class FailoverNode
             }));
         System.out.println("STANDBY READY on " + standby.endpoint());
         promotedLatch.await();
-        // stay up running the promoted guest until the harness closes our input
-        while (System.in.read() >= 0)
+        // run the promoted guest until the harness closes our input; "dump" writes the bank's state
+        final java.io.BufferedReader commands = new java.io.BufferedReader(
+            new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
+        String command;
+        while ((command = commands.readLine()) != null)
         {
-            Thread.onSpinWait();
+            if ("dump".equals(command.trim()) && running[0] != null && bank != null)
+            {
+                running[0].pause();
+                write(dir.resolve(DUMP), BankState.read(running[0], bank).toText());
+                running[0].resume();
+                System.out.println("DUMPED");
+            }
         }
         System.exit(0);
+    }
+
+    private static void runClient(final Path dir, final Map<String, String> options)
+        throws IOException, InterruptedException
+    {
+        try (PrintStream log = new PrintStream(Files.newOutputStream(dir.resolve(CLIENT_LOG),
+            StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8))
+        {
+            final BankClient client = new BankClient(required(options, "targets").split(","),
+                Integer.parseInt(required(options, "transfers")), Integer.parseInt(required(options, "accounts")),
+                Integer.parseInt(options.getOrDefault("window", "8")), Long.parseLong(options.getOrDefault("seed", "1")),
+                log);
+            final long now = System.currentTimeMillis();
+            final long answered = client.run(now + Long.parseLong(options.getOrDefault("duration-ms", "3600000")),
+                now + 1000L * Long.parseLong(options.getOrDefault("deadline-s", "120")));
+            System.out.println("CLIENT answered " + answered);
+        }
     }
 
     private static void write(final Path file, final String text)

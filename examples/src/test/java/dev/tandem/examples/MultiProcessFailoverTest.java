@@ -1,13 +1,11 @@
 package dev.tandem.examples;
 
-import dev.tandem.core.JvmAccess;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.net.ServerSocket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -50,7 +48,7 @@ class MultiProcessFailoverTest
                 arbiter.toString());
             final Path acks = dir.resolve("active").resolve(FailoverNode.ACKS);
             final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            while (lastAck(acks) < ackedBeforeKill)
+            while (FailoverHarness.lastAck(acks) < ackedBeforeKill)
             {
                 if (System.nanoTime() > deadline || !active.isAlive())
                 {
@@ -61,7 +59,7 @@ class MultiProcessFailoverTest
             final long killedAt = System.nanoTime();
             active.destroyForcibly();
             assertTrue(active.waitFor(10, TimeUnit.SECONDS), "active did not die");
-            final long lastAck = lastAck(acks);
+            final long lastAck = FailoverHarness.lastAck(acks);
             final Path promotionFile = dir.resolve("standby").resolve(FailoverNode.PROMOTION);
             while (!Files.exists(promotionFile))
             {
@@ -112,41 +110,10 @@ class MultiProcessFailoverTest
 
     private Process start(final String role, final Path nodeDir, final String... options) throws IOException
     {
-        final List<String> command = new ArrayList<>();
-        command.add(ProcessHandle.current().info().command().orElse("java"));
-        command.add("-Xmx256m");
-        command.addAll(List.of("--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
-            "--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED"));
-        for (final String pkg : JvmAccess.OPENS)
-        {
-            command.add("--add-opens=java.base/" + pkg + "=ALL-UNNAMED");
-        }
-        if (Runtime.version().feature() >= 24)
-        {
-            command.addAll(List.of("--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow"));
-        }
-        command.addAll(List.of("-cp", System.getProperty("java.class.path"), FailoverNode.class.getName(), role,
-            "--dir", nodeDir.toString()));
-        command.addAll(List.of(options));
-        return new ProcessBuilder(command).redirectErrorStream(true)
+        final List<String> args = new ArrayList<>(List.of(role, "--dir", nodeDir.toString()));
+        args.addAll(List.of(options));
+        return new ProcessBuilder(ChildJvm.command("256m", FailoverNode.class, args)).redirectErrorStream(true)
             .redirectOutput(dir.resolve(role + ".out").toFile()).start();
-    }
-
-    private static long lastAck(final Path acks) throws IOException
-    {
-        if (!Files.exists(acks))
-        {
-            return 0;
-        }
-        long last = 0;
-        for (final String line : Files.readAllLines(acks, StandardCharsets.UTF_8))
-        {
-            if (line.startsWith("ack "))
-            {
-                last = Math.max(last, Long.parseLong(line.substring(4).trim()));
-            }
-        }
-        return last;
     }
 
     private void awaitLine(final Path file, final String text) throws IOException, InterruptedException

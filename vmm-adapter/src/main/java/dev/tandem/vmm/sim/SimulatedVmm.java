@@ -74,6 +74,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     private final long rxAreaAddress;
     private final int rxSlots;
 
+    private final GuestProgram.Io io = new ProgramIo();
+    private final long firstWorkloadPage;
     private volatile boolean pauseRequested;
     private volatile boolean stopRequested;
     private volatile DiskWriteSink diskWriteSink;
@@ -111,6 +113,16 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         if (disk != null)
         {
             disks.add(disk);
+        }
+        this.firstWorkloadPage = config.program == null ? 0 : config.program.reservedPages();
+        if (firstWorkloadPage >= rxAreaAddress / config.pageSize)
+        {
+            throw new IllegalArgumentException("the guest program reserves " + firstWorkloadPage +
+                " pages; the guest has only " + rxAreaAddress / config.pageSize + " usable pages");
+        }
+        if (config.program != null)
+        {
+            config.program.boot(io);
         }
     }
 
@@ -363,6 +375,74 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         }
     }
 
+    private void transmit(final DirectBuffer frame, final int index, final int length)
+    {
+        final OutputGate gate = outputGate;
+        if (gate != null)
+        {
+            if (!gate.offer(frame, index, length))
+            {
+                txDropped.incrementAndGet();
+            }
+        }
+        else
+        {
+            wire.send(frame, index, length);
+        }
+    }
+
+    /**
+     * The devices as a guest program sees them.
+     */
+    private final class ProgramIo implements GuestProgram.Io
+    {
+        private final ByteBuffer block = ByteBuffer.allocateDirect(64 * 1024);
+        private final UnsafeBuffer blockView = new UnsafeBuffer(block);
+
+        @Override
+        public SimulatedGuestMemory memory()
+        {
+            return memory;
+        }
+
+        @Override
+        public void writeDisk(final long offset, final DirectBuffer data, final int index, final int length)
+        {
+            if (disk == null || length > block.capacity())
+            {
+                throw new IllegalArgumentException("no disk, or a write of " + length + " bytes over 64 KiB");
+            }
+            blockView.putBytes(0, data, index, length);
+            block.clear().limit(length);
+            disk.guestWrite(offset, block);
+            diskWrites.incrementAndGet();
+            final DiskWriteSink sink = diskWriteSink;
+            if (sink != null)
+            {
+                sink.write(disk.id(), offset, blockView, 0, length);
+            }
+        }
+
+        @Override
+        public void readDisk(final long offset, final MutableDirectBuffer dst, final int index, final int length)
+        {
+            disk.read(offset, dst, index, length);
+        }
+
+        @Override
+        public long diskBytes()
+        {
+            return disk == null ? 0 : disk.sizeBytes();
+        }
+
+        @Override
+        public void send(final DirectBuffer frame, final int index, final int length)
+        {
+            txFrames.incrementAndGet();
+            transmit(frame, index, length);
+        }
+    }
+
     private void drainReceiveQueue()
     {
         rxQueue.read(this::dmaFrame, 16);
@@ -377,6 +457,11 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         memory.deviceWrite(address, nic.lengthScratch, 0, 4);
         memory.deviceWrite(address + 4, buffer, index, length);
         rxFrames.incrementAndGet();
+        if (config.program != null)
+        {
+            // the guest's interrupt handler runs on the vCPU, inside the guest's execution
+            config.program.onFrame(io, buffer, index, length);
+        }
     }
 
     /**
@@ -494,7 +579,11 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
                 }
                 phase = PHASE_DEVICES;
             }
-            drainReceiveQueue();
+            if (index == 0)
+            {
+                // the NIC's receive queue has one consumer: vCPU 0 takes its interrupts
+                drainReceiveQueue();
+            }
             tick++;
             phase = PHASE_PAGES;
             pendingWrites = config.workload == Workload.IDLE ? 0 : config.pagesPerMillisecond;
@@ -512,20 +601,21 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
 
         private void writePage()
         {
-            final long usablePages = rxAreaAddress / config.pageSize;
+            final long usablePages = rxAreaAddress / config.pageSize - firstWorkloadPage;
             final long r = nextRandom();
             final long page;
             switch (config.workload)
             {
                 case UNIFORM:
-                    page = Long.remainderUnsigned(r, usablePages);
+                    page = firstWorkloadPage + Long.remainderUnsigned(r, usablePages);
                     break;
                 case HOTSET:
                     final long hot = Math.min(usablePages, config.hotsetPages);
-                    page = (r & 0xFF) < 230 ? Long.remainderUnsigned(r >>> 8, hot) : Long.remainderUnsigned(r >>> 8, usablePages);
+                    page = firstWorkloadPage + ((r & 0xFF) < 230 ? Long.remainderUnsigned(r >>> 8, hot) :
+                        Long.remainderUnsigned(r >>> 8, usablePages));
                     break;
                 case SEQUENTIAL:
-                    page = sequentialCursor++ % usablePages;
+                    page = firstWorkloadPage + sequentialCursor++ % usablePages;
                     break;
                 default:
                     return;
@@ -563,18 +653,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             txFrame.putLong(0, sequence);
             txFrame.putLong(8, tick);
             txFrame.putLong(16, index);
-            final OutputGate gate = outputGate;
-            if (gate != null)
-            {
-                if (!gate.offer(txFrame, 0, TX_FRAME_BYTES))
-                {
-                    txDropped.incrementAndGet();
-                }
-            }
-            else
-            {
-                wire.send(txFrame, 0, TX_FRAME_BYTES);
-            }
+            transmit(txFrame, 0, TX_FRAME_BYTES);
         }
 
         @Override
@@ -746,6 +825,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         private int tickMicros = 1000;
         private PacketSink packetSink;
         private HealthProbe healthProbe = HealthProbe.ALWAYS_HEALTHY;
+        private GuestProgram program;
 
         private Builder()
         {
@@ -919,6 +999,16 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         }
 
         /**
+         * @param program software inside the guest that handles received frames (e.g. a bank), or null.
+         * @return this.
+         */
+        public Builder program(final GuestProgram program)
+        {
+            this.program = program;
+            return this;
+        }
+
+        /**
          * @return a copy of this configuration, e.g. for the replica of a guest.
          */
         public Builder copy()
@@ -939,6 +1029,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             copy.tickMicros = tickMicros;
             copy.packetSink = packetSink;
             copy.healthProbe = healthProbe;
+            copy.program = program;
             return copy;
         }
 

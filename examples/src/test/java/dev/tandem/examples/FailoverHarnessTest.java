@@ -1,0 +1,42 @@
+package dev.tandem.examples;
+
+import dev.tandem.vmm.sim.Workload;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The whole failover story with three real JVMs and a SIGKILL: nothing the client was told is lost or
+ * contradicted, the total of balances holds, and the promoted guest equals the active at the recovery checkpoint.
+ */
+class FailoverHarnessTest
+{
+    @TempDir
+    Path dir;
+
+    @ParameterizedTest(name = "kill after {0} ms, seed {1}, {2}")
+    @CsvSource({"900, 1, hotset", "1700, 2, uniform"})
+    void killedActiveLosesNothingTheClientSaw(final long killAfterMs, final long seed, final String workload)
+        throws Exception
+    {
+        final ByteArrayOutputStream output = new ByteArrayOutputStream();
+        final FailoverHarness.Report report = FailoverHarness.run(new FailoverHarness.Options(32L << 20,
+            Workload.parse(workload), 5, killAfterMs, seed, 100_000, 128, true), dir,
+            new PrintStream(output, true, StandardCharsets.UTF_8));
+        final String text = output.toString(StandardCharsets.UTF_8);
+        assertTrue(report.verified(), report.failures() + "\n" + text);
+        assertEquals(0, report.lostTransfers());
+        assertTrue(report.ackedTransfers() > 0, text);
+        assertTrue(report.recoveryEpoch() >= report.lastAckedEpoch(), text);
+        assertTrue(report.rtoMs() > 0 && report.rtoMs() < 10_000, "rto " + report.rtoMs());
+        assertTrue(report.toJson().contains("\"verified\": true"), report.toJson());
+    }
+}
