@@ -42,10 +42,16 @@ public final class FailoverHarness
      * @param accounts    accounts of the bank.
      * @param digests     record the active's digest at every checkpoint (adds a full read of the guest to each
      *                    pause) and compare the promoted guest with it.
+     * @param killPhase   where in the cycle the active dies: {@code mid-epoch} (SIGKILL at a moment),
+     *                    {@code delta-send} (right after barrier N went out, pages of N in flight) or
+     *                    {@code epoch-end} (right after the end of N went out, before its ack: the standby commits
+     *                    and applies N with the active already gone).
      */
     public record Options(long memoryBytes, Workload workload, long periodMs, long killAfterMs, long seed,
-        int transfers, int accounts, boolean digests)
+        int transfers, int accounts, boolean digests, String killPhase)
     {
+        /** Kill by SIGKILL at a moment in the middle of an epoch. */
+        public static final String MID_EPOCH = "mid-epoch";
     }
 
     /**
@@ -111,7 +117,8 @@ public final class FailoverHarness
             1500 + new SplittableRandom(options.seed()).nextLong(2000);
         final List<String> guest = List.of("--memory", Long.toString(options.memoryBytes()), "--workload",
             options.workload().name(), "--seed", Long.toString(options.seed()), "--bank-accounts",
-            Integer.toString(options.accounts()), "--disk", "16m", "--arbiter", dir.resolve("arbiter").toString());
+            Integer.toString(options.accounts()), "--disk", "16m", "--arbiter", dir.resolve("arbiter").toString(),
+            "--digests", Boolean.toString(options.digests()));
         final Path standbyDir = dir.resolve("standby");
         final Path activeDir = dir.resolve("active");
         final Path clientDir = dir.resolve("client");
@@ -122,9 +129,14 @@ public final class FailoverHarness
         try
         {
             awaitText(dir.resolve("standby.out"), "STANDBY READY", standby);
-            active = start(dir, "active", "1g", join(List.of("active", "--dir", activeDir.toString(), "--standby",
-                "127.0.0.1:" + replicationPort, "--client-port", Integer.toString(activeClientPort), "--period-ms",
-                Long.toString(options.periodMs()), "--digests", Boolean.toString(options.digests())), guest));
+            final List<String> activeArgs = new ArrayList<>(List.of("active", "--dir", activeDir.toString(),
+                "--standby", "127.0.0.1:" + replicationPort, "--client-port", Integer.toString(activeClientPort),
+                "--period-ms", Long.toString(options.periodMs())));
+            if (!Options.MID_EPOCH.equals(options.killPhase()))
+            {
+                activeArgs.addAll(List.of("--kill-phase", options.killPhase()));
+            }
+            active = start(dir, "active", "1g", join(activeArgs, guest));
             awaitText(dir.resolve("active.out"), "ACTIVE READY", active);
             final Path acks = activeDir.resolve(FailoverNode.ACKS);
             await(() -> lastAck(acks) >= 1, "the baseline to be acknowledged", active);
@@ -145,11 +157,23 @@ public final class FailoverHarness
             final long pauseP99Us = readKeyValues(activeDir.resolve(FailoverNode.STATUS))
                 .getOrDefault("pause_p99_us", "-1").transform(Long::parseLong);
             final long killMillis = System.currentTimeMillis();
-            active.destroyForcibly();
-            active.waitFor(10, TimeUnit.SECONDS);
+            if (Options.MID_EPOCH.equals(options.killPhase()))
+            {
+                active.destroyForcibly();
+            }
+            else
+            {
+                // the active dies by itself at the next such point of its cycle, within one period
+                Files.createFile(activeDir.resolve(FailoverNode.KILL_TRIGGER));
+            }
+            if (!active.waitFor(10, TimeUnit.SECONDS))
+            {
+                active.destroyForcibly();
+                throw new IOException("the active did not reach its kill point " + options.killPhase());
+            }
             final long lastAck = lastAck(acks);
-            out.printf(Locale.ROOT, "SIGKILL sent to the active (pid %d); last ack it saw: epoch %d%n", active.pid(),
-                lastAck);
+            out.printf(Locale.ROOT, "active (pid %d) killed at %s; last ack it saw: epoch %d%n", active.pid(),
+                options.killPhase(), lastAck);
             final Path promotionFile = standbyDir.resolve(FailoverNode.PROMOTION);
             await(() -> Files.exists(promotionFile), "the standby to promote", standby);
             final Map<String, String> promotion = readKeyValues(promotionFile);

@@ -58,6 +58,8 @@ public final class FailoverNode
     public static final String DUMP = "bank-dump.txt";
     /** File the client logs replies to. */
     public static final String CLIENT_LOG = "client-log.txt";
+    /** File whose appearance arms the active's kill point. */
+    public static final String KILL_TRIGGER = "kill-now";
     /** Balance of every account at boot. */
     public static final long INITIAL_BALANCE = 1000;
 
@@ -113,17 +115,19 @@ public final class FailoverNode
         {
             case "active" -> runActive(guest, dir, required(options, "standby"), arbiter,
                 Long.parseLong(options.getOrDefault("period-ms", "5")), clientPort,
-                !"false".equals(options.get("digests")));
+                !"false".equals(options.get("digests")), options.get("kill-phase"));
             case "standby" -> runStandby(guest, dir, required(options, "listen"), arbiter,
-                Long.parseLong(options.getOrDefault("timeout-ms", "200")), clientPort, bank);
+                Long.parseLong(options.getOrDefault("timeout-ms", "200")), clientPort, bank,
+                !"false".equals(options.get("digests")));
             default -> throw new IllegalArgumentException("role must be active or standby, not '" + args[0] + "'");
         }
     }
 
     private static void runActive(final SimulatedVmm.Builder guest, final Path dir, final String standby,
-        final FileArbiter arbiter, final long periodMs, final ClientPort clientPort, final boolean digestEachEpoch)
-        throws IOException, InterruptedException
+        final FileArbiter arbiter, final long periodMs, final ClientPort clientPort, final boolean digestEachEpoch,
+        final String killPhase) throws IOException, InterruptedException
     {
+        final KillPoint killPoint = new KillPoint(killPhase, dir.resolve(KILL_TRIGGER));
         final PrintStream digests = new PrintStream(Files.newOutputStream(dir.resolve(DIGESTS),
             StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
         final PrintStream acks = new PrintStream(Files.newOutputStream(dir.resolve(ACKS),
@@ -145,6 +149,18 @@ public final class FailoverNode
                 {
                     acks.println("ack " + epoch);
                 }
+
+                @Override
+                public void onDeltaSending(final long epoch)
+                {
+                    killPoint.reached(KillPoint.DELTA_SEND);
+                }
+
+                @Override
+                public void onDeltaSent(final long epoch)
+                {
+                    killPoint.reached(KillPoint.EPOCH_END);
+                }
             }));
         if (clientPort != null)
         {
@@ -162,8 +178,8 @@ public final class FailoverNode
     }
 
     private static void runStandby(final SimulatedVmm.Builder guest, final Path dir, final String listen,
-        final FileArbiter arbiter, final long timeoutMs, final ClientPort clientPort, final BankProgram bank)
-        throws IOException, InterruptedException
+        final FileArbiter arbiter, final long timeoutMs, final ClientPort clientPort, final BankProgram bank,
+        final boolean digest) throws IOException, InterruptedException
     {
         final SimulatedVmm[] running = new SimulatedVmm[1];
         final SimulatedVmm.Builder template = guest.copy().diskPath(dir.resolve("promoted-disk.img"));
@@ -185,7 +201,8 @@ public final class FailoverNode
                 public void onPromoted(final Promotion promotion)
                 {
                     final SimulatedVmm resumed = (SimulatedVmm)promotion.guest();
-                    final long digest = StateDigest.of(resumed);
+                    // verification only: reading the whole guest delays its first reply
+                    final long digestValue = digest ? StateDigest.of(resumed) : 0;
                     resumed.start();
                     running[0] = resumed;
                     if (clientPort != null)
@@ -193,7 +210,7 @@ public final class FailoverNode
                         clientPort.serve(resumed);
                     }
                     write(dir.resolve(PROMOTION), "epoch " + promotion.recoveryEpoch() + "\ngeneration " +
-                        promotion.generation() + "\ndigest " + digest + "\ndetection_ns " +
+                        promotion.generation() + "\ndigest " + digestValue + "\ndetection_ns " +
                         promotion.detectionNs() + "\npromotion_ns " + promotion.promotionNs() + "\nreason " +
                         promotion.reason() + "\n");
                     System.out.println("PROMOTED from epoch " + promotion.recoveryEpoch());
@@ -265,5 +282,51 @@ public final class FailoverNode
             throw new IllegalArgumentException("--" + name + " is required");
         }
         return value;
+    }
+
+    /**
+     * Dies on purpose at a chosen point of the checkpoint cycle once armed (by the harness creating a file):
+     * {@code Runtime.halt}, which like SIGKILL runs no shutdown hook and leaves the kernel to close the sockets.
+     */
+    static final class KillPoint
+    {
+        static final String DELTA_SEND = "delta-send";
+        static final String EPOCH_END = "epoch-end";
+
+        private final String phase;
+        private volatile boolean armed;
+
+        KillPoint(final String phase, final Path trigger)
+        {
+            this.phase = phase;
+            if (phase != null)
+            {
+                if (!DELTA_SEND.equals(phase) && !EPOCH_END.equals(phase))
+                {
+                    throw new IllegalArgumentException("--kill-phase must be " + DELTA_SEND + " or " + EPOCH_END +
+                        ", not '" + phase + "'");
+                }
+                final Thread watcher = new Thread(() ->
+                {
+                    while (!Files.exists(trigger))
+                    {
+                        java.util.concurrent.locks.LockSupport.parkNanos(200_000);
+                    }
+                    armed = true;
+                }, "kill-point-watcher");
+                watcher.setDaemon(true);
+                watcher.start();
+            }
+        }
+
+        void reached(final String where)
+        {
+            if (armed && where.equals(phase))
+            {
+                System.out.println("KILL POINT " + where);
+                System.out.flush();
+                Runtime.getRuntime().halt(137);
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@ package dev.tandem.examples;
 import dev.tandem.vmm.sim.Workload;
 
 import java.io.PrintStream;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -26,6 +27,7 @@ public final class TandemExamples
         "  --workload NAME         background workload beside the bank (default hotset)",
         "  --period TIME           checkpoint period (default 10ms)",
         "  --kill-after TIME       kill the active this long after the client starts (default: 1.5-3.5s by seed)",
+        "  --kill-phase PHASE      mid-epoch (SIGKILL, default) | delta-send | epoch-end (the active halts there)",
         "  --seed N                seed of workload, transfers and kill moment (default 1)",
         "  --transfers N           most transfers the client makes (default 100000; it stops 2 s after the kill)",
         "  --no-digests            do not digest the guest at every checkpoint (faster pauses, no digest check)",
@@ -64,9 +66,11 @@ public final class TandemExamples
      */
     public static int run(final String[] args, final PrintStream out, final PrintStream err) throws Exception
     {
-        if (args.length == 0 || "failover".equals(args[0]))
+        if (args.length == 0 || !"demo".equals(args[0]))
         {
-            return failover(args.length == 0 ? args : java.util.Arrays.copyOfRange(args, 1, args.length), out, err);
+            // failover is the default command
+            final boolean named = args.length > 0 && "failover".equals(args[0]);
+            return failover(named ? java.util.Arrays.copyOfRange(args, 1, args.length) : args, out, err);
         }
         long memory = 256L << 20;
         Workload workload = Workload.HOTSET;
@@ -134,6 +138,7 @@ public final class TandemExamples
         int transfers = 100_000;
         boolean digests = true;
         String report = null;
+        String killPhase = FailoverHarness.Options.MID_EPOCH;
         try
         {
             for (int i = 0; i < args.length; i++)
@@ -163,12 +168,17 @@ public final class TandemExamples
                     case "--seed" -> seed = Long.parseLong(value);
                     case "--transfers" -> transfers = Integer.parseInt(value);
                     case "--report" -> report = value;
+                    case "--kill-phase" -> killPhase = value;
                     default -> throw new IllegalArgumentException("unknown option " + arg);
                 }
             }
             if (memory < (16L << 20) || memory % 4096 != 0)
             {
                 throw new IllegalArgumentException("--guest-memory must be a multiple of 4 KiB from 16m");
+            }
+            if (!List.of("mid-epoch", "delta-send", "epoch-end").contains(killPhase))
+            {
+                throw new IllegalArgumentException("--kill-phase must be mid-epoch, delta-send or epoch-end");
             }
             if (periodMs < 1 || periodMs > 10_000 || transfers < 1 || killAfterMs < -1)
             {
@@ -183,7 +193,7 @@ public final class TandemExamples
         }
         final java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("tandem-failover");
         final FailoverHarness.Report result = FailoverHarness.run(new FailoverHarness.Options(memory, workload,
-            periodMs, killAfterMs, seed, transfers, 256, digests), dir, out);
+            periodMs, killAfterMs, seed, transfers, 256, digests, killPhase), dir, out);
         if (report != null)
         {
             java.nio.file.Files.writeString(java.nio.file.Path.of(report), result.toJson());

@@ -22,20 +22,27 @@ class FailoverHarnessTest
     @TempDir
     Path dir;
 
-    @ParameterizedTest(name = "kill after {0} ms, seed {1}, {2}")
-    @CsvSource({"900, 1, hotset", "1700, 2, uniform"})
-    void killedActiveLosesNothingTheClientSaw(final long killAfterMs, final long seed, final String workload)
-        throws Exception
+    @ParameterizedTest(name = "kill at {3} after {0} ms, seed {1}, {2}")
+    @CsvSource({"900, 1, hotset, mid-epoch", "1700, 2, uniform, mid-epoch", "1200, 3, hotset, delta-send",
+        "1200, 4, sequential, epoch-end"})
+    void killedActiveLosesNothingTheClientSaw(final long killAfterMs, final long seed, final String workload,
+        final String phase) throws Exception
     {
         final ByteArrayOutputStream output = new ByteArrayOutputStream();
         final FailoverHarness.Report report = FailoverHarness.run(new FailoverHarness.Options(32L << 20,
-            Workload.parse(workload), 5, killAfterMs, seed, 100_000, 128, true), dir,
+            Workload.parse(workload), 5, killAfterMs, seed, 100_000, 128, true, phase), dir,
             new PrintStream(output, true, StandardCharsets.UTF_8));
         final String text = output.toString(StandardCharsets.UTF_8);
         assertTrue(report.verified(), report.failures() + "\n" + text);
         assertEquals(0, report.lostTransfers());
         assertTrue(report.ackedTransfers() > 0, text);
         assertTrue(report.recoveryEpoch() >= report.lastAckedEpoch(), text);
+        if ("epoch-end".equals(phase))
+        {
+            // the end of an epoch went out but its ack never came back: the standby committed it without the
+            // active, so it resumes from a checkpoint the active never saw acknowledged
+            assertTrue(report.recoveryEpoch() > report.lastAckedEpoch(), text);
+        }
         assertTrue(report.rtoMs() > 0 && report.rtoMs() < 10_000, "rto " + report.rtoMs());
         assertTrue(report.toJson().contains("\"verified\": true"), report.toJson());
     }

@@ -28,9 +28,9 @@ class ReplicationDemoTest
     {
         final ByteArrayOutputStream err = new ByteArrayOutputStream();
         final PrintStream errStream = new PrintStream(err, true, StandardCharsets.UTF_8);
-        assertEquals(2, TandemExamples.run(new String[] {"--workload", "chaos"}, System.out, errStream));
+        assertEquals(2, TandemExamples.run(new String[] {"demo", "--workload", "chaos"}, System.out, errStream));
         assertTrue(err.toString(StandardCharsets.UTF_8).contains("unknown workload 'chaos'"));
         assertEquals(2, TandemExamples.run(new String[] {"--guest-memory", "lots"}, System.out, errStream));
-        assertEquals(2, TandemExamples.run(new String[] {"--period"}, System.out, errStream));
+        assertEquals(2, TandemExamples.run(new String[] {"demo", "--period"}, System.out, errStream));
     }
 }

@@ -32,8 +32,12 @@ public final class ActiveContext
     public static final int OUTPUT_HOLD_BYTES_DEFAULT = 8 * 1024 * 1024;
     /** Default heartbeat interval when otherwise idle: 20 ms. */
     public static final long HEARTBEAT_INTERVAL_NS_DEFAULT = TimeUnit.MILLISECONDS.toNanos(20);
-    /** Default time without an ack, while epochs are in flight, after which the standby counts as lost: 1 s. */
-    public static final long STANDBY_SILENCE_TIMEOUT_NS_DEFAULT = TimeUnit.SECONDS.toNanos(1);
+    /**
+     * Default time without progress (no ack and no byte written) while epochs are in flight, after which the standby
+     * counts as lost: 3 s. Long on purpose: the standby applies a large delta without answering, and an active that
+     * gives up early gains nothing, since its held output waits either way.
+     */
+    public static final long STANDBY_SILENCE_TIMEOUT_NS_DEFAULT = TimeUnit.SECONDS.toNanos(3);
     /** Default connect and handshake timeout: 5 s. */
     public static final long CONNECT_TIMEOUT_MS_DEFAULT = 5000;
 
@@ -407,8 +411,9 @@ public final class ActiveContext
     }
 
     /**
-     * @param timeoutNs time without an ack while epochs are in flight after which protection counts as lost (the
-     *                  active then asks the arbiter whether it was fenced), 10 ms to 10 min; default 1 s.
+     * @param timeoutNs time without progress (no ack, no byte written) while epochs are in flight after which
+     *                  protection counts as lost (the active then asks the arbiter whether it was fenced), 10 ms to
+     *                  10 min; default 3 s; not applied before the baseline is acknowledged.
      * @return this.
      */
     public ActiveContext standbySilenceTimeoutNs(final long timeoutNs)

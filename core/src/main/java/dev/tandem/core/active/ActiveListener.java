@@ -16,6 +16,24 @@ public interface ActiveListener
     }
 
     /**
+     * Barrier N went out and the pages of delta N start to follow.
+     *
+     * @param epoch the epoch being sent.
+     */
+    default void onDeltaSending(long epoch)
+    {
+    }
+
+    /**
+     * The end of delta N went out; its ack is awaited.
+     *
+     * @param epoch the epoch sent.
+     */
+    default void onDeltaSent(long epoch)
+    {
+    }
+
+    /**
      * Protection failed (connection lost, protocol error); the guest keeps running unprotected.
      *
      * @param error what happened.

@@ -404,6 +404,11 @@ public final class ActiveReplicator implements AutoCloseable
             lastAckedEpoch);
     }
 
+    ProtectionState state()
+    {
+        return state;
+    }
+
     ActiveCounters counters()
     {
         return counters;

@@ -1,5 +1,6 @@
 package dev.tandem.core.active;
 
+import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
@@ -71,6 +72,7 @@ final class CheckpointSender implements Agent
     private long lastSendNs;
     private long lastHealthCheckNs;
     private long lastAckNs;
+    private long lastBytesWrittenNs;
     private boolean goodbyeSent;
     private final long silenceTimeoutNs;
     private final dev.tandem.vmm.HealthProbe healthProbe;
@@ -199,10 +201,12 @@ final class CheckpointSender implements Agent
     private void checkStandbySilence(final long now)
     {
         final long acked = replicator.lastAckedEpoch();
-        if (replicator.lastCheckpointEpoch() > acked)
+        // the baseline may take long to send and apply; silence counts once the standby holds a recovery point
+        if (replicator.lastCheckpointEpoch() > acked && replicator.state() != ProtectionState.SYNCING)
         {
-            // waiting since the later of the last ack and the checkpoint of the oldest epoch in flight
-            final long since = Math.max(lastAckNs, replicator.checkpointTimeNs(acked + 1));
+            // no progress: neither an ack nor a byte written since the later of the last of them and the checkpoint
+            // of the oldest epoch in flight
+            final long since = Math.max(Math.max(lastAckNs, lastBytesWrittenNs), replicator.checkpointTimeNs(acked + 1));
             if (now - since > silenceTimeoutNs)
             {
                 throw new ProtocolException(ProtocolException.Fault.REFUSED, "no ack from standby " +
@@ -273,6 +277,7 @@ final class CheckpointSender implements Agent
                 sendDiskBaseline(epoch);
             }
             sendFrame(FrameType.BARRIER, epoch, 0, null);
+            listener.onDeltaSending(epoch);
         }
         int pageInArea = 0;
         for (int run = 0, runs = area.runCount(); run < runs; run++)
@@ -318,6 +323,7 @@ final class CheckpointSender implements Agent
             epochCrcSum = 0;
             streamEpoch = epoch + 1;
             replicator.epochSent(epoch);
+            listener.onDeltaSent(epoch);
         }
         area.release();
     }
@@ -365,6 +371,10 @@ final class CheckpointSender implements Agent
         {
             final long written = connection.write(gather, 0, count);
             remaining -= written;
+            if (written > 0)
+            {
+                lastBytesWrittenNs = clock.nanoTime();
+            }
             if (written == 0)
             {
                 // back-pressured: keep reading acks, and give up if the standby has gone silent (a partition
