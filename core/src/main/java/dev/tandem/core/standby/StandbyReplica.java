@@ -808,6 +808,8 @@ public final class StandbyReplica implements AutoCloseable
             discardEpoch();
             lastCommittedEpoch = epoch;
             commits++;
+            // time spent applying is this side being busy, not the active being silent
+            lastFrameNs = System.nanoTime();
             ctx.listener().onCommit(epoch, recoveryPoint);
             sendFrame(FrameType.ACK, epoch, 0);
         }

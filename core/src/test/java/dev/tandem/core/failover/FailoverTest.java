@@ -223,6 +223,29 @@ class FailoverTest
     }
 
     @Test
+    void aLongApplyOnTheStandbyIsNotSilenceOfTheActive() throws Exception
+    {
+        // a 128 MiB baseline takes the standby far longer to apply than the 30 ms failure timeout
+        final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
+        final InJvmOrPartition transport = new InJvmOrPartition(new PartitionableTransport());
+        try (SimulatedVmm vmm = guest("busy-standby-vm", dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY)
+            .memoryBytes(128L << 20).build();
+            StandbyReplica standby = StandbyReplica.launch(standbyContext(transport, vmm, arbiter)
+                .failureTimeoutNs(Duration.ofMillis(30).toNanos())))
+        {
+            vmm.start();
+            try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)
+                .checkpointObserver(null)
+                .heartbeatIntervalNs(Duration.ofMillis(5).toNanos())))
+            {
+                await(() -> standby.lastCommittedEpoch() >= 30, "30 commits");
+                assertEquals(null, promoted.get(), "the standby promoted while the active was alive");
+                assertEquals(ProtectionState.PROTECTED, active.status().state());
+            }
+        }
+    }
+
+    @Test
     void unsafeOrInconsistentFailoverSettingsAreRefusedAtStart() throws Exception
     {
         final InJvmOrPartition transport = new InJvmOrPartition(new PartitionableTransport());
