@@ -395,13 +395,13 @@ public final class StandbyReplica implements AutoCloseable
             {
                 return 0;
             }
-            final int promoted = checkForFailure();
-            if (promoted > 0)
-            {
-                return promoted;
-            }
             if (connection == null)
             {
+                final int promoted = checkForFailure();
+                if (promoted > 0)
+                {
+                    return promoted;
+                }
                 final Connection accepted = listener.accept();
                 if (accepted == null)
                 {
@@ -459,7 +459,9 @@ public final class StandbyReplica implements AutoCloseable
                 receiveBuffer.putBytes(0, receiveBuffer, position, limit - position);
                 receiveView.position(limit - position);
             }
-            return frames + (read > 0 ? 1 : 0);
+            // judged only after reading: a receiver the OS kept off the CPU must not mistake bytes waiting in its
+            // socket for silence of the active
+            return frames + (read > 0 ? 1 : 0) + (read == 0 ? checkForFailure() : 0);
         }
 
         private int checkForFailure()
