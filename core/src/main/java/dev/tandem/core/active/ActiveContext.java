@@ -1,6 +1,7 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.ConfigurationException;
+import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
@@ -61,6 +62,7 @@ public final class ActiveContext
     {
     };
     private long generation;
+    private java.nio.file.Path generationFile;
     private PromotionArbiter promotionArbiter;
     private long standbySilenceTimeoutNs = STANDBY_SILENCE_TIMEOUT_NS_DEFAULT;
     private boolean concluded;
@@ -392,6 +394,26 @@ public final class ActiveContext
     }
 
     /**
+     * @param file where this active persists the generation it serves (read at launch, rewritten after the
+     *             handshake); the higher of it and {@link #generation(long)} is used. Null (the default) leaves
+     *             persistence to the VMM through {@link ActiveReplicator#generation()}.
+     * @return this.
+     */
+    public ActiveContext generationFile(final java.nio.file.Path file)
+    {
+        this.generationFile = file;
+        return this;
+    }
+
+    /**
+     * @return the generation file, or null.
+     */
+    public java.nio.file.Path generationFile()
+    {
+        return generationFile;
+    }
+
+    /**
      * @param arbiter the same arbiter the standby promotes through; lets this active learn it was fenced (and
      *                refuse to start if it already was).
      * @return this.
@@ -461,6 +483,10 @@ public final class ActiveContext
             TimeUnit.MILLISECONDS.toNanos(1), TimeUnit.SECONDS.toNanos(10));
         ConfigurationException.checkRange("connectTimeoutMs", connectTimeoutMs, 1, TimeUnit.MINUTES.toMillis(10));
         ConfigurationException.checkRange("generation", generation, 0, Long.MAX_VALUE);
+        if (generationFile != null)
+        {
+            generation = Math.max(generation, new GenerationFile(generationFile).read());
+        }
         ConfigurationException.checkRange("standbySilenceTimeoutNs", standbySilenceTimeoutNs,
             TimeUnit.MILLISECONDS.toNanos(10), TimeUnit.MINUTES.toNanos(10));
         requirePowerOfTwo("diskStreamBytes", diskStreamBytes);

@@ -1,6 +1,7 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.JvmAccess;
+import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ProtectionStatus;
@@ -163,6 +164,11 @@ public final class ActiveReplicator implements AutoCloseable
         try
         {
             final long[] welcome = handshake(ctx, connection);
+            if (ctx.generationFile() != null)
+            {
+                // from now on this side serves the standby's generation: remember it across restarts
+                new GenerationFile(ctx.generationFile()).write(Math.max(welcome[2], ctx.generation()));
+            }
             replicator = new ActiveReplicator(ctx, connection, (int)welcome[0], welcome[1], welcome[2]);
         }
         catch (final IOException | RuntimeException ex)

@@ -111,6 +111,7 @@ class FailoverTest
             .checkpointPeriodNs(Duration.ofMillis(3).toNanos())
             .standbySilenceTimeoutNs(Duration.ofMillis(300).toNanos())
             .promotionArbiter(arbiter)
+            .generationFile(dir.resolve("active-generation"))
             .checkpointObserver((epoch, adapter) ->
             {
                 activeDigests.put(epoch, StateDigest.of(adapter));
@@ -182,9 +183,10 @@ class FailoverTest
                     ((SimulatedVmm)promotion.guest()).close();
                 }
             }
-            // the fenced side cannot come back under its old generation
+            // the fenced side persisted generation 1 and cannot come back under it
+            assertEquals(1, new GenerationFile(dir.resolve("active-generation")).read());
             final IllegalStateException fenced = assertThrows(IllegalStateException.class, () ->
-                ActiveReplicator.launch(activeContext(transport, vmm, arbiter).generation(1)));
+                ActiveReplicator.launch(activeContext(transport, vmm, arbiter)));
             assertTrue(fenced.getMessage().contains("fenced"), fenced.getMessage());
         }
     }
