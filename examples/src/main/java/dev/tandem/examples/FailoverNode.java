@@ -28,8 +28,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 
 /**
@@ -77,15 +77,10 @@ public final class FailoverNode
         {
             throw new IllegalArgumentException("usage: FailoverNode active|standby --dir D ...");
         }
-        final Map<String, String> options = new HashMap<>();
-        for (int i = 1; i < args.length; i += 2)
-        {
-            if (!args[i].startsWith("--") || i + 1 >= args.length)
-            {
-                throw new IllegalArgumentException("expected --name value pairs, got '" + args[i] + "'");
-            }
-            options.put(args[i].substring(2), args[i + 1]);
-        }
+        final Map<String, String> options = CommandLine.parse(args, 1, Set.of("dir", "listen", "standby", "arbiter",
+            "vm-id", "memory", "disk", "workload", "dirty-rate", "seed", "period-ms", "timeout-ms", "bank-accounts",
+            "client-port", "digests", "kill-phase", "targets", "transfers", "accounts", "window", "duration-ms",
+            "deadline-s"), Set.of());
         final Path dir = Path.of(required(options, "dir"));
         Files.createDirectories(dir);
         if ("client".equals(args[0]))
@@ -99,11 +94,11 @@ public final class FailoverNode
             new ClientPort(Integer.parseInt(required(options, "client-port")));
         final SimulatedVmm.Builder guest = SimulatedVmm.builder()
             .vmId(options.getOrDefault("vm-id", "failover-vm"))
-            .memoryBytes(TandemExamples.parseSize(options.getOrDefault("memory", "16m")))
+            .memoryBytes(CommandLine.size(options.getOrDefault("memory", "16m")))
             .workload(Workload.parse(options.getOrDefault("workload", "hotset")))
             .pagesPerMillisecond(Integer.parseInt(options.getOrDefault("dirty-rate", "50")))
             .seed(Long.parseLong(options.getOrDefault("seed", "1")))
-            .disk(dir.resolve("guest-disk.img"), TandemExamples.parseSize(options.getOrDefault("disk", "1m")))
+            .disk(dir.resolve("guest-disk.img"), CommandLine.size(options.getOrDefault("disk", "1m")))
             // the bank's ledger owns the disk and its replies the NIC: the synthetic workload only dirties memory
             .diskEveryTicks(bank == null ? 2 : 0)
             .packetEveryTicks(bank == null ? 1 : 0)

@@ -4,6 +4,8 @@ import dev.tandem.vmm.sim.Workload;
 
 import java.io.PrintStream;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.Locale;
 
 /**
@@ -72,50 +74,28 @@ public final class TandemExamples
             final boolean named = args.length > 0 && "failover".equals(args[0]);
             return failover(named ? java.util.Arrays.copyOfRange(args, 1, args.length) : args, out, err);
         }
-        long memory = 256L << 20;
-        Workload workload = Workload.HOTSET;
-        long periodMs = 10;
-        long seconds = 10;
-        int dirtyRate = 200;
-        long seed = 1;
+        final long memory;
+        final Workload workload;
+        final long periodMs;
+        final long seconds;
+        final int dirtyRate;
+        final long seed;
         try
         {
-            for (int i = 0; i < args.length; i++)
+            final Map<String, String> options = CommandLine.parse(args, 1,
+                Set.of("guest-memory", "workload", "period", "duration", "dirty-rate", "seed"), Set.of());
+            if (options.containsKey(CommandLine.HELP))
             {
-                final String arg = args[i];
-                if ("demo".equals(arg))
-                {
-                    continue;
-                }
-                if ("--help".equals(arg) || "-h".equals(arg))
-                {
-                    out.println(USAGE);
-                    return 0;
-                }
-                if (i + 1 >= args.length)
-                {
-                    throw new IllegalArgumentException("missing value after " + arg);
-                }
-                final String value = args[++i];
-                switch (arg)
-                {
-                    case "--guest-memory" -> memory = parseSize(value);
-                    case "--workload" -> workload = Workload.parse(value);
-                    case "--period" -> periodMs = parseMillis(value);
-                    case "--duration" -> seconds = Math.max(1, parseMillis(value) / 1000);
-                    case "--dirty-rate" -> dirtyRate = Integer.parseInt(value);
-                    case "--seed" -> seed = Long.parseLong(value);
-                    default -> throw new IllegalArgumentException("unknown option " + arg);
-                }
+                out.println(USAGE);
+                return 0;
             }
-            if (memory < (16L << 20) || memory % 4096 != 0)
-            {
-                throw new IllegalArgumentException("--guest-memory must be a multiple of 4 KiB from 16m");
-            }
-            if (periodMs < 1 || periodMs > 10_000)
-            {
-                throw new IllegalArgumentException("--period must be from 1ms to 10s");
-            }
+            memory = CommandLine.size(options.getOrDefault("guest-memory", "256m"));
+            workload = Workload.parse(options.getOrDefault("workload", "hotset"));
+            periodMs = CommandLine.millis(options.getOrDefault("period", "10ms"));
+            seconds = Math.max(1, CommandLine.millis(options.getOrDefault("duration", "10s")) / 1000);
+            dirtyRate = Integer.parseInt(options.getOrDefault("dirty-rate", "200"));
+            seed = Long.parseLong(options.getOrDefault("seed", "1"));
+            CommandLine.checkGuest(memory, periodMs);
         }
         catch (final IllegalArgumentException ex)
         {
@@ -130,60 +110,35 @@ public final class TandemExamples
 
     private static int failover(final String[] args, final PrintStream out, final PrintStream err) throws Exception
     {
-        long memory = 64L << 20;
-        Workload workload = Workload.HOTSET;
-        long periodMs = 10;
-        long killAfterMs = -1;
-        long seed = 1;
-        int transfers = 100_000;
-        boolean digests = true;
-        String report = null;
-        String killPhase = FailoverHarness.Options.MID_EPOCH;
+        final FailoverHarness.Options options;
+        final String report;
         try
         {
-            for (int i = 0; i < args.length; i++)
+            final Map<String, String> values = CommandLine.parse(args, 0, Set.of("guest-memory", "workload", "period",
+                "kill-after", "kill-phase", "seed", "transfers", "report"), Set.of("no-digests"));
+            if (values.containsKey(CommandLine.HELP))
             {
-                final String arg = args[i];
-                if ("--no-digests".equals(arg))
-                {
-                    digests = false;
-                    continue;
-                }
-                if ("--help".equals(arg) || "-h".equals(arg))
-                {
-                    out.println(USAGE);
-                    return 0;
-                }
-                if (i + 1 >= args.length)
-                {
-                    throw new IllegalArgumentException("missing value after " + arg);
-                }
-                final String value = args[++i];
-                switch (arg)
-                {
-                    case "--guest-memory" -> memory = parseSize(value);
-                    case "--workload" -> workload = Workload.parse(value);
-                    case "--period" -> periodMs = parseMillis(value);
-                    case "--kill-after" -> killAfterMs = parseMillis(value);
-                    case "--seed" -> seed = Long.parseLong(value);
-                    case "--transfers" -> transfers = Integer.parseInt(value);
-                    case "--report" -> report = value;
-                    case "--kill-phase" -> killPhase = value;
-                    default -> throw new IllegalArgumentException("unknown option " + arg);
-                }
+                out.println(USAGE);
+                return 0;
             }
-            if (memory < (16L << 20) || memory % 4096 != 0)
-            {
-                throw new IllegalArgumentException("--guest-memory must be a multiple of 4 KiB from 16m");
-            }
+            final long memory = CommandLine.size(values.getOrDefault("guest-memory", "64m"));
+            final long periodMs = CommandLine.millis(values.getOrDefault("period", "10ms"));
+            CommandLine.checkGuest(memory, periodMs);
+            final long killAfterMs = values.containsKey("kill-after") ? CommandLine.millis(values.get("kill-after")) : -1;
+            final int transfers = Integer.parseInt(values.getOrDefault("transfers", "100000"));
+            final String killPhase = values.getOrDefault("kill-phase", FailoverHarness.Options.MID_EPOCH);
             if (!List.of("mid-epoch", "delta-send", "epoch-end").contains(killPhase))
             {
                 throw new IllegalArgumentException("--kill-phase must be mid-epoch, delta-send or epoch-end");
             }
-            if (periodMs < 1 || periodMs > 10_000 || transfers < 1 || killAfterMs < -1)
+            if (transfers < 1 || killAfterMs < -1)
             {
-                throw new IllegalArgumentException("--period must be 1ms to 10s, --transfers and --kill-after positive");
+                throw new IllegalArgumentException("--transfers and --kill-after must be positive");
             }
+            options = new FailoverHarness.Options(memory, Workload.parse(values.getOrDefault("workload", "hotset")),
+                periodMs, killAfterMs, Long.parseLong(values.getOrDefault("seed", "1")), transfers, 256,
+                !values.containsKey("no-digests"), killPhase);
+            report = values.get("report");
         }
         catch (final IllegalArgumentException ex)
         {
@@ -192,8 +147,7 @@ public final class TandemExamples
             return 2;
         }
         final java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("tandem-failover");
-        final FailoverHarness.Report result = FailoverHarness.run(new FailoverHarness.Options(memory, workload,
-            periodMs, killAfterMs, seed, transfers, 256, digests, killPhase), dir, out);
+        final FailoverHarness.Report result = FailoverHarness.run(options, dir, out);
         if (report != null)
         {
             java.nio.file.Files.writeString(java.nio.file.Path.of(report), result.toJson());
@@ -201,42 +155,5 @@ public final class TandemExamples
         }
         out.println("  logs               " + dir);
         return result.verified() ? 0 : 1;
-    }
-
-    static long parseSize(final String text)
-    {
-        final String lower = text.trim().toLowerCase(Locale.ROOT);
-        final char unit = lower.charAt(lower.length() - 1);
-        final long scale = unit == 'g' ? 1L << 30 : unit == 'm' ? 1L << 20 : unit == 'k' ? 1L << 10 : 1;
-        final String digits = scale == 1 ? lower : lower.substring(0, lower.length() - 1);
-        try
-        {
-            return Long.parseLong(digits) * scale;
-        }
-        catch (final NumberFormatException ex)
-        {
-            throw new IllegalArgumentException("size '" + text + "' is not a number with k, m or g");
-        }
-    }
-
-    static long parseMillis(final String text)
-    {
-        final String lower = text.trim().toLowerCase(Locale.ROOT);
-        try
-        {
-            if (lower.endsWith("ms"))
-            {
-                return Long.parseLong(lower.substring(0, lower.length() - 2));
-            }
-            if (lower.endsWith("s"))
-            {
-                return Long.parseLong(lower.substring(0, lower.length() - 1)) * 1000;
-            }
-            return Long.parseLong(lower);
-        }
-        catch (final NumberFormatException ex)
-        {
-            throw new IllegalArgumentException("time '" + text + "' is not a number with ms or s");
-        }
     }
 }

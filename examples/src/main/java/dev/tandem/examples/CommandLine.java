@@ -1,0 +1,120 @@
+package dev.tandem.examples;
+
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The one option parser of the examples: {@code --name value} pairs and {@code --flag}s, each name checked.
+ */
+final class CommandLine
+{
+    /** Key under which {@code --help} or {@code -h} is reported. */
+    static final String HELP = "help";
+
+    private CommandLine()
+    {
+    }
+
+    /**
+     * @param args    the arguments.
+     * @param from    first argument to read.
+     * @param options names (without dashes) that take a value.
+     * @param flags   names that take none (reported as "true").
+     * @return name to value.
+     * @throws IllegalArgumentException naming an unknown option or a missing value.
+     */
+    static Map<String, String> parse(final String[] args, final int from, final Set<String> options,
+        final Set<String> flags)
+    {
+        final Map<String, String> values = new HashMap<>();
+        for (int i = from; i < args.length; i++)
+        {
+            final String arg = args[i];
+            if ("--help".equals(arg) || "-h".equals(arg))
+            {
+                values.put(HELP, "true");
+                continue;
+            }
+            final String name = arg.startsWith("--") ? arg.substring(2) : "";
+            if (flags.contains(name))
+            {
+                values.put(name, "true");
+                continue;
+            }
+            if (!options.contains(name))
+            {
+                throw new IllegalArgumentException("unknown option " + arg);
+            }
+            if (i + 1 >= args.length)
+            {
+                throw new IllegalArgumentException("missing value after " + arg);
+            }
+            values.put(name, args[++i]);
+        }
+        return values;
+    }
+
+    /**
+     * @param text a size with an optional k, m or g suffix.
+     * @return bytes.
+     */
+    static long size(final String text)
+    {
+        final String lower = text.trim().toLowerCase(Locale.ROOT);
+        final char unit = lower.isEmpty() ? ' ' : lower.charAt(lower.length() - 1);
+        final long scale = unit == 'g' ? 1L << 30 : unit == 'm' ? 1L << 20 : unit == 'k' ? 1L << 10 : 1;
+        final String digits = scale == 1 ? lower : lower.substring(0, lower.length() - 1);
+        try
+        {
+            return Long.parseLong(digits) * scale;
+        }
+        catch (final NumberFormatException ex)
+        {
+            throw new IllegalArgumentException("size '" + text + "' is not a number with k, m or g");
+        }
+    }
+
+    /**
+     * @param text a time with an ms or s suffix (plain numbers are milliseconds).
+     * @return milliseconds.
+     */
+    static long millis(final String text)
+    {
+        final String lower = text.trim().toLowerCase(Locale.ROOT);
+        try
+        {
+            if (lower.endsWith("ms"))
+            {
+                return Long.parseLong(lower.substring(0, lower.length() - 2));
+            }
+            if (lower.endsWith("s"))
+            {
+                return Long.parseLong(lower.substring(0, lower.length() - 1)) * 1000;
+            }
+            return Long.parseLong(lower);
+        }
+        catch (final NumberFormatException ex)
+        {
+            throw new IllegalArgumentException("time '" + text + "' is not a number with ms or s");
+        }
+    }
+
+    /**
+     * @param memory guest memory asked for.
+     * @param periodMs checkpoint period asked for.
+     * @throws IllegalArgumentException naming the option out of range.
+     */
+    static void checkGuest(final long memory, final long periodMs)
+    {
+        if (memory < (16L << 20) || memory % 4096 != 0)
+        {
+            throw new IllegalArgumentException("--guest-memory must be a multiple of 4 KiB from 16m");
+        }
+        if (periodMs < 1 || periodMs > 10_000)
+        {
+            throw new IllegalArgumentException("--period must be from 1ms to 10s");
+        }
+    }
+}
