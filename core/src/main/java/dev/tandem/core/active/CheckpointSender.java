@@ -198,7 +198,7 @@ final class CheckpointSender implements Agent
         replicator.handOver("the guest's health probe reports: " + reason);
     }
 
-    private void checkStandbySilence(final long now)
+    private void checkStandbySilence(final long now) throws IOException
     {
         final long acked = replicator.lastAckedEpoch();
         // the baseline may take long to send and apply; silence counts once the standby holds a recovery point
@@ -209,9 +209,9 @@ final class CheckpointSender implements Agent
             final long since = Math.max(Math.max(lastAckNs, lastBytesWrittenNs), replicator.checkpointTimeNs(acked + 1));
             if (now - since > silenceTimeoutNs)
             {
-                throw new ProtocolException(ProtocolException.Fault.REFUSED, "no ack from standby " +
-                    connection.peer() + " for " + (now - since) / 1_000_000 + " ms with epochs " + (acked + 1) +
-                    ".." + replicator.lastCheckpointEpoch() + " in flight");
+                throw new IOException("no progress (no ack, no byte written) towards standby " + connection.peer() +
+                    " for " + (now - since) / 1_000_000 + " ms with epochs " + (acked + 1) + ".." +
+                    replicator.lastCheckpointEpoch() + " in flight");
             }
         }
     }
