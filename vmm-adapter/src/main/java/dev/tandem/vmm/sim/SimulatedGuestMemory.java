@@ -76,6 +76,29 @@ public final class SimulatedGuestMemory implements GuestMemory, DirtyLog, AutoCl
     }
 
     /**
+     * Fills this memory from another guest's in one copy per chunk, straight into this memory (no bounce buffer):
+     * how a replica is built at promotion. The guest must not be running.
+     *
+     * @param source memory of the same geometry.
+     */
+    public void copyFrom(final GuestMemory source)
+    {
+        if (source.pageSize() != pageSize || source.pageCount() != pageCount)
+        {
+            throw new IllegalArgumentException("source has " + source.pageCount() + " pages of " + source.pageSize() +
+                " bytes, this guest " + pageCount + " of " + pageSize);
+        }
+        final int pagesPerChunk = (1 << 30) >>> pageShift;
+        final org.agrona.concurrent.UnsafeBuffer window = new org.agrona.concurrent.UnsafeBuffer(0, 0);
+        for (long page = 0; page < pageCount; page += pagesPerChunk)
+        {
+            final int pages = (int)Math.min(pagesPerChunk, pageCount - page);
+            window.wrap(address + (page << pageShift), pages << pageShift);
+            source.copyOut(page, pages, window, 0);
+        }
+    }
+
+    /**
      * A vCPU store of 8 bytes.
      *
      * @param guestAddress byte address in the guest, 8-byte aligned.

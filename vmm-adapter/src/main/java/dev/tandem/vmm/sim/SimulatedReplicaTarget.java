@@ -6,7 +6,6 @@ import dev.tandem.vmm.ReplicaTarget;
 import dev.tandem.vmm.StatefulComponent;
 import dev.tandem.vmm.VmmAdapter;
 import dev.tandem.vmm.VmmAdapterException;
-import org.agrona.concurrent.UnsafeBuffer;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -49,7 +48,7 @@ public final class SimulatedReplicaTarget implements ReplicaTarget
         final SimulatedVmm vmm = template.build();
         try
         {
-            copyMemory(source, vmm.memory());
+            vmm.memory().copyFrom(source);
             for (final RecoveryPoint.ComponentState state : point.components())
             {
                 find(vmm, state.id()).restore(state.version(), state.state(), 0, state.state().capacity());
@@ -93,18 +92,6 @@ public final class SimulatedReplicaTarget implements ReplicaTarget
         {
             throw new VmmAdapterException(VmmAdapterException.Phase.RESTORE,
                 "cannot copy disk image " + source + " to " + target, ex);
-        }
-    }
-
-    private static void copyMemory(final GuestMemory source, final GuestMemory target)
-    {
-        final int pagesPerChunk = Math.max(1, (1 << 20) / source.pageSize());
-        final UnsafeBuffer chunk = new UnsafeBuffer(new byte[pagesPerChunk * source.pageSize()]);
-        for (long page = 0; page < source.pageCount(); page += pagesPerChunk)
-        {
-            final int pages = (int)Math.min(pagesPerChunk, source.pageCount() - page);
-            source.copyOut(page, pages, chunk, 0);
-            target.copyIn(page, pages, chunk, 0);
         }
     }
 
