@@ -1,6 +1,7 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.ConfigurationException;
+import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.transport.Transport;
@@ -39,6 +40,8 @@ public final class ActiveContext
      * gives up early gains nothing, since its held output waits either way.
      */
     public static final long STANDBY_SILENCE_TIMEOUT_NS_DEFAULT = TimeUnit.SECONDS.toNanos(3);
+    /** Default room for the last-sent versions of pages, the XOR bases of the page codec: 64 MiB. */
+    public static final long SENT_PAGE_CACHE_BYTES_DEFAULT = 64L << 20;
     /** Default connect and handshake timeout: 5 s. */
     public static final long CONNECT_TIMEOUT_MS_DEFAULT = 5000;
 
@@ -62,6 +65,8 @@ public final class ActiveContext
     {
     };
     private long generation;
+    private boolean pageCodec = true;
+    private long sentPageCacheBytes = SENT_PAGE_CACHE_BYTES_DEFAULT;
     private java.nio.file.Path generationFile;
     private PromotionArbiter promotionArbiter;
     private long standbySilenceTimeoutNs = STANDBY_SILENCE_TIMEOUT_NS_DEFAULT;
@@ -394,6 +399,43 @@ public final class ActiveContext
     }
 
     /**
+     * @param enabled encode pages (zero, raw, LZ4, XOR delta then LZ4; the smallest) on the sender, after resume;
+     *                default true. False sends every page raw, straight from staging.
+     * @return this.
+     */
+    public ActiveContext pageCodec(final boolean enabled)
+    {
+        this.pageCodec = enabled;
+        return this;
+    }
+
+    /**
+     * @return whether pages are encoded.
+     */
+    public boolean pageCodec()
+    {
+        return pageCodec;
+    }
+
+    /**
+     * @param bytes room for last-sent pages, the XOR bases, 0 (no XOR deltas) to 64 GiB; default 64 MiB.
+     * @return this.
+     */
+    public ActiveContext sentPageCacheBytes(final long bytes)
+    {
+        this.sentPageCacheBytes = bytes;
+        return this;
+    }
+
+    /**
+     * @return room for last-sent pages.
+     */
+    public long sentPageCacheBytes()
+    {
+        return sentPageCacheBytes;
+    }
+
+    /**
      * @param file where this active persists the generation it serves (read at launch, rewritten after the
      *             handshake); the higher of it and {@link #generation(long)} is used. Null (the default) leaves
      *             persistence to the VMM through {@link ActiveReplicator#generation()}.
@@ -483,6 +525,7 @@ public final class ActiveContext
             TimeUnit.MILLISECONDS.toNanos(1), TimeUnit.SECONDS.toNanos(10));
         ConfigurationException.checkRange("connectTimeoutMs", connectTimeoutMs, 1, TimeUnit.MINUTES.toMillis(10));
         ConfigurationException.checkRange("generation", generation, 0, Long.MAX_VALUE);
+        ConfigurationException.checkRange("sentPageCacheBytes", sentPageCacheBytes, 0, 64L << 30);
         if (generationFile != null)
         {
             generation = Math.max(generation, new GenerationFile(generationFile).read());
@@ -503,7 +546,7 @@ public final class ActiveContext
             throw new ConfigurationException("adapter page size " + pageSize +
                 " must be a power of two >= 512 and fit a staging area of " + stagingAreaBytes + " bytes");
         }
-        if (maxFramePayload < pageSize + FrameCodec.PAGES_HEADER)
+        if (maxFramePayload < pageSize + FrameCodec.PAGES_HEADER + PageCodec.ENTRY_HEADER)
         {
             throw new ConfigurationException("maxFramePayload " + maxFramePayload + " cannot carry one page of " +
                 pageSize + " bytes");

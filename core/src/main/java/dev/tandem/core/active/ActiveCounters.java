@@ -14,4 +14,6 @@ final class ActiveCounters
     final AtomicLong bytesSent = new AtomicLong();
     final AtomicLong framesSent = new AtomicLong();
     final AtomicLong heartbeats = new AtomicLong();
+    final AtomicLong pageBytesRaw = new AtomicLong();
+    final AtomicLong pageBytesEncoded = new AtomicLong();
 }

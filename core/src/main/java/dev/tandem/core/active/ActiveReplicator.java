@@ -286,7 +286,8 @@ public final class ActiveReplicator implements AutoCloseable
             counters.inFlightWaits.get(), diskStream.backPressured(), gate.heldBytes(), gate.releasedFrames(),
             gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
             pauseHistogram.getMaxValue(), commitHistogram.getValueAtPercentile(50),
-            commitHistogram.getValueAtPercentile(99), baselinePauseNs);
+            commitHistogram.getValueAtPercentile(99), counters.pageBytesRaw.get(), counters.pageBytesEncoded.get(),
+            baselinePauseNs);
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.tandem.core.active;
 
+import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
@@ -62,6 +63,11 @@ final class CheckpointSender implements Agent
     private final CRC32C crc = new CRC32C();
     private final ByteBuffer[] gather = new ByteBuffer[2];
     private final MessageHandler streamHandler = this::onStreamRecord;
+    private final PageCodec codec;
+    private final NativeMemory.Region encodeRegion;
+    private final UnsafeBuffer encodeBuffer;
+    private final ByteBuffer encodeView;
+    private final int maxEncodedPagesPerFrame;
     private final ByteBuffer streamView;
 
     private long streamEpoch;
@@ -119,6 +125,23 @@ final class CheckpointSender implements Agent
         this.decoder = new FrameDecoder(Handshake.WELCOME_LENGTH + 1024);
         this.decoder.negotiated(version);
         this.streamView = diskStream.newView();
+        if (ctx.pageCodec())
+        {
+            this.codec = new PageCodec(pageSize, ctx.sentPageCacheBytes());
+            this.encodeRegion = NativeMemory.allocateDirect(ctx.maxFramePayload(), 64);
+            this.encodeBuffer = new UnsafeBuffer(encodeRegion.byteBuffer());
+            this.encodeView = encodeRegion.byteBuffer().duplicate();
+            this.maxEncodedPagesPerFrame = Math.max(1,
+                (ctx.maxFramePayload() - FrameCodec.PAGES_HEADER) / codec.maxEntryBytes());
+        }
+        else
+        {
+            this.codec = null;
+            this.encodeRegion = null;
+            this.encodeBuffer = null;
+            this.encodeView = null;
+            this.maxEncodedPagesPerFrame = 0;
+        }
         this.streamEpoch = firstEpoch;
         this.lastSendNs = clock.nanoTime();
         this.lastAckNs = lastSendNs;
@@ -222,6 +245,11 @@ final class CheckpointSender implements Agent
         headerRegion.close();
         diskChunkRegion.close();
         receiveRegion.close();
+        if (codec != null)
+        {
+            codec.close();
+            encodeRegion.close();
+        }
     }
 
     private void onStreamRecord(final int type, final MutableDirectBuffer buffer, final int index, final int length)
@@ -286,12 +314,23 @@ final class CheckpointSender implements Agent
             int remaining = area.runPageCount(run);
             while (remaining > 0)
             {
-                final int count = Math.min(remaining, maxPagesPerFrame);
+                final int count = Math.min(remaining, codec == null ? maxPagesPerFrame : maxEncodedPagesPerFrame);
                 header.putLong(FrameCodec.HEADER_LENGTH, first);
                 header.putInt(FrameCodec.HEADER_LENGTH + 8, count);
                 header.putInt(FrameCodec.HEADER_LENGTH + 12, 0);
-                epochCrcSum += sendFrame(FrameType.PAGES, epoch, FrameCodec.PAGES_HEADER,
-                    area.pageBytes(pageInArea, count));
+                if (codec == null)
+                {
+                    final long bytes = (long)count * area.pageSize();
+                    counters.pageBytesRaw.lazySet(counters.pageBytesRaw.get() + bytes);
+                    counters.pageBytesEncoded.lazySet(counters.pageBytesEncoded.get() + bytes);
+                    epochCrcSum += sendFrame(FrameType.PAGES, epoch, FrameCodec.PAGES_HEADER,
+                        area.pageBytes(pageInArea, count));
+                }
+                else
+                {
+                    epochCrcSum += sendFrame(FrameType.PAGES_ENCODED, epoch, FrameCodec.PAGES_HEADER,
+                        encode(area, first, pageInArea, count));
+                }
                 epochFrames++;
                 epochPages += count;
                 first += count;
@@ -326,6 +365,27 @@ final class CheckpointSender implements Agent
             listener.onDeltaSent(epoch);
         }
         area.release();
+    }
+
+    /**
+     * Encodes a stretch of staged pages into the encode buffer, after resume.
+     *
+     * @return the encoded entries, positioned for sending.
+     */
+    private ByteBuffer encode(final StagingArea area, final long firstPage, final int pageInArea, final int count)
+    {
+        final UnsafeBuffer pages = area.pageBuffer();
+        final ByteBuffer pagesView = area.pageByteBuffer();
+        int length = 0;
+        for (int i = 0; i < count; i++)
+        {
+            length += codec.encode(firstPage + i, pages, pagesView, area.pageOffset(pageInArea + i), encodeBuffer,
+                length);
+        }
+        counters.pageBytesRaw.lazySet(counters.pageBytesRaw.get() + (long)count * area.pageSize());
+        counters.pageBytesEncoded.lazySet(counters.pageBytesEncoded.get() + length);
+        encodeView.limit(length).position(0);
+        return encodeView;
     }
 
     /**

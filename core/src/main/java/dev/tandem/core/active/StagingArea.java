@@ -213,6 +213,30 @@ final class StagingArea implements AutoCloseable
         return pageView;
     }
 
+    /**
+     * @return the page area, for encoders that read pages in place.
+     */
+    UnsafeBuffer pageBuffer()
+    {
+        return pageBuffer;
+    }
+
+    /**
+     * @return a {@link ByteBuffer} over the page area; callers pass absolute offsets.
+     */
+    ByteBuffer pageByteBuffer()
+    {
+        return pageView;
+    }
+
+    /**
+     * @return the offset in the page area of the {@code pageIndexInArea}-th page copied.
+     */
+    int pageOffset(final int pageIndexInArea)
+    {
+        return pageIndexInArea << pageShift;
+    }
+
     int componentCount()
     {
         return componentCount;

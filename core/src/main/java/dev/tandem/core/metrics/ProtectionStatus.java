@@ -23,6 +23,8 @@ import java.util.Locale;
  * @param pauseMaxNs          longest guest pause.
  * @param commitP50Ns         median time from checkpoint to ack.
  * @param commitP99Ns         99th percentile time from checkpoint to ack.
+ * @param pageBytesRaw        bytes of pages handed to the page codec.
+ * @param pageBytesEncoded    bytes the page codec turned them into (equal to raw without the codec).
  * @param baselinePauseNs     the pause of the baseline (a paused full copy of memory and disks), not in the
  *                            pause percentiles.
  */
@@ -45,6 +47,8 @@ public record ProtectionStatus(
     long pauseMaxNs,
     long commitP50Ns,
     long commitP99Ns,
+    long pageBytesRaw,
+    long pageBytesEncoded,
     long baselinePauseNs)
 {
     /**
@@ -56,14 +60,23 @@ public record ProtectionStatus(
     }
 
     /**
+     * @return raw page bytes per encoded byte (1 without the codec).
+     */
+    public double pageCompressionRatio()
+    {
+        return pageBytesEncoded == 0 ? 1 : (double)pageBytesRaw / pageBytesEncoded;
+    }
+
+    /**
      * @return the compact one-line progress format used by the examples.
      */
     public String progressLine()
     {
         return String.format(Locale.ROOT,
             "%-9s epoch %d acked %d | %.0f ckpt/s | pause p50 %.0f us p99 %.0f us | commit p99 %.1f ms | " +
-            "lag %d | held %d KiB | sent %.1f MiB",
+            "lag %d | held %d KiB | sent %.1f MiB (pages %.1fx)",
             state, lastCheckpointEpoch, lastAckedEpoch, checkpointsPerSecond, pauseP50Ns / 1e3, pauseP99Ns / 1e3,
-            commitP99Ns / 1e6, lagEpochs(), outputHeldBytes / 1024, bytesSent / (1024.0 * 1024.0));
+            commitP99Ns / 1e6, lagEpochs(), outputHeldBytes / 1024, bytesSent / (1024.0 * 1024.0),
+            pageCompressionRatio());
     }
 }

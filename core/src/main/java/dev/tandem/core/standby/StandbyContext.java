@@ -1,6 +1,7 @@
 package dev.tandem.core.standby;
 
 import dev.tandem.core.ConfigurationException;
+import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.transport.Transport;
@@ -399,7 +400,7 @@ public final class StandbyContext
                 "partition; set a PromotionArbiter (e.g. FileArbiter on a shared directory) or, knowingly, " +
                 "unsafeAutoPromoteWithoutArbiter(true)");
         }
-        if (maxFramePayload < pageSize + FrameCodec.PAGES_HEADER)
+        if (maxFramePayload < pageSize + FrameCodec.PAGES_HEADER + PageCodec.ENTRY_HEADER)
         {
             throw new ConfigurationException("maxFramePayload " + maxFramePayload + " cannot carry a page of " + pageSize);
         }

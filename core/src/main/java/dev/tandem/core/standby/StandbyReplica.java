@@ -1,6 +1,7 @@
 package dev.tandem.core.standby;
 
 import dev.tandem.core.JvmAccess;
+import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Promotion;
 import dev.tandem.core.failover.PromotionArbiter;
@@ -363,6 +364,12 @@ public final class StandbyReplica implements AutoCloseable
         private final UnsafeBuffer sendBuffer = new UnsafeBuffer(sendRegion.byteBuffer());
         private final ByteBuffer[] sendGather = {sendRegion.byteBuffer().duplicate()};
         private final FrameDecoder decoder = new FrameDecoder(ctx.maxFramePayload());
+        private final PageCodec codec = new PageCodec(ctx.pageSize(), 0);
+        private final NativeMemory.Region decodedRegion = NativeMemory.allocateDirect(
+            Math.max(ctx.pageSize(), ctx.maxFramePayload() / (ctx.pageSize() + PageCodec.ENTRY_HEADER) * ctx.pageSize()),
+            4096);
+        private final UnsafeBuffer decodedBuffer = new UnsafeBuffer(decodedRegion.byteBuffer());
+        private final ByteBuffer decodedView = decodedRegion.byteBuffer().duplicate();
         private final CRC32C crc = new CRC32C();
 
         private Connection connection;
@@ -582,6 +589,8 @@ public final class StandbyReplica implements AutoCloseable
             drop();
             receiveRegion.close();
             sendRegion.close();
+            decodedRegion.close();
+            codec.close();
         }
 
         private void onFrame() throws IOException
@@ -647,6 +656,9 @@ public final class StandbyReplica implements AutoCloseable
                     break;
                 case PAGES:
                     onPages(epoch, index, length);
+                    break;
+                case PAGES_ENCODED:
+                    onEncodedPages(epoch, index, length);
                     break;
                 case COMPONENT:
                     requireAfterBarrier(type, epoch);
@@ -765,6 +777,49 @@ public final class StandbyReplica implements AutoCloseable
             }
             log.append(FrameType.PAGES.code(), firstPage, count, data(index + FrameCodec.PAGES_HEADER,
                 length - FrameCodec.PAGES_HEADER));
+            countDataFrame();
+            epochPages += count;
+        }
+
+        private void onEncodedPages(final long epoch, final int index, final int length) throws IOException
+        {
+            requireAfterBarrier(FrameType.PAGES_ENCODED, epoch);
+            if (length < FrameCodec.PAGES_HEADER)
+            {
+                throw new ProtocolException(Fault.MALFORMED, "PAGES_ENCODED payload of " + length + " bytes");
+            }
+            final long firstPage = receiveBuffer.getLong(index);
+            final int count = receiveBuffer.getInt(index + 8);
+            if (receiveBuffer.getInt(index + 12) != 0)
+            {
+                throw new ProtocolException(Fault.RESERVED_BITS, "PAGES_ENCODED reserved field is not zero");
+            }
+            final int pageSize = ctx.pageSize();
+            if (count <= 0 || (long)count * pageSize > decodedBuffer.capacity())
+            {
+                throw new ProtocolException(Fault.MALFORMED, "PAGES_ENCODED of " + count + " pages");
+            }
+            if (firstPage < 0 || firstPage > ctx.pageCount() - count)
+            {
+                throw new ProtocolException(Fault.PAGE_OUT_OF_RANGE, "pages [" + firstPage + ", +" + count +
+                    ") outside the guest's " + ctx.pageCount() + " pages");
+            }
+            // decoded now, against the replica as of the previous commit (the base the active encoded against), so
+            // a corrupt entry refuses the frame before anything of the epoch is applied
+            int offset = index + FrameCodec.PAGES_HEADER;
+            final int end = index + length;
+            for (int i = 0; i < count; i++)
+            {
+                offset += codec.decode(firstPage + i, receiveBuffer, crcView, offset, end - offset, decodedBuffer,
+                    decodedView, i * pageSize, memory.view());
+            }
+            if (offset != end)
+            {
+                throw new ProtocolException(Fault.MALFORMED, "PAGES_ENCODED carries " + (end - offset) +
+                    " bytes after its " + count + " pages");
+            }
+            decodedView.limit(count * pageSize).position(0);
+            log.append(FrameType.PAGES.code(), firstPage, count, decodedView);
             countDataFrame();
             epochPages += count;
         }

@@ -34,6 +34,7 @@ import java.util.zip.CRC32C;
  * Payloads by type (offsets from the payload start):
  * <pre>
  *  PAGES       firstPage:int64  pageCount:int32  reserved:int32   pageCount * pageSize bytes
+ *  PAGES_ENCODED  the same sub-header, then pageCount entries of the page codec (kind:u8 length:u24 bytes)
  *  DISK_WRITE  diskId:int32     length:int32     offset:int64     length bytes
  *  DISK_FLUSH  diskId:int32
  *  COMPONENT   id:int32         version:int32                     state bytes

@@ -30,7 +30,9 @@ public enum FrameType
     /** active -> standby: the guest misbehaves (health probe); promote from the recovery point. */
     FAILURE_REPORT(12),
     /** active -> standby: protection stops on purpose; the silence that follows is not a failure. */
-    GOODBYE(13);
+    GOODBYE(13),
+    /** a run of pages of delta N, each encoded by the page codec. */
+    PAGES_ENCODED(14);
 
     private static final FrameType[] BY_CODE = new FrameType[16];
 

@@ -144,6 +144,18 @@ final class RawActive implements AutoCloseable
         pages += count;
     }
 
+    /** Sends one page as a PAGES_ENCODED frame with the given codec entry. */
+    void encodedPage(final long epoch, final long page, final int kind, final byte[] data) throws IOException
+    {
+        final UnsafeBuffer payload = new UnsafeBuffer(new byte[FrameCodec.PAGES_HEADER + 4 + data.length]);
+        payload.putLong(0, page);
+        payload.putInt(8, 1);
+        payload.putInt(FrameCodec.PAGES_HEADER, kind | (data.length << 8));
+        payload.putBytes(FrameCodec.PAGES_HEADER + 4, data);
+        data(FrameType.PAGES_ENCODED, epoch, payload.byteArray());
+        pages++;
+    }
+
     void component(final long epoch, final int id, final byte[] state) throws IOException
     {
         final UnsafeBuffer payload = new UnsafeBuffer(new byte[FrameCodec.COMPONENT_HEADER + state.length]);

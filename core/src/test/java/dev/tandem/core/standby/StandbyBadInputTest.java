@@ -114,7 +114,12 @@ class StandbyBadInputTest
                 a.end(2);
             }),
             fault("MALFORMED", a -> a.diskWrite(2, 0, 0, filled(512, (byte)9))),
-            fault("MALFORMED", a -> a.barrier(2)));
+            fault("MALFORMED", a -> a.barrier(2)),
+            // page codec entries: LZ4 bytes that do not decode, an XOR delta that decodes short, an unknown encoding
+            fault("MALFORMED", a -> a.encodedPage(2, 7, 2, new byte[] {(byte)0xF0, 1, 2, 3, 4, 5, 6, 7})),
+            fault("MALFORMED", a -> a.encodedPage(2, 7, 3, new byte[] {0x10, 0x41})),
+            fault("MALFORMED", a -> a.encodedPage(2, 7, 9, new byte[0])),
+            fault("PAGE_OUT_OF_RANGE", a -> a.encodedPage(2, PAGES, 0, new byte[0])));
     }
 
     private static Arguments fault(final String name, final Fault fault)

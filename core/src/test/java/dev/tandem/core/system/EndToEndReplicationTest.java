@@ -35,7 +35,7 @@ class EndToEndReplicationTest
             Arguments.of(workload, "tcp"), Arguments.of(workload, "in-jvm")));
     }
 
-    @ParameterizedTest(name = "{0} over {1}")
+    @ParameterizedTest(name = "{0} over {1} (page codec over tcp, raw pages in-jvm)")
     @MethodSource("cases")
     void standbyMatchesActiveAtEveryCheckpoint(final Workload workload, final String transportName) throws Exception
     {
@@ -51,7 +51,7 @@ class EndToEndReplicationTest
             .packetEveryTicks(1)
             .seed(workload.ordinal() + 7);
         try (ReplicationFixture fixture = new ReplicationFixture(guest, transport, endpoint, dir.resolve("standby"),
-            true, (ctx, standby) -> { }))
+            true, (ctx, standby) -> ctx.pageCodec("tcp".equals(transportName))))
         {
             fixture.awaitCommits(CHECKPOINTS, Duration.ofSeconds(60));
             assertEquals("[]", fixture.mismatches.toString(), "standby differs from the active at a checkpoint");
@@ -87,6 +87,8 @@ class EndToEndReplicationTest
         {
             fixture.awaitCommits(60, Duration.ofSeconds(60));
             assertEquals("[]", fixture.mismatches.toString());
+            assertTrue(fixture.active.status().pageBytesEncoded() < fixture.active.status().pageBytesRaw(),
+                "the codec shrank the pages: " + fixture.active.status());
             assertTrue(fixture.active.status().stagingOverflows() > 0, "deltas overflowed a staging area: " +
                 fixture.active.status());
         }
