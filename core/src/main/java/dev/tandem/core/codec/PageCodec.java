@@ -122,8 +122,9 @@ public final class PageCodec implements AutoCloseable
                     out.putBytes(outIndex + ENTRY_HEADER, candidate, 0, length);
                 }
             }
-            // a small delta is good enough: skip trying LZ4 of the whole page
-            if (xorLength > pageSize / 16)
+            // a delta of a quarter page or less is good enough: LZ4 of the whole page would rarely beat it by much and
+            // costs a second pass over the page
+            if (xorLength > pageSize / 4)
             {
                 final int lz4Length = compressor.compress(srcView, srcIndex, pageSize, candidateView, 2 * pageSize,
                     candidate.capacity());
