@@ -252,17 +252,6 @@ public final class PageCodec implements AutoCloseable
     }
 
     /**
-     * Forgets every XOR base (a new connection).
-     */
-    public void reset()
-    {
-        if (cache != null)
-        {
-            cache.clear();
-        }
-    }
-
-    /**
      * @param kind {@link #ZERO}, {@link #RAW}, {@link #LZ4} or {@link #XOR_LZ4}.
      * @return pages encoded that way.
      */

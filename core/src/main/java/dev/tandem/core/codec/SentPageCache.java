@@ -67,18 +67,6 @@ final class SentPageCache implements AutoCloseable
         view((int)slot).putBytes(0, src, srcIndex, pageSize);
     }
 
-    /**
-     * Forgets every page (a new connection: the standby's replica may hold other versions).
-     */
-    void clear()
-    {
-        slotByPage.clear();
-        java.util.Arrays.fill(pageBySlot, -1);
-        java.util.Arrays.fill(referenced, false);
-        used = 0;
-        hand = 0;
-    }
-
     private int victim()
     {
         while (true)

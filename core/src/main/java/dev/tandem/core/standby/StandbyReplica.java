@@ -754,58 +754,27 @@ public final class StandbyReplica implements AutoCloseable
 
         private void onPages(final long epoch, final int index, final int length) throws IOException
         {
-            requireAfterBarrier(FrameType.PAGES, epoch);
-            if (length < FrameCodec.PAGES_HEADER)
-            {
-                throw new ProtocolException(Fault.MALFORMED, "PAGES payload of " + length + " bytes");
-            }
-            final long firstPage = receiveBuffer.getLong(index);
-            final int count = receiveBuffer.getInt(index + 8);
-            if (receiveBuffer.getInt(index + 12) != 0)
-            {
-                throw new ProtocolException(Fault.RESERVED_BITS, "PAGES reserved field is not zero");
-            }
-            if (count <= 0 || (long)count * ctx.pageSize() != length - FrameCodec.PAGES_HEADER)
+            final int count = checkPageRun(FrameType.PAGES, epoch, index, length);
+            if ((long)count * ctx.pageSize() != length - FrameCodec.PAGES_HEADER)
             {
                 throw new ProtocolException(Fault.MALFORMED, "PAGES of " + count + " pages carries " +
                     (length - FrameCodec.PAGES_HEADER) + " bytes");
             }
-            if (firstPage < 0 || firstPage > ctx.pageCount() - count)
-            {
-                throw new ProtocolException(Fault.PAGE_OUT_OF_RANGE, "pages [" + firstPage + ", +" + count +
-                    ") outside the guest's " + ctx.pageCount() + " pages");
-            }
-            log.append(FrameType.PAGES.code(), firstPage, count, data(index + FrameCodec.PAGES_HEADER,
-                length - FrameCodec.PAGES_HEADER));
-            countDataFrame();
-            epochPages += count;
+            logPages(receiveBuffer.getLong(index), count,
+                data(index + FrameCodec.PAGES_HEADER, length - FrameCodec.PAGES_HEADER));
         }
 
         private void onEncodedPages(final long epoch, final int index, final int length) throws IOException
         {
-            requireAfterBarrier(FrameType.PAGES_ENCODED, epoch);
-            if (length < FrameCodec.PAGES_HEADER)
-            {
-                throw new ProtocolException(Fault.MALFORMED, "PAGES_ENCODED payload of " + length + " bytes");
-            }
-            final long firstPage = receiveBuffer.getLong(index);
-            final int count = receiveBuffer.getInt(index + 8);
-            if (receiveBuffer.getInt(index + 12) != 0)
-            {
-                throw new ProtocolException(Fault.RESERVED_BITS, "PAGES_ENCODED reserved field is not zero");
-            }
+            final int count = checkPageRun(FrameType.PAGES_ENCODED, epoch, index, length);
             final int pageSize = ctx.pageSize();
-            if (count <= 0 || (long)count * pageSize > decodedBuffer.capacity())
+            if ((long)count * pageSize > decodedBuffer.capacity())
             {
                 throw new ProtocolException(Fault.MALFORMED, "PAGES_ENCODED of " + count + " pages");
             }
-            if (firstPage < 0 || firstPage > ctx.pageCount() - count)
-            {
-                throw new ProtocolException(Fault.PAGE_OUT_OF_RANGE, "pages [" + firstPage + ", +" + count +
-                    ") outside the guest's " + ctx.pageCount() + " pages");
-            }
             // decoded now, against the replica as of the previous commit (the base the active encoded against), so
             // a corrupt entry refuses the frame before anything of the epoch is applied
+            final long firstPage = receiveBuffer.getLong(index);
             int offset = index + FrameCodec.PAGES_HEADER;
             final int end = index + length;
             for (int i = 0; i < count; i++)
@@ -819,7 +788,42 @@ public final class StandbyReplica implements AutoCloseable
                     " bytes after its " + count + " pages");
             }
             decodedView.limit(count * pageSize).position(0);
-            log.append(FrameType.PAGES.code(), firstPage, count, decodedView);
+            logPages(firstPage, count, decodedView);
+        }
+
+        /**
+         * Checks the sub-header shared by PAGES and PAGES_ENCODED.
+         *
+         * @return the page count.
+         */
+        private int checkPageRun(final FrameType type, final long epoch, final int index, final int length)
+        {
+            requireAfterBarrier(type, epoch);
+            if (length < FrameCodec.PAGES_HEADER)
+            {
+                throw new ProtocolException(Fault.MALFORMED, type + " payload of " + length + " bytes");
+            }
+            final long firstPage = receiveBuffer.getLong(index);
+            final int count = receiveBuffer.getInt(index + 8);
+            if (receiveBuffer.getInt(index + 12) != 0)
+            {
+                throw new ProtocolException(Fault.RESERVED_BITS, type + " reserved field is not zero");
+            }
+            if (count <= 0)
+            {
+                throw new ProtocolException(Fault.MALFORMED, type + " of " + count + " pages");
+            }
+            if (firstPage < 0 || firstPage > ctx.pageCount() - count)
+            {
+                throw new ProtocolException(Fault.PAGE_OUT_OF_RANGE, "pages [" + firstPage + ", +" + count +
+                    ") outside the guest's " + ctx.pageCount() + " pages");
+            }
+            return count;
+        }
+
+        private void logPages(final long firstPage, final int count, final ByteBuffer pages) throws IOException
+        {
+            log.append(FrameType.PAGES.code(), firstPage, count, pages);
             countDataFrame();
             epochPages += count;
         }
