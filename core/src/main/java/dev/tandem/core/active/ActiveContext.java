@@ -3,6 +3,9 @@ package dev.tandem.core.active;
 import dev.tandem.core.ConfigurationException;
 import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
+import dev.tandem.core.policy.AdaptivePolicy;
+import dev.tandem.core.policy.CheckpointPolicy;
+import dev.tandem.core.policy.FixedPolicy;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
@@ -66,6 +69,7 @@ public final class ActiveContext
     };
     private long generation;
     private boolean pageCodec = true;
+    private CheckpointPolicy checkpointPolicy;
     private long sentPageCacheBytes = SENT_PAGE_CACHE_BYTES_DEFAULT;
     private java.nio.file.Path generationFile;
     private PromotionArbiter promotionArbiter;
@@ -399,6 +403,25 @@ public final class ActiveContext
     }
 
     /**
+     * @param policy chooses each next period from what the last epochs showed (e.g. {@link AdaptivePolicy});
+     *               default a {@link FixedPolicy} of {@link #checkpointPeriodNs()}.
+     * @return this.
+     */
+    public ActiveContext checkpointPolicy(final CheckpointPolicy policy)
+    {
+        this.checkpointPolicy = policy;
+        return this;
+    }
+
+    /**
+     * @return the checkpoint policy (after {@link #conclude()}, never null).
+     */
+    public CheckpointPolicy checkpointPolicy()
+    {
+        return checkpointPolicy;
+    }
+
+    /**
      * @param enabled encode pages (zero, raw, LZ4, XOR delta then LZ4; the smallest) on the sender, after resume;
      *                default true. False sends every page raw, straight from staging.
      * @return this.
@@ -526,6 +549,10 @@ public final class ActiveContext
         ConfigurationException.checkRange("connectTimeoutMs", connectTimeoutMs, 1, TimeUnit.MINUTES.toMillis(10));
         ConfigurationException.checkRange("generation", generation, 0, Long.MAX_VALUE);
         ConfigurationException.checkRange("sentPageCacheBytes", sentPageCacheBytes, 0, 64L << 30);
+        if (checkpointPolicy == null)
+        {
+            checkpointPolicy = new FixedPolicy(checkpointPeriodNs);
+        }
         if (generationFile != null)
         {
             generation = Math.max(generation, new GenerationFile(generationFile).read());

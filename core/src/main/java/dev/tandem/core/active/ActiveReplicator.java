@@ -4,6 +4,7 @@ import dev.tandem.core.JvmAccess;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.metrics.ProtectionState;
+import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.metrics.ProtectionStatus;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
@@ -77,6 +78,10 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile long lastAckedEpoch;
     private volatile Throwable failure;
     private volatile long baselinePauseNs;
+    private volatile long lastCommitLatencyNs;
+    private volatile long applicationSignal;
+    private volatile long periodNs;
+    private volatile CheckpointPolicy.Decision policyDecision = CheckpointPolicy.Decision.HOLD;
     private volatile boolean closing;
     private volatile boolean goodbyeSent;
     private volatile boolean fenceRequested;
@@ -96,6 +101,7 @@ public final class ActiveReplicator implements AutoCloseable
         this.connection = connection;
         this.firstEpoch = recoveryEpoch + 1;
         this.generation = generation;
+        this.periodNs = ctx.checkpointPeriodNs();
         this.lastCheckpointEpoch = recoveryEpoch;
         this.sentThroughEpoch = recoveryEpoch;
         this.lastAckedEpoch = recoveryEpoch;
@@ -287,7 +293,7 @@ public final class ActiveReplicator implements AutoCloseable
             gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
             pauseHistogram.getMaxValue(), commitHistogram.getValueAtPercentile(50),
             commitHistogram.getValueAtPercentile(99), counters.pageBytesRaw.get(), counters.pageBytesEncoded.get(),
-            baselinePauseNs);
+            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), baselinePauseNs);
     }
 
     /**
@@ -409,6 +415,42 @@ public final class ActiveReplicator implements AutoCloseable
         gate.close();
         LOG.info("protection of VM {} stopped at checkpoint {}, acked {}", adapter.vmId(), lastCheckpointEpoch,
             lastAckedEpoch);
+    }
+
+    /**
+     * Feeds the checkpoint policy the application's own signal (e.g. requests in flight); any thread.
+     *
+     * @param value the signal's current value.
+     */
+    public void applicationSignal(final long value)
+    {
+        applicationSignal = value;
+    }
+
+    long applicationSignal()
+    {
+        return applicationSignal;
+    }
+
+    long lastCommitLatencyNs()
+    {
+        return lastCommitLatencyNs;
+    }
+
+    void commitLatency(final long latencyNs)
+    {
+        lastCommitLatencyNs = latencyNs;
+    }
+
+    void periodChosen(final long nextPeriodNs, final CheckpointPolicy.Decision decision)
+    {
+        // guarded: the scheduler thread must not box or build varargs in steady state
+        if (decision != policyDecision && decision != CheckpointPolicy.Decision.HOLD && LOG.isDebugEnabled())
+        {
+            LOG.debug("checkpoint period of VM {} now {} us: {}", adapter.vmId(), nextPeriodNs / 1000, decision);
+        }
+        periodNs = nextPeriodNs;
+        policyDecision = decision;
     }
 
     ProtectionState state()

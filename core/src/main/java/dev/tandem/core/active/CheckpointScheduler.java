@@ -1,5 +1,7 @@
 package dev.tandem.core.active;
 
+import dev.tandem.core.policy.CheckpointPolicy;
+import dev.tandem.core.policy.EpochSample;
 import dev.tandem.vmm.DirtyBitmap;
 import dev.tandem.vmm.DirtyLog;
 import dev.tandem.vmm.GuestMemory;
@@ -33,7 +35,9 @@ final class CheckpointScheduler implements Agent
     private final DiskWriteStream diskStream;
     private final OutputCommitGate gate;
     private final NanoClock clock;
-    private final long periodNs;
+    private final CheckpointPolicy policy;
+    private final EpochSample sample = new EpochSample();
+    private long periodNs;
     private final int maxEpochsInFlight;
     private final CheckpointObserver observer;
     private final DirtyBitmap dirty;
@@ -44,6 +48,7 @@ final class CheckpointScheduler implements Agent
     private boolean baselineDone;
     private int nextArea;
     private boolean fenced;
+    private long lastDeltaPages;
 
     CheckpointScheduler(
         final ActiveReplicator replicator,
@@ -65,6 +70,7 @@ final class CheckpointScheduler implements Agent
         this.gate = gate;
         this.clock = ctx.nanoClock();
         this.periodNs = ctx.checkpointPeriodNs();
+        this.policy = ctx.checkpointPolicy();
         this.maxEpochsInFlight = ctx.maxEpochsInFlight();
         this.observer = ctx.checkpointObserver();
         this.dirty = new DirtyBitmap(memory.pageCount());
@@ -170,6 +176,11 @@ final class CheckpointScheduler implements Agent
         else
         {
             pauseRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, pauseNs));
+            // the policy runs after resume: its work is never part of the pause
+            periodNs = policy.nextPeriodNs(sample.set(epoch, periodNs, lastDeltaPages, pauseNs,
+                replicator.lastCommitLatencyNs(), nextEpoch - 1 - replicator.lastAckedEpoch(), maxEpochsInFlight,
+                replicator.applicationSignal()));
+            replicator.periodChosen(periodNs, policy.lastDecision());
         }
         nextCheckpointNs = start + periodNs;
     }
@@ -210,6 +221,7 @@ final class CheckpointScheduler implements Agent
         }
         dirty.clearAll();
         replicator.counters().pagesCopied.lazySet(replicator.counters().pagesCopied.get() + pages);
+        lastDeltaPages = pages;
         return area;
     }
 

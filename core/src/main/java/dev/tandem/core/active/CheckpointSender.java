@@ -503,6 +503,7 @@ final class CheckpointSender implements Agent
         lastAckNs = clock.nanoTime();
         final long latency = lastAckNs - replicator.checkpointTimeNs(epoch);
         replicator.acked(epoch);
+        replicator.commitLatency(latency);
         commitRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, Math.max(0, latency)));
         gate.release(epoch);
         listener.onAck(epoch, latency);

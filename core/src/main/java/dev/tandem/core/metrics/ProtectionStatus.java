@@ -25,6 +25,9 @@ import java.util.Locale;
  * @param commitP99Ns         99th percentile time from checkpoint to ack.
  * @param pageBytesRaw        bytes of pages handed to the page codec.
  * @param pageBytesEncoded    bytes the page codec turned them into (equal to raw without the codec).
+ * @param policy              name of the checkpoint policy.
+ * @param periodNs            the period it chose last.
+ * @param policyDecision      why (see {@code CheckpointPolicy.Decision}).
  * @param baselinePauseNs     the pause of the baseline (a paused full copy of memory and disks), not in the
  *                            pause percentiles.
  */
@@ -49,6 +52,9 @@ public record ProtectionStatus(
     long commitP99Ns,
     long pageBytesRaw,
     long pageBytesEncoded,
+    String policy,
+    long periodNs,
+    String policyDecision,
     long baselinePauseNs)
 {
     /**
@@ -73,9 +79,10 @@ public record ProtectionStatus(
     public String progressLine()
     {
         return String.format(Locale.ROOT,
-            "%-9s epoch %d acked %d | %.0f ckpt/s | pause p50 %.0f us p99 %.0f us | commit p99 %.1f ms | " +
+            "%-9s epoch %d acked %d | %.0f ckpt/s (%s %.1f ms) | pause p50 %.0f us p99 %.0f us | commit p99 %.1f ms | " +
             "lag %d | held %d KiB | sent %.1f MiB (pages %.1fx)",
-            state, lastCheckpointEpoch, lastAckedEpoch, checkpointsPerSecond, pauseP50Ns / 1e3, pauseP99Ns / 1e3,
+            state, lastCheckpointEpoch, lastAckedEpoch, checkpointsPerSecond, policy, periodNs / 1e6, pauseP50Ns / 1e3,
+            pauseP99Ns / 1e3,
             commitP99Ns / 1e6, lagEpochs(), outputHeldBytes / 1024, bytesSent / (1024.0 * 1024.0),
             pageCompressionRatio());
     }

@@ -93,4 +93,31 @@ class EndToEndReplicationTest
                 fixture.active.status());
         }
     }
+
+    /**
+     * The adaptive policy moves the period under a pause target it cannot meet at the start period, stays within
+     * its bounds, and the standby still equals the active at every checkpoint.
+     */
+    @org.junit.jupiter.api.Test
+    void adaptivePolicyShortensThePeriodUnderLoadWithinItsBounds() throws Exception
+    {
+        final SimulatedVmm.Builder guest = SimulatedVmm.builder()
+            .vmId("e2e-adaptive")
+            .memoryBytes(32L << 20)
+            .workload(Workload.UNIFORM)
+            .pagesPerMillisecond(200)
+            .seed(5);
+        final long ms = 1_000_000L;
+        try (ReplicationFixture fixture = new ReplicationFixture(guest, new TcpTransport(), "127.0.0.1:0",
+            dir.resolve("standby"), true, (ctx, standby) -> ctx.checkpointPeriodNs(40 * ms)
+            .checkpointPolicy(new dev.tandem.core.policy.AdaptivePolicy(2 * ms, 100 * ms, 40 * ms, 300_000, 500 * ms))))
+        {
+            fixture.awaitCommits(80, Duration.ofSeconds(60));
+            assertEquals("[]", fixture.mismatches.toString());
+            final dev.tandem.core.metrics.ProtectionStatus status = fixture.active.status();
+            assertEquals("adaptive", status.policy());
+            assertTrue(status.periodNs() < 40 * ms && status.periodNs() >= 2 * ms, "period " + status.periodNs() +
+                " after " + status.policyDecision());
+        }
+    }
 }

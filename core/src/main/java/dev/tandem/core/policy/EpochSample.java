@@ -1,0 +1,110 @@
+package dev.tandem.core.policy;
+
+/**
+ * What the last checkpoint showed, handed to a {@link CheckpointPolicy}. One instance is reused by the scheduler:
+ * read it during the call only.
+ */
+public final class EpochSample
+{
+    long epoch;
+    long periodNs;
+    long dirtyPages;
+    long pauseNs;
+    long commitLatencyNs;
+    long epochsInFlight;
+    int maxEpochsInFlight;
+    long applicationSignal;
+
+    /**
+     * @return the checkpoint just taken.
+     */
+    public long epoch()
+    {
+        return epoch;
+    }
+
+    /**
+     * @return the period that ended with it.
+     */
+    public long periodNs()
+    {
+        return periodNs;
+    }
+
+    /**
+     * @return pages dirtied during the epoch.
+     */
+    public long dirtyPages()
+    {
+        return dirtyPages;
+    }
+
+    /**
+     * @return how long the guest was paused for the checkpoint.
+     */
+    public long pauseNs()
+    {
+        return pauseNs;
+    }
+
+    /**
+     * @return the latest checkpoint-to-ack time seen (0 before the first ack): how long output waits beyond the
+     * epoch itself.
+     */
+    public long commitLatencyNs()
+    {
+        return commitLatencyNs;
+    }
+
+    /**
+     * @return epochs checkpointed and not yet acknowledged.
+     */
+    public long epochsInFlight()
+    {
+        return epochsInFlight;
+    }
+
+    /**
+     * @return the bound on epochs in flight.
+     */
+    public int maxEpochsInFlight()
+    {
+        return maxEpochsInFlight;
+    }
+
+    /**
+     * @return the application's own signal (e.g. requests in flight), 0 when none is fed.
+     */
+    public long applicationSignal()
+    {
+        return applicationSignal;
+    }
+
+    /**
+     * Fills the sample (used by the scheduler, and by tests driving a policy by hand).
+     *
+     * @param epoch             checkpoint just taken.
+     * @param periodNs          period that ended with it.
+     * @param dirtyPages        pages dirtied during the epoch.
+     * @param pauseNs           pause of the checkpoint.
+     * @param commitLatencyNs   latest checkpoint-to-ack time.
+     * @param epochsInFlight    epochs not yet acknowledged.
+     * @param maxEpochsInFlight bound on them.
+     * @param applicationSignal the application's signal.
+     * @return this.
+     */
+    public EpochSample set(final long epoch, final long periodNs, final long dirtyPages, final long pauseNs,
+        final long commitLatencyNs, final long epochsInFlight, final int maxEpochsInFlight,
+        final long applicationSignal)
+    {
+        this.epoch = epoch;
+        this.periodNs = periodNs;
+        this.dirtyPages = dirtyPages;
+        this.pauseNs = pauseNs;
+        this.commitLatencyNs = commitLatencyNs;
+        this.epochsInFlight = epochsInFlight;
+        this.maxEpochsInFlight = maxEpochsInFlight;
+        this.applicationSignal = applicationSignal;
+        return this;
+    }
+}
