@@ -981,8 +981,9 @@ public final class StandbyReplica implements AutoCloseable
 
         private void reject(final ProtocolException ex)
         {
-            rejectedFrames++;
+            // the message first: whoever sees the count rise must find this error, not the one before it
             lastError = ex.getMessage();
+            rejectedFrames++;
             LOG.warn("refused frame from {}: {}; epoch {} discarded, recovery point stays at epoch {}",
                 connection == null ? "?" : connection.peer(), ex.getMessage(), lastCommittedEpoch + 1,
                 lastCommittedEpoch);
