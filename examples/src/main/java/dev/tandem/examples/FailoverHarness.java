@@ -42,13 +42,14 @@ public final class FailoverHarness
      * @param accounts    accounts of the bank.
      * @param digests     record the active's digest at every checkpoint (adds a full read of the guest to each
      *                    pause) and compare the promoted guest with it.
+     * @param policy      the active's checkpoint policy: {@code fixed} or {@code adaptive}.
      * @param killPhase   where in the cycle the active dies: {@code mid-epoch} (SIGKILL at a moment),
      *                    {@code delta-send} (right after barrier N went out, pages of N in flight) or
      *                    {@code epoch-end} (right after the end of N went out, before its ack: the standby commits
      *                    and applies N with the active already gone).
      */
     public record Options(long memoryBytes, Workload workload, long periodMs, long killAfterMs, long seed,
-        int transfers, int accounts, boolean digests, String killPhase)
+        int transfers, int accounts, boolean digests, String killPhase, String policy)
     {
         /** Kill by SIGKILL at a moment in the middle of an epoch. */
         public static final String MID_EPOCH = "mid-epoch";
@@ -68,10 +69,12 @@ public final class FailoverHarness
      * @param promotionMs     decision to the promoted guest running.
      * @param pauseP99Us      the active's checkpoint pause p99 before the kill.
      * @param killAfterMs     when the active was killed after the client started.
+     * @param activeStatus    the active's last status before the kill: raw_bytes, wire_bytes, policy, period_ns,
+     *                        output_hold_p99_ns.
      */
     public record Report(boolean verified, List<String> failures, long recoveryEpoch, long lastAckedEpoch,
         long ackedTransfers, long lostTransfers, double rtoMs, double detectionMs, double promotionMs,
-        long pauseP99Us, long killAfterMs)
+        long pauseP99Us, long killAfterMs, Map<String, String> activeStatus)
     {
         /**
          * @return the report as a JSON object.
@@ -88,8 +91,13 @@ public final class FailoverHarness
             return String.format(Locale.ROOT, "{\n  \"verified\": %s,\n  \"recovery_epoch\": %d,\n" +
                 "  \"last_acked_epoch\": %d,\n  \"acked_transfers\": %d,\n  \"lost_transfers\": %d,\n" +
                 "  \"rto_ms\": %.1f,\n  \"detection_ms\": %.1f,\n  \"promotion_ms\": %.1f,\n  \"pause_p99_us\": %d,\n" +
-                "  \"kill_after_ms\": %d,\n  \"failures\": %s\n}\n", verified, recoveryEpoch, lastAckedEpoch,
-                ackedTransfers, lostTransfers, rtoMs, detectionMs, promotionMs, pauseP99Us, killAfterMs, failuresJson);
+                "  \"kill_after_ms\": %d,\n  \"raw_bytes\": %s,\n  \"wire_bytes\": %s,\n  \"policy\": \"%s\",\n" +
+                "  \"period_ms_final\": %.2f,\n  \"output_hold_p99_us\": %d,\n  \"failures\": %s\n}\n", verified,
+                recoveryEpoch, lastAckedEpoch, ackedTransfers, lostTransfers, rtoMs, detectionMs, promotionMs, pauseP99Us,
+                killAfterMs, activeStatus.getOrDefault("raw_bytes", "0"), activeStatus.getOrDefault("wire_bytes", "0"),
+                activeStatus.getOrDefault("policy", "?"),
+                Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6,
+                Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1000, failuresJson);
         }
     }
 
@@ -131,7 +139,7 @@ public final class FailoverHarness
             awaitText(dir.resolve("standby.out"), "STANDBY READY", standby);
             final List<String> activeArgs = new ArrayList<>(List.of("active", "--dir", activeDir.toString(),
                 "--standby", "127.0.0.1:" + replicationPort, "--client-port", Integer.toString(activeClientPort),
-                "--period-ms", Long.toString(options.periodMs())));
+                "--period-ms", Long.toString(options.periodMs()), "--policy", options.policy()));
             if (!Options.MID_EPOCH.equals(options.killPhase()))
             {
                 activeArgs.addAll(List.of("--kill-phase", options.killPhase()));
@@ -154,8 +162,8 @@ public final class FailoverHarness
                 out.println(lastLine(dir.resolve("active.out")) + " | transfers answered " +
                     countReplies(clientDir.resolve(FailoverNode.CLIENT_LOG)));
             }
-            final long pauseP99Us = readKeyValues(activeDir.resolve(FailoverNode.STATUS))
-                .getOrDefault("pause_p99_us", "-1").transform(Long::parseLong);
+            final Map<String, String> activeStatus = readKeyValues(activeDir.resolve(FailoverNode.STATUS));
+            final long pauseP99Us = Long.parseLong(activeStatus.getOrDefault("pause_p99_us", "-1"));
             final long killMillis = System.currentTimeMillis();
             if (Options.MID_EPOCH.equals(options.killPhase()))
             {
@@ -186,7 +194,7 @@ public final class FailoverHarness
             commands.write("dump\n".getBytes(StandardCharsets.UTF_8));
             commands.flush();
             awaitText(dir.resolve("standby.out"), "DUMPED", standby);
-            return verify(options, dir, promotion, lastAck, killMillis, pauseP99Us, killAfterMs, out);
+            return verify(options, dir, promotion, lastAck, killMillis, pauseP99Us, killAfterMs, activeStatus, out);
         }
         finally
         {
@@ -207,13 +215,13 @@ public final class FailoverHarness
 
     private static Report verify(final Options options, final Path dir, final Map<String, String> promotion,
         final long lastAck, final long killMillis, final long pauseP99Us, final long killAfterMs,
-        final PrintStream out) throws IOException
+        final Map<String, String> activeStatus, final PrintStream out) throws IOException
     {
         final List<String> failures = new ArrayList<>();
         if (!promotion.containsKey("epoch"))
         {
             failures.add("the standby refused to promote: " + promotion);
-            return new Report(false, failures, -1, lastAck, 0, 0, -1, -1, -1, pauseP99Us, killAfterMs);
+            return new Report(false, failures, -1, lastAck, 0, 0, -1, -1, -1, pauseP99Us, killAfterMs, activeStatus);
         }
         final long recoveryEpoch = Long.parseLong(promotion.get("epoch"));
         if (recoveryEpoch < lastAck)
@@ -311,7 +319,7 @@ public final class FailoverHarness
         final double rtoMs = firstReplyMillis < 0 ? -1 : firstReplyMillis - killMillis;
         final Report report = new Report(failures.isEmpty(), failures, recoveryEpoch, lastAck, acked, lost, rtoMs,
             Long.parseLong(promotion.get("detection_ns")) / 1e6, Long.parseLong(promotion.get("promotion_ns")) / 1e6,
-            pauseP99Us, killAfterMs);
+            pauseP99Us, killAfterMs, activeStatus);
         out.printf(Locale.ROOT, "%nSummary%n");
         out.printf(Locale.ROOT, "  recovery point     epoch %d (last ack the active saw: %d), generation %s%n",
             recoveryEpoch, lastAck, promotion.get("generation"));
@@ -321,6 +329,12 @@ public final class FailoverHarness
             total);
         out.printf(Locale.ROOT, "  checkpoint pause   p99 %d us before the kill%s%n", pauseP99Us,
             options.digests() ? " (includes the verification digest of every checkpoint)" : "");
+        final long rawBytes = Long.parseLong(activeStatus.getOrDefault("raw_bytes", "0"));
+        final long wireBytes = Long.parseLong(activeStatus.getOrDefault("wire_bytes", "0"));
+        out.printf(Locale.ROOT, "  replication        %s policy, period %.1f ms at the kill; %.1f MiB of pages sent " +
+            "as %.1f MiB on the wire; output held p99 %.1f ms%n", activeStatus.getOrDefault("policy", "?"),
+            Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6, rawBytes / 1048576.0,
+            wireBytes / 1048576.0, Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1e6);
         out.printf(Locale.ROOT, "  verification       %s%n", failures.isEmpty() ? "PASSED: balances, ledger, " +
             "replies" + (options.digests() ? " and the guest digest at the recovery epoch" : "") + " all agree" :
             "FAILED: " + String.join("; ", failures));

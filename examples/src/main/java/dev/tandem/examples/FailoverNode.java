@@ -7,6 +7,9 @@ import dev.tandem.core.failover.FileArbiter;
 import dev.tandem.core.failover.Promotion;
 import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.metrics.ProtectionStatus;
+import dev.tandem.core.policy.AdaptivePolicy;
+import dev.tandem.core.policy.CheckpointPolicy;
+import dev.tandem.core.policy.FixedPolicy;
 import dev.tandem.core.standby.StandbyContext;
 import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.transport.TcpTransport;
@@ -80,7 +83,7 @@ public final class FailoverNode
         final Map<String, String> options = CommandLine.parse(args, 1, Set.of("dir", "listen", "standby", "arbiter",
             "vm-id", "memory", "disk", "workload", "dirty-rate", "seed", "period-ms", "timeout-ms", "bank-accounts",
             "client-port", "digests", "kill-phase", "targets", "transfers", "accounts", "window", "duration-ms",
-            "deadline-s"), Set.of());
+            "deadline-s", "policy"), Set.of());
         final Path dir = Path.of(required(options, "dir"));
         Files.createDirectories(dir);
         if ("client".equals(args[0]))
@@ -110,7 +113,8 @@ public final class FailoverNode
         {
             case "active" -> runActive(guest, dir, required(options, "standby"), arbiter,
                 Long.parseLong(options.getOrDefault("period-ms", "5")), clientPort,
-                !"false".equals(options.get("digests")), options.get("kill-phase"));
+                !"false".equals(options.get("digests")), options.get("kill-phase"),
+                options.getOrDefault("policy", "fixed"));
             case "standby" -> runStandby(guest, dir, required(options, "listen"), arbiter,
                 Long.parseLong(options.getOrDefault("timeout-ms", "200")), clientPort, bank,
                 !"false".equals(options.get("digests")));
@@ -120,8 +124,17 @@ public final class FailoverNode
 
     private static void runActive(final SimulatedVmm.Builder guest, final Path dir, final String standby,
         final FileArbiter arbiter, final long periodMs, final ClientPort clientPort, final boolean digestEachEpoch,
-        final String killPhase) throws IOException, InterruptedException
+        final String killPhase, final String policy) throws IOException, InterruptedException
     {
+        final long periodNs = Duration.ofMillis(periodMs).toNanos();
+        final CheckpointPolicy checkpointPolicy = switch (policy)
+        {
+            case "fixed" -> new FixedPolicy(periodNs);
+            // pause and output-hold targets a bank's clients would notice: 2 ms and 100 ms
+            case "adaptive" -> new AdaptivePolicy(Duration.ofMillis(2).toNanos(), Duration.ofMillis(100).toNanos(),
+                periodNs, Duration.ofMillis(2).toNanos(), Duration.ofMillis(100).toNanos());
+            default -> throw new IllegalArgumentException("--policy must be fixed or adaptive, not '" + policy + "'");
+        };
         final KillPoint killPoint = new KillPoint(killPhase, dir.resolve(KILL_TRIGGER));
         final PrintStream digests = new PrintStream(Files.newOutputStream(dir.resolve(DIGESTS),
             StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
@@ -132,7 +145,8 @@ public final class FailoverNode
             .adapter(vmm)
             .transport(new TcpTransport())
             .standbyEndpoint(standby)
-            .checkpointPeriodNs(Duration.ofMillis(periodMs).toNanos())
+            .checkpointPeriodNs(periodNs)
+            .checkpointPolicy(checkpointPolicy)
             .promotionArbiter(arbiter)
             // verification only: the digest of the paused guest lengthens every pause
             .checkpointObserver(digestEachEpoch ?
@@ -167,7 +181,9 @@ public final class FailoverNode
             Thread.sleep(250);
             final ProtectionStatus status = active.status();
             write(dir.resolve(STATUS), "pause_p99_us " + status.pauseP99Ns() / 1000 + "\ncheckpoints " +
-                status.checkpoints() + "\n");
+                status.checkpoints() + "\nraw_bytes " + status.pageBytesRaw() + "\nwire_bytes " + status.bytesSent() +
+                "\npolicy " + status.policy() + "\nperiod_ns " + status.periodNs() + "\noutput_hold_p99_ns " +
+                status.outputHoldP99Ns() + "\n");
             System.out.println(status.progressLine());
         }
     }

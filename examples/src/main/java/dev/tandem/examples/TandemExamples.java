@@ -33,6 +33,7 @@ public final class TandemExamples
         "  --seed N                seed of workload, transfers and kill moment (default 1)",
         "  --transfers N           most transfers the client makes (default 100000; it stops 2 s after the kill)",
         "  --no-digests            do not digest the guest at every checkpoint (faster pauses, no digest check)",
+        "  --policy NAME           fixed (default) | adaptive checkpoint period (2-100 ms, pause 2 ms, output 100 ms)",
         "  --report FILE           write the report as JSON",
         "demo options:",
         "  --guest-memory SIZE     guest memory, e.g. 256m, 1g (default 256m)",
@@ -115,7 +116,7 @@ public final class TandemExamples
         try
         {
             final Map<String, String> values = CommandLine.parse(args, 0, Set.of("guest-memory", "workload", "period",
-                "kill-after", "kill-phase", "seed", "transfers", "report"), Set.of("no-digests"));
+                "kill-after", "kill-phase", "seed", "transfers", "report", "policy"), Set.of("no-digests"));
             if (values.containsKey(CommandLine.HELP))
             {
                 out.println(USAGE);
@@ -131,13 +132,17 @@ public final class TandemExamples
             {
                 throw new IllegalArgumentException("--kill-phase must be mid-epoch, delta-send or epoch-end");
             }
+            if (!List.of("fixed", "adaptive").contains(values.getOrDefault("policy", "fixed")))
+            {
+                throw new IllegalArgumentException("--policy must be fixed or adaptive");
+            }
             if (transfers < 1 || killAfterMs < -1)
             {
                 throw new IllegalArgumentException("--transfers and --kill-after must be positive");
             }
             options = new FailoverHarness.Options(memory, Workload.parse(values.getOrDefault("workload", "hotset")),
                 periodMs, killAfterMs, Long.parseLong(values.getOrDefault("seed", "1")), transfers, 256,
-                !values.containsKey("no-digests"), killPhase);
+                !values.containsKey("no-digests"), killPhase, values.getOrDefault("policy", "fixed"));
             report = values.get("report");
         }
         catch (final IllegalArgumentException ex)

@@ -22,15 +22,15 @@ class FailoverHarnessTest
     @TempDir
     Path dir;
 
-    @ParameterizedTest(name = "kill at {3} after {0} ms, seed {1}, {2}")
-    @CsvSource({"900, 1, hotset, mid-epoch", "1700, 2, uniform, mid-epoch", "1200, 3, hotset, delta-send",
-        "1200, 4, sequential, epoch-end"})
+    @ParameterizedTest(name = "kill at {3} after {0} ms, seed {1}, {2}, {4} policy")
+    @CsvSource({"900, 1, hotset, mid-epoch, fixed", "1700, 2, uniform, mid-epoch, adaptive",
+        "1200, 3, hotset, delta-send, fixed", "1200, 4, sequential, epoch-end, fixed"})
     void killedActiveLosesNothingTheClientSaw(final long killAfterMs, final long seed, final String workload,
-        final String phase) throws Exception
+        final String phase, final String policy) throws Exception
     {
         final ByteArrayOutputStream output = new ByteArrayOutputStream();
         final FailoverHarness.Report report = FailoverHarness.run(new FailoverHarness.Options(32L << 20,
-            Workload.parse(workload), 5, killAfterMs, seed, 100_000, 128, true, phase), dir,
+            Workload.parse(workload), 5, killAfterMs, seed, 100_000, 128, true, phase, policy), dir,
             new PrintStream(output, true, StandardCharsets.UTF_8));
         final String text = output.toString(StandardCharsets.UTF_8);
         assertTrue(report.verified(), report.failures() + "\n" + text);
@@ -45,5 +45,7 @@ class FailoverHarnessTest
         }
         assertTrue(report.rtoMs() > 0 && report.rtoMs() < 10_000, "rto " + report.rtoMs());
         assertTrue(report.toJson().contains("\"verified\": true"), report.toJson());
+        assertTrue(report.toJson().contains("\"policy\": \"" + policy + "\""), report.toJson());
+        assertTrue(Long.parseLong(report.activeStatus().get("raw_bytes")) > 0, report.toJson());
     }
 }

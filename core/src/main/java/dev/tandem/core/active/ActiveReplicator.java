@@ -62,6 +62,9 @@ public final class ActiveReplicator implements AutoCloseable
 
     private final SingleWriterRecorder pauseRecorder = new SingleWriterRecorder(HIGHEST_RECORDED_NS, 3);
     private final SingleWriterRecorder commitRecorder = new SingleWriterRecorder(HIGHEST_RECORDED_NS, 3);
+    private final SingleWriterRecorder holdRecorder = new SingleWriterRecorder(HIGHEST_RECORDED_NS, 3);
+    private final Histogram holdHistogram = new Histogram(HIGHEST_RECORDED_NS, 3);
+    private Histogram holdInterval;
     private final Histogram pauseHistogram = new Histogram(HIGHEST_RECORDED_NS, 3);
     private final Histogram commitHistogram = new Histogram(HIGHEST_RECORDED_NS, 3);
     private final AtomicLongArray checkpointTimes;
@@ -120,7 +123,8 @@ public final class ActiveReplicator implements AutoCloseable
             }
             stream = new DiskWriteStream(ctx.diskStreamBytes(), adapter.disks(),
                 ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER);
-            outputGate = new OutputCommitGate(ctx.outputHoldBytes(), adapter.packetSink());
+            outputGate = new OutputCommitGate(ctx.outputHoldBytes(), adapter.packetSink(), holdRecorder,
+                HIGHEST_RECORDED_NS);
         }
         catch (final RuntimeException ex)
         {
@@ -281,6 +285,8 @@ public final class ActiveReplicator implements AutoCloseable
         pauseHistogram.add(pauseInterval);
         commitInterval = commitRecorder.getIntervalHistogram(commitInterval);
         commitHistogram.add(commitInterval);
+        holdInterval = holdRecorder.getIntervalHistogram(holdInterval);
+        holdHistogram.add(holdInterval);
         final long now = System.nanoTime();
         final long checkpoints = counters.checkpoints.get();
         final double rate = lastStatusNs == 0 ? 0 :
@@ -293,7 +299,8 @@ public final class ActiveReplicator implements AutoCloseable
             gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
             pauseHistogram.getMaxValue(), commitHistogram.getValueAtPercentile(50),
             commitHistogram.getValueAtPercentile(99), counters.pageBytesRaw.get(), counters.pageBytesEncoded.get(),
-            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), baselinePauseNs);
+            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), holdHistogram.getValueAtPercentile(99),
+            baselinePauseNs);
     }
 
     /**

@@ -3,6 +3,7 @@ package dev.tandem.core.active;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.OutputGate;
 import dev.tandem.vmm.PacketSink;
+import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.ControlledMessageHandler;
@@ -20,6 +21,8 @@ import java.util.concurrent.atomic.AtomicLong;
 final class OutputCommitGate implements OutputGate, AutoCloseable
 {
     private static final int FRAME = 1;
+    /** Record: epoch:int64 offeredNs:int64 frame. */
+    private static final int RECORD_HEADER = 16;
 
     private final NativeMemory.Region region;
     private final ManyToOneRingBuffer queue;
@@ -29,12 +32,17 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
     private final AtomicLong held = new AtomicLong();
     private final AtomicLong released = new AtomicLong();
     private final AtomicLong dropped = new AtomicLong();
+    private final SingleWriterRecorder holdRecorder;
+    private final long highestRecordableNs;
 
     private volatile long currentEpoch;
     private long releaseUpTo;
 
-    OutputCommitGate(final int capacity, final PacketSink sink)
+    OutputCommitGate(final int capacity, final PacketSink sink, final SingleWriterRecorder holdRecorder,
+        final long highestRecordableNs)
     {
+        this.holdRecorder = holdRecorder;
+        this.highestRecordableNs = highestRecordableNs;
         this.region = NativeMemory.allocateDirect(capacity + RingBufferDescriptor.TRAILER_LENGTH, 64);
         this.queueBuffer = new UnsafeBuffer(region.byteBuffer());
         this.queue = new ManyToOneRingBuffer(queueBuffer);
@@ -52,19 +60,20 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
     @Override
     public boolean offer(final DirectBuffer frame, final int index, final int length)
     {
-        if (length < 0 || length > queue.maxMsgLength() - 8)
+        if (length < 0 || length > queue.maxMsgLength() - RECORD_HEADER)
         {
-            throw new IllegalArgumentException(
-                "frame of " + length + " bytes; the output gate holds frames of up to " + (queue.maxMsgLength() - 8));
+            throw new IllegalArgumentException("frame of " + length + " bytes; the output gate holds frames of up to " +
+                (queue.maxMsgLength() - RECORD_HEADER));
         }
-        final int at = queue.tryClaim(FRAME, length + 8);
+        final int at = queue.tryClaim(FRAME, length + RECORD_HEADER);
         if (at < 0)
         {
             dropped.incrementAndGet();
             return false;
         }
         queueBuffer.putLong(at, currentEpoch);
-        queueBuffer.putBytes(at + 8, frame, index, length);
+        queueBuffer.putLong(at + 8, System.nanoTime());
+        queueBuffer.putBytes(at + RECORD_HEADER, frame, index, length);
         queue.commit(at);
         held.incrementAndGet();
         return true;
@@ -88,7 +97,9 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
         {
             return ControlledMessageHandler.Action.ABORT;
         }
-        sink.send(buffer, index + 8, length - 8);
+        sink.send(buffer, index + RECORD_HEADER, length - RECORD_HEADER);
+        final long heldNs = System.nanoTime() - buffer.getLong(index + 8);
+        holdRecorder.recordValue(Math.min(highestRecordableNs, Math.max(0, heldNs)));
         released.incrementAndGet();
         return ControlledMessageHandler.Action.CONTINUE;
     }

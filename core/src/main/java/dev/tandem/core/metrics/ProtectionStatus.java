@@ -28,6 +28,7 @@ import java.util.Locale;
  * @param policy              name of the checkpoint policy.
  * @param periodNs            the period it chose last.
  * @param policyDecision      why (see {@code CheckpointPolicy.Decision}).
+ * @param outputHoldP99Ns     99th percentile of the time a network frame was held, offer to release.
  * @param baselinePauseNs     the pause of the baseline (a paused full copy of memory and disks), not in the
  *                            pause percentiles.
  */
@@ -55,6 +56,7 @@ public record ProtectionStatus(
     String policy,
     long periodNs,
     String policyDecision,
+    long outputHoldP99Ns,
     long baselinePauseNs)
 {
     /**

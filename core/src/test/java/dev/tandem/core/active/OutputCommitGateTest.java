@@ -1,6 +1,7 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.system.LeakCheck;
+import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.Test;
 
@@ -19,11 +20,12 @@ class OutputCommitGateTest
     void releasesEachEpochInOrderOnlyAfterItsAck()
     {
         final List<Long> sent = new ArrayList<>();
+        final SingleWriterRecorder holds = new SingleWriterRecorder(60_000_000_000L, 3);
         try (OutputCommitGate gate = new OutputCommitGate(64 * 1024, (frame, index, length) ->
         {
             assertEquals(16, length);
             sent.add(frame.getLong(index));
-        }))
+        }, holds, 60_000_000_000L))
         {
             final UnsafeBuffer frame = new UnsafeBuffer(new byte[16]);
             long sequence = 0;
@@ -44,13 +46,15 @@ class OutputCommitGateTest
             assertEquals(List.of(0L, 1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L), sent);
             assertEquals(9, gate.releasedFrames());
             assertEquals(0, gate.heldBytes());
+            assertEquals(9, holds.getIntervalHistogram().getTotalCount(), "every release records its hold time");
         }
     }
 
     @Test
     void dropsWhenFullAndRefusesOversizedFrames()
     {
-        try (OutputCommitGate gate = new OutputCommitGate(64 * 1024, (frame, index, length) -> { }))
+        try (OutputCommitGate gate = new OutputCommitGate(64 * 1024, (frame, index, length) -> { },
+            new SingleWriterRecorder(60_000_000_000L, 3), 60_000_000_000L))
         {
             final UnsafeBuffer frame = new UnsafeBuffer(new byte[1500]);
             int accepted = 0;
