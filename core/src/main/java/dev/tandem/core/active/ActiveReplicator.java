@@ -3,6 +3,8 @@ package dev.tandem.core.active;
 import dev.tandem.core.JvmAccess;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.PromotionArbiter;
+import dev.tandem.core.metrics.CheckpointEvent;
+import dev.tandem.core.metrics.CommitEvent;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.metrics.ProtectionStatus;
@@ -158,6 +160,9 @@ public final class ActiveReplicator implements AutoCloseable
     {
         ctx.conclude();
         JvmAccess.check();
+        // registering the JFR event types costs tens of milliseconds once: do it here, not in the first checkpoint
+        CheckpointEvent.enabled();
+        CommitEvent.enabled();
         final PromotionArbiter arbiter = ctx.promotionArbiter();
         if (arbiter != null && ctx.generation() > 0)
         {

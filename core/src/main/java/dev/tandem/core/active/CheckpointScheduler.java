@@ -1,5 +1,6 @@
 package dev.tandem.core.active;
 
+import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.policy.EpochSample;
 import dev.tandem.vmm.DirtyBitmap;
@@ -181,6 +182,17 @@ final class CheckpointScheduler implements Agent
                 replicator.lastCommitLatencyNs(), nextEpoch - 1 - replicator.lastAckedEpoch(), maxEpochsInFlight,
                 replicator.applicationSignal()));
             replicator.periodChosen(periodNs, policy.lastDecision());
+            if (CheckpointEvent.enabled())
+            {
+                final CheckpointEvent event = new CheckpointEvent();
+                event.vmId = adapter.vmId();
+                event.epoch = epoch;
+                event.dirtyPages = lastDeltaPages;
+                event.pauseNs = pauseNs;
+                event.nextPeriodNs = periodNs;
+                event.decision = policy.lastDecision().name();
+                event.commit();
+            }
         }
         nextCheckpointNs = start + periodNs;
     }

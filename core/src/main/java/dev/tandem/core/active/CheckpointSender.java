@@ -1,6 +1,7 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.codec.PageCodec;
+import dev.tandem.core.metrics.CommitEvent;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
@@ -68,6 +69,7 @@ final class CheckpointSender implements Agent
     private final UnsafeBuffer encodeBuffer;
     private final ByteBuffer encodeView;
     private final int maxEncodedPagesPerFrame;
+    private final String vmId;
     private final ByteBuffer streamView;
 
     private long streamEpoch;
@@ -125,6 +127,7 @@ final class CheckpointSender implements Agent
         this.decoder = new FrameDecoder(Handshake.WELCOME_LENGTH + 1024);
         this.decoder.negotiated(version);
         this.streamView = diskStream.newView();
+        this.vmId = ctx.adapter().vmId();
         if (ctx.pageCodec())
         {
             this.codec = new PageCodec(pageSize, ctx.sentPageCacheBytes());
@@ -506,6 +509,14 @@ final class CheckpointSender implements Agent
         replicator.commitLatency(latency);
         commitRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, Math.max(0, latency)));
         gate.release(epoch);
+        if (CommitEvent.enabled())
+        {
+            final CommitEvent event = new CommitEvent();
+            event.vmId = vmId;
+            event.epoch = epoch;
+            event.latencyNs = latency;
+            event.commit();
+        }
         listener.onAck(epoch, latency);
     }
 }

@@ -6,6 +6,7 @@ import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Promotion;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
+import dev.tandem.core.metrics.FailoverEvent;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
@@ -145,6 +146,7 @@ public final class StandbyReplica implements AutoCloseable
     {
         ctx.conclude();
         JvmAccess.check();
+        FailoverEvent.register();
         final Transport.Listener listener = ctx.transport().listen(ctx.listenEndpoint());
         final StandbyReplica standby;
         try
@@ -558,6 +560,14 @@ public final class StandbyReplica implements AutoCloseable
             steps.onStep("resume guest", promotionNs);
             final Promotion done = new Promotion(reason, lastCommittedEpoch, next, detectionNs, promotionNs, guest);
             promotion = done;
+            final FailoverEvent event = new FailoverEvent();
+            event.vmId = ctx.vmId();
+            event.reason = reason;
+            event.recoveryEpoch = lastCommittedEpoch;
+            event.generation = next;
+            event.detectionNs = detectionNs;
+            event.promotionNs = promotionNs;
+            event.commit();
             steps.onPromoted(done);
         }
 
