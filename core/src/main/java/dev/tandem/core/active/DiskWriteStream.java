@@ -144,14 +144,6 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
     }
 
     /**
-     * @return bytes waiting to be sent.
-     */
-    int queuedBytes()
-    {
-        return ring.size();
-    }
-
-    /**
      * Stops accepting records; blocked writers return.
      */
     void shutdown()

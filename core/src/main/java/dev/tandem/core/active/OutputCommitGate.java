@@ -29,7 +29,6 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
     private final UnsafeBuffer queueBuffer;
     private final PacketSink sink;
     private final ControlledMessageHandler releaseHandler = this::releaseOne;
-    private final AtomicLong held = new AtomicLong();
     private final AtomicLong released = new AtomicLong();
     private final AtomicLong dropped = new AtomicLong();
     private final SingleWriterRecorder holdRecorder;
@@ -75,7 +74,6 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
         queueBuffer.putLong(at + 8, System.nanoTime());
         queueBuffer.putBytes(at + RECORD_HEADER, frame, index, length);
         queue.commit(at);
-        held.incrementAndGet();
         return true;
     }
 
@@ -102,11 +100,6 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
         holdRecorder.recordValue(Math.min(highestRecordableNs, Math.max(0, heldNs)));
         released.incrementAndGet();
         return ControlledMessageHandler.Action.CONTINUE;
-    }
-
-    long heldFrames()
-    {
-        return held.get() - released.get();
     }
 
     int heldBytes()

@@ -40,7 +40,6 @@ final class EpochLog implements AutoCloseable
     private FileChannel spill;
     private int memoryUsed;
     private long spillUsed;
-    private long records;
 
     /**
      * @param memoryBytes bytes kept in memory before spilling.
@@ -89,7 +88,6 @@ final class EpochLog implements AutoCloseable
             data.position(position);
             spillUsed = align8(spillUsed);
         }
-        records++;
     }
 
     /**
@@ -134,17 +132,11 @@ final class EpochLog implements AutoCloseable
     void reset() throws IOException
     {
         memoryUsed = 0;
-        records = 0;
         if (spillUsed > 0)
         {
             spillUsed = 0;
             spill.truncate(0);
         }
-    }
-
-    long records()
-    {
-        return records;
     }
 
     long bytes()

@@ -1,6 +1,5 @@
 package dev.tandem.vmm.tck;
 
-import dev.tandem.vmm.DirtyBitmap;
 import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.NativeGuestMemory;
@@ -148,11 +147,4 @@ public final class SnapshotRecoveryPoint implements RecoveryPoint, AutoCloseable
         memoryRegion.close();
     }
 
-    /**
-     * @return a bitmap sized for this point's memory.
-     */
-    public DirtyBitmap newBitmap()
-    {
-        return new DirtyBitmap(memory.pageCount());
-    }
 }
