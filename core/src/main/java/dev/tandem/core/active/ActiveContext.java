@@ -71,6 +71,7 @@ public final class ActiveContext
     private boolean pageCodec = true;
     private CheckpointPolicy checkpointPolicy;
     private long sentPageCacheBytes = SENT_PAGE_CACHE_BYTES_DEFAULT;
+    private int encoderThreads = 1;
     private java.nio.file.Path generationFile;
     private PromotionArbiter promotionArbiter;
     private long standbySilenceTimeoutNs = STANDBY_SILENCE_TIMEOUT_NS_DEFAULT;
@@ -441,6 +442,27 @@ public final class ActiveContext
     }
 
     /**
+     * @param threads threads that encode pages, 1 to 64; default 1, the sender's own thread. More spreads encoding
+     *                over that many worker threads (each owning a share of the pages and of the sent-page cache)
+     *                while the sender still writes frames in epoch order: worth it when one core encodes slower
+     *                than the link sends and cores are free. Ignored without the page codec.
+     * @return this.
+     */
+    public ActiveContext encoderThreads(final int threads)
+    {
+        this.encoderThreads = threads;
+        return this;
+    }
+
+    /**
+     * @return threads that encode pages.
+     */
+    public int encoderThreads()
+    {
+        return encoderThreads;
+    }
+
+    /**
      * @param bytes room for last-sent pages, the XOR bases, 0 (no XOR deltas) to 64 GiB; default 64 MiB.
      * @return this.
      */
@@ -549,6 +571,7 @@ public final class ActiveContext
         ConfigurationException.checkRange("connectTimeoutMs", connectTimeoutMs, 1, TimeUnit.MINUTES.toMillis(10));
         ConfigurationException.checkRange("generation", generation, 0, Long.MAX_VALUE);
         ConfigurationException.checkRange("sentPageCacheBytes", sentPageCacheBytes, 0, 64L << 30);
+        ConfigurationException.checkRange("encoderThreads", encoderThreads, 1, 64);
         if (checkpointPolicy == null)
         {
             checkpointPolicy = new FixedPolicy(checkpointPeriodNs);

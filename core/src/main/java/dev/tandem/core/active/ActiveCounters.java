@@ -16,4 +16,8 @@ final class ActiveCounters
     final AtomicLong heartbeats = new AtomicLong();
     final AtomicLong pageBytesRaw = new AtomicLong();
     final AtomicLong pageBytesEncoded = new AtomicLong();
+    final AtomicLong zeroPages = new AtomicLong();
+    final AtomicLong rawPages = new AtomicLong();
+    final AtomicLong lz4Pages = new AtomicLong();
+    final AtomicLong deltaPages = new AtomicLong();
 }

@@ -5,6 +5,7 @@ import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
+import dev.tandem.core.metrics.PolicyDecisionEvent;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.metrics.ProtectionStatus;
@@ -17,7 +18,6 @@ import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
 import org.HdrHistogram.Histogram;
-import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.CloseHelper;
 import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.BackoffIdleStrategy;
@@ -62,13 +62,11 @@ public final class ActiveReplicator implements AutoCloseable
     /** Longest latency recorded; fixed so that recording never resizes (allocates) on the hot path. */
     static final long HIGHEST_RECORDED_NS = TimeUnit.SECONDS.toNanos(60);
 
-    private final SingleWriterRecorder pauseRecorder = new SingleWriterRecorder(HIGHEST_RECORDED_NS, 3);
-    private final SingleWriterRecorder commitRecorder = new SingleWriterRecorder(HIGHEST_RECORDED_NS, 3);
-    private final SingleWriterRecorder holdRecorder = new SingleWriterRecorder(HIGHEST_RECORDED_NS, 3);
-    private final Histogram holdHistogram = new Histogram(HIGHEST_RECORDED_NS, 3);
-    private Histogram holdInterval;
-    private final Histogram pauseHistogram = new Histogram(HIGHEST_RECORDED_NS, 3);
-    private final Histogram commitHistogram = new Histogram(HIGHEST_RECORDED_NS, 3);
+    private final LatencyDistribution pause = new LatencyDistribution();
+    private final LatencyDistribution commit = new LatencyDistribution();
+    private final LatencyDistribution hold = new LatencyDistribution();
+    private final LatencyDistribution encode = new LatencyDistribution();
+    private final LatencyDistribution send = new LatencyDistribution();
     private final AtomicLongArray checkpointTimes;
     private final int checkpointTimesMask;
     private final CheckpointScheduler scheduler;
@@ -84,6 +82,8 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile Throwable failure;
     private volatile long baselinePauseNs;
     private volatile long lastCommitLatencyNs;
+    private volatile long lastSendNs;
+    private volatile long lastEncodedBytes;
     private volatile long applicationSignal;
     private volatile long periodNs;
     private volatile CheckpointPolicy.Decision policyDecision = CheckpointPolicy.Decision.HOLD;
@@ -92,8 +92,6 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile boolean fenceRequested;
     private volatile boolean guestStopped;
     private final long generation;
-    private Histogram pauseInterval;
-    private Histogram commitInterval;
     private long lastStatusNs;
     private long lastStatusCheckpoints;
     private boolean closed;
@@ -125,7 +123,7 @@ public final class ActiveReplicator implements AutoCloseable
             }
             stream = new DiskWriteStream(ctx.diskStreamBytes(), adapter.disks(),
                 ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER);
-            outputGate = new OutputCommitGate(ctx.outputHoldBytes(), adapter.packetSink(), holdRecorder,
+            outputGate = new OutputCommitGate(ctx.outputHoldBytes(), adapter.packetSink(), hold.recorder(),
                 HIGHEST_RECORDED_NS);
         }
         catch (final RuntimeException ex)
@@ -137,9 +135,9 @@ public final class ActiveReplicator implements AutoCloseable
         this.areas = created.toArray(new StagingArea[0]);
         this.diskStream = stream;
         this.gate = outputGate;
-        this.scheduler = new CheckpointScheduler(this, ctx, areas, diskStream, gate, firstEpoch, pauseRecorder);
+        this.scheduler = new CheckpointScheduler(this, ctx, areas, diskStream, gate, firstEpoch, pause.recorder());
         this.sender = new CheckpointSender(this, ctx, connection, version, generation, firstEpoch, areas, diskStream,
-            gate, commitRecorder);
+            gate, commit.recorder(), encode.recorder(), send.recorder());
         this.schedulerRunner = new AgentRunner(
             new BackoffIdleStrategy(10, 10, 1_000, 50_000), this::onAgentError, null, scheduler);
         this.senderRunner = new AgentRunner(
@@ -163,6 +161,7 @@ public final class ActiveReplicator implements AutoCloseable
         // registering the JFR event types costs tens of milliseconds once: do it here, not in the first checkpoint
         CheckpointEvent.enabled();
         CommitEvent.enabled();
+        PolicyDecisionEvent.enabled();
         final PromotionArbiter arbiter = ctx.promotionArbiter();
         if (arbiter != null && ctx.generation() > 0)
         {
@@ -286,12 +285,8 @@ public final class ActiveReplicator implements AutoCloseable
      */
     public synchronized ProtectionStatus status()
     {
-        pauseInterval = pauseRecorder.getIntervalHistogram(pauseInterval);
-        pauseHistogram.add(pauseInterval);
-        commitInterval = commitRecorder.getIntervalHistogram(commitInterval);
-        commitHistogram.add(commitInterval);
-        holdInterval = holdRecorder.getIntervalHistogram(holdInterval);
-        holdHistogram.add(holdInterval);
+        final Histogram pauseHistogram = pause.refresh();
+        final Histogram commitHistogram = commit.refresh();
         final long now = System.nanoTime();
         final long checkpoints = counters.checkpoints.get();
         final double rate = lastStatusNs == 0 ? 0 :
@@ -304,8 +299,10 @@ public final class ActiveReplicator implements AutoCloseable
             gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
             pauseHistogram.getMaxValue(), commitHistogram.getValueAtPercentile(50),
             commitHistogram.getValueAtPercentile(99), counters.pageBytesRaw.get(), counters.pageBytesEncoded.get(),
-            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), holdHistogram.getValueAtPercentile(99),
-            baselinePauseNs);
+            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), hold.refresh().getValueAtPercentile(99),
+            baselinePauseNs, encode.refresh().getValueAtPercentile(99), send.refresh().getValueAtPercentile(99),
+            counters.zeroPages.get(), counters.rawPages.get(), counters.lz4Pages.get(), counters.deltaPages.get(),
+            ctx.pageCodec() ? ctx.encoderThreads() : 0);
     }
 
     /**
@@ -313,8 +310,7 @@ public final class ActiveReplicator implements AutoCloseable
      */
     public synchronized Histogram pauseHistogram()
     {
-        status();
-        return pauseHistogram.copy();
+        return pause.refresh().copy();
     }
 
     /**
@@ -503,9 +499,27 @@ public final class ActiveReplicator implements AutoCloseable
         baselinePauseNs = pauseNs;
     }
 
-    void epochSent(final long epoch)
+    void epochSent(final long epoch, final long sendNs, final long encodedBytes)
     {
+        lastSendNs = sendNs;
+        lastEncodedBytes = encodedBytes;
         sentThroughEpoch = epoch;
+    }
+
+    /**
+     * @return time from barrier to epoch end of the newest epoch sent.
+     */
+    long lastSendNs()
+    {
+        return lastSendNs;
+    }
+
+    /**
+     * @return page bytes on the wire of the newest epoch sent.
+     */
+    long lastEncodedBytes()
+    {
+        return lastEncodedBytes;
     }
 
     void acked(final long epoch)
@@ -636,6 +650,11 @@ public final class ActiveReplicator implements AutoCloseable
     private void onAgentError(final Throwable error)
     {
         fail(error);
+    }
+
+    void onEncoderError(final Throwable error)
+    {
+        fail(new IllegalStateException("page encoder failed", error));
     }
 
 }

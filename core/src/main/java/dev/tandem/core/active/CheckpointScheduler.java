@@ -1,6 +1,7 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.metrics.CheckpointEvent;
+import dev.tandem.core.metrics.PolicyDecisionEvent;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.policy.EpochSample;
 import dev.tandem.vmm.DirtyBitmap;
@@ -178,9 +179,10 @@ final class CheckpointScheduler implements Agent
         {
             pauseRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, pauseNs));
             // the policy runs after resume: its work is never part of the pause
+            final long previousPeriodNs = periodNs;
             periodNs = policy.nextPeriodNs(sample.set(epoch, periodNs, lastDeltaPages, pauseNs,
                 replicator.lastCommitLatencyNs(), nextEpoch - 1 - replicator.lastAckedEpoch(), maxEpochsInFlight,
-                replicator.applicationSignal()));
+                replicator.applicationSignal()).link(replicator.lastSendNs(), replicator.lastEncodedBytes()));
             replicator.periodChosen(periodNs, policy.lastDecision());
             if (CheckpointEvent.enabled())
             {
@@ -191,6 +193,21 @@ final class CheckpointScheduler implements Agent
                 event.pauseNs = pauseNs;
                 event.nextPeriodNs = periodNs;
                 event.decision = policy.lastDecision().name();
+                event.commit();
+            }
+            if (periodNs != previousPeriodNs && PolicyDecisionEvent.enabled())
+            {
+                final PolicyDecisionEvent event = new PolicyDecisionEvent();
+                event.vmId = adapter.vmId();
+                event.policy = policy.name();
+                event.epoch = epoch;
+                event.decision = policy.lastDecision().name();
+                event.previousPeriodNs = previousPeriodNs;
+                event.nextPeriodNs = periodNs;
+                event.pauseNs = pauseNs;
+                event.commitLatencyNs = sample.commitLatencyNs();
+                event.sendNs = sample.sendNs();
+                event.epochsInFlight = sample.epochsInFlight();
                 event.commit();
             }
         }

@@ -43,9 +43,10 @@ final class CheckpointSender implements Agent
     private final long heartbeatIntervalNs;
     private final long generation;
     private final int version;
-    private final int maxPagesPerFrame;
     private final int diskChunkBytes;
     private final SingleWriterRecorder commitRecorder;
+    private final SingleWriterRecorder encodeRecorder;
+    private final SingleWriterRecorder sendRecorder;
     private final ActiveCounters counters;
     private final ActiveListener listener;
 
@@ -64,11 +65,9 @@ final class CheckpointSender implements Agent
     private final CRC32C crc = new CRC32C();
     private final ByteBuffer[] gather = new ByteBuffer[2];
     private final MessageHandler streamHandler = this::onStreamRecord;
-    private final PageCodec codec;
-    private final NativeMemory.Region encodeRegion;
-    private final UnsafeBuffer encodeBuffer;
-    private final ByteBuffer encodeView;
-    private final int maxEncodedPagesPerFrame;
+    private final DeltaEncoder encoder;
+    private final int pageSize;
+    private final FrameType pagesType;
     private final String vmId;
     private final ByteBuffer streamView;
 
@@ -77,6 +76,9 @@ final class CheckpointSender implements Agent
     private int epochFrames;
     private int epochDiskWrites;
     private long epochPages;
+    private long epochEncodeNs;
+    private long epochEncodedBytes;
+    private long epochSendStartNs;
     private long lastSendNs;
     private long lastHealthCheckNs;
     private long lastAckNs;
@@ -95,7 +97,9 @@ final class CheckpointSender implements Agent
         final StagingArea[] areas,
         final DiskWriteStream diskStream,
         final OutputCommitGate gate,
-        final SingleWriterRecorder commitRecorder)
+        final SingleWriterRecorder commitRecorder,
+        final SingleWriterRecorder encodeRecorder,
+        final SingleWriterRecorder sendRecorder)
     {
         this.replicator = replicator;
         this.connection = connection;
@@ -108,10 +112,11 @@ final class CheckpointSender implements Agent
         this.clock = ctx.nanoClock();
         this.heartbeatIntervalNs = ctx.heartbeatIntervalNs();
         this.commitRecorder = commitRecorder;
+        this.encodeRecorder = encodeRecorder;
+        this.sendRecorder = sendRecorder;
         this.counters = replicator.counters();
         this.listener = ctx.listener();
-        final int pageSize = ctx.adapter().memory().pageSize();
-        this.maxPagesPerFrame = Math.max(1, (ctx.maxFramePayload() - FrameCodec.PAGES_HEADER) / pageSize);
+        this.pageSize = ctx.adapter().memory().pageSize();
         this.diskChunkBytes = Math.max(4096, (ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER) & ~4095);
         this.headerRegion = NativeMemory.allocateDirect(HEADER_BUFFER_BYTES, 64);
         this.header = new UnsafeBuffer(headerRegion.byteBuffer());
@@ -128,23 +133,9 @@ final class CheckpointSender implements Agent
         this.decoder.negotiated(version);
         this.streamView = diskStream.newView();
         this.vmId = ctx.adapter().vmId();
-        if (ctx.pageCodec())
-        {
-            this.codec = new PageCodec(pageSize, ctx.sentPageCacheBytes());
-            this.encodeRegion = NativeMemory.allocateDirect(ctx.maxFramePayload(), 64);
-            this.encodeBuffer = new UnsafeBuffer(encodeRegion.byteBuffer());
-            this.encodeView = encodeRegion.byteBuffer().duplicate();
-            this.maxEncodedPagesPerFrame = Math.max(1,
-                (ctx.maxFramePayload() - FrameCodec.PAGES_HEADER) / codec.maxEntryBytes());
-        }
-        else
-        {
-            this.codec = null;
-            this.encodeRegion = null;
-            this.encodeBuffer = null;
-            this.encodeView = null;
-            this.maxEncodedPagesPerFrame = 0;
-        }
+        this.pagesType = ctx.pageCodec() ? FrameType.PAGES_ENCODED : FrameType.PAGES;
+        this.encoder = new DeltaEncoder(ctx, pageSize, ctx.stagingAreaBytes() / pageSize, areas,
+            replicator::isProtecting, replicator::onEncoderError);
         this.streamEpoch = firstEpoch;
         this.lastSendNs = clock.nanoTime();
         this.lastAckNs = lastSendNs;
@@ -157,6 +148,12 @@ final class CheckpointSender implements Agent
     public String roleName()
     {
         return "tandem-checkpoint-sender";
+    }
+
+    @Override
+    public void onStart()
+    {
+        encoder.start();
     }
 
     @Override
@@ -248,11 +245,8 @@ final class CheckpointSender implements Agent
         headerRegion.close();
         diskChunkRegion.close();
         receiveRegion.close();
-        if (codec != null)
-        {
-            codec.close();
-            encodeRegion.close();
-        }
+        // the sender has stopped taking payloads: the pool may stop, then its buffers and caches go
+        encoder.close();
     }
 
     private void onStreamRecord(final int type, final MutableDirectBuffer buffer, final int index, final int length)
@@ -307,39 +301,30 @@ final class CheckpointSender implements Agent
             {
                 sendDiskBaseline(epoch);
             }
+            epochSendStartNs = clock.nanoTime();
             sendFrame(FrameType.BARRIER, epoch, 0, null);
             listener.onDeltaSending(epoch);
         }
-        int pageInArea = 0;
-        for (int run = 0, runs = area.runCount(); run < runs; run++)
+        for (int job = 0, jobs = encoder.plan(area); job < jobs; job++)
         {
-            long first = area.runFirstPage(run);
-            int remaining = area.runPageCount(run);
-            while (remaining > 0)
-            {
-                final int count = Math.min(remaining, codec == null ? maxPagesPerFrame : maxEncodedPagesPerFrame);
-                header.putLong(FrameCodec.HEADER_LENGTH, first);
-                header.putInt(FrameCodec.HEADER_LENGTH + 8, count);
-                header.putInt(FrameCodec.HEADER_LENGTH + 12, 0);
-                if (codec == null)
-                {
-                    final long bytes = (long)count * area.pageSize();
-                    counters.pageBytesRaw.lazySet(counters.pageBytesRaw.get() + bytes);
-                    counters.pageBytesEncoded.lazySet(counters.pageBytesEncoded.get() + bytes);
-                    epochCrcSum += sendFrame(FrameType.PAGES, epoch, FrameCodec.PAGES_HEADER,
-                        area.pageBytes(pageInArea, count));
-                }
-                else
-                {
-                    epochCrcSum += sendFrame(FrameType.PAGES_ENCODED, epoch, FrameCodec.PAGES_HEADER,
-                        encode(area, first, pageInArea, count));
-                }
-                epochFrames++;
-                epochPages += count;
-                first += count;
-                pageInArea += count;
-                remaining -= count;
-            }
+            final long first = encoder.jobFirstPage(job);
+            final int count = encoder.jobPageCount(job);
+            final ByteBuffer payload = encoder.payload(job);
+            header.putLong(FrameCodec.HEADER_LENGTH, first);
+            header.putInt(FrameCodec.HEADER_LENGTH + 8, count);
+            header.putInt(FrameCodec.HEADER_LENGTH + 12, 0);
+            epochCrcSum += sendFrame(pagesType, epoch, FrameCodec.PAGES_HEADER, payload);
+            encoder.taken(job);
+            epochFrames++;
+            epochPages += count;
+            epochEncodeNs += encoder.lastJobNanos();
+            epochEncodedBytes += encoder.lastJobBytes();
+            counters.pageBytesRaw.lazySet(counters.pageBytesRaw.get() + (long)count * pageSize);
+            counters.pageBytesEncoded.lazySet(counters.pageBytesEncoded.get() + encoder.lastJobBytes());
+            counters.zeroPages.lazySet(encoder.pages(PageCodec.ZERO));
+            counters.rawPages.lazySet(encoder.pages(PageCodec.RAW));
+            counters.lz4Pages.lazySet(encoder.pages(PageCodec.LZ4));
+            counters.deltaPages.lazySet(encoder.pages(PageCodec.XOR_LZ4));
         }
         if (area.isLastSegment())
         {
@@ -359,36 +344,24 @@ final class CheckpointSender implements Agent
             header.putInt(base + 20, 0);
             header.putLong(base + 24, epochCrcSum);
             sendFrame(FrameType.EPOCH_END, epoch, FrameCodec.EPOCH_END_LENGTH, null);
+            final long sendNs = clock.nanoTime() - epochSendStartNs;
+            if (!area.isBaseline())
+            {
+                encodeRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, epochEncodeNs));
+                sendRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, Math.max(0, sendNs)));
+            }
+            // the baseline's send (every page and the disks) says nothing about the link under the guest's deltas
+            replicator.epochSent(epoch, area.isBaseline() ? 0 : sendNs, area.isBaseline() ? 0 : epochEncodedBytes);
+            epochEncodeNs = 0;
+            epochEncodedBytes = 0;
             epochPages = 0;
             epochFrames = 0;
             epochDiskWrites = 0;
             epochCrcSum = 0;
             streamEpoch = epoch + 1;
-            replicator.epochSent(epoch);
             listener.onDeltaSent(epoch);
         }
         area.release();
-    }
-
-    /**
-     * Encodes a stretch of staged pages into the encode buffer, after resume.
-     *
-     * @return the encoded entries, positioned for sending.
-     */
-    private ByteBuffer encode(final StagingArea area, final long firstPage, final int pageInArea, final int count)
-    {
-        final UnsafeBuffer pages = area.pageBuffer();
-        final ByteBuffer pagesView = area.pageByteBuffer();
-        int length = 0;
-        for (int i = 0; i < count; i++)
-        {
-            length += codec.encode(firstPage + i, pages, pagesView, area.pageOffset(pageInArea + i), encodeBuffer,
-                length);
-        }
-        counters.pageBytesRaw.lazySet(counters.pageBytesRaw.get() + (long)count * area.pageSize());
-        counters.pageBytesEncoded.lazySet(counters.pageBytesEncoded.get() + length);
-        encodeView.limit(length).position(0);
-        return encodeView;
     }
 
     /**

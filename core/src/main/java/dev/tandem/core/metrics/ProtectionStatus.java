@@ -31,6 +31,14 @@ import java.util.Locale;
  * @param outputHoldP99Ns     99th percentile of the time a network frame was held, offer to release.
  * @param baselinePauseNs     the pause of the baseline (a paused full copy of memory and disks), not in the
  *                            pause percentiles.
+ * @param encodeP99Ns         99th percentile of the time spent encoding one epoch's pages, after resume (summed over
+ *                            encoder threads; 0 without the codec).
+ * @param sendP99Ns           99th percentile of the time from an epoch's barrier to its end on the wire.
+ * @param zeroPages           pages sent as zero pages.
+ * @param rawPages            pages sent raw (every page without the codec).
+ * @param lz4Pages            pages sent as LZ4 of the page.
+ * @param deltaPages          pages sent as LZ4 of the XOR with the version sent before.
+ * @param encoderThreads      threads encoding pages (1: the sender's own; 0: no codec).
  */
 public record ProtectionStatus(
     ProtectionState state,
@@ -57,7 +65,14 @@ public record ProtectionStatus(
     long periodNs,
     String policyDecision,
     long outputHoldP99Ns,
-    long baselinePauseNs)
+    long baselinePauseNs,
+    long encodeP99Ns,
+    long sendP99Ns,
+    long zeroPages,
+    long rawPages,
+    long lz4Pages,
+    long deltaPages,
+    int encoderThreads)
 {
     /**
      * @return epochs checkpointed but not yet acknowledged (the replication lag).
@@ -82,10 +97,10 @@ public record ProtectionStatus(
     {
         return String.format(Locale.ROOT,
             "%-9s epoch %d acked %d | %.0f ckpt/s (%s %.1f ms) | pause p50 %.0f us p99 %.0f us | commit p99 %.1f ms | " +
-            "lag %d | held %d KiB | sent %.1f MiB (pages %.1fx)",
+            "lag %d | held %d KiB | sent %.1f MiB (pages %.1fx, encode p99 %.1f ms)",
             state, lastCheckpointEpoch, lastAckedEpoch, checkpointsPerSecond, policy, periodNs / 1e6, pauseP50Ns / 1e3,
             pauseP99Ns / 1e3,
             commitP99Ns / 1e6, lagEpochs(), outputHeldBytes / 1024, bytesSent / (1024.0 * 1024.0),
-            pageCompressionRatio());
+            pageCompressionRatio(), encodeP99Ns / 1e6);
     }
 }

@@ -10,6 +10,10 @@ import dev.tandem.core.ConfigurationException;
  * Output waits for the rest of its epoch and then for the ack, so its wait is estimated as period + commit latency.
  * A missed pause target shortens at once (the latest sample); lengthening needs the smoothed pause (EWMA over a
  * few epochs) well under target, so one quiet epoch does not swing the period back up.
+ * <p>
+ * The link falls behind when epochs in flight reach their bound, or when sending a delta (smoothed) takes longer
+ * than the period: then the period lengthens, because a longer epoch coalesces rewrites of the same page into one
+ * send and the bound on epochs in flight already holds the guest back (backpressure) until the link catches up.
  */
 public final class AdaptivePolicy implements CheckpointPolicy
 {
@@ -25,6 +29,7 @@ public final class AdaptivePolicy implements CheckpointPolicy
     private double period;
     private double pause;
     private double commit;
+    private double send;
     private Decision lastDecision = Decision.HOLD;
 
     /**
@@ -55,8 +60,10 @@ public final class AdaptivePolicy implements CheckpointPolicy
     {
         pause = pause == 0 ? sample.pauseNs() : pause + SMOOTHING * (sample.pauseNs() - pause);
         commit = commit == 0 ? sample.commitLatencyNs() : commit + SMOOTHING * (sample.commitLatencyNs() - commit);
+        send = send == 0 ? sample.sendNs() : send + SMOOTHING * (sample.sendNs() - send);
         final double hold = period + commit;
-        if (sample.epochsInFlight() >= sample.maxEpochsInFlight() && sample.maxEpochsInFlight() > 1)
+        if (sample.epochsInFlight() >= sample.maxEpochsInFlight() && sample.maxEpochsInFlight() > 1 ||
+            send > period)
         {
             lastDecision = Decision.LENGTHEN_FOR_LINK;
             period *= LINK_LENGTHEN;

@@ -17,7 +17,10 @@ public interface CheckpointPolicy
         SHORTEN_FOR_PAUSE,
         /** output would wait longer than its target. */
         SHORTEN_FOR_OUTPUT,
-        /** the link falls behind (epochs in flight at the bound): longer epochs coalesce rewrites of a page. */
+        /**
+         * the link falls behind (epochs in flight at the bound, or a delta takes longer to send than the period):
+         * longer epochs coalesce rewrites of a page.
+         */
         LENGTHEN_FOR_LINK,
         /** everything is well under target: spend less on protection. */
         LENGTHEN_FOR_OVERHEAD

@@ -14,6 +14,8 @@ public final class EpochSample
     long epochsInFlight;
     int maxEpochsInFlight;
     long applicationSignal;
+    long sendNs;
+    long encodedBytes;
 
     /**
      * @return the checkpoint just taken.
@@ -81,6 +83,36 @@ public final class EpochSample
     }
 
     /**
+     * @return time from barrier to epoch end on the wire of the newest epoch fully sent (0 if none yet).
+     */
+    public long sendNs()
+    {
+        return sendNs;
+    }
+
+    /**
+     * @return page bytes on the wire (after the codec) of the newest epoch fully sent.
+     */
+    public long encodedBytes()
+    {
+        return encodedBytes;
+    }
+
+    /**
+     * Sets what the link showed for the newest epoch fully sent (it may be older than {@link #epoch()}).
+     *
+     * @param sendNs       time from barrier to epoch end.
+     * @param encodedBytes page bytes after the codec.
+     * @return this.
+     */
+    public EpochSample link(final long sendNs, final long encodedBytes)
+    {
+        this.sendNs = sendNs;
+        this.encodedBytes = encodedBytes;
+        return this;
+    }
+
+    /**
      * Fills the sample (used by the scheduler, and by tests driving a policy by hand).
      *
      * @param epoch             checkpoint just taken.
@@ -105,6 +137,8 @@ public final class EpochSample
         this.epochsInFlight = epochsInFlight;
         this.maxEpochsInFlight = maxEpochsInFlight;
         this.applicationSignal = applicationSignal;
+        this.sendNs = 0;
+        this.encodedBytes = 0;
         return this;
     }
 }

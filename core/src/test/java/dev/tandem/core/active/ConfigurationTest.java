@@ -52,6 +52,9 @@ class ConfigurationTest
         assertRefused("heartbeatIntervalNs", c -> c.heartbeatIntervalNs(-1));
         assertRefused("standbyEndpoint", c -> c.standbyEndpoint(null));
         assertRefused("transport", c -> c.transport(null));
+        assertRefused("encoderThreads", c -> c.encoderThreads(0));
+        assertRefused("encoderThreads", c -> c.encoderThreads(65));
+        assertRefused("sentPageCacheBytes", c -> c.sentPageCacheBytes(-1));
     }
 
     @Test
