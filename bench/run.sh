@@ -4,6 +4,10 @@
 #   bench/run.sh                       # every benchmark, full settings
 #   bench/run.sh StagingCopyBenchmark  # one benchmark
 #   bench/run.sh pause                 # the checkpoint pause measurement of a running guest (1 GiB, 10 and 50 ms)
+#   bench/run.sh replication           # replication throughput beside raw loopback TCP and the codec alone
+#   bench/run.sh sweep                 # the checkpoint-period tuning table (5..100 ms x workloads)
+#   bench/run.sh codec-policy          # wire bytes with the codec and the adaptive policy's period, 1 GiB guest
+#   bench/run.sh report                # jmh-results/README.md and the plots, from the results present
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mvn -B -q install -DskipTests
@@ -19,13 +23,20 @@ fi
 stamp=$(date -u +%Y-%m-%d)
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), JDK ${feature}, ${stamp}"
 mkdir -p jmh-results
-if [ "${1:-}" = "pause" ]; then
-    shift
-    java -Xmx1g "${FLAGS[@]}" -cp bench/target/benchmarks.jar dev.tandem.bench.PauseMeasurement "${@:-1024}" \
-        | tee jmh-results/pause-hotset-1g.md
-    echo "machine: ${machine}" >> jmh-results/pause-hotset-1g.md
-    exit 0
-fi
+# measurements of a running protected guest: name, main class, result file
+measure() {
+    local main=$1 file=$2
+    shift 2
+    java -Xmx3g "${FLAGS[@]}" -cp bench/target/benchmarks.jar "dev.tandem.bench.${main}" "$@" | tee "jmh-results/${file}"
+    echo "machine: ${machine}" >> "jmh-results/${file}"
+}
+case "${1:-}" in
+    pause) shift; measure PauseMeasurement pause-hotset-1g.md "${@:-1024}"; exit 0 ;;
+    replication) shift; measure ReplicationThroughput replication.md "$@"; exit 0 ;;
+    sweep) shift; measure PeriodSweep period-sweep.md "$@"; exit 0 ;;
+    codec-policy) shift; measure CodecPolicyMeasurement codec-policy.md "$@"; exit 0 ;;
+    report) java -cp bench/target/benchmarks.jar dev.tandem.bench.ReportGenerator jmh-results; exit 0 ;;
+esac
 name=${1:-all}
 [ $# -gt 0 ] && shift
 args=()

@@ -19,8 +19,10 @@ import java.util.Locale;
  * adaptive policy settles on, per workload, for a protected guest over loopback TCP (active and standby in one
  * JVM). Raw and encoded bytes are counted by the sender on the same pages in the same run.
  * <pre>
- * java -cp bench/target/benchmarks.jar dev.tandem.bench.CodecPolicyMeasurement [guestMiB] [seconds] [workload...]
+ * java [-Dtandem.encoderThreads=N] -cp bench/target/benchmarks.jar dev.tandem.bench.CodecPolicyMeasurement \
+ *     [guestMiB] [seconds] [workload...]
  * </pre>
+ * The table gains the encoder threads used and the encode time per epoch (p99, summed over the threads).
  */
 public final class CodecPolicyMeasurement
 {
@@ -43,8 +45,8 @@ public final class CodecPolicyMeasurement
             "policy 2-100 ms (pause target 2 ms, output-hold target 100 ms), %d s per workload after the baseline, " +
             "JDK %s, %d cores%n", guestMiB, seconds, Runtime.version(), Runtime.getRuntime().availableProcessors());
         System.out.println("| workload | epochs | raw KiB/epoch | wire KiB/epoch | ratio | period settled ms | " +
-            "pause p99 us | output hold p99 ms |");
-        System.out.println("|---|---|---|---|---|---|---|---|");
+            "pause p99 us | output hold p99 ms | encoder threads | encode p99 ms/epoch | pages zero/raw/lz4/delta % |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
         for (final String workload : workloads)
         {
             run(guestMiB << 20, Workload.parse(workload), seconds);
@@ -53,42 +55,28 @@ public final class CodecPolicyMeasurement
 
     private static void run(final long guestBytes, final Workload workload, final long seconds) throws Exception
     {
-        final Path dir = Files.createTempDirectory("tandem-codec");
         final long ms = 1_000_000L;
-        final SimulatedVmm vmm = SimulatedVmm.builder().vmId("codec").memoryBytes(guestBytes).workload(workload)
-            .pagesPerMillisecond(200).packetEveryTicks(1).build();
-        try (StandbyReplica standby = StandbyReplica.launch(new StandbyContext().transport(new TcpTransport())
-            .listenEndpoint("127.0.0.1:0").directory(dir).vmId("codec").memory(4096, guestBytes / 4096)))
+        try (ProtectedGuest guest = ProtectedGuest.launch(SimulatedVmm.builder().vmId("codec").memoryBytes(guestBytes)
+            .workload(workload).pagesPerMillisecond(200).packetEveryTicks(1), ctx -> ctx.checkpointPeriodNs(20 * ms)
+            .checkpointPolicy(new AdaptivePolicy(2 * ms, 100 * ms, 20 * ms, 2 * ms, 100 * ms))
+            .encoderThreads(Integer.getInteger("tandem.encoderThreads", 1))))
         {
-            vmm.start();
-            try (ActiveReplicator active = ActiveReplicator.launch(new ActiveContext().adapter(vmm)
-                .transport(new TcpTransport()).standbyEndpoint(standby.endpoint()).checkpointPeriodNs(20 * ms)
-                .checkpointPolicy(new AdaptivePolicy(2 * ms, 100 * ms, 20 * ms, 2 * ms, 100 * ms))))
-            {
-                while (active.lastAckedEpoch() < 1)
-                {
-                    Thread.sleep(10);
-                }
-                Thread.sleep(1000);
-                final ProtectionStatus before = active.status();
-                active.pauseHistogram();
-                Thread.sleep(seconds * 1000);
-                final ProtectionStatus after = active.status();
-                final long epochs = Math.max(1, after.checkpoints() - before.checkpoints());
-                final double raw = (after.pageBytesRaw() - before.pageBytesRaw()) / 1024.0 / epochs;
-                final double wire = (after.bytesSent() - before.bytesSent()) / 1024.0 / epochs;
-                System.out.printf(Locale.ROOT, "| %s | %d | %.0f | %.0f | %.1fx | %.1f | %.0f | %.1f |%n",
-                    workload.name().toLowerCase(Locale.ROOT), epochs, raw, wire, raw / Math.max(1e-9, wire),
-                    after.periodNs() / 1e6, after.pauseP99Ns() / 1e3, after.outputHoldP99Ns() / 1e6);
-            }
-        }
-        finally
-        {
-            vmm.close();
-            try (var paths = Files.walk(dir))
-            {
-                paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-            }
+            final ActiveReplicator active = guest.active;
+            final ProtectionStatus before = active.status();
+            active.pauseHistogram();
+            Thread.sleep(seconds * 1000);
+            final ProtectionStatus after = active.status();
+            final long epochs = Math.max(1, after.checkpoints() - before.checkpoints());
+            final double raw = (after.pageBytesRaw() - before.pageBytesRaw()) / 1024.0 / epochs;
+            final double wire = (after.bytesSent() - before.bytesSent()) / 1024.0 / epochs;
+            final double pages = Math.max(1, after.zeroPages() + after.rawPages() + after.lz4Pages() +
+                after.deltaPages());
+            System.out.printf(Locale.ROOT,
+                "| %s | %d | %.0f | %.0f | %.1fx | %.1f | %.0f | %.1f | %d | %.1f | %.0f/%.0f/%.0f/%.0f |%n",
+                workload.name().toLowerCase(Locale.ROOT), epochs, raw, wire, raw / Math.max(1e-9, wire),
+                after.periodNs() / 1e6, after.pauseP99Ns() / 1e3, after.outputHoldP99Ns() / 1e6,
+                after.encoderThreads(), after.encodeP99Ns() / 1e6, 100 * after.zeroPages() / pages,
+                100 * after.rawPages() / pages, 100 * after.lz4Pages() / pages, 100 * after.deltaPages() / pages);
         }
     }
 }

@@ -66,60 +66,26 @@ public final class PauseMeasurement
     private static void measure(final long guestBytes, final long periodMs, final long seconds, final PrintStream out)
         throws IOException, InterruptedException
     {
-        final Path dir = Files.createTempDirectory("tandem-pause");
-        final SimulatedVmm vmm = SimulatedVmm.builder()
-            .vmId("pause")
-            .memoryBytes(guestBytes)
-            .workload(Workload.HOTSET)
-            .pagesPerMillisecond(200)
-            .build();
-        final ProtectionStatus status;
-        final Histogram pauses;
-        try (StandbyReplica standby = StandbyReplica.launch(new StandbyContext()
-            .transport(new TcpTransport())
-            .listenEndpoint("127.0.0.1:0")
-            .directory(dir)
-            .vmId("pause")
-            .memory(PAGE, guestBytes / PAGE)))
+        try (ProtectedGuest guest = ProtectedGuest.launch(SimulatedVmm.builder().vmId("pause").memoryBytes(guestBytes)
+            .workload(Workload.HOTSET).pagesPerMillisecond(200), ctx -> ctx.checkpointPeriodNs(periodMs * 1_000_000L)))
         {
-            vmm.start();
-            try (ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
-                .adapter(vmm)
-                .transport(new TcpTransport())
-                .standbyEndpoint(standby.endpoint())
-                .checkpointPeriodNs(periodMs * 1_000_000L)))
-            {
-                while (active.lastAckedEpoch() < 1)
-                {
-                    Thread.sleep(10);
-                }
-                Thread.sleep(1000);
-                final long checkpointsBefore = active.status().checkpoints();
-                final long pagesBefore = active.status().pagesCopied();
-                active.pauseHistogram();
-                final Histogram before = active.pauseHistogram();
-                Thread.sleep(seconds * 1000);
-                status = active.status();
-                pauses = active.pauseHistogram();
-                pauses.subtract(before);
-                final long checkpoints = status.checkpoints() - checkpointsBefore;
-                final long dirtyPerEpoch = (status.pagesCopied() - pagesBefore) / Math.max(1, checkpoints);
-                final Histogram memcpy = memcpyScattered(guestBytes, (int)dirtyPerEpoch, 2000);
-                out.printf(Locale.ROOT, "| %d | %d | %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |%n", periodMs,
-                    checkpoints, dirtyPerEpoch, pauses.getValueAtPercentile(50) / 1e3,
-                    pauses.getValueAtPercentile(99) / 1e3, memcpy.getValueAtPercentile(50) / 1e3,
-                    memcpy.getValueAtPercentile(99) / 1e3,
-                    (double)pauses.getValueAtPercentile(50) / Math.max(1, memcpy.getValueAtPercentile(50)),
-                    (double)pauses.getValueAtPercentile(99) / Math.max(1, memcpy.getValueAtPercentile(99)));
-            }
-        }
-        finally
-        {
-            vmm.close();
-            try (var paths = Files.walk(dir))
-            {
-                paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-            }
+            final ActiveReplicator active = guest.active;
+            final long checkpointsBefore = active.status().checkpoints();
+            final long pagesBefore = active.status().pagesCopied();
+            final Histogram before = active.pauseHistogram();
+            Thread.sleep(seconds * 1000);
+            final ProtectionStatus status = active.status();
+            final Histogram pauses = active.pauseHistogram();
+            pauses.subtract(before);
+            final long checkpoints = status.checkpoints() - checkpointsBefore;
+            final long dirtyPerEpoch = (status.pagesCopied() - pagesBefore) / Math.max(1, checkpoints);
+            final Histogram memcpy = memcpyScattered(guestBytes, (int)dirtyPerEpoch, 2000);
+            out.printf(Locale.ROOT, "| %d | %d | %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |%n", periodMs,
+                checkpoints, dirtyPerEpoch, pauses.getValueAtPercentile(50) / 1e3,
+                pauses.getValueAtPercentile(99) / 1e3, memcpy.getValueAtPercentile(50) / 1e3,
+                memcpy.getValueAtPercentile(99) / 1e3,
+                (double)pauses.getValueAtPercentile(50) / Math.max(1, memcpy.getValueAtPercentile(50)),
+                (double)pauses.getValueAtPercentile(99) / Math.max(1, memcpy.getValueAtPercentile(99)));
         }
     }
 
