@@ -96,8 +96,7 @@ public class PauseBenchmark
             memory.putLong(page * PAGE, page);
         }
         harvested = new DirtyBitmap(pages);
-        memory.harvest(harvested);
-        harvested.clearAll();
+        memory.startTracking();
         final DirtyBitmap chosen = new DirtyBitmap(pages);
         final SplittableRandom random = new SplittableRandom(42);
         final int runLength = "runs".equals(layout) ? 16 : 1;
@@ -205,6 +204,11 @@ public class PauseBenchmark
             page = dirty.nextSetBit(end);
         }
         dirty.clearAll();
+        if (offset != dirtyPages * PAGE)
+        {
+            // a benchmark that copies nothing measures nothing: fail loudly
+            throw new IllegalStateException("harvest found " + offset / PAGE + " dirty pages, expected " + dirtyPages);
+        }
         return offset;
     }
 
