@@ -50,8 +50,15 @@ final class RawActive implements AutoCloseable
     void hello(final String vmId, final int pageSize, final long pageCount, final List<Handshake.Disk> disks)
         throws IOException
     {
+        hello(1, 1, vmId, pageSize, pageCount, disks);
+    }
+
+    void hello(final int minVersion, final int maxVersion, final String vmId, final int pageSize,
+        final long pageCount, final List<Handshake.Disk> disks) throws IOException
+    {
         final UnsafeBuffer payload = new UnsafeBuffer(new byte[2048]);
-        final int length = new Handshake.Hello(1, 1, vmId, pageSize, pageCount, disks, 20_000_000L, 0).encode(payload, 0);
+        final int length = new Handshake.Hello(minVersion, maxVersion, vmId, pageSize, pageCount, disks, 20_000_000L, 0)
+            .encode(payload, 0);
         final byte[] bytes = new byte[length];
         payload.getBytes(0, bytes);
         send(frame(FrameType.HELLO, 0, 0, bytes));

@@ -198,6 +198,52 @@ class StandbyBadInputTest
         commitEpochTwo();
     }
 
+    @Test
+    void helloOutsideTheStandbysVersionsIsRefused() throws Exception
+    {
+        final long rejectedBefore = standby.status().rejectedFrames();
+        try (RawActive active = new RawActive(transport, "standby"))
+        {
+            active.hello(FrameCodec.MAX_VERSION + 1, FrameCodec.MAX_VERSION + 3, VM, PAGE, PAGES, DISKS);
+            final UnsafeBuffer reply = active.awaitFrame();
+            assertEquals(FrameType.REFUSE.code(), reply.getByte(FrameCodec.TYPE_OFFSET));
+            final String reason = Handshake.decodeReason(reply, FrameCodec.HEADER_LENGTH,
+                reply.getInt(FrameCodec.LENGTH_OFFSET));
+            assertTrue(reason.startsWith("BAD_VERSION"), reason);
+            awaitRejected(rejectedBefore);
+        }
+        awaitDisconnected();
+        assertEquals(committedDigest, (long)standby.inspect(StateDigest::of));
+        commitEpochTwo();
+    }
+
+    /**
+     * Once epoch 2 is committed, a second epoch end for it, or epoch 2 begun again, is refused and the recovery
+     * point stays the committed epoch 2.
+     */
+    @Test
+    void epochRepeatedOrEndedTwiceAfterItsCommitIsRefused() throws Exception
+    {
+        commitEpochTwo();
+        final long committedTwo = standby.inspect(StateDigest::of);
+        for (final Fault repeat : java.util.List.<Fault>of(a -> a.end(2), a -> a.barrier(2),
+            a -> a.pages(2, 7, 1, PAGE, (byte)7)))
+        {
+            final long rejectedBefore = standby.status().rejectedFrames();
+            try (RawActive active = new RawActive(transport, "standby"))
+            {
+                active.welcome(VM, PAGE, PAGES, DISKS);
+                repeat.inject(active);
+                awaitRejected(rejectedBefore);
+            }
+            final String error = standby.status().lastError();
+            assertTrue(error.startsWith("EPOCH_OUT_OF_ORDER"), "error names the fault: " + error);
+            assertEquals(2, standby.lastCommittedEpoch(), "recovery point unchanged");
+            assertEquals(committedTwo, (long)standby.inspect(StateDigest::of), "replica still equals commit 2");
+            awaitDisconnected();
+        }
+    }
+
     private void commitEpochTwo() throws IOException
     {
         try (RawActive active = new RawActive(transport, "standby"))
