@@ -1,17 +1,11 @@
 package dev.tandem.bench;
 
-import dev.tandem.core.active.ActiveContext;
 import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.metrics.ProtectionStatus;
 import dev.tandem.core.policy.AdaptivePolicy;
-import dev.tandem.core.standby.StandbyContext;
-import dev.tandem.core.standby.StandbyReplica;
-import dev.tandem.core.transport.TcpTransport;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Locale;
 
 /**

@@ -21,14 +21,9 @@ import org.openjdk.jmh.annotations.Warmup;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.InetSocketAddress;
-import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
-import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The pause of one checkpoint on a 1 GiB guest: harvesting the dirty log (get-and-clear) and copying every dirty run
@@ -75,10 +70,7 @@ public class PauseBenchmark
     private ByteBuffer stagingView;
     private long[] pageIndex;
     private NativeMemory.Region rawGuest;
-    private ServerSocketChannel server;
-    private SocketChannel sender;
-    private Thread receiver;
-    private final AtomicLong received = new AtomicLong();
+    private LoopbackLink link;
     private long sent;
 
     /**
@@ -123,30 +115,7 @@ public class PauseBenchmark
         {
             UnsafeApi.putLong(rawGuest.address() + page * PAGE, page);
         }
-        server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
-        sender = SocketChannel.open(server.getLocalAddress());
-        sender.setOption(StandardSocketOptions.TCP_NODELAY, true);
-        final SocketChannel accepted = server.accept();
-        receiver = new Thread(() -> drain(accepted), "pause-benchmark-receiver");
-        receiver.setDaemon(true);
-        receiver.start();
-    }
-
-    private void drain(final SocketChannel channel)
-    {
-        final ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 20);
-        try (channel)
-        {
-            int read;
-            while ((read = channel.read(buffer.clear())) >= 0)
-            {
-                received.addAndGet(read);
-            }
-        }
-        catch (final IOException ex)
-        {
-            // the trial closed the link
-        }
+        link = new LoopbackLink();
     }
 
     /**
@@ -169,8 +138,7 @@ public class PauseBenchmark
     @TearDown(Level.Trial)
     public void tearDown() throws IOException
     {
-        sender.close();
-        server.close();
+        link.close();
         staging.close();
         rawGuest.close();
         memory.close();
@@ -243,17 +211,14 @@ public class PauseBenchmark
         view.limit(bytes).position(0);
         try
         {
-            while (view.hasRemaining())
-            {
-                sender.write(view);
-            }
+            link.send(view);
         }
         catch (final IOException ex)
         {
             throw new UncheckedIOException(ex);
         }
         sent += bytes;
-        while (received.get() < sent)
+        while (link.received() < sent)
         {
             Thread.onSpinWait();
         }

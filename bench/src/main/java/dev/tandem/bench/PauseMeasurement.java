@@ -1,11 +1,7 @@
 package dev.tandem.bench;
 
-import dev.tandem.core.active.ActiveContext;
 import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.metrics.ProtectionStatus;
-import dev.tandem.core.standby.StandbyContext;
-import dev.tandem.core.standby.StandbyReplica;
-import dev.tandem.core.transport.TcpTransport;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
@@ -14,8 +10,6 @@ import org.agrona.UnsafeApi;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Locale;
 import java.util.SplittableRandom;
 

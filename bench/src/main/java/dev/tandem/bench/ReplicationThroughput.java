@@ -9,14 +9,9 @@ import org.agrona.concurrent.UnsafeBuffer;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.net.InetSocketAddress;
-import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
-import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
 import java.util.Locale;
 import java.util.SplittableRandom;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Sustained replication throughput beside its baselines, measured in the same run: checkpointed page bytes per
@@ -94,49 +89,20 @@ public final class ReplicationThroughput
     /**
      * Plain NIO over loopback: one thread writes a 1 MiB direct buffer again and again, another drains it.
      */
-    static double rawTcpBytesPerSecond(final long seconds) throws IOException, InterruptedException
+    static double rawTcpBytesPerSecond(final long seconds) throws IOException
     {
-        final AtomicLong received = new AtomicLong();
-        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
-            SocketChannel sender = SocketChannel.open(server.getLocalAddress()))
+        try (LoopbackLink link = new LoopbackLink())
         {
-            sender.setOption(StandardSocketOptions.TCP_NODELAY, true);
-            final SocketChannel accepted = server.accept();
-            final Thread reader = new Thread(() ->
-            {
-                final ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 20);
-                try (accepted)
-                {
-                    int read;
-                    while ((read = accepted.read(buffer.clear())) >= 0)
-                    {
-                        received.addAndGet(read);
-                    }
-                }
-                catch (final IOException ex)
-                {
-                    // closed at the end
-                }
-            }, "raw-tcp-reader");
-            reader.start();
             final ByteBuffer data = ByteBuffer.allocateDirect(1 << 20);
             new SplittableRandom(1).ints(data.capacity() / 4).forEach(data::putInt);
-            final long deadline = System.nanoTime() + seconds * 1_000_000_000L;
             final long start = System.nanoTime();
-            final long startReceived = received.get();
+            final long deadline = start + seconds * 1_000_000_000L;
+            final long startReceived = link.received();
             while (System.nanoTime() < deadline)
             {
-                data.clear();
-                while (data.hasRemaining())
-                {
-                    sender.write(data);
-                }
+                link.send(data.clear());
             }
-            final long elapsed = System.nanoTime() - start;
-            final double rate = (received.get() - startReceived) * 1e9 / elapsed;
-            sender.close();
-            reader.join();
-            return rate;
+            return (link.received() - startReceived) * 1e9 / (System.nanoTime() - start);
         }
     }
 
