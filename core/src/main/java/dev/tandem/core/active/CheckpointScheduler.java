@@ -182,7 +182,8 @@ final class CheckpointScheduler implements Agent
             final long previousPeriodNs = periodNs;
             periodNs = policy.nextPeriodNs(sample.set(epoch, periodNs, lastDeltaPages, pauseNs,
                 replicator.lastCommitLatencyNs(), nextEpoch - 1 - replicator.lastAckedEpoch(), maxEpochsInFlight,
-                replicator.applicationSignal()).link(replicator.lastSendNs(), replicator.lastEncodedBytes()));
+                replicator.applicationSignal()).link(replicator.lastSendNs(), replicator.lastEncodedBytes())
+                .output(gate.heldBytes()));
             replicator.periodChosen(periodNs, policy.lastDecision());
             if (CheckpointEvent.enabled())
             {

@@ -16,6 +16,7 @@ public final class EpochSample
     long applicationSignal;
     long sendNs;
     long encodedBytes;
+    long outputHeldBytes;
 
     /**
      * @return the checkpoint just taken.
@@ -99,6 +100,24 @@ public final class EpochSample
     }
 
     /**
+     * @return bytes of network output waiting for acks when the checkpoint was taken.
+     */
+    public long outputHeldBytes()
+    {
+        return outputHeldBytes;
+    }
+
+    /**
+     * @param heldBytes bytes of network output waiting for acks.
+     * @return this.
+     */
+    public EpochSample output(final long heldBytes)
+    {
+        this.outputHeldBytes = heldBytes;
+        return this;
+    }
+
+    /**
      * Sets what the link showed for the newest epoch fully sent (it may be older than {@link #epoch()}).
      *
      * @param sendNs       time from barrier to epoch end.
@@ -139,6 +158,7 @@ public final class EpochSample
         this.applicationSignal = applicationSignal;
         this.sendNs = 0;
         this.encodedBytes = 0;
+        this.outputHeldBytes = 0;
         return this;
     }
 }

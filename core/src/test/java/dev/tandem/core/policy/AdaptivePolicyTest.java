@@ -72,6 +72,24 @@ class AdaptivePolicyTest
     }
 
     @Test
+    void aDeltaSlowerToSendThanThePeriodLengthensIt()
+    {
+        final AdaptivePolicy policy = new AdaptivePolicy(2 * MS, 100 * MS, 20 * MS, 10_000 * US, 500 * MS);
+        final EpochSample sample = new EpochSample();
+        // epochs in flight well under the bound, but the newest delta took 30 ms on the wire against a 20 ms period
+        final long next = policy.nextPeriodNs(sample.set(1, 20 * MS, 10, 100 * US, 5 * MS, 1, 4, 0)
+            .link(30 * MS, 1 << 20).output(4096));
+        assertEquals(CheckpointPolicy.Decision.LENGTHEN_FOR_LINK, policy.lastDecision());
+        assertEquals(25 * MS, next);
+        assertEquals(4096, sample.outputHeldBytes());
+        // a link that keeps up leaves the decision to the pause and output targets
+        policy.nextPeriodNs(sample.set(2, next, 10, 100 * US, 5 * MS, 1, 4, 0).link(1 * MS, 4096));
+        policy.nextPeriodNs(sample.set(3, next, 10, 100 * US, 5 * MS, 1, 4, 0).link(1 * MS, 4096));
+        policy.nextPeriodNs(sample.set(4, next, 10, 100 * US, 5 * MS, 1, 4, 0).link(1 * MS, 4096));
+        assertEquals(CheckpointPolicy.Decision.LENGTHEN_FOR_OVERHEAD, policy.lastDecision());
+    }
+
+    @Test
     void unreachableTargetsPinTheShortestPeriod()
     {
         final AdaptivePolicy policy = new AdaptivePolicy(2 * MS, 100 * MS, 20 * MS, 10 * US, 60 * MS);
