@@ -95,6 +95,8 @@ public final class ActiveReplicator implements AutoCloseable
     private long lastStatusNs;
     private long lastStatusCheckpoints;
     private boolean closed;
+    /** The last snapshot, taken while closing: afterwards the gate's and stream's memory is freed. */
+    private ProtectionStatus closedStatus;
 
     private ActiveReplicator(final ActiveContext ctx, final Connection connection, final int version,
         final long recoveryEpoch, final long generation)
@@ -281,10 +283,15 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
-     * @return a snapshot of the protection's state, counters and latency percentiles.
+     * @return a snapshot of the protection's state, counters and latency percentiles; after {@link #close()}, the
+     *         snapshot taken as it stopped.
      */
     public synchronized ProtectionStatus status()
     {
+        if (closedStatus != null)
+        {
+            return closedStatus;
+        }
         final Histogram pauseHistogram = pause.refresh();
         final Histogram commitHistogram = commit.refresh();
         final long now = System.nanoTime();
@@ -415,6 +422,11 @@ public final class ActiveReplicator implements AutoCloseable
         }
         CloseHelper.quietClose(senderRunner);
         connection.close();
+        synchronized (this)
+        {
+            // the last look at the gate and counters before their memory goes
+            closedStatus = status();
+        }
         for (final StagingArea area : areas)
         {
             area.close();
