@@ -13,6 +13,7 @@ import dev.tandem.vmm.VmmAdapter;
 import dev.tandem.vmm.VmmAdapterException;
 import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.NanoClock;
 
 import java.util.List;
@@ -36,6 +37,7 @@ final class CheckpointScheduler implements Agent
     private final StagingArea[] areas;
     private final DiskWriteStream diskStream;
     private final OutputCommitGate gate;
+    private final BackoffIdleStrategy overflowIdle = new BackoffIdleStrategy(10, 10, 1_000, 50_000);
     private final NanoClock clock;
     private final CheckpointPolicy policy;
     private final EpochSample sample = new EpochSample();
@@ -267,13 +269,16 @@ final class CheckpointScheduler implements Agent
             replicator.counters().stagingOverflows.lazySet(replicator.counters().stagingOverflows.get() + 1);
         }
         final StagingArea next = areas[nextArea];
+        // the guest stays paused until the sender frees an area: back off rather than spin, because on a small
+        // host the sender (and the standby behind it) that must drain the areas may need this very core
+        overflowIdle.reset();
         while (!next.isFree())
         {
             if (!replicator.isProtecting())
             {
                 return null;
             }
-            Thread.onSpinWait();
+            overflowIdle.idle();
         }
         next.begin(epoch, false, baseline);
         return next;

@@ -14,6 +14,7 @@ import dev.tandem.vmm.VirtualDisk;
 import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.MessageHandler;
 import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -64,6 +65,7 @@ final class CheckpointSender implements Agent
     private final FrameDecoder decoder;
     private final CRC32C crc = new CRC32C();
     private final ByteBuffer[] gather = new ByteBuffer[2];
+    private final BackoffIdleStrategy backPressureIdle = new BackoffIdleStrategy(10, 10, 1_000, 50_000);
     private final MessageHandler streamHandler = this::onStreamRecord;
     private final DeltaEncoder encoder;
     private final int pageSize;
@@ -410,14 +412,16 @@ final class CheckpointSender implements Agent
             if (written > 0)
             {
                 lastBytesWrittenNs = clock.nanoTime();
+                backPressureIdle.reset();
             }
-            if (written == 0)
+            else
             {
                 // back-pressured: keep reading acks, and give up if the standby has gone silent (a partition
-                // leaves the socket open but moves nothing)
+                // leaves the socket open but moves nothing). Back off rather than spin: on a small host the
+                // standby that must drain the socket may need this very core.
                 pollAcks();
                 checkStandbySilence(clock.nanoTime());
-                Thread.onSpinWait();
+                backPressureIdle.idle();
             }
         }
         gather[1] = null;
