@@ -124,8 +124,21 @@ public final class Handshake
                 "HELLO vmId length " + idLength + " does not fit the payload");
             final byte[] id = new byte[idLength];
             buffer.getBytes(offset + 4, id);
-            return new Hello(min, max, new String(id, StandardCharsets.UTF_8), pageSize, pageCount, List.copyOf(disks),
-                heartbeatNs, generation);
+            final String vmId;
+            try
+            {
+                // strict: a lenient decode would replace bad bytes and name a VM the active never meant
+                vmId = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+                    .decode(java.nio.ByteBuffer.wrap(id)).toString();
+            }
+            catch (final java.nio.charset.CharacterCodingException ex)
+            {
+                throw new ProtocolException(ProtocolException.Fault.MALFORMED, "HELLO vmId of " + idLength +
+                    " bytes is not valid UTF-8");
+            }
+            return new Hello(min, max, vmId, pageSize, pageCount, List.copyOf(disks), heartbeatNs, generation);
         }
 
         /**
