@@ -51,6 +51,7 @@ public final class StandbyContext
     private PromotionListener promotionListener = new PromotionListener()
     {
     };
+    private DiskImageOpener diskImageOpener = DiskImageOpener.DEFAULT;
     private boolean concluded;
 
     /**
@@ -230,6 +231,24 @@ public final class StandbyContext
     }
 
     /**
+     * @param opener opens the standby's image of each disk; default {@link DiskImageOpener#DEFAULT}.
+     * @return this.
+     */
+    public StandbyContext diskImageOpener(final DiskImageOpener opener)
+    {
+        this.diskImageOpener = opener;
+        return this;
+    }
+
+    /**
+     * @return what opens the disk images.
+     */
+    public DiskImageOpener diskImageOpener()
+    {
+        return diskImageOpener;
+    }
+
+    /**
      * @param listener commits and errors.
      * @return this.
      */
@@ -375,6 +394,7 @@ public final class StandbyContext
         ConfigurationException.checkSet("directory", directory);
         ConfigurationException.checkSet("vmId", vmId);
         ConfigurationException.checkSet("listener", listener);
+        ConfigurationException.checkSet("diskImageOpener", diskImageOpener);
         if (vmId.isEmpty() || vmId.length() > Handshake.MAX_VM_ID_BYTES)
         {
             throw new ConfigurationException("vmId must have 1 to " + Handshake.MAX_VM_ID_BYTES + " characters");

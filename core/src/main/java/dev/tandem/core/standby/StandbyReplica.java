@@ -111,8 +111,8 @@ public final class StandbyReplica implements AutoCloseable
         {
             for (final Handshake.Disk disk : ctx.disks())
             {
-                final FileVirtualDisk replica = new FileVirtualDisk(ctx.directory().resolve("disk-" + disk.id() + ".img"),
-                    disk.id(), disk.blockSize(), disk.sizeBytes(), false);
+                final FileVirtualDisk replica = ctx.diskImageOpener().open(
+                    ctx.directory().resolve("disk-" + disk.id() + ".img"), disk);
                 disks.add(replica);
                 disksById[disk.id()] = replica;
             }
