@@ -237,6 +237,7 @@ public final class ActiveReplicator implements AutoCloseable
         final ByteBuffer in = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + 2048);
         final UnsafeBuffer inBuffer = new UnsafeBuffer(in);
         final FrameDecoder decoder = new FrameDecoder(2048);
+        int replyLength;
         while (true)
         {
             final int read = connection.read(in);
@@ -244,7 +245,7 @@ public final class ActiveReplicator implements AutoCloseable
             {
                 throw new IOException("standby " + connection.peer() + " closed the connection during the handshake");
             }
-            if (decoder.decode(inBuffer, in.duplicate(), 0, in.position()) > 0)
+            if ((replyLength = decoder.decode(inBuffer, in.duplicate(), 0, in.position())) > 0)
             {
                 break;
             }
@@ -262,6 +263,12 @@ public final class ActiveReplicator implements AutoCloseable
         {
             throw new ProtocolException(ProtocolException.Fault.UNKNOWN_TYPE,
                 "expected WELCOME from standby, got " + decoder.type() + " of " + decoder.length() + " bytes");
+        }
+        if (in.position() > replyLength)
+        {
+            // a standby has nothing to say before the first epoch; these bytes would be silently dropped
+            throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby " + connection.peer() + " sent " +
+                (in.position() - replyLength) + " bytes after its WELCOME, before any epoch was sent");
         }
         final int index = decoder.payloadIndex();
         final int version = inBuffer.getInt(index);

@@ -25,9 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Bad input from the standby's side: a WELCOME of a version outside the range, a reply that is no WELCOME, an ack
- * for an epoch never sent, an ack of another generation. The active names the fault, stops protecting, and releases
- * none of the guest's held output.
+ * Bad input from the standby's side: a WELCOME of a version outside the range, a reply that is no WELCOME, bytes
+ * after the WELCOME before any epoch, an ack for an epoch never sent, an ack of another generation. The active
+ * names the fault, stops protecting, and releases none of the guest's held output.
  */
 @LeakCheck
 class ActiveRefusesBadStandbyFramesTest
@@ -39,6 +39,13 @@ class ActiveRefusesBadStandbyFramesTest
         final UnsafeBuffer payload = new UnsafeBuffer(new byte[Handshake.WELCOME_LENGTH]);
         Handshake.encodeWelcome(payload, 0, version, 0, GENERATION);
         return RawActive.frame(FrameType.WELCOME, GENERATION, 0, payload.byteArray());
+    }
+
+    private static byte[] concat(final byte[] first, final byte[] second)
+    {
+        final byte[] both = java.util.Arrays.copyOf(first, first.length + second.length);
+        System.arraycopy(second, 0, both, first.length, second.length);
+        return both;
     }
 
     /**
@@ -143,13 +150,16 @@ class ActiveRefusesBadStandbyFramesTest
     }
 
     @Test
-    void welcomeOutsideTheVersionRangeOrNoWelcomeIsRefusedAtLaunch() throws Exception
+    void welcomeOutsideTheVersionRangeNoWelcomeOrBytesAfterItAreRefusedAtLaunch() throws Exception
     {
         final InJvmTransport transport = new InJvmTransport();
         for (final Object[] bad : new Object[][] {
             {"BAD_VERSION", (Function<Long, byte[][]>)g -> new byte[][] {welcome(FrameCodec.MAX_VERSION + 7)}},
             {"UNKNOWN_TYPE", (Function<Long, byte[][]>)g -> new byte[][] {
-                RawActive.frame(FrameType.ACK, g, 1, new byte[0])}}})
+                RawActive.frame(FrameType.ACK, g, 1, new byte[0])}},
+            // an ack in the same write as the WELCOME, before the active sent anything
+            {"MALFORMED", (Function<Long, byte[][]>)g -> new byte[][] {
+                concat(welcome(FrameCodec.MAX_VERSION), RawActive.frame(FrameType.ACK, g, 1, new byte[0]))}}})
         {
             @SuppressWarnings("unchecked")
             final Function<Long, byte[][]> replies = (Function<Long, byte[][]>)bad[1];
