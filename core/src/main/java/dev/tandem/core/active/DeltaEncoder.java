@@ -85,8 +85,7 @@ final class DeltaEncoder implements AutoCloseable
         pagesPerJob = Math.max(1, payload / (PageCodec.ENTRY_HEADER + pageSize));
         if (!pooled)
         {
-            inline = new Worker(0, 1, pageSize, ctx.sentPageCacheBytes(), ctx.maxFramePayload(), areas, maxPages,
-                clock);
+            inline = new Worker(0, 1, pageSize, ctx.sentPageCacheBytes(), ctx.maxFramePayload(), areas, maxPages);
             pool = null;
             runners = null;
             return;
@@ -99,7 +98,7 @@ final class DeltaEncoder implements AutoCloseable
             for (int w = 0; w < threads; w++)
             {
                 pool[w] = new Worker(w, SLOTS, pageSize, ctx.sentPageCacheBytes() / threads, ctx.maxFramePayload(),
-                    areas, maxPages, clock);
+                    areas, maxPages);
                 runners[w] = new AgentRunner(new BackoffIdleStrategy(100, 10, 1_000, 100_000), errors, null,
                     pool[w]);
             }
@@ -201,7 +200,7 @@ final class DeltaEncoder implements AutoCloseable
         {
             for (final Worker worker : pool)
             {
-                worker.plan(this, area, segment);
+                worker.plan(area, segment);
             }
         }
         return jobs;
@@ -234,7 +233,7 @@ final class DeltaEncoder implements AutoCloseable
         final Worker worker = pooled ? pool[jobOwner[job]] : inline;
         if (!pooled)
         {
-            worker.encode(area, job, 0, jobFirstPage, jobPageInArea, jobPageCount);
+            worker.encode(area, job, 0);
         }
         else
         {
@@ -317,9 +316,10 @@ final class DeltaEncoder implements AutoCloseable
     }
 
     /**
-     * One encoder: its codec and cache shard, its payload ring and, in a pool, its share of the segment's jobs.
+     * One encoder: its codec and cache shard, its payload ring and, in a pool, its share of the segment's jobs (read
+     * from the plan's job arrays, which the sender fills before publishing a segment).
      */
-    static final class Worker implements Agent
+    final class Worker implements Agent
     {
         private final int id;
         private final int slots;
@@ -331,7 +331,6 @@ final class DeltaEncoder implements AutoCloseable
         private final long[] slotNanos;
         private final int[] slotKinds;
         private final ByteBuffer[] areaViews;
-        private final NanoClock clock;
         final int[] jobs;
         int jobCount;
 
@@ -344,18 +343,16 @@ final class DeltaEncoder implements AutoCloseable
         volatile long doneSegment;
 
         private volatile long plannedSegment;
-        private DeltaEncoder plan;
         private StagingArea area;
         private long segment;
         private int cursor;
         private boolean failed;
 
         Worker(final int id, final int slots, final int pageSize, final long cacheBytes, final int payloadBytes,
-            final StagingArea[] areas, final int maxPages, final NanoClock clock)
+            final StagingArea[] areas, final int maxPages)
         {
             this.id = id;
             this.slots = slots;
-            this.clock = clock;
             this.jobs = new int[maxPages];
             this.slotRegions = new NativeMemory.Region[slots];
             this.slotBuffers = new UnsafeBuffer[slots];
@@ -395,9 +392,8 @@ final class DeltaEncoder implements AutoCloseable
             return "tandem-page-encoder-" + id;
         }
 
-        void plan(final DeltaEncoder plan, final StagingArea area, final long segment)
+        void plan(final StagingArea area, final long segment)
         {
-            this.plan = plan;
             this.area = area;
             this.segment = segment;
             this.cursor = 0;
@@ -423,8 +419,7 @@ final class DeltaEncoder implements AutoCloseable
             }
             try
             {
-                encode(area, jobs[cursor], (int)(next % slots), plan.jobFirstPage, plan.jobPageInArea,
-                    plan.jobPageCount);
+                encode(area, jobs[cursor], (int)(next % slots));
             }
             catch (final RuntimeException ex)
             {
@@ -437,22 +432,21 @@ final class DeltaEncoder implements AutoCloseable
             return 1;
         }
 
-        void encode(final StagingArea area, final int job, final int slot, final long[] firstPages,
-            final int[] pagesInArea, final int[] pageCounts)
+        void encode(final StagingArea area, final int job, final int slot)
         {
             final long start = clock.nanoTime();
             final UnsafeBuffer pages = area.pageBuffer();
             final ByteBuffer pagesView = areaViews[area.index()];
             final UnsafeBuffer out = slotBuffers[slot];
-            final long firstPage = firstPages[job];
-            final int pageInArea = pagesInArea[job];
+            final long firstPage = jobFirstPage[job];
+            final int pageInArea = jobPageInArea[job];
             final int kinds = slot * 4;
             slotKinds[kinds] = 0;
             slotKinds[kinds + 1] = 0;
             slotKinds[kinds + 2] = 0;
             slotKinds[kinds + 3] = 0;
             int length = 0;
-            for (int i = 0, count = pageCounts[job]; i < count; i++)
+            for (int i = 0, count = jobPageCount[job]; i < count; i++)
             {
                 final int entry = length;
                 length += codec.encode(firstPage + i, pages, pagesView, area.pageOffset(pageInArea + i), out, length);
