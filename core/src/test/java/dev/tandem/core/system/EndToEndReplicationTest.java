@@ -1,5 +1,7 @@
 package dev.tandem.core.system;
 
+import dev.tandem.core.policy.CheckpointPolicy;
+import dev.tandem.core.policy.EpochSample;
 import dev.tandem.core.transport.InJvmTransport;
 import dev.tandem.core.transport.TcpTransport;
 import dev.tandem.core.transport.Transport;
@@ -130,11 +132,13 @@ class EndToEndReplicationTest
     }
 
     /**
-     * The adaptive policy moves the period under a pause target it cannot meet at the start period, stays within
-     * its bounds, and the standby still equals the active at every checkpoint.
+     * The adaptive policy shortens the period under a pause target it cannot meet at the start period, never leaves
+     * its bounds, and the standby still equals the active at every checkpoint. Whether it ends shorter than it began
+     * depends on the machine: on a loaded one the link reaction (a delta that takes longer to send than the period)
+     * lengthens it again, which is also correct, so the test checks the decisions, not where they settled.
      */
     @org.junit.jupiter.api.Test
-    void adaptivePolicyShortensThePeriodUnderLoadWithinItsBounds() throws Exception
+    void adaptivePolicyShortensForPauseAndStaysWithinItsBounds() throws Exception
     {
         final SimulatedVmm.Builder guest = SimulatedVmm.builder()
             .vmId("e2e-adaptive")
@@ -143,16 +147,61 @@ class EndToEndReplicationTest
             .pagesPerMillisecond(200)
             .seed(5);
         final long ms = 1_000_000L;
+        final RecordingPolicy policy =
+            new RecordingPolicy(new dev.tandem.core.policy.AdaptivePolicy(2 * ms, 100 * ms, 40 * ms, 300_000, 500 * ms));
         try (ReplicationFixture fixture = new ReplicationFixture(guest, new TcpTransport(), "127.0.0.1:0",
-            dir.resolve("standby"), true, (ctx, standby) -> ctx.checkpointPeriodNs(40 * ms)
-            .checkpointPolicy(new dev.tandem.core.policy.AdaptivePolicy(2 * ms, 100 * ms, 40 * ms, 300_000, 500 * ms))))
+            dir.resolve("standby"), true, (ctx, standby) -> ctx.checkpointPeriodNs(40 * ms).checkpointPolicy(policy)))
         {
             fixture.awaitCommits(80, Duration.ofSeconds(60));
             assertEquals("[]", fixture.mismatches.toString());
             final dev.tandem.core.metrics.ProtectionStatus status = fixture.active.status();
             assertEquals("adaptive", status.policy());
-            assertTrue(status.periodNs() < 40 * ms && status.periodNs() >= 2 * ms, "period " + status.periodNs() +
-                " after " + status.policyDecision());
+            synchronized (policy)
+            {
+                assertTrue(policy.decisions.contains(CheckpointPolicy.Decision.SHORTEN_FOR_PAUSE),
+                    "a 300 us pause target is out of reach at 40 ms: " + policy.decisions);
+                assertTrue(policy.minPeriodNs >= 2 * ms && policy.maxPeriodNs <= 100 * ms,
+                    "periods chosen " + policy.minPeriodNs + ".." + policy.maxPeriodNs + " ns");
+                assertTrue(policy.minPeriodNs < 40 * ms, "the period went below its start: " + policy.minPeriodNs);
+            }
+        }
+    }
+
+    /**
+     * Delegates to a policy and remembers every decision and the range of periods it chose.
+     */
+    private static final class RecordingPolicy implements CheckpointPolicy
+    {
+        private final CheckpointPolicy delegate;
+        final java.util.EnumSet<CheckpointPolicy.Decision> decisions = java.util.EnumSet.noneOf(Decision.class);
+        long minPeriodNs = Long.MAX_VALUE;
+        long maxPeriodNs = Long.MIN_VALUE;
+
+        RecordingPolicy(final CheckpointPolicy delegate)
+        {
+            this.delegate = delegate;
+        }
+
+        @Override
+        public synchronized long nextPeriodNs(final EpochSample sample)
+        {
+            final long period = delegate.nextPeriodNs(sample);
+            decisions.add(delegate.lastDecision());
+            minPeriodNs = Math.min(minPeriodNs, period);
+            maxPeriodNs = Math.max(maxPeriodNs, period);
+            return period;
+        }
+
+        @Override
+        public Decision lastDecision()
+        {
+            return delegate.lastDecision();
+        }
+
+        @Override
+        public String name()
+        {
+            return delegate.name();
         }
     }
 }
