@@ -10,6 +10,8 @@ import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.vmm.VmmAdapter;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.SystemNanoClock;
 
@@ -63,6 +65,8 @@ public final class ActiveContext
     private long connectTimeoutMs = CONNECT_TIMEOUT_MS_DEFAULT;
     private UnprotectedOutput unprotectedOutput = UnprotectedOutput.HOLD;
     private NanoClock nanoClock = SystemNanoClock.INSTANCE;
+    private java.util.function.Supplier<IdleStrategy> waitStrategy = ActiveContext::defaultWaitStrategy;
+    private boolean useAgentInvoker;
     private CheckpointObserver checkpointObserver;
     private ActiveListener listener = new ActiveListener()
     {
@@ -349,6 +353,54 @@ public final class ActiveContext
     }
 
     /**
+     * @param supplier makes the strategy each place that must wait for another duty cycle uses (the scheduler for a
+     *                 free staging area or the baseline's send, the sender on a full connection, a VMM thread on a
+     *                 full disk-write stream, the handshake, {@code close()}); one is made per waiting place. The
+     *                 default backs off from spinning to 50 us parks. A deterministic simulation supplies one whose
+     *                 {@code idle()} runs the other parts on the calling thread.
+     * @return this.
+     */
+    public ActiveContext waitStrategy(final java.util.function.Supplier<IdleStrategy> supplier)
+    {
+        this.waitStrategy = supplier;
+        return this;
+    }
+
+    /**
+     * @return a new strategy for one waiting place.
+     */
+    public IdleStrategy newWaitStrategy()
+    {
+        return waitStrategy.get();
+    }
+
+    private static IdleStrategy defaultWaitStrategy()
+    {
+        return new BackoffIdleStrategy(10, 10, 1_000, 50_000);
+    }
+
+    /**
+     * @param useAgentInvoker true to start no threads: the caller steps the scheduler and the sender through
+     *                        {@link ActiveReplicator#schedulerInvoker()} and {@link ActiveReplicator#senderInvoker()}
+     *                        (deterministic simulation, or a VMM that runs its own duty-cycle threads). Requires
+     *                        {@code encoderThreads(1)}.
+     * @return this.
+     */
+    public ActiveContext useAgentInvoker(final boolean useAgentInvoker)
+    {
+        this.useAgentInvoker = useAgentInvoker;
+        return this;
+    }
+
+    /**
+     * @return whether the caller steps the duty cycles.
+     */
+    public boolean useAgentInvoker()
+    {
+        return useAgentInvoker;
+    }
+
+    /**
      * @param observer sees each checkpoint while paused (verification only; it lengthens the pause).
      * @return this.
      */
@@ -522,7 +574,8 @@ public final class ActiveContext
     /**
      * @param timeoutNs time without progress (no ack, no byte written) while epochs are in flight after which
      *                  protection counts as lost (the active then asks the arbiter whether it was fenced), 10 ms to
-     *                  10 min; default 3 s; not applied before the baseline is acknowledged.
+     *                  10 min; default 3 s; ten times as long until the baseline is acknowledged (the standby may
+     *                  apply it for long without reading).
      * @return this.
      */
     public ActiveContext standbySilenceTimeoutNs(final long timeoutNs)
@@ -556,6 +609,7 @@ public final class ActiveContext
         ConfigurationException.checkSet("standbyEndpoint", standbyEndpoint);
         ConfigurationException.checkSet("unprotectedOutput", unprotectedOutput);
         ConfigurationException.checkSet("nanoClock", nanoClock);
+        ConfigurationException.checkSet("waitStrategy", waitStrategy);
         ConfigurationException.checkSet("listener", listener);
         ConfigurationException.checkRange("checkpointPeriodNs", checkpointPeriodNs,
             TimeUnit.MILLISECONDS.toNanos(1), TimeUnit.SECONDS.toNanos(10));
@@ -572,6 +626,11 @@ public final class ActiveContext
         ConfigurationException.checkRange("generation", generation, 0, Long.MAX_VALUE);
         ConfigurationException.checkRange("sentPageCacheBytes", sentPageCacheBytes, 0, 64L << 30);
         ConfigurationException.checkRange("encoderThreads", encoderThreads, 1, 64);
+        if (useAgentInvoker && encoderThreads > 1 && pageCodec)
+        {
+            throw new ConfigurationException("encoderThreads = " + encoderThreads + " starts encoder threads, but " +
+                "useAgentInvoker(true) asks for none; use encoderThreads(1) when stepping the duty cycles by hand");
+        }
         if (checkpointPolicy == null)
         {
             checkpointPolicy = new FixedPolicy(checkpointPeriodNs);

@@ -19,8 +19,11 @@ import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
 import org.HdrHistogram.Histogram;
 import org.agrona.CloseHelper;
+import org.agrona.concurrent.AgentInvoker;
 import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -71,8 +74,11 @@ public final class ActiveReplicator implements AutoCloseable
     private final int checkpointTimesMask;
     private final CheckpointScheduler scheduler;
     private final CheckpointSender sender;
+    /** Threads of the duty cycles, or null when the caller steps them through the invokers. */
     private final AgentRunner schedulerRunner;
     private final AgentRunner senderRunner;
+    private final AgentInvoker schedulerInvoker;
+    private final AgentInvoker senderInvoker;
 
     private volatile boolean protecting = true;
     private volatile ProtectionState state = ProtectionState.SYNCING;
@@ -124,9 +130,9 @@ public final class ActiveReplicator implements AutoCloseable
                     ctx.componentStateBytes(), adapter.components().size()));
             }
             stream = new DiskWriteStream(ctx.diskStreamBytes(), adapter.disks(),
-                ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER);
+                ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER, ctx::newWaitStrategy);
             outputGate = new OutputCommitGate(ctx.outputHoldBytes(), adapter.packetSink(), hold.recorder(),
-                HIGHEST_RECORDED_NS);
+                HIGHEST_RECORDED_NS, ctx.nanoClock());
         }
         catch (final RuntimeException ex)
         {
@@ -140,10 +146,22 @@ public final class ActiveReplicator implements AutoCloseable
         this.scheduler = new CheckpointScheduler(this, ctx, areas, diskStream, gate, firstEpoch, pause.recorder());
         this.sender = new CheckpointSender(this, ctx, connection, version, generation, firstEpoch, areas, diskStream,
             gate, commit.recorder(), encode.recorder(), send.recorder());
-        this.schedulerRunner = new AgentRunner(
-            new BackoffIdleStrategy(10, 10, 1_000, 50_000), this::onAgentError, null, scheduler);
-        this.senderRunner = new AgentRunner(
-            new BackoffIdleStrategy(100, 10, 1_000, 100_000), this::onAgentError, null, sender);
+        if (ctx.useAgentInvoker())
+        {
+            this.schedulerRunner = null;
+            this.senderRunner = null;
+            this.schedulerInvoker = new AgentInvoker(this::onAgentError, null, scheduler);
+            this.senderInvoker = new AgentInvoker(this::onAgentError, null, sender);
+        }
+        else
+        {
+            this.schedulerRunner = new AgentRunner(
+                new BackoffIdleStrategy(10, 10, 1_000, 50_000), this::onAgentError, null, scheduler);
+            this.senderRunner = new AgentRunner(
+                new BackoffIdleStrategy(100, 10, 1_000, 100_000), this::onAgentError, null, sender);
+            this.schedulerInvoker = null;
+            this.senderInvoker = null;
+        }
     }
 
     /**
@@ -201,8 +219,34 @@ public final class ActiveReplicator implements AutoCloseable
         adapter.attach(diskStream, gate);
         adapter.dirtyLog().startTracking();
         LOG.info("protecting VM {} towards standby {}, first epoch {}", adapter.vmId(), connection.peer(), firstEpoch);
-        AgentRunner.startOnThread(senderRunner);
-        AgentRunner.startOnThread(schedulerRunner);
+        if (senderInvoker != null)
+        {
+            senderInvoker.start();
+            schedulerInvoker.start();
+        }
+        else
+        {
+            AgentRunner.startOnThread(senderRunner);
+            AgentRunner.startOnThread(schedulerRunner);
+        }
+    }
+
+    /**
+     * @return the pause/copy/resume duty cycle to step by hand, or null unless
+     *         {@link ActiveContext#useAgentInvoker(boolean)} was set.
+     */
+    public AgentInvoker schedulerInvoker()
+    {
+        return schedulerInvoker;
+    }
+
+    /**
+     * @return the send-and-acknowledge duty cycle to step by hand, or null unless
+     *         {@link ActiveContext#useAgentInvoker(boolean)} was set.
+     */
+    public AgentInvoker senderInvoker()
+    {
+        return senderInvoker;
     }
 
     /**
@@ -225,13 +269,15 @@ public final class ActiveReplicator implements AutoCloseable
         FrameCodec.writeHeader(outBuffer, 0, FrameCodec.MAX_VERSION, FrameType.HELLO, length, 0, 0);
         FrameCodec.sealCrc(new CRC32C(), outBuffer, out.duplicate(), 0, FrameCodec.HEADER_LENGTH + length, null);
         out.limit(FrameCodec.HEADER_LENGTH + length);
-        final long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ctx.connectTimeoutMs());
+        final NanoClock clock = ctx.nanoClock();
+        final IdleStrategy idle = ctx.newWaitStrategy();
+        final long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ctx.connectTimeoutMs());
         final ByteBuffer[] gather = {out};
         while (out.hasRemaining())
         {
             if (connection.write(gather, 0, 1) == 0)
             {
-                awaitProgress(deadline, connection);
+                awaitProgress(clock, deadline, idle, connection);
             }
         }
         final ByteBuffer in = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + 2048);
@@ -251,7 +297,7 @@ public final class ActiveReplicator implements AutoCloseable
             }
             if (read == 0)
             {
-                awaitProgress(deadline, connection);
+                awaitProgress(clock, deadline, idle, connection);
             }
         }
         if (decoder.type() == FrameType.REFUSE)
@@ -279,14 +325,14 @@ public final class ActiveReplicator implements AutoCloseable
         return new long[] {version, inBuffer.getLong(index + 8), inBuffer.getLong(index + 16)};
     }
 
-    private static void awaitProgress(final long deadline, final Connection connection) throws IOException
+    private static void awaitProgress(final NanoClock clock, final long deadline, final IdleStrategy idle,
+        final Connection connection) throws IOException
     {
-        if (System.nanoTime() > deadline)
+        if (clock.nanoTime() > deadline)
         {
             throw new IOException("handshake with standby " + connection.peer() + " timed out");
         }
-        Thread.onSpinWait();
-        Thread.yield();
+        idle.idle();
     }
 
     /**
@@ -301,7 +347,7 @@ public final class ActiveReplicator implements AutoCloseable
         }
         final Histogram pauseHistogram = pause.refresh();
         final Histogram commitHistogram = commit.refresh();
-        final long now = System.nanoTime();
+        final long now = ctx.nanoClock().nanoTime();
         final long checkpoints = counters.checkpoints.get();
         final double rate = lastStatusNs == 0 ? 0 :
             (checkpoints - lastStatusCheckpoints) * 1e9 / Math.max(1, now - lastStatusNs);
@@ -364,8 +410,8 @@ public final class ActiveReplicator implements AutoCloseable
      */
     public long[] threadIds()
     {
-        final Thread s = schedulerRunner.thread();
-        final Thread t = senderRunner.thread();
+        final Thread s = schedulerRunner == null ? null : schedulerRunner.thread();
+        final Thread t = senderRunner == null ? null : senderRunner.thread();
         return new long[] {s == null ? -1 : s.getId(), t == null ? -1 : t.getId()};
     }
 
@@ -385,17 +431,20 @@ public final class ActiveReplicator implements AutoCloseable
             }
             closed = true;
         }
-        final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
-        while (protecting && lastAckedEpoch < lastCheckpointEpoch && System.nanoTime() < deadline)
+        final NanoClock clock = ctx.nanoClock();
+        final IdleStrategy idle = ctx.newWaitStrategy();
+        final long deadline = clock.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+        while (protecting && lastAckedEpoch < lastCheckpointEpoch && clock.nanoTime() < deadline)
         {
-            Thread.yield();
+            idle.idle();
         }
         // tell the standby this is not a failure, so it does not promote on the silence that follows
         closing = true;
-        final long goodbyeDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
-        while (protecting && !goodbyeSent && System.nanoTime() < goodbyeDeadline)
+        idle.reset();
+        final long goodbyeDeadline = clock.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        while (protecting && !goodbyeSent && clock.nanoTime() < goodbyeDeadline)
         {
-            Thread.yield();
+            idle.idle();
         }
         protecting = false;
         if (state != ProtectionState.FAILED)
@@ -403,7 +452,7 @@ public final class ActiveReplicator implements AutoCloseable
             state = ProtectionState.STOPPED;
         }
         diskStream.shutdown();
-        CloseHelper.quietClose(schedulerRunner);
+        CloseHelper.quietCloseAll(schedulerRunner, schedulerInvoker);
         if (fenceRequested && !guestStopped)
         {
             // the scheduler stopped before it could stop the fenced guest: do it here, it must not run on
@@ -427,7 +476,7 @@ public final class ActiveReplicator implements AutoCloseable
                 adapter.vcpus().resume();
             }
         }
-        CloseHelper.quietClose(senderRunner);
+        CloseHelper.quietCloseAll(senderRunner, senderInvoker);
         connection.close();
         synchronized (this)
         {

@@ -13,7 +13,7 @@ import dev.tandem.vmm.VmmAdapter;
 import dev.tandem.vmm.VmmAdapterException;
 import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.concurrent.Agent;
-import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.NanoClock;
 
 import java.util.List;
@@ -37,7 +37,8 @@ final class CheckpointScheduler implements Agent
     private final StagingArea[] areas;
     private final DiskWriteStream diskStream;
     private final OutputCommitGate gate;
-    private final BackoffIdleStrategy overflowIdle = new BackoffIdleStrategy(10, 10, 1_000, 50_000);
+    private final IdleStrategy overflowIdle;
+    private final IdleStrategy baselineIdle;
     private final NanoClock clock;
     private final CheckpointPolicy policy;
     private final EpochSample sample = new EpochSample();
@@ -73,6 +74,8 @@ final class CheckpointScheduler implements Agent
         this.diskStream = diskStream;
         this.gate = gate;
         this.clock = ctx.nanoClock();
+        this.overflowIdle = ctx.newWaitStrategy();
+        this.baselineIdle = ctx.newWaitStrategy();
         this.periodNs = ctx.checkpointPeriodNs();
         this.policy = ctx.checkpointPolicy();
         this.maxEpochsInFlight = ctx.maxEpochsInFlight();
@@ -161,9 +164,10 @@ final class CheckpointScheduler implements Agent
             {
                 baselineDone = true;
                 // a paused full copy: the disks are read by the sender while the guest stays stopped
+                baselineIdle.reset();
                 while (replicator.sentThroughEpoch() < epoch && replicator.isProtecting())
                 {
-                    Thread.yield();
+                    baselineIdle.idle();
                 }
             }
         }

@@ -4,6 +4,7 @@ import dev.tandem.vmm.DiskWriteSink;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.VirtualDisk;
 import org.agrona.DirectBuffer;
+import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.agrona.concurrent.ringbuffer.ManyToOneRingBuffer;
 import org.agrona.concurrent.ringbuffer.RingBufferDescriptor;
@@ -33,14 +34,18 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
     private final int chunkBytes;
     private final AtomicLong backPressured = new AtomicLong();
     private volatile boolean open = true;
+    private final ThreadLocal<IdleStrategy> fullIdle;
 
     /**
      * @param capacity      power-of-two ring capacity.
      * @param disks         the guest's disks, by index = id lookup.
      * @param maxChunkBytes largest data chunk of one record (bounded by the frame payload).
+     * @param waitStrategy  makes how a writer waits on a full stream; one per writing thread.
      */
-    DiskWriteStream(final int capacity, final List<VirtualDisk> disks, final int maxChunkBytes)
+    DiskWriteStream(final int capacity, final List<VirtualDisk> disks, final int maxChunkBytes,
+        final java.util.function.Supplier<IdleStrategy> waitStrategy)
     {
+        this.fullIdle = ThreadLocal.withInitial(waitStrategy);
         this.region = NativeMemory.allocateDirect(capacity + RingBufferDescriptor.TRAILER_LENGTH, 64);
         this.ringBuffer = new UnsafeBuffer(region.byteBuffer());
         this.ring = new ManyToOneRingBuffer(ringBuffer);
@@ -158,17 +163,12 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
         {
             // back-pressure: the stream to the standby is full, so the guest's disk I/O (or the pause) waits
             backPressured.incrementAndGet();
-            int spins = 0;
+            // many VMM threads write: each waits with its own strategy
+            final IdleStrategy idle = fullIdle.get();
+            idle.reset();
             while ((at = ring.tryClaim(type, length)) < 0 && open)
             {
-                if (++spins < 100)
-                {
-                    Thread.onSpinWait();
-                }
-                else
-                {
-                    Thread.yield();
-                }
+                idle.idle();
             }
         }
         return at;

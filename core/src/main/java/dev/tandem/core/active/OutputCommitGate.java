@@ -7,6 +7,7 @@ import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.ControlledMessageHandler;
+import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.agrona.concurrent.ringbuffer.ManyToOneRingBuffer;
 import org.agrona.concurrent.ringbuffer.RingBufferDescriptor;
@@ -33,13 +34,15 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
     private final AtomicLong dropped = new AtomicLong();
     private final SingleWriterRecorder holdRecorder;
     private final long highestRecordableNs;
+    private final NanoClock clock;
 
     private volatile long currentEpoch;
     private long releaseUpTo;
 
     OutputCommitGate(final int capacity, final PacketSink sink, final SingleWriterRecorder holdRecorder,
-        final long highestRecordableNs)
+        final long highestRecordableNs, final NanoClock clock)
     {
+        this.clock = clock;
         this.holdRecorder = holdRecorder;
         this.highestRecordableNs = highestRecordableNs;
         this.region = NativeMemory.allocateDirect(capacity + RingBufferDescriptor.TRAILER_LENGTH, 64);
@@ -71,7 +74,7 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
             return false;
         }
         queueBuffer.putLong(at, currentEpoch);
-        queueBuffer.putLong(at + 8, System.nanoTime());
+        queueBuffer.putLong(at + 8, clock.nanoTime());
         queueBuffer.putBytes(at + RECORD_HEADER, frame, index, length);
         queue.commit(at);
         return true;
@@ -96,7 +99,7 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
             return ControlledMessageHandler.Action.ABORT;
         }
         sink.send(buffer, index + RECORD_HEADER, length - RECORD_HEADER);
-        final long heldNs = System.nanoTime() - buffer.getLong(index + 8);
+        final long heldNs = clock.nanoTime() - buffer.getLong(index + 8);
         holdRecorder.recordValue(Math.min(highestRecordableNs, Math.max(0, heldNs)));
         released.incrementAndGet();
         return ControlledMessageHandler.Action.CONTINUE;

@@ -10,6 +10,11 @@ import dev.tandem.core.wire.Handshake;
 
 import dev.tandem.vmm.ReplicaTarget;
 
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.NanoClock;
+import org.agrona.concurrent.SystemNanoClock;
+
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -52,6 +57,9 @@ public final class StandbyContext
     {
     };
     private DiskImageOpener diskImageOpener = DiskImageOpener.DEFAULT;
+    private NanoClock nanoClock = SystemNanoClock.INSTANCE;
+    private java.util.function.Supplier<IdleStrategy> waitStrategy = StandbyContext::defaultWaitStrategy;
+    private boolean useAgentInvoker;
     private boolean concluded;
 
     /**
@@ -378,6 +386,69 @@ public final class StandbyContext
     }
 
     /**
+     * @param clock time source of the receiver (failure detection, promotion timings); inject a simulated clock
+     *              for deterministic tests.
+     * @return this.
+     */
+    public StandbyContext nanoClock(final NanoClock clock)
+    {
+        this.nanoClock = clock;
+        return this;
+    }
+
+    /**
+     * @return time source.
+     */
+    public NanoClock nanoClock()
+    {
+        return nanoClock;
+    }
+
+    /**
+     * @param supplier makes the strategy the receiver waits with when the active does not read its acks; the
+     *                 default backs off to 50 us parks. A deterministic simulation supplies one whose {@code idle()}
+     *                 runs the other parts on the calling thread.
+     * @return this.
+     */
+    public StandbyContext waitStrategy(final java.util.function.Supplier<IdleStrategy> supplier)
+    {
+        this.waitStrategy = supplier;
+        return this;
+    }
+
+    /**
+     * @return a new strategy for one waiting place.
+     */
+    public IdleStrategy newWaitStrategy()
+    {
+        return waitStrategy.get();
+    }
+
+    private static IdleStrategy defaultWaitStrategy()
+    {
+        return new BackoffIdleStrategy(10, 10, 1_000, 50_000);
+    }
+
+    /**
+     * @param useAgentInvoker true to start no thread: the caller steps the receiver through
+     *                        {@link StandbyReplica#receiverInvoker()}, and inspections run on the calling thread.
+     * @return this.
+     */
+    public StandbyContext useAgentInvoker(final boolean useAgentInvoker)
+    {
+        this.useAgentInvoker = useAgentInvoker;
+        return this;
+    }
+
+    /**
+     * @return whether the caller steps the receiver.
+     */
+    public boolean useAgentInvoker()
+    {
+        return useAgentInvoker;
+    }
+
+    /**
      * Validates every setting once.
      *
      * @return this.
@@ -395,6 +466,8 @@ public final class StandbyContext
         ConfigurationException.checkSet("vmId", vmId);
         ConfigurationException.checkSet("listener", listener);
         ConfigurationException.checkSet("diskImageOpener", diskImageOpener);
+        ConfigurationException.checkSet("nanoClock", nanoClock);
+        ConfigurationException.checkSet("waitStrategy", waitStrategy);
         if (vmId.isEmpty() || vmId.length() > Handshake.MAX_VM_ID_BYTES)
         {
             throw new ConfigurationException("vmId must have 1 to " + Handshake.MAX_VM_ID_BYTES + " characters");

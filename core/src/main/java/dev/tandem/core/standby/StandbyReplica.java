@@ -25,8 +25,11 @@ import org.agrona.CloseHelper;
 import org.agrona.ExpandableDirectByteBuffer;
 import org.agrona.collections.Int2IntHashMap;
 import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentInvoker;
 import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -61,7 +64,10 @@ public final class StandbyReplica implements AutoCloseable
     private final ComponentStore components = new ComponentStore();
     private final EpochLog log;
     private final Receiver receiver;
+    /** The receiver's thread, or null when the caller steps it through {@link #invoker}. */
     private final AgentRunner runner;
+    private final AgentInvoker invoker;
+    private final NanoClock clock;
     private final Handshake.Hello expected;
 
     private volatile long lastCommittedEpoch;
@@ -84,6 +90,7 @@ public final class StandbyReplica implements AutoCloseable
     {
         this.ctx = ctx;
         this.listener = listener;
+        this.clock = ctx.nanoClock();
         this.expected = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, ctx.vmId(),
             ctx.pageSize(), ctx.pageCount(), ctx.disks(), 1, 0);
         Files.createDirectories(ctx.directory());
@@ -130,8 +137,17 @@ public final class StandbyReplica implements AutoCloseable
         this.memory = createdMemory;
         this.log = createdLog;
         this.receiver = new Receiver();
-        this.runner = new AgentRunner(new BackoffIdleStrategy(100, 10, 1_000, 100_000), this::onAgentError, null,
-            receiver);
+        if (ctx.useAgentInvoker())
+        {
+            this.runner = null;
+            this.invoker = new AgentInvoker(this::onAgentError, null, receiver);
+        }
+        else
+        {
+            this.runner = new AgentRunner(new BackoffIdleStrategy(100, 10, 1_000, 100_000), this::onAgentError, null,
+                receiver);
+            this.invoker = null;
+        }
     }
 
     /**
@@ -158,9 +174,25 @@ public final class StandbyReplica implements AutoCloseable
             listener.close();
             throw ex;
         }
-        AgentRunner.startOnThread(standby.runner);
+        if (standby.invoker != null)
+        {
+            standby.invoker.start();
+        }
+        else
+        {
+            AgentRunner.startOnThread(standby.runner);
+        }
         LOG.info("standby for VM {} listening on {}", ctx.vmId(), listener.endpoint());
         return standby;
+    }
+
+    /**
+     * @return the receiver's duty cycle to step by hand, or null unless
+     *         {@link StandbyContext#useAgentInvoker(boolean)} was set.
+     */
+    public AgentInvoker receiverInvoker()
+    {
+        return invoker;
     }
 
     /**
@@ -247,6 +279,11 @@ public final class StandbyReplica implements AutoCloseable
         {
             throw new IllegalStateException(torn);
         }
+        if (invoker != null)
+        {
+            // the caller steps the receiver, so it is the receiver's thread: between steps nothing else runs
+            return inspection.apply(recoveryPoint);
+        }
         final java.util.concurrent.CompletableFuture<T> result = new java.util.concurrent.CompletableFuture<>();
         synchronized (pendingInspections)
         {
@@ -288,7 +325,7 @@ public final class StandbyReplica implements AutoCloseable
     @Override
     public void close()
     {
-        CloseHelper.quietClose(runner);
+        CloseHelper.quietCloseAll(runner, invoker);
         listener.close();
         memory.close();
         disks.forEach(FileVirtualDisk::close);
@@ -300,6 +337,15 @@ public final class StandbyReplica implements AutoCloseable
         lastError = error.toString();
         LOG.error("standby receiver failed", error);
         receiver.drop();
+        try
+        {
+            // asynchronous errors go to the one place the embedding VMM watches
+            ctx.listener().onError(error);
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.warn("standby listener failed", ex);
+        }
     }
 
     private final RecoveryPoint recoveryPoint = new RecoveryPoint()
@@ -373,12 +419,13 @@ public final class StandbyReplica implements AutoCloseable
         private final UnsafeBuffer decodedBuffer = new UnsafeBuffer(decodedRegion.byteBuffer());
         private final ByteBuffer decodedView = decodedRegion.byteBuffer().duplicate();
         private final CRC32C crc = new CRC32C();
+        private final IdleStrategy ackIdle = ctx.newWaitStrategy();
 
         private Connection connection;
         private boolean handshakeDone;
         private boolean goodbye;
         private String failureReport;
-        private long lastFrameNs = System.nanoTime();
+        private long lastFrameNs = clock.nanoTime();
         private int version;
         private boolean barrierSeen;
         private long epochPages;
@@ -442,7 +489,7 @@ public final class StandbyReplica implements AutoCloseable
             if (read > 0)
             {
                 // any byte of the active is liveness
-                lastFrameNs = System.nanoTime();
+                lastFrameNs = clock.nanoTime();
             }
             int position = 0;
             final int limit = receiveView.position();
@@ -491,7 +538,7 @@ public final class StandbyReplica implements AutoCloseable
                     return 1;
                 }
             }
-            final long silentNs = System.nanoTime() - lastFrameNs;
+            final long silentNs = clock.nanoTime() - lastFrameNs;
             if (ctx.autoPromote() && lastCommittedEpoch >= 1 && !goodbye && silentNs > ctx.failureTimeoutNs())
             {
                 promote("no frame from the active for " + silentNs / 1_000_000 + " ms", silentNs);
@@ -502,14 +549,14 @@ public final class StandbyReplica implements AutoCloseable
 
         private void promote(final String reason, final long detectionNs)
         {
-            final long start = System.nanoTime();
+            final long start = clock.nanoTime();
             final PromotionListener steps = ctx.promotionListener();
             LOG.warn("promoting VM {}: {}", ctx.vmId(), reason);
             drop();
             listener.close();
-            steps.onStep("stop receiving", System.nanoTime() - start);
+            steps.onStep("stop receiving", clock.nanoTime() - start);
             // drop() discarded the epoch in assembly: nothing after the recovery point survives
-            steps.onStep("discard partial epoch", System.nanoTime() - start);
+            steps.onStep("discard partial epoch", clock.nanoTime() - start);
             if (torn != null || lastCommittedEpoch < 1)
             {
                 refuse(torn != null ? torn : "no epoch was ever committed: there is no recovery point to resume");
@@ -540,10 +587,10 @@ public final class StandbyReplica implements AutoCloseable
                     return;
                 }
             }
-            steps.onStep("claim generation", System.nanoTime() - start);
+            steps.onStep("claim generation", clock.nanoTime() - start);
             generationFile.write(next);
             generation = next;
-            steps.onStep("persist generation", System.nanoTime() - start);
+            steps.onStep("persist generation", clock.nanoTime() - start);
             LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
                 ctx.vmId(), lastCommittedEpoch, next);
             final VmmAdapter guest;
@@ -556,7 +603,7 @@ public final class StandbyReplica implements AutoCloseable
                 refuse("the ReplicaTarget failed to resume the guest: " + ex);
                 return;
             }
-            final long promotionNs = System.nanoTime() - start;
+            final long promotionNs = clock.nanoTime() - start;
             steps.onStep("resume guest", promotionNs);
             final Promotion done = new Promotion(reason, lastCommittedEpoch, next, detectionNs, promotionNs, guest);
             promotion = done;
@@ -880,7 +927,7 @@ public final class StandbyReplica implements AutoCloseable
             lastCommittedEpoch = epoch;
             commits++;
             // time spent applying is this side being busy, not the active being silent
-            lastFrameNs = System.nanoTime();
+            lastFrameNs = clock.nanoTime();
             ctx.listener().onCommit(epoch, recoveryPoint);
             sendFrame(FrameType.ACK, epoch, 0);
         }
@@ -957,16 +1004,18 @@ public final class StandbyReplica implements AutoCloseable
             final ByteBuffer out = sendGather[0];
             FrameCodec.sealCrc(crc, sendBuffer, out, 0, FrameCodec.HEADER_LENGTH + payloadLength, null);
             out.limit(FrameCodec.HEADER_LENGTH + payloadLength).position(0);
-            int spins = 0;
+            final long deadline = clock.nanoTime() + ctx.failureTimeoutNs();
+            ackIdle.reset();
             while (out.hasRemaining())
             {
                 if (connection.write(sendGather, 0, 1) == 0)
                 {
-                    if (++spins > 1_000_000)
+                    if (clock.nanoTime() > deadline)
                     {
-                        throw new IOException("active " + connection.peer() + " does not read its acks");
+                        throw new IOException("active " + connection.peer() + " has not read its acks for " +
+                            ctx.failureTimeoutNs() / 1_000_000 + " ms");
                     }
-                    Thread.onSpinWait();
+                    ackIdle.idle();
                 }
             }
         }

@@ -55,6 +55,9 @@ class ConfigurationTest
         assertRefused("encoderThreads", c -> c.encoderThreads(0));
         assertRefused("encoderThreads", c -> c.encoderThreads(65));
         assertRefused("sentPageCacheBytes", c -> c.sentPageCacheBytes(-1));
+        assertRefused("encoderThreads", c -> c.useAgentInvoker(true).encoderThreads(2));
+        assertRefused("waitStrategy", c -> c.waitStrategy(null));
+        assertRefused("nanoClock", c -> c.nanoClock(null));
     }
 
     @Test

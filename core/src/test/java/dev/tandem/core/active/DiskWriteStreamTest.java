@@ -4,6 +4,7 @@ import dev.tandem.core.system.LeakCheck;
 import dev.tandem.vmm.VirtualDisk;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.UnsafeBuffer;
+import org.agrona.concurrent.YieldingIdleStrategy;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -45,7 +46,7 @@ class DiskWriteStreamTest
     @Test
     void misuseIsNamed()
     {
-        try (DiskWriteStream stream = new DiskWriteStream(64 * 1024, List.of(DISK), 1 << 20))
+        try (DiskWriteStream stream = new DiskWriteStream(64 * 1024, List.of(DISK), 1 << 20, YieldingIdleStrategy::new))
         {
             final UnsafeBuffer data = new UnsafeBuffer(new byte[4096]);
             assertTrue(assertThrows(IllegalArgumentException.class, () -> stream.write(3, 0, data, 0, 512))
@@ -59,7 +60,7 @@ class DiskWriteStreamTest
     @Test
     void largeWritesAreChunkedAndKeepTheirOrderWithBarriers()
     {
-        try (DiskWriteStream stream = new DiskWriteStream(256 * 1024, List.of(DISK), 16384))
+        try (DiskWriteStream stream = new DiskWriteStream(256 * 1024, List.of(DISK), 16384, YieldingIdleStrategy::new))
         {
             final UnsafeBuffer data = new UnsafeBuffer(new byte[20480]);
             stream.write(2, 4096, data, 0, 20480);

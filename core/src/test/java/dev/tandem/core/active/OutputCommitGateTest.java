@@ -2,6 +2,7 @@ package dev.tandem.core.active;
 
 import dev.tandem.core.system.LeakCheck;
 import org.HdrHistogram.SingleWriterRecorder;
+import org.agrona.concurrent.SystemNanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.Test;
 
@@ -25,7 +26,7 @@ class OutputCommitGateTest
         {
             assertEquals(16, length);
             sent.add(frame.getLong(index));
-        }, holds, 60_000_000_000L))
+        }, holds, 60_000_000_000L, SystemNanoClock.INSTANCE))
         {
             final UnsafeBuffer frame = new UnsafeBuffer(new byte[16]);
             long sequence = 0;
@@ -54,7 +55,7 @@ class OutputCommitGateTest
     void dropsWhenFullAndRefusesOversizedFrames()
     {
         try (OutputCommitGate gate = new OutputCommitGate(64 * 1024, (frame, index, length) -> { },
-            new SingleWriterRecorder(60_000_000_000L, 3), 60_000_000_000L))
+            new SingleWriterRecorder(60_000_000_000L, 3), 60_000_000_000L, SystemNanoClock.INSTANCE))
         {
             final UnsafeBuffer frame = new UnsafeBuffer(new byte[1500]);
             int accepted = 0;
