@@ -14,7 +14,7 @@ import dev.tandem.vmm.VirtualDisk;
 import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.Agent;
-import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.MessageHandler;
 import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -65,7 +65,7 @@ final class CheckpointSender implements Agent
     private final FrameDecoder decoder;
     private final CRC32C crc = new CRC32C();
     private final ByteBuffer[] gather = new ByteBuffer[2];
-    private final BackoffIdleStrategy backPressureIdle = new BackoffIdleStrategy(10, 10, 1_000, 50_000);
+    private final IdleStrategy backPressureIdle;
     private final MessageHandler streamHandler = this::onStreamRecord;
     private final DeltaEncoder encoder;
     private final int pageSize;
@@ -87,6 +87,8 @@ final class CheckpointSender implements Agent
     private long lastBytesWrittenNs;
     private boolean goodbyeSent;
     private final long silenceTimeoutNs;
+    /** How many silence timeouts the baseline may go without progress. */
+    static final int BASELINE_SILENCE_FACTOR = 10;
     private final dev.tandem.vmm.HealthProbe healthProbe;
 
     CheckpointSender(
@@ -112,6 +114,7 @@ final class CheckpointSender implements Agent
         this.gate = gate;
         this.disks = ctx.adapter().disks();
         this.clock = ctx.nanoClock();
+        this.backPressureIdle = ctx.newWaitStrategy();
         this.heartbeatIntervalNs = ctx.heartbeatIntervalNs();
         this.commitRecorder = commitRecorder;
         this.encodeRecorder = encodeRecorder;
@@ -223,20 +226,39 @@ final class CheckpointSender implements Agent
         replicator.handOver("the guest's health probe reports: " + reason);
     }
 
+    /**
+     * A frame that cannot get one byte into the connection for the silence timeout means the standby reads nothing,
+     * even with no epoch in flight (heartbeats filled its socket): found by the deterministic simulation, where a
+     * standby that lost power with everything acknowledged left the sender blocked on a heartbeat.
+     */
+    private void checkBlockedWrite(final FrameType type, final long blockedNs) throws IOException
+    {
+        final long timeoutNs = replicator.state() == ProtectionState.SYNCING ?
+            silenceTimeoutNs * BASELINE_SILENCE_FACTOR : silenceTimeoutNs;
+        if (blockedNs > timeoutNs)
+        {
+            throw new IOException("standby " + connection.peer() + " has read nothing for " + blockedNs / 1_000_000 +
+                " ms: a " + type + " frame could not be written");
+        }
+    }
+
     private void checkStandbySilence(final long now) throws IOException
     {
         final long acked = replicator.lastAckedEpoch();
-        // the baseline may take long to send and apply; silence counts once the standby holds a recovery point
-        if (replicator.lastCheckpointEpoch() > acked && replicator.state() != ProtectionState.SYNCING)
+        if (replicator.lastCheckpointEpoch() > acked)
         {
             // no progress: neither an ack nor a byte written since the later of the last of them and the checkpoint
-            // of the oldest epoch in flight
+            // of the oldest epoch in flight. The baseline may be applied for long without the standby reading (its
+            // socket fills with heartbeats), so until it is acknowledged the bound is ten times longer; without one
+            // at all, a standby that lost power during the baseline left the active waiting for ever.
+            final boolean baseline = replicator.state() == ProtectionState.SYNCING;
+            final long timeoutNs = baseline ? silenceTimeoutNs * BASELINE_SILENCE_FACTOR : silenceTimeoutNs;
             final long since = Math.max(Math.max(lastAckNs, lastBytesWrittenNs), replicator.checkpointTimeNs(acked + 1));
-            if (now - since > silenceTimeoutNs)
+            if (now - since > timeoutNs)
             {
                 throw new IOException("no progress (no ack, no byte written) towards standby " + connection.peer() +
                     " for " + (now - since) / 1_000_000 + " ms with epochs " + (acked + 1) + ".." +
-                    replicator.lastCheckpointEpoch() + " in flight");
+                    replicator.lastCheckpointEpoch() + " in flight" + (baseline ? " (the baseline)" : ""));
             }
         }
     }
@@ -405,6 +427,7 @@ final class CheckpointSender implements Agent
         gather[1] = payload;
         final int count = payload == null ? 1 : 2;
         long remaining = FrameCodec.HEADER_LENGTH + subHeader + payloadBytes;
+        long blockedSinceNs = 0;
         while (remaining > 0)
         {
             final long written = connection.write(gather, 0, count);
@@ -412,6 +435,7 @@ final class CheckpointSender implements Agent
             if (written > 0)
             {
                 lastBytesWrittenNs = clock.nanoTime();
+                blockedSinceNs = 0;
                 backPressureIdle.reset();
             }
             else
@@ -420,7 +444,10 @@ final class CheckpointSender implements Agent
                 // leaves the socket open but moves nothing). Back off rather than spin: on a small host the
                 // standby that must drain the socket may need this very core.
                 pollAcks();
-                checkStandbySilence(clock.nanoTime());
+                final long now = clock.nanoTime();
+                checkStandbySilence(now);
+                blockedSinceNs = blockedSinceNs == 0 ? now : blockedSinceNs;
+                checkBlockedWrite(type, now - blockedSinceNs);
                 backPressureIdle.idle();
             }
         }
