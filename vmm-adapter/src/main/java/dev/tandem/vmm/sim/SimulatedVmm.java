@@ -82,6 +82,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     private volatile OutputGate outputGate;
     private boolean started;
     private boolean closed;
+    /** True while {@link #step()} runs a tick: a vCPU is mid-instruction and a pause would wait for it forever. */
+    private boolean stepping;
 
     private SimulatedVmm(final Builder config)
     {
@@ -153,6 +155,40 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             vcpu.thread.start();
         }
         return this;
+    }
+
+    /**
+     * Instead of {@link #start()}: runs one tick of every vCPU, in index order, on the calling thread, so that one
+     * thread can step the guest beside the duty cycles that protect it (deterministic simulation). Does nothing
+     * while the guest is paused.
+     *
+     * @return true if the guest ran, false if it is paused.
+     * @throws IllegalStateException if the vCPU threads were started or the VMM is closed.
+     */
+    public boolean step()
+    {
+        if (started || closed)
+        {
+            throw new IllegalStateException("simulated VMM " + config.vmId + " is " + (closed ? "closed" :
+                "running on its own vCPU threads") + "; step() drives a guest that was built and not started");
+        }
+        if (pauseRequested)
+        {
+            return false;
+        }
+        stepping = true;
+        try
+        {
+            for (final Vcpu vcpu : vcpus)
+            {
+                vcpu.runTick();
+            }
+        }
+        finally
+        {
+            stepping = false;
+        }
+        return true;
     }
 
     /**
@@ -301,6 +337,11 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         if (pauseRequested)
         {
             throw new IllegalStateException("guest " + config.vmId + " is already paused");
+        }
+        if (stepping)
+        {
+            throw new IllegalStateException("guest " + config.vmId + " was asked to pause from inside step() on the " +
+                "stepping thread: its vCPU is mid-tick and could never stop");
         }
         pauseRequested = true;
         for (final Vcpu vcpu : vcpus)
