@@ -15,15 +15,18 @@ import java.util.Locale;
  *      [--seed 1] [--transfers 600] [--no-digests] [--report report.json]
  * java -jar examples/target/tandem-examples.jar demo [--guest-memory 256m] [--workload hotset]
  *      [--period 10ms] [--duration 10s] [--dirty-rate 200] [--seed 1]
+ * java -jar examples/target/tandem-examples.jar simulate [--seeds 1..200] [--work-dir DIR] [--verbose]
  * </pre>
  */
 public final class TandemExamples
 {
     private static final String USAGE = String.join("\n",
-        "usage: java -jar tandem-examples.jar [failover|demo] [options]",
+        "usage: java -jar tandem-examples.jar [failover|demo|simulate] [options]",
         "  failover                kill the active of a protected bank guest and verify the standby took over",
         "                          (three JVMs on loopback: standby, active, client) (default)",
         "  demo                    protect a simulated guest over loopback TCP in one JVM",
+        "  simulate                run seeded fault schedules deterministically on one thread and check the",
+        "                          invariants after each; exits 1 if any seed violates one",
         "failover options:",
         "  --guest-memory SIZE     guest memory (default 64m)",
         "  --workload NAME         background workload beside the bank (default hotset)",
@@ -41,7 +44,11 @@ public final class TandemExamples
         "  --period TIME           checkpoint period, e.g. 10ms (default 10ms)",
         "  --duration TIME         how long to run, e.g. 10s (default 10s)",
         "  --dirty-rate N          pages the guest writes per millisecond (default 200)",
-        "  --seed N                workload seed (default 1)");
+        "  --seed N                workload seed (default 1)",
+        "simulate options:",
+        "  --seeds FROM..TO        seed range, inclusive (default 1..200); one seed replays one run",
+        "  --work-dir DIR          where runs keep their disk images (default: a temporary directory)",
+        "  --verbose               keep the library's log (off by default: every seed injects faults)");
 
     private TandemExamples()
     {
@@ -69,6 +76,10 @@ public final class TandemExamples
      */
     public static int run(final String[] args, final PrintStream out, final PrintStream err) throws Exception
     {
+        if (args.length > 0 && "simulate".equals(args[0]))
+        {
+            return simulate(args, out, err);
+        }
         if (args.length == 0 || !"demo".equals(args[0]))
         {
             // failover is the default command
@@ -107,6 +118,57 @@ public final class TandemExamples
         final ReplicationDemo.Result result = ReplicationDemo.run(
             new ReplicationDemo.Options(memory, workload, periodMs, seconds, dirtyRate, seed), out);
         return result.verified() ? 0 : 1;
+    }
+
+    private static int simulate(final String[] args, final PrintStream out, final PrintStream err)
+    {
+        final long from;
+        final long to;
+        final java.nio.file.Path workDir;
+        try
+        {
+            final Map<String, String> options =
+                CommandLine.parse(args, 1, Set.of("seeds", "work-dir"), Set.of("verbose"));
+            if (options.containsKey(CommandLine.HELP))
+            {
+                out.println(USAGE);
+                return 0;
+            }
+            final String seeds = options.getOrDefault("seeds", "1..200");
+            final int dots = seeds.indexOf("..");
+            from = Long.parseLong(dots < 0 ? seeds : seeds.substring(0, dots));
+            to = dots < 0 ? from : Long.parseLong(seeds.substring(dots + 2));
+            if (to < from)
+            {
+                throw new IllegalArgumentException("--seeds " + seeds + " is an empty range");
+            }
+            workDir = options.containsKey("work-dir") ? java.nio.file.Path.of(options.get("work-dir")) : null;
+            if (!options.containsKey("verbose"))
+            {
+                // every seed fails something on purpose: the library's own warnings would bury the summary
+                quietLibraryLogs();
+            }
+        }
+        catch (final IllegalArgumentException ex)
+        {
+            err.println("error: " + ex.getMessage());
+            err.println(USAGE);
+            return 2;
+        }
+        final dev.tandem.examples.simulation.SimulationSuite.Summary summary =
+            dev.tandem.examples.simulation.SimulationSuite.run(from, to, workDir, out);
+        summary.print(out);
+        return summary.ok() ? 0 : 1;
+    }
+
+    /**
+     * Silences the library's logging for loggers not created yet (slf4j-simple reads the level when a logger is
+     * made); used where faults are injected on purpose and the caller reports what matters itself.
+     */
+    public static void quietLibraryLogs()
+    {
+        System.setProperty("org.slf4j.simpleLogger.log.dev.tandem", "off");
+        System.setProperty("org.slf4j.simpleLogger.log.net.openhft", "off");
     }
 
     private static int failover(final String[] args, final PrintStream out, final PrintStream err) throws Exception

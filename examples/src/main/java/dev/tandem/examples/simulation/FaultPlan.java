@@ -1,0 +1,215 @@
+package dev.tandem.examples.simulation;
+
+import java.util.SplittableRandom;
+
+/**
+ * What goes wrong in one simulated run, drawn from its seed alone: at most one network fault, at most one kill at a
+ * numbered point, and perhaps a duplicated connection replaying the active's first bytes after its connection broke.
+ */
+final class FaultPlan
+{
+    /** Where a node dies. */
+    enum Kill
+    {
+        /** nobody dies. */
+        NONE,
+        /** the active, at a random moment. */
+        ACTIVE_AT_TIME,
+        /** the active, right after its n-th disk write was sent. */
+        ACTIVE_AFTER_DISK_WRITE,
+        /** the active, right after barrier N was sent. */
+        ACTIVE_AFTER_BARRIER,
+        /** the active, half-way through the first page frame of delta N. */
+        ACTIVE_MID_DELTA,
+        /** the active, right after the end of epoch N was sent. */
+        ACTIVE_AFTER_EPOCH_END,
+        /** the standby, when it is about to send ack N (committed, not acknowledged). */
+        STANDBY_BEFORE_ACK,
+        /** the standby, in the middle of applying an epoch's disk writes. */
+        STANDBY_DURING_APPLY,
+        /** the active at a random moment, then the standby in the middle of its promotion. */
+        STANDBY_DURING_PROMOTION,
+        /** the standby, at a random moment. */
+        STANDBY_AT_TIME
+    }
+
+    /** Network fault of the run. */
+    enum NetworkFault
+    {
+        /** none. */
+        NONE,
+        /** the connection resets at byte k of the active's stream. */
+        DROP,
+        /** one bit pattern flipped in byte k of the active's stream. */
+        CORRUPT,
+        /** extra latency for bytes sent in a window. */
+        DELAY,
+        /** the standby's receive window is zero for a while: the active's writes accept nothing. */
+        STALL,
+        /** nothing is delivered either way for a while, then the network heals. */
+        PARTITION
+    }
+
+    final long seed;
+    final NetworkFault network;
+    final Kill kill;
+    long dropAtByte = -1;
+    long corruptByte = -1;
+    int corruptMask;
+    long delayFromNs = Long.MAX_VALUE;
+    long delayUntilNs = Long.MAX_VALUE;
+    long delayNs;
+    long stallFromNs = Long.MAX_VALUE;
+    long stallUntilNs = Long.MAX_VALUE;
+    long partitionFromNs = Long.MAX_VALUE;
+    long partitionUntilNs = Long.MAX_VALUE;
+    long killAtNs = Long.MAX_VALUE;
+    long killEpoch;
+    int killOrdinal;
+    /** true: the dead node's kernel closes its sockets; false: it loses power and goes silent. */
+    final boolean killCrashes;
+    /** a second connection replays the active's first bytes once the active's connection has broken. */
+    final boolean duplicateConnection;
+
+    private FaultPlan(final long seed, final NetworkFault network, final Kill kill, final boolean killCrashes,
+        final boolean duplicateConnection)
+    {
+        this.seed = seed;
+        this.network = network;
+        this.kill = kill;
+        this.killCrashes = killCrashes;
+        this.duplicateConnection = duplicateConnection;
+    }
+
+    /**
+     * @param seed    the run's seed.
+     * @param random  the run's generator, positioned where the plan is drawn.
+     * @param startNs simulated time the run starts at.
+     * @param runNs   how long the run lasts before any failover.
+     * @return the plan.
+     */
+    static FaultPlan draw(final long seed, final SplittableRandom random, final long startNs, final long runNs)
+    {
+        final NetworkFault network = random.nextInt(10) < 4 ? NetworkFault.NONE :
+            NetworkFault.values()[1 + random.nextInt(NetworkFault.values().length - 1)];
+        final Kill kill = random.nextInt(10) < 3 ? Kill.NONE :
+            Kill.values()[1 + random.nextInt(Kill.values().length - 1)];
+        final FaultPlan plan = new FaultPlan(seed, network, kill, random.nextBoolean(), random.nextInt(10) < 3);
+        final long from = startNs + random.nextLong(runNs);
+        switch (network)
+        {
+            case DROP:
+                plan.dropAtByte = random.nextLong(4L << 20);
+                break;
+            case CORRUPT:
+                plan.corruptByte = random.nextLong(4L << 20);
+                plan.corruptMask = 1 + random.nextInt(255);
+                break;
+            case DELAY:
+                plan.delayFromNs = from;
+                plan.delayUntilNs = from + ms(random, 1, 300);
+                plan.delayNs = ms(random, 1, 300);
+                break;
+            case STALL:
+                plan.stallFromNs = from;
+                plan.stallUntilNs = from + ms(random, 1, 300);
+                break;
+            case PARTITION:
+                plan.partitionFromNs = from;
+                plan.partitionUntilNs = from + ms(random, 5, 400);
+                break;
+            default:
+                break;
+        }
+        plan.killAtNs = startNs + random.nextLong(runNs);
+        plan.killEpoch = 1 + random.nextInt(40);
+        plan.killOrdinal = 1 + random.nextInt(200);
+        return plan;
+    }
+
+    private static long ms(final SplittableRandom random, final int from, final int to)
+    {
+        return (from + random.nextInt(to - from + 1)) * 1_000_000L;
+    }
+
+    /**
+     * @param startNs the run's start, to print times relative to it.
+     * @return the plan in one line.
+     */
+    String describe(final long startNs)
+    {
+        final StringBuilder text = new StringBuilder();
+        switch (network)
+        {
+            case DROP:
+                text.append("drop at byte ").append(dropAtByte);
+                break;
+            case CORRUPT:
+                text.append("corrupt byte ").append(corruptByte).append(" xor 0x")
+                    .append(Integer.toHexString(corruptMask));
+                break;
+            case DELAY:
+                text.append("delay +").append(delayNs / 1_000_000).append(" ms for bytes sent ")
+                    .append(window(delayFromNs, delayUntilNs, startNs));
+                break;
+            case STALL:
+                text.append("stall ").append(window(stallFromNs, stallUntilNs, startNs));
+                break;
+            case PARTITION:
+                text.append("partition ").append(window(partitionFromNs, partitionUntilNs, startNs)).append(", heal");
+                break;
+            default:
+                text.append("no network fault");
+                break;
+        }
+        text.append("; ");
+        final String at = "(" + (killAtNs - startNs) / 1_000_000 + " ms)";
+        switch (kill)
+        {
+            case ACTIVE_AT_TIME:
+                text.append("kill active at ").append(at);
+                break;
+            case STANDBY_AT_TIME:
+                text.append("kill standby at ").append(at);
+                break;
+            case STANDBY_DURING_PROMOTION:
+                text.append("kill active then standby during promotion ").append(at);
+                break;
+            case ACTIVE_AFTER_DISK_WRITE:
+                text.append("kill active after disk write #").append(killOrdinal);
+                break;
+            case ACTIVE_AFTER_BARRIER:
+                text.append("kill active after barrier ").append(killEpoch);
+                break;
+            case ACTIVE_MID_DELTA:
+                text.append("kill active mid-delta ").append(killEpoch);
+                break;
+            case ACTIVE_AFTER_EPOCH_END:
+                text.append("kill active after epoch end ").append(killEpoch);
+                break;
+            case STANDBY_BEFORE_ACK:
+                text.append("kill standby before ack ").append(killEpoch);
+                break;
+            case STANDBY_DURING_APPLY:
+                text.append("kill standby during apply, disk write #").append(killOrdinal);
+                break;
+            default:
+                text.append("no kill");
+                break;
+        }
+        if (kill != Kill.NONE)
+        {
+            text.append(killCrashes ? " (crash)" : " (power loss)");
+        }
+        if (duplicateConnection)
+        {
+            text.append("; duplicated connection");
+        }
+        return text.toString();
+    }
+
+    private static String window(final long from, final long until, final long startNs)
+    {
+        return (from - startNs) / 1_000_000 + ".." + (until - startNs) / 1_000_000 + " ms";
+    }
+}

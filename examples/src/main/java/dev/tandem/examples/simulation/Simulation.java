@@ -1,0 +1,821 @@
+package dev.tandem.examples.simulation;
+
+import dev.tandem.core.active.ActiveContext;
+import dev.tandem.core.active.ActiveListener;
+import dev.tandem.core.active.ActiveReplicator;
+import dev.tandem.core.active.UnprotectedOutput;
+import dev.tandem.core.failover.FileArbiter;
+import dev.tandem.core.failover.PromotionListener;
+import dev.tandem.core.standby.StandbyContext;
+import dev.tandem.core.standby.StandbyListener;
+import dev.tandem.core.standby.StandbyReplica;
+import dev.tandem.core.wire.FrameType;
+import dev.tandem.vmm.FileVirtualDisk;
+import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.StateDigest;
+import dev.tandem.vmm.VmmAdapter;
+import dev.tandem.vmm.sim.SimulatedDisk;
+import dev.tandem.vmm.sim.SimulatedReplicaTarget;
+import dev.tandem.vmm.sim.SimulatedVmm;
+import dev.tandem.vmm.sim.Workload;
+import org.agrona.CloseHelper;
+import org.agrona.collections.Long2LongHashMap;
+import org.agrona.concurrent.IdleStrategy;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+/**
+ * One deterministic run: a simulated guest, its active replicator and a standby, joined by a {@link SimNetwork}, all
+ * stepped from the calling thread under a {@link SimClock}, with faults from a {@link FaultPlan} drawn from the seed.
+ * Nothing in it reads the wall clock or another thread, so the seed alone replays the run.
+ * <p>
+ * The duty cycles run through their {@code AgentInvoker}s in an order the seed shuffles each tick. Where one of them
+ * must wait for another (a full connection, no free staging area, the baseline in flight, a full disk-write stream),
+ * the wait strategy the simulation hands them runs the other parts on the same thread and moves the clock on,
+ * which is the interleaving two threads could have produced. A part that is waiting is never re-entered, and the
+ * scheduler is never stepped while the guest is inside a tick (on real threads its pause would wait for the vCPU).
+ * <p>
+ * After the run, the invariants of DESIGN.md are checked: the recovery point is one whole checkpoint (its digest
+ * equals the active's digest at that epoch); no output of epoch N was released before ack N; after failover the
+ * promoted state is byte-equal to the active's at an epoch at least the last one acked and at least every epoch
+ * whose output was released; nothing from a malformed or stale frame was applied (a live standby's state equals the
+ * active's at its committed epoch); a standby that still has a recovery point takes over when the active dies; and
+ * no off-heap memory leaked.
+ */
+public final class Simulation implements SimNetwork.Hooks
+{
+    /** Simulated time a run starts at. */
+    static final long START_NS = 1_000_000_000L;
+    private static final long TICK_NS = 100_000;
+    private static final long IDLE_NS = 20_000;
+    private static final long MS = 1_000_000L;
+    private static final String VM_ID = "sim-guest";
+    private static final long FAILURE_TIMEOUT_NS = 100 * MS;
+    private static final long SILENCE_TIMEOUT_NS = 150 * MS;
+    private static final int MAX_IDLE_DEPTH = 6;
+    /** Simulated time past a run's end after which a wait that has not ended counts as stuck. */
+    private static final long STUCK_NS = 30_000 * MS;
+
+    /** The parts one tick steps. */
+    private enum Part
+    {
+        /** the vCPUs: a tick of guest work; waits for the sender when the disk-write stream is full. */
+        GUEST,
+        /** the checkpoint scheduler: waits for the sender (staging areas, baseline, stream) and for a vCPU's tick. */
+        SCHEDULER,
+        /** the sender: waits for the standby to read when the connection is full (it reads acks meanwhile). */
+        SENDER,
+        /** the standby's receiver. */
+        STANDBY;
+
+        Part[] waitsOn()
+        {
+            switch (this)
+            {
+                case GUEST:
+                    return new Part[] {SENDER};
+                case SCHEDULER:
+                    return new Part[] {SENDER, GUEST};
+                case SENDER:
+                    return new Part[] {STANDBY};
+                default:
+                    return new Part[0];
+            }
+        }
+    }
+
+    /**
+     * Unwinds the stack of a node that just died: nothing it does afterwards can be seen.
+     */
+    static final class NodeDeath extends Error
+    {
+        private static final long serialVersionUID = 1L;
+
+        NodeDeath(final String node)
+        {
+            super(node + " died", null, false, false);
+        }
+    }
+
+    /** Lets output pass unprotected after protection fails: breaks invariant 2 on purpose, to show the checks bite. */
+    private final boolean unsafePassThrough;
+    private final Path dir;
+    private final SplittableRandom random;
+    private final SimClock clock = new SimClock(START_NS);
+    private final FaultPlan plan;
+    private final long runNs;
+    private final SimNetwork network;
+    private final List<String> violations = new ArrayList<>();
+    private final ArrayDeque<Part> stack = new ArrayDeque<>();
+    private final Long2LongHashMap digests = new Long2LongHashMap(Long.MIN_VALUE);
+    private final Long2LongHashMap producedEpoch = new Long2LongHashMap(-1);
+    private final Part[] order = Part.values().clone();
+
+    private SimulatedVmm guest;
+    private SimulatedVmm.Builder guestConfig;
+    private ActiveReplicator active;
+    private StandbyReplica standby;
+    private VmmAdapter promotedGuest;
+    private boolean activeDead;
+    private boolean standbyDead;
+    private long activeDiedNs = -1;
+    private long promotedNs = -1;
+    private long promotedEpoch = -1;
+    private long ackedAtPromotion = -1;
+    private long lastTxSeen;
+    private long releasedFrames;
+    private long rejectedFrames;
+    private long maxReleasedEpoch;
+    private long diskWritesSent;
+    private long standbyDiskWrites;
+    private boolean killDone;
+    private boolean duplicateSent;
+    private int idleDepth;
+    private boolean stuck;
+    private String outcome = "";
+
+    private Simulation(final long seed, final Path dir, final boolean unsafePassThrough)
+    {
+        this.unsafePassThrough = unsafePassThrough;
+        this.dir = dir;
+        this.random = new SplittableRandom(seed);
+        this.runNs = (400 + random.nextInt(800)) * MS;
+        this.plan = FaultPlan.draw(seed, random, START_NS, runNs);
+        this.network = new SimNetwork(clock, plan, this, (20 + random.nextInt(500)) * 1000L,
+            (64 << 10) << random.nextInt(5));
+    }
+
+    /**
+     * Runs one seed.
+     *
+     * @param seed    the seed.
+     * @param workDir a directory for the run's disk images (deleted afterwards).
+     * @return what happened and every invariant violation.
+     */
+    public static SimulationResult run(final long seed, final Path workDir)
+    {
+        return run(seed, workDir, false);
+    }
+
+    /**
+     * @param seed              the seed.
+     * @param workDir           a directory for the run's disk images (deleted afterwards).
+     * @param unsafePassThrough run the active with {@code UnprotectedOutput.PASS_THROUGH}, which releases held output
+     *                          once protection fails: the checks must report it.
+     * @return what happened and every invariant violation.
+     */
+    static SimulationResult run(final long seed, final Path workDir, final boolean unsafePassThrough)
+    {
+        final long liveBefore = NativeMemory.liveBytes();
+        final Path dir = workDir.resolve("seed-" + seed);
+        final Simulation simulation = new Simulation(seed, dir, unsafePassThrough);
+        try
+        {
+            simulation.execute();
+        }
+        catch (final RuntimeException | Error ex)
+        {
+            simulation.violations.add("the simulation itself failed: " + describe(ex));
+        }
+        finally
+        {
+            simulation.closeAll();
+            deleteTree(dir);
+        }
+        final long leaked = NativeMemory.liveBytes() - liveBefore;
+        if (leaked != 0)
+        {
+            simulation.violations.add("off-heap memory leaked: " + leaked + " bytes still allocated after the run");
+        }
+        return new SimulationResult(seed, simulation.plan.describe(START_NS), simulation.outcome,
+            List.copyOf(simulation.violations), (simulation.clock.nanoTime() - START_NS) / MS,
+            simulation.plan.kill != FaultPlan.Kill.NONE, simulation.killDone);
+    }
+
+    private void execute() throws RuntimeException
+    {
+        try
+        {
+            Files.createDirectories(dir);
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
+        final Workload[] workloads = {Workload.UNIFORM, Workload.HOTSET, Workload.SEQUENTIAL};
+        guestConfig = SimulatedVmm.builder()
+            .vmId(VM_ID)
+            .memoryBytes((1L << 20) << random.nextInt(2))
+            .vcpus(1 + random.nextInt(2))
+            .workload(workloads[random.nextInt(workloads.length)])
+            .pagesPerMillisecond(1 + random.nextInt(24))
+            .hotsetPages(64)
+            .disk(dir.resolve("active-disk.img"), 256 << 10)
+            .diskEveryTicks(1 + random.nextInt(4))
+            .packetEveryTicks(1 + random.nextInt(3))
+            .seed(random.nextLong())
+            .packetSink(this::onRelease);
+        guest = guestConfig.build();
+        final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "simulation");
+        final SimulatedReplicaTarget target =
+            new SimulatedReplicaTarget(guestConfig.copy().diskPath(dir.resolve("promoted-disk.img")), false);
+        final StandbyContext standbyCtx = new StandbyContext()
+            .transport(network)
+            .listenEndpoint("standby")
+            .directory(dir.resolve("standby"))
+            .vmId(VM_ID)
+            .memory(SimulatedVmm.PAGE_SIZE, guest.memory().pageCount())
+            .disk(0, SimulatedDisk.BLOCK_SIZE, 256 << 10)
+            .epochLogMemoryBytes(1 << 20)
+            .failureTimeoutNs(FAILURE_TIMEOUT_NS)
+            .autoPromote(true)
+            .promotionArbiter(arbiter)
+            .replicaTarget(point ->
+            {
+                checkRecoveryPoint(point.epoch(), StateDigest.of(point));
+                promotedGuest = target.resume(point);
+                return promotedGuest;
+            })
+            .promotionListener(new PromotionListener()
+            {
+                @Override
+                public void onStep(final String step, final long sinceStartNs)
+                {
+                    if (plan.kill == FaultPlan.Kill.STANDBY_DURING_PROMOTION && "claim generation".equals(step))
+                    {
+                        killStandby("during promotion, after claiming the generation");
+                    }
+                }
+            })
+            .diskImageOpener((path, disk) -> new FileVirtualDisk(path, disk.id(), disk.blockSize(), disk.sizeBytes(),
+                false)
+            {
+                @Override
+                public void write(final long offset, final ByteBuffer data) throws IOException
+                {
+                    standbyDiskWrites++;
+                    if (plan.kill == FaultPlan.Kill.STANDBY_DURING_APPLY && standbyDiskWrites == plan.killOrdinal)
+                    {
+                        // half of this write reaches the image, then the host dies
+                        final int limit = data.limit();
+                        data.limit(data.position() + (data.remaining() + 1) / 2);
+                        super.write(offset, data);
+                        data.limit(limit);
+                        killStandby("in the middle of applying disk write #" + standbyDiskWrites);
+                    }
+                    super.write(offset, data);
+                }
+            })
+            .listener(new StandbyListener()
+            {
+                @Override
+                public void onError(final Throwable error)
+                {
+                    if (error instanceof dev.tandem.core.wire.ProtocolException)
+                    {
+                        // a refused frame: expected of a corrupted byte or a replayed connection, a defect otherwise
+                        rejectedFrames++;
+                        if (plan.network != FaultPlan.NetworkFault.CORRUPT && !duplicateSent)
+                        {
+                            violations.add("the standby refused a frame nobody corrupted: " + error.getMessage());
+                        }
+                    }
+                    else if (!(error instanceof IOException) && !(error instanceof NodeDeath) && !standbyDead)
+                    {
+                        violations.add("the standby's receiver failed: " + describe(error));
+                    }
+                }
+            })
+            .nanoClock(clock)
+            .waitStrategy(this::newWaitStrategy)
+            .useAgentInvoker(true);
+        try
+        {
+            standby = StandbyReplica.launch(standbyCtx);
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
+        final ActiveContext activeCtx = new ActiveContext()
+            .adapter(guest)
+            .transport(network)
+            .standbyEndpoint("standby")
+            .checkpointPeriodNs((1 + random.nextInt(20)) * MS)
+            .maxEpochsInFlight(1 + random.nextInt(4))
+            .stagingAreas(2 + random.nextInt(2))
+            .stagingAreaBytes(1 << 20)
+            .diskStreamBytes(64 << 10 << random.nextInt(3))
+            .heartbeatIntervalNs(5 * MS)
+            .standbySilenceTimeoutNs(SILENCE_TIMEOUT_NS)
+            .pageCodec(random.nextBoolean())
+            .sentPageCacheBytes(random.nextBoolean() ? 0 : 256 << 10)
+            .promotionArbiter(arbiter)
+            .unprotectedOutput(unsafePassThrough ? UnprotectedOutput.PASS_THROUGH : UnprotectedOutput.HOLD)
+            .checkpointObserver((epoch, adapter) -> digests.put(epoch, StateDigest.of(adapter)))
+            .listener(new ActiveListener()
+            {
+                @Override
+                public void onError(final Throwable error)
+                {
+                    if (!(error instanceof UncheckedIOException) && !(error instanceof IOException) &&
+                        !(error instanceof NodeDeath) && !activeDead)
+                    {
+                        violations.add("the active failed on its own: " + describe(error));
+                    }
+                }
+            })
+            .nanoClock(clock)
+            .waitStrategy(this::newWaitStrategy)
+            .useAgentInvoker(true);
+        try
+        {
+            active = ActiveReplicator.launch(activeCtx);
+        }
+        catch (final IOException ex)
+        {
+            // the handshake itself met the fault (a drop at byte k < its length, a partition): nothing to protect
+            outcome = "never protected: " + ex.getMessage();
+            return;
+        }
+        final long end = START_NS + runNs;
+        while (clock.nanoTime() < end || (activeDead && !standbyDead && promotedNs < 0 &&
+            clock.nanoTime() < activeDiedNs + FAILURE_TIMEOUT_NS + 500 * MS) ||
+            (promotedNs > 0 && clock.nanoTime() < promotedNs + SILENCE_TIMEOUT_NS + 100 * MS))
+        {
+            clock.advance(TICK_NS);
+            timedFaults();
+            shuffle();
+            for (final Part part : order)
+            {
+                step(part);
+            }
+            if (activeDead && standbyDead)
+            {
+                break;
+            }
+        }
+        finish();
+    }
+
+    private void shuffle()
+    {
+        for (int i = order.length - 1; i > 0; i--)
+        {
+            final int j = random.nextInt(i + 1);
+            final Part swap = order[i];
+            order[i] = order[j];
+            order[j] = swap;
+        }
+    }
+
+    private void timedFaults()
+    {
+        final long now = clock.nanoTime();
+        if (!killDone && now >= plan.killAtNs)
+        {
+            if (plan.kill == FaultPlan.Kill.ACTIVE_AT_TIME || plan.kill == FaultPlan.Kill.STANDBY_DURING_PROMOTION)
+            {
+                killActive("at " + (now - START_NS) / MS + " ms");
+            }
+            else if (plan.kill == FaultPlan.Kill.STANDBY_AT_TIME)
+            {
+                killStandby("at " + (now - START_NS) / MS + " ms");
+            }
+        }
+        if (plan.duplicateConnection && !duplicateSent && activeDead && !standbyDead)
+        {
+            duplicateSent = true;
+            replayDuplicate();
+        }
+    }
+
+    /**
+     * A second connection that replays the first bytes the active sent, as a stale copy of the active (or a
+     * retransmitting middlebox) would: the standby may take it only after its live connection ended, and must not
+     * apply anything of it over a newer recovery point.
+     */
+    private void replayDuplicate()
+    {
+        try
+        {
+            final dev.tandem.core.transport.Connection ghost = network.connect("standby", 1000);
+            final ByteBuffer prefix = network.recordedPrefix();
+            final ByteBuffer[] gather = {prefix};
+            for (int i = 0; i < 10_000 && prefix.hasRemaining(); i++)
+            {
+                if (ghost.write(gather, 0, 1) == 0)
+                {
+                    idle();
+                }
+            }
+            ghost.close();
+        }
+        catch (final IOException ex)
+        {
+            // the standby stopped listening (it promoted) or the connection broke: nothing was replayed
+        }
+    }
+
+    private int step(final Part part)
+    {
+        if (stack.contains(part))
+        {
+            return 0;
+        }
+        for (final Part awaited : part.waitsOn())
+        {
+            if (stack.contains(awaited))
+            {
+                // stepped here it could wait on a part that is itself waiting further down this stack, and nothing
+                // would ever wake either; on threads that part would still be running
+                return 0;
+            }
+        }
+        switch (part)
+        {
+            case GUEST:
+                if (activeDead || guest.isPaused())
+                {
+                    return 0;
+                }
+                break;
+            case SCHEDULER:
+            case SENDER:
+                if (activeDead || active == null)
+                {
+                    return 0;
+                }
+                break;
+            case STANDBY:
+                if (standbyDead)
+                {
+                    return 0;
+                }
+                break;
+            default:
+                break;
+        }
+        stack.push(part);
+        try
+        {
+            switch (part)
+            {
+                case GUEST:
+                    if (active == null)
+                    {
+                        return 0;
+                    }
+                    guest.step();
+                    recordProducedOutput();
+                    return 1;
+                case SCHEDULER:
+                    return active.schedulerInvoker().invoke();
+                case SENDER:
+                    return active.senderInvoker().invoke();
+                case STANDBY:
+                    return standby.receiverInvoker().invoke();
+                default:
+                    return 0;
+            }
+        }
+        catch (final NodeDeath death)
+        {
+            return 0;
+        }
+        finally
+        {
+            stack.pop();
+        }
+    }
+
+    private void recordProducedOutput()
+    {
+        final long tx = guest.txFrames();
+        // frames made since the checkpoint of epoch N-1 belong to epoch N: the gate tags them so
+        final long epoch = active.lastCheckpointEpoch() + 1;
+        for (long sequence = lastTxSeen + 1; sequence <= tx; sequence++)
+        {
+            producedEpoch.put(sequence, epoch);
+        }
+        lastTxSeen = tx;
+    }
+
+    private IdleStrategy newWaitStrategy()
+    {
+        return new IdleStrategy()
+        {
+            @Override
+            public void idle(final int workCount)
+            {
+                if (workCount <= 0)
+                {
+                    idle();
+                }
+            }
+
+            @Override
+            public void idle()
+            {
+                Simulation.this.idle();
+            }
+
+            @Override
+            public void reset()
+            {
+            }
+        };
+    }
+
+    /**
+     * A part waits: time passes and every other part gets a step.
+     */
+    private void idle()
+    {
+        final Part waiting = stack.peek();
+        if (waiting != null && isDead(waiting))
+        {
+            throw new NodeDeath(waiting.name().toLowerCase());
+        }
+        clock.advance(IDLE_NS);
+        if (clock.nanoTime() > START_NS + runNs + STUCK_NS && !stuck)
+        {
+            // liveness: on threads this wait would never end either; stop both nodes so the run can be judged
+            stuck = true;
+            violations.add("stuck: the " + (waiting == null ? "simulation" : waiting.name().toLowerCase()) +
+                " waited past " + (runNs + STUCK_NS) / MS + " ms of simulated time");
+            activeDead = true;
+            standbyDead = true;
+        }
+        if (idleDepth >= MAX_IDLE_DEPTH)
+        {
+            return;
+        }
+        idleDepth++;
+        try
+        {
+            timedFaults();
+            for (final Part part : order)
+            {
+                step(part);
+            }
+        }
+        finally
+        {
+            idleDepth--;
+        }
+        if (waiting != null && isDead(waiting))
+        {
+            throw new NodeDeath(waiting.name().toLowerCase());
+        }
+    }
+
+    private boolean isDead(final Part part)
+    {
+        return part == Part.STANDBY ? standbyDead : activeDead;
+    }
+
+    private void killActive(final String where)
+    {
+        if (activeDead)
+        {
+            return;
+        }
+        killDone = true;
+        activeDead = true;
+        activeDiedNs = clock.nanoTime();
+        network.kill(true, plan.killCrashes, true);
+        // unwind only if the active is what runs now; an active part lower on the stack finds out in its wait
+        final Part running = stack.peek();
+        if (running != null && running != Part.STANDBY)
+        {
+            throw new NodeDeath("active " + where);
+        }
+    }
+
+    private void killStandby(final String where)
+    {
+        if (standbyDead)
+        {
+            return;
+        }
+        killDone = true;
+        standbyDead = true;
+        network.kill(false, plan.killCrashes, false);
+        if (stack.peek() == Part.STANDBY)
+        {
+            throw new NodeDeath("standby " + where);
+        }
+    }
+
+    @Override
+    public void onFrameStart(final SimNetwork.Direction direction, final int type, final long epoch)
+    {
+        if (direction == SimNetwork.Direction.BACK && type == FrameType.ACK.code() &&
+            plan.kill == FaultPlan.Kill.STANDBY_BEFORE_ACK && epoch == plan.killEpoch)
+        {
+            killStandby("with epoch " + epoch + " committed, before its ack left");
+        }
+    }
+
+    @Override
+    public void onFrameMiddle(final SimNetwork.Direction direction, final int type, final long epoch)
+    {
+        if (direction == SimNetwork.Direction.FORWARD && plan.kill == FaultPlan.Kill.ACTIVE_MID_DELTA &&
+            epoch == plan.killEpoch && (type == FrameType.PAGES.code() || type == FrameType.PAGES_ENCODED.code()))
+        {
+            killActive("half-way through a page frame of delta " + epoch);
+        }
+    }
+
+    @Override
+    public void onFrameEnd(final SimNetwork.Direction direction, final int type, final long epoch)
+    {
+        if (direction != SimNetwork.Direction.FORWARD)
+        {
+            return;
+        }
+        if (type == FrameType.DISK_WRITE.code() && ++diskWritesSent == plan.killOrdinal &&
+            plan.kill == FaultPlan.Kill.ACTIVE_AFTER_DISK_WRITE)
+        {
+            killActive("after disk write #" + diskWritesSent + " was sent");
+        }
+        else if (type == FrameType.BARRIER.code() && epoch == plan.killEpoch &&
+            plan.kill == FaultPlan.Kill.ACTIVE_AFTER_BARRIER)
+        {
+            killActive("after barrier " + epoch + " was sent");
+        }
+        else if (type == FrameType.EPOCH_END.code() && epoch == plan.killEpoch &&
+            plan.kill == FaultPlan.Kill.ACTIVE_AFTER_EPOCH_END)
+        {
+            killActive("after the end of epoch " + epoch + " was sent");
+        }
+    }
+
+    /**
+     * The packet sink behind the active's output gate: every frame released to the world.
+     */
+    private void onRelease(final org.agrona.DirectBuffer frame, final int index, final int length)
+    {
+        if (activeDead)
+        {
+            // a dead host sends nothing; code still unwinding on its stack cannot reach the world
+            return;
+        }
+        final long sequence = frame.getLong(index);
+        final long epoch = producedEpoch.get(sequence);
+        final long acked = active.lastAckedEpoch();
+        if (epoch < 0)
+        {
+            violations.add("invariant 2: frame #" + sequence + " was released but the guest never produced it");
+            return;
+        }
+        if (epoch > acked)
+        {
+            violations.add("invariant 2: frame #" + sequence + " of epoch " + epoch +
+                " was released while the standby had acknowledged only epoch " + acked);
+        }
+        releasedFrames++;
+        maxReleasedEpoch = Math.max(maxReleasedEpoch, epoch);
+    }
+
+    private void checkRecoveryPoint(final long epoch, final long digest)
+    {
+        promotedNs = clock.nanoTime();
+        promotedEpoch = epoch;
+        ackedAtPromotion = active == null ? 0 : active.lastAckedEpoch();
+        final long expected = digests.get(epoch);
+        if (expected == Long.MIN_VALUE)
+        {
+            violations.add("invariant 1: the recovery point is epoch " + epoch + ", which the active never checkpointed");
+        }
+        else if (expected != digest)
+        {
+            violations.add("invariant 1/3: the promoted state of epoch " + epoch +
+                " differs from the active's checkpoint of that epoch");
+        }
+        if (epoch < ackedAtPromotion)
+        {
+            violations.add("invariant 3: promoted from epoch " + epoch + " but the active had seen epoch " +
+                ackedAtPromotion + " acknowledged");
+        }
+    }
+
+    private void finish()
+    {
+        final String activeState = activeDead ? "active died" : active.isProtecting() ? "active protecting" :
+            "active unprotected";
+        if (promotedEpoch >= 0)
+        {
+            if (promotedEpoch < maxReleasedEpoch)
+            {
+                violations.add("acknowledged output lost: frames of epoch " + maxReleasedEpoch +
+                    " were released but the standby resumed from epoch " + promotedEpoch);
+            }
+            if (!activeDead && active.isProtecting())
+            {
+                violations.add("two guests: the standby promoted at epoch " + promotedEpoch +
+                    " and the old active still believes it protects (acked " + active.lastAckedEpoch() + ")");
+            }
+            outcome = "failover to epoch " + promotedEpoch + " (" + activeState + ", acked " +
+                ackedAtPromotion + ")";
+        }
+        else if (!standbyDead)
+        {
+            final String refused = standby.promotionRefused();
+            final long committed = standby.lastCommittedEpoch();
+            if (activeDead && committed >= 1)
+            {
+                violations.add("no failover: the active died at " + (activeDiedNs - START_NS) / MS +
+                    " ms and the standby, holding epoch " + committed + ", did not take over" +
+                    (refused == null ? "" : ": " + refused));
+            }
+            if (standby.tornReason() != null)
+            {
+                violations.add("the standby is torn without a disk fault: " + standby.tornReason());
+            }
+            else if (committed >= 1)
+            {
+                if (!activeDead && committed > active.lastCheckpointEpoch())
+                {
+                    violations.add("the standby committed epoch " + committed + " beyond the active's last " +
+                        "checkpoint " + active.lastCheckpointEpoch());
+                }
+                final long digest = standby.inspect(StateDigest::of);
+                final long expected = digests.get(committed);
+                if (expected != digest)
+                {
+                    violations.add("invariant 1/4: the standby's recovery point of epoch " + committed +
+                        " differs from the active's checkpoint of that epoch");
+                }
+            }
+            outcome = (activeDead ? "active died before a recovery point" : activeState) + ", standby holds epoch " +
+                committed;
+        }
+        else
+        {
+            outcome = "standby died (" + activeState + ")";
+        }
+        outcome += ", " + releasedFrames + " frames released through epoch " + maxReleasedEpoch +
+            (rejectedFrames > 0 ? ", " + rejectedFrames + " frames refused" : "");
+        if (!activeDead && promotedEpoch < 0 && active.isProtecting())
+        {
+            // a clean stop: every epoch in flight is acknowledged first
+            active.close();
+            if (!standbyDead && standby.tornReason() == null && active.lastAckedEpoch() >= 1)
+            {
+                final long committed = standby.lastCommittedEpoch();
+                if (committed < active.lastAckedEpoch())
+                {
+                    violations.add("the standby holds epoch " + committed + " but the active saw epoch " +
+                        active.lastAckedEpoch() + " acknowledged");
+                }
+            }
+        }
+    }
+
+    private void closeAll()
+    {
+        // closing the active may wait for acks through the wait strategy: keep the standby steppable meanwhile
+        activeDead = true;
+        standbyDead = true;
+        CloseHelper.quietCloseAll(active, standby);
+        if (promotedGuest instanceof AutoCloseable)
+        {
+            CloseHelper.quietClose((AutoCloseable)promotedGuest);
+        }
+        CloseHelper.quietClose(guest);
+    }
+
+    private static String describe(final Throwable error)
+    {
+        final StackTraceElement[] trace = error.getStackTrace();
+        return error + (trace.length > 0 ? " at " + trace[0] : "");
+    }
+
+    private static void deleteTree(final Path dir)
+    {
+        if (!Files.exists(dir))
+        {
+            return;
+        }
+        try (Stream<Path> paths = Files.walk(dir))
+        {
+            paths.sorted(Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException("cannot delete " + dir, ex);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+package dev.tandem.examples.simulation;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * Runs a range of seeds, prints each failing one with the command that replays it, and sums up.
+ */
+public final class SimulationSuite
+{
+    private SimulationSuite()
+    {
+    }
+
+    /**
+     * What a range of runs found.
+     *
+     * @param runs        how many seeds ran.
+     * @param failures    the runs that violated an invariant.
+     * @param outcomes    how many runs ended each way (failover, protected to the end, ...).
+     * @param faults      how many runs had each kind of fault.
+     * @param killsPlanned runs whose plan kills a node.
+     * @param killsReached of those, runs that reached the kill point.
+     * @param simulatedMs simulated time covered by all runs.
+     * @param wallMs      real time the range took.
+     */
+    public record Summary(long runs, List<SimulationResult> failures, Map<String, Long> outcomes,
+        Map<String, Long> faults, long killsPlanned, long killsReached, long simulatedMs, long wallMs)
+    {
+        /**
+         * @return true if no run violated an invariant.
+         */
+        public boolean ok()
+        {
+            return failures.isEmpty();
+        }
+
+        /**
+         * @param out where to print the summary.
+         */
+        public void print(final PrintStream out)
+        {
+            out.printf("simulated %d seeds (%.1f s of simulated time) in %.1f s: %d with invariant violations%n",
+                runs, simulatedMs / 1000.0, wallMs / 1000.0, failures.size());
+            out.println("faults drawn:");
+            faults.forEach((name, count) -> out.printf("  %-28s %d%n", name, count));
+            out.printf("kills reached: %d of %d planned (the others named an epoch or write the run never got to)%n",
+                killsReached, killsPlanned);
+            out.println("outcomes:");
+            outcomes.forEach((name, count) -> out.printf("  %-28s %d%n", name, count));
+            for (final SimulationResult failure : failures)
+            {
+                out.println("FAILED seed " + failure.seed() + ": " + failure.violations().get(0) + "  -> replay: " +
+                    failure.replayCommand());
+            }
+        }
+    }
+
+    /**
+     * @param from    first seed.
+     * @param to      last seed, inclusive.
+     * @param workDir where runs keep their disk images, or null for a temporary directory.
+     * @param out     where each failing seed is printed as it is found, and progress every 500 seeds.
+     * @return the summary.
+     */
+    public static Summary run(final long from, final long to, final Path workDir, final PrintStream out)
+    {
+        if (to < from)
+        {
+            throw new IllegalArgumentException("seed range " + from + ".." + to + " is empty");
+        }
+        final Path dir;
+        try
+        {
+            dir = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("tandem-sim");
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException("cannot create the simulation's work directory", ex);
+        }
+        final long start = System.nanoTime();
+        final List<SimulationResult> failures = new ArrayList<>();
+        final Map<String, Long> outcomes = new TreeMap<>();
+        final Map<String, Long> faults = new TreeMap<>();
+        long simulatedMs = 0;
+        long killsPlanned = 0;
+        long killsReached = 0;
+        for (long seed = from; seed <= to; seed++)
+        {
+            final SimulationResult result = Simulation.run(seed, dir);
+            simulatedMs += result.simulatedMs();
+            killsPlanned += result.killPlanned() ? 1 : 0;
+            killsReached += result.killReached() ? 1 : 0;
+            outcomes.merge(category(result.outcome()), 1L, Long::sum);
+            for (final String fault : result.plan().split("; "))
+            {
+                faults.merge(category(fault), 1L, Long::sum);
+            }
+            if (!result.ok())
+            {
+                failures.add(result);
+                out.println("seed " + seed + " [" + result.plan() + "] -> " + result.outcome());
+                result.violations().forEach(v -> out.println("  VIOLATION " + v));
+                out.println("  replay: " + result.replayCommand());
+            }
+            if ((seed - from + 1) % 500 == 0)
+            {
+                out.printf("... %d seeds, %d failing, %.0f s%n", seed - from + 1, failures.size(),
+                    (System.nanoTime() - start) / 1e9);
+            }
+        }
+        if (workDir == null)
+        {
+            dir.toFile().delete();
+        }
+        return new Summary(to - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
+            (System.nanoTime() - start) / 1_000_000);
+    }
+
+    /**
+     * @return the words of a description before its first number or parenthesis: its kind.
+     */
+    private static String category(final String text)
+    {
+        final StringBuilder kind = new StringBuilder();
+        for (final String word : text.split(" "))
+        {
+            if (word.isEmpty() || Character.isDigit(word.charAt(0)) || word.charAt(0) == '(' ||
+                word.charAt(0) == '+' || word.charAt(0) == '#' || word.contains(","))
+            {
+                if (word.contains(",") && !Character.isDigit(word.charAt(0)))
+                {
+                    kind.append(kind.length() > 0 ? " " : "").append(word, 0, word.indexOf(','));
+                }
+                break;
+            }
+            kind.append(kind.length() > 0 ? " " : "").append(word);
+        }
+        return kind.toString();
+    }
+}
