@@ -15,7 +15,7 @@ import java.util.Locale;
  *      [--seed 1] [--transfers 600] [--no-digests] [--report report.json]
  * java -jar examples/target/tandem-examples.jar demo [--guest-memory 256m] [--workload hotset]
  *      [--period 10ms] [--duration 10s] [--dirty-rate 200] [--seed 1]
- * java -jar examples/target/tandem-examples.jar simulate [--seeds 1..200] [--work-dir DIR] [--verbose]
+ * java -jar examples/target/tandem-examples.jar simulate [--seeds 1..200] [--work-dir DIR] [--list] [--verbose]
  * </pre>
  */
 public final class TandemExamples
@@ -48,6 +48,7 @@ public final class TandemExamples
         "simulate options:",
         "  --seeds FROM..TO        seed range, inclusive (default 1..200); one seed replays one run",
         "  --work-dir DIR          where runs keep their disk images (default: a temporary directory)",
+        "  --list                  print every seed's faults and outcome, not only the failing ones",
         "  --verbose               keep the library's log (off by default: every seed injects faults)");
 
     private TandemExamples()
@@ -125,10 +126,11 @@ public final class TandemExamples
         final long from;
         final long to;
         final java.nio.file.Path workDir;
+        final boolean list;
         try
         {
             final Map<String, String> options =
-                CommandLine.parse(args, 1, Set.of("seeds", "work-dir"), Set.of("verbose"));
+                CommandLine.parse(args, 1, Set.of("seeds", "work-dir"), Set.of("verbose", "list"));
             if (options.containsKey(CommandLine.HELP))
             {
                 out.println(USAGE);
@@ -143,6 +145,7 @@ public final class TandemExamples
                 throw new IllegalArgumentException("--seeds " + seeds + " is an empty range");
             }
             workDir = options.containsKey("work-dir") ? java.nio.file.Path.of(options.get("work-dir")) : null;
+            list = options.containsKey("list");
             if (!options.containsKey("verbose"))
             {
                 // every seed fails something on purpose: the library's own warnings would bury the summary
@@ -156,7 +159,7 @@ public final class TandemExamples
             return 2;
         }
         final dev.tandem.examples.simulation.SimulationSuite.Summary summary =
-            dev.tandem.examples.simulation.SimulationSuite.run(from, to, workDir, out);
+            dev.tandem.examples.simulation.SimulationSuite.run(from, to, workDir, out, list);
         summary.print(out);
         return summary.ok() ? 0 : 1;
     }

@@ -72,6 +72,20 @@ public final class SimulationSuite
      */
     public static Summary run(final long from, final long to, final Path workDir, final PrintStream out)
     {
+        return run(from, to, workDir, out, false);
+    }
+
+    /**
+     * @param from    first seed.
+     * @param to      last seed, inclusive.
+     * @param workDir where runs keep their disk images, or null for a temporary directory.
+     * @param out     where each failing seed is printed as it is found, and progress every 500 seeds.
+     * @param listAll also print every passing seed's faults and outcome.
+     * @return the summary.
+     */
+    public static Summary run(final long from, final long to, final Path workDir, final PrintStream out,
+        final boolean listAll)
+    {
         if (to < from)
         {
             throw new IllegalArgumentException("seed range " + from + ".." + to + " is empty");
@@ -109,6 +123,11 @@ public final class SimulationSuite
                 out.println("seed " + seed + " [" + result.plan() + "] -> " + result.outcome());
                 result.violations().forEach(v -> out.println("  VIOLATION " + v));
                 out.println("  replay: " + result.replayCommand());
+            }
+            else if (listAll)
+            {
+                out.println("seed " + seed + " [" + result.plan() + "] -> " + result.outcome() +
+                    (result.killPlanned() && !result.killReached() ? " (kill not reached)" : ""));
             }
             if ((seed - from + 1) % 500 == 0)
             {
