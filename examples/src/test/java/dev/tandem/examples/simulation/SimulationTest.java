@@ -45,7 +45,13 @@ class SimulationTest
         summary.print(System.out);
         assertEquals(to - from + 1, summary.runs());
         assertTrue(summary.ok(), bytes.toString(StandardCharsets.UTF_8));
+        if (summary.runs() < 100)
+        {
+            return;
+        }
         // the schedules must reach the faults they name, or the range proves little
+        assertTrue(summary.killsReached() >= summary.killsPlanned() * 3 / 4,
+            summary.killsReached() + " of " + summary.killsPlanned() + " kills reached");
         assertTrue(summary.outcomes().getOrDefault("failover to epoch", 0L) >= (to - from + 1) / 4,
             "failovers: " + summary.outcomes());
         assertTrue(summary.outcomes().getOrDefault("active protecting", 0L) > 0, "clean runs: " + summary.outcomes());
