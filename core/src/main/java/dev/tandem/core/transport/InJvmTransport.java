@@ -47,31 +47,7 @@ public final class InJvmTransport implements Transport
         {
             throw new IOException("cannot listen on " + endpoint + ": already in use");
         }
-        return new Listener()
-        {
-            @Override
-            public Connection accept()
-            {
-                return queue.poll();
-            }
-
-            @Override
-            public String endpoint()
-            {
-                return endpoint;
-            }
-
-            @Override
-            public void close()
-            {
-                listeners.remove(endpoint, queue);
-                Connection pending;
-                while ((pending = queue.poll()) != null)
-                {
-                    pending.close();
-                }
-            }
-        };
+        return new QueueListener(endpoint, queue, () -> listeners.remove(endpoint, queue));
     }
 
     /**

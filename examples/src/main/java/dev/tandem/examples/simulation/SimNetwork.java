@@ -1,6 +1,7 @@
 package dev.tandem.examples.simulation;
 
 import dev.tandem.core.transport.Connection;
+import dev.tandem.core.transport.QueueListener;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -110,31 +111,7 @@ final class SimNetwork implements Transport
         }
         final ArrayDeque<End> queue = new ArrayDeque<>();
         listeners.put(endpoint, queue);
-        return new Listener()
-        {
-            @Override
-            public Connection accept()
-            {
-                return queue.poll();
-            }
-
-            @Override
-            public String endpoint()
-            {
-                return endpoint;
-            }
-
-            @Override
-            public void close()
-            {
-                listeners.remove(endpoint, queue);
-                End pending;
-                while ((pending = queue.poll()) != null)
-                {
-                    pending.close();
-                }
-            }
-        };
+        return new QueueListener(endpoint, queue, () -> listeners.remove(endpoint, queue));
     }
 
     /**
