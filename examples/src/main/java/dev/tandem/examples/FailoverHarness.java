@@ -7,7 +7,6 @@ import dev.tandem.vmm.sim.Workload;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -118,9 +117,6 @@ public final class FailoverHarness
     public static Report run(final Options options, final Path dir, final PrintStream out)
         throws IOException, InterruptedException
     {
-        final int replicationPort = freePort();
-        final int activeClientPort = freePort();
-        final int standbyClientPort = freePort();
         final long killAfterMs = options.killAfterMs() >= 0 ? options.killAfterMs() :
             1500 + new SplittableRandom(options.seed()).nextLong(2000);
         final List<String> guest = List.of("--memory", Long.toString(options.memoryBytes()), "--workload",
@@ -131,14 +127,19 @@ public final class FailoverHarness
         final Path activeDir = dir.resolve("active");
         final Path clientDir = dir.resolve("client");
         final Process standby = start(dir, "standby", "1g", join(List.of("standby", "--dir", standbyDir.toString(),
-            "--listen", "127.0.0.1:" + replicationPort, "--client-port", Integer.toString(standbyClientPort)), guest));
+            "--listen", "127.0.0.1:0", "--client-port", "0"), guest));
         Process active = null;
         Process client = null;
         try
         {
+            // every port is the kernel's choice, read back from the node: a port probed free and bound later can
+            // be taken in between (an ephemeral source port of another connection), and the node would not start
             awaitText(dir.resolve("standby.out"), "STANDBY READY", standby);
+            final String[] standbyReady = readyLine(dir.resolve("standby.out"), "STANDBY READY");
+            final String replicationEndpoint = standbyReady[3];
+            final String standbyClientPort = standbyReady[5];
             final List<String> activeArgs = new ArrayList<>(List.of("active", "--dir", activeDir.toString(),
-                "--standby", "127.0.0.1:" + replicationPort, "--client-port", Integer.toString(activeClientPort),
+                "--standby", replicationEndpoint, "--client-port", "0",
                 "--period-ms", Long.toString(options.periodMs()), "--policy", options.policy()));
             if (!Options.MID_EPOCH.equals(options.killPhase()))
             {
@@ -146,6 +147,7 @@ public final class FailoverHarness
             }
             active = start(dir, "active", "1g", join(activeArgs, guest));
             awaitText(dir.resolve("active.out"), "ACTIVE READY", active);
+            final String activeClientPort = readyLine(dir.resolve("active.out"), "ACTIVE READY")[5];
             final Path acks = activeDir.resolve(FailoverNode.ACKS);
             await(() -> lastAck(acks) >= 1, "the baseline to be acknowledged", active);
             out.printf(Locale.ROOT, "Tandem failover harness: %d MiB guest (%s + bank of %d accounts), checkpoint " +
@@ -355,12 +357,25 @@ public final class FailoverHarness
         return all;
     }
 
-    private static int freePort() throws IOException
+    /**
+     * @return the words of the node's ready line ("STANDBY READY on host:port client-port N", "ACTIVE READY pid P
+     *         client-port N").
+     */
+    private static String[] readyLine(final Path file, final String text) throws IOException
     {
-        try (ServerSocket probe = new ServerSocket(0))
+        for (final String line : Files.readAllLines(file))
         {
-            return probe.getLocalPort();
+            if (line.startsWith(text))
+            {
+                final String[] words = line.trim().split(" ");
+                if (words.length >= 6 && "client-port".equals(words[4]))
+                {
+                    return words;
+                }
+                throw new IOException("unexpected ready line in " + file + ": " + line);
+            }
         }
+        throw new IOException("no line starting '" + text + "' in " + file);
     }
 
     /**
@@ -394,7 +409,18 @@ public final class FailoverHarness
     private static void awaitText(final Path file, final String text, final Process process)
         throws IOException, InterruptedException
     {
-        await(() -> Files.exists(file) && Files.readString(file).contains(text), "'" + text + "' in " + file, process);
+        try
+        {
+            await(() -> Files.exists(file) && Files.readString(file).contains(text), "'" + text + "' in " + file,
+                process);
+        }
+        catch (final IOException ex)
+        {
+            // the node's own words say why it stopped; its directory is gone by the time anyone looks
+            final List<String> lines = Files.exists(file) ? Files.readAllLines(file) : List.of();
+            throw new IOException(ex.getMessage() + "; its output ends:\n  " +
+                String.join("\n  ", lines.subList(Math.max(0, lines.size() - 15), lines.size())), ex);
+        }
     }
 
     static long lastAck(final Path acks) throws IOException

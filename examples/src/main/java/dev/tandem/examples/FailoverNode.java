@@ -175,7 +175,8 @@ public final class FailoverNode
         {
             clientPort.serve(vmm);
         }
-        System.out.println("ACTIVE READY pid " + ProcessHandle.current().pid());
+        System.out.println("ACTIVE READY pid " + ProcessHandle.current().pid() +
+            (clientPort == null ? "" : " client-port " + clientPort.port()));
         while (true)
         {
             Thread.sleep(250);
@@ -235,7 +236,8 @@ public final class FailoverNode
                     promotedLatch.countDown();
                 }
             }));
-        System.out.println("STANDBY READY on " + standby.endpoint());
+        System.out.println("STANDBY READY on " + standby.endpoint() +
+            (clientPort == null ? "" : " client-port " + clientPort.port()));
         promotedLatch.await();
         // run the promoted guest until the harness closes our input; "dump" writes the bank's state
         final java.io.BufferedReader commands = new java.io.BufferedReader(

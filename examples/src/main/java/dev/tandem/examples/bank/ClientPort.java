@@ -26,7 +26,7 @@ public final class ClientPort implements PacketSink, AutoCloseable
     private final byte[] out = new byte[BankProgram.REPLY_BYTES];
 
     /**
-     * @param port loopback port to listen on.
+     * @param port loopback port to listen on; 0 lets the kernel choose (see {@link #port()}).
      * @throws IOException if it cannot be bound.
      */
     public ClientPort(final int port) throws IOException
@@ -36,6 +36,14 @@ public final class ClientPort implements PacketSink, AutoCloseable
         server.bind(new InetSocketAddress("127.0.0.1", port));
         acceptor = new Thread(this::acceptLoop, "bank-client-port");
         acceptor.setDaemon(true);
+    }
+
+    /**
+     * @return the port actually bound (the one asked for, or the kernel's choice for 0).
+     */
+    public int port()
+    {
+        return server.getLocalPort();
     }
 
     /**
