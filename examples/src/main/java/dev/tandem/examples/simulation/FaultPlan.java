@@ -50,7 +50,6 @@ final class FaultPlan
         PARTITION
     }
 
-    final long seed;
     final NetworkFault network;
     final Kill kill;
     long dropAtByte = -1;
@@ -71,10 +70,9 @@ final class FaultPlan
     /** a second connection replays the active's first bytes once the active's connection has broken. */
     final boolean duplicateConnection;
 
-    private FaultPlan(final long seed, final NetworkFault network, final Kill kill, final boolean killCrashes,
+    private FaultPlan(final NetworkFault network, final Kill kill, final boolean killCrashes,
         final boolean duplicateConnection)
     {
-        this.seed = seed;
         this.network = network;
         this.kill = kill;
         this.killCrashes = killCrashes;
@@ -82,19 +80,18 @@ final class FaultPlan
     }
 
     /**
-     * @param seed    the run's seed.
      * @param random  the run's generator, positioned where the plan is drawn.
      * @param startNs simulated time the run starts at.
      * @param runNs   how long the run lasts before any failover.
      * @return the plan.
      */
-    static FaultPlan draw(final long seed, final SplittableRandom random, final long startNs, final long runNs)
+    static FaultPlan draw(final SplittableRandom random, final long startNs, final long runNs)
     {
         final NetworkFault network = random.nextInt(10) < 4 ? NetworkFault.NONE :
             NetworkFault.values()[1 + random.nextInt(NetworkFault.values().length - 1)];
         final Kill kill = random.nextInt(10) < 3 ? Kill.NONE :
             Kill.values()[1 + random.nextInt(Kill.values().length - 1)];
-        final FaultPlan plan = new FaultPlan(seed, network, kill, random.nextBoolean(), random.nextInt(10) < 3);
+        final FaultPlan plan = new FaultPlan(network, kill, random.nextBoolean(), random.nextInt(10) < 3);
         final long from = startNs + random.nextLong(runNs);
         switch (network)
         {

@@ -150,7 +150,7 @@ public final class Simulation implements SimNetwork.Hooks
         this.dir = dir;
         this.random = new SplittableRandom(seed);
         this.runNs = (400 + random.nextInt(800)) * MS;
-        this.plan = FaultPlan.draw(seed, random, START_NS, runNs);
+        this.plan = FaultPlan.draw(random, START_NS, runNs);
         this.network = new SimNetwork(clock, plan, this, (20 + random.nextInt(500)) * 1000L,
             (64 << 10) << random.nextInt(5));
     }
