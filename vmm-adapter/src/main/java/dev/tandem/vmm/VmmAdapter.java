@@ -63,6 +63,18 @@ public interface VmmAdapter
     void attach(DiskWriteSink diskWrites, OutputGate output);
 
     /**
+     * Another side owns this guest now (the standby promoted, or this side could not prove it owns it): the library
+     * has paused the vCPUs through {@link VcpuControl#pause()} and will never resume them. The VMM must treat the
+     * guest as dead: never resume it, release no more of its output, and tear it down when convenient. Called once,
+     * from the library's scheduler thread (or from {@code close()}); the default does nothing more than the pause.
+     *
+     * @param reason why, for the VMM's log.
+     */
+    default void fenced(String reason)
+    {
+    }
+
+    /**
      * Stops routing through the library; disk writes are no longer reported and output goes straight to the
      * {@link #packetSink()}.
      */

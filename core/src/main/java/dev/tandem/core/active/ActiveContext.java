@@ -79,6 +79,7 @@ public final class ActiveContext
     private java.nio.file.Path generationFile;
     private PromotionArbiter promotionArbiter;
     private long standbySilenceTimeoutNs = STANDBY_SILENCE_TIMEOUT_NS_DEFAULT;
+    private long ownershipClaimDelayNs;
     private boolean concluded;
 
     /**
@@ -572,10 +573,11 @@ public final class ActiveContext
     }
 
     /**
-     * @param timeoutNs time without progress (no ack, no byte written) while epochs are in flight after which
-     *                  protection counts as lost (the active then asks the arbiter whether it was fenced), 10 ms to
-     *                  10 min; default 3 s; ten times as long until the baseline is acknowledged (the standby may
-     *                  apply it for long without reading).
+     * @param timeoutNs time without a frame from the standby (acks, its heartbeats) after which protection counts
+     *                  as lost (bytes this side's socket accepted do not count), 10 ms to 10 min; default 3 s; ten
+     *                  times as long until the baseline is acknowledged (the standby may apply it for long without
+     *                  answering). Already after the standby's own failure timeout of silence this active asks the
+     *                  arbiter whether the standby promoted, and stops its guest at once if so.
      * @return this.
      */
     public ActiveContext standbySilenceTimeoutNs(final long timeoutNs)
@@ -590,6 +592,27 @@ public final class ActiveContext
     public long standbySilenceTimeoutNs()
     {
         return standbySilenceTimeoutNs;
+    }
+
+    /**
+     * @param delayNs after losing its standby, how long this active only watches the arbiter (holding output) before
+     *                it claims the next generation itself; the standby, if alive, gets that long to promote. 0 (the
+     *                default) means twice the standby's failure timeout, which the standby states in its WELCOME;
+     *                otherwise 1 ms to 10 min.
+     * @return this.
+     */
+    public ActiveContext ownershipClaimDelayNs(final long delayNs)
+    {
+        this.ownershipClaimDelayNs = delayNs;
+        return this;
+    }
+
+    /**
+     * @return the claim delay, 0 for twice the standby's failure timeout.
+     */
+    public long ownershipClaimDelayNs()
+    {
+        return ownershipClaimDelayNs;
     }
 
     /**
@@ -641,6 +664,11 @@ public final class ActiveContext
         }
         ConfigurationException.checkRange("standbySilenceTimeoutNs", standbySilenceTimeoutNs,
             TimeUnit.MILLISECONDS.toNanos(10), TimeUnit.MINUTES.toNanos(10));
+        if (ownershipClaimDelayNs != 0)
+        {
+            ConfigurationException.checkRange("ownershipClaimDelayNs", ownershipClaimDelayNs,
+                TimeUnit.MILLISECONDS.toNanos(1), TimeUnit.MINUTES.toNanos(10));
+        }
         requirePowerOfTwo("diskStreamBytes", diskStreamBytes);
         requirePowerOfTwo("outputHoldBytes", outputHoldBytes);
         if (adapter.packetSink() == null || adapter.memory() == null || adapter.dirtyLog() == null ||

@@ -2,6 +2,7 @@ package dev.tandem.core.active;
 
 import dev.tandem.core.JvmAccess;
 import dev.tandem.core.failover.GenerationFile;
+import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
@@ -94,10 +95,18 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile long periodNs;
     private volatile CheckpointPolicy.Decision policyDecision = CheckpointPolicy.Decision.HOLD;
     private volatile boolean closing;
-    private volatile boolean goodbyeSent;
+    private volatile boolean goodbyeDelivered;
     private volatile boolean fenceRequested;
+    private volatile String fenceReason;
     private volatile boolean guestStopped;
+    /** The generation of this session: every frame carries it. */
     private final long generation;
+    private final Ownership ownership;
+    /** The standby's failure timeout: silence after which it may promote (from its WELCOME). */
+    private final long standbyFailureTimeoutNs;
+    private final long claimDelayNs;
+    private long linkLostNs;
+    private long nextArbiterAttemptNs;
     private long lastStatusNs;
     private long lastStatusCheckpoints;
     private boolean closed;
@@ -105,13 +114,17 @@ public final class ActiveReplicator implements AutoCloseable
     private ProtectionStatus closedStatus;
 
     private ActiveReplicator(final ActiveContext ctx, final Connection connection, final int version,
-        final long recoveryEpoch, final long generation)
+        final long recoveryEpoch, final Ownership ownership, final long standbyFailureTimeoutNs)
     {
         this.ctx = ctx;
         this.adapter = ctx.adapter();
         this.connection = connection;
         this.firstEpoch = recoveryEpoch + 1;
-        this.generation = generation;
+        this.ownership = ownership;
+        this.generation = ownership.generation();
+        this.standbyFailureTimeoutNs = standbyFailureTimeoutNs;
+        this.claimDelayNs = ctx.ownershipClaimDelayNs() > 0 ? ctx.ownershipClaimDelayNs() :
+            2 * standbyFailureTimeoutNs;
         this.periodNs = ctx.checkpointPeriodNs();
         this.lastCheckpointEpoch = recoveryEpoch;
         this.sentThroughEpoch = recoveryEpoch;
@@ -182,28 +195,23 @@ public final class ActiveReplicator implements AutoCloseable
         CheckpointEvent.enabled();
         CommitEvent.enabled();
         PolicyDecisionEvent.enabled();
-        final PromotionArbiter arbiter = ctx.promotionArbiter();
-        if (arbiter != null && ctx.generation() > 0)
-        {
-            final long current = arbiter.currentGeneration(ctx.adapter().vmId());
-            if (current > ctx.generation())
-            {
-                throw new IllegalStateException("VM " + ctx.adapter().vmId() + " was promoted elsewhere: the arbiter " +
-                    "holds generation " + current + " but this active last served " + ctx.generation() +
-                    "; this side is fenced and must not run the guest");
-            }
-        }
+        final String vmId = ctx.adapter().vmId();
+        final Ownership ownership = new Ownership(vmId, ctx.promotionArbiter(),
+            ctx.generationFile() == null ? null : new GenerationFile(ctx.generationFile()), ctx.generation());
+        checkNotSuperseded(vmId, ownership);
         final Connection connection = ctx.transport().connect(ctx.standbyEndpoint(), ctx.connectTimeoutMs());
         final ActiveReplicator replicator;
         try
         {
-            final long[] welcome = handshake(ctx, connection);
-            if (ctx.generationFile() != null)
+            final long[] welcome = handshake(ctx, connection, ownership.generation());
+            if (welcome[2] < ownership.generation())
             {
-                // from now on this side serves the standby's generation: remember it across restarts
-                new GenerationFile(ctx.generationFile()).write(Math.max(welcome[2], ctx.generation()));
+                throw new ProtocolException(ProtocolException.Fault.STALE_GENERATION, "standby " + connection.peer() +
+                    " welcomed generation " + welcome[2] + " but this active serves " + ownership.generation());
             }
-            replicator = new ActiveReplicator(ctx, connection, (int)welcome[0], welcome[1], welcome[2]);
+            // generations only move up: from now on this side serves the session's, persisted across restarts
+            ownership.adopt(welcome[2]);
+            replicator = new ActiveReplicator(ctx, connection, (int)welcome[0], welcome[1], ownership, welcome[3]);
         }
         catch (final IOException | RuntimeException ex)
         {
@@ -212,6 +220,35 @@ public final class ActiveReplicator implements AutoCloseable
         }
         replicator.start();
         return replicator;
+    }
+
+    /**
+     * An active at any generation, 0 included, asks the arbiter before it runs protected: a newer generation there
+     * means another side owns the guest.
+     */
+    private static void checkNotSuperseded(final String vmId, final Ownership ownership)
+    {
+        if (!ownership.hasArbiter())
+        {
+            return;
+        }
+        final long current;
+        try
+        {
+            current = ownership.arbiterGeneration();
+        }
+        catch (final RuntimeException ex)
+        {
+            throw new IllegalStateException("cannot reach the arbiter to check that VM " + vmId + " is not owned " +
+                "elsewhere (" + ex.getMessage() + "); protection not started", ex);
+        }
+        if (current > ownership.generation())
+        {
+            throw new IllegalStateException("VM " + vmId + " is owned elsewhere: the arbiter holds generation " +
+                current + " but this active serves " + ownership.generation() + "; this side is fenced and must not " +
+                "run the guest (if this really is the only copy, start it with ActiveContext.generation(" + current +
+                "))");
+        }
     }
 
     private void start()
@@ -250,9 +287,10 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
-     * @return {version, recoveryEpoch, generation} from the standby's WELCOME.
+     * @return {version, recoveryEpoch, generation, failureTimeoutNs} from the standby's WELCOME.
      */
-    private static long[] handshake(final ActiveContext ctx, final Connection connection) throws IOException
+    private static long[] handshake(final ActiveContext ctx, final Connection connection, final long generation)
+        throws IOException
     {
         final VmmAdapter adapter = ctx.adapter();
         final List<Handshake.Disk> disks = new ArrayList<>();
@@ -262,7 +300,7 @@ public final class ActiveReplicator implements AutoCloseable
         }
         final Handshake.Hello hello = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION,
             adapter.vmId(), adapter.memory().pageSize(), adapter.memory().pageCount(), disks,
-            ctx.heartbeatIntervalNs(), ctx.generation());
+            ctx.heartbeatIntervalNs(), generation, ctx.maxFramePayload());
         final ByteBuffer out = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + 2048);
         final UnsafeBuffer outBuffer = new UnsafeBuffer(out);
         final int length = hello.encode(outBuffer, FrameCodec.HEADER_LENGTH);
@@ -322,7 +360,13 @@ public final class ActiveReplicator implements AutoCloseable
         {
             throw new ProtocolException(ProtocolException.Fault.BAD_VERSION, "standby chose version " + version);
         }
-        return new long[] {version, inBuffer.getLong(index + 8), inBuffer.getLong(index + 16)};
+        final long failureTimeoutNs = inBuffer.getLong(index + 24);
+        if (failureTimeoutNs <= 0)
+        {
+            throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby's failure timeout " +
+                failureTimeoutNs + " ns is not positive");
+        }
+        return new long[] {version, inBuffer.getLong(index + 8), inBuffer.getLong(index + 16), failureTimeoutNs};
     }
 
     private static void awaitProgress(final NanoClock clock, final long deadline, final IdleStrategy idle,
@@ -416,9 +460,14 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
-     * Stops protection: waits briefly for epochs in flight to be acknowledged (their output is released), stops
-     * routing the guest's I/O through the library, and frees everything. Output still held is discarded: the guest
-     * retransmits as after a lost frame. The guest keeps running.
+     * Stops protection: waits briefly for epochs in flight to be acknowledged (their output is released), says
+     * GOODBYE to the standby and waits for its answer, stops routing the guest's I/O through the library, and frees
+     * everything. Output still held is discarded: the guest retransmits as after a lost frame.
+     * <p>
+     * The guest keeps running only where this side is proven to own it: when the standby answered the GOODBYE (it
+     * will not promote), or, without that answer, after this side won the next generation at the arbiter. If the
+     * arbiter says a newer generation exists, or cannot be reached within {@link #CLOSE_ARBITER_TIMEOUT_NS}, the
+     * guest is stopped for good (FENCED) instead: the standby may be promoting on the silence that follows.
      */
     @Override
     public void close()
@@ -442,22 +491,29 @@ public final class ActiveReplicator implements AutoCloseable
         closing = true;
         idle.reset();
         final long goodbyeDeadline = clock.nanoTime() + TimeUnit.SECONDS.toNanos(1);
-        while (protecting && !goodbyeSent && clock.nanoTime() < goodbyeDeadline)
+        while (protecting && !goodbyeDelivered && clock.nanoTime() < goodbyeDeadline)
         {
             idle.idle();
         }
-        protecting = false;
-        if (state != ProtectionState.FAILED)
+        if (protecting && !goodbyeDelivered)
         {
-            state = ProtectionState.STOPPED;
+            linkLost(new IOException("close(): the standby did not answer GOODBYE within 1 s"));
+        }
+        resolveOwnership(clock, idle);
+        synchronized (this)
+        {
+            protecting = false;
+            if (state != ProtectionState.FAILED && state != ProtectionState.FENCED)
+            {
+                state = ProtectionState.STOPPED;
+            }
         }
         diskStream.shutdown();
         CloseHelper.quietCloseAll(schedulerRunner, schedulerInvoker);
         if (fenceRequested && !guestStopped)
         {
             // the scheduler stopped before it could stop the fenced guest: do it here, it must not run on
-            adapter.vcpus().pause();
-            guestStopped = true;
+            stopGuest();
         }
         // no VMM thread may be inside the sink or gate while they are freed (a fenced guest is paused already)
         if (!guestStopped)
@@ -489,8 +545,35 @@ public final class ActiveReplicator implements AutoCloseable
         }
         diskStream.close();
         gate.close();
-        LOG.info("protection of VM {} stopped at checkpoint {}, acked {}", adapter.vmId(), lastCheckpointEpoch,
-            lastAckedEpoch);
+        LOG.info("protection of VM {} stopped at checkpoint {}, acked {}, state {}", adapter.vmId(),
+            lastCheckpointEpoch, lastAckedEpoch, state);
+    }
+
+    /** The longest {@link #close()} asks an unreachable arbiter before it stops the guest. */
+    public static final long CLOSE_ARBITER_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(10);
+
+    /**
+     * At close, while ownership is open (the standby lost, no answer from the arbiter yet): claim until the arbiter
+     * answers; stop the guest if it never does.
+     */
+    private void resolveOwnership(final NanoClock clock, final IdleStrategy idle)
+    {
+        final long deadline = clock.nanoTime() + CLOSE_ARBITER_TIMEOUT_NS;
+        idle.reset();
+        while (state == ProtectionState.ARBITRATING)
+        {
+            final long now = clock.nanoTime();
+            if (now > deadline)
+            {
+                fence("close() could not prove that this side owns the guest: the arbiter did not answer for " +
+                    CLOSE_ARBITER_TIMEOUT_NS / 1_000_000_000 + " s (" + ownership.lastError() + ")");
+                break;
+            }
+            if (arbitrate(now, true) == 0)
+            {
+                idle.idle();
+            }
+        }
     }
 
     /**
@@ -549,12 +632,6 @@ public final class ActiveReplicator implements AutoCloseable
         return checkpointTimes.get((int)(epoch & checkpointTimesMask));
     }
 
-    boolean passThroughWhileUnprotected()
-    {
-        // a fenced side never releases: its output would contradict the promoted guest
-        return ctx.unprotectedOutput() == UnprotectedOutput.PASS_THROUGH && state == ProtectionState.FAILED;
-    }
-
     void checkpointTaken(final long epoch, final long startNs)
     {
         checkpointTimes.lazySet((int)(epoch & checkpointTimesMask), startNs);
@@ -602,63 +679,186 @@ public final class ActiveReplicator implements AutoCloseable
 
     void fail(final Throwable error)
     {
-        if (!protecting)
-        {
-            return;
-        }
-        failure = error;
-        state = ProtectionState.FAILED;
-        protecting = false;
-        diskStream.shutdown();
-        connection.close();
-        final PromotionArbiter arbiter = ctx.promotionArbiter();
-        if (arbiter != null)
+        if (linkLost(error))
         {
             try
             {
-                final long current = arbiter.currentGeneration(adapter.vmId());
-                if (current > generation)
-                {
-                    fence("the arbiter holds generation " + current + ", this active served " + generation +
-                        ": the standby promoted");
-                    return;
-                }
+                ctx.listener().onError(error);
             }
             catch (final RuntimeException ex)
             {
-                LOG.error("cannot ask the arbiter whether VM {} was promoted elsewhere: {}", adapter.vmId(), ex.toString());
+                LOG.warn("listener failed", ex);
             }
-        }
-        if (ctx.unprotectedOutput() == UnprotectedOutput.PASS_THROUGH)
-        {
-            LOG.warn("protection of VM {} FAILED ({}); output now passes through unprotected: a failover would " +
-                "contradict what clients saw", adapter.vmId(), error.toString());
-        }
-        else
-        {
-            LOG.error("protection of VM {} FAILED: {}; output is held (and dropped when the queue is full)",
-                adapter.vmId(), error.toString());
-        }
-        try
-        {
-            ctx.listener().onError(error);
-        }
-        catch (final RuntimeException ex)
-        {
-            LOG.warn("listener failed", ex);
         }
     }
 
     /**
-     * Another side runs the guest now: stop this copy (the scheduler pauses it for good) and never release its
-     * held output.
+     * The standby is lost: stop protecting and hold output; with an arbiter, ownership is open until it answers.
+     *
+     * @return false if protection had ended already.
      */
-    void fence(final String why)
+    private synchronized boolean linkLost(final Throwable error)
+    {
+        if (!protecting)
+        {
+            return false;
+        }
+        failure = error;
+        protecting = false;
+        diskStream.shutdown();
+        connection.close();
+        linkLostNs = ctx.nanoClock().nanoTime();
+        nextArbiterAttemptNs = linkLostNs;
+        if (ownership.hasArbiter())
+        {
+            state = ProtectionState.ARBITRATING;
+            LOG.error("protection of VM {} lost: {}; output is held while the arbiter says who owns the guest " +
+                "(claiming generation {} in {} ms unless the standby has)", adapter.vmId(), error.toString(),
+                generation + 1, claimDelayNs / 1_000_000);
+        }
+        else
+        {
+            becomeUnprotectedOwner(error.toString());
+        }
+        return true;
+    }
+
+    private void becomeUnprotectedOwner(final String why)
+    {
+        state = ProtectionState.FAILED;
+        if (ctx.unprotectedOutput() == UnprotectedOutput.PASS_THROUGH)
+        {
+            LOG.warn("protection of VM {} FAILED ({}); this side owns the guest at generation {} and output now " +
+                "passes through unprotected", adapter.vmId(), why, ownership.generation());
+        }
+        else
+        {
+            LOG.error("protection of VM {} FAILED ({}); this side owns the guest at generation {}; output is held " +
+                "(and dropped when the queue is full)", adapter.vmId(), why, ownership.generation());
+        }
+    }
+
+    /**
+     * The sender's duty while not protecting: answer ownership, then let output pass where the policy says so.
+     *
+     * @return work done.
+     */
+    int whileUnprotected()
+    {
+        final ProtectionState current = state;
+        if (current == ProtectionState.ARBITRATING)
+        {
+            return arbitrate(ctx.nanoClock().nanoTime(), false);
+        }
+        // only an owner releases: FAILED is reached after winning the arbiter (or with none configured)
+        if (current == ProtectionState.FAILED && ctx.unprotectedOutput() == UnprotectedOutput.PASS_THROUGH)
+        {
+            return gate.release(Long.MAX_VALUE);
+        }
+        return 0;
+    }
+
+    /**
+     * One question to the arbiter while ownership is open: first only whether a newer generation exists (the
+     * standby may be promoting), then, after the claim delay (or at once when {@code claimNow}), a claim of the next
+     * generation.
+     *
+     * @return 1 if the arbiter was asked.
+     */
+    synchronized int arbitrate(final long now, final boolean claimNow)
+    {
+        if (state != ProtectionState.ARBITRATING || now < nextArbiterAttemptNs)
+        {
+            return 0;
+        }
+        final boolean claim = claimNow || now - linkLostNs >= claimDelayNs;
+        final Ownership.Verdict verdict = claim ? ownership.claimNext() : ownership.check();
+        switch (verdict)
+        {
+            case SUPERSEDED:
+                fence("the arbiter holds generation " + ownership.supersededBy() + ", newer than this active's " +
+                    generation + ": the standby promoted");
+                break;
+            case OWNER:
+                if (claim)
+                {
+                    becomeUnprotectedOwner("the standby is lost; won generation " + ownership.generation() +
+                        " at the arbiter");
+                }
+                else
+                {
+                    nextArbiterAttemptNs = now + ctx.heartbeatIntervalNs();
+                }
+                break;
+            default:
+                nextArbiterAttemptNs = now + ownership.retryDelayNs();
+                break;
+        }
+        return 1;
+    }
+
+    /**
+     * While connected but hearing nothing for longer than the standby's failure timeout, the standby may have
+     * promoted already: ask the arbiter (at most once a heartbeat interval) and stop the guest at once if so, rather
+     * than only after this side's own silence timeout.
+     *
+     * @return true if this side is superseded (and now fenced).
+     */
+    boolean supersededWhileSilent(final long now, final long lastReceivedNs)
+    {
+        if (!ownership.hasArbiter() || now - lastReceivedNs <= standbyFailureTimeoutNs ||
+            now < nextArbiterAttemptNs || state != ProtectionState.PROTECTED)
+        {
+            return false;
+        }
+        nextArbiterAttemptNs = now + ctx.heartbeatIntervalNs();
+        if (ownership.check() == Ownership.Verdict.SUPERSEDED)
+        {
+            synchronized (this)
+            {
+                protecting = false;
+                diskStream.shutdown();
+                connection.close();
+                fence("the standby went silent and the arbiter holds generation " + ownership.supersededBy() +
+                    ", newer than this active's " + generation + ": the standby promoted");
+            }
+            return true;
+        }
+        return false;
+    }
+
+    /**
+     * Another side runs the guest now: stop this copy (the scheduler pauses it for good and tells the VMM) and never
+     * release its held output.
+     */
+    synchronized void fence(final String why)
     {
         protecting = false;
+        if (state == ProtectionState.FENCED)
+        {
+            return;
+        }
         state = ProtectionState.FENCED;
+        fenceReason = why;
         fenceRequested = true;
-        LOG.error("VM {} FENCED: {}; this side stopped its guest and discards its held output", adapter.vmId(), why);
+        LOG.error("VM {} FENCED: {}; this side stops its guest and discards its held output", adapter.vmId(), why);
+    }
+
+    /**
+     * Stops the fenced guest for good and tells the VMM; on the scheduler's thread, or in close() once it stopped.
+     */
+    void stopGuest()
+    {
+        adapter.vcpus().pause();
+        guestStopped = true;
+        try
+        {
+            adapter.fenced(fenceReason);
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.warn("the VMM's fenced() callback failed; the guest stays paused", ex);
+        }
     }
 
     void handOver(final String why)
@@ -683,19 +883,24 @@ public final class ActiveReplicator implements AutoCloseable
         return closing;
     }
 
-    void goodbyeSent()
+    void goodbyeDelivered()
     {
-        goodbyeSent = true;
+        goodbyeDelivered = true;
+    }
+
+    boolean isGoodbyeDelivered()
+    {
+        return goodbyeDelivered;
+    }
+
+    long standbyFailureTimeoutNs()
+    {
+        return standbyFailureTimeoutNs;
     }
 
     boolean fenceRequested()
     {
         return fenceRequested;
-    }
-
-    void guestStopped()
-    {
-        guestStopped = true;
     }
 
     /**
@@ -707,12 +912,13 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
-     * @return the fencing generation this active serves; persist it with the VM and pass it to
-     * {@link ActiveContext#generation(long)} at the next start.
+     * @return the fencing generation this side serves (the session's, or the next one once it won it at the arbiter
+     *         after losing its standby); persist it with the VM and pass it to {@link ActiveContext#generation(long)}
+     *         at the next start, or let {@link ActiveContext#generationFile} do so.
      */
     public long generation()
     {
-        return generation;
+        return ownership.generation();
     }
 
     private void onAgentError(final Throwable error)

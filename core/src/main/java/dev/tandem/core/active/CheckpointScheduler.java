@@ -99,8 +99,7 @@ final class CheckpointScheduler implements Agent
         {
             // another side runs the guest now: stop this copy for good, so exactly one of them runs
             fenced = true;
-            vcpus.pause();
-            replicator.guestStopped();
+            replicator.stopGuest();
             return 1;
         }
         if (!replicator.isProtecting() || replicator.isClosing())

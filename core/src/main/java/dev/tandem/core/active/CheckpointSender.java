@@ -83,9 +83,12 @@ final class CheckpointSender implements Agent
     private long epochSendStartNs;
     private long lastSendNs;
     private long lastHealthCheckNs;
-    private long lastAckNs;
-    private long lastBytesWrittenNs;
+    /** When the standby last sent anything (an ack, a heartbeat): the only evidence that it is alive. */
+    private long lastReceivedNs;
+    private long lastPollNs;
     private boolean goodbyeSent;
+    /** A frame is partly written: nothing else may be written until it is whole. */
+    private boolean midFrame;
     private final long silenceTimeoutNs;
     /** How many silence timeouts the baseline may go without progress. */
     static final int BASELINE_SILENCE_FACTOR = 10;
@@ -143,7 +146,7 @@ final class CheckpointSender implements Agent
             replicator::isProtecting, replicator::onEncoderError);
         this.streamEpoch = firstEpoch;
         this.lastSendNs = clock.nanoTime();
-        this.lastAckNs = lastSendNs;
+        this.lastReceivedNs = lastSendNs;
         this.silenceTimeoutNs = ctx.standbySilenceTimeoutNs();
         this.healthProbe = ctx.adapter().healthProbe() == null ? dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY :
             ctx.adapter().healthProbe();
@@ -166,7 +169,7 @@ final class CheckpointSender implements Agent
     {
         if (!replicator.isProtecting())
         {
-            return replicator.passThroughWhileUnprotected() ? gate.release(Long.MAX_VALUE) : 0;
+            return replicator.whileUnprotected();
         }
         try
         {
@@ -186,6 +189,10 @@ final class CheckpointSender implements Agent
                     reportFailure(unhealthy);
                     return 1;
                 }
+                if (replicator.supersededWhileSilent(now, lastReceivedNs))
+                {
+                    return 1;
+                }
                 checkStandbySilence(now);
             }
             if (work == 0 && clock.nanoTime() - lastSendNs >= heartbeatIntervalNs)
@@ -201,10 +208,45 @@ final class CheckpointSender implements Agent
             replicator.fail(new UncheckedIOException("connection to standby " + connection.peer() + " lost", ex));
             return 1;
         }
+        catch (final ProtocolException ex)
+        {
+            if (ex.fault() != ProtocolException.Fault.REFUSED)
+            {
+                // the standby's own error names the refusal, not just a lost connection
+                refuseStandby(ex.getMessage());
+            }
+            replicator.fail(ex);
+            return 1;
+        }
         catch (final RuntimeException ex)
         {
             replicator.fail(ex);
             return 1;
+        }
+    }
+
+    /**
+     * Best effort, and only between frames (a REFUSE inside a half-written frame would be garbage to the standby):
+     * one attempt to write the reason, then the connection is closed by the caller.
+     */
+    private void refuseStandby(final String reason)
+    {
+        if (midFrame)
+        {
+            return;
+        }
+        try
+        {
+            final int length = Handshake.encodeReason(header, FrameCodec.HEADER_LENGTH, reason);
+            FrameCodec.writeHeader(header, 0, version, FrameType.REFUSE, length, generation, streamEpoch - 1);
+            FrameCodec.sealCrc(crc, header, headerView, 0, FrameCodec.HEADER_LENGTH + length, null);
+            headerSend.limit(FrameCodec.HEADER_LENGTH + length).position(0);
+            gather[0] = headerSend;
+            connection.write(gather, 0, 1);
+        }
+        catch (final IOException | RuntimeException ignore)
+        {
+            // the connection is being dropped anyway; the local error already names the reason
         }
     }
 
@@ -214,9 +256,15 @@ final class CheckpointSender implements Agent
         {
             sendFrame(FrameType.GOODBYE, streamEpoch - 1, 0, null);
             goodbyeSent = true;
-            replicator.goodbyeSent();
+            return 1;
         }
-        return 0;
+        if (replicator.isGoodbyeDelivered())
+        {
+            // the standby closes after its answer: reading on would only report that as a lost link
+            return 0;
+        }
+        // delivered only when the standby answers: a GOODBYE sitting in a full socket is no goodbye at all
+        return pollAcks();
     }
 
     private void reportFailure(final String reason) throws IOException
@@ -242,24 +290,20 @@ final class CheckpointSender implements Agent
         }
     }
 
+    /**
+     * Liveness is what the standby answered (acks, its heartbeats), never bytes this side's socket accepted: a socket
+     * keeps accepting writes into its buffer long after the peer is gone. The baseline may be applied for long
+     * without the standby answering, so until it is acknowledged the bound is ten times longer.
+     */
     private void checkStandbySilence(final long now) throws IOException
     {
-        final long acked = replicator.lastAckedEpoch();
-        if (replicator.lastCheckpointEpoch() > acked)
+        final boolean baseline = replicator.state() == ProtectionState.SYNCING;
+        final long timeoutNs = baseline ? silenceTimeoutNs * BASELINE_SILENCE_FACTOR : silenceTimeoutNs;
+        if (now - lastReceivedNs > timeoutNs)
         {
-            // no progress: neither an ack nor a byte written since the later of the last of them and the checkpoint
-            // of the oldest epoch in flight. The baseline may be applied for long without the standby reading (its
-            // socket fills with heartbeats), so until it is acknowledged the bound is ten times longer; without one
-            // at all, a standby that lost power during the baseline left the active waiting for ever.
-            final boolean baseline = replicator.state() == ProtectionState.SYNCING;
-            final long timeoutNs = baseline ? silenceTimeoutNs * BASELINE_SILENCE_FACTOR : silenceTimeoutNs;
-            final long since = Math.max(Math.max(lastAckNs, lastBytesWrittenNs), replicator.checkpointTimeNs(acked + 1));
-            if (now - since > timeoutNs)
-            {
-                throw new IOException("no progress (no ack, no byte written) towards standby " + connection.peer() +
-                    " for " + (now - since) / 1_000_000 + " ms with epochs " + (acked + 1) + ".." +
-                    replicator.lastCheckpointEpoch() + " in flight" + (baseline ? " (the baseline)" : ""));
-            }
+            throw new IOException("standby " + connection.peer() + " has answered nothing for " +
+                (now - lastReceivedNs) / 1_000_000 + " ms (acked epoch " + replicator.lastAckedEpoch() +
+                ", checkpoint " + replicator.lastCheckpointEpoch() + (baseline ? ", the baseline" : "") + ")");
         }
     }
 
@@ -432,10 +476,17 @@ final class CheckpointSender implements Agent
         {
             final long written = connection.write(gather, 0, count);
             remaining -= written;
+            midFrame = remaining > 0;
             if (written > 0)
             {
-                lastBytesWrittenNs = clock.nanoTime();
                 blockedSinceNs = 0;
+                final long now = clock.nanoTime();
+                if (now - lastPollNs >= heartbeatIntervalNs)
+                {
+                    // a long send (the baseline) still reads the standby's heartbeats: a standby that cannot hand
+                    // them over drops the session, and this side would count the unread ones as silence
+                    pollAcks();
+                }
                 backPressureIdle.reset();
             }
             else
@@ -460,6 +511,7 @@ final class CheckpointSender implements Agent
 
     private int pollAcks() throws IOException
     {
+        lastPollNs = clock.nanoTime();
         final int read = connection.read(receiveView);
         if (read < 0)
         {
@@ -471,6 +523,7 @@ final class CheckpointSender implements Agent
         int frameLength;
         while ((frameLength = decoder.decode(receiveBuffer, receiveCrcView, position, limit - position)) > 0)
         {
+            lastReceivedNs = clock.nanoTime();
             onFrame();
             position += frameLength;
             frames++;
@@ -495,6 +548,15 @@ final class CheckpointSender implements Agent
             throw new ProtocolException(ProtocolException.Fault.REFUSED, "standby refused: " +
                 Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length()));
         }
+        if (decoder.type() == FrameType.HEARTBEAT)
+        {
+            return;
+        }
+        if (decoder.type() == FrameType.GOODBYE)
+        {
+            replicator.goodbyeDelivered();
+            return;
+        }
         if (decoder.type() != FrameType.ACK)
         {
             throw new ProtocolException(ProtocolException.Fault.UNKNOWN_TYPE,
@@ -507,8 +569,7 @@ final class CheckpointSender implements Agent
             throw new ProtocolException(ProtocolException.Fault.EPOCH_OUT_OF_ORDER, "ack " + epoch + " but expected " +
                 expected + " and epochs up to " + replicator.sentThroughEpoch() + " were sent");
         }
-        lastAckNs = clock.nanoTime();
-        final long latency = lastAckNs - replicator.checkpointTimeNs(epoch);
+        final long latency = lastReceivedNs - replicator.checkpointTimeNs(epoch);
         replicator.acked(epoch);
         replicator.commitLatency(latency);
         commitRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, Math.max(0, latency)));

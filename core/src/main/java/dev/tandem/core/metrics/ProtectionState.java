@@ -9,7 +9,15 @@ public enum ProtectionState
     SYNCING,
     /** the standby holds a recovery point and follows every checkpoint. */
     PROTECTED,
-    /** protection failed (connection lost, protocol error); the guest runs unprotected. */
+    /**
+     * the standby was lost (connection lost, silence, protocol error) and an arbiter decides who owns the guest:
+     * output is held while this side asks it; next FAILED (this side won the next generation) or FENCED.
+     */
+    ARBITRATING,
+    /**
+     * protection failed and this side owns the guest (it won the next generation at the arbiter, or none is
+     * configured): the guest runs unprotected, output held or passed through as configured.
+     */
     FAILED,
     /** another side owns the guest now (the standby promoted): this side stopped its guest and releases no output. */
     FENCED,

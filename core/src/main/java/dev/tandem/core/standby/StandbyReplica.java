@@ -3,6 +3,7 @@ package dev.tandem.core.standby;
 import dev.tandem.core.JvmAccess;
 import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
+import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.Promotion;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
@@ -78,8 +79,12 @@ public final class StandbyReplica implements AutoCloseable
     private volatile long rejectedFrames;
     private volatile String lastError;
     private volatile String torn;
-    private final GenerationFile generationFile;
+    /** Every arbiter and generation decision of this side. */
+    private final Ownership ownership;
+    /** The generation of the current session (frames must carry it); moves only up. */
     private volatile long generation;
+    /** What the standby's ownership is doing, for status(): standby, claiming, promoted, superseded. */
+    private volatile String ownershipState = "standby";
     private volatile String promoteRequest;
     private volatile Promotion promotion;
     private volatile String promotionRefused;
@@ -92,15 +97,11 @@ public final class StandbyReplica implements AutoCloseable
         this.listener = listener;
         this.clock = ctx.nanoClock();
         this.expected = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, ctx.vmId(),
-            ctx.pageSize(), ctx.pageCount(), ctx.disks(), 1, 0);
+            ctx.pageSize(), ctx.pageCount(), ctx.disks(), 1, 0, ctx.maxFramePayload());
         Files.createDirectories(ctx.directory());
-        this.generationFile = new GenerationFile(ctx.directory().resolve("generation"));
-        final long persisted = generationFile.read();
-        this.generation = Math.max(ctx.generation(), persisted);
-        if (generation > persisted)
-        {
-            generationFile.write(generation);
-        }
+        this.ownership = new Ownership(ctx.vmId(), ctx.promotionArbiter(),
+            new GenerationFile(ctx.directory().resolve("generation")), ctx.generation());
+        this.generation = ownership.generation();
         if (ctx.autoPromote() && ctx.promotionArbiter() == null)
         {
             LOG.warn("UNSAFE: standby for VM {} promotes automatically WITHOUT an arbiter; after a network " +
@@ -212,9 +213,11 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
-     * Asks the standby to promote now (an operator's failover): on the receiver thread it stops receiving, discards
-     * everything after the recovery point, claims the next generation from the arbiter, persists it and resumes the
-     * guest through the {@link dev.tandem.vmm.ReplicaTarget}. Watch {@link #promotion()} or the promotion listener.
+     * Asks the standby to promote now (an operator's failover): on the receiver thread it first claims the next
+     * generation from the arbiter (retrying with back-off while it cannot be reached, the session untouched
+     * meanwhile), persists it, and only then stops receiving, discards everything after the recovery point and
+     * resumes the guest through the {@link dev.tandem.vmm.ReplicaTarget}. Watch {@link #promotion()}, the promotion
+     * listener, or {@link StandbyStatus#ownership()}.
      *
      * @param reason why, for the log.
      */
@@ -232,7 +235,7 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
-     * @return why a promotion was refused, or null.
+     * @return why the last promotion was refused (the standby serves on and may promote later), or null.
      */
     public String promotionRefused()
     {
@@ -261,7 +264,7 @@ public final class StandbyReplica implements AutoCloseable
     public StandbyStatus status()
     {
         return new StandbyStatus(lastCommittedEpoch, connected, commits, framesReceived, bytesReceived,
-            rejectedFrames, lastError);
+            rejectedFrames, lastError, generation, ownershipState, ownership.attempts(), ownership.lastError());
     }
 
     /**
@@ -423,7 +426,30 @@ public final class StandbyReplica implements AutoCloseable
 
         private Connection connection;
         private boolean handshakeDone;
+        /** The active said it stops on purpose (GOODBYE, or it refused this standby): its silence is no failure. */
         private boolean goodbye;
+        /**
+         * The recovery point may be promoted: false once a newer session has started (its baseline replaces this
+         * history) until that session commits, and after this side was superseded at the arbiter.
+         */
+        private boolean promotable = true;
+        private long heartbeatIntervalNs = Long.MAX_VALUE;
+        /**
+         * The active sent a frame after the WELCOME: only then do heartbeats start, so that nothing follows the
+         * WELCOME before the active reads it (the active refuses bytes it did not ask for there).
+         */
+        private boolean heardSinceWelcome;
+        private long lastSentNs;
+        private long nextAcceptCheckNs;
+        private String pendingPromotion;
+        /** The handshake already sent its REFUSE: reject() only lingers. */
+        private boolean refusalSent;
+        private long pendingDetectionNs;
+        private long pendingStartNs;
+        private long nextClaimNs;
+        private final List<Lingering> lingering = new ArrayList<>();
+        private final NativeMemory.Region drainRegion = NativeMemory.allocateDirect(64 * 1024, 64);
+        private final ByteBuffer drainView = drainRegion.byteBuffer().duplicate();
         private String failureReport;
         private long lastFrameNs = clock.nanoTime();
         private int version;
@@ -447,28 +473,58 @@ public final class StandbyReplica implements AutoCloseable
             {
                 runInspections();
             }
-            if (promotion != null || promotionRefused != null)
+            if (promotion != null)
             {
                 return 0;
+            }
+            int work = lingering.isEmpty() ? 0 : drainLingering();
+            if (pendingPromotion != null || promoteRequest != null)
+            {
+                // a claim in progress (or an operator's request) is served even while the active streams on
+                work += checkForFailure();
+                if (promotion != null)
+                {
+                    return work;
+                }
             }
             if (connection == null)
             {
                 final int promoted = checkForFailure();
                 if (promoted > 0)
                 {
-                    return promoted;
+                    return work + promoted;
                 }
                 final Connection accepted = listener.accept();
                 if (accepted == null)
                 {
-                    return 0;
+                    return work;
                 }
                 connection = accepted;
                 handshakeDone = false;
                 decoder.reset();
                 receiveView.clear();
                 discardEpoch();
-                return 1;
+                return work + 1;
+            }
+            final long now = clock.nanoTime();
+            if (now >= nextAcceptCheckNs)
+            {
+                nextAcceptCheckNs = now + ACCEPT_CHECK_INTERVAL_NS;
+                work += refuseSecondActive();
+            }
+            if (heardSinceWelcome && now - lastSentNs >= heartbeatIntervalNs)
+            {
+                // the active's liveness evidence: it counts only what this side sends, never what its socket took
+                try
+                {
+                    sendFrame(FrameType.HEARTBEAT, lastCommittedEpoch, 0);
+                }
+                catch (final IOException ex)
+                {
+                    fail("connection from " + connection.peer() + " failed: " + ex.getMessage());
+                    return work + 1;
+                }
+                work++;
             }
             final int read;
             try
@@ -517,16 +573,86 @@ public final class StandbyReplica implements AutoCloseable
             }
             // judged only after reading: a receiver the OS kept off the CPU must not mistake bytes waiting in its
             // socket for silence of the active
-            return frames + (read > 0 ? 1 : 0) + (read == 0 ? checkForFailure() : 0);
+            return work + frames + (read > 0 ? 1 : 0) + (read == 0 ? checkForFailure() : 0);
+        }
+
+        /**
+         * A second active connecting while one is served gets a refusal it can read, not a silent timeout.
+         */
+        private int refuseSecondActive() throws IOException
+        {
+            final Connection extra = listener.accept();
+            if (extra == null)
+            {
+                return 0;
+            }
+            refuseAndLinger(extra, "the standby of VM " + ctx.vmId() + " already serves an active (" +
+                connection.peer() + "); a second active is refused");
+            return 1;
+        }
+
+        /**
+         * Sends a REFUSE with its reason, then keeps reading (and discarding) until the peer closes or a second
+         * passes: closing a socket with unread bytes resets it, and the reset can overtake the refusal.
+         */
+        private void refuseAndLinger(final Connection peer, final String reason)
+        {
+            final Connection served = connection;
+            connection = peer;
+            try
+            {
+                final int length = Handshake.encodeReason(sendBuffer, FrameCodec.HEADER_LENGTH, reason);
+                sendFrame(FrameType.REFUSE, lastCommittedEpoch, length);
+                lingering.add(new Lingering(peer, clock.nanoTime() + LINGER_NS));
+            }
+            catch (final IOException | RuntimeException ex)
+            {
+                peer.close();
+            }
+            finally
+            {
+                connection = served;
+            }
+        }
+
+        private int drainLingering()
+        {
+            final long now = clock.nanoTime();
+            int work = 0;
+            for (int i = lingering.size() - 1; i >= 0; i--)
+            {
+                final Lingering entry = lingering.get(i);
+                int read;
+                try
+                {
+                    drainView.clear();
+                    read = entry.connection.read(drainView);
+                }
+                catch (final IOException ex)
+                {
+                    read = -1;
+                }
+                if (read < 0 || now > entry.deadlineNs)
+                {
+                    entry.connection.close();
+                    lingering.remove(i);
+                    work++;
+                }
+            }
+            return work;
         }
 
         private int checkForFailure()
         {
+            if (pendingPromotion != null)
+            {
+                return claimAndPromote();
+            }
             final String requested = promoteRequest;
             if (requested != null)
             {
-                promote(requested, 0);
-                return 1;
+                promoteRequest = null;
+                return startPromotion(requested, 0);
             }
             if (failureReport != null)
             {
@@ -534,63 +660,93 @@ public final class StandbyReplica implements AutoCloseable
                 failureReport = null;
                 if (ctx.autoPromote())
                 {
-                    promote(report, 0);
-                    return 1;
+                    return startPromotion(report, 0);
                 }
             }
             final long silentNs = clock.nanoTime() - lastFrameNs;
-            if (ctx.autoPromote() && lastCommittedEpoch >= 1 && !goodbye && silentNs > ctx.failureTimeoutNs())
+            if (ctx.autoPromote() && promotable && torn == null && lastCommittedEpoch >= 1 && !goodbye &&
+                silentNs > ctx.failureTimeoutNs())
             {
-                promote("no frame from the active for " + silentNs / 1_000_000 + " ms", silentNs);
-                return 1;
+                return startPromotion("no frame from the active for " + silentNs / 1_000_000 + " ms", silentNs);
             }
             return 0;
         }
 
-        private void promote(final String reason, final long detectionNs)
+        /**
+         * Decides to promote: checks what can be checked here, then claims at the arbiter before anything else
+         * (the session is not touched until the claim is won).
+         */
+        private int startPromotion(final String reason, final long detectionNs)
         {
-            final long start = clock.nanoTime();
-            final PromotionListener steps = ctx.promotionListener();
             LOG.warn("promoting VM {}: {}", ctx.vmId(), reason);
+            if (torn != null || lastCommittedEpoch < 1)
+            {
+                refuse(torn != null ? torn : "no epoch was ever committed: there is no recovery point to resume");
+                return 1;
+            }
+            if (!promotable)
+            {
+                refuse("the recovery point (epoch " + lastCommittedEpoch + ") is of an older session: a newer " +
+                    "session has started its baseline, or a newer generation owns the guest");
+                return 1;
+            }
+            if (ctx.replicaTarget() == null)
+            {
+                refuse("no ReplicaTarget is configured to resume the guest on");
+                return 1;
+            }
+            pendingPromotion = reason;
+            pendingDetectionNs = detectionNs;
+            pendingStartNs = clock.nanoTime();
+            nextClaimNs = pendingStartNs;
+            return claimAndPromote();
+        }
+
+        private int claimAndPromote()
+        {
+            final long now = clock.nanoTime();
+            if (now < nextClaimNs)
+            {
+                return 0;
+            }
+            final long next = generation + 1;
+            final Ownership.Verdict verdict = ownership.claimNext();
+            if (verdict == Ownership.Verdict.UNREACHABLE)
+            {
+                nextClaimNs = now + ownership.retryDelayNs();
+                ownershipState = "claiming generation " + next + ": arbiter unreachable (" +
+                    ownership.unansweredAttempts() + " attempts: " + ownership.lastError() + "), next try in " +
+                    ownership.retryDelayNs() / 1_000_000 + " ms";
+                return 1;
+            }
+            final String reason = pendingPromotion;
+            pendingPromotion = null;
+            if (verdict == Ownership.Verdict.SUPERSEDED)
+            {
+                // another side owns the guest: this history may never be promoted, and this session is over
+                promotable = false;
+                drop();
+                refuse("the arbiter gave generation " + next + " (or a later one) to another side");
+                ownershipState = "superseded by generation " + ownership.supersededBy();
+                return 1;
+            }
+            promote(reason, pendingDetectionNs, pendingStartNs, next);
+            return 1;
+        }
+
+        private void promote(final String reason, final long detectionNs, final long start, final long next)
+        {
+            final PromotionListener steps = ctx.promotionListener();
+            steps.onStep("claim generation", clock.nanoTime() - start);
+            generation = next;
+            steps.onStep("persist generation", clock.nanoTime() - start);
+            ownershipState = "promoting at generation " + next;
+            // only now, owning the next generation, does this side let go of the active
             drop();
             listener.close();
             steps.onStep("stop receiving", clock.nanoTime() - start);
             // drop() discarded the epoch in assembly: nothing after the recovery point survives
             steps.onStep("discard partial epoch", clock.nanoTime() - start);
-            if (torn != null || lastCommittedEpoch < 1)
-            {
-                refuse(torn != null ? torn : "no epoch was ever committed: there is no recovery point to resume");
-                return;
-            }
-            if (ctx.replicaTarget() == null)
-            {
-                refuse("no ReplicaTarget is configured to resume the guest on");
-                return;
-            }
-            final long next = generation + 1;
-            final PromotionArbiter arbiter = ctx.promotionArbiter();
-            if (arbiter != null)
-            {
-                final boolean won;
-                try
-                {
-                    won = arbiter.tryClaim(ctx.vmId(), next);
-                }
-                catch (final RuntimeException ex)
-                {
-                    refuse("the arbiter could not be reached (" + ex.getMessage() + "); not promoting blind");
-                    return;
-                }
-                if (!won)
-                {
-                    refuse("the arbiter gave generation " + next + " (or a later one) to another side");
-                    return;
-                }
-            }
-            steps.onStep("claim generation", clock.nanoTime() - start);
-            generationFile.write(next);
-            generation = next;
-            steps.onStep("persist generation", clock.nanoTime() - start);
             LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
                 ctx.vmId(), lastCommittedEpoch, next);
             final VmmAdapter guest;
@@ -600,12 +756,15 @@ public final class StandbyReplica implements AutoCloseable
             }
             catch (final RuntimeException ex)
             {
+                promotable = false;
+                ownershipState = "owner of generation " + next + " without a guest: the ReplicaTarget failed";
                 refuse("the ReplicaTarget failed to resume the guest: " + ex);
                 return;
             }
             final long promotionNs = clock.nanoTime() - start;
             steps.onStep("resume guest", promotionNs);
             final Promotion done = new Promotion(reason, lastCommittedEpoch, next, detectionNs, promotionNs, guest);
+            ownershipState = "promoted at generation " + next;
             promotion = done;
             final FailoverEvent event = new FailoverEvent();
             event.vmId = ctx.vmId();
@@ -644,6 +803,9 @@ public final class StandbyReplica implements AutoCloseable
         public void onClose()
         {
             drop();
+            lingering.forEach(entry -> entry.connection.close());
+            lingering.clear();
+            drainRegion.close();
             receiveRegion.close();
             sendRegion.close();
             decodedRegion.close();
@@ -664,6 +826,7 @@ public final class StandbyReplica implements AutoCloseable
                 throw new ProtocolException(Fault.STALE_GENERATION, type + " frame of generation " +
                     decoder.generation() + "; this standby serves generation " + generation);
             }
+            heardSinceWelcome = true;
             if (type == FrameType.HEARTBEAT)
             {
                 return;
@@ -673,7 +836,24 @@ public final class StandbyReplica implements AutoCloseable
                 goodbye = true;
                 LOG.info("active {} stopped protection of VM {} on purpose; recovery point stays at epoch {}",
                     connection.peer(), ctx.vmId(), lastCommittedEpoch);
+                try
+                {
+                    // the answer is the active's proof that this side will not promote on the silence that follows
+                    sendFrame(FrameType.GOODBYE, lastCommittedEpoch, 0);
+                }
+                catch (final IOException ex)
+                {
+                    LOG.info("could not answer the GOODBYE of {}: {}", connection.peer(), ex.getMessage());
+                }
                 drop();
+                return;
+            }
+            if (type == FrameType.REFUSE)
+            {
+                // the active is alive and stops protecting on purpose: its silence is no failure to promote on
+                goodbye = true;
+                fail("active " + connection.peer() + " refused this standby: " +
+                    Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length()));
                 return;
             }
             if (type == FrameType.FAILURE_REPORT)
@@ -750,6 +930,22 @@ public final class StandbyReplica implements AutoCloseable
                     throw new ProtocolException(Fault.REFUSED, torn);
                 }
                 version = hello.accept(expected);
+                final long arbiterGeneration;
+                try
+                {
+                    arbiterGeneration = ownership.arbiterGeneration();
+                }
+                catch (final RuntimeException ex)
+                {
+                    throw new ProtocolException(Fault.REFUSED, "the standby cannot reach its arbiter to check the " +
+                        "active's generation " + hello.generation() + " (" + ex.getMessage() + "); try again later");
+                }
+                if (hello.generation() < arbiterGeneration)
+                {
+                    throw new ProtocolException(Fault.STALE_GENERATION, "active serves generation " +
+                        hello.generation() + " but the arbiter holds generation " + arbiterGeneration +
+                        ": another side owns VM " + ctx.vmId() + " and that active was fenced");
+                }
                 if (hello.generation() != 0 && hello.generation() < generation)
                 {
                     throw new ProtocolException(Fault.STALE_GENERATION, "active last served generation " +
@@ -767,15 +963,21 @@ public final class StandbyReplica implements AutoCloseable
             {
                 final int length = Handshake.encodeReason(sendBuffer, FrameCodec.HEADER_LENGTH, ex.getMessage());
                 sendFrame(FrameType.REFUSE, 0, length);
+                refusalSent = true;
                 throw ex;
             }
             decoder.negotiated(version);
+            // generations only move up: the session runs at the higher of both sides', persisted before WELCOME
+            generation = ownership.adopt(hello.generation());
             final int length = Handshake.encodeWelcome(sendBuffer, FrameCodec.HEADER_LENGTH, version,
-                lastCommittedEpoch, generation);
+                lastCommittedEpoch, generation, ctx.failureTimeoutNs());
             sendFrame(FrameType.WELCOME, lastCommittedEpoch, length);
             handshakeDone = true;
             connected = true;
             goodbye = false;
+            heartbeatIntervalNs = hello.heartbeatIntervalNs();
+            // this session starts with a baseline that replaces the history: the old recovery point is not promoted
+            promotable = false;
             LOG.info("active {} connected for VM {}; recovery point is epoch {}", connection.peer(), hello.vmId(),
                 lastCommittedEpoch);
         }
@@ -926,6 +1128,7 @@ public final class StandbyReplica implements AutoCloseable
             discardEpoch();
             lastCommittedEpoch = epoch;
             commits++;
+            promotable = true;
             // time spent applying is this side being busy, not the active being silent
             lastFrameNs = clock.nanoTime();
             ctx.listener().onCommit(epoch, recoveryPoint);
@@ -1006,6 +1209,7 @@ public final class StandbyReplica implements AutoCloseable
             out.limit(FrameCodec.HEADER_LENGTH + payloadLength).position(0);
             final long deadline = clock.nanoTime() + ctx.failureTimeoutNs();
             ackIdle.reset();
+            lastSentNs = clock.nanoTime();
             while (out.hasRemaining())
             {
                 if (connection.write(sendGather, 0, 1) == 0)
@@ -1046,7 +1250,19 @@ public final class StandbyReplica implements AutoCloseable
             LOG.warn("refused frame from {}: {}; epoch {} discarded, recovery point stays at epoch {}",
                 connection == null ? "?" : connection.peer(), ex.getMessage(), lastCommittedEpoch + 1,
                 lastCommittedEpoch);
+            final Connection refused = connection;
+            connection = null;
             drop();
+            if (refused != null && !refusalSent)
+            {
+                // the active's error must name this reason, not just a lost connection
+                refuseAndLinger(refused, ex.getMessage());
+            }
+            else if (refused != null)
+            {
+                lingering.add(new Lingering(refused, clock.nanoTime() + LINGER_NS));
+            }
+            refusalSent = false;
             ctx.listener().onError(ex);
         }
 
@@ -1068,8 +1284,21 @@ public final class StandbyReplica implements AutoCloseable
             }
             connected = false;
             handshakeDone = false;
+            heardSinceWelcome = false;
             discardEpoch();
         }
+    }
+
+    /** How often a served standby looks for (and refuses) a second active. */
+    private static final long ACCEPT_CHECK_INTERVAL_NS = 10_000_000L;
+    /** How long a refused connection is read (and discarded) before it is closed. */
+    private static final long LINGER_NS = 1_000_000_000L;
+
+    /**
+     * A refused connection, read until its peer closes so the refusal is not overtaken by a reset.
+     */
+    private record Lingering(Connection connection, long deadlineNs)
+    {
     }
 
     /**

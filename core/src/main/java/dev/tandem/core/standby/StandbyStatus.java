@@ -10,6 +10,12 @@ package dev.tandem.core.standby;
  * @param bytesReceived      bytes read from connections.
  * @param rejectedFrames     frames or handshakes refused as malformed.
  * @param lastError          the last refusal or failure, or null.
+ * @param generation         the generation this standby serves (the session's; raised by a promotion).
+ * @param ownership          what this side's ownership is doing: {@code standby}, {@code claiming generation N:
+ *                           arbiter unreachable (...)} while it retries, {@code promoted at generation N},
+ *                           {@code superseded by generation N}.
+ * @param arbiterAttempts    questions asked of the arbiter so far.
+ * @param arbiterError       why the arbiter last could not be reached, or null once it answered.
  */
 public record StandbyStatus(
     long lastCommittedEpoch,
@@ -18,6 +24,10 @@ public record StandbyStatus(
     long framesReceived,
     long bytesReceived,
     long rejectedFrames,
-    String lastError)
+    String lastError,
+    long generation,
+    String ownership,
+    long arbiterAttempts,
+    String arbiterError)
 {
 }

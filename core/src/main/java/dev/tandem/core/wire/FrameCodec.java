@@ -39,7 +39,8 @@ import java.util.zip.CRC32C;
  *  DISK_FLUSH  diskId:int32
  *  COMPONENT   id:int32         version:int32                     state bytes
  *  EPOCH_END   pageCount:int64  frameCount:int32 diskWrites:int32 components:int32 reserved:int32 crcSum:int64
- *  BARRIER, ACK, HEARTBEAT, GOODBYE: empty
+ *  BARRIER, ACK, HEARTBEAT, GOODBYE: empty (the standby sends HEARTBEAT too, so that the active hears it alive,
+ *              and answers GOODBYE with GOODBYE, so that the active knows its goodbye was delivered)
  *  HELLO, WELCOME, REFUSE, FAILURE_REPORT: see {@link Handshake}
  * </pre>
  * {@code crcSum} is the 64-bit sum of the CRC32C of every DISK_WRITE, DISK_FLUSH, PAGES and COMPONENT frame of the
@@ -50,9 +51,9 @@ public final class FrameCodec
     /** "TNDM" read as a little-endian int. */
     public static final int MAGIC = 0x4D444E54;
     /** Lowest protocol version this build speaks. */
-    public static final int MIN_VERSION = 1;
+    public static final int MIN_VERSION = 2;
     /** Highest protocol version this build speaks. */
-    public static final int MAX_VERSION = 1;
+    public static final int MAX_VERSION = 2;
     /** Header length. */
     public static final int HEADER_LENGTH = 32;
     /** Default bound on a payload. */

@@ -11,9 +11,9 @@ import java.util.List;
  * Handshake payloads. The active opens with HELLO; the standby answers WELCOME or REFUSE.
  * <pre>
  *  HELLO    minVersion:u8 maxVersion:u8 reserved:u16 pageSize:int32 pageCount:int64 heartbeatNs:int64
- *           generation:int64 diskCount:int32 diskCount * (diskId:int32 blockSize:int32 sizeBytes:int64)
- *           vmIdLength:int32 vmId:utf8
- *  WELCOME  version:int32 reserved:int32 recoveryEpoch:int64 generation:int64
+ *           generation:int64 maxFramePayload:int32 diskCount:int32
+ *           diskCount * (diskId:int32 blockSize:int32 sizeBytes:int64) vmIdLength:int32 vmId:utf8
+ *  WELCOME  version:int32 reserved:int32 recoveryEpoch:int64 generation:int64 failureTimeoutNs:int64
  *  REFUSE, FAILURE_REPORT   reasonLength:int32 reason:utf8
  * </pre>
  */
@@ -24,7 +24,7 @@ public final class Handshake
     /** Most disks a guest may have. */
     public static final int MAX_DISKS = 64;
     /** Length of a WELCOME payload. */
-    public static final int WELCOME_LENGTH = 24;
+    public static final int WELCOME_LENGTH = 32;
 
     private Handshake()
     {
@@ -52,9 +52,10 @@ public final class Handshake
      * @param disks      the guest's disks.
      * @param heartbeatIntervalNs how often the active sends at least one frame.
      * @param generation the generation the active believes current (0 for a first start).
+     * @param maxFramePayload the largest frame payload the active sends; a standby that accepts less refuses.
      */
     public record Hello(int minVersion, int maxVersion, String vmId, int pageSize, long pageCount, List<Disk> disks,
-        long heartbeatIntervalNs, long generation)
+        long heartbeatIntervalNs, long generation, int maxFramePayload)
     {
         /**
          * @param buffer destination.
@@ -76,8 +77,9 @@ public final class Handshake
             buffer.putLong(offset + 8, pageCount);
             buffer.putLong(offset + 16, heartbeatIntervalNs);
             buffer.putLong(offset + 24, generation);
-            buffer.putInt(offset + 32, disks.size());
-            offset += 36;
+            buffer.putInt(offset + 32, maxFramePayload);
+            buffer.putInt(offset + 36, disks.size());
+            offset += 40;
             for (final Disk disk : disks)
             {
                 buffer.putInt(offset, disk.id());
@@ -99,7 +101,7 @@ public final class Handshake
          */
         public static Hello decode(final DirectBuffer buffer, final int index, final int length)
         {
-            require(length >= 40, "HELLO payload of " + length + " bytes is too short");
+            require(length >= 44, "HELLO payload of " + length + " bytes is too short");
             final int min = buffer.getByte(index) & 0xFF;
             final int max = buffer.getByte(index + 1) & 0xFF;
             require(buffer.getShort(index + 2) == 0, "HELLO reserved bytes are not zero");
@@ -107,12 +109,14 @@ public final class Handshake
             final long pageCount = buffer.getLong(index + 8);
             final long heartbeatNs = buffer.getLong(index + 16);
             final long generation = buffer.getLong(index + 24);
-            final int diskCount = buffer.getInt(index + 32);
+            final int maxFramePayload = buffer.getInt(index + 32);
+            final int diskCount = buffer.getInt(index + 36);
             require(diskCount >= 0 && diskCount <= MAX_DISKS, "HELLO disk count " + diskCount);
-            require(length >= 40 + diskCount * 16, "HELLO of " + length + " bytes cannot hold " + diskCount + " disks");
+            require(length >= 44 + diskCount * 16, "HELLO of " + length + " bytes cannot hold " + diskCount + " disks");
             require(heartbeatNs > 0 && generation >= 0, "HELLO heartbeat " + heartbeatNs + " or generation " +
                 generation + " out of range");
-            int offset = index + 36;
+            require(maxFramePayload > 0, "HELLO maximum frame payload " + maxFramePayload + " out of range");
+            int offset = index + 40;
             final List<Disk> disks = new ArrayList<>(diskCount);
             for (int i = 0; i < diskCount; i++)
             {
@@ -138,7 +142,8 @@ public final class Handshake
                 throw new ProtocolException(ProtocolException.Fault.MALFORMED, "HELLO vmId of " + idLength +
                     " bytes is not valid UTF-8");
             }
-            return new Hello(min, max, vmId, pageSize, pageCount, List.copyOf(disks), heartbeatNs, generation);
+            return new Hello(min, max, vmId, pageSize, pageCount, List.copyOf(disks), heartbeatNs, generation,
+                maxFramePayload);
         }
 
         /**
@@ -172,6 +177,12 @@ public final class Handshake
                 throw new ProtocolException(ProtocolException.Fault.GEOMETRY_MISMATCH,
                     "active disks " + disks + " differ from standby disks " + expected.disks());
             }
+            if (maxFramePayload > expected.maxFramePayload())
+            {
+                throw new ProtocolException(ProtocolException.Fault.BAD_LENGTH, "active sends frame payloads up " +
+                    "to " + maxFramePayload + " bytes but this standby accepts at most " + expected.maxFramePayload() +
+                    "; set the same maxFramePayload on both sides (or a larger one on the standby)");
+            }
             return version;
         }
     }
@@ -181,17 +192,20 @@ public final class Handshake
      * @param index         offset.
      * @param version       chosen version.
      * @param recoveryEpoch the standby's newest committed epoch (0 if none).
-     * @param generation    the standby's generation.
+     * @param generation    the generation of the session (the higher of both sides').
+     * @param failureTimeoutNs the standby's failure timeout: silence after which it may promote, so the active
+     *                      knows from when on to ask the arbiter whether it was superseded.
      * @return bytes written.
      */
     public static int encodeWelcome(
         final MutableDirectBuffer buffer, final int index, final int version, final long recoveryEpoch,
-        final long generation)
+        final long generation, final long failureTimeoutNs)
     {
         buffer.putInt(index, version);
         buffer.putInt(index + 4, 0);
         buffer.putLong(index + 8, recoveryEpoch);
         buffer.putLong(index + 16, generation);
+        buffer.putLong(index + 24, failureTimeoutNs);
         return WELCOME_LENGTH;
     }
 

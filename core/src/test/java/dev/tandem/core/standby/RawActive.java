@@ -50,14 +50,15 @@ final class RawActive implements AutoCloseable
     void hello(final String vmId, final int pageSize, final long pageCount, final List<Handshake.Disk> disks)
         throws IOException
     {
-        hello(1, 1, vmId, pageSize, pageCount, disks);
+        hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, vmId, pageSize, pageCount, disks);
     }
 
     void hello(final int minVersion, final int maxVersion, final String vmId, final int pageSize,
         final long pageCount, final List<Handshake.Disk> disks) throws IOException
     {
         final UnsafeBuffer payload = new UnsafeBuffer(new byte[2048]);
-        final int length = new Handshake.Hello(minVersion, maxVersion, vmId, pageSize, pageCount, disks, 20_000_000L, 0)
+        final int length = new Handshake.Hello(minVersion, maxVersion, vmId, pageSize, pageCount, disks, 20_000_000L, 0,
+            dev.tandem.core.wire.FrameCodec.MAX_PAYLOAD_DEFAULT)
             .encode(payload, 0);
         final byte[] bytes = new byte[length];
         payload.getBytes(0, bytes);
@@ -67,30 +68,49 @@ final class RawActive implements AutoCloseable
     /**
      * @return the frame type code of the standby's reply and its payload start, as read.
      */
+    /** What the standby sent and this side has not yet returned, across calls. */
+    private final ByteBuffer inbox = ByteBuffer.allocateDirect(1 << 16);
+
+    /**
+     * @return the standby's next frame other than a HEARTBEAT (which it sends while idle), alone in its buffer.
+     */
     UnsafeBuffer awaitFrame() throws IOException
     {
-        final ByteBuffer in = ByteBuffer.allocateDirect(4096);
         final long deadline = System.nanoTime() + 10_000_000_000L;
         while (true)
         {
-            final int n = connection.read(in);
+            final UnsafeBuffer view = new UnsafeBuffer(inbox, 0, inbox.capacity());
+            if (inbox.position() >= FrameCodec.HEADER_LENGTH)
+            {
+                final int length = FrameCodec.HEADER_LENGTH + view.getInt(FrameCodec.LENGTH_OFFSET);
+                if (inbox.position() >= length)
+                {
+                    final byte[] frame = new byte[length];
+                    view.getBytes(0, frame);
+                    view.putBytes(0, view, length, inbox.position() - length);
+                    inbox.position(inbox.position() - length);
+                    if (frame[FrameCodec.TYPE_OFFSET] != FrameType.HEARTBEAT.code())
+                    {
+                        final ByteBuffer copy = ByteBuffer.allocateDirect(length);
+                        copy.put(frame).flip();
+                        return new UnsafeBuffer(copy);
+                    }
+                    continue;
+                }
+            }
+            final int n = connection.read(inbox);
             if (n < 0)
             {
                 throw new IOException("standby closed the connection");
-            }
-            if (in.position() >= FrameCodec.HEADER_LENGTH)
-            {
-                final UnsafeBuffer buffer = new UnsafeBuffer(in);
-                if (in.position() >= FrameCodec.HEADER_LENGTH + buffer.getInt(FrameCodec.LENGTH_OFFSET))
-                {
-                    return buffer;
-                }
             }
             if (System.nanoTime() > deadline)
             {
                 throw new IOException("no reply from standby");
             }
-            Thread.onSpinWait();
+            if (n == 0)
+            {
+                Thread.onSpinWait();
+            }
         }
     }
 

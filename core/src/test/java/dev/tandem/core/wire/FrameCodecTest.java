@@ -19,7 +19,7 @@ class FrameCodecTest
 
     private int encode(final FrameType type, final long generation, final long epoch, final int payloadLength)
     {
-        FrameCodec.writeHeader(buffer, 0, 1, type, payloadLength, generation, epoch);
+        FrameCodec.writeHeader(buffer, 0, FrameCodec.MAX_VERSION, type, payloadLength, generation, epoch);
         for (int i = 0; i < payloadLength; i++)
         {
             buffer.putByte(FrameCodec.HEADER_LENGTH + i, (byte)i);
@@ -78,17 +78,24 @@ class FrameCodecTest
     void helloRoundTripsAndMismatchesAreNamed()
     {
         final Handshake.Hello hello = new Handshake.Hello(1, 1, "vm-1", 4096, 1000,
-            List.of(new Handshake.Disk(0, 512, 1 << 20), new Handshake.Disk(3, 4096, 1 << 30)), 20_000_000L, 4);
+            List.of(new Handshake.Disk(0, 512, 1 << 20), new Handshake.Disk(3, 4096, 1 << 30)), 20_000_000L, 4, 1 << 20);
         final int length = hello.encode(buffer, 0);
         assertEquals(hello, Handshake.Hello.decode(buffer, 0, length));
         assertEquals(1, hello.accept(hello));
         assertEquals(ProtocolException.Fault.GEOMETRY_MISMATCH, assertThrows(ProtocolException.class,
-            () -> hello.accept(new Handshake.Hello(1, 1, "vm-1", 4096, 1001, hello.disks(), 20_000_000L, 4))).fault());
+            () -> hello.accept(new Handshake.Hello(1, 1, "vm-1", 4096, 1001, hello.disks(), 20_000_000L, 4, 1 << 20))).fault());
         assertEquals(ProtocolException.Fault.VM_MISMATCH, assertThrows(ProtocolException.class,
-            () -> hello.accept(new Handshake.Hello(1, 1, "vm-2", 4096, 1000, hello.disks(), 20_000_000L, 4))).fault());
+            () -> hello.accept(new Handshake.Hello(1, 1, "vm-2", 4096, 1000, hello.disks(), 20_000_000L, 4, 1 << 20))).fault());
         assertEquals(ProtocolException.Fault.BAD_VERSION, assertThrows(ProtocolException.class,
-            () -> hello.accept(new Handshake.Hello(2, 3, "vm-1", 4096, 1000, hello.disks(), 20_000_000L, 4))).fault());
+            () -> hello.accept(new Handshake.Hello(2, 3, "vm-1", 4096, 1000, hello.disks(), 20_000_000L, 4, 1 << 20))).fault());
         assertEquals(ProtocolException.Fault.MALFORMED, assertThrows(ProtocolException.class,
             () -> Handshake.Hello.decode(buffer, 0, length - 1)).fault());
+        // an active that sends larger frames than the standby accepts is refused at handshake, naming both limits
+        final ProtocolException tooLarge = assertThrows(ProtocolException.class,
+            () -> new Handshake.Hello(1, 1, "vm-1", 4096, 1000, hello.disks(), 20_000_000L, 4, 4 << 20)
+                .accept(hello));
+        assertEquals(ProtocolException.Fault.BAD_LENGTH, tooLarge.fault());
+        assertTrue(tooLarge.getMessage().contains("4194304") && tooLarge.getMessage().contains("1048576"),
+            tooLarge.getMessage());
     }
 }

@@ -118,7 +118,8 @@ class WireFuzzTest
     {
         final UnsafeBuffer buffer = direct(data, 0);
         final Handshake.Hello expected = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, "vm",
-            PAGE, PAGES, List.of(new Handshake.Disk(0, 512, 1 << 20)), 20_000_000L, 0);
+            PAGE, PAGES, List.of(new Handshake.Disk(0, 512, 1 << 20)), 20_000_000L, 0,
+            FrameCodec.MAX_PAYLOAD_DEFAULT);
         try
         {
             final Handshake.Hello hello = Handshake.Hello.decode(buffer, 0, data.length);

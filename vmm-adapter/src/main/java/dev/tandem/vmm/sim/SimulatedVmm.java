@@ -331,6 +331,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         return rxQueue.write(1, frame, index, length);
     }
 
+    private volatile String fencedReason;
+
     @Override
     public void pause()
     {
@@ -359,8 +361,27 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     }
 
     @Override
+    public void fenced(final String reason)
+    {
+        fencedReason = reason == null ? "fenced" : reason;
+    }
+
+    /**
+     * @return why this guest was fenced (another side owns it; it never runs again), or null.
+     */
+    public String fencedReason()
+    {
+        return fencedReason;
+    }
+
+    @Override
     public void resume()
     {
+        if (fencedReason != null)
+        {
+            throw new IllegalStateException("guest " + config.vmId + " was fenced (" + fencedReason + "); another " +
+                "side owns it and it must never run here again");
+        }
         if (!pauseRequested)
         {
             throw new IllegalStateException("guest " + config.vmId + " is not paused");

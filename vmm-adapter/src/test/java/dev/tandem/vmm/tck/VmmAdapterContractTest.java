@@ -96,7 +96,14 @@ public abstract class VmmAdapterContractTest
     {
         if (adapter.vcpus().isPaused())
         {
-            adapter.vcpus().resume();
+            try
+            {
+                adapter.vcpus().resume();
+            }
+            catch (final IllegalStateException fenced)
+            {
+                // a fenced guest stays paused; close it as it is
+            }
         }
         adapter.detach();
         close(adapter);
@@ -131,6 +138,35 @@ public abstract class VmmAdapterContractTest
         Thread.sleep(activityWindowMillis() * 2);
         adapter.vcpus().pause();
         assertTrue(paused != StateDigest.of(adapter), "the guest did not run after resume()");
+    }
+
+    /**
+     * Fencing: once the library paused the guest and called {@code fenced(reason)} (another side owns it now), the
+     * guest never runs again in this process: a later {@code resume()} is refused (or ignored) and memory, disks and
+     * output stay as they were.
+     */
+    @Test
+    void fencedGuestNeverRunsAgain() throws InterruptedException
+    {
+        Thread.sleep(activityWindowMillis());
+        adapter.vcpus().pause();
+        adapter.fenced("the standby promoted (contract test)");
+        final long before = StateDigest.of(adapter);
+        final long writesBefore = diskWrites.get();
+        final long framesBefore = outputFrames.get();
+        try
+        {
+            adapter.vcpus().resume();
+        }
+        catch (final IllegalStateException expected)
+        {
+            // refusing is the clearer answer; ignoring is allowed
+        }
+        provokeDeviceWrites(adapter);
+        Thread.sleep(activityWindowMillis() * 2);
+        assertEquals(before, StateDigest.of(adapter), "a fenced guest ran again");
+        assertEquals(writesBefore, diskWrites.get(), "disk write from a fenced guest");
+        assertEquals(framesBefore, outputFrames.get(), "network output from a fenced guest");
     }
 
     /**
