@@ -185,7 +185,7 @@ public final class ZooKeeperArbiter implements PromotionArbiter, AutoCloseable
         {
             final CuratorEvent read = call(cb -> client.getData().inBackground(cb).forPath(path),
                 deadlineNs, vmId, path, what);
-            final KeeperException.Code readCode = KeeperException.Code.get(read.getResultCode());
+            final KeeperException.Code readCode = resultOf(read);
             if (readCode == KeeperException.Code.OK)
             {
                 final long stored = decode(read.getData(), vmId, path);
@@ -199,7 +199,7 @@ public final class ZooKeeperArbiter implements PromotionArbiter, AutoCloseable
                 final CuratorEvent write = call(
                     cb -> client.setData().withVersion(version).inBackground(cb).forPath(path, wanted),
                     deadlineNs, vmId, path, what);
-                final KeeperException.Code writeCode = KeeperException.Code.get(write.getResultCode());
+                final KeeperException.Code writeCode = resultOf(write);
                 if (writeCode == KeeperException.Code.OK)
                 {
                     return true;
@@ -218,7 +218,7 @@ public final class ZooKeeperArbiter implements PromotionArbiter, AutoCloseable
                     cb -> client.create().creatingParentsIfNeeded().withMode(CreateMode.PERSISTENT)
                         .inBackground(cb).forPath(path, wanted),
                     deadlineNs, vmId, path, what);
-                final KeeperException.Code createCode = KeeperException.Code.get(create.getResultCode());
+                final KeeperException.Code createCode = resultOf(create);
                 if (createCode == KeeperException.Code.OK)
                 {
                     return true;
@@ -258,7 +258,7 @@ public final class ZooKeeperArbiter implements PromotionArbiter, AutoCloseable
 
         final CuratorEvent sync = call(cb -> client.sync().inBackground(cb).forPath(path),
             deadlineNs, vmId, path, what);
-        final KeeperException.Code syncCode = KeeperException.Code.get(sync.getResultCode());
+        final KeeperException.Code syncCode = resultOf(sync);
         // sync of a missing znode is answered NONODE by some server versions: the read below says the same
         if (syncCode != KeeperException.Code.OK && syncCode != KeeperException.Code.NONODE)
         {
@@ -267,7 +267,7 @@ public final class ZooKeeperArbiter implements PromotionArbiter, AutoCloseable
 
         final CuratorEvent read = call(cb -> client.getData().inBackground(cb).forPath(path),
             deadlineNs, vmId, path, what);
-        final KeeperException.Code readCode = KeeperException.Code.get(read.getResultCode());
+        final KeeperException.Code readCode = resultOf(read);
         if (readCode == KeeperException.Code.OK)
         {
             return decode(read.getData(), vmId, path);
@@ -455,6 +455,16 @@ public final class ZooKeeperArbiter implements PromotionArbiter, AutoCloseable
             throw new UncheckedIOException(message(what, vmId, path, "failed: " + ex.getCause()),
                 new IOException(ex.getCause()));
         }
+    }
+
+    /**
+     * The event's result; a code this ZooKeeper client does not know (a newer server's) counts as a system error,
+     * which every caller treats as "unreachable".
+     */
+    private static KeeperException.Code resultOf(final CuratorEvent event)
+    {
+        final KeeperException.Code code = KeeperException.Code.get(event.getResultCode());
+        return code != null ? code : KeeperException.Code.SYSTEMERROR;
     }
 
     private UncheckedIOException timedOut(
