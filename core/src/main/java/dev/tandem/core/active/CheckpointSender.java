@@ -32,7 +32,8 @@ import java.util.zip.CRC32C;
  */
 final class CheckpointSender implements Agent
 {
-    private static final int HEADER_BUFFER_BYTES = 128;
+    /** A header and the largest sub-header: a FAILURE_REPORT's reason of up to {@link Handshake#MAX_REASON_BYTES}. */
+    private static final int HEADER_BUFFER_BYTES = FrameCodec.HEADER_LENGTH + Handshake.MAX_REASON_PAYLOAD;
 
     private final ActiveReplicator replicator;
     private final Connection connection;
