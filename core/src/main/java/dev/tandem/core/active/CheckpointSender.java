@@ -123,7 +123,7 @@ final class CheckpointSender implements Agent
         this.counters = replicator.counters();
         this.listener = ctx.listener();
         this.pageSize = ctx.adapter().memory().pageSize();
-        this.diskChunkBytes = Math.max(4096, (ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER) & ~4095);
+        this.diskChunkBytes = ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER;
         this.headerRegion = NativeMemory.allocateDirect(HEADER_BUFFER_BYTES, 64);
         this.header = new UnsafeBuffer(headerRegion.byteBuffer());
         this.headerView = headerRegion.byteBuffer().duplicate();
@@ -396,9 +396,11 @@ final class CheckpointSender implements Agent
     {
         for (final VirtualDisk disk : disks)
         {
-            for (long offset = 0; offset < disk.sizeBytes(); offset += diskChunkBytes)
+            // whole blocks only: the standby refuses an extent misaligned to the disk's block size
+            final int chunk = diskChunkBytes / disk.blockSize() * disk.blockSize();
+            for (long offset = 0; offset < disk.sizeBytes(); offset += chunk)
             {
-                final int length = (int)Math.min(diskChunkBytes, disk.sizeBytes() - offset);
+                final int length = (int)Math.min(chunk, disk.sizeBytes() - offset);
                 disk.read(offset, diskChunk, 0, length);
                 header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
                 header.putInt(FrameCodec.HEADER_LENGTH + 4, length);

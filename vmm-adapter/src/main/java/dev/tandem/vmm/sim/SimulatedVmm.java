@@ -103,7 +103,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         this.rxAreaAddress = memory.sizeBytes() - (long)rxSlots * RX_SLOT_BYTES;
         this.rxRegion = NativeMemory.allocateDirect(64 * 1024 + RingBufferDescriptor.TRAILER_LENGTH, 64);
         this.rxQueue = new ManyToOneRingBuffer(new UnsafeBuffer(rxRegion.byteBuffer()));
-        this.disk = config.diskPath == null ? null : new SimulatedDisk(0, config.diskPath, config.diskBytes);
+        this.disk = config.diskPath == null ? null :
+            new SimulatedDisk(0, config.diskPath, config.diskBlockSize, config.diskBytes);
         this.vcpus = new Vcpu[config.vcpuCount];
         for (int i = 0; i < vcpus.length; i++)
         {
@@ -528,7 +529,9 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         long sequentialCursor;
         long pageWrites;
 
-        private final ByteBuffer diskBlock = ByteBuffer.allocateDirect(DISK_BLOCK_BYTES);
+        /** One write of the workload: 4 KiB, or one block of a disk with larger blocks. */
+        private final int diskWriteBytes = Math.max(DISK_BLOCK_BYTES, config.diskBlockSize);
+        private final ByteBuffer diskBlock = ByteBuffer.allocateDirect(diskWriteBytes);
         private final UnsafeBuffer diskBlockView = new UnsafeBuffer(diskBlock);
         private final UnsafeBuffer txFrame = new UnsafeBuffer(ByteBuffer.allocateDirect(TX_FRAME_BYTES));
 
@@ -672,9 +675,10 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
 
         private void writeDiskBlock()
         {
-            final long offset = ledgerOffset.getAndAdd(DISK_BLOCK_BYTES) % (disk.sizeBytes() - DISK_BLOCK_BYTES + 1)
-                / SimulatedDisk.BLOCK_SIZE * SimulatedDisk.BLOCK_SIZE;
-            for (int i = 0; i < DISK_BLOCK_BYTES; i += 8)
+            final int block = disk.blockSize();
+            final long offset = ledgerOffset.getAndAdd(diskWriteBytes) % (disk.sizeBytes() - diskWriteBytes + 1)
+                / block * block;
+            for (int i = 0; i < diskWriteBytes; i += 8)
             {
                 diskBlockView.putLong(i, tick * 31 + i + index);
             }
@@ -684,7 +688,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             final DiskWriteSink sink = diskWriteSink;
             if (sink != null)
             {
-                sink.write(disk.id(), offset, diskBlockView, 0, DISK_BLOCK_BYTES);
+                sink.write(disk.id(), offset, diskBlockView, 0, diskWriteBytes);
             }
         }
 
@@ -861,6 +865,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         private long seed = 1;
         private Path diskPath;
         private long diskBytes = 16L << 20;
+        private int diskBlockSize = SimulatedDisk.BLOCK_SIZE;
         private int diskEveryTicks = 4;
         private int packetEveryTicks = 2;
         private int tickMicros = 1000;
@@ -970,7 +975,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
 
         /**
          * @param path  image file of the guest's disk (created if missing), or null for no disk.
-         * @param bytes disk size, a positive multiple of 512 of at least 4 KiB.
+         * @param bytes disk size, a positive multiple of 512 of at least 4 KiB; with {@link #diskBlockSize(int)}
+         *              larger than 512, a multiple of the block size (checked by {@link #build()}).
          * @return this.
          */
         public Builder disk(final Path path, final long bytes)
@@ -985,7 +991,32 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         }
 
         /**
-         * @param ticks a 4 KiB disk write every this many ticks (0 for none).
+         * @param blockSize block size of the guest's disk, a power of two from 512 to
+         *                  {@link SimulatedDisk#MAX_BLOCK_SIZE}; default {@link SimulatedDisk#BLOCK_SIZE}. The
+         *                  workload writes 4 KiB, or one block if blocks are larger.
+         * @return this.
+         */
+        public Builder diskBlockSize(final int blockSize)
+        {
+            if (blockSize < 512 || blockSize > SimulatedDisk.MAX_BLOCK_SIZE || Integer.bitCount(blockSize) != 1)
+            {
+                throw new IllegalArgumentException("disk block size must be a power of two from 512 to " +
+                    SimulatedDisk.MAX_BLOCK_SIZE + ": " + blockSize);
+            }
+            this.diskBlockSize = blockSize;
+            return this;
+        }
+
+        /**
+         * @return the configured block size of the disk.
+         */
+        public int diskBlockSize()
+        {
+            return diskBlockSize;
+        }
+
+        /**
+         * @param ticks a 4 KiB (or one-block, if larger) disk write every this many ticks (0 for none).
          * @return this.
          */
         public Builder diskEveryTicks(final int ticks)
@@ -1065,6 +1096,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             copy.seed = seed;
             copy.diskPath = diskPath;
             copy.diskBytes = diskBytes;
+            copy.diskBlockSize = diskBlockSize;
             copy.diskEveryTicks = diskEveryTicks;
             copy.packetEveryTicks = packetEveryTicks;
             copy.tickMicros = tickMicros;
@@ -1127,6 +1159,12 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             {
                 throw new IllegalArgumentException(
                     "guest memory " + memoryBytes + " is not a multiple of the page size " + pageSize);
+            }
+            if (diskPath != null && (diskBytes % diskBlockSize != 0 || diskBytes < Math.max(DISK_BLOCK_BYTES,
+                diskBlockSize)))
+            {
+                throw new IllegalArgumentException("disk size " + diskBytes + " is not a multiple of the disk block " +
+                    "size " + diskBlockSize + " of at least " + Math.max(DISK_BLOCK_BYTES, diskBlockSize));
             }
             return new SimulatedVmm(copy());
         }
