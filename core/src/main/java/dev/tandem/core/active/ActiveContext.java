@@ -83,7 +83,8 @@ public final class ActiveContext
     private boolean concluded;
 
     /**
-     * @param adapter the guest to protect (required).
+     * @param adapter the guest to protect (required); its {@code vmId()} is 1 to
+     *                {@link dev.tandem.vmm.VmmAdapter#MAX_VM_ID_BYTES} bytes in UTF-8.
      * @return this.
      */
     public ActiveContext adapter(final VmmAdapter adapter)
@@ -653,6 +654,8 @@ public final class ActiveContext
             throw new ConfigurationException("adapter " + adapter.vmId() + " returned null for packetSink(), " +
                 "memory(), dirtyLog(), vcpus(), components() or disks(); each must be non-null (lists may be empty)");
         }
+        // checked here, in bytes, rather than refused by the standby deep in the handshake
+        ConfigurationException.checkVmId(adapter.vmId());
         final int pageSize = adapter.memory().pageSize();
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > stagingAreaBytes)
         {

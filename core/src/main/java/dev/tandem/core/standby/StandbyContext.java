@@ -117,7 +117,7 @@ public final class StandbyContext
     }
 
     /**
-     * @param vmId identity of the protected guest (required).
+     * @param vmId identity of the protected guest (required), 1 to {@link Handshake#MAX_VM_ID_BYTES} bytes in UTF-8.
      * @return this.
      */
     public StandbyContext vmId(final String vmId)
@@ -470,10 +470,7 @@ public final class StandbyContext
         ConfigurationException.checkSet("diskImageOpener", diskImageOpener);
         ConfigurationException.checkSet("nanoClock", nanoClock);
         ConfigurationException.checkSet("waitStrategy", waitStrategy);
-        if (vmId.isEmpty() || vmId.length() > Handshake.MAX_VM_ID_BYTES)
-        {
-            throw new ConfigurationException("vmId must have 1 to " + Handshake.MAX_VM_ID_BYTES + " characters");
-        }
+        ConfigurationException.checkVmId(vmId);
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > (1 << 30))
         {
             throw new ConfigurationException("pageSize = " + pageSize + " must be a power of two in [512, 2^30]");

@@ -19,8 +19,8 @@ import java.util.List;
  */
 public final class Handshake
 {
-    /** Longest VM identity accepted. */
-    public static final int MAX_VM_ID_BYTES = 256;
+    /** Longest VM identity accepted, in UTF-8 bytes (not characters); the SPI's limit. */
+    public static final int MAX_VM_ID_BYTES = dev.tandem.vmm.VmmAdapter.MAX_VM_ID_BYTES;
     /** Most disks a guest may have. */
     public static final int MAX_DISKS = 64;
     /** Longest reason a REFUSE or FAILURE_REPORT carries, in UTF-8 bytes; a longer one is cut (see encodeReason). */
@@ -50,7 +50,7 @@ public final class Handshake
      *
      * @param minVersion lowest version spoken.
      * @param maxVersion highest version spoken.
-     * @param vmId       identity of the guest.
+     * @param vmId       identity of the guest, at most {@link #MAX_VM_ID_BYTES} bytes in UTF-8.
      * @param pageSize   page size.
      * @param pageCount  number of pages.
      * @param disks      the guest's disks.
@@ -68,9 +68,14 @@ public final class Handshake
         public int encode(final MutableDirectBuffer buffer, final int index)
         {
             final byte[] id = vmId.getBytes(StandardCharsets.UTF_8);
-            if (id.length > MAX_VM_ID_BYTES || disks.size() > MAX_DISKS)
+            if (id.length > MAX_VM_ID_BYTES)
             {
-                throw new IllegalArgumentException("vmId over " + MAX_VM_ID_BYTES + " bytes or over " + MAX_DISKS + " disks");
+                throw new IllegalArgumentException("vmId is " + id.length + " bytes in UTF-8 (" + vmId.length() +
+                    " chars); at most " + MAX_VM_ID_BYTES + " bytes are carried");
+            }
+            if (disks.size() > MAX_DISKS)
+            {
+                throw new IllegalArgumentException(disks.size() + " disks; at most " + MAX_DISKS + " are carried");
             }
             int offset = index;
             buffer.putByte(offset, (byte)minVersion);

@@ -878,12 +878,20 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         }
 
         /**
-         * @param vmId identity of the guest.
+         * @param vmId identity of the guest, 1 to {@link dev.tandem.vmm.VmmAdapter#MAX_VM_ID_BYTES} bytes in UTF-8.
          * @return this.
+         * @throws IllegalArgumentException if empty or too long, saying how many bytes it has.
          */
         public Builder vmId(final String vmId)
         {
-            this.vmId = Objects.requireNonNull(vmId, "vmId");
+            Objects.requireNonNull(vmId, "vmId");
+            final int bytes = vmId.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            if (bytes == 0 || bytes > dev.tandem.vmm.VmmAdapter.MAX_VM_ID_BYTES)
+            {
+                throw new IllegalArgumentException("vmId is " + bytes + " bytes in UTF-8 (" + vmId.length() +
+                    " chars); it must be 1 to " + dev.tandem.vmm.VmmAdapter.MAX_VM_ID_BYTES + " bytes");
+            }
+            this.vmId = vmId;
             return this;
         }
 
