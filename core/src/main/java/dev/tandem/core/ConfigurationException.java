@@ -49,4 +49,25 @@ public final class ConfigurationException extends IllegalArgumentException
         }
         return value;
     }
+
+    /**
+     * Checks a VM identity against what the handshake carries: its UTF-8 bytes, not its characters, count.
+     *
+     * @param vmId the identity.
+     * @return the identity.
+     * @throws ConfigurationException if null, empty or over {@link dev.tandem.vmm.VmmAdapter#MAX_VM_ID_BYTES} bytes,
+     *                                saying how many bytes it has.
+     */
+    public static String checkVmId(final String vmId)
+    {
+        checkSet("vmId", vmId);
+        final int bytes = vmId.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+        if (bytes == 0 || bytes > dev.tandem.vmm.VmmAdapter.MAX_VM_ID_BYTES)
+        {
+            throw new ConfigurationException("vmId '" + (vmId.length() > 40 ? vmId.substring(0, 40) + "..." : vmId) +
+                "' is " + bytes + " bytes in UTF-8 (" + vmId.length() + " chars); it must be 1 to " +
+                dev.tandem.vmm.VmmAdapter.MAX_VM_ID_BYTES + " bytes");
+        }
+        return vmId;
+    }
 }

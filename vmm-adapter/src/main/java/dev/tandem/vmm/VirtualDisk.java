@@ -19,7 +19,10 @@ public interface VirtualDisk
     long sizeBytes();
 
     /**
-     * @return the disk's block size; writes are aligned to it.
+     * @return the disk's block size, a power of two of at least 512; every write is a whole number of blocks at a
+     *         block-aligned offset, and the library sends the disk in whole blocks. The library's configuration limits
+     *         the largest block it can carry (one block must fit one frame and one disk-write record: see the
+     *         active's {@code maxFramePayload} and {@code diskStreamBytes}) and refuses a larger one at start.
      */
     int blockSize();
 

@@ -11,8 +11,12 @@ import java.util.List;
  */
 public interface VmmAdapter
 {
+    /** Longest {@link #vmId()}, in UTF-8 bytes (not characters): what the handshake carries. */
+    int MAX_VM_ID_BYTES = 256;
+
     /**
-     * @return a stable identity of the guest, exchanged at handshake so a standby never mixes two VMs.
+     * @return a stable identity of the guest, exchanged at handshake so a standby never mixes two VMs: 1 to
+     *         {@link #MAX_VM_ID_BYTES} bytes in UTF-8 (a character may take up to 4).
      */
     String vmId();
 

@@ -9,6 +9,7 @@ import dev.tandem.core.policy.FixedPolicy;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
+import dev.tandem.core.wire.Handshake;
 import dev.tandem.vmm.VmmAdapter;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
@@ -83,7 +84,8 @@ public final class ActiveContext
     private boolean concluded;
 
     /**
-     * @param adapter the guest to protect (required).
+     * @param adapter the guest to protect (required); its {@code vmId()} is 1 to
+     *                {@link dev.tandem.vmm.VmmAdapter#MAX_VM_ID_BYTES} bytes in UTF-8.
      * @return this.
      */
     public ActiveContext adapter(final VmmAdapter adapter)
@@ -229,6 +231,8 @@ public final class ActiveContext
 
     /**
      * @param bytes capacity of the ordered disk-write stream, a power of two from 64 KiB to 1 GiB; default 16 MiB.
+     *              One record holds an eighth of it less 16 bytes, and must hold one block of every disk (e.g.
+     *              64 KiB blocks need at least 1 MiB).
      * @return this.
      */
     public ActiveContext diskStreamBytes(final int bytes)
@@ -264,7 +268,8 @@ public final class ActiveContext
     }
 
     /**
-     * @param bytes largest frame payload, 64 KiB to 16 MiB; must not exceed the standby's; default 1 MiB + 64.
+     * @param bytes largest frame payload, 64 KiB to 16 MiB; must not exceed the standby's, and must hold one block of
+     *              every disk plus a 16-byte header; default 1 MiB + 64.
      * @return this.
      */
     public ActiveContext maxFramePayload(final int bytes)
@@ -677,6 +682,8 @@ public final class ActiveContext
             throw new ConfigurationException("adapter " + adapter.vmId() + " returned null for packetSink(), " +
                 "memory(), dirtyLog(), vcpus(), components() or disks(); each must be non-null (lists may be empty)");
         }
+        // checked here, in bytes, rather than refused by the standby deep in the handshake
+        ConfigurationException.checkVmId(adapter.vmId());
         final int pageSize = adapter.memory().pageSize();
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > stagingAreaBytes)
         {
@@ -688,8 +695,50 @@ public final class ActiveContext
             throw new ConfigurationException("maxFramePayload " + maxFramePayload + " cannot carry one page of " +
                 pageSize + " bytes");
         }
+        checkDisks();
         concluded = true;
         return this;
+    }
+
+    /**
+     * A disk is sent in whole blocks, so one block must fit one DISK_WRITE frame and one record of the disk-write
+     * stream; found when 16 and 64 KiB blocks broke protection with frame and stream sizes inside their ranges.
+     */
+    private void checkDisks()
+    {
+        final java.util.List<dev.tandem.vmm.VirtualDisk> disks = adapter.disks();
+        if (disks.size() > Handshake.MAX_DISKS)
+        {
+            throw new ConfigurationException("adapter " + adapter.vmId() + " has " + disks.size() +
+                " disks; at most " + Handshake.MAX_DISKS + " are supported");
+        }
+        final java.util.Set<Integer> ids = new java.util.HashSet<>();
+        final int byFrame = maxFramePayload - FrameCodec.DISK_WRITE_HEADER;
+        final int byStream = DiskWriteStream.maxRecordData(diskStreamBytes);
+        for (final dev.tandem.vmm.VirtualDisk disk : disks)
+        {
+            final int block = disk.blockSize();
+            if (disk.id() < 0 || disk.id() > 1023 || !ids.add(disk.id()) || block < 512 ||
+                Integer.bitCount(block) != 1 || disk.sizeBytes() <= 0 || disk.sizeBytes() % block != 0)
+            {
+                throw new ConfigurationException("disk " + disk.id() + " of adapter " + adapter.vmId() +
+                    " (block size " + block + ", " + disk.sizeBytes() + " bytes): ids must be unique in [0, 1023], " +
+                    "the block size a power of two >= 512 and the size a positive multiple of it");
+            }
+            if (block > byFrame)
+            {
+                throw new ConfigurationException("maxFramePayload = " + maxFramePayload + " cannot carry one " +
+                    block + "-byte block of disk " + disk.id() + " in a DISK_WRITE frame; it must be at least " +
+                    (block + FrameCodec.DISK_WRITE_HEADER) + " (on the standby too)");
+            }
+            if (block > byStream)
+            {
+                throw new ConfigurationException("diskStreamBytes = " + diskStreamBytes + " cannot hold one " + block +
+                    "-byte block of disk " + disk.id() + ": a record of the disk-write stream carries at most an " +
+                    "eighth of it less " + DiskWriteStream.WRITE_HEADER + " bytes (" + byStream + "); it must be at " +
+                    "least " + Integer.highestOneBit(8 * (block + DiskWriteStream.WRITE_HEADER) - 1) * 2);
+            }
+        }
     }
 
     private static void requirePowerOfTwo(final String name, final int value)

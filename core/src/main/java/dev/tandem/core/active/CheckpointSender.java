@@ -32,7 +32,8 @@ import java.util.zip.CRC32C;
  */
 final class CheckpointSender implements Agent
 {
-    private static final int HEADER_BUFFER_BYTES = 128;
+    /** A header and the largest sub-header: a FAILURE_REPORT's reason of up to {@link Handshake#MAX_REASON_BYTES}. */
+    private static final int HEADER_BUFFER_BYTES = FrameCodec.HEADER_LENGTH + Handshake.MAX_REASON_PAYLOAD;
 
     private final ActiveReplicator replicator;
     private final Connection connection;
@@ -125,7 +126,7 @@ final class CheckpointSender implements Agent
         this.counters = replicator.counters();
         this.listener = ctx.listener();
         this.pageSize = ctx.adapter().memory().pageSize();
-        this.diskChunkBytes = Math.max(4096, (ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER) & ~4095);
+        this.diskChunkBytes = ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER;
         this.headerRegion = NativeMemory.allocateDirect(HEADER_BUFFER_BYTES, 64);
         this.header = new UnsafeBuffer(headerRegion.byteBuffer());
         this.headerView = headerRegion.byteBuffer().duplicate();
@@ -439,9 +440,11 @@ final class CheckpointSender implements Agent
     {
         for (final VirtualDisk disk : disks)
         {
-            for (long offset = 0; offset < disk.sizeBytes(); offset += diskChunkBytes)
+            // whole blocks only: the standby refuses an extent misaligned to the disk's block size
+            final int chunk = diskChunkBytes / disk.blockSize() * disk.blockSize();
+            for (long offset = 0; offset < disk.sizeBytes(); offset += chunk)
             {
-                final int length = (int)Math.min(diskChunkBytes, disk.sizeBytes() - offset);
+                final int length = (int)Math.min(chunk, disk.sizeBytes() - offset);
                 disk.read(offset, diskChunk, 0, length);
                 header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
                 header.putInt(FrameCodec.HEADER_LENGTH + 4, length);

@@ -31,7 +31,8 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
     private final ManyToOneRingBuffer ring;
     private final UnsafeBuffer ringBuffer;
     private final VirtualDisk[] disks;
-    private final int chunkBytes;
+    /** By disk id: the largest record's data, a whole number of that disk's blocks (the standby refuses less). */
+    private final int[] chunkBytes;
     private final AtomicLong backPressured = new AtomicLong();
     private volatile boolean open = true;
     private final ThreadLocal<IdleStrategy> fullIdle;
@@ -39,7 +40,8 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
     /**
      * @param capacity      power-of-two ring capacity.
      * @param disks         the guest's disks, by index = id lookup.
-     * @param maxChunkBytes largest data chunk of one record (bounded by the frame payload).
+     * @param maxChunkBytes largest data chunk of one record (bounded by the frame payload); each disk's records are
+     *                      cut at the largest multiple of its block size within it and the ring's record size.
      * @param waitStrategy  makes how a writer waits on a full stream; one per writing thread.
      */
     DiskWriteStream(final int capacity, final List<VirtualDisk> disks, final int maxChunkBytes,
@@ -68,7 +70,32 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
             this.disks[disk.id()] = disk;
         }
         final int byRing = ring.maxMsgLength() - WRITE_HEADER;
-        this.chunkBytes = Math.min(byRing, maxChunkBytes) & ~4095;
+        if (byRing != maxRecordData(capacity))
+        {
+            throw new IllegalStateException("the ring of " + capacity + " bytes holds records of " + byRing +
+                " data bytes, not the " + maxRecordData(capacity) + " that configuration checks assume");
+        }
+        final int limit = Math.min(byRing, maxChunkBytes);
+        this.chunkBytes = new int[this.disks.length];
+        for (final VirtualDisk disk : disks)
+        {
+            chunkBytes[disk.id()] = limit / disk.blockSize() * disk.blockSize();
+            if (chunkBytes[disk.id()] == 0)
+            {
+                throw new IllegalArgumentException("disk " + disk.id() + ": a block of " + disk.blockSize() +
+                    " bytes does not fit a disk-write record of at most " + limit + " bytes");
+            }
+        }
+    }
+
+    /**
+     * @param capacity power-of-two ring capacity.
+     * @return the most data bytes one DISK_WRITE record holds: the ring takes messages of up to an eighth of its
+     *         capacity, less the record header.
+     */
+    static int maxRecordData(final int capacity)
+    {
+        return capacity / 8 - WRITE_HEADER;
     }
 
     @Override
@@ -82,10 +109,11 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
             throw new IllegalArgumentException("disk " + diskId + " write [" + offset + ", +" + length +
                 ") is empty, misaligned to " + block + " bytes, or outside the disk's " + disk.sizeBytes() + " bytes");
         }
+        final int maxChunk = chunkBytes[diskId];
         int done = 0;
         while (done < length)
         {
-            final int chunk = Math.min(chunkBytes, length - done);
+            final int chunk = Math.min(maxChunk, length - done);
             final int at = claim(DISK_WRITE, WRITE_HEADER + chunk);
             if (at < 0)
             {

@@ -117,7 +117,7 @@ public final class StandbyContext
     }
 
     /**
-     * @param vmId identity of the protected guest (required).
+     * @param vmId identity of the protected guest (required), 1 to {@link Handshake#MAX_VM_ID_BYTES} bytes in UTF-8.
      * @return this.
      */
     public StandbyContext vmId(final String vmId)
@@ -165,8 +165,9 @@ public final class StandbyContext
     /**
      * Adds a disk of the guest.
      *
-     * @param id        disk id as the VMM names it.
-     * @param blockSize block size.
+     * @param id        disk id as the VMM names it, 0 to 1023.
+     * @param blockSize block size, a power of two of at least 512 that one frame can carry (see
+     *                  {@link #maxFramePayload(int)}).
      * @param sizeBytes size, a multiple of the block size.
      * @return this.
      */
@@ -203,7 +204,8 @@ public final class StandbyContext
     }
 
     /**
-     * @param bytes largest frame payload accepted, 64 KiB to 16 MiB; default 1 MiB + 64.
+     * @param bytes largest frame payload accepted, 64 KiB to 16 MiB, holding one block of every disk plus a 16-byte
+     *              header; default 1 MiB + 64.
      * @return this.
      */
     public StandbyContext maxFramePayload(final int bytes)
@@ -468,10 +470,7 @@ public final class StandbyContext
         ConfigurationException.checkSet("diskImageOpener", diskImageOpener);
         ConfigurationException.checkSet("nanoClock", nanoClock);
         ConfigurationException.checkSet("waitStrategy", waitStrategy);
-        if (vmId.isEmpty() || vmId.length() > Handshake.MAX_VM_ID_BYTES)
-        {
-            throw new ConfigurationException("vmId must have 1 to " + Handshake.MAX_VM_ID_BYTES + " characters");
-        }
+        ConfigurationException.checkVmId(vmId);
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > (1 << 30))
         {
             throw new ConfigurationException("pageSize = " + pageSize + " must be a power of two in [512, 2^30]");
@@ -512,6 +511,13 @@ public final class StandbyContext
             if (disks.stream().filter(d -> d.id() == disk.id()).count() > 1)
             {
                 throw new ConfigurationException("two disks share id " + disk.id());
+            }
+            if (disk.blockSize() > maxFramePayload - FrameCodec.DISK_WRITE_HEADER)
+            {
+                // the active sends whole blocks: a block no frame can carry would be refused at every write
+                throw new ConfigurationException("maxFramePayload = " + maxFramePayload + " cannot carry one " +
+                    disk.blockSize() + "-byte block of disk " + disk.id() + " in a DISK_WRITE frame; it must be at " +
+                    "least " + (disk.blockSize() + FrameCodec.DISK_WRITE_HEADER));
             }
         }
         concluded = true;

@@ -19,10 +19,14 @@ import java.util.List;
  */
 public final class Handshake
 {
-    /** Longest VM identity accepted. */
-    public static final int MAX_VM_ID_BYTES = 256;
+    /** Longest VM identity accepted, in UTF-8 bytes (not characters); the SPI's limit. */
+    public static final int MAX_VM_ID_BYTES = dev.tandem.vmm.VmmAdapter.MAX_VM_ID_BYTES;
     /** Most disks a guest may have. */
     public static final int MAX_DISKS = 64;
+    /** Longest reason a REFUSE or FAILURE_REPORT carries, in UTF-8 bytes; a longer one is cut (see encodeReason). */
+    public static final int MAX_REASON_BYTES = 1024;
+    /** Longest REFUSE or FAILURE_REPORT payload: the length field and the longest reason. */
+    public static final int MAX_REASON_PAYLOAD = 4 + MAX_REASON_BYTES;
     /** Length of a WELCOME payload. */
     public static final int WELCOME_LENGTH = 32;
 
@@ -46,7 +50,7 @@ public final class Handshake
      *
      * @param minVersion lowest version spoken.
      * @param maxVersion highest version spoken.
-     * @param vmId       identity of the guest.
+     * @param vmId       identity of the guest, at most {@link #MAX_VM_ID_BYTES} bytes in UTF-8.
      * @param pageSize   page size.
      * @param pageCount  number of pages.
      * @param disks      the guest's disks.
@@ -65,9 +69,14 @@ public final class Handshake
         public int encode(final MutableDirectBuffer buffer, final int index)
         {
             final byte[] id = vmId.getBytes(StandardCharsets.UTF_8);
-            if (id.length > MAX_VM_ID_BYTES || disks.size() > MAX_DISKS)
+            if (id.length > MAX_VM_ID_BYTES)
             {
-                throw new IllegalArgumentException("vmId over " + MAX_VM_ID_BYTES + " bytes or over " + MAX_DISKS + " disks");
+                throw new IllegalArgumentException("vmId is " + id.length + " bytes in UTF-8 (" + vmId.length() +
+                    " chars); at most " + MAX_VM_ID_BYTES + " bytes are carried");
+            }
+            if (disks.size() > MAX_DISKS)
+            {
+                throw new IllegalArgumentException(disks.size() + " disks; at most " + MAX_DISKS + " are carried");
             }
             int offset = index;
             buffer.putByte(offset, (byte)minVersion);
@@ -210,15 +219,28 @@ public final class Handshake
     }
 
     /**
-     * @param buffer destination.
+     * Encodes a REFUSE or FAILURE_REPORT payload. A reason over {@link #MAX_REASON_BYTES} UTF-8 bytes is cut at the
+     * last character boundary within the limit, so the peer decodes a clean prefix of it; the payload is then at most
+     * {@link #MAX_REASON_PAYLOAD} bytes.
+     *
+     * @param buffer destination, with room for {@link #MAX_REASON_PAYLOAD} bytes from {@code index}.
      * @param index  offset.
-     * @param reason why the handshake was refused.
+     * @param reason why the handshake was refused, or why the guest is unhealthy; any length.
      * @return bytes written.
      */
     public static int encodeReason(final MutableDirectBuffer buffer, final int index, final String reason)
     {
         final byte[] bytes = reason.getBytes(StandardCharsets.UTF_8);
-        final int length = Math.min(bytes.length, 1024);
+        int length = bytes.length;
+        if (length > MAX_REASON_BYTES)
+        {
+            // back up over continuation bytes (10xxxxxx): cutting inside a character would decode as U+FFFD
+            length = MAX_REASON_BYTES;
+            while (length > 0 && (bytes[length] & 0xC0) == 0x80)
+            {
+                length--;
+            }
+        }
         buffer.putInt(index, length);
         buffer.putBytes(index + 4, bytes, 0, length);
         return 4 + length;

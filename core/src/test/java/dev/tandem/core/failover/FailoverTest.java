@@ -13,9 +13,14 @@ import dev.tandem.vmm.sim.SimulatedDisk;
 import dev.tandem.vmm.sim.SimulatedReplicaTarget;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
+import dev.tandem.core.transport.TcpTransport;
+import dev.tandem.core.wire.Handshake;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -132,6 +137,12 @@ class FailoverTest
             this.transport = partitionable;
             this.partitionable = partitionable;
         }
+
+        InJvmOrPartition(final dev.tandem.core.transport.Transport transport)
+        {
+            this.transport = transport;
+            this.partitionable = null;
+        }
     }
 
     @Test
@@ -223,6 +234,76 @@ class FailoverTest
                 }
             }
         }
+    }
+
+    /**
+     * A report longer than one frame's reason field (a probe may return a whole stack or log excerpt) is still the
+     * planned hand-over: it once overflowed the sender's header buffer and turned into the lost-link path, so the
+     * standby promoted only after the silence timeout and without the reason. The reason arrives cut at a character
+     * boundary to {@link Handshake#MAX_REASON_BYTES}.
+     */
+    @ParameterizedTest(name = "{0} reason over {1}")
+    @CsvSource({"ascii, in-jvm", "ascii, tcp", "multibyte, in-jvm", "multibyte, tcp"})
+    void aHealthReportOfAnyLengthMakesTheStandbyPromoteWithIt(final String text, final String transportName)
+        throws Exception
+    {
+        final StringBuilder reason = new StringBuilder("watchdog: guest kernel stopped scheduling; ");
+        while (reason.length() < 5000)
+        {
+            // 3-byte characters and a 4-byte one (a surrogate pair) so the byte limit falls inside a character
+            reason.append("ascii".equals(text) ? "0123456789" : "\u770b\u95e8\u72d7\ud83d\udc15");
+        }
+        final String expected = longestPrefixWithin(reason.toString(), Handshake.MAX_REASON_BYTES);
+        assertTrue(expected.length() < reason.length(), "the reason is longer than a frame carries");
+        final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
+        final boolean tcp = "tcp".equals(transportName);
+        final InJvmOrPartition transport = tcp ? new InJvmOrPartition(new TcpTransport()) :
+            new InJvmOrPartition(new PartitionableTransport());
+        final AtomicReference<String> health = new AtomicReference<>();
+        try (SimulatedVmm vmm = guest("long-report-vm", health::get).build();
+            StandbyReplica standby = StandbyReplica.launch(standbyContext(transport, vmm, arbiter)
+                .listenEndpoint(tcp ? "127.0.0.1:0" : "standby")))
+        {
+            vmm.start();
+            try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)
+                .standbyEndpoint(standby.endpoint())))
+            {
+                await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
+                health.set(reason.toString());
+                await(() -> promoted.get() != null, "standby promotes on the report");
+                await(active::isGuestStopped, "the reporting active stops its guest");
+                final Promotion promotion = promoted.get();
+                try
+                {
+                    assertTrue(promotion.reason().endsWith(": " + expected), promotion.reason());
+                    assertEquals(0, promotion.detectionNs(), "a report needs no timeout: " + promotion.reason());
+                    assertEquals(activeDigests.get(promotion.recoveryEpoch()), StateDigest.of(promotion.guest()));
+                    assertEquals(ProtectionState.FENCED, active.status().state());
+                }
+                finally
+                {
+                    ((SimulatedVmm)promotion.guest()).close();
+                }
+            }
+        }
+    }
+
+    private static String longestPrefixWithin(final String text, final int maxBytes)
+    {
+        int end = 0;
+        int bytes = 0;
+        while (end < text.length())
+        {
+            final int codePoint = text.codePointAt(end);
+            final int size = new String(Character.toChars(codePoint)).getBytes(StandardCharsets.UTF_8).length;
+            if (bytes + size > maxBytes)
+            {
+                break;
+            }
+            bytes += size;
+            end += Character.charCount(codePoint);
+        }
+        return text.substring(0, end);
     }
 
     @Test

@@ -8,7 +8,6 @@ import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.StateDigest;
-import dev.tandem.vmm.sim.SimulatedDisk;
 import dev.tandem.vmm.sim.SimulatedVmm;
 
 import java.io.IOException;
@@ -97,7 +96,7 @@ public final class ReplicationFixture implements AutoCloseable
             });
         if (vmm.disk() != null)
         {
-            standbyCtx.disk(vmm.disk().id(), SimulatedDisk.BLOCK_SIZE, vmm.disk().sizeBytes());
+            standbyCtx.disk(vmm.disk().id(), vmm.disk().blockSize(), vmm.disk().sizeBytes());
         }
         standbyConfig.accept(standbyCtx);
         StandbyReplica createdStandby = null;

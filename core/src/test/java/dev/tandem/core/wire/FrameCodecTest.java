@@ -98,4 +98,23 @@ class FrameCodecTest
         assertTrue(tooLarge.getMessage().contains("4194304") && tooLarge.getMessage().contains("1048576"),
             tooLarge.getMessage());
     }
+
+    @Test
+    void aReasonIsCutAtACharacterBoundaryToItsMaximum()
+    {
+        final String ascii = "x".repeat(Handshake.MAX_REASON_BYTES);
+        assertEquals(Handshake.MAX_REASON_PAYLOAD, Handshake.encodeReason(buffer, 0, ascii + "yz"));
+        assertEquals(ascii, Handshake.decodeReason(buffer, 0, Handshake.MAX_REASON_PAYLOAD));
+        // 1 + 3 * 341 = 1024 bytes fit exactly; one more 3-byte character must go whole, not in part
+        final String exact = "a" + "\u20ac".repeat(341);
+        assertEquals(Handshake.MAX_REASON_PAYLOAD, Handshake.encodeReason(buffer, 0, exact + "\u20ac"));
+        assertEquals(exact, Handshake.decodeReason(buffer, 0, Handshake.MAX_REASON_PAYLOAD));
+        // a 4-byte character (a surrogate pair) straddling the limit goes whole
+        final String pairs = "ab" + "\ud83d\udc15".repeat(300);
+        final int length = Handshake.encodeReason(buffer, 0, pairs);
+        assertEquals(4 + 2 + 4 * 255, length);
+        assertEquals("ab" + "\ud83d\udc15".repeat(255), Handshake.decodeReason(buffer, 0, length));
+        final int shortLength = Handshake.encodeReason(buffer, 0, "disk full \u00e9");
+        assertEquals("disk full \u00e9", Handshake.decodeReason(buffer, 0, shortLength));
+    }
 }

@@ -13,11 +13,13 @@ import java.nio.file.Path;
  */
 public final class SimulatedDisk extends FileVirtualDisk
 {
-    /** Block size of simulated disks. */
+    /** Default block size of simulated disks. */
     public static final int BLOCK_SIZE = 512;
+    /** Largest block size of a simulated disk: the guest's disk-write buffer holds one such block. */
+    public static final int MAX_BLOCK_SIZE = 64 * 1024;
 
     /**
-     * Opens (creating if needed) the image and sizes it.
+     * Opens (creating if needed) the image and sizes it, with blocks of {@link #BLOCK_SIZE}.
      *
      * @param id        disk id.
      * @param path      image file.
@@ -25,7 +27,31 @@ public final class SimulatedDisk extends FileVirtualDisk
      */
     public SimulatedDisk(final int id, final Path path, final long sizeBytes)
     {
-        super(path, id, BLOCK_SIZE, sizeBytes, true);
+        this(id, path, BLOCK_SIZE, sizeBytes);
+    }
+
+    /**
+     * Opens (creating if needed) the image and sizes it.
+     *
+     * @param id        disk id.
+     * @param path      image file.
+     * @param blockSize block size, a power of two from 512 to {@link #MAX_BLOCK_SIZE}.
+     * @param sizeBytes size, a positive multiple of the block size.
+     * @throws IllegalArgumentException naming the disk if the block size or size is out of range.
+     */
+    public SimulatedDisk(final int id, final Path path, final int blockSize, final long sizeBytes)
+    {
+        super(path, id, checkBlockSize(id, blockSize), sizeBytes, true);
+    }
+
+    private static int checkBlockSize(final int id, final int blockSize)
+    {
+        if (blockSize > MAX_BLOCK_SIZE)
+        {
+            throw new IllegalArgumentException("disk " + id + ": block size " + blockSize + " over the simulated " +
+                "VMM's largest, " + MAX_BLOCK_SIZE);
+        }
+        return blockSize;
     }
 
     /**

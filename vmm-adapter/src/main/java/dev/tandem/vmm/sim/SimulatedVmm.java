@@ -103,7 +103,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         this.rxAreaAddress = memory.sizeBytes() - (long)rxSlots * RX_SLOT_BYTES;
         this.rxRegion = NativeMemory.allocateDirect(64 * 1024 + RingBufferDescriptor.TRAILER_LENGTH, 64);
         this.rxQueue = new ManyToOneRingBuffer(new UnsafeBuffer(rxRegion.byteBuffer()));
-        this.disk = config.diskPath == null ? null : new SimulatedDisk(0, config.diskPath, config.diskBytes);
+        this.disk = config.diskPath == null ? null :
+            new SimulatedDisk(0, config.diskPath, config.diskBlockSize, config.diskBytes);
         this.vcpus = new Vcpu[config.vcpuCount];
         for (int i = 0; i < vcpus.length; i++)
         {
@@ -549,7 +550,9 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         long sequentialCursor;
         long pageWrites;
 
-        private final ByteBuffer diskBlock = ByteBuffer.allocateDirect(DISK_BLOCK_BYTES);
+        /** One write of the workload: 4 KiB, or one block of a disk with larger blocks. */
+        private final int diskWriteBytes = Math.max(DISK_BLOCK_BYTES, config.diskBlockSize);
+        private final ByteBuffer diskBlock = ByteBuffer.allocateDirect(diskWriteBytes);
         private final UnsafeBuffer diskBlockView = new UnsafeBuffer(diskBlock);
         private final UnsafeBuffer txFrame = new UnsafeBuffer(ByteBuffer.allocateDirect(TX_FRAME_BYTES));
 
@@ -693,9 +696,10 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
 
         private void writeDiskBlock()
         {
-            final long offset = ledgerOffset.getAndAdd(DISK_BLOCK_BYTES) % (disk.sizeBytes() - DISK_BLOCK_BYTES + 1)
-                / SimulatedDisk.BLOCK_SIZE * SimulatedDisk.BLOCK_SIZE;
-            for (int i = 0; i < DISK_BLOCK_BYTES; i += 8)
+            final int block = disk.blockSize();
+            final long offset = ledgerOffset.getAndAdd(diskWriteBytes) % (disk.sizeBytes() - diskWriteBytes + 1)
+                / block * block;
+            for (int i = 0; i < diskWriteBytes; i += 8)
             {
                 diskBlockView.putLong(i, tick * 31 + i + index);
             }
@@ -705,7 +709,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             final DiskWriteSink sink = diskWriteSink;
             if (sink != null)
             {
-                sink.write(disk.id(), offset, diskBlockView, 0, DISK_BLOCK_BYTES);
+                sink.write(disk.id(), offset, diskBlockView, 0, diskWriteBytes);
             }
         }
 
@@ -882,6 +886,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         private long seed = 1;
         private Path diskPath;
         private long diskBytes = 16L << 20;
+        private int diskBlockSize = SimulatedDisk.BLOCK_SIZE;
         private int diskEveryTicks = 4;
         private int packetEveryTicks = 2;
         private int tickMicros = 1000;
@@ -894,12 +899,20 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         }
 
         /**
-         * @param vmId identity of the guest.
+         * @param vmId identity of the guest, 1 to {@link dev.tandem.vmm.VmmAdapter#MAX_VM_ID_BYTES} bytes in UTF-8.
          * @return this.
+         * @throws IllegalArgumentException if empty or too long, saying how many bytes it has.
          */
         public Builder vmId(final String vmId)
         {
-            this.vmId = Objects.requireNonNull(vmId, "vmId");
+            Objects.requireNonNull(vmId, "vmId");
+            final int bytes = vmId.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            if (bytes == 0 || bytes > dev.tandem.vmm.VmmAdapter.MAX_VM_ID_BYTES)
+            {
+                throw new IllegalArgumentException("vmId is " + bytes + " bytes in UTF-8 (" + vmId.length() +
+                    " chars); it must be 1 to " + dev.tandem.vmm.VmmAdapter.MAX_VM_ID_BYTES + " bytes");
+            }
+            this.vmId = vmId;
             return this;
         }
 
@@ -991,7 +1004,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
 
         /**
          * @param path  image file of the guest's disk (created if missing), or null for no disk.
-         * @param bytes disk size, a positive multiple of 512 of at least 4 KiB.
+         * @param bytes disk size, a positive multiple of 512 of at least 4 KiB; with {@link #diskBlockSize(int)}
+         *              larger than 512, a multiple of the block size (checked by {@link #build()}).
          * @return this.
          */
         public Builder disk(final Path path, final long bytes)
@@ -1006,7 +1020,32 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         }
 
         /**
-         * @param ticks a 4 KiB disk write every this many ticks (0 for none).
+         * @param blockSize block size of the guest's disk, a power of two from 512 to
+         *                  {@link SimulatedDisk#MAX_BLOCK_SIZE}; default {@link SimulatedDisk#BLOCK_SIZE}. The
+         *                  workload writes 4 KiB, or one block if blocks are larger.
+         * @return this.
+         */
+        public Builder diskBlockSize(final int blockSize)
+        {
+            if (blockSize < 512 || blockSize > SimulatedDisk.MAX_BLOCK_SIZE || Integer.bitCount(blockSize) != 1)
+            {
+                throw new IllegalArgumentException("disk block size must be a power of two from 512 to " +
+                    SimulatedDisk.MAX_BLOCK_SIZE + ": " + blockSize);
+            }
+            this.diskBlockSize = blockSize;
+            return this;
+        }
+
+        /**
+         * @return the configured block size of the disk.
+         */
+        public int diskBlockSize()
+        {
+            return diskBlockSize;
+        }
+
+        /**
+         * @param ticks a 4 KiB (or one-block, if larger) disk write every this many ticks (0 for none).
          * @return this.
          */
         public Builder diskEveryTicks(final int ticks)
@@ -1086,6 +1125,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             copy.seed = seed;
             copy.diskPath = diskPath;
             copy.diskBytes = diskBytes;
+            copy.diskBlockSize = diskBlockSize;
             copy.diskEveryTicks = diskEveryTicks;
             copy.packetEveryTicks = packetEveryTicks;
             copy.tickMicros = tickMicros;
@@ -1148,6 +1188,12 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             {
                 throw new IllegalArgumentException(
                     "guest memory " + memoryBytes + " is not a multiple of the page size " + pageSize);
+            }
+            if (diskPath != null && (diskBytes % diskBlockSize != 0 || diskBytes < Math.max(DISK_BLOCK_BYTES,
+                diskBlockSize)))
+            {
+                throw new IllegalArgumentException("disk size " + diskBytes + " is not a multiple of the disk block " +
+                    "size " + diskBlockSize + " of at least " + Math.max(DISK_BLOCK_BYTES, diskBlockSize));
             }
             return new SimulatedVmm(copy());
         }
