@@ -406,7 +406,8 @@ public final class ActiveReplicator implements AutoCloseable
             ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), hold.refresh().getValueAtPercentile(99),
             baselinePauseNs, encode.refresh().getValueAtPercentile(99), send.refresh().getValueAtPercentile(99),
             counters.zeroPages.get(), counters.rawPages.get(), counters.lz4Pages.get(), counters.deltaPages.get(),
-            ctx.pageCodec() ? ctx.encoderThreads() : 0);
+            ctx.pageCodec() ? ctx.encoderThreads() : 0, ownership.generation(), ownership.attempts(),
+            ownership.lastError());
     }
 
     /**

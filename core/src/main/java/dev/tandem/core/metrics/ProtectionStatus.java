@@ -39,6 +39,9 @@ import java.util.Locale;
  * @param lz4Pages            pages sent as LZ4 of the page.
  * @param deltaPages          pages sent as LZ4 of the XOR with the version sent before.
  * @param encoderThreads      threads encoding pages (1: the sender's own; 0: no codec).
+ * @param generation          the generation this side serves (moves up when it wins the next one).
+ * @param arbiterAttempts     questions asked of the arbiter so far (while ARBITRATING, or silent).
+ * @param arbiterError        why the arbiter last could not be reached, or null once it answered.
  */
 public record ProtectionStatus(
     ProtectionState state,
@@ -72,7 +75,10 @@ public record ProtectionStatus(
     long rawPages,
     long lz4Pages,
     long deltaPages,
-    int encoderThreads)
+    int encoderThreads,
+    long generation,
+    long arbiterAttempts,
+    String arbiterError)
 {
     /**
      * @return epochs checkpointed but not yet acknowledged (the replication lag).

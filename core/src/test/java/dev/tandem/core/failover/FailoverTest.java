@@ -307,15 +307,51 @@ class FailoverTest
     }
 
     @Test
+    void aRefusalOfTheStandbyReachesTheActiveWithItsReason() throws Exception
+    {
+        final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
+        final InJvmOrPartition transport = new InJvmOrPartition(new PartitionableTransport());
+        try (SimulatedVmm vmm = guest("refused-vm", dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY).build();
+            StandbyReplica standby = StandbyReplica.launch(standbyContext(transport, vmm, arbiter)))
+        {
+            vmm.start();
+            // a larger frame limit than the standby accepts is refused at handshake, naming both
+            final ProtocolException tooLarge = assertThrows(ProtocolException.class, () -> ActiveReplicator.launch(
+                activeContext(transport, vmm, arbiter).maxFramePayload(4 << 20)));
+            assertTrue(tooLarge.getMessage().contains("at most " +
+                dev.tandem.core.wire.FrameCodec.MAX_PAYLOAD_DEFAULT), tooLarge.getMessage());
+            try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)))
+            {
+                await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
+                transport.partitionable.corruptNextStandbyRead();
+                await(() -> active.failure() != null, "the active learns of the refusal");
+                // not just "connection lost": the standby's REFUSE names the fault
+                assertTrue(active.failure().getMessage().contains("standby refused"), active.failure().toString());
+                assertTrue(standby.status().rejectedFrames() >= 1);
+                assertTrue(active.failure().getMessage().contains(standby.status().lastError()),
+                    active.failure() + " vs " + standby.status().lastError());
+            }
+            finally
+            {
+                if (promoted.get() != null)
+                {
+                    ((SimulatedVmm)promoted.get().guest()).close();
+                }
+            }
+        }
+    }
+
+    @Test
     void aLongApplyOnTheStandbyIsNotSilenceOfTheActive() throws Exception
     {
-        // a 128 MiB baseline takes the standby far longer to apply than the 30 ms failure timeout
+        // a 128 MiB baseline takes the standby far longer to apply than the 60 ms failure timeout (30 ms made a
+        // promotion on a loaded two-core box out of a scheduling stall of the active, not out of the apply)
         final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
         final InJvmOrPartition transport = new InJvmOrPartition(new PartitionableTransport());
         try (SimulatedVmm vmm = guest("busy-standby-vm", dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY)
             .memoryBytes(128L << 20).build();
             StandbyReplica standby = StandbyReplica.launch(standbyContext(transport, vmm, arbiter)
-                .failureTimeoutNs(Duration.ofMillis(30).toNanos())))
+                .failureTimeoutNs(Duration.ofMillis(60).toNanos())))
         {
             vmm.start();
             try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)

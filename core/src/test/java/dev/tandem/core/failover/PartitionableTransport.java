@@ -16,15 +16,26 @@ final class PartitionableTransport implements Transport
     private final InJvmTransport inner = new InJvmTransport();
     private volatile boolean partitioned;
 
+    private final java.util.concurrent.atomic.AtomicBoolean corruptNextStandbyRead =
+        new java.util.concurrent.atomic.AtomicBoolean();
+
     void partition()
     {
         partitioned = true;
     }
 
+    /**
+     * Flips one bit of the next bytes the standby reads, as a faulty link would: the standby must refuse the frame.
+     */
+    void corruptNextStandbyRead()
+    {
+        corruptNextStandbyRead.set(true);
+    }
+
     @Override
     public Connection connect(final String endpoint, final long timeoutMillis) throws IOException
     {
-        return wrap(inner.connect(endpoint, timeoutMillis));
+        return wrap(inner.connect(endpoint, timeoutMillis), false);
     }
 
     @Override
@@ -37,7 +48,7 @@ final class PartitionableTransport implements Transport
             public Connection accept() throws IOException
             {
                 final Connection accepted = listener.accept();
-                return accepted == null ? null : wrap(accepted);
+                return accepted == null ? null : wrap(accepted, true);
             }
 
             @Override
@@ -54,7 +65,7 @@ final class PartitionableTransport implements Transport
         };
     }
 
-    private Connection wrap(final Connection connection)
+    private Connection wrap(final Connection connection, final boolean standbySide)
     {
         return new Connection()
         {
@@ -67,7 +78,17 @@ final class PartitionableTransport implements Transport
             @Override
             public int read(final ByteBuffer dst) throws IOException
             {
-                return partitioned ? 0 : connection.read(dst);
+                if (partitioned)
+                {
+                    return 0;
+                }
+                final int read = connection.read(dst);
+                if (standbySide && read > 0 && corruptNextStandbyRead.compareAndSet(true, false))
+                {
+                    final int at = dst.position() - 1;
+                    dst.put(at, (byte)(dst.get(at) ^ 0x10));
+                }
+                return read;
             }
 
             @Override
