@@ -3,6 +3,7 @@ package dev.tandem.examples;
 import dev.tandem.examples.bank.BankProgram;
 import dev.tandem.examples.bank.BankState;
 import dev.tandem.vmm.sim.Workload;
+import org.apache.curator.test.TestingServer;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -212,8 +213,8 @@ public final class FailoverHarness
      * @return what it found.
      * @throws IOException if a process cannot be started or a file read.
      * @throws InterruptedException if interrupted.
-     * @throws IllegalArgumentException if the options cannot be run (a kill phase with a partition, an arbiter this
-     *                                  build lacks).
+     * @throws IllegalArgumentException if the options cannot be run (a kill phase with a partition, an unknown
+     *                                  arbiter).
      */
     public static Report run(final Options options, final Path dir, final PrintStream out)
         throws IOException, InterruptedException
@@ -222,21 +223,35 @@ public final class FailoverHarness
         {
             throw new IllegalArgumentException("a partition run has no kill phase, not '" + options.killPhase() + "'");
         }
-        if (!Options.FILE_ARBITER.equals(options.arbiter()))
+        final boolean zookeeper = Options.ZOOKEEPER_ARBITER.equals(options.arbiter());
+        if (!zookeeper && !Options.FILE_ARBITER.equals(options.arbiter()))
         {
-            throw new IllegalArgumentException("arbiter '" + options.arbiter() + "' is not available in this build");
+            throw new IllegalArgumentException("arbiter must be file or zookeeper, not '" + options.arbiter() + "'");
         }
         final long faultAfterMs = options.partition() ? options.partitionAfterMs() : options.killAfterMs() >= 0 ?
             options.killAfterMs() : 1500 + new SplittableRandom(options.seed()).nextLong(2000);
+        // the arbiter lives outside both hosts: a real ZooKeeper server in this process on loopback, which the
+        // relay of a partition does not stand between; or a directory both share
+        final TestingServer zooKeeper = zookeeper ? startZooKeeper(dir) : null;
         final List<String> guest = List.of("--memory", Long.toString(options.memoryBytes()), "--workload",
             options.workload().name(), "--seed", Long.toString(options.seed()), "--bank-accounts",
-            Integer.toString(options.accounts()), "--disk", "16m", "--arbiter", dir.resolve("arbiter").toString(),
+            Integer.toString(options.accounts()), "--disk", "16m", zookeeper ? "--zookeeper" : "--arbiter",
+            zookeeper ? zooKeeper.getConnectString() : dir.resolve("arbiter").toString(),
             "--digests", Boolean.toString(options.digests()));
         final Path standbyDir = dir.resolve("standby");
         final Path activeDir = dir.resolve("active");
         final Path clientDir = dir.resolve("client");
-        final Process standby = start(dir, "standby", "1g", join(List.of("standby", "--dir", standbyDir.toString(),
-            "--listen", "127.0.0.1:0", "--client-port", "0"), guest));
+        final Process standby;
+        try
+        {
+            standby = start(dir, "standby", "1g", join(List.of("standby", "--dir", standbyDir.toString(),
+                "--listen", "127.0.0.1:0", "--client-port", "0"), guest));
+        }
+        catch (final IOException ex)
+        {
+            close(zooKeeper);
+            throw ex;
+        }
         Process active = null;
         Process client = null;
         LoopbackRelay relay = null;
@@ -330,6 +345,31 @@ public final class FailoverHarness
             {
                 standby.destroyForcibly();
             }
+            close(zooKeeper);
+        }
+    }
+
+    private static TestingServer startZooKeeper(final Path dir) throws IOException
+    {
+        // the server's own INFO lines would bury the harness's progress; set before its loggers exist
+        System.setProperty("org.slf4j.simpleLogger.log.org.apache.zookeeper", "warn");
+        System.setProperty("org.slf4j.simpleLogger.log.org.apache.curator", "warn");
+        try
+        {
+            // port -1: a free port of the kernel's choosing, bound by the server itself
+            return new TestingServer(-1, Files.createDirectories(dir.resolve("zookeeper")).toFile(), true);
+        }
+        catch (final Exception ex)
+        {
+            throw new IOException("cannot start the in-process ZooKeeper server: " + ex, ex);
+        }
+    }
+
+    private static void close(final TestingServer zooKeeper) throws IOException
+    {
+        if (zooKeeper != null)
+        {
+            zooKeeper.close();
         }
     }
 
@@ -594,6 +634,10 @@ public final class FailoverHarness
         if (report.falseTakeover())
         {
             out.printf(Locale.ROOT, "  recovery time      none: the standby promoted before the %s%n", fault.what());
+        }
+        else if (Double.isNaN(report.recoveryMs()))
+        {
+            out.printf(Locale.ROOT, "  recovery time      not measured (see the failures)%n");
         }
         else
         {

@@ -24,6 +24,7 @@ import dev.tandem.vmm.sim.SimulatedDisk;
 import dev.tandem.vmm.sim.SimulatedReplicaTarget;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
+import dev.tandem.zookeeper.ZooKeeperArbiter;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -51,6 +52,7 @@ import java.util.concurrent.CountDownLatch;
  * FailoverNode active  --dir D --standby 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --period-ms 5
  *                       --workload hotset --seed 1]
  * </pre>
+ * {@code --zookeeper host:port} in place of {@code --arbiter A} makes both claim generations at ZooKeeper.
  * Both run until killed (the standby also exits after a promotion when its standard input closes).
  */
 public final class FailoverNode
@@ -71,6 +73,8 @@ public final class FailoverNode
     public static final String OWNERSHIP = "ownership.txt";
     /** File whose appearance arms the active's kill point. */
     public static final String KILL_TRIGGER = "kill-now";
+    /** Znode under which the ZooKeeper arbiter keeps each VM's generation. */
+    public static final String ZOOKEEPER_ROOT = "/tandem/generations";
     /** Balance of every account at boot. */
     public static final long INITIAL_BALANCE = 1000;
 
@@ -139,8 +143,10 @@ public final class FailoverNode
     {
         if (options.containsKey("zookeeper"))
         {
-            throw new IllegalArgumentException("--zookeeper needs the tandem-zookeeper module, which this build " +
-                "does not include yet");
+            // a session outlives a stalled checkpoint on a busy host; one call may retry for two seconds before the
+            // node treats the arbiter as unreachable (the standby then retries, never promoting blind)
+            return new ZooKeeperArbiter(options.get("zookeeper"), ZOOKEEPER_ROOT, Duration.ofSeconds(10),
+                Duration.ofSeconds(2));
         }
         return new FileArbiter(Path.of(required(options, "arbiter")), role + "@" + ProcessHandle.current().pid());
     }

@@ -37,7 +37,8 @@ public final class TandemExamples
         "  --kill-phase PHASE      mid-epoch (SIGKILL, default) | delta-send | epoch-end (the active halts there)",
         "  --partition-after TIME  instead of a kill, cut the network between active and standby this long after",
         "                          the client starts (a relay black-holes both ways; both hosts keep running)",
-        "  --arbiter NAME          file (a shared directory, default) | zookeeper",
+        "  --arbiter NAME          file (a shared directory, default) | zookeeper (a real server the harness",
+        "                          starts on loopback in its own process)",
         "  --seed N                seed of workload, transfers and kill moment (default 1)",
         "  --transfers N           most transfers the client makes (default 100000; it stops 2 s after the kill)",
         "  --no-digests            do not digest the guest at every checkpoint (faster pauses, no digest check)",
@@ -210,11 +211,6 @@ public final class TandemExamples
                 .contains(arbiter))
             {
                 throw new IllegalArgumentException("--arbiter must be file or zookeeper, not '" + arbiter + "'");
-            }
-            if (FailoverHarness.Options.ZOOKEEPER_ARBITER.equals(arbiter))
-            {
-                throw new IllegalArgumentException("--arbiter zookeeper needs the tandem-zookeeper module, which " +
-                    "this build does not include yet; use --arbiter file");
             }
             final int transfers = Integer.parseInt(values.getOrDefault("transfers", "100000"));
             final String killPhase = values.getOrDefault("kill-phase", FailoverHarness.Options.MID_EPOCH);

@@ -104,7 +104,10 @@ public final class BankClient
             {
                 if (socket == null)
                 {
+                    // a host that is gone before the client ever reached it (a client slow to start): the next
+                    // address's first reply is the first after the failover all the same
                     target = (target + 1) % addresses.length;
+                    reconnected = true;
                     continue;
                 }
                 if (reconnected)
