@@ -102,6 +102,30 @@ final class CommandLine
     }
 
     /**
+     * @param option the option's name without dashes, for the message.
+     * @param text   a time with an ms or s suffix (plain numbers are milliseconds).
+     * @return milliseconds, zero or more.
+     * @throws IllegalArgumentException naming the option if the time is not a number or negative.
+     */
+    static long duration(final String option, final String text)
+    {
+        final long millis;
+        try
+        {
+            millis = millis(text);
+        }
+        catch (final IllegalArgumentException ex)
+        {
+            throw new IllegalArgumentException("--" + option + ": " + ex.getMessage());
+        }
+        if (millis < 0)
+        {
+            throw new IllegalArgumentException("--" + option + " must not be negative, not '" + text + "'");
+        }
+        return millis;
+    }
+
+    /**
      * @param memory guest memory asked for.
      * @param periodMs checkpoint period asked for.
      * @throws IllegalArgumentException naming the option out of range.

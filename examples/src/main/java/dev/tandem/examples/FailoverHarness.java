@@ -3,6 +3,7 @@ package dev.tandem.examples;
 import dev.tandem.examples.bank.BankProgram;
 import dev.tandem.examples.bank.BankState;
 import dev.tandem.vmm.sim.Workload;
+import org.apache.curator.test.TestingServer;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -20,60 +21,137 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The failover story on loopback, with real processes: a standby JVM, an active JVM running the bank guest, and a
- * client JVM sending transfers through the guest's virtual NIC. The active is killed with SIGKILL; the standby
- * promotes; the client reconnects to the promoted guest and finishes. Then everything is checked: the total of
- * balances is unchanged, every transfer the client saw answered is in the promoted guest's balances and ledger
- * with the outcome the client saw, the promoted guest equals the active at the recovery checkpoint, and that
- * checkpoint is at or after the last one the active saw acknowledged.
+ * client JVM sending transfers through the guest's virtual NIC. The fault is either a kill of the active (SIGKILL,
+ * or a halt at a chosen point of its cycle) or, with {@link Options#partitionAfterMs()}, a network partition: the
+ * active reaches the standby through a {@link LoopbackRelay} that black-holes both directions at that moment while
+ * both processes live on. The standby promotes; the client moves to the promoted guest and finishes. Then everything
+ * is checked: the total of balances is unchanged, every transfer the client saw answered is in the promoted guest's
+ * balances and ledger with the outcome the client saw, the promoted guest equals the active at the recovery
+ * checkpoint, that checkpoint is at or after the last one the active saw acknowledged, the standby promoted only
+ * after the fault (else it is a false takeover), and at most one side owned the guest at any instant
+ * ({@code owners_max}, from the nodes' {@link OwnershipTimeline} records). After a partition the old active must
+ * also have stopped its guest (fenced) within {@value #OLD_ACTIVE_STOP_BOUND_MS} ms of the promotion.
+ * <p>
+ * Every instant is wall-clock microseconds ({@link OwnershipTimeline#wallMicros()}): the nodes run on one machine,
+ * so their records and the harness's own fault instant share one clock, and the four times add up exactly.
  */
 public final class FailoverHarness
 {
+    /** How long after the standby's decision to promote the old active may take to stop its guest. */
+    public static final long OLD_ACTIVE_STOP_BOUND_MS = 10_000;
+    /**
+     * Silence after which the client gives up on the first address in the partition scenario: a partitioned
+     * active neither answers nor closes. Long beside any output hold (a period plus an ack), short beside a run.
+     */
+    static final int CLIENT_REPLY_TIMEOUT_MS = 1000;
+
     /**
      * Harness settings.
      *
-     * @param memoryBytes guest memory.
-     * @param workload    background workload of the guest.
-     * @param periodMs    checkpoint period.
-     * @param killAfterMs when to kill the active after the client started; negative picks one from the seed.
-     * @param seed        seed of the workload, the transfers and the kill moment.
-     * @param transfers   the most transfers the client makes; it stops starting new ones two seconds after the
-     *                    kill.
-     * @param accounts    accounts of the bank.
-     * @param digests     record the active's digest at every checkpoint (adds a full read of the guest to each
-     *                    pause) and compare the promoted guest with it.
-     * @param policy      the active's checkpoint policy: {@code fixed} or {@code adaptive}.
-     * @param killPhase   where in the cycle the active dies: {@code mid-epoch} (SIGKILL at a moment),
-     *                    {@code delta-send} (right after barrier N went out, pages of N in flight) or
-     *                    {@code epoch-end} (right after the end of N went out, before its ack: the standby commits
-     *                    and applies N with the active already gone).
+     * @param memoryBytes      guest memory.
+     * @param workload         background workload of the guest.
+     * @param periodMs         checkpoint period.
+     * @param killAfterMs      when to kill the active after the client started; negative picks one from the seed.
+     *                         Unused in the partition scenario.
+     * @param seed             seed of the workload, the transfers and the kill moment.
+     * @param transfers        the most transfers the client makes; it stops starting new ones two seconds after the
+     *                         fault.
+     * @param accounts         accounts of the bank.
+     * @param digests          record the active's digest at every checkpoint (adds a full read of the guest to each
+     *                         pause) and compare the promoted guest with it.
+     * @param killPhase        where in the cycle the active dies: {@code mid-epoch} (SIGKILL at a moment),
+     *                         {@code delta-send} (right after barrier N went out, pages of N in flight) or
+     *                         {@code epoch-end} (right after the end of N went out, before its ack: the standby
+     *                         commits and applies N with the active already gone). Must be {@code mid-epoch} in the
+     *                         partition scenario.
+     * @param policy           the active's checkpoint policy: {@code fixed} or {@code adaptive}.
+     * @param partitionAfterMs when to partition the active from the standby after the client started, instead of
+     *                         killing it; negative for the kill scenario.
+     * @param arbiter          {@code file} (a shared directory) or {@code zookeeper}.
      */
     public record Options(long memoryBytes, Workload workload, long periodMs, long killAfterMs, long seed,
-        int transfers, int accounts, boolean digests, String killPhase, String policy)
+        int transfers, int accounts, boolean digests, String killPhase, String policy, long partitionAfterMs,
+        String arbiter)
     {
         /** Kill by SIGKILL at a moment in the middle of an epoch. */
         public static final String MID_EPOCH = "mid-epoch";
+        /** The shared-directory arbiter. */
+        public static final String FILE_ARBITER = "file";
+        /** The ZooKeeper arbiter. */
+        public static final String ZOOKEEPER_ARBITER = "zookeeper";
+
+        /**
+         * Settings of a kill run with the file arbiter.
+         *
+         * @param memoryBytes guest memory.
+         * @param workload    background workload of the guest.
+         * @param periodMs    checkpoint period.
+         * @param killAfterMs when to kill the active after the client started; negative picks one from the seed.
+         * @param seed        seed of the workload, the transfers and the kill moment.
+         * @param transfers   the most transfers the client makes.
+         * @param accounts    accounts of the bank.
+         * @param digests     digest the guest at every checkpoint and compare the promoted guest with it.
+         * @param killPhase   where in the cycle the active dies.
+         * @param policy      the active's checkpoint policy.
+         */
+        public Options(final long memoryBytes, final Workload workload, final long periodMs, final long killAfterMs,
+            final long seed, final int transfers, final int accounts, final boolean digests, final String killPhase,
+            final String policy)
+        {
+            this(memoryBytes, workload, periodMs, killAfterMs, seed, transfers, accounts, digests, killPhase, policy,
+                -1, FILE_ARBITER);
+        }
+
+        /**
+         * @return true for the partition scenario.
+         */
+        public boolean partition()
+        {
+            return partitionAfterMs >= 0;
+        }
+
+        /**
+         * @return {@code "partition"} or {@code "kill"}.
+         */
+        public String scenario()
+        {
+            return partition() ? "partition" : "kill";
+        }
     }
 
     /**
-     * What the run found. Times in milliseconds unless named otherwise.
+     * What the run found. Times in milliseconds, all on the shared wall clock, {@code NaN} (null in JSON) where not
+     * measured. With F the fault (the harness's SIGKILL, the active's own halt at a kill point, or the instant the
+     * relay stopped moving bytes), D the standby's decision to promote, R the promoted guest running and C the
+     * client's first reply after the fault: recovery = C - F = detection (D - F) + promotion (R - D) + reconnect
+     * (C - R). None is given for a false takeover.
      *
-     * @param verified        every check passed.
-     * @param failures        the checks that failed.
-     * @param recoveryEpoch   the epoch the standby resumed from.
-     * @param lastAckedEpoch  the last epoch the active saw acknowledged.
-     * @param ackedTransfers  transfers the client saw answered.
-     * @param lostTransfers   answered transfers missing from the promoted guest.
-     * @param rtoMs           kill to the first reply from the promoted guest.
-     * @param detectionMs     last frame of the active to the decision to promote.
-     * @param promotionMs     decision to the promoted guest running.
-     * @param pauseP99Us      the active's checkpoint pause p99 before the kill.
-     * @param killAfterMs     when the active was killed after the client started.
-     * @param activeStatus    the active's last status before the kill: raw_bytes, wire_bytes, policy, period_ns,
-     *                        output_hold_p99_ns.
+     * @param scenario           {@code kill} or {@code partition}.
+     * @param arbiter            {@code file} or {@code zookeeper}.
+     * @param verified           every check passed.
+     * @param falseTakeover      the standby promoted before the fault, while the active was alive.
+     * @param failures           the checks that failed.
+     * @param recoveryEpoch      the epoch the standby resumed from.
+     * @param lastAckedEpoch     the last epoch the active saw acknowledged.
+     * @param ackedTransfers     transfers the client saw answered.
+     * @param lostTransfers      answered transfers missing from the promoted guest.
+     * @param recoveryMs         the fault to the client's first reply from the promoted guest.
+     * @param detectionMs        the fault to the standby's decision to promote.
+     * @param promotionMs        the decision to the promoted guest running (claim, apply, resume; and, with
+     *                           digests, the verification read of the guest).
+     * @param reconnectMs        the promoted guest running to the client's first reply from it.
+     * @param ownersMax          the most sides that ran the guest with output leaving at one instant; must be 1.
+     * @param oldActiveStoppedMs partition: the decision to promote to the old active's guest stopped; NaN if it
+     *                           never stopped within the bound, and in the kill scenario.
+     * @param pauseP99Us         the active's checkpoint pause p99 before the fault.
+     * @param faultAfterMs       when the fault came after the client started.
+     * @param activeStatus       the active's last status before the fault: raw_bytes, wire_bytes, policy, period_ns,
+     *                           output_hold_p99_ns.
      */
-    public record Report(boolean verified, List<String> failures, long recoveryEpoch, long lastAckedEpoch,
-        long ackedTransfers, long lostTransfers, double rtoMs, double detectionMs, double promotionMs,
-        long pauseP99Us, long killAfterMs, Map<String, String> activeStatus)
+    public record Report(String scenario, String arbiter, boolean verified, boolean falseTakeover,
+        List<String> failures, long recoveryEpoch, long lastAckedEpoch, long ackedTransfers, long lostTransfers,
+        double recoveryMs, double detectionMs, double promotionMs, double reconnectMs, int ownersMax,
+        double oldActiveStoppedMs, long pauseP99Us, long faultAfterMs, Map<String, String> activeStatus)
     {
         /**
          * @return the report as a JSON object.
@@ -87,17 +165,39 @@ public final class FailoverHarness
                     .append(failures.get(i).replace("\\", "\\\\").replace("\"", "\\\"")).append('"');
             }
             failuresJson.append(']');
-            return String.format(Locale.ROOT, "{\n  \"verified\": %s,\n  \"recovery_epoch\": %d,\n" +
+            final boolean partition = "partition".equals(scenario);
+            return String.format(Locale.ROOT, "{\n  \"scenario\": \"%s\",\n  \"arbiter\": \"%s\",\n" +
+                "  \"verified\": %s,\n  \"false_takeover\": %s,\n  \"recovery_epoch\": %d,\n" +
                 "  \"last_acked_epoch\": %d,\n  \"acked_transfers\": %d,\n  \"lost_transfers\": %d,\n" +
-                "  \"rto_ms\": %.1f,\n  \"detection_ms\": %.1f,\n  \"promotion_ms\": %.1f,\n  \"pause_p99_us\": %d,\n" +
-                "  \"kill_after_ms\": %d,\n  \"raw_bytes\": %s,\n  \"wire_bytes\": %s,\n  \"policy\": \"%s\",\n" +
-                "  \"period_ms_final\": %.2f,\n  \"output_hold_p99_us\": %d,\n  \"failures\": %s\n}\n", verified,
-                recoveryEpoch, lastAckedEpoch, ackedTransfers, lostTransfers, rtoMs, detectionMs, promotionMs, pauseP99Us,
-                killAfterMs, activeStatus.getOrDefault("raw_bytes", "0"), activeStatus.getOrDefault("wire_bytes", "0"),
+                "  \"recovery_ms\": %s,\n  \"detection_ms\": %s,\n  \"promotion_ms\": %s,\n  \"reconnect_ms\": %s,\n" +
+                "  \"owners_max\": %d,\n  \"old_active_stopped_ms\": %s,\n  \"pause_p99_us\": %d,\n" +
+                "  \"kill_after_ms\": %s,\n  \"partition_after_ms\": %s,\n  \"raw_bytes\": %s,\n" +
+                "  \"wire_bytes\": %s,\n  \"policy\": \"%s\",\n  \"period_ms_final\": %.2f,\n" +
+                "  \"output_hold_p99_us\": %d,\n  \"failures\": %s\n}\n", scenario, arbiter, verified, falseTakeover,
+                recoveryEpoch, lastAckedEpoch, ackedTransfers, lostTransfers, json(recoveryMs), json(detectionMs),
+                json(promotionMs), json(reconnectMs), ownersMax, json(oldActiveStoppedMs), pauseP99Us,
+                partition ? "null" : Long.toString(faultAfterMs), partition ? Long.toString(faultAfterMs) : "null",
+                activeStatus.getOrDefault("raw_bytes", "0"), activeStatus.getOrDefault("wire_bytes", "0"),
                 activeStatus.getOrDefault("policy", "?"),
                 Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6,
                 Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1000, failuresJson);
         }
+
+        private static String json(final double ms)
+        {
+            return Double.isNaN(ms) ? "null" : String.format(Locale.ROOT, "%.3f", ms);
+        }
+    }
+
+    /**
+     * Where the fault came from, as the harness knows it.
+     *
+     * @param micros            the fault instant on the shared clock.
+     * @param promotedBefore    the standby's promotion record already existed when the fault was injected.
+     * @param what              "kill" or "partition", for messages.
+     */
+    private record Fault(long micros, boolean promotedBefore, String what)
+    {
     }
 
     private FailoverHarness()
@@ -113,23 +213,48 @@ public final class FailoverHarness
      * @return what it found.
      * @throws IOException if a process cannot be started or a file read.
      * @throws InterruptedException if interrupted.
+     * @throws IllegalArgumentException if the options cannot be run (a kill phase with a partition, an unknown
+     *                                  arbiter).
      */
     public static Report run(final Options options, final Path dir, final PrintStream out)
         throws IOException, InterruptedException
     {
-        final long killAfterMs = options.killAfterMs() >= 0 ? options.killAfterMs() :
-            1500 + new SplittableRandom(options.seed()).nextLong(2000);
+        if (options.partition() && !Options.MID_EPOCH.equals(options.killPhase()))
+        {
+            throw new IllegalArgumentException("a partition run has no kill phase, not '" + options.killPhase() + "'");
+        }
+        final boolean zookeeper = Options.ZOOKEEPER_ARBITER.equals(options.arbiter());
+        if (!zookeeper && !Options.FILE_ARBITER.equals(options.arbiter()))
+        {
+            throw new IllegalArgumentException("arbiter must be file or zookeeper, not '" + options.arbiter() + "'");
+        }
+        final long faultAfterMs = options.partition() ? options.partitionAfterMs() : options.killAfterMs() >= 0 ?
+            options.killAfterMs() : 1500 + new SplittableRandom(options.seed()).nextLong(2000);
+        // the arbiter lives outside both hosts: a real ZooKeeper server in this process on loopback, which the
+        // relay of a partition does not stand between; or a directory both share
+        final TestingServer zooKeeper = zookeeper ? startZooKeeper(dir) : null;
         final List<String> guest = List.of("--memory", Long.toString(options.memoryBytes()), "--workload",
             options.workload().name(), "--seed", Long.toString(options.seed()), "--bank-accounts",
-            Integer.toString(options.accounts()), "--disk", "16m", "--arbiter", dir.resolve("arbiter").toString(),
+            Integer.toString(options.accounts()), "--disk", "16m", zookeeper ? "--zookeeper" : "--arbiter",
+            zookeeper ? zooKeeper.getConnectString() : dir.resolve("arbiter").toString(),
             "--digests", Boolean.toString(options.digests()));
         final Path standbyDir = dir.resolve("standby");
         final Path activeDir = dir.resolve("active");
         final Path clientDir = dir.resolve("client");
-        final Process standby = start(dir, "standby", "1g", join(List.of("standby", "--dir", standbyDir.toString(),
-            "--listen", "127.0.0.1:0", "--client-port", "0"), guest));
+        final Process standby;
+        try
+        {
+            standby = start(dir, "standby", "1g", join(List.of("standby", "--dir", standbyDir.toString(),
+                "--listen", "127.0.0.1:0", "--client-port", "0"), guest));
+        }
+        catch (final IOException ex)
+        {
+            close(zooKeeper);
+            throw ex;
+        }
         Process active = null;
         Process client = null;
+        LoopbackRelay relay = null;
         try
         {
             // every port is the kernel's choice, read back from the node: a port probed free and bound later can
@@ -138,8 +263,14 @@ public final class FailoverHarness
             final String[] standbyReady = readyLine(dir.resolve("standby.out"), "STANDBY READY");
             final String replicationEndpoint = standbyReady[3];
             final String standbyClientPort = standbyReady[5];
+            if (options.partition())
+            {
+                final int colon = replicationEndpoint.lastIndexOf(':');
+                relay = new LoopbackRelay(new java.net.InetSocketAddress(replicationEndpoint.substring(0, colon),
+                    Integer.parseInt(replicationEndpoint.substring(colon + 1))));
+            }
             final List<String> activeArgs = new ArrayList<>(List.of("active", "--dir", activeDir.toString(),
-                "--standby", replicationEndpoint, "--client-port", "0",
+                "--standby", relay == null ? replicationEndpoint : relay.endpoint(), "--client-port", "0",
                 "--period-ms", Long.toString(options.periodMs()), "--policy", options.policy()));
             if (!Options.MID_EPOCH.equals(options.killPhase()))
             {
@@ -151,43 +282,41 @@ public final class FailoverHarness
             final Path acks = activeDir.resolve(FailoverNode.ACKS);
             await(() -> lastAck(acks) >= 1, "the baseline to be acknowledged", active);
             out.printf(Locale.ROOT, "Tandem failover harness: %d MiB guest (%s + bank of %d accounts), checkpoint " +
-                "every %d ms; killing the active %d ms after the client starts%n", options.memoryBytes() >> 20,
-                options.workload().name().toLowerCase(Locale.ROOT), options.accounts(), options.periodMs(), killAfterMs);
-            client = start(dir, "client", "256m", List.of("client", "--dir", clientDir.toString(), "--targets",
-                "127.0.0.1:" + activeClientPort + ",127.0.0.1:" + standbyClientPort, "--transfers",
+                "every %d ms, %s arbiter; %s %d ms after the client starts%n", options.memoryBytes() >> 20,
+                options.workload().name().toLowerCase(Locale.ROOT), options.accounts(), options.periodMs(),
+                options.arbiter(), options.partition() ? "partitioning the active from the standby" :
+                "killing the active", faultAfterMs);
+            final List<String> clientArgs = new ArrayList<>(List.of("client", "--dir", clientDir.toString(),
+                "--targets", "127.0.0.1:" + activeClientPort + ",127.0.0.1:" + standbyClientPort, "--transfers",
                 Integer.toString(options.transfers()), "--accounts", Integer.toString(options.accounts()), "--seed",
-                Long.toString(options.seed()), "--duration-ms", Long.toString(killAfterMs + 2000)));
-            final long clientStart = System.currentTimeMillis();
-            while (System.currentTimeMillis() - clientStart < killAfterMs)
+                Long.toString(options.seed()), "--duration-ms", Long.toString(faultAfterMs + 2000)));
+            if (options.partition())
             {
-                Thread.sleep(Math.min(500, Math.max(1, killAfterMs - (System.currentTimeMillis() - clientStart))));
+                clientArgs.addAll(List.of("--reply-timeout-ms", Integer.toString(CLIENT_REPLY_TIMEOUT_MS)));
+            }
+            client = start(dir, "client", "256m", clientArgs);
+            final long clientStart = System.currentTimeMillis();
+            while (System.currentTimeMillis() - clientStart < faultAfterMs)
+            {
+                Thread.sleep(Math.min(500, Math.max(1, faultAfterMs - (System.currentTimeMillis() - clientStart))));
                 out.println(lastLine(dir.resolve("active.out")) + " | transfers answered " +
                     countReplies(clientDir.resolve(FailoverNode.CLIENT_LOG)));
             }
             final Map<String, String> activeStatus = readKeyValues(activeDir.resolve(FailoverNode.STATUS));
             final long pauseP99Us = Long.parseLong(activeStatus.getOrDefault("pause_p99_us", "-1"));
-            final long killMillis = System.currentTimeMillis();
-            if (Options.MID_EPOCH.equals(options.killPhase()))
-            {
-                active.destroyForcibly();
-            }
-            else
-            {
-                // the active dies by itself at the next such point of its cycle, within one period
-                Files.createFile(activeDir.resolve(FailoverNode.KILL_TRIGGER));
-            }
-            if (!active.waitFor(10, TimeUnit.SECONDS))
-            {
-                active.destroyForcibly();
-                throw new IOException("the active did not reach its kill point " + options.killPhase());
-            }
-            final long lastAck = lastAck(acks);
-            out.printf(Locale.ROOT, "active (pid %d) killed at %s; last ack it saw: epoch %d%n", active.pid(),
-                options.killPhase(), lastAck);
             final Path promotionFile = standbyDir.resolve(FailoverNode.PROMOTION);
+            final Fault fault = relay != null ? partition(relay, promotionFile, out) :
+                kill(options, active, activeDir, promotionFile, out);
             await(() -> Files.exists(promotionFile), "the standby to promote", standby);
             final Map<String, String> promotion = readKeyValues(promotionFile);
             out.println("standby promoted: " + promotion.getOrDefault("reason", promotion.toString()));
+            // read after the promotion: an ack in flight at the fault has landed or never will
+            final long lastAck = lastAck(acks);
+            if (options.partition() && promotion.containsKey("decided_us"))
+            {
+                awaitOldActiveStop(activeDir.resolve(FailoverNode.OWNERSHIP),
+                    Long.parseLong(promotion.get("decided_us")), out);
+            }
             if (!client.waitFor(120, TimeUnit.SECONDS))
             {
                 client.destroyForcibly();
@@ -196,7 +325,7 @@ public final class FailoverHarness
             commands.write("dump\n".getBytes(StandardCharsets.UTF_8));
             commands.flush();
             awaitText(dir.resolve("standby.out"), "DUMPED", standby);
-            return verify(options, dir, promotion, lastAck, killMillis, pauseP99Us, killAfterMs, activeStatus, out);
+            return verify(options, dir, promotion, lastAck, fault, pauseP99Us, faultAfterMs, activeStatus, out);
         }
         finally
         {
@@ -207,23 +336,153 @@ public final class FailoverHarness
                     process.destroyForcibly();
                 }
             }
+            if (relay != null)
+            {
+                relay.close();
+            }
             standby.getOutputStream().close();
             if (!standby.waitFor(10, TimeUnit.SECONDS))
             {
                 standby.destroyForcibly();
             }
+            close(zooKeeper);
         }
     }
 
+    private static TestingServer startZooKeeper(final Path dir) throws IOException
+    {
+        // the server's own INFO lines would bury the harness's progress; set before its loggers exist
+        System.setProperty("org.slf4j.simpleLogger.log.org.apache.zookeeper", "warn");
+        System.setProperty("org.slf4j.simpleLogger.log.org.apache.curator", "warn");
+        try
+        {
+            // port -1: a free port of the kernel's choosing, bound by the server itself
+            return new TestingServer(-1, Files.createDirectories(dir.resolve("zookeeper")).toFile(), true);
+        }
+        catch (final Exception ex)
+        {
+            throw new IOException("cannot start the in-process ZooKeeper server: " + ex, ex);
+        }
+    }
+
+    private static void close(final TestingServer zooKeeper) throws IOException
+    {
+        if (zooKeeper != null)
+        {
+            zooKeeper.close();
+        }
+    }
+
+    private static Fault kill(final Options options, final Process active, final Path activeDir,
+        final Path promotionFile, final PrintStream out) throws IOException, InterruptedException
+    {
+        final boolean promotedBefore = Files.exists(promotionFile);
+        long faultUs = OwnershipTimeline.wallMicros();
+        if (Options.MID_EPOCH.equals(options.killPhase()))
+        {
+            active.destroyForcibly();
+        }
+        else
+        {
+            // the active dies by itself at the next such point of its cycle, within one period
+            Files.createFile(activeDir.resolve(FailoverNode.KILL_TRIGGER));
+        }
+        if (!active.waitFor(10, TimeUnit.SECONDS))
+        {
+            active.destroyForcibly();
+            throw new IOException("the active did not reach its kill point " + options.killPhase());
+        }
+        if (!Options.MID_EPOCH.equals(options.killPhase()))
+        {
+            // only the active knows when it reached its kill point: it noted the instant before halting
+            final long killed = ownership(activeDir).killedUs();
+            if (killed == OwnershipTimeline.NONE)
+            {
+                throw new IOException("the active halted without noting its kill point in " + FailoverNode.OWNERSHIP);
+            }
+            faultUs = killed;
+        }
+        out.printf(Locale.ROOT, "active (pid %d) killed at %s%n", active.pid(), options.killPhase());
+        return new Fault(faultUs, promotedBefore, "kill");
+    }
+
+    private static Fault partition(final LoopbackRelay relay, final Path promotionFile, final PrintStream out)
+        throws InterruptedException
+    {
+        final boolean promotedBefore = Files.exists(promotionFile);
+        final long faultUs = relay.partition();
+        out.printf(Locale.ROOT, "partitioned: the relay black-holes both directions after %.1f MiB relayed; both " +
+            "hosts keep running%n", relay.bytesRelayed() / 1048576.0);
+        return new Fault(faultUs, promotedBefore, "partition");
+    }
+
+    private static void awaitOldActiveStop(final Path activeRecord, final long decidedUs, final PrintStream out)
+        throws IOException, InterruptedException
+    {
+        final long boundUs = decidedUs + OLD_ACTIVE_STOP_BOUND_MS * 1000;
+        while (OwnershipTimeline.wallMicros() < boundUs)
+        {
+            if (Files.exists(activeRecord) &&
+                OwnershipTimeline.Records.parse(Files.readAllLines(activeRecord)).stoppedUs() != OwnershipTimeline.NONE)
+            {
+                out.println("old active stopped its guest");
+                return;
+            }
+            Thread.sleep(20);
+        }
+        out.printf(Locale.ROOT, "old active still runs its guest %d ms after the promotion%n", OLD_ACTIVE_STOP_BOUND_MS);
+    }
+
+    private static OwnershipTimeline.Records ownership(final Path nodeDir) throws IOException
+    {
+        final Path file = nodeDir.resolve(FailoverNode.OWNERSHIP);
+        return Files.exists(file) ? OwnershipTimeline.Records.parse(Files.readAllLines(file)) :
+            OwnershipTimeline.Records.EMPTY;
+    }
+
     private static Report verify(final Options options, final Path dir, final Map<String, String> promotion,
-        final long lastAck, final long killMillis, final long pauseP99Us, final long killAfterMs,
+        final long lastAck, final Fault fault, final long pauseP99Us, final long faultAfterMs,
         final Map<String, String> activeStatus, final PrintStream out) throws IOException
     {
         final List<String> failures = new ArrayList<>();
+        final OwnershipTimeline.Records activeRecords = ownership(dir.resolve("active"));
+        final OwnershipTimeline.Records standbyRecords = ownership(dir.resolve("standby"));
+        final OwnershipTimeline.Ownership ownership = OwnershipTimeline.ownersMax(activeRecords, standbyRecords);
         if (!promotion.containsKey("epoch"))
         {
             failures.add("the standby refused to promote: " + promotion);
-            return new Report(false, failures, -1, lastAck, 0, 0, -1, -1, -1, pauseP99Us, killAfterMs, activeStatus);
+            return new Report(options.scenario(), options.arbiter(), false, false, failures, -1, lastAck, 0, 0,
+                Double.NaN, Double.NaN, Double.NaN, Double.NaN, ownership.owners(), Double.NaN, pauseP99Us,
+                faultAfterMs, activeStatus);
+        }
+        final String falseTakeover = classifyTakeover(fault.micros(), fault.what(), fault.promotedBefore(),
+            standbyRecords);
+        if (falseTakeover != null)
+        {
+            failures.add(falseTakeover);
+        }
+        if (ownership.owners() != 1)
+        {
+            failures.add("owners_max " + ownership.owners() + ": " + ownership.overlap());
+        }
+        if (activeRecords.stoppedUs() != OwnershipTimeline.NONE &&
+            activeRecords.lastReleaseUs() > activeRecords.stoppedUs())
+        {
+            failures.add(String.format(Locale.ROOT, "the old active let output leave %.3f ms after its guest stopped",
+                (activeRecords.lastReleaseUs() - activeRecords.stoppedUs()) / 1000.0));
+        }
+        double oldActiveStoppedMs = Double.NaN;
+        if (options.partition())
+        {
+            if (activeRecords.stoppedUs() == OwnershipTimeline.NONE)
+            {
+                failures.add("the old active's guest was still running " + OLD_ACTIVE_STOP_BOUND_MS / 1000 +
+                    " s after the standby promoted: it was not fenced");
+            }
+            else
+            {
+                oldActiveStoppedMs = (activeRecords.stoppedUs() - standbyRecords.decidedUs()) / 1000.0;
+            }
         }
         final long recoveryEpoch = Long.parseLong(promotion.get("epoch"));
         if (recoveryEpoch < lastAck)
@@ -277,13 +536,15 @@ public final class FailoverHarness
         }
         long acked = 0;
         long lost = 0;
-        long firstReplyMillis = -1;
-        for (final String line : Files.readAllLines(dir.resolve("client").resolve(FailoverNode.CLIENT_LOG)))
+        long firstReplyUs = OwnershipTimeline.NONE;
+        final List<String> clientLog = Files.readAllLines(dir.resolve("client").resolve(FailoverNode.CLIENT_LOG));
+        for (final String line : clientLog)
         {
             final String[] parts = line.split(" ");
-            if ("first-reply".equals(parts[0]) && firstReplyMillis < 0)
+            if ("first-reply".equals(parts[0]) && firstReplyUs == OwnershipTimeline.NONE &&
+                Long.parseLong(parts[1]) >= fault.micros())
             {
-                firstReplyMillis = Long.parseLong(parts[1]);
+                firstReplyUs = Long.parseLong(parts[1]);
             }
             if (!"reply".equals(parts[0]))
             {
@@ -308,39 +569,105 @@ public final class FailoverHarness
         {
             failures.add(lost + " transfers the client saw answered are missing from the promoted guest");
         }
-        final String clientEnd = Files.readAllLines(dir.resolve("client").resolve(FailoverNode.CLIENT_LOG)).stream()
+        final String clientEnd = clientLog.stream()
             .filter(line -> line.startsWith("done") || line.startsWith("incomplete")).findFirst().orElse("no end");
         if (!clientEnd.startsWith("done"))
         {
             failures.add("the client did not finish: " + clientEnd);
         }
-        if (firstReplyMillis < 0)
+        if (firstReplyUs == OwnershipTimeline.NONE)
         {
-            failures.add("the client never got a reply after the kill (it finished before it?)");
+            failures.add("the client never got a reply after the " + fault.what() + " (it finished before it?)");
         }
-        final double rtoMs = firstReplyMillis < 0 ? -1 : firstReplyMillis - killMillis;
-        final Report report = new Report(failures.isEmpty(), failures, recoveryEpoch, lastAck, acked, lost, rtoMs,
-            Long.parseLong(promotion.get("detection_ns")) / 1e6, Long.parseLong(promotion.get("promotion_ns")) / 1e6,
-            pauseP99Us, killAfterMs, activeStatus);
+        // one clock, four instants: the parts add up to the whole by construction; none for a false takeover,
+        // where "detection" would be negative and the recovery time a fiction
+        final long decidedUs = standbyRecords.decidedUs();
+        final long resumedUs = standbyRecords.resumedUs();
+        final boolean timed = falseTakeover == null && firstReplyUs != OwnershipTimeline.NONE &&
+            decidedUs != OwnershipTimeline.NONE && resumedUs != OwnershipTimeline.NONE;
+        final double detectionMs = timed ? (decidedUs - fault.micros()) / 1000.0 : Double.NaN;
+        final double promotionMs = timed ? (resumedUs - decidedUs) / 1000.0 : Double.NaN;
+        final double reconnectMs = timed ? (firstReplyUs - resumedUs) / 1000.0 : Double.NaN;
+        final double recoveryMs = timed ? (firstReplyUs - fault.micros()) / 1000.0 : Double.NaN;
+        if (timed && reconnectMs < 0)
+        {
+            failures.add(String.format(Locale.ROOT, "the client's first reply after the %s came %.3f ms before the " +
+                "promoted guest ran: it was not the promoted guest's", fault.what(), -reconnectMs));
+        }
+        final Report report = new Report(options.scenario(), options.arbiter(), failures.isEmpty(),
+            falseTakeover != null, List.copyOf(failures), recoveryEpoch, lastAck, acked, lost, recoveryMs,
+            detectionMs, promotionMs, reconnectMs, ownership.owners(), oldActiveStoppedMs, pauseP99Us, faultAfterMs,
+            activeStatus);
+        printSummary(options, report, promotion, total, fault, out);
+        return report;
+    }
+
+    /**
+     * Tells a real takeover from a false one: the standby must decide to promote after the fault.
+     *
+     * @param faultUs        the fault instant on the shared clock.
+     * @param fault          "kill" or "partition".
+     * @param promotedBefore the promotion record already existed when the harness injected the fault.
+     * @param standby        the standby's ownership records.
+     * @return null for a real takeover, else the reason, starting "false takeover: ".
+     */
+    static String classifyTakeover(final long faultUs, final String fault, final boolean promotedBefore,
+        final OwnershipTimeline.Records standby)
+    {
+        final String byTime = OwnershipTimeline.falseTakeover(faultUs, fault, standby);
+        if (byTime != null)
+        {
+            return byTime;
+        }
+        // the records say otherwise only if they are missing: the file's existence alone is proof enough
+        return promotedBefore ? "false takeover: the standby had promoted before the " + fault + ", while the " +
+            "active was alive" : null;
+    }
+
+    private static void printSummary(final Options options, final Report report, final Map<String, String> promotion,
+        final long total, final Fault fault, final PrintStream out)
+    {
         out.printf(Locale.ROOT, "%nSummary%n");
+        out.printf(Locale.ROOT, "  scenario           %s, %s arbiter%n", options.scenario(), options.arbiter());
         out.printf(Locale.ROOT, "  recovery point     epoch %d (last ack the active saw: %d), generation %s%n",
-            recoveryEpoch, lastAck, promotion.get("generation"));
-        out.printf(Locale.ROOT, "  recovery time      %.1f ms from SIGKILL to the first reply of the promoted guest " +
-            "(detection %.1f ms, promotion %.1f ms)%n", rtoMs, report.detectionMs(), report.promotionMs());
-        out.printf(Locale.ROOT, "  transfers          %d answered, %d lost; total of balances %d%n", acked, lost,
-            total);
-        out.printf(Locale.ROOT, "  checkpoint pause   p99 %d us before the kill%s%n", pauseP99Us,
-            options.digests() ? " (includes the verification digest of every checkpoint)" : "");
+            report.recoveryEpoch(), report.lastAckedEpoch(), promotion.get("generation"));
+        if (report.falseTakeover())
+        {
+            out.printf(Locale.ROOT, "  recovery time      none: the standby promoted before the %s%n", fault.what());
+        }
+        else if (Double.isNaN(report.recoveryMs()))
+        {
+            out.printf(Locale.ROOT, "  recovery time      not measured (see the failures)%n");
+        }
+        else
+        {
+            out.printf(Locale.ROOT, "  recovery time      %.1f ms from the %s to the first reply of the promoted " +
+                "guest = detection %.1f ms + promotion %.1f ms + reconnect %.1f ms%n", report.recoveryMs(),
+                fault.what(), report.detectionMs(), report.promotionMs(), report.reconnectMs());
+        }
+        out.printf(Locale.ROOT, "  owners_max         %d (sides running the guest with output leaving at one " +
+            "instant)%n", report.ownersMax());
+        if (options.partition())
+        {
+            out.printf(Locale.ROOT, "  old active         %s%n", Double.isNaN(report.oldActiveStoppedMs()) ?
+                "guest NOT stopped within " + OLD_ACTIVE_STOP_BOUND_MS / 1000 + " s of the promotion" :
+                String.format(Locale.ROOT, "guest stopped %.1f ms after the standby decided to promote",
+                    report.oldActiveStoppedMs()));
+        }
+        out.printf(Locale.ROOT, "  transfers          %d answered, %d lost; total of balances %d%n",
+            report.ackedTransfers(), report.lostTransfers(), total);
+        out.printf(Locale.ROOT, "  checkpoint pause   p99 %d us before the %s%s%n", report.pauseP99Us(),
+            fault.what(), options.digests() ? " (includes the verification digest of every checkpoint)" : "");
+        final Map<String, String> activeStatus = report.activeStatus();
         final long rawBytes = Long.parseLong(activeStatus.getOrDefault("raw_bytes", "0"));
         final long wireBytes = Long.parseLong(activeStatus.getOrDefault("wire_bytes", "0"));
-        out.printf(Locale.ROOT, "  replication        %s policy, period %.1f ms at the kill; %.1f MiB of pages sent " +
+        out.printf(Locale.ROOT, "  replication        %s policy, period %.1f ms at the %s; %.1f MiB of pages sent " +
             "as %.1f MiB on the wire; output held p99 %.1f ms%n", activeStatus.getOrDefault("policy", "?"),
-            Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6, rawBytes / 1048576.0,
+            Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6, fault.what(), rawBytes / 1048576.0,
             wireBytes / 1048576.0, Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1e6);
-        out.printf(Locale.ROOT, "  verification       %s%n", failures.isEmpty() ? "PASSED: balances, ledger, " +
-            "replies" + (options.digests() ? " and the guest digest at the recovery epoch" : "") + " all agree" :
-            "FAILED: " + String.join("; ", failures));
-        return report;
+        out.printf(Locale.ROOT, "  verification       %s%n", report.verified() ? "PASSED: balances, ledger, " +
+            "replies" + (options.digests() ? ", the guest digest at the recovery epoch" : "") + " and ownership " +
+            "all agree" : "FAILED: " + String.join("; ", report.failures()));
     }
 
     private static Process start(final Path dir, final String role, final String heap, final List<String> args)

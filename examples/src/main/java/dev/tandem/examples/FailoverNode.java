@@ -5,7 +5,9 @@ import dev.tandem.core.active.ActiveListener;
 import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.failover.FileArbiter;
 import dev.tandem.core.failover.Promotion;
+import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
+import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ProtectionStatus;
 import dev.tandem.core.policy.AdaptivePolicy;
 import dev.tandem.core.policy.CheckpointPolicy;
@@ -22,6 +24,7 @@ import dev.tandem.vmm.sim.SimulatedDisk;
 import dev.tandem.vmm.sim.SimulatedReplicaTarget;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
+import dev.tandem.zookeeper.ZooKeeperArbiter;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -40,11 +43,16 @@ import java.util.concurrent.CountDownLatch;
  * loopback and sharing only an arbiter directory, as two real hosts would. The active appends, per checkpoint, the
  * digest of the paused guest to a file; the standby, when it promotes, appends what it resumed from and the digest
  * of the guest it resumed, so a harness can check the two against each other after killing the active.
+ * <p>
+ * Each host also keeps its {@link #OWNERSHIP} record on the shared wall clock (see {@link OwnershipTimeline}): when
+ * output left its guest, when the active saw its guest stopped, when the standby decided to promote and when the
+ * promoted guest ran, from which the harness counts owners and tells a real takeover from a false one.
  * <pre>
  * FailoverNode standby --dir D --listen 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --timeout-ms 200]
  * FailoverNode active  --dir D --standby 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --period-ms 5
  *                       --workload hotset --seed 1]
  * </pre>
+ * {@code --zookeeper host:port} in place of {@code --arbiter A} makes both claim generations at ZooKeeper.
  * Both run until killed (the standby also exits after a promotion when its standard input closes).
  */
 public final class FailoverNode
@@ -61,8 +69,12 @@ public final class FailoverNode
     public static final String DUMP = "bank-dump.txt";
     /** File the client logs replies to. */
     public static final String CLIENT_LOG = "client-log.txt";
+    /** File each host keeps its ownership record in (see {@link OwnershipTimeline}). */
+    public static final String OWNERSHIP = "ownership.txt";
     /** File whose appearance arms the active's kill point. */
     public static final String KILL_TRIGGER = "kill-now";
+    /** Znode under which the ZooKeeper arbiter keeps each VM's generation. */
+    public static final String ZOOKEEPER_ROOT = "/tandem/generations";
     /** Balance of every account at boot. */
     public static final long INITIAL_BALANCE = 1000;
 
@@ -83,7 +95,7 @@ public final class FailoverNode
         final Map<String, String> options = CommandLine.parse(args, 1, Set.of("dir", "listen", "standby", "arbiter",
             "vm-id", "memory", "disk", "workload", "dirty-rate", "seed", "period-ms", "timeout-ms", "bank-accounts",
             "client-port", "digests", "kill-phase", "targets", "transfers", "accounts", "window", "duration-ms",
-            "deadline-s", "policy"), Set.of());
+            "deadline-s", "policy", "zookeeper", "reply-timeout-ms"), Set.of());
         final Path dir = Path.of(required(options, "dir"));
         Files.createDirectories(dir);
         if ("client".equals(args[0]))
@@ -95,6 +107,8 @@ public final class FailoverNode
         final BankProgram bank = accounts > 0 ? new BankProgram(accounts, INITIAL_BALANCE) : null;
         final ClientPort clientPort = bank == null ? null :
             new ClientPort(Integer.parseInt(required(options, "client-port")));
+        // every release of the guest's output is noted on its way to the client port
+        final ReleaseRecorder recorder = new ReleaseRecorder(clientPort, dir.resolve(OWNERSHIP));
         final SimulatedVmm.Builder guest = SimulatedVmm.builder()
             .vmId(options.getOrDefault("vm-id", "failover-vm"))
             .memoryBytes(CommandLine.size(options.getOrDefault("memory", "16m")))
@@ -106,25 +120,41 @@ public final class FailoverNode
             .diskEveryTicks(bank == null ? 2 : 0)
             .packetEveryTicks(bank == null ? 1 : 0)
             .program(bank)
-            .packetSink(clientPort);
-        final FileArbiter arbiter = new FileArbiter(Path.of(required(options, "arbiter")), args[0] + "@" +
-            ProcessHandle.current().pid());
+            .packetSink(clientPort == null ? null : recorder);
+        final PromotionArbiter arbiter = arbiter(options, args[0]);
         switch (args[0])
         {
             case "active" -> runActive(guest, dir, required(options, "standby"), arbiter,
                 Long.parseLong(options.getOrDefault("period-ms", "5")), clientPort,
                 !"false".equals(options.get("digests")), options.get("kill-phase"),
-                options.getOrDefault("policy", "fixed"));
+                options.getOrDefault("policy", "fixed"), recorder);
             case "standby" -> runStandby(guest, dir, required(options, "listen"), arbiter,
                 Long.parseLong(options.getOrDefault("timeout-ms", "200")), clientPort, bank,
-                !"false".equals(options.get("digests")));
+                !"false".equals(options.get("digests")), recorder);
             default -> throw new IllegalArgumentException("role must be active or standby, not '" + args[0] + "'");
         }
     }
 
+    /**
+     * The arbiter both hosts claim generations at: {@code --arbiter DIR} for the shared-directory file arbiter, or
+     * {@code --zookeeper host:port}.
+     */
+    private static PromotionArbiter arbiter(final Map<String, String> options, final String role)
+    {
+        if (options.containsKey("zookeeper"))
+        {
+            // a session outlives a stalled checkpoint on a busy host; one call may retry for two seconds before the
+            // node treats the arbiter as unreachable (the standby then retries, never promoting blind)
+            return new ZooKeeperArbiter(options.get("zookeeper"), ZOOKEEPER_ROOT, Duration.ofSeconds(10),
+                Duration.ofSeconds(2));
+        }
+        return new FileArbiter(Path.of(required(options, "arbiter")), role + "@" + ProcessHandle.current().pid());
+    }
+
     private static void runActive(final SimulatedVmm.Builder guest, final Path dir, final String standby,
-        final FileArbiter arbiter, final long periodMs, final ClientPort clientPort, final boolean digestEachEpoch,
-        final String killPhase, final String policy) throws IOException, InterruptedException
+        final PromotionArbiter arbiter, final long periodMs, final ClientPort clientPort,
+        final boolean digestEachEpoch, final String killPhase, final String policy, final ReleaseRecorder recorder)
+        throws IOException, InterruptedException
     {
         final long periodNs = Duration.ofMillis(periodMs).toNanos();
         final CheckpointPolicy checkpointPolicy = switch (policy)
@@ -135,7 +165,7 @@ public final class FailoverNode
                 periodNs, Duration.ofMillis(2).toNanos(), Duration.ofMillis(100).toNanos());
             default -> throw new IllegalArgumentException("--policy must be fixed or adaptive, not '" + policy + "'");
         };
-        final KillPoint killPoint = new KillPoint(killPhase, dir.resolve(KILL_TRIGGER));
+        final KillPoint killPoint = new KillPoint(killPhase, dir.resolve(KILL_TRIGGER), recorder);
         final PrintStream digests = new PrintStream(Files.newOutputStream(dir.resolve(DIGESTS),
             StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
         final PrintStream acks = new PrintStream(Files.newOutputStream(dir.resolve(ACKS),
@@ -175,6 +205,7 @@ public final class FailoverNode
         {
             clientPort.serve(vmm);
         }
+        watchForStop(active, recorder);
         System.out.println("ACTIVE READY pid " + ProcessHandle.current().pid() +
             (clientPort == null ? "" : " client-port " + clientPort.port()));
         while (true)
@@ -189,9 +220,33 @@ public final class FailoverNode
         }
     }
 
+    /**
+     * Notes the instant the active's guest is stopped because another side owns it. Polled every 2 ms: cheap
+     * ({@code isGuestStopped()} is a volatile read) and fine enough beside the harness's millisecond figures; the
+     * synchronized {@code status()} is asked only every 50 ms, not to contend with the checkpoint path.
+     */
+    private static void watchForStop(final ActiveReplicator active, final ReleaseRecorder recorder)
+    {
+        final Thread watcher = new Thread(() ->
+        {
+            for (long round = 0; ; round++)
+            {
+                final boolean stopped = active.isGuestStopped();
+                if (stopped || round % 25 == 0 && active.status().state() == ProtectionState.FENCED)
+                {
+                    recorder.mark("stopped", OwnershipTimeline.wallMicros(), stopped ? "guest-stopped" : "fenced");
+                    return;
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(2_000_000);
+            }
+        }, "fence-watcher");
+        watcher.setDaemon(true);
+        watcher.start();
+    }
+
     private static void runStandby(final SimulatedVmm.Builder guest, final Path dir, final String listen,
-        final FileArbiter arbiter, final long timeoutMs, final ClientPort clientPort, final BankProgram bank,
-        final boolean digest) throws IOException, InterruptedException
+        final PromotionArbiter arbiter, final long timeoutMs, final ClientPort clientPort, final BankProgram bank,
+        final boolean digest, final ReleaseRecorder recorder) throws IOException, InterruptedException
     {
         final SimulatedVmm[] running = new SimulatedVmm[1];
         final SimulatedVmm.Builder template = guest.copy().diskPath(dir.resolve("promoted-disk.img"));
@@ -212,10 +267,16 @@ public final class FailoverNode
                 @Override
                 public void onPromoted(final Promotion promotion)
                 {
+                    // the library times its promotion on its monotonic clock, ending just before this call: moved
+                    // onto the shared wall clock, its start is the instant the standby decided to promote
+                    final long decidedUs = OwnershipTimeline.wallMicros() - promotion.promotionNs() / 1000;
                     final SimulatedVmm resumed = (SimulatedVmm)promotion.guest();
                     // verification only: reading the whole guest delays its first reply
                     final long digestValue = digest ? StateDigest.of(resumed) : 0;
                     resumed.start();
+                    final long resumedUs = OwnershipTimeline.wallMicros();
+                    recorder.mark("decided", decidedUs, "");
+                    recorder.mark("resumed", resumedUs, "");
                     running[0] = resumed;
                     if (clientPort != null)
                     {
@@ -223,8 +284,8 @@ public final class FailoverNode
                     }
                     write(dir.resolve(PROMOTION), "epoch " + promotion.recoveryEpoch() + "\ngeneration " +
                         promotion.generation() + "\ndigest " + digestValue + "\ndetection_ns " +
-                        promotion.detectionNs() + "\npromotion_ns " + promotion.promotionNs() + "\nreason " +
-                        promotion.reason() + "\n");
+                        promotion.detectionNs() + "\npromotion_ns " + promotion.promotionNs() + "\ndecided_us " +
+                        decidedUs + "\nresumed_us " + resumedUs + "\nreason " + promotion.reason() + "\n");
                     System.out.println("PROMOTED from epoch " + promotion.recoveryEpoch());
                     promotedLatch.countDown();
                 }
@@ -265,7 +326,7 @@ public final class FailoverNode
             final BankClient client = new BankClient(required(options, "targets").split(","),
                 Integer.parseInt(required(options, "transfers")), Integer.parseInt(required(options, "accounts")),
                 Integer.parseInt(options.getOrDefault("window", "8")), Long.parseLong(options.getOrDefault("seed", "1")),
-                log);
+                log, Integer.parseInt(options.getOrDefault("reply-timeout-ms", "0")));
             final long now = System.currentTimeMillis();
             final long answered = client.run(now + Long.parseLong(options.getOrDefault("duration-ms", "3600000")),
                 now + 1000L * Long.parseLong(options.getOrDefault("deadline-s", "120")));
@@ -307,11 +368,13 @@ public final class FailoverNode
         static final String EPOCH_END = "epoch-end";
 
         private final String phase;
+        private final ReleaseRecorder recorder;
         private volatile boolean armed;
 
-        KillPoint(final String phase, final Path trigger)
+        KillPoint(final String phase, final Path trigger, final ReleaseRecorder recorder)
         {
             this.phase = phase;
+            this.recorder = recorder;
             if (phase != null)
             {
                 if (!DELTA_SEND.equals(phase) && !EPOCH_END.equals(phase))
@@ -336,6 +399,8 @@ public final class FailoverNode
         {
             if (armed && where.equals(phase))
             {
+                // the harness measures detection from this instant: only the active knows when it reached the point
+                recorder.mark("killed", OwnershipTimeline.wallMicros(), where);
                 System.out.println("KILL POINT " + where);
                 System.out.flush();
                 Runtime.getRuntime().halt(137);

@@ -13,6 +13,7 @@ import java.util.Locale;
  * <pre>
  * java -jar examples/target/tandem-examples.jar [failover] [--guest-memory 64m] [--period 10ms] [--kill-after 2s]
  *      [--seed 1] [--transfers 600] [--no-digests] [--report report.json]
+ * java -jar examples/target/tandem-examples.jar failover --partition-after 2s [--arbiter file]
  * java -jar examples/target/tandem-examples.jar demo [--guest-memory 256m] [--workload hotset]
  *      [--period 10ms] [--duration 10s] [--dirty-rate 200] [--seed 1]
  * java -jar examples/target/tandem-examples.jar simulate [--seeds 1..200] [--work-dir DIR] [--list] [--verbose]
@@ -22,8 +23,9 @@ public final class TandemExamples
 {
     private static final String USAGE = String.join("\n",
         "usage: java -jar tandem-examples.jar [failover|demo|simulate] [options]",
-        "  failover                kill the active of a protected bank guest and verify the standby took over",
-        "                          (three JVMs on loopback: standby, active, client) (default)",
+        "  failover                kill (or partition) the active of a protected bank guest and verify the standby",
+        "                          took over and only one side owned the guest at a time (three JVMs on loopback:",
+        "                          standby, active, client) (default)",
         "  demo                    protect a simulated guest over loopback TCP in one JVM",
         "  simulate                run seeded fault schedules deterministically on one thread and check the",
         "                          invariants after each; exits 1 if any seed violates one",
@@ -33,6 +35,10 @@ public final class TandemExamples
         "  --period TIME           checkpoint period (default 10ms)",
         "  --kill-after TIME       kill the active this long after the client starts (default: 1.5-3.5s by seed)",
         "  --kill-phase PHASE      mid-epoch (SIGKILL, default) | delta-send | epoch-end (the active halts there)",
+        "  --partition-after TIME  instead of a kill, cut the network between active and standby this long after",
+        "                          the client starts (a relay black-holes both ways; both hosts keep running)",
+        "  --arbiter NAME          file (a shared directory, default) | zookeeper (a real server the harness",
+        "                          starts on loopback in its own process)",
         "  --seed N                seed of workload, transfers and kill moment (default 1)",
         "  --transfers N           most transfers the client makes (default 100000; it stops 2 s after the kill)",
         "  --no-digests            do not digest the guest at every checkpoint (faster pauses, no digest check)",
@@ -181,7 +187,8 @@ public final class TandemExamples
         try
         {
             final Map<String, String> values = CommandLine.parse(args, 0, Set.of("guest-memory", "workload", "period",
-                "kill-after", "kill-phase", "seed", "transfers", "report", "policy"), Set.of("no-digests"));
+                "kill-after", "kill-phase", "seed", "transfers", "report", "policy", "partition-after", "arbiter"),
+                Set.of("no-digests"));
             if (values.containsKey(CommandLine.HELP))
             {
                 out.println(USAGE);
@@ -190,7 +197,21 @@ public final class TandemExamples
             final long memory = CommandLine.size(values.getOrDefault("guest-memory", "64m"));
             final long periodMs = CommandLine.millis(values.getOrDefault("period", "10ms"));
             CommandLine.checkGuest(memory, periodMs);
-            final long killAfterMs = values.containsKey("kill-after") ? CommandLine.millis(values.get("kill-after")) : -1;
+            final long killAfterMs = values.containsKey("kill-after") ?
+                CommandLine.duration("kill-after", values.get("kill-after")) : -1;
+            final long partitionAfterMs = values.containsKey("partition-after") ?
+                CommandLine.duration("partition-after", values.get("partition-after")) : -1;
+            if (partitionAfterMs >= 0 && (values.containsKey("kill-after") || values.containsKey("kill-phase")))
+            {
+                throw new IllegalArgumentException("--partition-after replaces the kill: drop --" +
+                    (values.containsKey("kill-after") ? "kill-after" : "kill-phase"));
+            }
+            final String arbiter = values.getOrDefault("arbiter", FailoverHarness.Options.FILE_ARBITER);
+            if (!List.of(FailoverHarness.Options.FILE_ARBITER, FailoverHarness.Options.ZOOKEEPER_ARBITER)
+                .contains(arbiter))
+            {
+                throw new IllegalArgumentException("--arbiter must be file or zookeeper, not '" + arbiter + "'");
+            }
             final int transfers = Integer.parseInt(values.getOrDefault("transfers", "100000"));
             final String killPhase = values.getOrDefault("kill-phase", FailoverHarness.Options.MID_EPOCH);
             if (!List.of("mid-epoch", "delta-send", "epoch-end").contains(killPhase))
@@ -201,13 +222,14 @@ public final class TandemExamples
             {
                 throw new IllegalArgumentException("--policy must be fixed or adaptive");
             }
-            if (transfers < 1 || killAfterMs < -1)
+            if (transfers < 1)
             {
-                throw new IllegalArgumentException("--transfers and --kill-after must be positive");
+                throw new IllegalArgumentException("--transfers must be positive, not " + transfers);
             }
             options = new FailoverHarness.Options(memory, Workload.parse(values.getOrDefault("workload", "hotset")),
                 periodMs, killAfterMs, Long.parseLong(values.getOrDefault("seed", "1")), transfers, 256,
-                !values.containsKey("no-digests"), killPhase, values.getOrDefault("policy", "fixed"));
+                !values.containsKey("no-digests"), killPhase, values.getOrDefault("policy", "fixed"), partitionAfterMs,
+                arbiter);
             report = values.get("report");
         }
         catch (final IllegalArgumentException ex)

@@ -6,6 +6,8 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.time.Instant;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.SplittableRandom;
@@ -13,10 +15,12 @@ import java.util.SplittableRandom;
 /**
  * The bank's client: sends transfers with consecutive sequence numbers, at most {@code window} unanswered, and
  * logs every reply it sees. When the connection breaks it moves to the next address (the standby's) and resends
- * everything unanswered from the lowest; the guest answers resends from its ledger.
+ * everything unanswered from the lowest; the guest answers resends from its ledger. With a reply timeout, the
+ * first address going silent counts as broken too: a partitioned active neither answers nor closes.
  * <p>
- * Log lines: {@code reply seq status balanceFrom balanceTo}, {@code reconnected epochMillis}, {@code first-reply
- * epochMillis} (the first reply after a reconnect), {@code done}.
+ * Log lines: {@code reply seq status balanceFrom balanceTo}, {@code silent epochMicros} (the first address went
+ * silent), {@code reconnected epochMicros}, {@code first-reply epochMicros} (the first reply after a reconnect),
+ * {@code done}. Instants are wall-clock microseconds, the clock the failover harness times everything with.
  */
 public final class BankClient
 {
@@ -26,6 +30,7 @@ public final class BankClient
     private final int window;
     private final SplittableRandom random;
     private final PrintStream log;
+    private final int replyTimeoutMs;
     private long stopIssuingMillis = Long.MAX_VALUE;
     private long limit;
 
@@ -40,6 +45,28 @@ public final class BankClient
     public BankClient(final String[] addresses, final int transfers, final int accounts, final int window,
         final long seed, final PrintStream log)
     {
+        this(addresses, transfers, accounts, window, seed, log, 0);
+    }
+
+    /**
+     * @param addresses      {@code host:port} of the active's client port, then the standby's.
+     * @param transfers      the most transfers to make.
+     * @param accounts       accounts of the bank.
+     * @param window         requests in flight.
+     * @param seed           seed of the transfers.
+     * @param log            where replies are logged (flushed per line).
+     * @param replyTimeoutMs silence of the first address after which the client moves on; 0 waits for ever. Later
+     *                       addresses are waited for without limit: a standby answers only once it has promoted,
+     *                       and leaving it early would strand requests it reads later from the abandoned connection.
+     */
+    public BankClient(final String[] addresses, final int transfers, final int accounts, final int window,
+        final long seed, final PrintStream log, final int replyTimeoutMs)
+    {
+        if (replyTimeoutMs < 0)
+        {
+            throw new IllegalArgumentException("reply timeout must not be negative: " + replyTimeoutMs);
+        }
+        this.replyTimeoutMs = replyTimeoutMs;
         this.addresses = addresses;
         this.transfers = transfers;
         this.accounts = accounts;
@@ -77,14 +104,27 @@ public final class BankClient
             {
                 if (socket == null)
                 {
+                    // a host that is gone before the client ever reached it (a client slow to start): the next
+                    // address's first reply is the first after the failover all the same
                     target = (target + 1) % addresses.length;
+                    reconnected = true;
                     continue;
                 }
                 if (reconnected)
                 {
-                    log.println("reconnected " + System.currentTimeMillis());
+                    log.println("reconnected " + micros());
+                }
+                if (target == 0 && replyTimeoutMs > 0)
+                {
+                    socket.setSoTimeout(replyTimeoutMs);
                 }
                 answered = exchange(socket, requests, answered, reconnected, deadlineMillis);
+            }
+            catch (final SocketTimeoutException ex)
+            {
+                log.println("silent " + micros());
+                target = (target + 1) % addresses.length;
+                reconnected = true;
             }
             catch (final IOException ex)
             {
@@ -126,7 +166,7 @@ public final class BankClient
             in.readFully(reply.array());
             if (firstReply)
             {
-                log.println("first-reply " + System.currentTimeMillis());
+                log.println("first-reply " + micros());
                 firstReply = false;
             }
             final int status = reply.getInt(4);
@@ -140,6 +180,12 @@ public final class BankClient
             answered = seq;
         }
         return answered;
+    }
+
+    private static long micros()
+    {
+        final Instant now = Instant.now();
+        return now.getEpochSecond() * 1_000_000L + now.getNano() / 1000;
     }
 
     private static Socket connect(final String address, final long deadlineMillis) throws InterruptedException
