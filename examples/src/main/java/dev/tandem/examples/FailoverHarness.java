@@ -1,5 +1,7 @@
 package dev.tandem.examples;
 
+import dev.tandem.core.transport.LoopbackRelay;
+
 import dev.tandem.examples.bank.BankProgram;
 import dev.tandem.examples.bank.BankState;
 import dev.tandem.vmm.sim.Workload;

@@ -673,7 +673,15 @@ public final class ActiveReplicator implements AutoCloseable
         lastAckedEpoch = epoch;
         if (state == ProtectionState.SYNCING)
         {
-            state = ProtectionState.PROTECTED;
+            synchronized (this)
+            {
+                if (state != ProtectionState.SYNCING)
+                {
+                    // lost or fenced meanwhile: an ack does not undo that
+                    return;
+                }
+                state = ProtectionState.PROTECTED;
+            }
             LOG.info("VM {} protected: baseline epoch {} committed on the standby", adapter.vmId(), epoch);
         }
     }
@@ -705,21 +713,25 @@ public final class ActiveReplicator implements AutoCloseable
             return false;
         }
         failure = error;
-        protecting = false;
-        diskStream.shutdown();
-        connection.close();
         linkLostNs = ctx.nanoClock().nanoTime();
         nextArbiterAttemptNs = linkLostNs;
+        // the state first: whoever sees protecting false (close()) must find ownership open, not PROTECTED
         if (ownership.hasArbiter())
         {
             state = ProtectionState.ARBITRATING;
-            LOG.error("protection of VM {} lost: {}; output is held while the arbiter says who owns the guest " +
-                "(claiming generation {} in {} ms unless the standby has)", adapter.vmId(), error.toString(),
-                generation + 1, claimDelayNs / 1_000_000);
         }
         else
         {
             becomeUnprotectedOwner(error.toString());
+        }
+        protecting = false;
+        diskStream.shutdown();
+        connection.close();
+        if (ownership.hasArbiter())
+        {
+            LOG.error("protection of VM {} lost: {}; output is held while the arbiter says who owns the guest " +
+                "(claiming generation {} in {} ms unless the standby has)", adapter.vmId(), error.toString(),
+                generation + 1, claimDelayNs / 1_000_000);
         }
         return true;
     }
@@ -834,14 +846,15 @@ public final class ActiveReplicator implements AutoCloseable
      */
     synchronized void fence(final String why)
     {
-        protecting = false;
         if (state == ProtectionState.FENCED)
         {
+            protecting = false;
             return;
         }
-        state = ProtectionState.FENCED;
         fenceReason = why;
+        state = ProtectionState.FENCED;
         fenceRequested = true;
+        protecting = false;
         LOG.error("VM {} FENCED: {}; this side stops its guest and discards its held output", adapter.vmId(), why);
     }
 

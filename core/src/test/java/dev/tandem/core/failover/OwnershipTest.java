@@ -7,6 +7,7 @@ import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.standby.StandbyContext;
 import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.system.LeakCheck;
+import dev.tandem.core.transport.LoopbackRelay;
 import dev.tandem.core.transport.TcpTransport;
 import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.StateDigest;
@@ -40,8 +41,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Exactly one owner, over real loopback TCP: each test checks the property (is the old guest still running with
- * output leaving?), not a proxy for it. The partition is a relay that stops moving bytes with every socket open, so
- * each side's own socket keeps accepting writes: liveness must come from the peer's answers.
+ * output leaving?), not a proxy for it. The partition is a {@link LoopbackRelay} that stops moving bytes with every
+ * socket open, so each side's own socket keeps accepting writes: liveness must come from the peer's answers.
  */
 @LeakCheck
 class OwnershipTest
@@ -64,7 +65,7 @@ class OwnershipTest
         final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
         try (SimulatedVmm vmm = guest("tcp-partition-vm").build();
             StandbyReplica standby = StandbyReplica.launch(standby(vmm, arbiter));
-            BlackHoleRelay relay = new BlackHoleRelay(standby.endpoint()))
+            LoopbackRelay relay = relayTo(standby))
         {
             vmm.start();
             // the active's own silence timeout is long: it must learn from the arbiter, not from its timeout
@@ -72,7 +73,7 @@ class OwnershipTest
                 .standbySilenceTimeoutNs(Duration.ofSeconds(30).toNanos())))
             {
                 await(() -> standby.lastCommittedEpoch() >= 30, "30 commits");
-                relay.blackHole();
+                relay.partition();
                 await(() -> promoted.get() != null, "the standby promotes");
                 await(active::isGuestStopped, "the old active stops its guest");
                 try
@@ -100,7 +101,7 @@ class OwnershipTest
         try (SimulatedVmm vmm = guest("pass-through-vm").build();
             StandbyReplica standby = StandbyReplica.launch(standby(vmm, arbiter)
                 .failureTimeoutNs(Duration.ofMillis(600).toNanos()));
-            BlackHoleRelay relay = new BlackHoleRelay(standby.endpoint()))
+            LoopbackRelay relay = relayTo(standby))
         {
             vmm.start();
             // the active detects first (100 ms), long before the standby may promote (600 ms)
@@ -109,7 +110,7 @@ class OwnershipTest
                 .unprotectedOutput(UnprotectedOutput.PASS_THROUGH)))
             {
                 await(() -> standby.lastCommittedEpoch() >= 30, "30 commits");
-                relay.blackHole();
+                relay.partition();
                 await(() -> promoted.get() != null, "the standby promotes");
                 await(active::isGuestStopped, "the old active stops its guest");
                 try
@@ -156,12 +157,12 @@ class OwnershipTest
         try (SimulatedVmm vmm = guest("close-vm").build();
             StandbyReplica standby = StandbyReplica.launch(standby(vmm, arbiter)
                 .failureTimeoutNs(Duration.ofSeconds(2).toNanos()));
-            BlackHoleRelay relay = new BlackHoleRelay(standby.endpoint()))
+            LoopbackRelay relay = relayTo(standby))
         {
             vmm.start();
             final ActiveReplicator active = ActiveReplicator.launch(active(vmm, arbiter, relay.endpoint()));
             await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
-            relay.blackHole();
+            relay.partition();
             active.close();
             // the GOODBYE sat in a socket nobody reads: close() claimed generation 2 before detaching
             assertEquals(2, arbiter.currentGeneration("close-vm"));
@@ -179,7 +180,7 @@ class OwnershipTest
         final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
         try (SimulatedVmm vmm = guest("late-close-vm").build();
             StandbyReplica standby = StandbyReplica.launch(standby(vmm, arbiter));
-            BlackHoleRelay relay = new BlackHoleRelay(standby.endpoint()))
+            LoopbackRelay relay = relayTo(standby))
         {
             vmm.start();
             final ActiveReplicator active = ActiveReplicator.launch(active(vmm, arbiter, relay.endpoint())
@@ -187,7 +188,7 @@ class OwnershipTest
             try
             {
                 await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
-                relay.blackHole();
+                relay.partition();
                 await(() -> promoted.get() != null, "the standby promotes");
                 active.close();
                 assertTrue(active.isGuestStopped(), "a superseded side never detaches its guest to run on");
@@ -269,7 +270,7 @@ class OwnershipTest
         assertTrue(arbiter.tryClaim("moving-vm", 2));
         try (SimulatedVmm vmm = guest("moving-vm").build();
             StandbyReplica standby = StandbyReplica.launch(standby(vmm, arbiter));
-            BlackHoleRelay relay = new BlackHoleRelay(standby.endpoint()))
+            LoopbackRelay relay = relayTo(standby))
         {
             vmm.start();
             try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, arbiter, relay.endpoint())
@@ -278,7 +279,7 @@ class OwnershipTest
                 await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
                 assertEquals(2, standby.generation(), "the standby moved up to the active's generation");
                 assertEquals(2, new GenerationFile(dir.resolve("standby").resolve("generation")).read());
-                relay.blackHole();
+                relay.partition();
                 await(() -> promoted.get() != null, "the next failover claims generation 3");
                 try
                 {
@@ -398,6 +399,14 @@ class OwnershipTest
                 activeDigests.put(epoch, StateDigest.of(adapter));
                 lastFrameOfEpoch.put(epoch, ((SimulatedVmm)adapter).txFrames());
             });
+    }
+
+    private static LoopbackRelay relayTo(final StandbyReplica standby) throws java.io.IOException
+    {
+        final String endpoint = standby.endpoint();
+        final int colon = endpoint.lastIndexOf(':');
+        return new LoopbackRelay(new java.net.InetSocketAddress(endpoint.substring(0, colon),
+            Integer.parseInt(endpoint.substring(colon + 1))));
     }
 
     private static void await(final BooleanSupplier condition, final String what) throws InterruptedException

@@ -1,4 +1,4 @@
-package dev.tandem.examples;
+package dev.tandem.core.transport;
 
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -23,6 +23,9 @@ import java.util.concurrent.TimeUnit;
  * unserved. It closes nothing: no FIN, no RST, so each side sees only silence, and its own writes go on being
  * accepted by its socket until the buffers fill. That is the case invariant 8 is about: liveness may come only from
  * the peer's replies. The sockets stay open until {@link #close()}.
+ * <p>
+ * A tool for tests and harnesses of an embedding (the in-JVM transport cannot show this: its writes stop being
+ * accepted at once); the failover harness and the ownership tests use it.
  */
 public final class LoopbackRelay implements AutoCloseable
 {
@@ -36,7 +39,7 @@ public final class LoopbackRelay implements AutoCloseable
     private final CountDownLatch stopped = new CountDownLatch(1);
     private volatile boolean partitionRequested;
     private volatile boolean closing;
-    private volatile long partitionedAtUs = OwnershipTimeline.NONE;
+    private volatile long partitionedAtUs = Long.MIN_VALUE;
     private volatile long bytesRelayed;
 
     /**
@@ -77,7 +80,8 @@ public final class LoopbackRelay implements AutoCloseable
     /**
      * Cuts both directions, leaving every socket open, and returns once the relay has stopped moving bytes.
      *
-     * @return the instant, on the {@link OwnershipTimeline#wallMicros() shared clock}, after which no byte crossed.
+     * @return the instant after which no byte crossed, in wall-clock microseconds since the epoch (the clock that
+     *         processes on one host share; each JVM's {@code nanoTime} has its own origin).
      * @throws InterruptedException if interrupted while waiting for the relay thread.
      * @throws IllegalStateException if the relay thread does not stop within five seconds.
      */
@@ -126,7 +130,8 @@ public final class LoopbackRelay implements AutoCloseable
         }
         finally
         {
-            partitionedAtUs = OwnershipTimeline.wallMicros();
+            final java.time.Instant now = java.time.Instant.now();
+            partitionedAtUs = now.getEpochSecond() * 1_000_000L + now.getNano() / 1000;
             stopped.countDown();
         }
     }
