@@ -499,6 +499,11 @@ final class CheckpointSender implements Agent
                 // standby that must drain the socket may need this very core.
                 pollAcks();
                 final long now = clock.nanoTime();
+                if (replicator.supersededWhileSilent(now, lastReceivedNs))
+                {
+                    // fenced while blocked on a full socket (a partition fills it): stop now, not at the timeout
+                    throw new IOException("superseded while a " + type + " frame waited for the standby");
+                }
                 checkStandbySilence(now);
                 blockedSinceNs = blockedSinceNs == 0 ? now : blockedSinceNs;
                 checkBlockedWrite(type, now - blockedSinceNs);

@@ -29,12 +29,10 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Failure detection, fencing and promotion in one JVM: a partition with both sides alive, a health report, and the
@@ -156,10 +154,10 @@ class FailoverTest
             vmm.start();
             try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)))
             {
-                await(() -> standby.lastCommittedEpoch() >= 40, "40 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 40, "40 commits");
                 transport.partitionable.partition();
-                await(() -> promoted.get() != null, "standby promotes");
-                await(active::isGuestStopped, "former active stops its guest");
+                Await.until(() -> promoted.get() != null, "standby promotes");
+                Await.until(active::isGuestStopped, "former active stops its guest");
                 final Promotion promotion = promoted.get();
                 try
                 {
@@ -188,7 +186,7 @@ class FailoverTest
                     final SimulatedVmm resumed = (SimulatedVmm)promotion.guest();
                     resumed.start();
                     final long writes = resumed.pageWrites();
-                    await(() -> resumed.pageWrites() > writes, "the promoted guest runs");
+                    Await.until(() -> resumed.pageWrites() > writes, "the promoted guest runs");
                 }
                 finally
                 {
@@ -215,10 +213,10 @@ class FailoverTest
             vmm.start();
             try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)))
             {
-                await(() -> standby.lastCommittedEpoch() >= 20, "20 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 20, "20 commits");
                 health.set("watchdog: guest kernel stopped scheduling");
-                await(() -> promoted.get() != null, "standby promotes on the report");
-                await(active::isGuestStopped, "the reporting active stops its guest");
+                Await.until(() -> promoted.get() != null, "standby promotes on the report");
+                Await.until(active::isGuestStopped, "the reporting active stops its guest");
                 final Promotion promotion = promoted.get();
                 try
                 {
@@ -268,10 +266,10 @@ class FailoverTest
             try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)
                 .standbyEndpoint(standby.endpoint())))
             {
-                await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
                 health.set(reason.toString());
-                await(() -> promoted.get() != null, "standby promotes on the report");
-                await(active::isGuestStopped, "the reporting active stops its guest");
+                Await.until(() -> promoted.get() != null, "standby promotes on the report");
+                Await.until(active::isGuestStopped, "the reporting active stops its guest");
                 final Promotion promotion = promoted.get();
                 try
                 {
@@ -322,9 +320,9 @@ class FailoverTest
                 dev.tandem.core.wire.FrameCodec.MAX_PAYLOAD_DEFAULT), tooLarge.getMessage());
             try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)))
             {
-                await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
                 transport.partitionable.corruptNextStandbyRead();
-                await(() -> active.failure() != null, "the active learns of the refusal");
+                Await.until(() -> active.failure() != null, "the active learns of the refusal");
                 // not just "connection lost": the standby's REFUSE names the fault
                 assertTrue(active.failure().getMessage().contains("standby refused"), active.failure().toString());
                 assertTrue(standby.status().rejectedFrames() >= 1);
@@ -358,7 +356,7 @@ class FailoverTest
                 .checkpointObserver(null)
                 .heartbeatIntervalNs(Duration.ofMillis(5).toNanos())))
             {
-                await(() -> standby.lastCommittedEpoch() >= 30, "30 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 30, "30 commits");
                 assertEquals(null, promoted.get(), "the standby promoted while the active was alive");
                 assertEquals(ProtectionState.PROTECTED, active.status().state());
             }
@@ -386,18 +384,4 @@ class FailoverTest
             }
         }
     }
-
-    private static void await(final BooleanSupplier condition, final String what) throws InterruptedException
-    {
-        final long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-        while (!condition.getAsBoolean())
-        {
-            if (System.nanoTime() > deadline)
-            {
-                fail("timed out waiting for: " + what);
-            }
-            Thread.sleep(2);
-        }
-    }
-
 }

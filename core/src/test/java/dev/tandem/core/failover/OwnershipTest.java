@@ -29,7 +29,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -37,7 +36,6 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Exactly one owner, over real loopback TCP: each test checks the property (is the old guest still running with
@@ -72,10 +70,10 @@ class OwnershipTest
             try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, arbiter, relay.endpoint())
                 .standbySilenceTimeoutNs(Duration.ofSeconds(30).toNanos())))
             {
-                await(() -> standby.lastCommittedEpoch() >= 30, "30 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 30, "30 commits");
                 relay.partition();
-                await(() -> promoted.get() != null, "the standby promotes");
-                await(active::isGuestStopped, "the old active stops its guest");
+                Await.until(() -> promoted.get() != null, "the standby promotes");
+                Await.until(active::isGuestStopped, "the old active stops its guest");
                 try
                 {
                     assertEquals(ProtectionState.FENCED, active.status().state());
@@ -109,10 +107,10 @@ class OwnershipTest
                 .standbySilenceTimeoutNs(Duration.ofMillis(100).toNanos())
                 .unprotectedOutput(UnprotectedOutput.PASS_THROUGH)))
             {
-                await(() -> standby.lastCommittedEpoch() >= 30, "30 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 30, "30 commits");
                 relay.partition();
-                await(() -> promoted.get() != null, "the standby promotes");
-                await(active::isGuestStopped, "the old active stops its guest");
+                Await.until(() -> promoted.get() != null, "the standby promotes");
+                Await.until(active::isGuestStopped, "the old active stops its guest");
                 try
                 {
                     assertEquals(ProtectionState.FENCED, active.status().state(), "FENCED, not FAILED");
@@ -137,14 +135,14 @@ class OwnershipTest
             try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, arbiter, standby.endpoint())
                 .unprotectedOutput(UnprotectedOutput.PASS_THROUGH)))
             {
-                await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
                 standby.close();
-                await(() -> active.status().state() == ProtectionState.FAILED, "the active owns the guest");
+                Await.until(() -> active.status().state() == ProtectionState.FAILED, "the active owns the guest");
                 assertEquals(2, active.generation(), "it won the next generation");
                 assertEquals(2, arbiter.currentGeneration("winner-vm"));
                 assertEquals(2, new GenerationFile(dir.resolve("active-generation")).read(), "persisted");
                 final int before = released.size();
-                await(() -> released.size() > before + 10, "output passes through once owned");
+                Await.until(() -> released.size() > before + 10, "output passes through once owned");
                 assertFalse(vmm.isPaused());
             }
         }
@@ -161,14 +159,14 @@ class OwnershipTest
         {
             vmm.start();
             final ActiveReplicator active = ActiveReplicator.launch(active(vmm, arbiter, relay.endpoint()));
-            await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
+            Await.until(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
             relay.partition();
             active.close();
             // the GOODBYE sat in a socket nobody reads: close() claimed generation 2 before detaching
             assertEquals(2, arbiter.currentGeneration("close-vm"));
             assertEquals(2, active.generation());
             assertFalse(active.isGuestStopped(), "the owner's guest runs on");
-            await(() -> standby.status().ownership().startsWith("superseded"), "the standby finds itself superseded");
+            Await.until(() -> standby.status().ownership().startsWith("superseded"), "the standby finds itself superseded");
             assertNull(standby.promotion(), "a superseded standby never promotes");
             assertTrue(standby.promotionRefused().contains("another side"), standby.promotionRefused());
         }
@@ -187,9 +185,9 @@ class OwnershipTest
                 .standbySilenceTimeoutNs(Duration.ofSeconds(30).toNanos()));
             try
             {
-                await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
                 relay.partition();
-                await(() -> promoted.get() != null, "the standby promotes");
+                Await.until(() -> promoted.get() != null, "the standby promotes");
                 active.close();
                 assertTrue(active.isGuestStopped(), "a superseded side never detaches its guest to run on");
                 assertEquals(ProtectionState.FENCED, active.status().state());
@@ -216,18 +214,18 @@ class OwnershipTest
             vmm.start();
             try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, arbiter, standby.endpoint())))
             {
-                await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
                 arbiter.down.set(true);
                 standby.promote("operator moves the guest");
-                await(() -> standby.status().ownership().contains("unreachable"), "the standby retries the arbiter");
+                Await.until(() -> standby.status().ownership().contains("unreachable"), "the standby retries the arbiter");
                 final long commits = standby.status().commits();
-                await(() -> standby.status().commits() > commits + 5, "the session goes on while the claim waits");
+                Await.until(() -> standby.status().commits() > commits + 5, "the session goes on while the claim waits");
                 assertTrue(standby.status().connected(), "not dropped before the claim is won");
                 assertNull(promoted.get(), "never promotes blind");
                 assertTrue(standby.status().arbiterError() != null);
                 arbiter.down.set(false);
-                await(() -> promoted.get() != null, "promotes once the arbiter answers");
-                await(active::isGuestStopped, "the old active stops its guest");
+                Await.until(() -> promoted.get() != null, "promotes once the arbiter answers");
+                Await.until(active::isGuestStopped, "the old active stops its guest");
                 try
                 {
                     assertEquals(2, promoted.get().generation());
@@ -276,15 +274,15 @@ class OwnershipTest
             try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, arbiter, relay.endpoint())
                 .generation(2)))
             {
-                await(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 10, "10 commits");
                 assertEquals(2, standby.generation(), "the standby moved up to the active's generation");
                 assertEquals(2, new GenerationFile(dir.resolve("standby").resolve("generation")).read());
                 relay.partition();
-                await(() -> promoted.get() != null, "the next failover claims generation 3");
+                Await.until(() -> promoted.get() != null, "the next failover claims generation 3");
                 try
                 {
                     assertEquals(3, promoted.get().generation());
-                    await(active::isGuestStopped, "the old active stops its guest");
+                    Await.until(active::isGuestStopped, "the old active stops its guest");
                 }
                 finally
                 {
@@ -306,14 +304,14 @@ class OwnershipTest
             second.start();
             try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, arbiter, standby.endpoint())))
             {
-                await(() -> standby.lastCommittedEpoch() >= 5, "5 commits");
+                Await.until(() -> standby.lastCommittedEpoch() >= 5, "5 commits");
                 final ProtocolException refused = assertThrows(ProtocolException.class,
                     () -> ActiveReplicator.launch(active(second, arbiter, standby.endpoint())
                         .generationFile(dir.resolve("second-generation"))));
                 assertEquals(ProtocolException.Fault.REFUSED, refused.fault());
                 assertTrue(refused.getMessage().contains("already serves an active"), refused.getMessage());
                 final long commits = standby.lastCommittedEpoch();
-                await(() -> standby.lastCommittedEpoch() > commits + 5, "the first active is still protected");
+                Await.until(() -> standby.lastCommittedEpoch() > commits + 5, "the first active is still protected");
                 assertEquals(ProtectionState.PROTECTED, active.status().state());
             }
         }
@@ -407,19 +405,6 @@ class OwnershipTest
         final int colon = endpoint.lastIndexOf(':');
         return new LoopbackRelay(new java.net.InetSocketAddress(endpoint.substring(0, colon),
             Integer.parseInt(endpoint.substring(colon + 1))));
-    }
-
-    private static void await(final BooleanSupplier condition, final String what) throws InterruptedException
-    {
-        final long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-        while (!condition.getAsBoolean())
-        {
-            if (System.nanoTime() > deadline)
-            {
-                fail("timed out waiting for: " + what);
-            }
-            Thread.sleep(2);
-        }
     }
 
     /**
