@@ -6,10 +6,12 @@ import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
+import dev.tandem.core.metrics.LatencyDistribution;
 import dev.tandem.core.metrics.PolicyDecisionEvent;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.metrics.ProtectionStatus;
+import dev.tandem.core.metrics.StageLatency;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
@@ -64,7 +66,7 @@ public final class ActiveReplicator implements AutoCloseable
     private final OutputCommitGate gate;
     private final ActiveCounters counters = new ActiveCounters();
     /** Longest latency recorded; fixed so that recording never resizes (allocates) on the hot path. */
-    static final long HIGHEST_RECORDED_NS = TimeUnit.SECONDS.toNanos(60);
+    static final long HIGHEST_RECORDED_NS = LatencyDistribution.HIGHEST_RECORDED_NS;
 
     private final LatencyDistribution pause = new LatencyDistribution();
     private final LatencyDistribution commit = new LatencyDistribution();
@@ -88,6 +90,7 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile long lastAckedEpoch;
     private volatile Throwable failure;
     private volatile long baselinePauseNs;
+    private volatile long baselineCommitNs;
     private volatile long lastCommitLatencyNs;
     private volatile long lastSendNs;
     private volatile long lastEncodedBytes;
@@ -146,6 +149,7 @@ public final class ActiveReplicator implements AutoCloseable
                 ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER, ctx::newWaitStrategy);
             outputGate = new OutputCommitGate(ctx.outputHoldBytes(), adapter.packetSink(), hold.recorder(),
                 HIGHEST_RECORDED_NS, ctx.nanoClock());
+            outputGate.baselineEpoch(firstEpoch);
         }
         catch (final RuntimeException ex)
         {
@@ -391,6 +395,9 @@ public final class ActiveReplicator implements AutoCloseable
         }
         final Histogram pauseHistogram = pause.refresh();
         final Histogram commitHistogram = commit.refresh();
+        final Histogram holdHistogram = hold.refresh();
+        final Histogram encodeHistogram = encode.refresh();
+        final Histogram sendHistogram = send.refresh();
         final long now = ctx.nanoClock().nanoTime();
         final long checkpoints = counters.checkpoints.get();
         final double rate = lastStatusNs == 0 ? 0 :
@@ -403,11 +410,17 @@ public final class ActiveReplicator implements AutoCloseable
             gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
             pauseHistogram.getMaxValue(), commitHistogram.getValueAtPercentile(50),
             commitHistogram.getValueAtPercentile(99), counters.pageBytesRaw.get(), counters.pageBytesEncoded.get(),
-            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), hold.refresh().getValueAtPercentile(99),
-            baselinePauseNs, encode.refresh().getValueAtPercentile(99), send.refresh().getValueAtPercentile(99),
+            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), holdHistogram.getValueAtPercentile(99),
+            baselinePauseNs, encodeHistogram.getValueAtPercentile(99), sendHistogram.getValueAtPercentile(99),
             counters.zeroPages.get(), counters.rawPages.get(), counters.lz4Pages.get(), counters.deltaPages.get(),
             ctx.pageCodec() ? ctx.encoderThreads() : 0, ownership.generation(), ownership.attempts(),
-            ownership.lastError());
+            ownership.lastError(), holdHistogram.getValueAtPercentile(50),
+            hold.recent().getTotalCount() == 0 ? 0 : hold.recent().getValueAtPercentile(99), baselineCommitNs,
+            gate.baselineHoldMaxNs(), List.of(
+                StageLatency.of("pause", pauseHistogram, pause.recent()),
+                StageLatency.of("encode", encodeHistogram, encode.recent()),
+                StageLatency.of("send", sendHistogram, send.recent()),
+                StageLatency.of("ack", commitHistogram, commit.recent())));
     }
 
     /**
@@ -600,6 +613,11 @@ public final class ActiveReplicator implements AutoCloseable
     void commitLatency(final long latencyNs)
     {
         lastCommitLatencyNs = latencyNs;
+    }
+
+    void baselineCommitNs(final long latencyNs)
+    {
+        baselineCommitNs = latencyNs;
     }
 
     void periodChosen(final long nextPeriodNs, final CheckpointPolicy.Decision decision)
