@@ -186,7 +186,7 @@ public final class SimulationSuite
      * @param elapsedNs  time since the first seed started.
      * @return e.g. {@code "simulate: 40/200 seeds, 0 with violations, 12 s elapsed, ETA 48 s"}.
      */
-    static String progressLine(final long done, final long total, final long violations, final long elapsedNs)
+    public static String progressLine(final long done, final long total, final long violations, final long elapsedNs)
     {
         final double elapsedS = elapsedNs / 1e9;
         final String eta = done >= total ? "done" :
