@@ -111,7 +111,7 @@ class TandemExamplesTest
         assertTrue(run.err.lines().anyMatch(line -> line.startsWith("simulate: 3/3 seeds, " + violations +
             " with violations") && line.endsWith("done")), run.err);
         assertFalse(run.out.contains("simulate: "), run.out);
-        final List<String> rows = run.out.lines().filter(line -> line.startsWith("  ")).toList();
+        final List<String> rows = tableRows(run.out);
         assertTrue(rows.size() >= 3, run.out);
         // names left, counts right-aligned in one column: every row ends at the same place
         for (final String row : rows)
@@ -166,6 +166,31 @@ class TandemExamplesTest
         assertEquals(0, clean.status, clean.out + clean.err);
         assertEquals(List.of(), list(removed), "nothing left after a passing run without --keep");
         assertFalse(clean.out.contains("  logs "), clean.out);
+    }
+
+    /**
+     * @return the rows under the summary's "faults drawn:" and "outcomes:" headings.
+     */
+    private static List<String> tableRows(final String summary)
+    {
+        final List<String> rows = new java.util.ArrayList<>();
+        boolean inTable = false;
+        for (final String line : summary.lines().toList())
+        {
+            if ("faults drawn:".equals(line) || "outcomes:".equals(line))
+            {
+                inTable = true;
+            }
+            else if (inTable && line.startsWith("  "))
+            {
+                rows.add(line);
+            }
+            else
+            {
+                inTable = false;
+            }
+        }
+        return rows;
     }
 
     private static List<Path> list(final Path dir) throws Exception
