@@ -32,6 +32,22 @@ public interface RecoveryPoint
     GuestMemory memory();
 
     /**
+     * Hands the memory of this recovery point over to the caller instead of a copy (zero-copy promotion): the
+     * returned region holds the guest's memory as of the checkpoint (page {@code p} at offset {@code p * pageSize}),
+     * and from this call on the caller owns it: it becomes the new guest's memory, and the caller closes it when
+     * the guest goes. Call at most once, inside {@link ReplicaTarget#resume}; afterwards {@link #memory()} must not
+     * be used, and the standby no longer holds a replica (it has become the new guest). A KVM target would map the
+     * region into its memory slot.
+     *
+     * @return the region, now owned by the caller; or null if this recovery point cannot hand it over (copy from
+     *         {@link #memory()} then).
+     */
+    default NativeMemory.Region adoptMemory()
+    {
+        return null;
+    }
+
+    /**
      * @return the saved state of every component, in the order the active listed them.
      */
     List<ComponentState> components();

@@ -89,6 +89,8 @@ public final class StandbyReplica implements AutoCloseable
     /** What the standby's ownership is doing, for status(): standby, claiming, promoted, superseded. */
     private volatile String ownershipState = "standby";
     private volatile String promoteRequest;
+    /** True only while the ReplicaTarget resumes the guest: the one moment its memory may be adopted. */
+    private boolean resuming;
     /** Barrier to the epoch's end read (the delta on the wire), after the session's baseline. */
     private final LatencyDistribution receiveStage = new LatencyDistribution();
     /** The epoch's end read to its disk writes, pages and state applied. */
@@ -396,6 +398,17 @@ public final class StandbyReplica implements AutoCloseable
         public GuestMemory memory()
         {
             return memory.view();
+        }
+
+        @Override
+        public NativeMemory.Region adoptMemory()
+        {
+            if (!resuming)
+            {
+                throw new IllegalStateException("the replica's memory can be adopted only by the ReplicaTarget " +
+                    "during promotion");
+            }
+            return memory.adopt();
         }
 
         @Override
@@ -775,6 +788,7 @@ public final class StandbyReplica implements AutoCloseable
             final VmmAdapter guest;
             try
             {
+                resuming = true;
                 guest = ctx.replicaTarget().resume(recoveryPoint);
             }
             catch (final RuntimeException ex)
@@ -783,6 +797,10 @@ public final class StandbyReplica implements AutoCloseable
                 ownershipState = "owner of generation " + next + " without a guest: the ReplicaTarget failed";
                 refuse("the ReplicaTarget failed to resume the guest: " + ex);
                 return;
+            }
+            finally
+            {
+                resuming = false;
             }
             final long promotionNs = clock.nanoTime() - start;
             steps.onStep("resume guest", promotionNs);

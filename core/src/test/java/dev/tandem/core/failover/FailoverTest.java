@@ -183,6 +183,11 @@ class FailoverTest
                     // the claim comes first: the standby lets go of the active only once it owns the next generation
                     assertEquals(List.of("claim generation", "persist generation", "stop receiving",
                         "discard partial epoch", "resume guest"), steps);
+                    // zero-copy promotion: the promoted guest runs on the replica's memory, which the standby gave up
+                    final IllegalStateException adopted = assertThrows(IllegalStateException.class,
+                        () -> standby.inspect(StateDigest::of));
+                    assertTrue(String.valueOf(adopted.getMessage()).contains("adopted") ||
+                        String.valueOf(adopted.getCause()).contains("adopted"), adopted.toString());
                     final SimulatedVmm resumed = (SimulatedVmm)promotion.guest();
                     resumed.start();
                     final long writes = resumed.pageWrites();

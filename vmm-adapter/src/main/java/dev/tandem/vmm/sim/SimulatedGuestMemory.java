@@ -33,6 +33,23 @@ public final class SimulatedGuestMemory implements GuestMemory, DirtyLog, AutoCl
      */
     public SimulatedGuestMemory(final long sizeBytes, final int pageSize)
     {
+        this(null, sizeBytes, pageSize);
+    }
+
+    /**
+     * Guest memory on a region handed over by a recovery point ({@link dev.tandem.vmm.RecoveryPoint#adoptMemory()}):
+     * no copy; this memory owns the region from now on and frees it at {@link #close()}.
+     *
+     * @param adopted  the region, holding the guest's pages.
+     * @param pageSize page size, a power of two of at least 512.
+     */
+    public SimulatedGuestMemory(final NativeMemory.Region adopted, final int pageSize)
+    {
+        this(java.util.Objects.requireNonNull(adopted, "adopted"), adopted.length(), pageSize);
+    }
+
+    private SimulatedGuestMemory(final NativeMemory.Region adopted, final long sizeBytes, final int pageSize)
+    {
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1)
         {
             throw new IllegalArgumentException("page size must be a power of two >= 512: " + pageSize);
@@ -45,7 +62,7 @@ public final class SimulatedGuestMemory implements GuestMemory, DirtyLog, AutoCl
         this.pageSize = pageSize;
         this.pageShift = Integer.numberOfTrailingZeros(pageSize);
         this.pageCount = sizeBytes / pageSize;
-        this.region = NativeMemory.allocate(sizeBytes, pageSize);
+        this.region = adopted != null ? adopted : NativeMemory.allocate(sizeBytes, pageSize);
         this.address = region.address();
         this.dirty = new DirtyBitmap(pageCount);
         this.view = new NativeGuestMemory(address, pageSize, pageCount);

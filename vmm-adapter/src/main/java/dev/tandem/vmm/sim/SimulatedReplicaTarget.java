@@ -1,6 +1,7 @@
 package dev.tandem.vmm.sim;
 
 import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.ReplicaTarget;
 import dev.tandem.vmm.StatefulComponent;
@@ -19,15 +20,32 @@ public final class SimulatedReplicaTarget implements ReplicaTarget
 {
     private final SimulatedVmm.Builder template;
     private final boolean start;
+    private final boolean adopt;
 
     /**
-     * @param template configuration of the guest to build; its disk path is where the recovered image is copied.
+     * A target that adopts the recovery point: the new guest runs on the standby's memory region and disk images
+     * in place, nothing copied (a recovery point that cannot hand its memory over is copied from).
+     *
+     * @param template configuration of the guest to build.
      * @param start    whether to start the vCPUs (false leaves the guest built but stopped, for inspection).
      */
     public SimulatedReplicaTarget(final SimulatedVmm.Builder template, final boolean start)
     {
+        this(template, start, true);
+    }
+
+    /**
+     * @param template configuration of the guest to build; when copying, its disk path is where the recovered image
+     *                 is copied.
+     * @param start    whether to start the vCPUs (false leaves the guest built but stopped, for inspection).
+     * @param adopt    true to adopt the recovery point's memory and disk images (zero-copy promotion), false to copy
+     *                 them (the standby's replica stays intact, e.g. to compare it afterwards).
+     */
+    public SimulatedReplicaTarget(final SimulatedVmm.Builder template, final boolean start, final boolean adopt)
+    {
         this.template = template.copy();
         this.start = start;
+        this.adopt = adopt;
     }
 
     @Override
@@ -44,11 +62,33 @@ public final class SimulatedReplicaTarget implements ReplicaTarget
             throw new VmmAdapterException(VmmAdapterException.Phase.RESTORE, "recovery point has " +
                 source.sizeBytes() + " bytes of memory, target is configured for " + template.memoryBytes());
         }
-        copyDisk(point);
-        final SimulatedVmm vmm = template.build();
+        final SimulatedVmm.Builder config = template.copy();
+        if (adopt && template.diskPath() != null && point.disks().size() == 1)
+        {
+            // the standby's image becomes the guest's disk in place: no copy of the disk either
+            config.diskPath(point.diskImage(point.disks().get(0).id()));
+        }
+        copyDisk(point, config.diskPath());
+        final NativeMemory.Region adopted = adopt ? point.adoptMemory() : null;
+        final SimulatedVmm vmm;
         try
         {
-            vmm.memory().copyFrom(source);
+            vmm = config.build(adopted);
+        }
+        catch (final RuntimeException ex)
+        {
+            if (adopted != null)
+            {
+                adopted.close();
+            }
+            throw ex;
+        }
+        try
+        {
+            if (adopted == null)
+            {
+                vmm.memory().copyFrom(source);
+            }
             for (final RecoveryPoint.ComponentState state : point.components())
             {
                 find(vmm, state.id()).restore(state.version(), state.state(), 0, state.state().capacity());
@@ -62,9 +102,8 @@ public final class SimulatedReplicaTarget implements ReplicaTarget
         }
     }
 
-    private void copyDisk(final RecoveryPoint point)
+    private void copyDisk(final RecoveryPoint point, final Path target)
     {
-        final Path target = template.diskPath();
         if (target == null)
         {
             if (!point.disks().isEmpty())

@@ -85,7 +85,7 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
     /** True while {@link #step()} runs a tick: a vCPU is mid-instruction and a pause would wait for it forever. */
     private boolean stepping;
 
-    private SimulatedVmm(final Builder config)
+    private SimulatedVmm(final Builder config, final NativeMemory.Region adoptedMemory)
     {
         this.config = config;
         final PacketSink configured = config.packetSink;
@@ -97,7 +97,8 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
                 configured.send(frame, index, length);
             }
         };
-        this.memory = new SimulatedGuestMemory(config.memoryBytes, config.pageSize);
+        this.memory = adoptedMemory != null ? new SimulatedGuestMemory(adoptedMemory, config.pageSize) :
+            new SimulatedGuestMemory(config.memoryBytes, config.pageSize);
         // the last pages of memory are the NIC's receive area, written only by device DMA
         this.rxSlots = (int)Math.min(64, Math.max(1, (memory.sizeBytes() / 8) / RX_SLOT_BYTES));
         this.rxAreaAddress = memory.sizeBytes() - (long)rxSlots * RX_SLOT_BYTES;
@@ -1184,6 +1185,20 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
          */
         public SimulatedVmm build()
         {
+            return build(null);
+        }
+
+        /**
+         * Builds the VMM on memory handed over by a recovery point (zero-copy promotion): the guest's pages are the
+         * region's, and the VMM owns it from now on (freed by {@link SimulatedVmm#close()}).
+         *
+         * @param adoptedMemory the region from {@link dev.tandem.vmm.RecoveryPoint#adoptMemory()}, or null to
+         *                      allocate fresh memory.
+         * @return a stopped simulated VMM.
+         * @throws IllegalArgumentException if the region's size is not this guest's memory size.
+         */
+        public SimulatedVmm build(final NativeMemory.Region adoptedMemory)
+        {
             if (memoryBytes % pageSize != 0)
             {
                 throw new IllegalArgumentException(
@@ -1195,7 +1210,12 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
                 throw new IllegalArgumentException("disk size " + diskBytes + " is not a multiple of the disk block " +
                     "size " + diskBlockSize + " of at least " + Math.max(DISK_BLOCK_BYTES, diskBlockSize));
             }
-            return new SimulatedVmm(copy());
+            if (adoptedMemory != null && adoptedMemory.length() != memoryBytes)
+            {
+                throw new IllegalArgumentException("adopted memory of " + adoptedMemory.length() + " bytes for a " +
+                    "guest of " + memoryBytes + " bytes");
+            }
+            return new SimulatedVmm(copy(), adoptedMemory);
         }
     }
 }

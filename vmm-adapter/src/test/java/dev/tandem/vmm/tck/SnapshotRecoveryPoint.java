@@ -32,6 +32,7 @@ public final class SnapshotRecoveryPoint implements RecoveryPoint, AutoCloseable
     private final List<VirtualDisk> disks = new ArrayList<>();
     private final List<Path> diskPaths = new ArrayList<>();
     private final List<FileVirtualDisk> openDisks = new ArrayList<>();
+    private boolean adopted;
 
     /**
      * Copies everything out of a paused adapter.
@@ -140,11 +141,46 @@ public final class SnapshotRecoveryPoint implements RecoveryPoint, AutoCloseable
         throw new IllegalArgumentException("no disk " + diskId);
     }
 
+    /**
+     * Hands the snapshot's memory over: from now on the caller owns it (see {@link RecoveryPoint#adoptMemory()}).
+     *
+     * @return the region.
+     */
+    @Override
+    public NativeMemory.Region adoptMemory()
+    {
+        if (adopted)
+        {
+            throw new IllegalStateException("memory adopted twice");
+        }
+        adopted = true;
+        return memoryRegion;
+    }
+
+    /**
+     * @return true once a target adopted the memory.
+     */
+    public boolean memoryAdopted()
+    {
+        return adopted;
+    }
+
+    /**
+     * @return where the snapshot's memory starts (the adopted region's address).
+     */
+    public long memoryAddress()
+    {
+        return memoryRegion.address();
+    }
+
     @Override
     public void close()
     {
         openDisks.forEach(FileVirtualDisk::close);
-        memoryRegion.close();
+        if (!adopted)
+        {
+            memoryRegion.close();
+        }
     }
 
 }

@@ -252,6 +252,53 @@ public abstract class VmmAdapterContractTest
     }
 
     /**
+     * Zero-copy promotion: a target that adopts the recovery point's memory ({@code RecoveryPoint.adoptMemory()})
+     * runs the new guest on that very memory: a store through the new guest's memory is in the adopted region. A
+     * target that copies instead passes trivially (copying is the fallback), and the new guest must then own
+     * memory of its own.
+     */
+    @Test
+    void anAdoptingTargetRunsTheGuestOnTheRecoveryPointsMemory() throws InterruptedException
+    {
+        Thread.sleep(activityWindowMillis());
+        adapter.vcpus().pause();
+        try (SnapshotRecoveryPoint point = new SnapshotRecoveryPoint(adapter, dir))
+        {
+            final Path replicaDir = dir.resolve("adopting");
+            assertTrue(replicaDir.toFile().mkdirs());
+            final VmmAdapter replica = newReplicaTarget(replicaDir).resume(point);
+            try
+            {
+                if (!replica.vcpus().isPaused())
+                {
+                    replica.vcpus().pause();
+                }
+                final int pageSize = replica.memory().pageSize();
+                final UnsafeBuffer region = new UnsafeBuffer(point.memoryAddress(), pageSize);
+                final int before = region.getInt(pageSize - 4);
+                final UnsafeBuffer pattern = new UnsafeBuffer(new byte[pageSize]);
+                pattern.setMemory(0, pageSize, (byte)(before == 0x5A5A5A5A ? 0xA5 : 0x5A));
+                replica.memory().copyIn(0, 1, pattern, 0);
+                if (point.memoryAdopted())
+                {
+                    assertEquals(pattern.getInt(pageSize - 4), region.getInt(pageSize - 4), "the new guest's " +
+                        "memory is not the adopted region: the target copied after adopting");
+                }
+                else
+                {
+                    assertEquals(before, region.getInt(pageSize - 4), "a copying target wrote into the recovery " +
+                        "point's memory");
+                }
+            }
+            finally
+            {
+                close(replica);
+            }
+        }
+        adapter.vcpus().resume();
+    }
+
+    /**
      * The replica target builds a guest whose digest equals the guest the recovery point was taken from.
      */
     @Test
