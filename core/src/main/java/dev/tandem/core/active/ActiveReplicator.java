@@ -1,6 +1,5 @@
 package dev.tandem.core.active;
 
-import dev.tandem.core.JvmAccess;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.PromotionArbiter;
@@ -8,14 +7,15 @@ import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
 import dev.tandem.core.metrics.PolicyDecisionEvent;
 import dev.tandem.core.metrics.ProtectionState;
-import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.metrics.ProtectionStatus;
+import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException;
+import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
 import org.HdrHistogram.Histogram;
@@ -190,7 +190,7 @@ public final class ActiveReplicator implements AutoCloseable
     public static ActiveReplicator launch(final ActiveContext ctx) throws IOException
     {
         ctx.conclude();
-        JvmAccess.check();
+        JvmAccess.check(LOG::warn);
         // registering the JFR event types costs tens of milliseconds once: do it here, not in the first checkpoint
         CheckpointEvent.enabled();
         CommitEvent.enabled();

@@ -1,6 +1,5 @@
 package dev.tandem.core.standby;
 
-import dev.tandem.core.JvmAccess;
 import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
@@ -14,10 +13,11 @@ import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
-import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.core.wire.ProtocolException.Fault;
+import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.VirtualDisk;
@@ -162,7 +162,7 @@ public final class StandbyReplica implements AutoCloseable
     public static StandbyReplica launch(final StandbyContext ctx) throws IOException
     {
         ctx.conclude();
-        JvmAccess.check();
+        JvmAccess.check(LOG::warn);
         FailoverEvent.register();
         final Transport.Listener listener = ctx.transport().listen(ctx.listenEndpoint());
         final StandbyReplica standby;
