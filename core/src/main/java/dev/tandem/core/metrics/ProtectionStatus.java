@@ -42,6 +42,8 @@ import java.util.Locale;
  * @param generation          the generation this side serves (moves up when it wins the next one).
  * @param arbiterAttempts     questions asked of the arbiter so far (while ARBITRATING, or silent).
  * @param arbiterError        why the arbiter last could not be reached, or null once it answered.
+ * @param lastCheckpointDirtyPages pages dirtied during epoch {@code lastCheckpointEpoch} (its delta: what
+ *                            checkpoint {@code lastCheckpointEpoch} copied; every page for the baseline).
  */
 public record ProtectionStatus(
     ProtectionState state,
@@ -78,7 +80,8 @@ public record ProtectionStatus(
     int encoderThreads,
     long generation,
     long arbiterAttempts,
-    String arbiterError)
+    String arbiterError,
+    long lastCheckpointDirtyPages)
 {
     /**
      * @return epochs checkpointed but not yet acknowledged (the replication lag).

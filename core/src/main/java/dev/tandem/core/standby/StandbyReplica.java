@@ -40,8 +40,11 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import java.util.zip.CRC32C;
 
 /**
@@ -56,6 +59,8 @@ import java.util.zip.CRC32C;
 public final class StandbyReplica implements AutoCloseable
 {
     private static final Logger LOG = LoggerFactory.getLogger(StandbyReplica.class);
+    /** How often {@link #awaitCommitted} looks at the recovery point: well under a commit's latency. */
+    private static final long AWAIT_POLL_NS = TimeUnit.MICROSECONDS.toNanos(200);
 
     private final StandbyContext ctx;
     private final Transport.Listener listener;
@@ -72,6 +77,7 @@ public final class StandbyReplica implements AutoCloseable
     private final Handshake.Hello expected;
 
     private volatile long lastCommittedEpoch;
+    private volatile boolean closed;
     private volatile boolean connected;
     private volatile long commits;
     private volatile long framesReceived;
@@ -213,6 +219,45 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
+     * Waits until this standby has committed {@code epoch}: its recovery point is that checkpoint or a newer one
+     * (memory, device state and every disk write up to barrier {@code epoch}, verified and applied). Polls every
+     * 0.2 ms at most. With {@link StandbyContext#useAgentInvoker(boolean)} another thread must step the receiver
+     * meanwhile, or nothing can commit.
+     *
+     * @param epoch   the epoch to wait for.
+     * @param timeout how long to wait at most (wall clock).
+     * @return true once {@code epoch} is committed, false if the timeout passed first.
+     * @throws IllegalStateException if no further epoch can commit here (closed, promoted, or the replica torn)
+     *                               before {@code epoch} did, saying which and the recovery point's epoch.
+     * @throws InterruptedException  if the waiting thread is interrupted.
+     */
+    public boolean awaitCommitted(final long epoch, final Duration timeout) throws InterruptedException
+    {
+        final long deadline = System.nanoTime() + timeout.toNanos();
+        while (lastCommittedEpoch < epoch)
+        {
+            final String ended = closed ? "closed" : promotion != null ? "promoted" :
+                torn != null ? "torn (" + torn + ")" : null;
+            if (ended != null && lastCommittedEpoch < epoch)
+            {
+                throw new IllegalStateException("standby for VM " + ctx.vmId() + " is " + ended + " with epoch " +
+                    lastCommittedEpoch + " committed; epoch " + epoch + " will not commit here");
+            }
+            final long remaining = deadline - System.nanoTime();
+            if (remaining <= 0)
+            {
+                return false;
+            }
+            LockSupport.parkNanos(Math.min(remaining, AWAIT_POLL_NS));
+            if (Thread.interrupted())
+            {
+                throw new InterruptedException("interrupted while waiting for epoch " + epoch + " to commit");
+            }
+        }
+        return true;
+    }
+
+    /**
      * Asks the standby to promote now (an operator's failover): on the receiver thread it first claims the next
      * generation from the arbiter (retrying with back-off while it cannot be reached, the session untouched
      * meanwhile), persists it, and only then stops receiving, discards everything after the recovery point and
@@ -326,8 +371,14 @@ public final class StandbyReplica implements AutoCloseable
      * Stops receiving and frees the replica. Idempotent.
      */
     @Override
-    public void close()
+    public synchronized void close()
     {
+        if (closed)
+        {
+            // the documented idempotence: a second close must not free the replica's memory twice
+            return;
+        }
+        closed = true;
         CloseHelper.quietCloseAll(runner, invoker);
         listener.close();
         memory.close();
