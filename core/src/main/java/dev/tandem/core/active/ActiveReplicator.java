@@ -185,6 +185,13 @@ public final class ActiveReplicator implements AutoCloseable
 
     /**
      * Connects, handshakes and starts protecting the guest.
+     * <p>
+     * A launch that throws has undone everything it started: no thread runs, no off-heap memory is held, the
+     * connection is closed and the guest's I/O no longer passes through the library. A launch that returns starts
+     * the scheduler and sender threads ({@code tandem-checkpoint-*}); they are not daemon threads, like Aeron's and
+     * Agrona's agents: they keep the JVM alive until {@link #close()}, so protection never silently stops (and the
+     * standby never promotes) because a main thread returned. Close the replicator in a {@code finally} or
+     * try-with-resources.
      *
      * @param ctx configuration; concluded here.
      * @return the running replicator.
@@ -224,7 +231,17 @@ public final class ActiveReplicator implements AutoCloseable
             connection.close();
             throw ex;
         }
-        replicator.start();
+        try
+        {
+            replicator.start();
+        }
+        catch (final RuntimeException | Error ex)
+        {
+            // a launch that throws leaves nothing behind: no thread, no off-heap memory, no open connection
+            replicator.abandon();
+            connection.close();
+            throw ex;
+        }
         return replicator;
     }
 
@@ -272,6 +289,34 @@ public final class ActiveReplicator implements AutoCloseable
             AgentRunner.startOnThread(senderRunner);
             AgentRunner.startOnThread(schedulerRunner);
         }
+    }
+
+    /**
+     * Undoes a {@link #start()} that threw: the guest's I/O no longer passes through the library, and the threads
+     * and memory this instance created are gone.
+     */
+    private void abandon()
+    {
+        protecting = false;
+        state = ProtectionState.STOPPED;
+        // a runner never started runs its agent's onClose (which frees the sender's buffers) on this thread
+        CloseHelper.quietCloseAll(schedulerRunner, schedulerInvoker, senderRunner, senderInvoker);
+        try
+        {
+            adapter.detach();
+            adapter.dirtyLog().stopTracking();
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.warn("VM {}: undoing a failed launch, the adapter failed to detach", adapter.vmId(), ex);
+        }
+        for (final StagingArea area : areas)
+        {
+            area.close();
+        }
+        diskStream.shutdown();
+        CloseHelper.quietCloseAll(diskStream, gate);
+        closed = true;
     }
 
     /**

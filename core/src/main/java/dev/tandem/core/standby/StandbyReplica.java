@@ -159,6 +159,12 @@ public final class StandbyReplica implements AutoCloseable
 
     /**
      * Starts listening for the active.
+     * <p>
+     * A launch that throws has undone everything it started (no thread, no off-heap memory, the endpoint unbound).
+     * A launch that returns runs the receiver on a thread ({@code tandem-standby-receiver}) that is not a daemon
+     * thread: it keeps the JVM alive until {@link #close()}, whether or not an active ever connects, and it keeps
+     * listening after it refuses an active (a wrong geometry, a stale generation). Close the standby in a
+     * {@code finally} or try-with-resources.
      *
      * @param ctx configuration; concluded here.
      * @return the running standby.
