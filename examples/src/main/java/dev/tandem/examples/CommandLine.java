@@ -6,7 +6,9 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The one option parser of the examples: {@code --name value} pairs and {@code --flag}s, each name checked.
+ * Option values of the examples: the failover nodes' own {@code --name value} parser (the harness writes their
+ * command lines, so it needs no help or errors for people) and the sizes and times every command line reads, with
+ * their picocli converters.
  */
 final class CommandLine
 {
@@ -139,6 +141,45 @@ final class CommandLine
         if (periodMs < 1 || periodMs > 10_000)
         {
             throw new IllegalArgumentException("--period must be from 1ms to 10s");
+        }
+    }
+
+    /**
+     * Reads a size ({@code 64m}, {@code 1g}) for picocli, which names the option in the error.
+     */
+    static final class Size implements picocli.CommandLine.ITypeConverter<Long>
+    {
+        @Override
+        public Long convert(final String value)
+        {
+            try
+            {
+                return size(value);
+            }
+            catch (final IllegalArgumentException ex)
+            {
+                throw new picocli.CommandLine.TypeConversionException(ex.getMessage());
+            }
+        }
+    }
+
+    /**
+     * Reads a time ({@code 10ms}, {@code 2s}) as milliseconds for picocli, which names the option in the error.
+     * Negative times are read: the command says which of its options must be positive.
+     */
+    static final class Millis implements picocli.CommandLine.ITypeConverter<Long>
+    {
+        @Override
+        public Long convert(final String value)
+        {
+            try
+            {
+                return millis(value);
+            }
+            catch (final IllegalArgumentException ex)
+            {
+                throw new picocli.CommandLine.TypeConversionException(ex.getMessage());
+            }
         }
     }
 }

@@ -149,24 +149,23 @@ public final class FailoverHarness
      * @param faultAfterMs       when the fault came after the client started.
      * @param activeStatus       the active's last status before the fault: raw_bytes, wire_bytes, policy, period_ns,
      *                           output_hold_p99_ns.
+     * @param transfersBefore    answered transfers the client saw before its first reply after the fault.
+     * @param transfersAfter     answered transfers from its first reply after the fault on: the promoted guest's.
+     * @param checkpointsPerSecond the active's checkpoint rate from the client's start to the fault, NaN if unknown.
+     * @param warnings           what went wrong without failing a check: checkpoints far behind the period, pauses
+     *                           longer than it (the run says little about the pause targets then).
      */
     public record Report(String scenario, String arbiter, boolean verified, boolean falseTakeover,
         List<String> failures, long recoveryEpoch, long lastAckedEpoch, long ackedTransfers, long lostTransfers,
         double recoveryMs, double detectionMs, double promotionMs, double reconnectMs, int ownersMax,
-        double oldActiveStoppedMs, long pauseP99Us, long faultAfterMs, Map<String, String> activeStatus)
+        double oldActiveStoppedMs, long pauseP99Us, long faultAfterMs, Map<String, String> activeStatus,
+        long transfersBefore, long transfersAfter, double checkpointsPerSecond, List<String> warnings)
     {
         /**
          * @return the report as a JSON object.
          */
         public String toJson()
         {
-            final StringBuilder failuresJson = new StringBuilder("[");
-            for (int i = 0; i < failures.size(); i++)
-            {
-                failuresJson.append(i == 0 ? "" : ", ").append('"')
-                    .append(failures.get(i).replace("\\", "\\\\").replace("\"", "\\\"")).append('"');
-            }
-            failuresJson.append(']');
             final boolean partition = "partition".equals(scenario);
             return String.format(Locale.ROOT, "{\n  \"scenario\": \"%s\",\n  \"arbiter\": \"%s\",\n" +
                 "  \"verified\": %s,\n  \"false_takeover\": %s,\n  \"recovery_epoch\": %d,\n" +
@@ -175,14 +174,29 @@ public final class FailoverHarness
                 "  \"owners_max\": %d,\n  \"old_active_stopped_ms\": %s,\n  \"pause_p99_us\": %d,\n" +
                 "  \"kill_after_ms\": %s,\n  \"partition_after_ms\": %s,\n  \"raw_bytes\": %s,\n" +
                 "  \"wire_bytes\": %s,\n  \"policy\": \"%s\",\n  \"period_ms_final\": %.2f,\n" +
-                "  \"output_hold_p99_us\": %d,\n  \"failures\": %s\n}\n", scenario, arbiter, verified, falseTakeover,
+                "  \"output_hold_p99_us\": %d,\n  \"transfers_before_fault\": %d,\n" +
+                "  \"transfers_after_fault\": %d,\n  \"checkpoints_per_s\": %s,\n  \"warnings\": %s,\n" +
+                "  \"failures\": %s\n}\n", scenario, arbiter, verified, falseTakeover,
                 recoveryEpoch, lastAckedEpoch, ackedTransfers, lostTransfers, json(recoveryMs), json(detectionMs),
                 json(promotionMs), json(reconnectMs), ownersMax, json(oldActiveStoppedMs), pauseP99Us,
                 partition ? "null" : Long.toString(faultAfterMs), partition ? Long.toString(faultAfterMs) : "null",
                 activeStatus.getOrDefault("raw_bytes", "0"), activeStatus.getOrDefault("wire_bytes", "0"),
                 activeStatus.getOrDefault("policy", "?"),
                 Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6,
-                Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1000, failuresJson);
+                Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1000, transfersBefore,
+                transfersAfter, Double.isNaN(checkpointsPerSecond) ? "null" :
+                String.format(Locale.ROOT, "%.1f", checkpointsPerSecond), jsonArray(warnings), jsonArray(failures));
+        }
+
+        private static String jsonArray(final List<String> texts)
+        {
+            final StringBuilder json = new StringBuilder("[");
+            for (int i = 0; i < texts.size(); i++)
+            {
+                json.append(i == 0 ? "" : ", ").append('"')
+                    .append(texts.get(i).replace("\\", "\\\\").replace("\"", "\\\"")).append('"');
+            }
+            return json.append(']').toString();
         }
 
         private static String json(final double ms)
@@ -200,6 +214,57 @@ public final class FailoverHarness
      */
     private record Fault(long micros, boolean promotedBefore, String what)
     {
+    }
+
+    /**
+     * How well the active held its checkpoint period between two of its status snapshots.
+     *
+     * @param checkpointsPerSecond checkpoints per second between the snapshots, NaN if they are too close to tell.
+     * @param periodMs             the period the active was asked to hold at the later snapshot (the adaptive
+     *                             policy moves it).
+     * @param pauseP99Ms           the active's pause p99 at the later snapshot.
+     */
+    record Pace(double checkpointsPerSecond, double periodMs, double pauseP99Ms)
+    {
+        /**
+         * @param first    the earlier status snapshot.
+         * @param last     the later one.
+         * @param periodMs the configured period, used if the snapshot has none.
+         * @return the pace between them.
+         */
+        static Pace between(final Map<String, String> first, final Map<String, String> last, final long periodMs)
+        {
+            final long spanUs = Long.parseLong(last.getOrDefault("written_us", "0")) -
+                Long.parseLong(first.getOrDefault("written_us", "0"));
+            final long checkpoints = Long.parseLong(last.getOrDefault("checkpoints", "0")) -
+                Long.parseLong(first.getOrDefault("checkpoints", "0"));
+            final long periodNs = Long.parseLong(last.getOrDefault("period_ns", "0"));
+            // under half a second of snapshots the count is a handful of checkpoints: too few to call a rate
+            return new Pace(spanUs < 500_000 ? Double.NaN : checkpoints * 1e6 / spanUs,
+                periodNs > 0 ? periodNs / 1e6 : periodMs, Long.parseLong(last.getOrDefault("pause_p99_us", "0")) / 1e3);
+        }
+
+        /**
+         * @return one line per way the period was not held: fewer than half the checkpoints it asks for, or a pause
+         *         p99 longer than the period. Empty if held.
+         */
+        List<String> warnings()
+        {
+            final List<String> warnings = new ArrayList<>();
+            final double wanted = 1000.0 / periodMs;
+            if (checkpointsPerSecond < wanted / 2)
+            {
+                warnings.add(String.format(Locale.ROOT, "checkpoints fell far behind the period: %.0f/s where a " +
+                    "%.1f ms period asks for %.0f/s (a busy machine, or more dirty pages than a period carries)",
+                    checkpointsPerSecond, periodMs, wanted));
+            }
+            if (pauseP99Ms > periodMs)
+            {
+                warnings.add(String.format(Locale.ROOT, "pause p99 %.1f ms is longer than the %.1f ms period: the " +
+                    "guest spends more time paused than running", pauseP99Ms, periodMs));
+            }
+            return warnings;
+        }
     }
 
     private FailoverHarness()
@@ -283,6 +348,10 @@ public final class FailoverHarness
             final String activeClientPort = readyLine(dir.resolve("active.out"), "ACTIVE READY")[5];
             final Path acks = activeDir.resolve(FailoverNode.ACKS);
             await(() -> lastAck(acks) >= 1, "the baseline to be acknowledged", active);
+            final Path statusFile = activeDir.resolve(FailoverNode.STATUS);
+            await(() -> readKeyValues(statusFile).containsKey("written_us"), "the active's first status", active);
+            // the pace is measured from here: the baseline's long pause is not a period the active failed to hold
+            final Map<String, String> paceStart = readKeyValues(statusFile);
             out.printf(Locale.ROOT, "Tandem failover harness: %d MiB guest (%s + bank of %d accounts), checkpoint " +
                 "every %d ms, %s arbiter; %s %d ms after the client starts%n", options.memoryBytes() >> 20,
                 options.workload().name().toLowerCase(Locale.ROOT), options.accounts(), options.periodMs(),
@@ -298,13 +367,23 @@ public final class FailoverHarness
             }
             client = start(dir, "client", "256m", clientArgs);
             final long clientStart = System.currentTimeMillis();
+            boolean warned = false;
             while (System.currentTimeMillis() - clientStart < faultAfterMs)
             {
                 Thread.sleep(Math.min(500, Math.max(1, faultAfterMs - (System.currentTimeMillis() - clientStart))));
                 out.println(lastLine(dir.resolve("active.out")) + " | transfers answered " +
                     countReplies(clientDir.resolve(FailoverNode.CLIENT_LOG)));
+                final List<String> warnings =
+                    Pace.between(paceStart, readKeyValues(statusFile), options.periodMs()).warnings();
+                if (!warned && !warnings.isEmpty())
+                {
+                    // said as it happens, once: the figures after it are read in its light
+                    warnings.forEach(warning -> out.println("WARNING: " + warning));
+                    warned = true;
+                }
             }
-            final Map<String, String> activeStatus = readKeyValues(activeDir.resolve(FailoverNode.STATUS));
+            final Map<String, String> activeStatus = readKeyValues(statusFile);
+            final Pace pace = Pace.between(paceStart, activeStatus, options.periodMs());
             final long pauseP99Us = Long.parseLong(activeStatus.getOrDefault("pause_p99_us", "-1"));
             final Path promotionFile = standbyDir.resolve(FailoverNode.PROMOTION);
             final Fault fault = relay != null ? partition(relay, promotionFile, out) :
@@ -327,7 +406,7 @@ public final class FailoverHarness
             commands.write("dump\n".getBytes(StandardCharsets.UTF_8));
             commands.flush();
             awaitText(dir.resolve("standby.out"), "DUMPED", standby);
-            return verify(options, dir, promotion, lastAck, fault, pauseP99Us, faultAfterMs, activeStatus, out);
+            return verify(options, dir, promotion, lastAck, fault, pauseP99Us, faultAfterMs, activeStatus, pace, out);
         }
         finally
         {
@@ -444,7 +523,7 @@ public final class FailoverHarness
 
     private static Report verify(final Options options, final Path dir, final Map<String, String> promotion,
         final long lastAck, final Fault fault, final long pauseP99Us, final long faultAfterMs,
-        final Map<String, String> activeStatus, final PrintStream out) throws IOException
+        final Map<String, String> activeStatus, final Pace pace, final PrintStream out) throws IOException
     {
         final List<String> failures = new ArrayList<>();
         final OwnershipTimeline.Records activeRecords = ownership(dir.resolve("active"));
@@ -455,7 +534,7 @@ public final class FailoverHarness
             failures.add("the standby refused to promote: " + promotion);
             return new Report(options.scenario(), options.arbiter(), false, false, failures, -1, lastAck, 0, 0,
                 Double.NaN, Double.NaN, Double.NaN, Double.NaN, ownership.owners(), Double.NaN, pauseP99Us,
-                faultAfterMs, activeStatus);
+                faultAfterMs, activeStatus, 0, 0, pace.checkpointsPerSecond(), pace.warnings());
         }
         final String falseTakeover = classifyTakeover(fault.micros(), fault.what(), fault.promotedBefore(),
             standbyRecords);
@@ -537,6 +616,7 @@ public final class FailoverHarness
             failures.add("balances in memory differ from the ledger on disk replayed from the start");
         }
         long acked = 0;
+        long ackedBefore = 0;
         long lost = 0;
         long firstReplyUs = OwnershipTimeline.NONE;
         final List<String> clientLog = Files.readAllLines(dir.resolve("client").resolve(FailoverNode.CLIENT_LOG));
@@ -553,6 +633,9 @@ public final class FailoverHarness
                 continue;
             }
             acked++;
+            // the log is in the client's order: every reply before its first one after the fault came from the
+            // active (its "first-reply" line precedes that reply's own line)
+            ackedBefore += firstReplyUs == OwnershipTimeline.NONE ? 1 : 0;
             final long seq = Long.parseLong(parts[1]);
             final long[] record = ledger.get(seq);
             if (record == null)
@@ -599,7 +682,7 @@ public final class FailoverHarness
         final Report report = new Report(options.scenario(), options.arbiter(), failures.isEmpty(),
             falseTakeover != null, List.copyOf(failures), recoveryEpoch, lastAck, acked, lost, recoveryMs,
             detectionMs, promotionMs, reconnectMs, ownership.owners(), oldActiveStoppedMs, pauseP99Us, faultAfterMs,
-            activeStatus);
+            activeStatus, ackedBefore, acked - ackedBefore, pace.checkpointsPerSecond(), pace.warnings());
         printSummary(options, report, promotion, total, fault, out);
         return report;
     }
@@ -656,17 +739,26 @@ public final class FailoverHarness
                 String.format(Locale.ROOT, "guest stopped %.1f ms after the standby decided to promote",
                     report.oldActiveStoppedMs()));
         }
-        out.printf(Locale.ROOT, "  transfers          %d answered, %d lost; total of balances %d%n",
-            report.ackedTransfers(), report.lostTransfers(), total);
-        out.printf(Locale.ROOT, "  checkpoint pause   p99 %d us before the %s%s%n", report.pauseP99Us(),
-            fault.what(), options.digests() ? " (includes the verification digest of every checkpoint)" : "");
+        out.printf(Locale.ROOT, "  transfers          %d answered (%d before the %s, %d after it by the promoted " +
+            "guest), %d lost; total of balances %d%n", report.ackedTransfers(), report.transfersBefore(), fault.what(),
+            report.transfersAfter(), report.lostTransfers(), total);
         final Map<String, String> activeStatus = report.activeStatus();
+        final double periodMs = Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6;
+        out.printf(Locale.ROOT, "  checkpoints        %s before the %s, period %.1f ms (%.0f/s asked); pause p99 " +
+            "%.2f ms%s%n", Double.isNaN(report.checkpointsPerSecond()) ? "rate not measured" :
+            String.format(Locale.ROOT, "%.0f/s", report.checkpointsPerSecond()), fault.what(), periodMs,
+            periodMs > 0 ? 1000 / periodMs : Double.NaN, report.pauseP99Us() / 1e3,
+            options.digests() ? " (includes the verification digest of every checkpoint)" : "");
         final long rawBytes = Long.parseLong(activeStatus.getOrDefault("raw_bytes", "0"));
         final long wireBytes = Long.parseLong(activeStatus.getOrDefault("wire_bytes", "0"));
-        out.printf(Locale.ROOT, "  replication        %s policy, period %.1f ms at the %s; %.1f MiB of pages sent " +
-            "as %.1f MiB on the wire; output held p99 %.1f ms%n", activeStatus.getOrDefault("policy", "?"),
-            Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6, fault.what(), rawBytes / 1048576.0,
-            wireBytes / 1048576.0, Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1e6);
+        out.printf(Locale.ROOT, "  replication        %s policy; %.1f MiB of pages sent as %.1f MiB on the wire%n",
+            activeStatus.getOrDefault("policy", "?"), rawBytes / 1048576.0, wireBytes / 1048576.0);
+        out.printf(Locale.ROOT, "  output             held p99 %.1f ms before its release%n",
+            Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1e6);
+        for (final String warning : report.warnings())
+        {
+            out.printf(Locale.ROOT, "  WARNING            %s%n", warning);
+        }
         out.printf(Locale.ROOT, "  verification       %s%n", report.verified() ? "PASSED: balances, ledger, " +
             "replies" + (options.digests() ? ", the guest digest at the recovery epoch" : "") + " and ownership " +
             "all agree" : "FAILED: " + String.join("; ", report.failures()));
@@ -675,7 +767,9 @@ public final class FailoverHarness
     private static Process start(final Path dir, final String role, final String heap, final List<String> args)
         throws IOException
     {
-        return new ProcessBuilder(ChildJvm.command(heap, FailoverNode.class, args)).redirectErrorStream(true)
+        // each child's temporary files (lz4-java's extracted native library) stay in the run directory
+        final Path tmp = Files.createDirectories(dir.resolve("tmp"));
+        return new ProcessBuilder(ChildJvm.command(heap, tmp, FailoverNode.class, args)).redirectErrorStream(true)
             .redirectOutput(dir.resolve(role + ".out").toFile()).start();
     }
 

@@ -215,7 +215,7 @@ public final class FailoverNode
             write(dir.resolve(STATUS), "pause_p99_us " + status.pauseP99Ns() / 1000 + "\ncheckpoints " +
                 status.checkpoints() + "\nraw_bytes " + status.pageBytesRaw() + "\nwire_bytes " + status.bytesSent() +
                 "\npolicy " + status.policy() + "\nperiod_ns " + status.periodNs() + "\noutput_hold_p99_ns " +
-                status.outputHoldP99Ns() + "\n");
+                status.outputHoldP99Ns() + "\nwritten_us " + OwnershipTimeline.wallMicros() + "\n");
             System.out.println(status.progressLine());
         }
     }

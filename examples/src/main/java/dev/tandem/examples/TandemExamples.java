@@ -1,61 +1,66 @@
 package dev.tandem.examples;
 
-import dev.tandem.vmm.sim.Workload;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.HelpCommand;
+import picocli.CommandLine.IExecutionExceptionHandler;
+import picocli.CommandLine.IParameterExceptionHandler;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ParseResult;
 
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.util.List;
-import java.util.Map;
-import java.util.Set;
-import java.util.Locale;
 
 /**
- * Command-line entry of {@code tandem-examples.jar}.
+ * Command-line entry of {@code tandem-examples.jar}: the commands {@code failover} (the default), {@code demo} and
+ * {@code simulate}. Every option is checked before any work starts; a bad one is refused with one line naming it
+ * and a hint to the command's help, and exit status 2.
  * <pre>
  * java -jar examples/target/tandem-examples.jar [failover] [--guest-memory 64m] [--period 10ms] [--kill-after 2s]
- *      [--seed 1] [--transfers 600] [--no-digests] [--report report.json]
- * java -jar examples/target/tandem-examples.jar failover --partition-after 2s [--arbiter file]
+ *      [--seed 1] [--transfers 100000] [--no-digests] [--report report.json] [--work-dir DIR] [--keep]
+ * java -jar examples/target/tandem-examples.jar failover --partition-after 2s [--arbiter file|zookeeper]
  * java -jar examples/target/tandem-examples.jar demo [--guest-memory 256m] [--workload hotset]
  *      [--period 10ms] [--duration 10s] [--dirty-rate 200] [--seed 1]
  * java -jar examples/target/tandem-examples.jar simulate [--seeds 1..200] [--work-dir DIR] [--list] [--verbose]
+ * java -jar examples/target/tandem-examples.jar --help [COMMAND]
  * </pre>
+ * There is no {@code embed} command yet: {@link EmbeddingExample} has no {@code main} to run.
  */
 public final class TandemExamples
 {
-    private static final String USAGE = String.join("\n",
-        "usage: java -jar tandem-examples.jar [failover|demo|simulate] [options]",
-        "  failover                kill (or partition) the active of a protected bank guest and verify the standby",
-        "                          took over and only one side owned the guest at a time (three JVMs on loopback:",
-        "                          standby, active, client) (default)",
-        "  demo                    protect a simulated guest over loopback TCP in one JVM",
-        "  simulate                run seeded fault schedules deterministically on one thread and check the",
-        "                          invariants after each; exits 1 if any seed violates one",
-        "failover options:",
-        "  --guest-memory SIZE     guest memory (default 64m)",
-        "  --workload NAME         background workload beside the bank (default hotset)",
-        "  --period TIME           checkpoint period (default 10ms)",
-        "  --kill-after TIME       kill the active this long after the client starts (default: 1.5-3.5s by seed)",
-        "  --kill-phase PHASE      mid-epoch (SIGKILL, default) | delta-send | epoch-end (the active halts there)",
-        "  --partition-after TIME  instead of a kill, cut the network between active and standby this long after",
-        "                          the client starts (a relay black-holes both ways; both hosts keep running)",
-        "  --arbiter NAME          file (a shared directory, default) | zookeeper (a real server the harness",
-        "                          starts on loopback in its own process)",
-        "  --seed N                seed of workload, transfers and kill moment (default 1)",
-        "  --transfers N           most transfers the client makes (default 100000; it stops 2 s after the kill)",
-        "  --no-digests            do not digest the guest at every checkpoint (faster pauses, no digest check)",
-        "  --policy NAME           fixed (default) | adaptive checkpoint period (2-100 ms, pause 2 ms, output 100 ms)",
-        "  --report FILE           write the report as JSON",
-        "demo options:",
-        "  --guest-memory SIZE     guest memory, e.g. 256m, 1g (default 256m)",
-        "  --workload NAME         uniform | hotset | sequential | idle (default hotset)",
-        "  --period TIME           checkpoint period, e.g. 10ms (default 10ms)",
-        "  --duration TIME         how long to run, e.g. 10s (default 10s)",
-        "  --dirty-rate N          pages the guest writes per millisecond (default 200)",
-        "  --seed N                workload seed (default 1)",
-        "simulate options:",
-        "  --seeds FROM..TO        seed range, inclusive (default 1..200); one seed replays one run",
-        "  --work-dir DIR          where runs keep their disk images (default: a temporary directory)",
-        "  --list                  print every seed's faults and outcome, not only the failing ones",
-        "  --verbose               keep the library's log (off by default: every seed injects faults)");
+    /** Exit status: the run completed and verified (or help was asked for). */
+    public static final int OK = 0;
+    /** Exit status: a verification or invariant check failed, or the run could not complete. */
+    public static final int FAILED = 1;
+    /** Exit status: the command line was refused; nothing ran. */
+    public static final int USAGE = 2;
+
+    /** How the jar is started, for usage lines and hints. */
+    static final String JAR = "java -jar tandem-examples.jar";
+    /** Exit code 0 in every command's help. */
+    static final String EXIT_OK = "0:verified (or help printed)";
+    /** Exit code 1 in every command's help. */
+    static final String EXIT_FAILED = "1:a verification or invariant check failed, or the run could not complete";
+    /** Exit code 2 in every command's help. */
+    static final String EXIT_USAGE = "2:bad command line (one line says which option); nothing ran";
+
+    private static final List<String> COMMANDS = List.of("failover", "demo", "simulate", "help");
+
+    /**
+     * The top of the command tree: only help; the work is in the subcommands.
+     */
+    @Command(name = JAR, sortOptions = false, synopsisSubcommandLabel = "[COMMAND]",
+        description = "Tandem's runnable examples. Without a command, runs failover.",
+        exitCodeListHeading = "%nExit codes:%n", exitCodeList = {EXIT_OK, EXIT_FAILED, EXIT_USAGE},
+        footer = "%nSee '" + JAR + " --help COMMAND' for a command's options.")
+    static final class Top
+    {
+        @Option(names = {"-h", "--help"}, usageHelp = true, description = "show this help, or a command's")
+        boolean help;
+    }
 
     private TandemExamples()
     {
@@ -63,9 +68,8 @@ public final class TandemExamples
 
     /**
      * @param args command line.
-     * @throws Exception if the demo fails to start.
      */
-    public static void main(final String[] args) throws Exception
+    public static void main(final String[] args)
     {
         final int status = run(args, System.out, System.err);
         if (status != 0)
@@ -76,98 +80,111 @@ public final class TandemExamples
 
     /**
      * @param args command line.
-     * @param out  standard output.
-     * @param err  standard error.
-     * @return the exit status: 0 verified, 1 verification failed, 2 bad usage.
-     * @throws Exception if the demo fails to start.
+     * @param out  standard output: progress, summaries, help.
+     * @param err  standard error: errors, warnings and the simulation's progress.
+     * @return the exit status: {@link #OK}, {@link #FAILED} or {@link #USAGE}.
      */
-    public static int run(final String[] args, final PrintStream out, final PrintStream err) throws Exception
+    public static int run(final String[] args, final PrintStream out, final PrintStream err)
     {
-        if (args.length > 0 && "simulate".equals(args[0]))
+        final picocli.CommandLine commandLine = commandLine(out, err);
+        final String first = args.length == 0 ? "" : args[0];
+        if (("--help".equals(first) || "-h".equals(first)) && args.length > 1)
         {
-            return simulate(args, out, err);
-        }
-        if (args.length == 0 || !"demo".equals(args[0]))
-        {
-            // failover is the default command
-            final boolean named = args.length > 0 && "failover".equals(args[0]);
-            return failover(named ? java.util.Arrays.copyOfRange(args, 1, args.length) : args, out, err);
-        }
-        final long memory;
-        final Workload workload;
-        final long periodMs;
-        final long seconds;
-        final int dirtyRate;
-        final long seed;
-        try
-        {
-            final Map<String, String> options = CommandLine.parse(args, 1,
-                Set.of("guest-memory", "workload", "period", "duration", "dirty-rate", "seed"), Set.of());
-            if (options.containsKey(CommandLine.HELP))
+            // "--help failover" asks for one command's help, as the hints say
+            final picocli.CommandLine command = commandLine.getSubcommands().get(args[1]);
+            if (command == null)
             {
-                out.println(USAGE);
-                return 0;
+                return refuse(err, "unknown command '" + args[1] + "'", null);
             }
-            memory = CommandLine.size(options.getOrDefault("guest-memory", "256m"));
-            workload = Workload.parse(options.getOrDefault("workload", "hotset"));
-            periodMs = CommandLine.millis(options.getOrDefault("period", "10ms"));
-            seconds = Math.max(1, CommandLine.millis(options.getOrDefault("duration", "10s")) / 1000);
-            dirtyRate = Integer.parseInt(options.getOrDefault("dirty-rate", "200"));
-            seed = Long.parseLong(options.getOrDefault("seed", "1"));
-            CommandLine.checkGuest(memory, periodMs);
+            command.usage(out);
+            return OK;
         }
-        catch (final IllegalArgumentException ex)
+        if (!first.isEmpty() && !first.startsWith("-") && !COMMANDS.contains(first))
         {
-            err.println("error: " + ex.getMessage());
-            err.println(USAGE);
-            return 2;
+            return refuse(err, "unknown command '" + first + "' (commands: failover, demo, simulate)", null);
         }
-        final ReplicationDemo.Result result = ReplicationDemo.run(
-            new ReplicationDemo.Options(memory, workload, periodMs, seconds, dirtyRate, seed), out);
-        return result.verified() ? 0 : 1;
+        // failover is the default command: its options may come first, as they always could
+        final boolean defaultCommand = first.isEmpty() || first.startsWith("-") && !"--help".equals(first) &&
+            !"-h".equals(first);
+        final String[] full = defaultCommand ? prepend("failover", args) : args;
+        return commandLine.execute(full);
     }
 
-    private static int simulate(final String[] args, final PrintStream out, final PrintStream err)
+    private static picocli.CommandLine commandLine(final PrintStream out, final PrintStream err)
     {
-        final long from;
-        final long to;
-        final java.nio.file.Path workDir;
-        final boolean list;
-        try
+        final picocli.CommandLine commandLine = new picocli.CommandLine(new Top())
+            .addSubcommand("failover", new FailoverCommand(out))
+            .addSubcommand("demo", new DemoCommand(out))
+            .addSubcommand("simulate", new SimulateCommand(out, err))
+            .addSubcommand("help", new HelpCommand());
+        commandLine.setOut(writer(out));
+        commandLine.setErr(writer(err));
+        commandLine.setParameterExceptionHandler(usageError(err));
+        commandLine.setExecutionExceptionHandler(runError(err));
+        commandLine.setExitCodeExceptionMapper(ex -> FAILED);
+        return commandLine;
+    }
+
+    /**
+     * One line naming what is wrong, one pointing to the command's help: the help of every command would bury the
+     * line that matters.
+     */
+    private static IParameterExceptionHandler usageError(final PrintStream err)
+    {
+        return (final ParameterException ex, final String[] args) ->
         {
-            final Map<String, String> options =
-                CommandLine.parse(args, 1, Set.of("seeds", "work-dir"), Set.of("verbose", "list"));
-            if (options.containsKey(CommandLine.HELP))
-            {
-                out.println(USAGE);
-                return 0;
-            }
-            final String seeds = options.getOrDefault("seeds", "1..200");
-            final int dots = seeds.indexOf("..");
-            from = Long.parseLong(dots < 0 ? seeds : seeds.substring(0, dots));
-            to = dots < 0 ? from : Long.parseLong(seeds.substring(dots + 2));
-            if (to < from)
-            {
-                throw new IllegalArgumentException("--seeds " + seeds + " is an empty range");
-            }
-            workDir = options.containsKey("work-dir") ? java.nio.file.Path.of(options.get("work-dir")) : null;
-            list = options.containsKey("list");
-            if (!options.containsKey("verbose"))
-            {
-                // every seed fails something on purpose: the library's own warnings would bury the summary
-                quietLibraryLogs();
-            }
-        }
-        catch (final IllegalArgumentException ex)
+            final picocli.CommandLine command = ex.getCommandLine();
+            return refuse(err, firstLine(ex.getMessage()),
+                command == null || command.getParent() == null ? null : command.getCommandName());
+        };
+    }
+
+    /**
+     * A run that could not complete (a node did not start, a file could not be read) is said in one line; a bug
+     * keeps its stack trace.
+     */
+    private static IExecutionExceptionHandler runError(final PrintStream err)
+    {
+        return (final Exception ex, final picocli.CommandLine command, final ParseResult parseResult) ->
         {
-            err.println("error: " + ex.getMessage());
-            err.println(USAGE);
-            return 2;
-        }
-        final dev.tandem.examples.simulation.SimulationSuite.Summary summary =
-            dev.tandem.examples.simulation.SimulationSuite.run(from, to, workDir, out, list);
-        summary.print(out);
-        return summary.ok() ? 0 : 1;
+            if (ex instanceof IOException || ex instanceof UncheckedIOException || ex instanceof InterruptedException)
+            {
+                err.println("error: " + ex.getMessage());
+            }
+            else
+            {
+                err.print("error: ");
+                ex.printStackTrace(err);
+            }
+            return FAILED;
+        };
+    }
+
+    private static int refuse(final PrintStream err, final String message, final String command)
+    {
+        err.println("error: " + message);
+        err.println("see: " + JAR + " --help" + (command == null ? "" : " " + command));
+        return USAGE;
+    }
+
+    private static String firstLine(final String message)
+    {
+        final String text = message == null ? "bad command line" : message.strip();
+        final int newline = text.indexOf('\n');
+        return newline < 0 ? text : text.substring(0, newline).strip();
+    }
+
+    private static PrintWriter writer(final PrintStream stream)
+    {
+        return new PrintWriter(stream, true);
+    }
+
+    private static String[] prepend(final String first, final String[] rest)
+    {
+        final String[] all = new String[rest.length + 1];
+        all[0] = first;
+        System.arraycopy(rest, 0, all, 1, rest.length);
+        return all;
     }
 
     /**
@@ -178,74 +195,5 @@ public final class TandemExamples
     {
         System.setProperty("org.slf4j.simpleLogger.log.dev.tandem", "off");
         System.setProperty("org.slf4j.simpleLogger.log.net.openhft", "off");
-    }
-
-    private static int failover(final String[] args, final PrintStream out, final PrintStream err) throws Exception
-    {
-        final FailoverHarness.Options options;
-        final String report;
-        try
-        {
-            final Map<String, String> values = CommandLine.parse(args, 0, Set.of("guest-memory", "workload", "period",
-                "kill-after", "kill-phase", "seed", "transfers", "report", "policy", "partition-after", "arbiter"),
-                Set.of("no-digests"));
-            if (values.containsKey(CommandLine.HELP))
-            {
-                out.println(USAGE);
-                return 0;
-            }
-            final long memory = CommandLine.size(values.getOrDefault("guest-memory", "64m"));
-            final long periodMs = CommandLine.millis(values.getOrDefault("period", "10ms"));
-            CommandLine.checkGuest(memory, periodMs);
-            final long killAfterMs = values.containsKey("kill-after") ?
-                CommandLine.duration("kill-after", values.get("kill-after")) : -1;
-            final long partitionAfterMs = values.containsKey("partition-after") ?
-                CommandLine.duration("partition-after", values.get("partition-after")) : -1;
-            if (partitionAfterMs >= 0 && (values.containsKey("kill-after") || values.containsKey("kill-phase")))
-            {
-                throw new IllegalArgumentException("--partition-after replaces the kill: drop --" +
-                    (values.containsKey("kill-after") ? "kill-after" : "kill-phase"));
-            }
-            final String arbiter = values.getOrDefault("arbiter", FailoverHarness.Options.FILE_ARBITER);
-            if (!List.of(FailoverHarness.Options.FILE_ARBITER, FailoverHarness.Options.ZOOKEEPER_ARBITER)
-                .contains(arbiter))
-            {
-                throw new IllegalArgumentException("--arbiter must be file or zookeeper, not '" + arbiter + "'");
-            }
-            final int transfers = Integer.parseInt(values.getOrDefault("transfers", "100000"));
-            final String killPhase = values.getOrDefault("kill-phase", FailoverHarness.Options.MID_EPOCH);
-            if (!List.of("mid-epoch", "delta-send", "epoch-end").contains(killPhase))
-            {
-                throw new IllegalArgumentException("--kill-phase must be mid-epoch, delta-send or epoch-end");
-            }
-            if (!List.of("fixed", "adaptive").contains(values.getOrDefault("policy", "fixed")))
-            {
-                throw new IllegalArgumentException("--policy must be fixed or adaptive");
-            }
-            if (transfers < 1)
-            {
-                throw new IllegalArgumentException("--transfers must be positive, not " + transfers);
-            }
-            options = new FailoverHarness.Options(memory, Workload.parse(values.getOrDefault("workload", "hotset")),
-                periodMs, killAfterMs, Long.parseLong(values.getOrDefault("seed", "1")), transfers, 256,
-                !values.containsKey("no-digests"), killPhase, values.getOrDefault("policy", "fixed"), partitionAfterMs,
-                arbiter);
-            report = values.get("report");
-        }
-        catch (final IllegalArgumentException ex)
-        {
-            err.println("error: " + ex.getMessage());
-            err.println(USAGE);
-            return 2;
-        }
-        final java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("tandem-failover");
-        final FailoverHarness.Report result = FailoverHarness.run(options, dir, out);
-        if (report != null)
-        {
-            java.nio.file.Files.writeString(java.nio.file.Path.of(report), result.toJson());
-            out.println("  report             " + report);
-        }
-        out.println("  logs               " + dir);
-        return result.verified() ? 0 : 1;
     }
 }

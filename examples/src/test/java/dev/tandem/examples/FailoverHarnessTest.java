@@ -96,7 +96,7 @@ class FailoverHarnessTest
         assertRefused("--partition-after replaces the kill: drop --kill-phase", "--partition-after", "2s",
             "--kill-phase", "delta-send");
         assertRefused("--arbiter must be file or zookeeper, not 'etcd'", "--arbiter", "etcd");
-        assertRefused("--partition-after: time 'soon'", "--partition-after", "soon");
+        assertRefused("'--partition-after': time 'soon'", "--partition-after", "soon");
     }
 
     private static void assertRefused(final String message, final String... args) throws Exception

@@ -1,5 +1,9 @@
 package dev.tandem.bench.report;
 
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
@@ -32,6 +36,10 @@ import java.util.TreeMap;
  */
 public final class ReportGenerator
 {
+    /** Reads JMH's result files; a file with anything after its one array is as broken as a truncated one. */
+    private static final ObjectMapper JSON =
+        new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
     private final Path dir;
     private final StringBuilder out = new StringBuilder();
 
@@ -365,7 +373,7 @@ public final class ReportGenerator
         {
             return null;
         }
-        final Object parsed = Json.parse(Files.readString(path, StandardCharsets.UTF_8));
+        final Object parsed = readJson(Files.readString(path, StandardCharsets.UTF_8), path.toString());
         if (!(parsed instanceof List))
         {
             throw new IllegalArgumentException(path + " is not a JMH result array");
@@ -375,6 +383,45 @@ public final class ReportGenerator
             ".txt`](" + benchmark + ".txt).");
         line("");
         return results;
+    }
+
+    /**
+     * JMH's JSON as maps, lists, strings, numbers, booleans and nulls: the shapes the tables are read from.
+     *
+     * @param text   a JSON document.
+     * @param source where it came from, for the message.
+     * @return its value.
+     * @throws IllegalArgumentException "malformed JSON at offset N in SOURCE: what", for a broken or truncated file
+     *                                  (an interrupted benchmark run leaves one).
+     */
+    static Object readJson(final String text, final String source)
+    {
+        try
+        {
+            return JSON.readValue(text, Object.class);
+        }
+        catch (final JsonProcessingException ex)
+        {
+            final JsonLocation at = ex.getLocation();
+            throw new IllegalArgumentException("malformed JSON at offset " + (at == null ? -1 : at.getCharOffset()) +
+                " in " + source + ": " + ex.getOriginalMessage(), ex);
+        }
+    }
+
+    /**
+     * @return a JMH number: JMH writes numbers, except NaN and infinities, which it writes as strings.
+     */
+    private static double number(final Object value)
+    {
+        if (value instanceof Number number)
+        {
+            return number.doubleValue();
+        }
+        if (value instanceof String text)
+        {
+            return Double.parseDouble(text);
+        }
+        throw new IllegalArgumentException("not a number: " + value);
     }
 
     private static String method(final Map<String, Object> r)
@@ -393,7 +440,7 @@ public final class ReportGenerator
     @SuppressWarnings("unchecked")
     private static double score(final Map<String, Object> r)
     {
-        return (Double)((Map<String, Object>)r.get("primaryMetric")).get("score");
+        return number(((Map<String, Object>)r.get("primaryMetric")).get("score"));
     }
 
     @SuppressWarnings("unchecked")
@@ -406,7 +453,7 @@ public final class ReportGenerator
             throw new IllegalArgumentException(r.get("benchmark") + " has no percentile " + p +
                 " (run it in SampleTime mode)");
         }
-        return (Double)percentiles.get(p);
+        return number(percentiles.get(p));
     }
 
     @SuppressWarnings("unchecked")
@@ -418,7 +465,7 @@ public final class ReportGenerator
         {
             throw new IllegalArgumentException(r.get("benchmark") + " has no secondary metric " + name);
         }
-        return (Double)((Map<String, Object>)metric).get("score");
+        return number(((Map<String, Object>)metric).get("score"));
     }
 
     private static String percent(final double value)

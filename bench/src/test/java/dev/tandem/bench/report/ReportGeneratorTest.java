@@ -78,10 +78,20 @@ class ReportGeneratorTest
     @Test
     void jsonReadsWhatJmhWrites()
     {
-        final Object value = Json.parse("{\"a\": [1, 2.5e3, -0.5], \"b\": \"x\\\"y\\u0041\", \"c\": null, \"d\": true}");
-        assertEquals(Map.of("a", List.of(1.0, 2500.0, -0.5), "b", "x\"yA", "d", true),
-            Map.of("a", ((Map<?, ?>)value).get("a"), "b", ((Map<?, ?>)value).get("b"), "d", ((Map<?, ?>)value).get("d")));
-        assertThrows(IllegalArgumentException.class, () -> Json.parse("{\"a\" 1}"));
-        assertThrows(IllegalArgumentException.class, () -> Json.parse("[1, 2] x"));
+        final Map<?, ?> value = (Map<?, ?>)ReportGenerator.readJson(
+            "{\"a\": [1, 2.5e3, -0.5], \"b\": \"x\\\"y\\u0041\", \"c\": null, \"d\": true, \"e\": \"NaN\"}", "t");
+        assertEquals(List.of(1.0, 2500.0, -0.5),
+            ((List<?>)value.get("a")).stream().map(n -> ((Number)n).doubleValue()).toList());
+        assertEquals("x\"yA", value.get("b"));
+        assertTrue(value.containsKey("c") && value.get("c") == null);
+        assertEquals(true, value.get("d"));
+        assertEquals("NaN", value.get("e"), "JMH writes NaN as a string");
+        final IllegalArgumentException missingColon =
+            assertThrows(IllegalArgumentException.class, () -> ReportGenerator.readJson("{\"a\" 1}", "t"));
+        assertTrue(missingColon.getMessage().startsWith("malformed JSON at offset 5 in t: "),
+            missingColon.getMessage());
+        final IllegalArgumentException trailing =
+            assertThrows(IllegalArgumentException.class, () -> ReportGenerator.readJson("[1, 2] x", "t"));
+        assertTrue(trailing.getMessage().startsWith("malformed JSON at offset "), trailing.getMessage());
     }
 }

@@ -5,9 +5,11 @@ import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
+import dev.tandem.core.metrics.LatencyDistribution;
 import dev.tandem.core.metrics.PolicyDecisionEvent;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ProtectionStatus;
+import dev.tandem.core.metrics.StageLatency;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
@@ -68,7 +70,7 @@ public final class ActiveReplicator implements AutoCloseable
     /** How often {@link #awaitCommitted} looks at the newest ack: well under a commit's latency. */
     private static final long AWAIT_POLL_NS = TimeUnit.MICROSECONDS.toNanos(200);
     /** Longest latency recorded; fixed so that recording never resizes (allocates) on the hot path. */
-    static final long HIGHEST_RECORDED_NS = TimeUnit.SECONDS.toNanos(60);
+    static final long HIGHEST_RECORDED_NS = LatencyDistribution.HIGHEST_RECORDED_NS;
 
     private final LatencyDistribution pause = new LatencyDistribution();
     private final LatencyDistribution commit = new LatencyDistribution();
@@ -93,6 +95,7 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile long lastAckedEpoch;
     private volatile Throwable failure;
     private volatile long baselinePauseNs;
+    private volatile long baselineCommitNs;
     private volatile long lastCommitLatencyNs;
     private volatile long lastSendNs;
     private volatile long lastEncodedBytes;
@@ -152,6 +155,7 @@ public final class ActiveReplicator implements AutoCloseable
                 ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER, ctx::newWaitStrategy);
             outputGate = new OutputCommitGate(ctx.outputHoldBytes(), adapter.packetSink(), hold.recorder(),
                 HIGHEST_RECORDED_NS, ctx.nanoClock());
+            outputGate.baselineEpoch(firstEpoch);
         }
         catch (final RuntimeException ex)
         {
@@ -442,6 +446,9 @@ public final class ActiveReplicator implements AutoCloseable
         }
         final Histogram pauseHistogram = pause.refresh();
         final Histogram commitHistogram = commit.refresh();
+        final Histogram holdHistogram = hold.refresh();
+        final Histogram encodeHistogram = encode.refresh();
+        final Histogram sendHistogram = send.refresh();
         final long now = ctx.nanoClock().nanoTime();
         final long checkpoints = counters.checkpoints.get();
         final double rate = lastStatusNs == 0 ? 0 :
@@ -457,11 +464,17 @@ public final class ActiveReplicator implements AutoCloseable
             gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
             pauseHistogram.getMaxValue(), commitHistogram.getValueAtPercentile(50),
             commitHistogram.getValueAtPercentile(99), counters.pageBytesRaw.get(), counters.pageBytesEncoded.get(),
-            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), hold.refresh().getValueAtPercentile(99),
-            baselinePauseNs, encode.refresh().getValueAtPercentile(99), send.refresh().getValueAtPercentile(99),
+            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), holdHistogram.getValueAtPercentile(99),
+            baselinePauseNs, encodeHistogram.getValueAtPercentile(99), sendHistogram.getValueAtPercentile(99),
             counters.zeroPages.get(), counters.rawPages.get(), counters.lz4Pages.get(), counters.deltaPages.get(),
             ctx.pageCodec() ? ctx.encoderThreads() : 0, ownership.generation(), ownership.attempts(),
-            ownership.lastError(), newestDirtyPages);
+            ownership.lastError(), holdHistogram.getValueAtPercentile(50),
+            hold.recent().getTotalCount() == 0 ? 0 : hold.recent().getValueAtPercentile(99), baselineCommitNs,
+            gate.baselineHoldMaxNs(), List.of(
+                StageLatency.of("pause", pauseHistogram, pause.recent()),
+                StageLatency.of("encode", encodeHistogram, encode.recent()),
+                StageLatency.of("send", sendHistogram, send.recent()),
+                StageLatency.of("ack", commitHistogram, commit.recent())), newestDirtyPages);
     }
 
     /**
@@ -715,6 +728,11 @@ public final class ActiveReplicator implements AutoCloseable
     void commitLatency(final long latencyNs)
     {
         lastCommitLatencyNs = latencyNs;
+    }
+
+    void baselineCommitNs(final long latencyNs)
+    {
+        baselineCommitNs = latencyNs;
     }
 
     void periodChosen(final long nextPeriodNs, final CheckpointPolicy.Decision decision)

@@ -33,6 +33,8 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
     private final AtomicLong released = new AtomicLong();
     private final AtomicLong dropped = new AtomicLong();
     private final SingleWriterRecorder holdRecorder;
+    private long baselineEpoch = Long.MIN_VALUE;
+    private volatile long baselineHoldMaxNs;
     private final long highestRecordableNs;
     private final NanoClock clock;
 
@@ -100,9 +102,34 @@ final class OutputCommitGate implements OutputGate, AutoCloseable
         }
         sink.send(buffer, index + RECORD_HEADER, length - RECORD_HEADER);
         final long heldNs = clock.nanoTime() - buffer.getLong(index + 8);
-        holdRecorder.recordValue(Math.min(highestRecordableNs, Math.max(0, heldNs)));
+        if (buffer.getLong(index) > baselineEpoch)
+        {
+            holdRecorder.recordValue(Math.min(highestRecordableNs, Math.max(0, heldNs)));
+        }
+        else if (heldNs > baselineHoldMaxNs)
+        {
+            // output offered during the baseline waited for the whole first copy: reported apart, not as steady state
+            baselineHoldMaxNs = heldNs;
+        }
         released.incrementAndGet();
         return ControlledMessageHandler.Action.CONTINUE;
+    }
+
+    /**
+     * @param epoch the baseline's epoch: frames of it and before are held for the whole first copy, and their hold
+     *              is reported apart from the steady state.
+     */
+    void baselineEpoch(final long epoch)
+    {
+        baselineEpoch = epoch;
+    }
+
+    /**
+     * @return the longest hold of a frame offered during the baseline.
+     */
+    long baselineHoldMaxNs()
+    {
+        return baselineHoldMaxNs;
     }
 
     int heldBytes()

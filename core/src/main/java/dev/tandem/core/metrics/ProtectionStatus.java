@@ -21,14 +21,15 @@ import java.util.Locale;
  * @param pauseP50Ns          median guest pause of a checkpoint after the baseline.
  * @param pauseP99Ns          99th percentile guest pause.
  * @param pauseMaxNs          longest guest pause.
- * @param commitP50Ns         median time from checkpoint to ack.
- * @param commitP99Ns         99th percentile time from checkpoint to ack.
+ * @param commitP50Ns         median time from checkpoint to ack, after the baseline.
+ * @param commitP99Ns         99th percentile time from checkpoint to ack, after the baseline.
  * @param pageBytesRaw        bytes of pages handed to the page codec.
  * @param pageBytesEncoded    bytes the page codec turned them into (equal to raw without the codec).
  * @param policy              name of the checkpoint policy.
  * @param periodNs            the period it chose last.
  * @param policyDecision      why (see {@code CheckpointPolicy.Decision}).
- * @param outputHoldP99Ns     99th percentile of the time a network frame was held, offer to release.
+ * @param outputHoldP99Ns     99th percentile of the time a network frame was held, offer to release, for frames
+ *                            offered after the baseline.
  * @param baselinePauseNs     the pause of the baseline (a paused full copy of memory and disks), not in the
  *                            pause percentiles.
  * @param encodeP99Ns         99th percentile of the time spent encoding one epoch's pages, after resume (summed over
@@ -42,6 +43,11 @@ import java.util.Locale;
  * @param generation          the generation this side serves (moves up when it wins the next one).
  * @param arbiterAttempts     questions asked of the arbiter so far (while ARBITRATING, or silent).
  * @param arbiterError        why the arbiter last could not be reached, or null once it answered.
+ * @param outputHoldP50Ns     median hold of a frame offered after the baseline.
+ * @param outputHoldRecentP99Ns 99th percentile hold since the previous snapshot.
+ * @param baselineCommitNs    checkpoint to ack of the baseline (the whole first copy), 0 until acknowledged.
+ * @param baselineHoldMaxNs   longest hold of a frame offered during the baseline.
+ * @param stages              per stage of the active (pause, encode, send, ack), after the baseline.
  * @param lastCheckpointDirtyPages pages dirtied during epoch {@code lastCheckpointEpoch} (its delta: what
  *                            checkpoint {@code lastCheckpointEpoch} copied; every page for the baseline).
  */
@@ -81,6 +87,11 @@ public record ProtectionStatus(
     long generation,
     long arbiterAttempts,
     String arbiterError,
+    long outputHoldP50Ns,
+    long outputHoldRecentP99Ns,
+    long baselineCommitNs,
+    long baselineHoldMaxNs,
+    java.util.List<StageLatency> stages,
     long lastCheckpointDirtyPages)
 {
     /**

@@ -3,6 +3,9 @@ package dev.tandem.core.standby;
 import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
+import dev.tandem.core.metrics.LatencyDistribution;
+import dev.tandem.core.metrics.StageLatency;
+import dev.tandem.core.metrics.StandbyCommitEvent;
 import dev.tandem.core.failover.Promotion;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
@@ -92,6 +95,13 @@ public final class StandbyReplica implements AutoCloseable
     /** What the standby's ownership is doing, for status(): standby, claiming, promoted, superseded. */
     private volatile String ownershipState = "standby";
     private volatile String promoteRequest;
+    /** Barrier to the epoch's end read (the delta on the wire), after the session's baseline. */
+    private final LatencyDistribution receiveStage = new LatencyDistribution();
+    /** The epoch's end read to its disk writes, pages and state applied. */
+    private final LatencyDistribution applyStage = new LatencyDistribution();
+    /** Barrier read to ack written: what this side adds to the active's commit latency. */
+    private final LatencyDistribution commitStage = new LatencyDistribution();
+    private final Object stageLock = new Object();
     private volatile Promotion promotion;
     private volatile String promotionRefused;
     private final List<Runnable> pendingInspections = new ArrayList<>();
@@ -176,6 +186,8 @@ public final class StandbyReplica implements AutoCloseable
         ctx.conclude();
         JvmAccess.check(LOG::warn);
         FailoverEvent.register();
+        // registering a JFR event type costs tens of milliseconds once: here, not in the first commit
+        StandbyCommitEvent.enabled();
         final Transport.Listener listener = ctx.transport().listen(ctx.listenEndpoint());
         final StandbyReplica standby;
         try
@@ -314,8 +326,17 @@ public final class StandbyReplica implements AutoCloseable
      */
     public StandbyStatus status()
     {
+        final List<StageLatency> stages;
+        synchronized (stageLock)
+        {
+            stages = List.of(
+                StageLatency.of("receive", receiveStage.refresh(), receiveStage.recent()),
+                StageLatency.of("apply", applyStage.refresh(), applyStage.recent()),
+                StageLatency.of("commit", commitStage.refresh(), commitStage.recent()));
+        }
         return new StandbyStatus(lastCommittedEpoch, connected, commits, framesReceived, bytesReceived,
-            rejectedFrames, lastError, generation, ownershipState, ownership.attempts(), ownership.lastError());
+            rejectedFrames, lastError, generation, ownershipState, ownership.attempts(), ownership.lastError(),
+            stages);
     }
 
     /**
@@ -491,6 +512,8 @@ public final class StandbyReplica implements AutoCloseable
          */
         private boolean promotable = true;
         private long heartbeatIntervalNs = Long.MAX_VALUE;
+        private boolean sessionBaselinePending;
+        private long barrierNs;
         /**
          * The active sent a frame after the WELCOME: only then do heartbeats start, so that nothing follows the
          * WELCOME before the active reads it (the active refuses bytes it did not ask for there).
@@ -947,6 +970,7 @@ public final class StandbyReplica implements AutoCloseable
                     requireLength(type, length, 0);
                     requireBeforeBarrier(type, epoch);
                     barrierSeen = true;
+                    barrierNs = clock.nanoTime();
                     break;
                 case PAGES:
                     onPages(epoch, index, length);
@@ -1033,6 +1057,7 @@ public final class StandbyReplica implements AutoCloseable
             connected = true;
             goodbye = false;
             heartbeatIntervalNs = hello.heartbeatIntervalNs();
+            sessionBaselinePending = true;
             // this session starts with a baseline that replaces the history: the old recovery point is not promoted
             promotable = false;
             LOG.info("active {} connected for VM {}; recovery point is epoch {}", connection.peer(), hello.vmId(),
@@ -1170,6 +1195,7 @@ public final class StandbyReplica implements AutoCloseable
 
         private void commit(final long epoch) throws IOException
         {
+            final long receivedNs = clock.nanoTime();
             try
             {
                 log.replay(this);
@@ -1190,6 +1216,33 @@ public final class StandbyReplica implements AutoCloseable
             lastFrameNs = clock.nanoTime();
             ctx.listener().onCommit(epoch, recoveryPoint);
             sendFrame(FrameType.ACK, epoch, 0);
+            if (sessionBaselinePending)
+            {
+                // the session's baseline (the whole first copy) is not the steady state: not in the stages
+                sessionBaselinePending = false;
+            }
+            else
+            {
+                final long ackedNs = clock.nanoTime();
+                receiveStage.recorder().recordValue(clamp(receivedNs - barrierNs));
+                applyStage.recorder().recordValue(clamp(lastFrameNs - receivedNs));
+                commitStage.recorder().recordValue(clamp(ackedNs - barrierNs));
+                if (StandbyCommitEvent.enabled())
+                {
+                    final StandbyCommitEvent event = new StandbyCommitEvent();
+                    event.vmId = ctx.vmId();
+                    event.epoch = epoch;
+                    event.receiveNs = receivedNs - barrierNs;
+                    event.applyNs = lastFrameNs - receivedNs;
+                    event.commitNs = ackedNs - barrierNs;
+                    event.commit();
+                }
+            }
+        }
+
+        private long clamp(final long ns)
+        {
+            return Math.min(LatencyDistribution.HIGHEST_RECORDED_NS, Math.max(0, ns));
         }
 
         @Override

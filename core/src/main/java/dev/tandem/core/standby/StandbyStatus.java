@@ -16,6 +16,8 @@ package dev.tandem.core.standby;
  *                           {@code superseded by generation N}.
  * @param arbiterAttempts    questions asked of the arbiter so far.
  * @param arbiterError       why the arbiter last could not be reached, or null once it answered.
+ * @param stages             per stage of this side (receive: barrier to the epoch's end read; apply: end read to
+ *                           applied; commit: barrier to ack written), after each session's baseline.
  */
 public record StandbyStatus(
     long lastCommittedEpoch,
@@ -28,6 +30,7 @@ public record StandbyStatus(
     long generation,
     String ownership,
     long arbiterAttempts,
-    String arbiterError)
+    String arbiterError,
+    java.util.List<dev.tandem.core.metrics.StageLatency> stages)
 {
 }

@@ -36,6 +36,7 @@ class JfrEventsTest
         {
             recording.enable("dev.tandem.Checkpoint");
             recording.enable("dev.tandem.Commit");
+            recording.enable("dev.tandem.StandbyCommit");
             recording.enable("dev.tandem.PolicyDecision");
             recording.start();
             final SimulatedVmm.Builder guest = SimulatedVmm.builder().vmId("jfr-vm").memoryBytes(8L << 20)
@@ -71,5 +72,11 @@ class JfrEventsTest
             assertEquals("jfr-vm", decision.getString("vmId"));
         }
         assertTrue(commits >= 25, "commit events: " + commits);
+        final long standbyCommits = events.stream()
+            .filter(e -> e.getEventType().getName().equals("dev.tandem.StandbyCommit"))
+            .peek(e -> assertTrue(e.getLong("commitNs") >= e.getLong("receiveNs") && e.getLong("receiveNs") >= 0 &&
+                e.getLong("applyNs") >= 0, e.toString()))
+            .count();
+        assertTrue(standbyCommits >= 24, "standby commit events: " + standbyCommits);
     }
 }

@@ -208,9 +208,11 @@ final class ZooKeeperArbiterFailureTest
         {
             Thread.interrupted();
         }
-        // interrupted before its write was sent: nothing claimed
-        assertEquals(0, arbiter.currentGeneration("vm"));
-        assertTrue(arbiter.tryClaim("vm", 1));
+        // the caller gave up, but the claim may still land in the background (its answer is simply lost): the
+        // generation is 0 or 1, never more, and the next claim above it wins
+        final long after = arbiter.currentGeneration("vm");
+        assertTrue(after == 0 || after == 1, "generation " + after + " after one interrupted claim of 1");
+        assertTrue(arbiter.tryClaim("vm", after + 1));
     }
 
     @Test

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -15,6 +16,9 @@ import java.util.TreeMap;
  */
 public final class SimulationSuite
 {
+    /** Progress lines come at most this often: often enough to see a run move, rare enough to read. */
+    private static final long PROGRESS_INTERVAL_NS = 1_000_000_000L;
+
     private SimulationSuite()
     {
     }
@@ -47,14 +51,27 @@ public final class SimulationSuite
          */
         public void print(final PrintStream out)
         {
-            out.printf("simulated %d seeds (%.1f s of simulated time) in %.1f s: %d with invariant violations%n",
-                runs, simulatedMs / 1000.0, wallMs / 1000.0, failures.size());
+            out.printf(Locale.ROOT, "simulated %d seeds (%.1f s of simulated time) in %.1f s: %d with invariant " +
+                "violations%n", runs, simulatedMs / 1000.0, wallMs / 1000.0, failures.size());
+            // one column width for both tables, from their longest name and largest count: a fixed width let a
+            // long fault name push its count out of line
+            int nameWidth = 0;
+            long most = 0;
+            for (final Map<String, Long> table : List.of(faults, outcomes))
+            {
+                for (final Map.Entry<String, Long> row : table.entrySet())
+                {
+                    nameWidth = Math.max(nameWidth, row.getKey().length());
+                    most = Math.max(most, row.getValue());
+                }
+            }
+            final String rowFormat = "  %-" + Math.max(1, nameWidth) + "s  %" + Long.toString(most).length() + "d%n";
             out.println("faults drawn:");
-            faults.forEach((name, count) -> out.printf("  %-28s %d%n", name, count));
-            out.printf("kills reached: %d of %d planned (the others named an epoch or write the run never got to)%n",
-                killsReached, killsPlanned);
+            faults.forEach((name, count) -> out.printf(Locale.ROOT, rowFormat, name, count));
+            out.printf(Locale.ROOT, "kills reached: %d of %d planned (the others named an epoch or write the run " +
+                "never got to)%n", killsReached, killsPlanned);
             out.println("outcomes:");
-            outcomes.forEach((name, count) -> out.printf("  %-28s %d%n", name, count));
+            outcomes.forEach((name, count) -> out.printf(Locale.ROOT, rowFormat, name, count));
             for (final SimulationResult failure : failures)
             {
                 out.println("FAILED seed " + failure.seed() + ": " + failure.violations().get(0) + "  -> replay: " +
@@ -67,7 +84,7 @@ public final class SimulationSuite
      * @param from    first seed.
      * @param to      last seed, inclusive.
      * @param workDir where runs keep their disk images, or null for a temporary directory.
-     * @param out     where each failing seed is printed as it is found, and progress every 500 seeds.
+     * @param out     where each failing seed is printed as it is found, and nothing else.
      * @return the summary.
      */
     public static Summary run(final long from, final long to, final Path workDir, final PrintStream out)
@@ -79,12 +96,29 @@ public final class SimulationSuite
      * @param from    first seed.
      * @param to      last seed, inclusive.
      * @param workDir where runs keep their disk images, or null for a temporary directory.
-     * @param out     where each failing seed is printed as it is found, and progress every 500 seeds.
+     * @param out     where each failing seed is printed as it is found, and nothing else.
      * @param listAll also print every passing seed's faults and outcome.
      * @return the summary.
      */
     public static Summary run(final long from, final long to, final Path workDir, final PrintStream out,
         final boolean listAll)
+    {
+        return run(from, to, workDir, out, listAll, null);
+    }
+
+    /**
+     * @param from     first seed.
+     * @param to       last seed, inclusive.
+     * @param workDir  where runs keep their disk images, or null for a temporary directory.
+     * @param out      where each failing seed is printed as it is found.
+     * @param listAll  also print every passing seed's faults and outcome.
+     * @param progress where a progress line (seeds done, violations so far, ETA) goes at most once a second and
+     *                 once at the end, or null for none. Standard error on the command line: the summary on
+     *                 standard output stays clean to read or diff.
+     * @return the summary.
+     */
+    public static Summary run(final long from, final long to, final Path workDir, final PrintStream out,
+        final boolean listAll, final PrintStream progress)
     {
         if (to < from)
         {
@@ -106,6 +140,7 @@ public final class SimulationSuite
         long simulatedMs = 0;
         long killsPlanned = 0;
         long killsReached = 0;
+        long lastProgress = start;
         for (long seed = from; seed <= to; seed++)
         {
             final SimulationResult result = Simulation.run(seed, dir);
@@ -129,10 +164,11 @@ public final class SimulationSuite
                 out.println("seed " + seed + " [" + result.plan() + "] -> " + result.outcome() +
                     (result.killPlanned() && !result.killReached() ? " (kill not reached)" : ""));
             }
-            if ((seed - from + 1) % 500 == 0)
+            final long now = System.nanoTime();
+            if (progress != null && (now - lastProgress >= PROGRESS_INTERVAL_NS || seed == to))
             {
-                out.printf("... %d seeds, %d failing, %.0f s%n", seed - from + 1, failures.size(),
-                    (System.nanoTime() - start) / 1e9);
+                lastProgress = now;
+                progress.println(progressLine(seed - from + 1, to - from + 1, failures.size(), now - start));
             }
         }
         if (workDir == null)
@@ -141,6 +177,22 @@ public final class SimulationSuite
         }
         return new Summary(to - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
             (System.nanoTime() - start) / 1_000_000);
+    }
+
+    /**
+     * @param done       seeds run.
+     * @param total      seeds in the range.
+     * @param violations seeds that violated an invariant so far.
+     * @param elapsedNs  time since the first seed started.
+     * @return e.g. {@code "simulate: 40/200 seeds, 0 with violations, 12 s elapsed, ETA 48 s"}.
+     */
+    public static String progressLine(final long done, final long total, final long violations, final long elapsedNs)
+    {
+        final double elapsedS = elapsedNs / 1e9;
+        final String eta = done >= total ? "done" :
+            String.format(Locale.ROOT, "ETA %.0f s", elapsedS / done * (total - done));
+        return String.format(Locale.ROOT, "simulate: %d/%d seeds, %d with violations, %.0f s elapsed, %s", done,
+            total, violations, elapsedS, eta);
     }
 
     /**

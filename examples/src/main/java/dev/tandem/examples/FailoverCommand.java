@@ -1,0 +1,240 @@
+package dev.tandem.examples;
+
+import dev.tandem.vmm.sim.Workload;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+
+/**
+ * {@code failover}: the {@link FailoverHarness} from the command line. Its run directory (node directories, logs,
+ * the children's temporary files) is made under {@code --work-dir} and removed at the end, unless {@code --keep} or
+ * the run failed: then its path is printed for the logs.
+ */
+@Command(name = "failover", sortOptions = false, usageHelpWidth = 110,
+    description = {"Kill (or partition) the active of a protected bank guest and verify the standby took over and "
+        + "only one side owned the guest at a time (three JVMs on loopback: standby, active, client)."},
+    exitCodeListHeading = "%nExit codes:%n",
+    exitCodeList = {TandemExamples.EXIT_OK, TandemExamples.EXIT_FAILED, TandemExamples.EXIT_USAGE})
+final class FailoverCommand implements Callable<Integer>
+{
+    private final PrintStream out;
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--guest-memory", paramLabel = "SIZE", defaultValue = "64m", converter = CommandLine.Size.class,
+        description = "guest memory, a multiple of 4k from 16m (default ${DEFAULT-VALUE})")
+    long memoryBytes;
+
+    @Option(names = "--workload", paramLabel = "NAME", defaultValue = "hotset",
+        description = "background workload beside the bank: uniform, hotset, sequential, idle (default " +
+            "${DEFAULT-VALUE})")
+    String workload;
+
+    @Option(names = "--period", paramLabel = "TIME", defaultValue = "10ms", converter = CommandLine.Millis.class,
+        description = "checkpoint period, 1ms to 10s (default ${DEFAULT-VALUE})")
+    long periodMs;
+
+    @Option(names = "--kill-after", paramLabel = "TIME", converter = CommandLine.Millis.class,
+        description = "kill the active this long after the client starts, more than 0 (default: 1.5-3.5s by seed)")
+    Long killAfterMs;
+
+    @Option(names = "--kill-phase", paramLabel = "PHASE",
+        description = "mid-epoch (SIGKILL, default) | delta-send | epoch-end (the active halts there)")
+    String killPhase;
+
+    @Option(names = "--partition-after", paramLabel = "TIME", converter = CommandLine.Millis.class,
+        description = "instead of a kill, cut the network between active and standby this long after the client " +
+            "starts (a relay black-holes both ways; both hosts keep running)")
+    Long partitionAfterMs;
+
+    @Option(names = "--arbiter", paramLabel = "NAME", defaultValue = FailoverHarness.Options.FILE_ARBITER,
+        description = "file (a shared directory, default) | zookeeper (a real server the harness starts on loopback)")
+    String arbiter;
+
+    @Option(names = "--seed", paramLabel = "N", defaultValue = "1",
+        description = "seed of workload, transfers and kill moment (default ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--transfers", paramLabel = "N", defaultValue = "100000",
+        description = "most transfers the client makes, at least 1 (default ${DEFAULT-VALUE}; it stops 2 s after " +
+            "the fault)")
+    int transfers;
+
+    @Option(names = "--no-digests",
+        description = "do not digest the guest at every checkpoint (shorter pauses, no digest check)")
+    boolean noDigests;
+
+    @Option(names = "--policy", paramLabel = "NAME", defaultValue = "fixed",
+        description = "fixed (default) | adaptive checkpoint period (2-100 ms, pause 2 ms, output 100 ms)")
+    String policy;
+
+    @Option(names = "--report", paramLabel = "FILE",
+        description = "write the report as JSON (its directory must exist)")
+    Path report;
+
+    @Option(names = "--work-dir", paramLabel = "DIR",
+        description = "where the run directory is made (default: the system's temporary directory)")
+    Path workDir;
+
+    @Option(names = "--keep",
+        description = "keep the run directory (logs, node directories); a failed run keeps it anyway")
+    boolean keep;
+
+    @Option(names = {"-h", "--help"}, usageHelp = true, description = "show this help")
+    boolean help;
+
+    FailoverCommand(final PrintStream out)
+    {
+        this.out = out;
+    }
+
+    @Override
+    public Integer call() throws IOException, InterruptedException
+    {
+        final FailoverHarness.Options options = options();
+        final Path base = workDir != null ? Files.createDirectories(workDir) : Path.of(System.getProperty(
+            "java.io.tmpdir"));
+        final Path dir = Files.createTempDirectory(base, "tandem-failover-");
+        boolean passed = false;
+        try
+        {
+            final FailoverHarness.Report result = FailoverHarness.run(options, dir, out);
+            if (report != null)
+            {
+                Files.writeString(report, result.toJson());
+                out.println("  report             " + report);
+            }
+            passed = result.verified();
+            return passed ? TandemExamples.OK : TandemExamples.FAILED;
+        }
+        finally
+        {
+            if (keep || !passed)
+            {
+                // a failed run's logs are what its reader needs next
+                out.println("  logs               " + dir + (keep ? "" : " (kept: the run did not pass)"));
+            }
+            else
+            {
+                deleteRecursively(dir);
+            }
+        }
+    }
+
+    /**
+     * Every check of the command line, before anything starts: a mistake found after a minute-long run (a report
+     * path in a missing directory) wastes the run.
+     */
+    FailoverHarness.Options options()
+    {
+        try
+        {
+            CommandLine.checkGuest(memoryBytes, periodMs);
+        }
+        catch (final IllegalArgumentException ex)
+        {
+            throw refuse(ex.getMessage());
+        }
+        positive("--kill-after", killAfterMs);
+        positive("--partition-after", partitionAfterMs);
+        if (partitionAfterMs != null && (killAfterMs != null || killPhase != null))
+        {
+            throw refuse("--partition-after replaces the kill: drop --" + (killAfterMs != null ? "kill-after" :
+                "kill-phase"));
+        }
+        final String phase = killPhase == null ? FailoverHarness.Options.MID_EPOCH : killPhase;
+        if (!List.of("mid-epoch", "delta-send", "epoch-end").contains(phase))
+        {
+            throw refuse("--kill-phase must be mid-epoch, delta-send or epoch-end, not '" + phase + "'");
+        }
+        if (!List.of(FailoverHarness.Options.FILE_ARBITER, FailoverHarness.Options.ZOOKEEPER_ARBITER)
+            .contains(arbiter))
+        {
+            throw refuse("--arbiter must be file or zookeeper, not '" + arbiter + "'");
+        }
+        if (!List.of("fixed", "adaptive").contains(policy))
+        {
+            throw refuse("--policy must be fixed or adaptive, not '" + policy + "'");
+        }
+        if (transfers < 1)
+        {
+            throw refuse("--transfers must be at least 1, not " + transfers);
+        }
+        if (report != null)
+        {
+            final Path parent = report.toAbsolutePath().getParent();
+            if (parent == null || !Files.isDirectory(parent))
+            {
+                throw refuse("--report " + report + ": directory " + parent + " does not exist");
+            }
+            if (Files.isDirectory(report) || Files.exists(report) && !Files.isWritable(report) ||
+                !Files.isWritable(parent))
+            {
+                throw refuse("--report " + report + ": cannot write there");
+            }
+        }
+        if (workDir != null && Files.exists(workDir) && !Files.isDirectory(workDir))
+        {
+            throw refuse("--work-dir " + workDir + " is a file, not a directory");
+        }
+        return new FailoverHarness.Options(memoryBytes, workload("--workload", workload), periodMs,
+            killAfterMs == null ? -1 : killAfterMs, seed, transfers, 256, !noDigests, phase, policy,
+            partitionAfterMs == null ? -1 : partitionAfterMs, arbiter);
+    }
+
+    private void positive(final String option, final Long millis)
+    {
+        if (millis != null && millis <= 0)
+        {
+            throw refuse(option + " must be more than 0, not " + millis + "ms");
+        }
+    }
+
+    private Workload workload(final String option, final String name)
+    {
+        try
+        {
+            return Workload.parse(name);
+        }
+        catch (final IllegalArgumentException ex)
+        {
+            throw refuse(option + ": " + ex.getMessage());
+        }
+    }
+
+    private ParameterException refuse(final String message)
+    {
+        return new ParameterException(spec.commandLine(), message);
+    }
+
+    /**
+     * @param dir a directory to remove with everything in it.
+     * @throws IOException if a file cannot be deleted.
+     */
+    static void deleteRecursively(final Path dir) throws IOException
+    {
+        if (!Files.exists(dir))
+        {
+            return;
+        }
+        try (Stream<Path> paths = Files.walk(dir))
+        {
+            for (final Path path : paths.sorted(Comparator.reverseOrder()).toList())
+            {
+                Files.deleteIfExists(path);
+            }
+        }
+    }
+}
