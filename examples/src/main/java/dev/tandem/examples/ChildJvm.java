@@ -1,6 +1,6 @@
 package dev.tandem.examples;
 
-import dev.tandem.core.JvmAccess;
+import dev.tandem.vmm.JvmAccess;
 
 import java.nio.file.Path;
 import java.util.ArrayList;

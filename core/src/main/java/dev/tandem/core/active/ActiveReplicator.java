@@ -1,6 +1,5 @@
 package dev.tandem.core.active;
 
-import dev.tandem.core.JvmAccess;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.PromotionArbiter;
@@ -9,15 +8,16 @@ import dev.tandem.core.metrics.CommitEvent;
 import dev.tandem.core.metrics.LatencyDistribution;
 import dev.tandem.core.metrics.PolicyDecisionEvent;
 import dev.tandem.core.metrics.ProtectionState;
-import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.metrics.ProtectionStatus;
 import dev.tandem.core.metrics.StageLatency;
+import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException;
+import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
 import org.HdrHistogram.Histogram;
@@ -33,10 +33,12 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.LockSupport;
 import java.util.zip.CRC32C;
 
 /**
@@ -65,6 +67,8 @@ public final class ActiveReplicator implements AutoCloseable
     private final DiskWriteStream diskStream;
     private final OutputCommitGate gate;
     private final ActiveCounters counters = new ActiveCounters();
+    /** How often {@link #awaitCommitted} looks at the newest ack: well under a commit's latency. */
+    private static final long AWAIT_POLL_NS = TimeUnit.MICROSECONDS.toNanos(200);
     /** Longest latency recorded; fixed so that recording never resizes (allocates) on the hot path. */
     static final long HIGHEST_RECORDED_NS = LatencyDistribution.HIGHEST_RECORDED_NS;
 
@@ -74,6 +78,7 @@ public final class ActiveReplicator implements AutoCloseable
     private final LatencyDistribution encode = new LatencyDistribution();
     private final LatencyDistribution send = new LatencyDistribution();
     private final AtomicLongArray checkpointTimes;
+    private final AtomicLongArray checkpointDirtyPages;
     private final int checkpointTimesMask;
     private final CheckpointScheduler scheduler;
     private final CheckpointSender sender;
@@ -134,6 +139,7 @@ public final class ActiveReplicator implements AutoCloseable
         this.lastAckedEpoch = recoveryEpoch;
         final int timesLength = Integer.highestOneBit(ctx.maxEpochsInFlight() * 2 + 2) * 2;
         this.checkpointTimes = new AtomicLongArray(timesLength);
+        this.checkpointDirtyPages = new AtomicLongArray(timesLength);
         this.checkpointTimesMask = timesLength - 1;
         final List<StagingArea> created = new ArrayList<>();
         DiskWriteStream stream = null;
@@ -183,6 +189,13 @@ public final class ActiveReplicator implements AutoCloseable
 
     /**
      * Connects, handshakes and starts protecting the guest.
+     * <p>
+     * A launch that throws has undone everything it started: no thread runs, no off-heap memory is held, the
+     * connection is closed and the guest's I/O no longer passes through the library. A launch that returns starts
+     * the scheduler and sender threads ({@code tandem-checkpoint-*}); they are not daemon threads, like Aeron's and
+     * Agrona's agents: they keep the JVM alive until {@link #close()}, so protection never silently stops (and the
+     * standby never promotes) because a main thread returned. Close the replicator in a {@code finally} or
+     * try-with-resources.
      *
      * @param ctx configuration; concluded here.
      * @return the running replicator.
@@ -194,7 +207,7 @@ public final class ActiveReplicator implements AutoCloseable
     public static ActiveReplicator launch(final ActiveContext ctx) throws IOException
     {
         ctx.conclude();
-        JvmAccess.check();
+        JvmAccess.check(LOG::warn);
         // registering the JFR event types costs tens of milliseconds once: do it here, not in the first checkpoint
         CheckpointEvent.enabled();
         CommitEvent.enabled();
@@ -222,7 +235,17 @@ public final class ActiveReplicator implements AutoCloseable
             connection.close();
             throw ex;
         }
-        replicator.start();
+        try
+        {
+            replicator.start();
+        }
+        catch (final RuntimeException | Error ex)
+        {
+            // a launch that throws leaves nothing behind: no thread, no off-heap memory, no open connection
+            replicator.abandon();
+            connection.close();
+            throw ex;
+        }
         return replicator;
     }
 
@@ -270,6 +293,34 @@ public final class ActiveReplicator implements AutoCloseable
             AgentRunner.startOnThread(senderRunner);
             AgentRunner.startOnThread(schedulerRunner);
         }
+    }
+
+    /**
+     * Undoes a {@link #start()} that threw: the guest's I/O no longer passes through the library, and the threads
+     * and memory this instance created are gone.
+     */
+    private void abandon()
+    {
+        protecting = false;
+        state = ProtectionState.STOPPED;
+        // a runner never started runs its agent's onClose (which frees the sender's buffers) on this thread
+        CloseHelper.quietCloseAll(schedulerRunner, schedulerInvoker, senderRunner, senderInvoker);
+        try
+        {
+            adapter.detach();
+            adapter.dirtyLog().stopTracking();
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.warn("VM {}: undoing a failed launch, the adapter failed to detach", adapter.vmId(), ex);
+        }
+        for (final StagingArea area : areas)
+        {
+            area.close();
+        }
+        diskStream.shutdown();
+        CloseHelper.quietCloseAll(diskStream, gate);
+        closed = true;
     }
 
     /**
@@ -404,7 +455,10 @@ public final class ActiveReplicator implements AutoCloseable
             (checkpoints - lastStatusCheckpoints) * 1e9 / Math.max(1, now - lastStatusNs);
         lastStatusNs = now;
         lastStatusCheckpoints = checkpoints;
-        return new ProtectionStatus(state, lastCheckpointEpoch, lastAckedEpoch, checkpoints, rate,
+        final long newestCheckpoint = lastCheckpointEpoch;
+        final long newestDirtyPages = newestCheckpoint < firstEpoch ? 0 :
+            checkpointDirtyPages.get((int)(newestCheckpoint & checkpointTimesMask));
+        return new ProtectionStatus(state, newestCheckpoint, lastAckedEpoch, checkpoints, rate,
             counters.bytesSent.get(), counters.pagesCopied.get(), counters.stagingOverflows.get(),
             counters.inFlightWaits.get(), diskStream.backPressured(), gate.heldBytes(), gate.releasedFrames(),
             gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
@@ -420,7 +474,7 @@ public final class ActiveReplicator implements AutoCloseable
                 StageLatency.of("pause", pauseHistogram, pause.recent()),
                 StageLatency.of("encode", encodeHistogram, encode.recent()),
                 StageLatency.of("send", sendHistogram, send.recent()),
-                StageLatency.of("ack", commitHistogram, commit.recent())));
+                StageLatency.of("ack", commitHistogram, commit.recent())), newestDirtyPages);
     }
 
     /**
@@ -445,6 +499,67 @@ public final class ActiveReplicator implements AutoCloseable
     public long lastCheckpointEpoch()
     {
         return lastCheckpointEpoch;
+    }
+
+    /**
+     * The epoch that a disk write or network frame the guest issues now belongs to: {@link #lastCheckpointEpoch()}
+     * + 1. Epoch N is the guest's execution between checkpoint N-1 and checkpoint N; checkpoint N advances this
+     * value while the guest is paused, before {@link dev.tandem.vmm.VcpuControl#resume()}. So, read from a thread
+     * that {@code pause()} quiesces (a vCPU, or a device thread issuing the guest's I/O), it is exact: the write
+     * or frame that follows the read is tagged with this epoch by the disk-write stream and the output gate, its
+     * disk write is behind barrier N, and the frame leaves only after ack N
+     * ({@code awaitCommitted(currentEpoch(), timeout)} waits for that). Read from any other thread it can be one
+     * behind while a checkpoint is in progress. Never allocates or blocks.
+     *
+     * @return the epoch the guest is executing.
+     */
+    public long currentEpoch()
+    {
+        return lastCheckpointEpoch + 1;
+    }
+
+    /**
+     * Waits until the standby has committed {@code epoch} (acknowledged it: it holds that checkpoint's memory,
+     * device state and every disk write up to barrier {@code epoch}, and the epoch's held output is released).
+     * Polls every 0.2 ms at most; for tests and for a VMM that must know a write is protected (not for the guest's
+     * hot path). With {@link ActiveContext#useAgentInvoker(boolean)} another thread must step the duty cycles
+     * meanwhile, or nothing can commit.
+     *
+     * @param epoch   the epoch to wait for, e.g. {@link #currentEpoch()} after a write.
+     * @param timeout how long to wait at most (wall clock).
+     * @return true once {@code epoch} is committed, false if the timeout passed first.
+     * @throws IllegalStateException if protection ended (closed, standby lost, failed or fenced) before the epoch
+     *                               was committed, with the state, the last ack and the failure.
+     * @throws InterruptedException  if the waiting thread is interrupted.
+     */
+    public boolean awaitCommitted(final long epoch, final Duration timeout) throws InterruptedException
+    {
+        final long deadline = System.nanoTime() + timeout.toNanos();
+        while (lastAckedEpoch < epoch)
+        {
+            if (!protecting)
+            {
+                // an ack can still have arrived just before protection ended
+                if (lastAckedEpoch >= epoch)
+                {
+                    break;
+                }
+                throw new IllegalStateException("protection of VM " + adapter.vmId() + " ended (" + state +
+                    ") with epoch " + lastAckedEpoch + " acknowledged, before epoch " + epoch + " was committed" +
+                    (failure == null ? "" : ": " + failure));
+            }
+            final long remaining = deadline - System.nanoTime();
+            if (remaining <= 0)
+            {
+                return false;
+            }
+            LockSupport.parkNanos(Math.min(remaining, AWAIT_POLL_NS));
+            if (Thread.interrupted())
+            {
+                throw new InterruptedException("interrupted while waiting for epoch " + epoch + " to commit");
+            }
+        }
+        return true;
     }
 
     /**
@@ -651,8 +766,10 @@ public final class ActiveReplicator implements AutoCloseable
         return checkpointTimes.get((int)(epoch & checkpointTimesMask));
     }
 
-    void checkpointTaken(final long epoch, final long startNs)
+    void checkpointTaken(final long epoch, final long startNs, final long dirtyPages)
     {
+        // indexed by epoch like the times, so status() reads the pages of the very checkpoint it names
+        checkpointDirtyPages.lazySet((int)(epoch & checkpointTimesMask), dirtyPages);
         checkpointTimes.lazySet((int)(epoch & checkpointTimesMask), startNs);
         counters.checkpoints.lazySet(counters.checkpoints.get() + 1);
         lastCheckpointEpoch = epoch;

@@ -155,7 +155,7 @@ final class CheckpointScheduler implements Agent
             {
                 observer.onCheckpoint(epoch, adapter);
             }
-            replicator.checkpointTaken(epoch, start);
+            replicator.checkpointTaken(epoch, start, lastDeltaPages);
             gate.epoch(epoch + 1);
             publish(last, epoch);
             nextEpoch = epoch + 1;

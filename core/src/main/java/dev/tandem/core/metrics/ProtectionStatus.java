@@ -48,6 +48,8 @@ import java.util.Locale;
  * @param baselineCommitNs    checkpoint to ack of the baseline (the whole first copy), 0 until acknowledged.
  * @param baselineHoldMaxNs   longest hold of a frame offered during the baseline.
  * @param stages              per stage of the active (pause, encode, send, ack), after the baseline.
+ * @param lastCheckpointDirtyPages pages dirtied during epoch {@code lastCheckpointEpoch} (its delta: what
+ *                            checkpoint {@code lastCheckpointEpoch} copied; every page for the baseline).
  */
 public record ProtectionStatus(
     ProtectionState state,
@@ -89,7 +91,8 @@ public record ProtectionStatus(
     long outputHoldRecentP99Ns,
     long baselineCommitNs,
     long baselineHoldMaxNs,
-    java.util.List<StageLatency> stages)
+    java.util.List<StageLatency> stages,
+    long lastCheckpointDirtyPages)
 {
     /**
      * @return epochs checkpointed but not yet acknowledged (the replication lag).

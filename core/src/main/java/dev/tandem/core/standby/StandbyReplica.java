@@ -1,6 +1,5 @@
 package dev.tandem.core.standby;
 
-import dev.tandem.core.JvmAccess;
 import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
@@ -17,10 +16,11 @@ import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
-import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.core.wire.ProtocolException.Fault;
+import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.VirtualDisk;
@@ -43,8 +43,11 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import java.util.zip.CRC32C;
 
 /**
@@ -59,6 +62,8 @@ import java.util.zip.CRC32C;
 public final class StandbyReplica implements AutoCloseable
 {
     private static final Logger LOG = LoggerFactory.getLogger(StandbyReplica.class);
+    /** How often {@link #awaitCommitted} looks at the recovery point: well under a commit's latency. */
+    private static final long AWAIT_POLL_NS = TimeUnit.MICROSECONDS.toNanos(200);
 
     private final StandbyContext ctx;
     private final Transport.Listener listener;
@@ -75,6 +80,7 @@ public final class StandbyReplica implements AutoCloseable
     private final Handshake.Hello expected;
 
     private volatile long lastCommittedEpoch;
+    private volatile boolean closed;
     private volatile boolean connected;
     private volatile long commits;
     private volatile long framesReceived;
@@ -165,6 +171,12 @@ public final class StandbyReplica implements AutoCloseable
 
     /**
      * Starts listening for the active.
+     * <p>
+     * A launch that throws has undone everything it started (no thread, no off-heap memory, the endpoint unbound).
+     * A launch that returns runs the receiver on a thread ({@code tandem-standby-receiver}) that is not a daemon
+     * thread: it keeps the JVM alive until {@link #close()}, whether or not an active ever connects, and it keeps
+     * listening after it refuses an active (a wrong geometry, a stale generation). Close the standby in a
+     * {@code finally} or try-with-resources.
      *
      * @param ctx configuration; concluded here.
      * @return the running standby.
@@ -174,7 +186,7 @@ public final class StandbyReplica implements AutoCloseable
     public static StandbyReplica launch(final StandbyContext ctx) throws IOException
     {
         ctx.conclude();
-        JvmAccess.check();
+        JvmAccess.check(LOG::warn);
         FailoverEvent.register();
         // registering a JFR event type costs tens of milliseconds once: here, not in the first commit
         StandbyCommitEvent.enabled();
@@ -224,6 +236,45 @@ public final class StandbyReplica implements AutoCloseable
     public long lastCommittedEpoch()
     {
         return lastCommittedEpoch;
+    }
+
+    /**
+     * Waits until this standby has committed {@code epoch}: its recovery point is that checkpoint or a newer one
+     * (memory, device state and every disk write up to barrier {@code epoch}, verified and applied). Polls every
+     * 0.2 ms at most. With {@link StandbyContext#useAgentInvoker(boolean)} another thread must step the receiver
+     * meanwhile, or nothing can commit.
+     *
+     * @param epoch   the epoch to wait for.
+     * @param timeout how long to wait at most (wall clock).
+     * @return true once {@code epoch} is committed, false if the timeout passed first.
+     * @throws IllegalStateException if no further epoch can commit here (closed, promoted, or the replica torn)
+     *                               before {@code epoch} did, saying which and the recovery point's epoch.
+     * @throws InterruptedException  if the waiting thread is interrupted.
+     */
+    public boolean awaitCommitted(final long epoch, final Duration timeout) throws InterruptedException
+    {
+        final long deadline = System.nanoTime() + timeout.toNanos();
+        while (lastCommittedEpoch < epoch)
+        {
+            final String ended = closed ? "closed" : promotion != null ? "promoted" :
+                torn != null ? "torn (" + torn + ")" : null;
+            if (ended != null && lastCommittedEpoch < epoch)
+            {
+                throw new IllegalStateException("standby for VM " + ctx.vmId() + " is " + ended + " with epoch " +
+                    lastCommittedEpoch + " committed; epoch " + epoch + " will not commit here");
+            }
+            final long remaining = deadline - System.nanoTime();
+            if (remaining <= 0)
+            {
+                return false;
+            }
+            LockSupport.parkNanos(Math.min(remaining, AWAIT_POLL_NS));
+            if (Thread.interrupted())
+            {
+                throw new InterruptedException("interrupted while waiting for epoch " + epoch + " to commit");
+            }
+        }
+        return true;
     }
 
     /**
@@ -349,8 +400,14 @@ public final class StandbyReplica implements AutoCloseable
      * Stops receiving and frees the replica. Idempotent.
      */
     @Override
-    public void close()
+    public synchronized void close()
     {
+        if (closed)
+        {
+            // the documented idempotence: a second close must not free the replica's memory twice
+            return;
+        }
+        closed = true;
         CloseHelper.quietCloseAll(runner, invoker);
         listener.close();
         memory.close();

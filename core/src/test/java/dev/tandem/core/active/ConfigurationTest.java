@@ -1,7 +1,6 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.ConfigurationException;
-import dev.tandem.core.JvmAccess;
 import dev.tandem.core.standby.StandbyContext;
 import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.system.LeakCheck;
@@ -9,6 +8,7 @@ import dev.tandem.core.transport.TcpTransport;
 import dev.tandem.vmm.DirtyLog;
 import dev.tandem.vmm.DiskWriteSink;
 import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.OutputGate;
 import dev.tandem.vmm.PacketSink;
 import dev.tandem.vmm.StatefulComponent;

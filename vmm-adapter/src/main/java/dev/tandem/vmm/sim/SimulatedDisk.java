@@ -1,6 +1,7 @@
 package dev.tandem.vmm.sim;
 
 import dev.tandem.vmm.FileVirtualDisk;
+import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.VmmAdapterException;
 
 import java.io.IOException;
@@ -38,6 +39,7 @@ public final class SimulatedDisk extends FileVirtualDisk
      * @param blockSize block size, a power of two from 512 to {@link #MAX_BLOCK_SIZE}.
      * @param sizeBytes size, a positive multiple of the block size.
      * @throws IllegalArgumentException naming the disk if the block size or size is out of range.
+     * @throws IllegalStateException listing the JVM flags Agrona needs, when any is missing.
      */
     public SimulatedDisk(final int id, final Path path, final int blockSize, final long sizeBytes)
     {
@@ -46,6 +48,8 @@ public final class SimulatedDisk extends FileVirtualDisk
 
     private static int checkBlockSize(final int id, final int blockSize)
     {
+        // here because it runs before the superclass touches Agrona, which would fail without naming the flags
+        JvmAccess.check();
         if (blockSize > MAX_BLOCK_SIZE)
         {
             throw new IllegalArgumentException("disk " + id + ": block size " + blockSize + " over the simulated " +

@@ -3,6 +3,7 @@ package dev.tandem.vmm.sim;
 import dev.tandem.vmm.DirtyBitmap;
 import dev.tandem.vmm.DirtyLog;
 import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.NativeGuestMemory;
 import dev.tandem.vmm.NativeMemory;
 import org.agrona.DirectBuffer;
@@ -30,6 +31,7 @@ public final class SimulatedGuestMemory implements GuestMemory, DirtyLog, AutoCl
     /**
      * @param sizeBytes guest memory size, a multiple of {@code pageSize}.
      * @param pageSize  page size, a power of two of at least 512.
+     * @throws IllegalStateException listing the JVM flags Agrona needs, when any is missing.
      */
     public SimulatedGuestMemory(final long sizeBytes, final int pageSize)
     {
@@ -50,6 +52,7 @@ public final class SimulatedGuestMemory implements GuestMemory, DirtyLog, AutoCl
 
     private SimulatedGuestMemory(final NativeMemory.Region adopted, final long sizeBytes, final int pageSize)
     {
+        JvmAccess.check();
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1)
         {
             throw new IllegalArgumentException("page size must be a power of two >= 512: " + pageSize);

@@ -3,6 +3,7 @@ package dev.tandem.vmm.sim;
 import dev.tandem.vmm.DirtyLog;
 import dev.tandem.vmm.DiskWriteSink;
 import dev.tandem.vmm.HealthProbe;
+import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.OutputGate;
 import dev.tandem.vmm.PacketSink;
@@ -132,9 +133,12 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
 
     /**
      * @return a builder with defaults: 64 MiB, 4 KiB pages, one vCPU, hotset workload at 200 pages/ms, no disk.
+     * @throws IllegalStateException listing the JVM flags Agrona needs, when any is missing.
      */
     public static Builder builder()
     {
+        // before anything touches Agrona: its IllegalAccessError would not say which flags to add
+        JvmAccess.check();
         return new Builder();
     }
 

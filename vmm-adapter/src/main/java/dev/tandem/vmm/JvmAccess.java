@@ -1,12 +1,18 @@
-package dev.tandem.core;
+package dev.tandem.vmm;
 
 import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * Checks at start that the JVM grants the access Agrona and Chronicle Bytes need, and fails with the exact flags
- * to add when it does not, instead of an {@code IllegalAccessError} deep inside a checkpoint.
+ * to add when it does not, instead of an {@code IllegalAccessError} deep inside Agrona.
+ * <p>
+ * It lives here, in the SPI module that depends on Agrona alone, so that the one implementation serves every entry
+ * point: the reference adapter ({@code SimulatedVmm.builder()}, its memory and disk) and {@code tandem-core}'s
+ * {@code ActiveReplicator.launch} and {@code StandbyReplica.launch}. An adapter of a real VMM may call
+ * {@link #check()} from its own entry points too.
  */
 public final class JvmAccess
 {
@@ -14,6 +20,8 @@ public final class JvmAccess
     public static final List<String> EXPORTS = List.of("jdk.internal.misc", "jdk.internal.ref");
     /** Packages of java.base that must be opened to the unnamed module. */
     public static final List<String> OPENS = List.of("java.lang.reflect", "sun.nio.ch", "java.lang", "java.nio");
+
+    private static volatile boolean granted;
 
     private JvmAccess()
     {
@@ -70,25 +78,46 @@ public final class JvmAccess
     }
 
     /**
-     * Fails when a required flag is missing and logs a warning naming any missing JDK 24+ flag.
+     * Fails when a required flag is missing; silent about the JDK 24+ flags (see {@link #check(Consumer)}).
      *
      * @throws IllegalStateException listing every missing required flag.
      */
     public static void check()
     {
-        final List<String> recommended = missingRecommendedFlags();
-        if (!recommended.isEmpty())
+        check(null);
+    }
+
+    /**
+     * Fails when a required flag is missing, and hands a warning naming any missing JDK 24+ flag to
+     * {@code warning} (this module has no logging API: the caller logs it where its operators look).
+     *
+     * @param warning receives one line when JDK 24+ flags are missing; may be null to ignore them.
+     * @throws IllegalStateException listing every missing required flag.
+     */
+    public static void check(final Consumer<String> warning)
+    {
+        if (warning != null)
         {
-            org.slf4j.LoggerFactory.getLogger(JvmAccess.class).warn(
-                "JDK {} warns about Agrona's and Chronicle's use of Unsafe and native access; add: {}",
-                Runtime.version().feature(), String.join(" ", recommended));
+            final List<String> recommended = missingRecommendedFlags();
+            if (!recommended.isEmpty())
+            {
+                warning.accept("JDK " + Runtime.version().feature() + " warns about Agrona's and Chronicle's use " +
+                    "of Unsafe and native access; add: " + String.join(" ", recommended));
+            }
+        }
+        if (granted)
+        {
+            return;
         }
         final List<String> missing = missingFlags();
         if (!missing.isEmpty())
         {
             throw new IllegalStateException("Tandem needs these JVM flags (Agrona and Chronicle Bytes use internal " +
-                "JDK APIs); add them to the java command line or the jar manifest: " + String.join(" ", missing));
+                "JDK APIs); add them to the java command line, MAVEN_OPTS, surefire's argLine or the jar manifest: " +
+                String.join(" ", missing));
         }
+        // module access cannot be taken away once granted: ask once, then every entry point passes for free
+        granted = true;
     }
 
     private static boolean nativeAccessEnabled(final Module module)
