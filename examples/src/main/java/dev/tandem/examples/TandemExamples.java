@@ -47,7 +47,7 @@ public final class TandemExamples
     /** Exit code 2 in every command's help. */
     static final String EXIT_USAGE = "2:bad command line (one line says which option); nothing ran";
 
-    private static final List<String> COMMANDS = List.of("failover", "demo", "simulate", "help");
+    private static final List<String> COMMANDS = List.of("failover", "demo", "simulate", "embed", "help");
 
     /**
      * The top of the command tree: only help; the work is in the subcommands.
@@ -101,7 +101,7 @@ public final class TandemExamples
         }
         if (!first.isEmpty() && !first.startsWith("-") && !COMMANDS.contains(first))
         {
-            return refuse(err, "unknown command '" + first + "' (commands: failover, demo, simulate)", null);
+            return refuse(err, "unknown command '" + first + "' (commands: failover, demo, simulate, embed)", null);
         }
         // failover is the default command: its options may come first, as they always could
         final boolean defaultCommand = first.isEmpty() || first.startsWith("-") && !"--help".equals(first) &&
@@ -116,6 +116,7 @@ public final class TandemExamples
             .addSubcommand("failover", new FailoverCommand(out))
             .addSubcommand("demo", new DemoCommand(out))
             .addSubcommand("simulate", new SimulateCommand(out, err))
+            .addSubcommand("embed", new EmbedCommand())
             .addSubcommand("help", new HelpCommand());
         commandLine.setOut(writer(out));
         commandLine.setErr(writer(err));

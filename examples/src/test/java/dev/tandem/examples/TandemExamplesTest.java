@@ -64,6 +64,14 @@ class TandemExamplesTest
     }
 
     @Test
+    void embedRunsTheReadmesEmbeddingProgramToACleanClose()
+    {
+        final Run run = run("embed", dir.resolve("embed").toString());
+        assertEquals(TandemExamples.OK, run.status(), run.toString());
+        assertTrue(java.nio.file.Files.exists(dir.resolve("embed").resolve("vm-1.img")), run.toString());
+    }
+
+    @Test
     void anUnknownCommandIsCalledOne()
     {
         final Run run = run("deploy", "--fast");
