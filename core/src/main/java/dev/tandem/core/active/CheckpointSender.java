@@ -32,7 +32,13 @@ import java.util.zip.CRC32C;
  */
 final class CheckpointSender implements Agent
 {
-    private static final int HEADER_BUFFER_BYTES = 128;
+    /**
+     * Frame headers and sub-headers, and also the whole payload of a FAILURE_REPORT or REFUSE: a reason of up to
+     * 1024 bytes (Handshake.encodeReason's cap) after the header and its length. It was 128 bytes, so any health-probe
+     * reason longer than about 90 bytes threw IndexOutOfBoundsException instead of being reported (and would write
+     * past the buffer with Agrona's bounds checks disabled); found by the deterministic simulation, seed 34.
+     */
+    private static final int HEADER_BUFFER_BYTES = 2048;
 
     private final ActiveReplicator replicator;
     private final Connection connection;
