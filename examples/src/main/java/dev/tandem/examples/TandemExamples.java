@@ -49,7 +49,9 @@ public final class TandemExamples
         "  --seeds FROM..TO        seed range, inclusive (default 1..200); one seed replays one run",
         "  --work-dir DIR          where runs keep their disk images (default: a temporary directory)",
         "  --list                  print every seed's faults and outcome, not only the failing ones",
-        "  --verbose               keep the library's log (off by default: every seed injects faults)");
+        "  --verbose               keep the library's log (off by default: every seed injects faults)",
+        "  --mutation NAME         test-only: run with a deliberate defect the checks must report",
+        "                          (pass-through-judged-as-hold | split-arbiter); failing seeds print it");
 
     private TandemExamples()
     {
@@ -127,10 +129,11 @@ public final class TandemExamples
         final long to;
         final java.nio.file.Path workDir;
         final boolean list;
+        final String mutation;
         try
         {
             final Map<String, String> options =
-                CommandLine.parse(args, 1, Set.of("seeds", "work-dir"), Set.of("verbose", "list"));
+                CommandLine.parse(args, 1, Set.of("seeds", "work-dir", "mutation"), Set.of("verbose", "list"));
             if (options.containsKey(CommandLine.HELP))
             {
                 out.println(USAGE);
@@ -146,6 +149,8 @@ public final class TandemExamples
             }
             workDir = options.containsKey("work-dir") ? java.nio.file.Path.of(options.get("work-dir")) : null;
             list = options.containsKey("list");
+            mutation = options.getOrDefault("mutation", "none");
+            dev.tandem.examples.simulation.SimulationSuite.checkMutation(mutation);
             if (!options.containsKey("verbose"))
             {
                 // every seed fails something on purpose: the library's own warnings would bury the summary
@@ -159,7 +164,7 @@ public final class TandemExamples
             return 2;
         }
         final dev.tandem.examples.simulation.SimulationSuite.Summary summary =
-            dev.tandem.examples.simulation.SimulationSuite.run(from, to, workDir, out, list);
+            dev.tandem.examples.simulation.SimulationSuite.run(from, to, workDir, out, list, mutation);
         summary.print(out);
         return summary.ok() ? 0 : 1;
     }

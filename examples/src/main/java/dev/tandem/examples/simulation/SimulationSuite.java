@@ -6,6 +6,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -30,10 +31,31 @@ public final class SimulationSuite
      * @param killsReached of those, runs that reached the kill point.
      * @param simulatedMs simulated time covered by all runs.
      * @param wallMs      real time the range took.
+     * @param activeEnds  how many runs left the old active each way (died, protecting, fenced, owner, ...).
+     * @param superseded  runs in which the standby claimed a newer generation over an active that lived on.
+     * @param stopNs      of those, the time from the claim to the old guest stopped, one entry per stopped guest.
+     * @param unackedOwnerFrames unacknowledged frames released by an active owning a generation it won.
      */
     public record Summary(long runs, List<SimulationResult> failures, Map<String, Long> outcomes,
-        Map<String, Long> faults, long killsPlanned, long killsReached, long simulatedMs, long wallMs)
+        Map<String, Long> faults, long killsPlanned, long killsReached, long simulatedMs, long wallMs,
+        Map<String, Long> activeEnds, long superseded, long[] stopNs, long unackedOwnerFrames)
     {
+        /**
+         * @param percentile 0..100.
+         * @return that percentile of the claim-to-stop times in simulated milliseconds, -1 if none.
+         */
+        public double stopMs(final double percentile)
+        {
+            if (stopNs.length == 0)
+            {
+                return -1;
+            }
+            final long[] sorted = stopNs.clone();
+            Arrays.sort(sorted);
+            final int at = (int)Math.min(sorted.length - 1, Math.ceil(percentile / 100.0 * sorted.length) - 1);
+            return sorted[Math.max(0, at)] / 1e6;
+        }
+
         /**
          * @return true if no run violated an invariant.
          */
@@ -55,6 +77,12 @@ public final class SimulationSuite
                 killsReached, killsPlanned);
             out.println("outcomes:");
             outcomes.forEach((name, count) -> out.printf("  %-28s %d%n", name, count));
+            out.println("the old active at the end:");
+            activeEnds.forEach((name, count) -> out.printf("  %-28s %d%n", name, count));
+            out.printf("superseded while alive: %d; stopped their guest: %d; claim to guest stopped (simulated ms): " +
+                "p50 %.1f, p99 %.1f, max %.1f%n", superseded, stopNs.length, stopMs(50), stopMs(99), stopMs(100));
+            out.printf("unacknowledged frames released under a generation the active won (pass-through): %d%n",
+                unackedOwnerFrames);
             for (final SimulationResult failure : failures)
             {
                 out.println("FAILED seed " + failure.seed() + ": " + failure.violations().get(0) + "  -> replay: " +
@@ -86,6 +114,36 @@ public final class SimulationSuite
     public static Summary run(final long from, final long to, final Path workDir, final PrintStream out,
         final boolean listAll)
     {
+        return run(from, to, workDir, out, listAll, Simulation.Mutation.NONE);
+    }
+
+    /**
+     * @param from     first seed.
+     * @param to       last seed, inclusive.
+     * @param workDir  where runs keep their disk images, or null for a temporary directory.
+     * @param out      where each failing seed is printed as it is found, and progress every 500 seeds.
+     * @param listAll  also print every passing seed's faults and outcome.
+     * @param mutation a deliberate defect every run carries (to show the checks bite), or none.
+     * @return the summary.
+     */
+    public static Summary run(final long from, final long to, final Path workDir, final PrintStream out,
+        final boolean listAll, final String mutation)
+    {
+        return run(from, to, workDir, out, listAll, Simulation.Mutation.of(mutation));
+    }
+
+    /**
+     * @param mutation a name given to {@code simulate --mutation}.
+     * @throws IllegalArgumentException naming the valid ones if it is none of them.
+     */
+    public static void checkMutation(final String mutation)
+    {
+        Simulation.Mutation.of(mutation);
+    }
+
+    static Summary run(final long from, final long to, final Path workDir, final PrintStream out,
+        final boolean listAll, final Simulation.Mutation mutation)
+    {
         if (to < from)
         {
             throw new IllegalArgumentException("seed range " + from + ".." + to + " is empty");
@@ -106,10 +164,24 @@ public final class SimulationSuite
         long simulatedMs = 0;
         long killsPlanned = 0;
         long killsReached = 0;
+        final Map<String, Long> activeEnds = new TreeMap<>();
+        long superseded = 0;
+        long unackedOwnerFrames = 0;
+        final List<Long> stops = new ArrayList<>();
         for (long seed = from; seed <= to; seed++)
         {
-            final SimulationResult result = Simulation.run(seed, dir);
+            final SimulationResult result = Simulation.run(seed, dir, mutation);
             simulatedMs += result.simulatedMs();
+            activeEnds.merge(result.activeEnd(), 1L, Long::sum);
+            if (result.superseded() && !result.activeEnd().equals("died") || result.claimToStopNs() >= 0)
+            {
+                superseded++;
+            }
+            if (result.claimToStopNs() >= 0)
+            {
+                stops.add(result.claimToStopNs());
+            }
+            unackedOwnerFrames += result.unackedOwnerFrames();
             killsPlanned += result.killPlanned() ? 1 : 0;
             killsReached += result.killReached() ? 1 : 0;
             outcomes.merge(category(result.outcome()), 1L, Long::sum);
@@ -140,7 +212,8 @@ public final class SimulationSuite
             dir.toFile().delete();
         }
         return new Summary(to - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
-            (System.nanoTime() - start) / 1_000_000);
+            (System.nanoTime() - start) / 1_000_000, activeEnds, superseded,
+            stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames);
     }
 
     /**
