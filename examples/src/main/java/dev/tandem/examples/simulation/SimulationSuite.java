@@ -206,6 +206,15 @@ public final class SimulationSuite
                 out.printf("... %d seeds, %d failing, %.0f s%n", seed - from + 1, failures.size(),
                     (System.nanoTime() - start) / 1e9);
             }
+            if ((seed - from + 1) % 2000 == 0 && seed < to)
+            {
+                // a long soak stopped early still leaves its figures so far
+                out.println("--- partial summary, seeds " + from + ".." + seed + ":");
+                new Summary(seed - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
+                    (System.nanoTime() - start) / 1_000_000, activeEnds, superseded,
+                    stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames).print(out);
+                out.println("---");
+            }
         }
         if (workDir == null)
         {
