@@ -3,6 +3,7 @@ package dev.tandem.examples.simulation;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 
 /**
  * Invariants 7 and 8 of DESIGN.md, judged on the property itself at every simulated instant of a run, not on what
@@ -234,9 +235,11 @@ final class OwnershipChecks
      * @param vmmTold          the VMM was told why ({@code fenced(reason)}).
      * @param unreachableSinceNs since when the standby cannot be heard (partition or power loss), -1 if it can.
      * @param activeProtected  whether the active is PROTECTED (read only when needed: it takes a status snapshot).
+     * @param activeState      the active's state in words, for a report.
      */
     void tick(final long now, final boolean activeAlive, final boolean guestStopped, final boolean guestPaused,
-        final boolean vmmTold, final long unreachableSinceNs, final BooleanSupplier activeProtected)
+        final boolean vmmTold, final long unreachableSinceNs, final BooleanSupplier activeProtected,
+        final Supplier<String> activeState)
     {
         if (!activeAlive)
         {
@@ -263,7 +266,7 @@ final class OwnershipChecks
         {
             report(Kind.NOT_STOPPED, "invariant 7: the standby claimed generation " + standbyGeneration + " at " +
                 ms(standbyClaimNs) + " and the old active's guest still runs at " + ms(now) + " (bound " +
-                (stopDeadlineNs() - standbyClaimNs) / MS + " ms)");
+                (stopDeadlineNs() - standbyClaimNs) / MS + " ms; the active is " + activeState.get() + ")");
         }
         if (unreachableSinceNs >= 0 && now - unreachableSinceNs > livenessBoundNs && activeProtected.getAsBoolean())
         {

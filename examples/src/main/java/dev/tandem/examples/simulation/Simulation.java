@@ -189,6 +189,7 @@ public final class Simulation implements SimNetwork.Hooks
     private long standbyDiedNs = -1;
     private boolean ownershipFaultDone;
     private boolean closingActive;
+    private long closeStartNs = -1;
     private long promotedFrames;
     private long activeDiedNs = -1;
     private long promotedNs = -1;
@@ -510,7 +511,9 @@ public final class Simulation implements SimNetwork.Hooks
         // or stops the guest): invariant 8 is judged on the run, not on the clean stop at its end
         checks.tick(clock.nanoTime(), !activeDead, active.isGuestStopped(), guest.isPaused(),
             guest.fencedReason() != null, closingActive ? -1 : standbyUnreachableSinceNs(),
-            () -> active.isProtecting() && active.status().state() == ProtectionState.PROTECTED);
+            () -> active.isProtecting() && active.status().state() == ProtectionState.PROTECTED,
+            () -> active.status().state() + (closingActive ? ", inside close() called at " +
+                (closeStartNs - START_NS) / MS + " ms" : ""));
     }
 
     /**
@@ -986,7 +989,12 @@ public final class Simulation implements SimNetwork.Hooks
         {
             // a clean stop: every epoch in flight is acknowledged first
             closingActive = true;
+            closeStartNs = clock.nanoTime();
             active.close();
+            // the world ran on while close() waited (up to 2 s for acks, 1 s for the GOODBYE's answer)
+            activeEnd = describe(active.status().state());
+            outcome += "; stopped at " + (closeStartNs - START_NS) / MS + " ms: " + activeEnd +
+                (promotedEpoch >= 0 ? ", the standby promoted at epoch " + promotedEpoch + " meanwhile" : "");
             if (!standbyDead && standby.tornReason() == null && active.lastAckedEpoch() >= 1)
             {
                 final long committed = standby.lastCommittedEpoch();

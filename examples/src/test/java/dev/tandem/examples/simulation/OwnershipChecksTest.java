@@ -41,8 +41,8 @@ class OwnershipChecksTest
         checks.claimed(OwnershipChecks.Side.STANDBY, 1, START + 100 * MS, 3);
         checks.promotedResumed(START + 101 * MS);
         checks.promotedReleased(START + 102 * MS);
-        checks.tick(START + 104 * MS, true, false, false, false, -1, () -> false);
-        checks.tick(START + 105 * MS, true, true, true, true, -1, () -> false);
+        checks.tick(START + 104 * MS, true, false, false, false, -1, () -> false, () -> "PROTECTED");
+        checks.tick(START + 105 * MS, true, true, true, true, -1, () -> false, () -> "PROTECTED");
         assertEquals(List.of(), violations);
         assertEquals(5 * MS, checks.claimToStopNs());
     }
@@ -55,9 +55,9 @@ class OwnershipChecksTest
         checks.activeReleased(START + 100 * MS + 1, 7, 3, 3, false);
         checks.promotedResumed(START + 101 * MS);
         checks.activeReleased(START + 102 * MS, 8, 3, 3, true);
-        checks.tick(START + 150 * MS, true, false, false, false, -1, () -> false);
+        checks.tick(START + 150 * MS, true, false, false, false, -1, () -> false, () -> "PROTECTED");
         assertEquals(2, violations.size(), violations.toString());
-        checks.tick(checks.stopDeadlineNs() + 1, true, false, false, false, -1, () -> false);
+        checks.tick(checks.stopDeadlineNs() + 1, true, false, false, false, -1, () -> false, () -> "PROTECTED");
         assertEquals(3, violations.size(), violations.toString());
         assertTrue(violations.get(0).startsWith("invariant 7: frame #7"), violations.toString());
         assertTrue(violations.get(1).startsWith("invariant 7: two guests with output"), violations.toString());
@@ -96,9 +96,9 @@ class OwnershipChecksTest
     void anActiveStillProtectedLongAfterItsStandbyWentSilentIsReported()
     {
         final OwnershipChecks checks = checks(false);
-        checks.tick(START + 269 * MS, true, false, false, false, START + 100 * MS, () -> true);
+        checks.tick(START + 269 * MS, true, false, false, false, START + 100 * MS, () -> true, () -> "PROTECTED");
         assertEquals(List.of(), violations);
-        checks.tick(START + 271 * MS, true, false, false, false, START + 100 * MS, () -> true);
+        checks.tick(START + 271 * MS, true, false, false, false, START + 100 * MS, () -> true, () -> "PROTECTED");
         assertEquals(1, violations.size());
         assertTrue(violations.get(0).startsWith("invariant 8"), violations.toString());
     }
