@@ -30,7 +30,9 @@ class SimulationTest
 
     /**
      * At least 200 seeded fault schedules (kills at every numbered point, drops, corruption, delays, stalls,
-     * partitions, duplicated connections), each checked against the invariants.
+     * partitions that refuse or keep accepting writes, duplicated connections, an arbiter down or slow, an operator's
+     * promotion, a long health-probe reason, lost generation files, output passed through), each checked against the
+     * invariants, 7 and 8 at every step.
      */
     @Test
     void everySeedKeepsEveryInvariant()
