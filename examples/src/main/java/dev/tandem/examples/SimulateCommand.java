@@ -46,6 +46,11 @@ final class SimulateCommand implements Callable<Integer>
     @Option(names = "--verbose", description = "keep the library's log (off by default: every seed injects faults)")
     boolean verbose;
 
+    @Option(names = "--mutation", paramLabel = "NAME", defaultValue = "none",
+        description = "test-only: run with a deliberate defect the checks must report (none | " +
+            "pass-through-judged-as-hold | split-arbiter); failing seeds print it in their replay command")
+    String mutation;
+
     @Option(names = {"-h", "--help"}, usageHelp = true, description = "show this help")
     boolean help;
 
@@ -97,13 +102,21 @@ final class SimulateCommand implements Callable<Integer>
         {
             throw new ParameterException(spec.commandLine(), "--work-dir " + workDir + " is a file, not a directory");
         }
+        try
+        {
+            SimulationSuite.checkMutation(mutation);
+        }
+        catch (final IllegalArgumentException ex)
+        {
+            throw new ParameterException(spec.commandLine(), "--mutation: " + ex.getMessage());
+        }
         if (!verbose)
         {
             // every seed fails something on purpose: the library's own warnings would bury the summary
             TandemExamples.quietLibraryLogs();
         }
         final SimulationSuite.Summary summary =
-            SimulationSuite.run(seeds.from(), seeds.to(), workDir, out, list, err);
+            SimulationSuite.run(seeds.from(), seeds.to(), workDir, out, list, err, mutation);
         summary.print(out);
         return summary.ok() ? TandemExamples.OK : TandemExamples.FAILED;
     }

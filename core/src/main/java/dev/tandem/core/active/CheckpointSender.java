@@ -266,8 +266,17 @@ final class CheckpointSender implements Agent
             // the standby closes after its answer: reading on would only report that as a lost link
             return 0;
         }
-        // delivered only when the standby answers: a GOODBYE sitting in a full socket is no goodbye at all
-        return pollAcks();
+        // delivered only when the standby answers: a GOODBYE sitting in a full socket is no goodbye at all. Meanwhile
+        // the standby may be promoting on the silence of a partition: the same watch as while protecting (found by
+        // the simulation: a close() during a partition let a superseded guest run on for the whole wait)
+        final int work = pollAcks();
+        final long now = clock.nanoTime();
+        if (replicator.supersededWhileSilent(now, lastReceivedNs))
+        {
+            return 1;
+        }
+        checkStandbySilence(now);
+        return work;
     }
 
     private void reportFailure(final String reason) throws IOException

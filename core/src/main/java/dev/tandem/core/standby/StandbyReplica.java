@@ -552,6 +552,8 @@ public final class StandbyReplica implements AutoCloseable
         private int epochDiskWrites;
         private int epochComponents;
         private long epochCrcSum;
+        /** The current session has had a frame of its first epoch accepted: its baseline has started. */
+        private boolean sessionStarted;
 
         @Override
         public String roleName()
@@ -969,6 +971,13 @@ public final class StandbyReplica implements AutoCloseable
                 throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, type + " frame of epoch " + epoch + " " +
                     (epoch < expectedEpoch ? "goes backwards" : "skips ahead") + "; expected epoch " + expectedEpoch);
             }
+            if (!sessionStarted)
+            {
+                // this session's baseline has started and replaces the history: the old recovery point is not
+                // promoted until the session commits
+                sessionStarted = true;
+                promotable = false;
+            }
             final int index = decoder.payloadIndex();
             final int length = decoder.length();
             switch (type)
@@ -1066,6 +1075,7 @@ public final class StandbyReplica implements AutoCloseable
                 throw ex;
             }
             decoder.negotiated(version);
+            final long servedBefore = generation;
             // generations only move up: the session runs at the higher of both sides', persisted before WELCOME
             generation = ownership.adopt(hello.generation());
             final int length = Handshake.encodeWelcome(sendBuffer, FrameCodec.HEADER_LENGTH, version,
@@ -1076,8 +1086,15 @@ public final class StandbyReplica implements AutoCloseable
             goodbye = false;
             heartbeatIntervalNs = hello.heartbeatIntervalNs();
             sessionBaselinePending = true;
-            // this session starts with a baseline that replaces the history: the old recovery point is not promoted
-            promotable = false;
+            sessionStarted = false;
+            if (hello.generation() > servedBefore)
+            {
+                // the active owned the guest under a generation this recovery point never saw, and may have let
+                // output leave beyond it: that history must not come back
+                promotable = false;
+            }
+            // otherwise the old recovery point stays promotable until a frame of this session is accepted: a session
+            // that handshakes and then dies (or a replayed HELLO refused at its first frame) changed nothing
             LOG.info("active {} connected for VM {}; recovery point is epoch {}", connection.peer(), hello.vmId(),
                 lastCommittedEpoch);
         }

@@ -4,7 +4,9 @@ import java.util.SplittableRandom;
 
 /**
  * What goes wrong in one simulated run, drawn from its seed alone: at most one network fault, at most one kill at a
- * numbered point, and perhaps a duplicated connection replaying the active's first bytes after its connection broke.
+ * numbered point, at most one ownership fault (the arbiter unreachable or slow, an operator's promotion, a long
+ * health-probe report, a lost generation file), perhaps a duplicated connection replaying the active's first bytes
+ * after its connection broke, and whether the active passes output through once it owns the guest unprotected.
  */
 final class FaultPlan
 {
@@ -46,8 +48,39 @@ final class FaultPlan
         DELAY,
         /** the standby's receive window is zero for a while: the active's writes accept nothing. */
         STALL,
-        /** nothing is delivered either way for a while, then the network heals. */
-        PARTITION
+        /**
+         * nothing is delivered either way for a while, then the network heals; the receive windows fill and the
+         * writers are refused (a partition behind small socket buffers).
+         */
+        PARTITION,
+        /**
+         * nothing is delivered either way for a while, but both sockets keep accepting writes into a window far
+         * larger than anything a run sends (real TCP: the kernel buffers, autotuned, accept long after the peer is
+         * gone); only the peer's silence can reveal it (invariant 8). Then the network may heal.
+         */
+        PARTITION_ACCEPTING
+    }
+
+    /** Fault of the run's ownership machinery (arbiter, operator, health probe, generation files). */
+    enum OwnershipFault
+    {
+        /** none. */
+        NONE,
+        /** every arbiter question throws (unreachable) for a window. */
+        ARBITER_DOWN,
+        /**
+         * the arbiter is slow for a window: a question times out (throws) unless the same side asked at least
+         * {@link #arbiterSlowNs} ago without an answer; the call is synchronous, so slow is unreachable-then-answer.
+         */
+        ARBITER_SLOW,
+        /** an operator asks the standby to promote while both sides are alive. */
+        OPERATOR_PROMOTION,
+        /** the guest's health probe reports a long (thousands of characters, multibyte) reason. */
+        LONG_HEALTH_REASON,
+        /** the standby's persisted generation file disappears. */
+        LOSE_STANDBY_GENERATION_FILE,
+        /** the active's persisted generation file disappears. */
+        LOSE_ACTIVE_GENERATION_FILE
     }
 
     final NetworkFault network;
@@ -62,6 +95,18 @@ final class FaultPlan
     long stallUntilNs = Long.MAX_VALUE;
     long partitionFromNs = Long.MAX_VALUE;
     long partitionUntilNs = Long.MAX_VALUE;
+    /** the partition keeps accepting writes (see {@link NetworkFault#PARTITION_ACCEPTING}). */
+    boolean partitionAccepts;
+    OwnershipFault ownership = OwnershipFault.NONE;
+    /** when the ownership fault happens (a window's start). */
+    long ownershipAtNs = Long.MAX_VALUE;
+    /** end of an arbiter fault's window. */
+    long ownershipUntilNs = Long.MAX_VALUE;
+    long arbiterSlowNs;
+    /** length of the long health-probe reason, in characters. */
+    int healthReasonChars;
+    /** the active lets output pass unprotected once it won the next generation (a real, documented setting). */
+    boolean passThrough;
     long killAtNs = Long.MAX_VALUE;
     long killEpoch;
     int killOrdinal;
@@ -115,12 +160,37 @@ final class FaultPlan
                 plan.partitionFromNs = from;
                 plan.partitionUntilNs = from + ms(random, 5, 400);
                 break;
+            case PARTITION_ACCEPTING:
+                plan.partitionAccepts = true;
+                plan.partitionFromNs = from;
+                // a third never heal within the run: only the replies' silence can end protection then
+                plan.partitionUntilNs = random.nextInt(3) == 0 ? Long.MAX_VALUE : from + ms(random, 5, 1500);
+                break;
             default:
                 break;
         }
         plan.killAtNs = startNs + random.nextLong(runNs);
         plan.killEpoch = 1 + random.nextInt(40);
         plan.killOrdinal = 1 + random.nextInt(200);
+        plan.ownership = random.nextInt(10) < 5 ? OwnershipFault.NONE :
+            OwnershipFault.values()[1 + random.nextInt(OwnershipFault.values().length - 1)];
+        plan.ownershipAtNs = startNs + random.nextLong(runNs);
+        switch (plan.ownership)
+        {
+            case ARBITER_DOWN:
+                plan.ownershipUntilNs = plan.ownershipAtNs + ms(random, 5, 2000);
+                break;
+            case ARBITER_SLOW:
+                plan.ownershipUntilNs = plan.ownershipAtNs + ms(random, 50, 2000);
+                plan.arbiterSlowNs = ms(random, 1, 300);
+                break;
+            case LONG_HEALTH_REASON:
+                plan.healthReasonChars = 1000 + random.nextInt(9000);
+                break;
+            default:
+                break;
+        }
+        plan.passThrough = random.nextInt(5) == 0;
         return plan;
     }
 
@@ -154,6 +224,11 @@ final class FaultPlan
                 break;
             case PARTITION:
                 text.append("partition ").append(window(partitionFromNs, partitionUntilNs, startNs)).append(", heal");
+                break;
+            case PARTITION_ACCEPTING:
+                text.append("partition accepting writes ").append(partitionUntilNs == Long.MAX_VALUE ?
+                    (partitionFromNs - startNs) / 1_000_000 + " ms.., never heals" :
+                    window(partitionFromNs, partitionUntilNs, startNs) + ", heal");
                 break;
             default:
                 text.append("no network fault");
@@ -202,7 +277,47 @@ final class FaultPlan
         {
             text.append("; duplicated connection");
         }
+        final String ownershipAt = "(" + (ownershipAtNs - startNs) / 1_000_000 + " ms)";
+        switch (ownership)
+        {
+            case ARBITER_DOWN:
+                text.append("; arbiter down ").append(window(ownershipAtNs, ownershipUntilNs, startNs));
+                break;
+            case ARBITER_SLOW:
+                text.append("; arbiter slow ").append(window(ownershipAtNs, ownershipUntilNs, startNs))
+                    .append(", answers after ").append(arbiterSlowNs / 1_000_000).append(" ms");
+                break;
+            case OPERATOR_PROMOTION:
+                text.append("; operator promotion ").append(ownershipAt);
+                break;
+            case LONG_HEALTH_REASON:
+                text.append("; long health reason (").append(healthReasonChars).append(" chars) ")
+                    .append(ownershipAt);
+                break;
+            case LOSE_STANDBY_GENERATION_FILE:
+                text.append("; lose standby generation file ").append(ownershipAt);
+                break;
+            case LOSE_ACTIVE_GENERATION_FILE:
+                text.append("; lose active generation file ").append(ownershipAt);
+                break;
+            default:
+                break;
+        }
+        if (passThrough)
+        {
+            text.append("; pass-through output");
+        }
         return text.toString();
+    }
+
+    /**
+     * @param now simulated time.
+     * @return true while the arbiter's fault window is open.
+     */
+    boolean arbiterFaulty(final long now)
+    {
+        return (ownership == OwnershipFault.ARBITER_DOWN || ownership == OwnershipFault.ARBITER_SLOW) &&
+            now >= ownershipAtNs && now < ownershipUntilNs;
     }
 
     private static String window(final long from, final long until, final long startNs)

@@ -21,7 +21,9 @@ import java.util.Map;
  * <p>
  * Faults it applies: the first connection reset at byte k of the active's stream, one byte of that stream flipped,
  * a delay (extra latency) window, a stall (zero window: writes accepted nothing) window, and a partition window in
- * which nothing is delivered either way until it heals. It watches the frames on the first connection and tells
+ * which nothing is delivered either way until it heals: either the receive windows fill and writes are refused, or
+ * (as real TCP does with kernel buffers that autotune to megabytes) every write is accepted into a window of
+ * {@value #ACCEPTING_WINDOW_BYTES} bytes that nobody drains, so that only the peer's silence tells the writer. It watches the frames on the first connection and tells
  * {@link Hooks} where each starts, reaches its middle and ends, which is where the numbered kill points fire.
  */
 final class SimNetwork implements Transport
@@ -67,6 +69,9 @@ final class SimNetwork implements Transport
          */
         void onFrameEnd(Direction direction, int type, long epoch);
     }
+
+    /** What a partition that keeps accepting writes takes before it refuses: more than any run sends. */
+    static final int ACCEPTING_WINDOW_BYTES = 64 << 20;
 
     private final SimClock clock;
     private final FaultPlan plan;
@@ -216,13 +221,15 @@ final class SimNetwork implements Transport
             {
                 return 0;
             }
+            // in a partition that accepts writes the bytes pile up unread, and the writer learns nothing from it
+            final long window = plan.partitionAccepts && partitioned() ? ACCEPTING_WINDOW_BYTES : windowBytes;
             long written = 0;
             for (int i = from; i < from + count; i++)
             {
                 final ByteBuffer src = srcs[i];
-                while (src.hasRemaining() && inFlight < windowBytes && !link.reset && !writerClosed)
+                while (src.hasRemaining() && inFlight < window && !link.reset && !writerClosed)
                 {
-                    int n = (int)Math.min(src.remaining(), windowBytes - inFlight);
+                    int n = (int)Math.min(src.remaining(), window - inFlight);
                     if (watch != null)
                     {
                         // may kill the writing node (a numbered kill point): that unwinds out of here
@@ -466,6 +473,11 @@ final class SimNetwork implements Transport
         @Override
         public void close()
         {
+            if (dead)
+            {
+                // the host lost power: code still unwinding on its stack cannot send a FIN, the peer hears nothing
+                return;
+            }
             if (!closedHere)
             {
                 closedHere = true;

@@ -5,7 +5,10 @@ import dev.tandem.core.active.ActiveListener;
 import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.active.UnprotectedOutput;
 import dev.tandem.core.failover.FileArbiter;
+import dev.tandem.core.failover.Ownership;
+import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
+import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.standby.StandbyContext;
 import dev.tandem.core.standby.StandbyListener;
 import dev.tandem.core.standby.StandbyReplica;
@@ -51,6 +54,10 @@ import java.util.stream.Stream;
  * whose output was released; nothing from a malformed or stale frame was applied (a live standby's state equals the
  * active's at its committed epoch); a standby that still has a recovery point takes over when the active dies; and
  * no off-heap memory leaked.
+ * <p>
+ * Invariants 7 and 8 are judged continuously, after every step, by {@link OwnershipChecks}: on the claims the arbiter
+ * granted, the frames that reached the world from the old guest and from the promoted one (which the simulation
+ * steps after its resume), and whether the old guest is stopped.
  */
 public final class Simulation implements SimNetwork.Hooks
 {
@@ -62,6 +69,7 @@ public final class Simulation implements SimNetwork.Hooks
     private static final String VM_ID = "sim-guest";
     private static final long FAILURE_TIMEOUT_NS = 100 * MS;
     private static final long SILENCE_TIMEOUT_NS = 150 * MS;
+    private static final long HEARTBEAT_NS = 5 * MS;
     private static final int MAX_IDLE_DEPTH = 6;
     /** Simulated time past a run's end after which a wait that has not ended counts as stuck. */
     private static final long STUCK_NS = 30_000 * MS;
@@ -107,8 +115,58 @@ public final class Simulation implements SimNetwork.Hooks
         }
     }
 
-    /** Lets output pass unprotected after protection fails: breaks invariant 2 on purpose, to show the checks bite. */
-    private final boolean unsafePassThrough;
+    /**
+     * A deliberate defect, to show that the checks bite; every mutation is test-only and printed in the replay
+     * command.
+     */
+    enum Mutation
+    {
+        /** the product as it is. */
+        NONE("none"),
+        /**
+         * the active passes output through once it owns the guest unprotected, but the checks judge it as if it held
+         * its output: invariant 2's check must report the unacknowledged frames.
+         */
+        PASS_THROUGH_JUDGED_AS_HOLD("pass-through-judged-as-hold"),
+        /**
+         * each side asks its own arbiter directory, so both win the next generation (an arbiter that says "won" to
+         * both sides): invariant 7's checks must report the old guest running on, or releasing, after the standby's
+         * claim.
+         */
+        SPLIT_ARBITER("split-arbiter");
+
+        /** The name the command line takes. */
+        final String option;
+
+        Mutation(final String option)
+        {
+            this.option = option;
+        }
+
+        /**
+         * @param option a name from the command line.
+         * @return the mutation.
+         * @throws IllegalArgumentException naming the valid ones.
+         */
+        static Mutation of(final String option)
+        {
+            for (final Mutation mutation : values())
+            {
+                if (mutation.option.equals(option))
+                {
+                    return mutation;
+                }
+            }
+            throw new IllegalArgumentException("unknown mutation " + option + "; one of none, " +
+                "pass-through-judged-as-hold, split-arbiter");
+        }
+    }
+
+    private final Mutation mutation;
+    /** The active's setting: pass output through once it owns the guest unprotected (drawn, or the mutation). */
+    private final boolean passThrough;
+    private final OwnershipChecks checks;
+    private final long latencyNs;
     private final Path dir;
     private final SplittableRandom random;
     private final SimClock clock = new SimClock(START_NS);
@@ -128,6 +186,11 @@ public final class Simulation implements SimNetwork.Hooks
     private VmmAdapter promotedGuest;
     private boolean activeDead;
     private boolean standbyDead;
+    private long standbyDiedNs = -1;
+    private boolean ownershipFaultDone;
+    private boolean closingActive;
+    private long closeStartNs = -1;
+    private long promotedFrames;
     private long activeDiedNs = -1;
     private long promotedNs = -1;
     private long promotedEpoch = -1;
@@ -143,16 +206,25 @@ public final class Simulation implements SimNetwork.Hooks
     private int idleDepth;
     private boolean stuck;
     private String outcome = "";
+    /** What became of the old active: its protection state at the end, or how it ended. */
+    private String activeEnd = "never launched";
 
-    private Simulation(final long seed, final Path dir, final boolean unsafePassThrough)
+    private Simulation(final long seed, final Path dir, final Mutation mutation)
     {
-        this.unsafePassThrough = unsafePassThrough;
+        this.mutation = mutation;
         this.dir = dir;
         this.random = new SplittableRandom(seed);
         this.runNs = (400 + random.nextInt(800)) * MS;
         this.plan = FaultPlan.draw(random, START_NS, runNs);
-        this.network = new SimNetwork(clock, plan, this, (20 + random.nextInt(500)) * 1000L,
-            (64 << 10) << random.nextInt(5));
+        this.latencyNs = (20 + random.nextInt(500)) * 1000L;
+        this.network = new SimNetwork(clock, plan, this, latencyNs, (64 << 10) << random.nextInt(5));
+        this.passThrough = plan.passThrough || mutation == Mutation.PASS_THROUGH_JUDGED_AS_HOLD;
+        this.checks = new OwnershipChecks(violations, START_NS, plan,
+            passThrough && mutation != Mutation.PASS_THROUGH_JUDGED_AS_HOLD,
+            Math.max(FAILURE_TIMEOUT_NS, SILENCE_TIMEOUT_NS), HEARTBEAT_NS,
+            Ownership.MAX_RETRY_MS * MS, latencyNs + (plan.network == FaultPlan.NetworkFault.DELAY ? plan.delayNs : 0) +
+            TICK_NS, SILENCE_TIMEOUT_NS + 4 * HEARTBEAT_NS);
+        // (the checks take the longer of the two timeouts as detection: see OwnershipChecks#stopDeadlineNs)
     }
 
     /**
@@ -164,21 +236,20 @@ public final class Simulation implements SimNetwork.Hooks
      */
     public static SimulationResult run(final long seed, final Path workDir)
     {
-        return run(seed, workDir, false);
+        return run(seed, workDir, Mutation.NONE);
     }
 
     /**
-     * @param seed              the seed.
-     * @param workDir           a directory for the run's disk images (deleted afterwards).
-     * @param unsafePassThrough run the active with {@code UnprotectedOutput.PASS_THROUGH}, which releases held output
-     *                          once protection fails: the checks must report it.
+     * @param seed     the seed.
+     * @param workDir  a directory for the run's disk images (deleted afterwards).
+     * @param mutation a deliberate defect the checks must report, or {@link Mutation#NONE}.
      * @return what happened and every invariant violation.
      */
-    static SimulationResult run(final long seed, final Path workDir, final boolean unsafePassThrough)
+    static SimulationResult run(final long seed, final Path workDir, final Mutation mutation)
     {
         final long liveBefore = NativeMemory.liveBytes();
         final Path dir = workDir.resolve("seed-" + seed);
-        final Simulation simulation = new Simulation(seed, dir, unsafePassThrough);
+        final Simulation simulation = new Simulation(seed, dir, mutation);
         try
         {
             simulation.execute();
@@ -199,7 +270,9 @@ public final class Simulation implements SimNetwork.Hooks
         }
         return new SimulationResult(seed, simulation.plan.describe(START_NS), simulation.outcome,
             List.copyOf(simulation.violations), (simulation.clock.nanoTime() - START_NS) / MS,
-            simulation.plan.kill != FaultPlan.Kill.NONE, simulation.killDone);
+            simulation.plan.kill != FaultPlan.Kill.NONE, simulation.killDone, simulation.activeEnd,
+            simulation.checks.superseded(), simulation.checks.claimToStopNs(),
+            simulation.checks.unackedUnderWonGeneration(), mutation == Mutation.NONE ? "" : mutation.option);
     }
 
     private void execute() throws RuntimeException
@@ -225,10 +298,21 @@ public final class Simulation implements SimNetwork.Hooks
             .packetEveryTicks(1 + random.nextInt(3))
             .seed(random.nextLong())
             .packetSink(this::onRelease);
+        if (plan.ownership == FaultPlan.OwnershipFault.LONG_HEALTH_REASON)
+        {
+            final String reason = longReason(plan.healthReasonChars);
+            guestConfig.healthProbe(() -> clock.nanoTime() >= plan.ownershipAtNs ? reason : null);
+        }
         guest = guestConfig.build();
-        final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "simulation");
-        final SimulatedReplicaTarget target =
-            new SimulatedReplicaTarget(guestConfig.copy().diskPath(dir.resolve("promoted-disk.img")), false);
+        final PromotionArbiter shared = new FileArbiter(dir.resolve("arbiter"), "simulation");
+        final PromotionArbiter activeArbiter = new SimArbiter(shared, OwnershipChecks.Side.ACTIVE, clock, plan, checks,
+            () -> 0);
+        final PromotionArbiter standbyArbiter = new SimArbiter(mutation == Mutation.SPLIT_ARBITER ?
+            new FileArbiter(dir.resolve("arbiter-of-the-standby"), "simulation") : shared,
+            OwnershipChecks.Side.STANDBY, clock, plan, checks, () -> standby == null ? 0 : standby.lastCommittedEpoch());
+        // the promoted guest's frames reach the world through their own sink: they are judged as the new owner's
+        final SimulatedReplicaTarget target = new SimulatedReplicaTarget(guestConfig.copy()
+            .diskPath(dir.resolve("promoted-disk.img")).packetSink(this::onPromotedRelease), false);
         final StandbyContext standbyCtx = new StandbyContext()
             .transport(network)
             .listenEndpoint("standby")
@@ -239,11 +323,12 @@ public final class Simulation implements SimNetwork.Hooks
             .epochLogMemoryBytes(1 << 20)
             .failureTimeoutNs(FAILURE_TIMEOUT_NS)
             .autoPromote(true)
-            .promotionArbiter(arbiter)
+            .promotionArbiter(standbyArbiter)
             .replicaTarget(point ->
             {
                 checkRecoveryPoint(point.epoch(), StateDigest.of(point));
                 promotedGuest = target.resume(point);
+                checks.promotedResumed(clock.nanoTime());
                 return promotedGuest;
             })
             .promotionListener(new PromotionListener()
@@ -316,18 +401,33 @@ public final class Simulation implements SimNetwork.Hooks
             .stagingAreas(2 + random.nextInt(2))
             .stagingAreaBytes(1 << 20)
             .diskStreamBytes(64 << 10 << random.nextInt(3))
-            .heartbeatIntervalNs(5 * MS)
+            .heartbeatIntervalNs(HEARTBEAT_NS)
             .standbySilenceTimeoutNs(SILENCE_TIMEOUT_NS)
             .pageCodec(random.nextBoolean())
             .sentPageCacheBytes(random.nextBoolean() ? 0 : 256 << 10)
-            .promotionArbiter(arbiter)
-            .unprotectedOutput(unsafePassThrough ? UnprotectedOutput.PASS_THROUGH : UnprotectedOutput.HOLD)
+            .promotionArbiter(activeArbiter)
+            .generationFile(dir.resolve("active-generation"))
+            .unprotectedOutput(passThrough ? UnprotectedOutput.PASS_THROUGH : UnprotectedOutput.HOLD)
             .checkpointObserver((epoch, adapter) -> digests.put(epoch, StateDigest.of(adapter)))
             .listener(new ActiveListener()
             {
                 @Override
                 public void onError(final Throwable error)
                 {
+                    if (error instanceof dev.tandem.core.wire.ProtocolException &&
+                        plan.network == FaultPlan.NetworkFault.CORRUPT)
+                    {
+                        // the standby refused the corrupted frame and, since protocol version 2, says so in a
+                        // REFUSE frame: the active reports the standby's refusal rather than a lost connection
+                        return;
+                    }
+                    if (error instanceof IllegalStateException && plan.ownership ==
+                        FaultPlan.OwnershipFault.LONG_HEALTH_REASON && String.valueOf(error.getMessage())
+                        .startsWith("the guest's health probe reports: "))
+                    {
+                        // the probe's report, handed over to the standby on purpose
+                        return;
+                    }
                     if (!(error instanceof UncheckedIOException) && !(error instanceof IOException) &&
                         !(error instanceof NodeDeath) && !activeDead)
                     {
@@ -350,8 +450,9 @@ public final class Simulation implements SimNetwork.Hooks
         }
         final long end = START_NS + runNs;
         while (clock.nanoTime() < end || (activeDead && !standbyDead && promotedNs < 0 &&
-            clock.nanoTime() < activeDiedNs + FAILURE_TIMEOUT_NS + 500 * MS) ||
-            (promotedNs > 0 && clock.nanoTime() < promotedNs + SILENCE_TIMEOUT_NS + 100 * MS))
+            clock.nanoTime() < failoverDeadlineNs()) ||
+            (promotedNs > 0 && clock.nanoTime() < promotedNs + SILENCE_TIMEOUT_NS + 100 * MS) ||
+            (!activeDead && checks.awaitingStop(clock.nanoTime())))
         {
             clock.advance(TICK_NS);
             timedFaults();
@@ -360,12 +461,90 @@ public final class Simulation implements SimNetwork.Hooks
             {
                 step(part);
             }
+            stepPromotedGuest();
+            checkOwnership();
             if (activeDead && standbyDead)
             {
                 break;
             }
         }
         finish();
+    }
+
+    /**
+     * @return until when a standby must have taken over from a dead active: its failure timeout and a margin after
+     *         the death, or after the arbiter's fault window plus the standby's longest back-off, whichever is later.
+     */
+    private long failoverDeadlineNs()
+    {
+        final long afterDeath = activeDiedNs + FAILURE_TIMEOUT_NS + 500 * MS;
+        if (plan.ownership == FaultPlan.OwnershipFault.ARBITER_DOWN ||
+            plan.ownership == FaultPlan.OwnershipFault.ARBITER_SLOW)
+        {
+            return Math.max(afterDeath, plan.ownershipUntilNs + Ownership.MAX_RETRY_MS * MS + plan.arbiterSlowNs +
+                500 * MS);
+        }
+        return afterDeath;
+    }
+
+    /**
+     * The promoted guest runs from its resume, with its output leaving, until its host dies.
+     */
+    private void stepPromotedGuest()
+    {
+        if (promotedGuest instanceof SimulatedVmm && !standbyDead)
+        {
+            ((SimulatedVmm)promotedGuest).step();
+        }
+    }
+
+    /**
+     * Invariants 7 and 8 at this instant.
+     */
+    private void checkOwnership()
+    {
+        if (active == null)
+        {
+            return;
+        }
+        // close() waits up to a second for the GOODBYE's answer without judging silence (bounded, and it then claims
+        // or stops the guest): invariant 8 is judged on the run, not on the clean stop at its end
+        checks.tick(clock.nanoTime(), !activeDead, active.isGuestStopped(), guest.isPaused(),
+            guest.fencedReason() != null, closingActive ? -1 : standbyUnreachableSinceNs(),
+            () -> active.isProtecting() && active.status().state() == ProtectionState.PROTECTED,
+            () -> active.status().state() + (closingActive ? ", inside close() called at " +
+                (closeStartNs - START_NS) / MS + " ms" : ""));
+    }
+
+    /**
+     * @return since when nothing the standby sends can reach the active (a partition, or its power lost), -1 if it
+     *         can (a crash is heard at once: its kernel closes the connection).
+     */
+    private long standbyUnreachableSinceNs()
+    {
+        final long now = clock.nanoTime();
+        long since = now >= plan.partitionFromNs && now < plan.partitionUntilNs ? plan.partitionFromNs : -1;
+        if (standbyDiedNs >= 0 && !plan.killCrashes)
+        {
+            since = since < 0 ? standbyDiedNs : Math.min(since, standbyDiedNs);
+        }
+        return since;
+    }
+
+    /**
+     * @param chars how long.
+     * @return a health-probe reason of that many characters, one, two, three and four UTF-8 bytes each.
+     */
+    private static String longReason(final int chars)
+    {
+        final String pattern = "vCPU watchdog: Gerät überhitzt, 过热保护 🔥🧯 ";
+        final StringBuilder reason = new StringBuilder(chars + pattern.length());
+        while (reason.length() < chars)
+        {
+            reason.append(pattern);
+        }
+        reason.setLength(chars);
+        return reason.toString();
     }
 
     private void shuffle()
@@ -391,6 +570,27 @@ public final class Simulation implements SimNetwork.Hooks
             else if (plan.kill == FaultPlan.Kill.STANDBY_AT_TIME)
             {
                 killStandby("at " + (now - START_NS) / MS + " ms");
+            }
+        }
+        if (!ownershipFaultDone && now >= plan.ownershipAtNs)
+        {
+            ownershipFaultDone = true;
+            switch (plan.ownership)
+            {
+                case OPERATOR_PROMOTION:
+                    if (!activeDead && !standbyDead)
+                    {
+                        standby.promote("operator");
+                    }
+                    break;
+                case LOSE_STANDBY_GENERATION_FILE:
+                    deleteQuietly(dir.resolve("standby").resolve("generation"));
+                    break;
+                case LOSE_ACTIVE_GENERATION_FILE:
+                    deleteQuietly(dir.resolve("active-generation"));
+                    break;
+                default:
+                    break;
             }
         }
         if (plan.duplicateConnection && !duplicateSent && activeDead && !standbyDead)
@@ -445,8 +645,10 @@ public final class Simulation implements SimNetwork.Hooks
         switch (part)
         {
             case GUEST:
-                if (activeDead || guest.isPaused())
+                if (activeDead || guest.isPaused() || closingActive)
                 {
+                    // while the active closes, a vCPU waiting on a full disk-write stream would sit on the stack
+                    // above close(), which on threads frees it by shutting the stream: the guest idles instead
                     return 0;
                 }
                 break;
@@ -569,6 +771,8 @@ public final class Simulation implements SimNetwork.Hooks
             {
                 step(part);
             }
+            stepPromotedGuest();
+            checkOwnership();
         }
         finally
         {
@@ -611,6 +815,7 @@ public final class Simulation implements SimNetwork.Hooks
         }
         killDone = true;
         standbyDead = true;
+        standbyDiedNs = clock.nanoTime();
         network.kill(false, plan.killCrashes, false);
         if (stack.peek() == Part.STANDBY)
         {
@@ -680,13 +885,23 @@ public final class Simulation implements SimNetwork.Hooks
             violations.add("invariant 2: frame #" + sequence + " was released but the guest never produced it");
             return;
         }
-        if (epoch > acked)
-        {
-            violations.add("invariant 2: frame #" + sequence + " of epoch " + epoch +
-                " was released while the standby had acknowledged only epoch " + acked);
-        }
+        // an unacknowledged frame is invariant 2 when output is held, and ownership when it passes through
+        checks.activeReleased(clock.nanoTime(), sequence, epoch, acked, promotedGuest != null && !standbyDead);
         releasedFrames++;
         maxReleasedEpoch = Math.max(maxReleasedEpoch, epoch);
+    }
+
+    /**
+     * The packet sink of the promoted guest: every frame it sends reaches the world at once (it is not protected).
+     */
+    private void onPromotedRelease(final org.agrona.DirectBuffer frame, final int index, final int length)
+    {
+        if (standbyDead)
+        {
+            return;
+        }
+        promotedFrames++;
+        checks.promotedReleased(clock.nanoTime());
     }
 
     private void checkRecoveryPoint(final long epoch, final long digest)
@@ -714,7 +929,8 @@ public final class Simulation implements SimNetwork.Hooks
     private void finish()
     {
         final String activeState = activeDead ? "active died" : active.isProtecting() ? "active protecting" :
-            "active unprotected";
+            "active " + describe(active.status().state());
+        activeEnd = activeDead ? "died" : describe(active.status().state());
         if (promotedEpoch >= 0)
         {
             if (promotedEpoch < maxReleasedEpoch)
@@ -767,11 +983,20 @@ public final class Simulation implements SimNetwork.Hooks
             outcome = "standby died (" + activeState + ")";
         }
         outcome += ", " + releasedFrames + " frames released through epoch " + maxReleasedEpoch +
+            (promotedFrames > 0 ? ", " + promotedFrames + " by the promoted guest" : "") +
             (rejectedFrames > 0 ? ", " + rejectedFrames + " frames refused" : "");
         if (!activeDead && promotedEpoch < 0 && active.isProtecting())
         {
             // a clean stop: every epoch in flight is acknowledged first
+            closingActive = true;
+            closeStartNs = clock.nanoTime();
             active.close();
+            // close() may have stopped a superseded guest itself, after the last step it took
+            checkOwnership();
+            // the world ran on while close() waited (up to 2 s for acks, 1 s for the GOODBYE's answer)
+            activeEnd = describe(active.status().state());
+            outcome += "; stopped at " + (closeStartNs - START_NS) / MS + " ms: " + activeEnd +
+                (promotedEpoch >= 0 ? ", the standby promoted at epoch " + promotedEpoch + " meanwhile" : "");
             if (!standbyDead && standby.tornReason() == null && active.lastAckedEpoch() >= 1)
             {
                 final long committed = standby.lastCommittedEpoch();
@@ -786,6 +1011,8 @@ public final class Simulation implements SimNetwork.Hooks
 
     private void closeAll()
     {
+        // the run is judged: closing the dead sides' objects may still ask the arbiter, which no longer counts
+        checks.close();
         // closing the active may wait for acks through the wait strategy: keep the standby steppable meanwhile
         activeDead = true;
         standbyDead = true;
@@ -797,10 +1024,46 @@ public final class Simulation implements SimNetwork.Hooks
         CloseHelper.quietClose(guest);
     }
 
+    /**
+     * @return the state in the words of the outcome: FAILED is only reached by owning the guest.
+     */
+    private String describe(final ProtectionState state)
+    {
+        switch (state)
+        {
+            case FENCED:
+                return "fenced" + (active.isGuestStopped() ? " (guest stopped)" : " (guest not yet stopped)");
+            case FAILED:
+                return "owner unprotected " + (passThrough ? "passing output" : "holding output") + " (FAILED)";
+            case ARBITRATING:
+                return "arbitrating (output held)";
+            default:
+                return state.name().toLowerCase();
+        }
+    }
+
+    private static void deleteQuietly(final Path file)
+    {
+        try
+        {
+            Files.deleteIfExists(file);
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException("cannot delete " + file, ex);
+        }
+    }
+
     private static String describe(final Throwable error)
     {
         final StackTraceElement[] trace = error.getStackTrace();
-        return error + (trace.length > 0 ? " at " + trace[0] : "");
+        String text = String.valueOf(error);
+        if (text.length() > 400)
+        {
+            // a long reason (the health probe's) would bury the rest of the report
+            text = text.substring(0, 400) + "... (" + text.length() + " chars)";
+        }
+        return text + (trace.length > 0 ? " at " + trace[0] : "");
     }
 
     private static void deleteTree(final Path dir)

@@ -6,6 +6,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -34,10 +35,31 @@ public final class SimulationSuite
      * @param killsReached of those, runs that reached the kill point.
      * @param simulatedMs simulated time covered by all runs.
      * @param wallMs      real time the range took.
+     * @param activeEnds  how many runs left the old active each way (died, protecting, fenced, owner, ...).
+     * @param superseded  runs in which the standby claimed a newer generation over an active that lived on.
+     * @param stopNs      of those, the time from the claim to the old guest stopped, one entry per stopped guest.
+     * @param unackedOwnerFrames unacknowledged frames released by an active owning a generation it won.
      */
     public record Summary(long runs, List<SimulationResult> failures, Map<String, Long> outcomes,
-        Map<String, Long> faults, long killsPlanned, long killsReached, long simulatedMs, long wallMs)
+        Map<String, Long> faults, long killsPlanned, long killsReached, long simulatedMs, long wallMs,
+        Map<String, Long> activeEnds, long superseded, long[] stopNs, long unackedOwnerFrames)
     {
+        /**
+         * @param percentile 0..100.
+         * @return that percentile of the claim-to-stop times in simulated milliseconds, -1 if none.
+         */
+        public double stopMs(final double percentile)
+        {
+            if (stopNs.length == 0)
+            {
+                return -1;
+            }
+            final long[] sorted = stopNs.clone();
+            Arrays.sort(sorted);
+            final int at = (int)Math.min(sorted.length - 1, Math.ceil(percentile / 100.0 * sorted.length) - 1);
+            return sorted[Math.max(0, at)] / 1e6;
+        }
+
         /**
          * @return true if no run violated an invariant.
          */
@@ -57,7 +79,7 @@ public final class SimulationSuite
             // long fault name push its count out of line
             int nameWidth = 0;
             long most = 0;
-            for (final Map<String, Long> table : List.of(faults, outcomes))
+            for (final Map<String, Long> table : List.of(faults, outcomes, activeEnds))
             {
                 for (final Map.Entry<String, Long> row : table.entrySet())
                 {
@@ -72,6 +94,13 @@ public final class SimulationSuite
                 "never got to)%n", killsReached, killsPlanned);
             out.println("outcomes:");
             outcomes.forEach((name, count) -> out.printf(Locale.ROOT, rowFormat, name, count));
+            out.println("the old active at the end:");
+            activeEnds.forEach((name, count) -> out.printf(Locale.ROOT, rowFormat, name, count));
+            out.printf(Locale.ROOT, "superseded while alive: %d; stopped their guest: %d; claim to guest stopped " +
+                "(simulated ms): p50 %.1f, p99 %.1f, max %.1f%n", superseded, stopNs.length, stopMs(50), stopMs(99),
+                stopMs(100));
+            out.printf(Locale.ROOT, "unacknowledged frames released under a generation the active won " +
+                "(pass-through): %d%n", unackedOwnerFrames);
             for (final SimulationResult failure : failures)
             {
                 out.println("FAILED seed " + failure.seed() + ": " + failure.violations().get(0) + "  -> replay: " +
@@ -103,7 +132,7 @@ public final class SimulationSuite
     public static Summary run(final long from, final long to, final Path workDir, final PrintStream out,
         final boolean listAll)
     {
-        return run(from, to, workDir, out, listAll, null);
+        return run(from, to, workDir, out, listAll, null, Simulation.Mutation.NONE);
     }
 
     /**
@@ -115,10 +144,28 @@ public final class SimulationSuite
      * @param progress where a progress line (seeds done, violations so far, ETA) goes at most once a second and
      *                 once at the end, or null for none. Standard error on the command line: the summary on
      *                 standard output stays clean to read or diff.
+     * @param mutation a deliberate defect every run carries (to show the checks bite), or null for none.
      * @return the summary.
+     * @throws IllegalArgumentException naming the valid mutations if {@code mutation} is none of them.
      */
     public static Summary run(final long from, final long to, final Path workDir, final PrintStream out,
-        final boolean listAll, final PrintStream progress)
+        final boolean listAll, final PrintStream progress, final String mutation)
+    {
+        return run(from, to, workDir, out, listAll, progress,
+            mutation == null ? Simulation.Mutation.NONE : Simulation.Mutation.of(mutation));
+    }
+
+    /**
+     * @param mutation a name given to {@code simulate --mutation}.
+     * @throws IllegalArgumentException naming the valid ones if it is none of them.
+     */
+    public static void checkMutation(final String mutation)
+    {
+        Simulation.Mutation.of(mutation);
+    }
+
+    static Summary run(final long from, final long to, final Path workDir, final PrintStream out,
+        final boolean listAll, final PrintStream progress, final Simulation.Mutation mutation)
     {
         if (to < from)
         {
@@ -141,10 +188,24 @@ public final class SimulationSuite
         long killsPlanned = 0;
         long killsReached = 0;
         long lastProgress = start;
+        final Map<String, Long> activeEnds = new TreeMap<>();
+        long superseded = 0;
+        long unackedOwnerFrames = 0;
+        final List<Long> stops = new ArrayList<>();
         for (long seed = from; seed <= to; seed++)
         {
-            final SimulationResult result = Simulation.run(seed, dir);
+            final SimulationResult result = Simulation.run(seed, dir, mutation);
             simulatedMs += result.simulatedMs();
+            activeEnds.merge(result.activeEnd(), 1L, Long::sum);
+            if (result.superseded() && !result.activeEnd().equals("died") || result.claimToStopNs() >= 0)
+            {
+                superseded++;
+            }
+            if (result.claimToStopNs() >= 0)
+            {
+                stops.add(result.claimToStopNs());
+            }
+            unackedOwnerFrames += result.unackedOwnerFrames();
             killsPlanned += result.killPlanned() ? 1 : 0;
             killsReached += result.killReached() ? 1 : 0;
             outcomes.merge(category(result.outcome()), 1L, Long::sum);
@@ -170,13 +231,23 @@ public final class SimulationSuite
                 lastProgress = now;
                 progress.println(progressLine(seed - from + 1, to - from + 1, failures.size(), now - start));
             }
+            if ((seed - from + 1) % 2000 == 0 && seed < to)
+            {
+                // a long soak stopped early still leaves its figures so far
+                out.println("--- partial summary, seeds " + from + ".." + seed + ":");
+                new Summary(seed - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
+                    (System.nanoTime() - start) / 1_000_000, activeEnds, superseded,
+                    stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames).print(out);
+                out.println("---");
+            }
         }
         if (workDir == null)
         {
             dir.toFile().delete();
         }
         return new Summary(to - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
-            (System.nanoTime() - start) / 1_000_000);
+            (System.nanoTime() - start) / 1_000_000, activeEnds, superseded,
+            stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames);
     }
 
     /**

@@ -30,7 +30,9 @@ class SimulationTest
 
     /**
      * At least 200 seeded fault schedules (kills at every numbered point, drops, corruption, delays, stalls,
-     * partitions, duplicated connections), each checked against the invariants.
+     * partitions that refuse or keep accepting writes, duplicated connections, an arbiter down or slow, an operator's
+     * promotion, a long health-probe reason, lost generation files, output passed through), each checked against the
+     * invariants, 7 and 8 at every step.
      */
     @Test
     void everySeedKeepsEveryInvariant()
@@ -55,6 +57,19 @@ class SimulationTest
         assertTrue(summary.outcomes().getOrDefault("failover to epoch", 0L) >= (to - from + 1) / 4,
             "failovers: " + summary.outcomes());
         assertTrue(summary.outcomes().getOrDefault("active protecting", 0L) > 0, "clean runs: " + summary.outcomes());
+        // invariant 7 was judged on living, superseded actives, and each of them stopped its guest
+        assertTrue(summary.superseded() > 0, "no active was superseded while alive: " + summary.activeEnds());
+        // (one that did not stop is a violation of its own, already failing the run)
+        assertTrue(summary.superseded() - summary.stopNs().length <= summary.failures().size(),
+            summary.stopNs().length + " of " + summary.superseded() + " superseded actives stopped their guest");
+        // pass-through runs let unacknowledged output leave, and the ownership check judged every such frame
+        assertTrue(summary.unackedOwnerFrames() > 0, "no pass-through run released output as the owner");
+        for (final String fault : new String[] {"partition accepting writes", "arbiter down", "arbiter slow",
+            "operator promotion", "long health reason", "lose standby generation file", "lose active generation file",
+            "pass-through output"})
+        {
+            assertTrue(summary.faults().getOrDefault(fault, 0L) > 0, fault + " never drawn: " + summary.faults());
+        }
     }
 
     /**
@@ -72,9 +87,9 @@ class SimulationTest
     }
 
     /**
-     * With output passed through once protection fails (a real, unsafe product setting), frames of epochs the
-     * standby never acknowledged reach the world; the checks must say so, naming the invariant, with a replay
-     * command.
+     * With output passed through once the active owns the guest unprotected (a real product setting), frames of
+     * epochs the standby never acknowledged reach the world; judged as if output were held, the checks must say so,
+     * naming invariant 2, with a replay command that carries the mutation.
      */
     @Test
     void theChecksReportOutputReleasedBeforeItsAck()
@@ -82,7 +97,7 @@ class SimulationTest
         final List<SimulationResult> failing = new ArrayList<>();
         for (long seed = 1; seed <= 40 && failing.isEmpty(); seed++)
         {
-            final SimulationResult result = Simulation.run(seed, dir, true);
+            final SimulationResult result = Simulation.run(seed, dir, Simulation.Mutation.PASS_THROUGH_JUDGED_AS_HOLD);
             if (!result.ok())
             {
                 failing.add(result);
@@ -93,7 +108,34 @@ class SimulationTest
         assertTrue(result.violations().stream().anyMatch(v -> v.startsWith("invariant 2") ||
             v.startsWith("acknowledged output lost")), result.violations().toString());
         assertEquals("java -jar examples/target/tandem-examples.jar simulate --seeds " + result.seed() + ".." +
-            result.seed(), result.replayCommand());
+            result.seed() + " --mutation pass-through-judged-as-hold", result.replayCommand());
+    }
+
+    /**
+     * An arbiter that says "won" to both sides (each asks its own directory) breaks ownership: the standby promotes,
+     * and the old active, never told it was superseded, keeps its guest running (or releases output) after the
+     * standby's claim. The invariant-7 checks must report it, with a replay command.
+     */
+    @Test
+    void theChecksReportAGuestThatRunsOnAfterItsGenerationWasClaimed()
+    {
+        SimulationResult failing = null;
+        for (long seed = 1; seed <= 60 && failing == null; seed++)
+        {
+            final SimulationResult result = Simulation.run(seed, dir, Simulation.Mutation.SPLIT_ARBITER);
+            if (!result.ok())
+            {
+                failing = result;
+            }
+        }
+        assertTrue(failing != null, "no seed in 1..60 caught a guest running on after the standby's claim");
+        final SimulationResult result = failing;
+        assertTrue(result.violations().stream().anyMatch(v -> v.startsWith("invariant 7")),
+            result.violations().toString());
+        assertEquals("java -jar examples/target/tandem-examples.jar simulate --seeds " + result.seed() + ".." +
+            result.seed() + " --mutation split-arbiter", result.replayCommand());
+        // the same seed without the defect keeps every invariant: the violation is the mutation's
+        assertTrue(Simulation.run(result.seed(), dir).ok(), "seed " + result.seed() + " fails without the mutation");
     }
 
     @Test
@@ -112,5 +154,8 @@ class SimulationTest
         assertTrue(err.toString(StandardCharsets.UTF_8).contains("empty range"), err.toString(StandardCharsets.UTF_8));
         assertEquals(2, TandemExamples.run(new String[] {"simulate", "--seeds", "x"}, out,
             new PrintStream(err, true, StandardCharsets.UTF_8)));
+        assertEquals(2, TandemExamples.run(new String[] {"simulate", "--seeds", "1..1", "--mutation", "nope"}, out,
+            new PrintStream(err, true, StandardCharsets.UTF_8)));
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("split-arbiter"), err.toString(StandardCharsets.UTF_8));
     }
 }
