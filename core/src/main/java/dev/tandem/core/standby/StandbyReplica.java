@@ -607,20 +607,7 @@ public final class StandbyReplica implements AutoCloseable
                 nextAcceptCheckNs = now + ACCEPT_CHECK_INTERVAL_NS;
                 work += refuseSecondActive();
             }
-            if (heardSinceWelcome && now - lastSentNs >= heartbeatIntervalNs)
-            {
-                // the active's liveness evidence: it counts only what this side sends, never what its socket took
-                try
-                {
-                    sendFrame(FrameType.HEARTBEAT, lastCommittedEpoch, 0);
-                }
-                catch (final IOException ex)
-                {
-                    fail("connection from " + connection.peer() + " failed: " + ex.getMessage());
-                    return work + 1;
-                }
-                work++;
-            }
+
             final int read;
             try
             {
@@ -665,6 +652,21 @@ public final class StandbyReplica implements AutoCloseable
             {
                 receiveBuffer.putBytes(0, receiveBuffer, position, limit - position);
                 receiveView.position(limit - position);
+            }
+            // after reading: a peer that closed is reported by the read, not as a failed heartbeat
+            if (connection != null && heardSinceWelcome && clock.nanoTime() - lastSentNs >= heartbeatIntervalNs)
+            {
+                // the active's liveness evidence: it counts only what this side sends, never what its socket took
+                try
+                {
+                    sendFrame(FrameType.HEARTBEAT, lastCommittedEpoch, 0);
+                }
+                catch (final IOException ex)
+                {
+                    fail("connection from " + connection.peer() + " failed: " + ex.getMessage());
+                    return work + 1;
+                }
+                work++;
             }
             // judged only after reading: a receiver the OS kept off the CPU must not mistake bytes waiting in its
             // socket for silence of the active

@@ -52,6 +52,34 @@ class OutputCommitGateTest
     }
 
     @Test
+    void outputHeldForTheBaselineIsReportedApartFromTheSteadyState()
+    {
+        final SingleWriterRecorder holds = new SingleWriterRecorder(60_000_000_000L, 3);
+        final long[] now = {1_000};
+        try (OutputCommitGate gate = new OutputCommitGate(64 * 1024, (frame, index, length) -> { }, holds,
+            60_000_000_000L, () -> now[0]))
+        {
+            gate.baselineEpoch(1);
+            final UnsafeBuffer frame = new UnsafeBuffer(new byte[16]);
+            gate.epoch(1);
+            assertTrue(gate.offer(frame, 0, 16));
+            assertTrue(gate.offer(frame, 0, 16));
+            gate.epoch(2);
+            assertTrue(gate.offer(frame, 0, 16));
+            // the baseline's ack comes after the whole first copy; epoch 2's a few milliseconds later
+            now[0] += 900_000_000L;
+            assertEquals(2, gate.release(1));
+            now[0] += 3_000_000L;
+            assertEquals(1, gate.release(2));
+            assertEquals(900_000_000L, gate.baselineHoldMaxNs());
+            final org.HdrHistogram.Histogram steady = holds.getIntervalHistogram();
+            assertEquals(1, steady.getTotalCount(), "only the frame offered after the baseline is steady state");
+            assertTrue(steady.getMaxValue() < 1_000_000_000L && steady.getMaxValue() >= 903_000_000L,
+                "its hold, offer to release: " + steady.getMaxValue());
+        }
+    }
+
+    @Test
     void dropsWhenFullAndRefusesOversizedFrames()
     {
         try (OutputCommitGate gate = new OutputCommitGate(64 * 1024, (frame, index, length) -> { },

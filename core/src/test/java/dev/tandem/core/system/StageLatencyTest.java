@@ -73,7 +73,6 @@ class StageLatencyTest
             assertTrue(standbyStages.get("commit").p50Ns() <= activeStages.get("ack").p50Ns(),
                 standbyStages.get("commit") + " vs " + activeStages.get("ack"));
             assertTrue(active.outputHoldP99Ns() >= active.outputHoldP50Ns());
-            assertTrue(active.baselineHoldMaxNs() > 0, "output offered during the baseline held for the first copy");
 
             // a recent window: a second snapshot after more epochs reports only what happened in between
             fixture.awaitCommits(active.lastAckedEpoch() + 20, Duration.ofSeconds(60));
