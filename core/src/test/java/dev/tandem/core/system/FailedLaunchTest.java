@@ -6,16 +6,10 @@ import dev.tandem.core.standby.StandbyContext;
 import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.transport.TcpTransport;
 import dev.tandem.core.wire.ProtocolException;
-import dev.tandem.vmm.DirtyBitmap;
 import dev.tandem.vmm.DirtyLog;
 import dev.tandem.vmm.DiskWriteSink;
-import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.OutputGate;
-import dev.tandem.vmm.PacketSink;
-import dev.tandem.vmm.StatefulComponent;
-import dev.tandem.vmm.VcpuControl;
-import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import org.junit.jupiter.api.Test;
@@ -135,39 +129,25 @@ class FailedLaunchTest
     /**
      * A guest whose dirty log cannot start: the launch fails after the handshake, with the library attached.
      */
-    private static final class FailingToTrack implements VmmAdapter
+    private static final class FailingToTrack extends ForwardingAdapter
     {
-        private final SimulatedVmm guest;
         private final AtomicBoolean attached;
 
         FailingToTrack(final SimulatedVmm guest, final AtomicBoolean attached)
         {
-            this.guest = guest;
+            super(guest);
             this.attached = attached;
         }
 
         @Override
         public DirtyLog dirtyLog()
         {
-            final DirtyLog log = guest.dirtyLog();
-            return new DirtyLog()
+            return new ForwardingDirtyLog()
             {
                 @Override
                 public void startTracking()
                 {
                     throw new IllegalStateException("dirty log unavailable");
-                }
-
-                @Override
-                public void stopTracking()
-                {
-                    log.stopTracking();
-                }
-
-                @Override
-                public void harvest(final DirtyBitmap into)
-                {
-                    log.harvest(into);
                 }
             };
         }
@@ -175,51 +155,15 @@ class FailedLaunchTest
         @Override
         public void attach(final DiskWriteSink diskWrites, final OutputGate output)
         {
-            guest.attach(diskWrites, output);
+            super.attach(diskWrites, output);
             attached.set(true);
         }
 
         @Override
         public void detach()
         {
-            guest.detach();
+            super.detach();
             attached.set(false);
-        }
-
-        @Override
-        public String vmId()
-        {
-            return guest.vmId();
-        }
-
-        @Override
-        public GuestMemory memory()
-        {
-            return guest.memory();
-        }
-
-        @Override
-        public VcpuControl vcpus()
-        {
-            return guest.vcpus();
-        }
-
-        @Override
-        public List<StatefulComponent> components()
-        {
-            return guest.components();
-        }
-
-        @Override
-        public List<VirtualDisk> disks()
-        {
-            return guest.disks();
-        }
-
-        @Override
-        public PacketSink packetSink()
-        {
-            return guest.packetSink();
         }
     }
 }

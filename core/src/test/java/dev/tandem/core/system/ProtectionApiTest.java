@@ -6,12 +6,7 @@ import dev.tandem.core.transport.InJvmTransport;
 import dev.tandem.vmm.DirtyBitmap;
 import dev.tandem.vmm.DirtyLog;
 import dev.tandem.vmm.DiskWriteSink;
-import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.OutputGate;
-import dev.tandem.vmm.PacketSink;
-import dev.tandem.vmm.StatefulComponent;
-import dev.tandem.vmm.VcpuControl;
-import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import org.junit.jupiter.api.Test;
@@ -170,9 +165,8 @@ class ProtectionApiTest
      * The guest, with every frame tagged by {@link ActiveReplicator#currentEpoch()} on the vCPU that offers it, and
      * the pages harvested at each checkpoint counted.
      */
-    private static final class Tagging implements VmmAdapter
+    private static final class Tagging extends ForwardingAdapter
     {
-        private final VmmAdapter guest;
         private final AtomicReference<ActiveReplicator> active;
         private final AtomicLong offers;
         private final AtomicLongArray epochOfOffer;
@@ -181,7 +175,7 @@ class ProtectionApiTest
         Tagging(final VmmAdapter guest, final AtomicReference<ActiveReplicator> active, final AtomicLong offers,
             final AtomicLongArray epochOfOffer, final AtomicLong lastHarvest)
         {
-            this.guest = guest;
+            super(guest);
             this.active = active;
             this.offers = offers;
             this.epochOfOffer = epochOfOffer;
@@ -209,21 +203,8 @@ class ProtectionApiTest
         @Override
         public DirtyLog dirtyLog()
         {
-            final DirtyLog log = guest.dirtyLog();
-            return new DirtyLog()
+            return new ForwardingDirtyLog()
             {
-                @Override
-                public void startTracking()
-                {
-                    log.startTracking();
-                }
-
-                @Override
-                public void stopTracking()
-                {
-                    log.stopTracking();
-                }
-
                 @Override
                 public void harvest(final DirtyBitmap into)
                 {
@@ -233,48 +214,6 @@ class ProtectionApiTest
                     lastHarvest.set(into.cardinality());
                 }
             };
-        }
-
-        @Override
-        public String vmId()
-        {
-            return guest.vmId();
-        }
-
-        @Override
-        public GuestMemory memory()
-        {
-            return guest.memory();
-        }
-
-        @Override
-        public VcpuControl vcpus()
-        {
-            return guest.vcpus();
-        }
-
-        @Override
-        public List<StatefulComponent> components()
-        {
-            return guest.components();
-        }
-
-        @Override
-        public List<VirtualDisk> disks()
-        {
-            return guest.disks();
-        }
-
-        @Override
-        public PacketSink packetSink()
-        {
-            return guest.packetSink();
-        }
-
-        @Override
-        public void detach()
-        {
-            guest.detach();
         }
     }
 }
