@@ -125,8 +125,9 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
             throw new IllegalArgumentException("the guest program reserves " + firstWorkloadPage +
                 " pages; the guest has only " + rxAreaAddress / config.pageSize + " usable pages");
         }
-        if (config.program != null)
+        if (config.program != null && adoptedMemory == null)
         {
+            // adopted memory is a recovered guest, already booted: booting again would overwrite its state
             config.program.boot(io);
         }
     }

@@ -22,8 +22,35 @@ class SimulatedVmmTckTest extends VmmAdapterContractTest
             .disk(dir.resolve("disk.img"), 1L << 20)
             .diskEveryTicks(1)
             .packetEveryTicks(1)
-            .seed(42);
+            .seed(42)
+            .program(BOOT_STAMP);
     }
+
+    /**
+     * Software in the guest whose boot leaves a mark no later boot repeats: a target that boots a recovered guest
+     * again (instead of resuming it) changes its memory, and the TCK's equality checks see it.
+     */
+    private static final GuestProgram BOOT_STAMP = new GuestProgram()
+    {
+        private final java.util.concurrent.atomic.AtomicLong boots = new java.util.concurrent.atomic.AtomicLong();
+
+        @Override
+        public int reservedPages()
+        {
+            return 1;
+        }
+
+        @Override
+        public void boot(final Io guest)
+        {
+            guest.memory().putLong(0, boots.incrementAndGet());
+        }
+
+        @Override
+        public void onFrame(final Io guest, final org.agrona.DirectBuffer frame, final int index, final int length)
+        {
+        }
+    };
 
     @Override
     protected VmmAdapter newAdapter(final Path dir)
