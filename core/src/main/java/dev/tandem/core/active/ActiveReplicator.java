@@ -1,5 +1,6 @@
 package dev.tandem.core.active;
 
+import dev.tandem.core.CommitWait;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.PromotionArbiter;
@@ -38,7 +39,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
-import java.util.concurrent.locks.LockSupport;
 import java.util.zip.CRC32C;
 
 /**
@@ -67,8 +67,6 @@ public final class ActiveReplicator implements AutoCloseable
     private final DiskWriteStream diskStream;
     private final OutputCommitGate gate;
     private final ActiveCounters counters = new ActiveCounters();
-    /** How often {@link #awaitCommitted} looks at the newest ack: well under a commit's latency. */
-    private static final long AWAIT_POLL_NS = TimeUnit.MICROSECONDS.toNanos(200);
     /** Longest latency recorded; fixed so that recording never resizes (allocates) on the hot path. */
     static final long HIGHEST_RECORDED_NS = LatencyDistribution.HIGHEST_RECORDED_NS;
 
@@ -534,32 +532,9 @@ public final class ActiveReplicator implements AutoCloseable
      */
     public boolean awaitCommitted(final long epoch, final Duration timeout) throws InterruptedException
     {
-        final long deadline = System.nanoTime() + timeout.toNanos();
-        while (lastAckedEpoch < epoch)
-        {
-            if (!protecting)
-            {
-                // an ack can still have arrived just before protection ended
-                if (lastAckedEpoch >= epoch)
-                {
-                    break;
-                }
-                throw new IllegalStateException("protection of VM " + adapter.vmId() + " ended (" + state +
-                    ") with epoch " + lastAckedEpoch + " acknowledged, before epoch " + epoch + " was committed" +
-                    (failure == null ? "" : ": " + failure));
-            }
-            final long remaining = deadline - System.nanoTime();
-            if (remaining <= 0)
-            {
-                return false;
-            }
-            LockSupport.parkNanos(Math.min(remaining, AWAIT_POLL_NS));
-            if (Thread.interrupted())
-            {
-                throw new InterruptedException("interrupted while waiting for epoch " + epoch + " to commit");
-            }
-        }
-        return true;
+        return CommitWait.until(epoch, timeout, () -> lastAckedEpoch, () -> protecting ? null :
+            "protection of VM " + adapter.vmId() + " ended (" + state + ") with epoch " + lastAckedEpoch +
+            " acknowledged, before epoch " + epoch + " was committed" + (failure == null ? "" : ": " + failure));
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.tandem.core.standby;
 
+import dev.tandem.core.CommitWait;
 import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
@@ -46,8 +47,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
 import java.util.zip.CRC32C;
 
 /**
@@ -62,8 +61,6 @@ import java.util.zip.CRC32C;
 public final class StandbyReplica implements AutoCloseable
 {
     private static final Logger LOG = LoggerFactory.getLogger(StandbyReplica.class);
-    /** How often {@link #awaitCommitted} looks at the recovery point: well under a commit's latency. */
-    private static final long AWAIT_POLL_NS = TimeUnit.MICROSECONDS.toNanos(200);
 
     private final StandbyContext ctx;
     private final Transport.Listener listener;
@@ -253,28 +250,13 @@ public final class StandbyReplica implements AutoCloseable
      */
     public boolean awaitCommitted(final long epoch, final Duration timeout) throws InterruptedException
     {
-        final long deadline = System.nanoTime() + timeout.toNanos();
-        while (lastCommittedEpoch < epoch)
+        return CommitWait.until(epoch, timeout, () -> lastCommittedEpoch, () ->
         {
             final String ended = closed ? "closed" : promotion != null ? "promoted" :
                 torn != null ? "torn (" + torn + ")" : null;
-            if (ended != null && lastCommittedEpoch < epoch)
-            {
-                throw new IllegalStateException("standby for VM " + ctx.vmId() + " is " + ended + " with epoch " +
-                    lastCommittedEpoch + " committed; epoch " + epoch + " will not commit here");
-            }
-            final long remaining = deadline - System.nanoTime();
-            if (remaining <= 0)
-            {
-                return false;
-            }
-            LockSupport.parkNanos(Math.min(remaining, AWAIT_POLL_NS));
-            if (Thread.interrupted())
-            {
-                throw new InterruptedException("interrupted while waiting for epoch " + epoch + " to commit");
-            }
-        }
-        return true;
+            return ended == null ? null : "standby for VM " + ctx.vmId() + " is " + ended + " with epoch " +
+                lastCommittedEpoch + " committed; epoch " + epoch + " will not commit here";
+        });
     }
 
     /**
