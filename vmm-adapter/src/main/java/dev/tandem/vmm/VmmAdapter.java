@@ -80,7 +80,8 @@ public interface VmmAdapter
 
     /**
      * Stops routing through the library; disk writes are no longer reported and output goes straight to the
-     * {@link #packetSink()}.
+     * {@link #packetSink()}. The library calls it with the guest paused ({@link VcpuControl#pause()}), so no thread
+     * of the VMM is inside the sink or the gate passed to {@link #attach}; their memory is freed once it returns.
      */
     void detach();
 }

@@ -294,6 +294,35 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
+     * Detaches the library from the guest with its vCPUs paused around the call, so that no vCPU is inside the disk
+     * sink or the output gate when their off-heap memory is freed after this returns (a vCPU that read the gate just
+     * before the detach would otherwise copy a frame into freed memory; device threads are parked by the same
+     * pause, as {@link dev.tandem.vmm.VcpuControl#pause()} promises).
+     *
+     * @param mayResume false when the guest is paused for good already (fenced or stopped).
+     */
+    private void detachQuiesced(final boolean mayResume)
+    {
+        final boolean pause = mayResume && !adapter.vcpus().isPaused();
+        if (pause)
+        {
+            adapter.vcpus().pause();
+        }
+        try
+        {
+            adapter.detach();
+            adapter.dirtyLog().stopTracking();
+        }
+        finally
+        {
+            if (pause)
+            {
+                adapter.vcpus().resume();
+            }
+        }
+    }
+
+    /**
      * Undoes a {@link #start()} that threw: the guest's I/O no longer passes through the library, and the threads
      * and memory this instance created are gone.
      */
@@ -305,8 +334,7 @@ public final class ActiveReplicator implements AutoCloseable
         CloseHelper.quietCloseAll(schedulerRunner, schedulerInvoker, senderRunner, senderInvoker);
         try
         {
-            adapter.detach();
-            adapter.dirtyLog().stopTracking();
+            detachQuiesced(true);
         }
         catch (final RuntimeException ex)
         {
@@ -619,23 +647,7 @@ public final class ActiveReplicator implements AutoCloseable
             // the scheduler stopped before it could stop the fenced guest: do it here, it must not run on
             stopGuest();
         }
-        // no VMM thread may be inside the sink or gate while they are freed (a fenced guest is paused already)
-        if (!guestStopped)
-        {
-            adapter.vcpus().pause();
-        }
-        try
-        {
-            adapter.detach();
-            adapter.dirtyLog().stopTracking();
-        }
-        finally
-        {
-            if (!guestStopped)
-            {
-                adapter.vcpus().resume();
-            }
-        }
+        detachQuiesced(!guestStopped);
         CloseHelper.quietCloseAll(senderRunner, senderInvoker);
         connection.close();
         synchronized (this)

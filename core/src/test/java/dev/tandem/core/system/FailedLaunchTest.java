@@ -101,17 +101,21 @@ class FailedLaunchTest
     {
         awaitNoTandemThreads();
         final AtomicBoolean attached = new AtomicBoolean();
+        final AtomicBoolean pausedAtDetach = new AtomicBoolean();
         try (SimulatedVmm guest = SimulatedVmm.builder().vmId("fails-to-track").memoryBytes(4L << 20).build().start();
             StandbyReplica standby = standby(guest, guest.memory().pageCount()))
         {
             final List<String> standbyThreads = tandemThreads();
             final long bytes = NativeMemory.liveBytes();
             final long allocations = NativeMemory.liveAllocations();
-            final VmmAdapter failing = new FailingToTrack(guest, attached);
+            final VmmAdapter failing = new FailingToTrack(guest, attached, pausedAtDetach);
             final IllegalStateException failed = assertThrows(IllegalStateException.class,
                 () -> ActiveReplicator.launch(protect(failing, standby)));
             assertEquals("dirty log unavailable", failed.getMessage());
             assertFalse(attached.get(), "the guest's I/O no longer passes through the library");
+            // a vCPU inside the gate while its memory is freed would crash the JVM: the detach happens paused
+            assertTrue(pausedAtDetach.get(), "the guest was paused while the library detached");
+            assertFalse(guest.isPaused(), "and runs on after the failed launch");
             assertEquals(standbyThreads, tandemThreads(), "only the standby's receiver runs on");
             assertEquals(bytes, NativeMemory.liveBytes(), "off-heap bytes after the failed launch");
             assertEquals(allocations, NativeMemory.liveAllocations(), "off-heap allocations after the failed launch");
@@ -131,12 +135,16 @@ class FailedLaunchTest
      */
     private static final class FailingToTrack extends ForwardingAdapter
     {
+        private final SimulatedVmm guest;
         private final AtomicBoolean attached;
+        private final AtomicBoolean pausedAtDetach;
 
-        FailingToTrack(final SimulatedVmm guest, final AtomicBoolean attached)
+        FailingToTrack(final SimulatedVmm guest, final AtomicBoolean attached, final AtomicBoolean pausedAtDetach)
         {
             super(guest);
+            this.guest = guest;
             this.attached = attached;
+            this.pausedAtDetach = pausedAtDetach;
         }
 
         @Override
@@ -162,6 +170,7 @@ class FailedLaunchTest
         @Override
         public void detach()
         {
+            pausedAtDetach.set(guest.isPaused());
             super.detach();
             attached.set(false);
         }
