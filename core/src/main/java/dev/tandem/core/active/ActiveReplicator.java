@@ -218,15 +218,17 @@ public final class ActiveReplicator implements AutoCloseable
         final ActiveReplicator replicator;
         try
         {
-            final long[] welcome = handshake(ctx, connection, ownership.generation());
-            if (welcome[2] < ownership.generation())
+            final Handshake.Welcome welcome = handshake(ctx, connection, ownership.generation());
+            if (welcome.generation() < ownership.generation())
             {
                 throw new ProtocolException(ProtocolException.Fault.STALE_GENERATION, "standby " + connection.peer() +
-                    " welcomed generation " + welcome[2] + " but this active serves " + ownership.generation());
+                    " welcomed generation " + welcome.generation() + " but this active serves " +
+                    ownership.generation());
             }
             // generations only move up: from now on this side serves the session's, persisted across restarts
-            ownership.adopt(welcome[2]);
-            replicator = new ActiveReplicator(ctx, connection, (int)welcome[0], welcome[1], ownership, welcome[3]);
+            ownership.adopt(welcome.generation());
+            replicator = new ActiveReplicator(ctx, connection, welcome.version(), welcome.recoveryEpoch(), ownership,
+                welcome.failureTimeoutNs());
         }
         catch (final IOException | RuntimeException ex)
         {
@@ -368,9 +370,9 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
-     * @return {version, recoveryEpoch, generation, failureTimeoutNs} from the standby's WELCOME.
+     * @return the standby's WELCOME, checked.
      */
-    private static long[] handshake(final ActiveContext ctx, final Connection connection, final long generation)
+    private static Handshake.Welcome handshake(final ActiveContext ctx, final Connection connection, final long generation)
         throws IOException
     {
         final VmmAdapter adapter = ctx.adapter();
@@ -424,7 +426,7 @@ public final class ActiveReplicator implements AutoCloseable
             throw new ProtocolException(ProtocolException.Fault.REFUSED, "standby " + connection.peer() +
                 " refused: " + Handshake.decodeReason(inBuffer, decoder.payloadIndex(), decoder.length()));
         }
-        if (decoder.type() != FrameType.WELCOME || decoder.length() != Handshake.WELCOME_LENGTH)
+        if (decoder.type() != FrameType.WELCOME)
         {
             throw new ProtocolException(ProtocolException.Fault.UNKNOWN_TYPE,
                 "expected WELCOME from standby, got " + decoder.type() + " of " + decoder.length() + " bytes");
@@ -435,19 +437,7 @@ public final class ActiveReplicator implements AutoCloseable
             throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby " + connection.peer() + " sent " +
                 (in.position() - replyLength) + " bytes after its WELCOME, before any epoch was sent");
         }
-        final int index = decoder.payloadIndex();
-        final int version = inBuffer.getInt(index);
-        if (version < FrameCodec.MIN_VERSION || version > FrameCodec.MAX_VERSION)
-        {
-            throw new ProtocolException(ProtocolException.Fault.BAD_VERSION, "standby chose version " + version);
-        }
-        final long failureTimeoutNs = inBuffer.getLong(index + 24);
-        if (failureTimeoutNs <= 0)
-        {
-            throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby's failure timeout " +
-                failureTimeoutNs + " ns is not positive");
-        }
-        return new long[] {version, inBuffer.getLong(index + 8), inBuffer.getLong(index + 16), failureTimeoutNs};
+        return Handshake.Welcome.decode(inBuffer, decoder.payloadIndex(), decoder.length());
     }
 
     private static void awaitProgress(final NanoClock clock, final long deadline, final IdleStrategy idle,

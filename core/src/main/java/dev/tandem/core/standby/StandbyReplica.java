@@ -1062,8 +1062,8 @@ public final class StandbyReplica implements AutoCloseable
             final long servedBefore = generation;
             // generations only move up: the session runs at the higher of both sides', persisted before WELCOME
             generation = ownership.adopt(hello.generation());
-            final int length = Handshake.encodeWelcome(sendBuffer, FrameCodec.HEADER_LENGTH, version,
-                lastCommittedEpoch, generation, ctx.failureTimeoutNs());
+            final int length = new Handshake.Welcome(version, lastCommittedEpoch, generation, ctx.failureTimeoutNs())
+                .encode(sendBuffer, FrameCodec.HEADER_LENGTH);
             sendFrame(FrameType.WELCOME, lastCommittedEpoch, length);
             handshakeDone = true;
             connected = true;

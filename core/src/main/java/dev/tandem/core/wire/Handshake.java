@@ -197,25 +197,58 @@ public final class Handshake
     }
 
     /**
-     * @param buffer        destination.
-     * @param index         offset.
-     * @param version       chosen version.
-     * @param recoveryEpoch the standby's newest committed epoch (0 if none).
-     * @param generation    the generation of the session (the higher of both sides').
-     * @param failureTimeoutNs the standby's failure timeout: silence after which it may promote, so the active
-     *                      knows from when on to ask the arbiter whether it was superseded.
-     * @return bytes written.
+     * The standby's WELCOME: the session it accepted.
+     *
+     * @param version          the protocol version the standby chose.
+     * @param recoveryEpoch    the standby's newest committed epoch (0 if none).
+     * @param generation       the generation of the session (the higher of both sides').
+     * @param failureTimeoutNs the standby's failure timeout: silence after which it may promote, so the active knows
+     *                         from when on to ask the arbiter whether it was superseded.
      */
-    public static int encodeWelcome(
-        final MutableDirectBuffer buffer, final int index, final int version, final long recoveryEpoch,
-        final long generation, final long failureTimeoutNs)
+    public record Welcome(int version, long recoveryEpoch, long generation, long failureTimeoutNs)
     {
-        buffer.putInt(index, version);
-        buffer.putInt(index + 4, 0);
-        buffer.putLong(index + 8, recoveryEpoch);
-        buffer.putLong(index + 16, generation);
-        buffer.putLong(index + 24, failureTimeoutNs);
-        return WELCOME_LENGTH;
+        /**
+         * @param buffer destination, with {@link #WELCOME_LENGTH} bytes from {@code index}.
+         * @param index  offset.
+         * @return bytes written.
+         */
+        public int encode(final MutableDirectBuffer buffer, final int index)
+        {
+            buffer.putInt(index, version);
+            buffer.putInt(index + 4, 0);
+            buffer.putLong(index + 8, recoveryEpoch);
+            buffer.putLong(index + 16, generation);
+            buffer.putLong(index + 24, failureTimeoutNs);
+            return WELCOME_LENGTH;
+        }
+
+        /**
+         * Decodes and checks a WELCOME payload.
+         *
+         * @param buffer source.
+         * @param index  offset of the payload.
+         * @param length payload length.
+         * @return the welcome.
+         * @throws ProtocolException naming the field that is wrong: the length, a version outside this build's
+         *                           range, a non-zero reserved field, a failure timeout that is not positive.
+         */
+        public static Welcome decode(final DirectBuffer buffer, final int index, final int length)
+        {
+            require(length == WELCOME_LENGTH, "WELCOME of " + length + " bytes, expected " + WELCOME_LENGTH);
+            final int version = buffer.getInt(index);
+            if (version < FrameCodec.MIN_VERSION || version > FrameCodec.MAX_VERSION)
+            {
+                throw new ProtocolException(ProtocolException.Fault.BAD_VERSION, "standby chose version " + version +
+                    ", this build speaks " + FrameCodec.MIN_VERSION + ".." + FrameCodec.MAX_VERSION);
+            }
+            if (buffer.getInt(index + 4) != 0)
+            {
+                throw new ProtocolException(ProtocolException.Fault.RESERVED_BITS, "WELCOME reserved field is not zero");
+            }
+            final long failureTimeoutNs = buffer.getLong(index + 24);
+            require(failureTimeoutNs > 0, "standby's failure timeout " + failureTimeoutNs + " ns is not positive");
+            return new Welcome(version, buffer.getLong(index + 8), buffer.getLong(index + 16), failureTimeoutNs);
+        }
     }
 
     /**

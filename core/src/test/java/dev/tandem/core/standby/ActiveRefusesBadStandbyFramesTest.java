@@ -37,7 +37,7 @@ class ActiveRefusesBadStandbyFramesTest
     private static byte[] welcome(final int version)
     {
         final UnsafeBuffer payload = new UnsafeBuffer(new byte[Handshake.WELCOME_LENGTH]);
-        Handshake.encodeWelcome(payload, 0, version, 0, GENERATION, 200_000_000L);
+        new Handshake.Welcome(version, 0, GENERATION, 200_000_000L).encode(payload, 0);
         return RawActive.frame(FrameType.WELCOME, GENERATION, 0, payload.byteArray());
     }
 

@@ -100,6 +100,35 @@ class FrameCodecTest
     }
 
     @Test
+    void welcomeRoundTripsAndEachBadFieldIsNamed()
+    {
+        final UnsafeBuffer buffer = new UnsafeBuffer(new byte[64]);
+        final Handshake.Welcome welcome = new Handshake.Welcome(FrameCodec.MAX_VERSION, 17, 3, 200_000_000L);
+        assertEquals(Handshake.WELCOME_LENGTH, welcome.encode(buffer, 8));
+        assertEquals(welcome, Handshake.Welcome.decode(buffer, 8, Handshake.WELCOME_LENGTH));
+
+        final ProtocolException shortOne = assertThrows(ProtocolException.class,
+            () -> Handshake.Welcome.decode(buffer, 8, Handshake.WELCOME_LENGTH - 8));
+        assertTrue(shortOne.getMessage().contains("WELCOME of 24 bytes"), shortOne.getMessage());
+
+        buffer.putInt(12, 1);
+        final ProtocolException reserved = assertThrows(ProtocolException.class,
+            () -> Handshake.Welcome.decode(buffer, 8, Handshake.WELCOME_LENGTH));
+        assertEquals(ProtocolException.Fault.RESERVED_BITS, reserved.fault());
+        buffer.putInt(12, 0);
+
+        buffer.putLong(8 + 24, 0);
+        final ProtocolException timeout = assertThrows(ProtocolException.class,
+            () -> Handshake.Welcome.decode(buffer, 8, Handshake.WELCOME_LENGTH));
+        assertTrue(timeout.getMessage().contains("failure timeout 0 ns"), timeout.getMessage());
+
+        new Handshake.Welcome(FrameCodec.MAX_VERSION + 1, 0, 0, 1).encode(buffer, 8);
+        final ProtocolException version = assertThrows(ProtocolException.class,
+            () -> Handshake.Welcome.decode(buffer, 8, Handshake.WELCOME_LENGTH));
+        assertEquals(ProtocolException.Fault.BAD_VERSION, version.fault());
+    }
+
+    @Test
     void aReasonIsCutAtACharacterBoundaryToItsMaximum()
     {
         final String ascii = "x".repeat(Handshake.MAX_REASON_BYTES);
