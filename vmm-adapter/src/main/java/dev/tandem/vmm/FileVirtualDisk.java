@@ -56,7 +56,8 @@ public class FileVirtualDisk implements VirtualDisk, AutoCloseable
                     id + " is " + sizeBytes + " bytes: it belongs to another VM or disk; move it away or use an " +
                     "empty directory");
             }
-            channel = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.READ,
+            // a new image is the guest's disk: owner-only, like everything that holds guest data
+            channel = OwnerOnlyFiles.open(path, StandardOpenOption.CREATE, StandardOpenOption.READ,
                 StandardOpenOption.WRITE);
             if (channel.size() > sizeBytes)
             {

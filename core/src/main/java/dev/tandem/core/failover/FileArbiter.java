@@ -1,5 +1,6 @@
 package dev.tandem.core.failover;
 
+import dev.tandem.vmm.OwnerOnlyFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.DirectoryStream;
@@ -33,7 +34,7 @@ public final class FileArbiter implements PromotionArbiter
         this.owner = owner;
         try
         {
-            Files.createDirectories(directory);
+            OwnerOnlyFiles.createDirectories(directory);
         }
         catch (final IOException ex)
         {
@@ -51,8 +52,8 @@ public final class FileArbiter implements PromotionArbiter
         final Path claim = directory.resolve(fileName(vmId, generation));
         try
         {
-            Files.write(claim, (owner + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8),
-                StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE, StandardOpenOption.SYNC);
+            OwnerOnlyFiles.writeDurably(claim, (owner + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                StandardOpenOption.CREATE_NEW);
         }
         catch (final FileAlreadyExistsException ex)
         {

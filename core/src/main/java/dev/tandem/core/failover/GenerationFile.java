@@ -1,13 +1,12 @@
 package dev.tandem.core.failover;
 
+import dev.tandem.vmm.OwnerOnlyFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 
 /**
  * The generation a side serves, persisted so that a restarted process never goes back to a lower one: written to a
@@ -71,11 +70,7 @@ public final class GenerationFile
         final Path temporary = path.resolveSibling(path.getFileName() + ".tmp");
         try
         {
-            Files.writeString(temporary, generation + "\n", StandardCharsets.UTF_8);
-            try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.WRITE))
-            {
-                channel.force(true);
-            }
+            OwnerOnlyFiles.writeDurably(temporary, (generation + "\n").getBytes(StandardCharsets.UTF_8));
             Files.move(temporary, path, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         }
         catch (final IOException ex)

@@ -1,6 +1,7 @@
 package dev.tandem.core.standby;
 
 import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.OwnerOnlyFiles;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import java.io.IOException;
@@ -77,7 +78,7 @@ final class EpochLog implements AutoCloseable
         {
             if (spill == null)
             {
-                spill = FileChannel.open(spillPath, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                spill = OwnerOnlyFiles.open(spillPath, StandardOpenOption.CREATE, StandardOpenOption.READ,
                     StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
             }
             headerOut.clear();

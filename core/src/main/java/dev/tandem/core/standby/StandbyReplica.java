@@ -23,6 +23,7 @@ import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.OwnerOnlyFiles;
 import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
@@ -42,7 +43,6 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -113,7 +113,9 @@ public final class StandbyReplica implements AutoCloseable
         this.clock = ctx.nanoClock();
         this.expected = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, ctx.vmId(),
             ctx.pageSize(), ctx.pageCount(), ctx.disks(), 1, 0, ctx.maxFramePayload());
-        Files.createDirectories(ctx.directory());
+        // the directory holds the replica a promotion would run: created owner-only, refused if others may write
+        OwnerOnlyFiles.createDirectories(ctx.directory());
+        OwnerOnlyFiles.requireNotWritableByOthers(ctx.directory(), "standby directory");
         this.ownership = new Ownership(ctx.vmId(), ctx.promotionArbiter(),
             new GenerationFile(ctx.directory().resolve("generation")), ctx.generation());
         this.generation = ownership.generation();
