@@ -69,6 +69,7 @@ public final class StandbyReplica implements AutoCloseable
     private final FileVirtualDisk[] disksById;
     private final ComponentStore components = new ComponentStore();
     private final EpochLog log;
+    private final DirectoryLock lock;
     private final Receiver receiver;
     /** The receiver's thread, or null when the caller steps it through {@link #invoker}. */
     private final AgentRunner runner;
@@ -106,16 +107,15 @@ public final class StandbyReplica implements AutoCloseable
     private final List<Runnable> pendingInspections = new ArrayList<>();
     private volatile boolean inspectionPending;
 
-    private StandbyReplica(final StandbyContext ctx, final Transport.Listener listener) throws IOException
+    private StandbyReplica(final StandbyContext ctx, final Transport.Listener listener, final DirectoryLock lock)
+        throws IOException
     {
         this.ctx = ctx;
         this.listener = listener;
+        this.lock = lock;
         this.clock = ctx.nanoClock();
         this.expected = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, ctx.vmId(),
             ctx.pageSize(), ctx.pageCount(), ctx.disks(), 1, 0, ctx.maxFramePayload());
-        // the directory holds the replica a promotion would run: created owner-only, refused if others may write
-        OwnerOnlyFiles.createDirectories(ctx.directory());
-        OwnerOnlyFiles.requireNotWritableByOthers(ctx.directory(), "standby directory");
         this.ownership = new Ownership(ctx.vmId(), ctx.promotionArbiter(),
             new GenerationFile(ctx.directory().resolve("generation")), ctx.generation());
         this.generation = ownership.generation();
@@ -180,7 +180,8 @@ public final class StandbyReplica implements AutoCloseable
      * @param ctx configuration; concluded here.
      * @return the running standby.
      * @throws IOException if the endpoint cannot be bound or the directory is unusable.
-     * @throws IllegalStateException if an existing disk image does not fit, or JVM flags are missing.
+     * @throws IllegalStateException if an existing disk image does not fit, the directory is writable by others or
+     *                               held by another standby, or JVM flags are missing.
      */
     public static StandbyReplica launch(final StandbyContext ctx) throws IOException
     {
@@ -189,15 +190,30 @@ public final class StandbyReplica implements AutoCloseable
         FailoverEvent.register();
         // registering a JFR event type costs tens of milliseconds once: here, not in the first commit
         StandbyCommitEvent.enabled();
-        final Transport.Listener listener = ctx.transport().listen(ctx.listenEndpoint());
+        // the directory holds the replica a promotion would run: created owner-only, refused if others may write
+        // to it, and held against every other standby before anything in it is read or the endpoint is bound
+        OwnerOnlyFiles.createDirectories(ctx.directory());
+        OwnerOnlyFiles.requireNotWritableByOthers(ctx.directory(), "standby directory");
+        final DirectoryLock lock = DirectoryLock.acquire(ctx.directory());
+        final Transport.Listener listener;
+        try
+        {
+            listener = ctx.transport().listen(ctx.listenEndpoint());
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            lock.close();
+            throw ex;
+        }
         final StandbyReplica standby;
         try
         {
-            standby = new StandbyReplica(ctx, listener);
+            standby = new StandbyReplica(ctx, listener, lock);
         }
         catch (final IOException | RuntimeException ex)
         {
             listener.close();
+            lock.close();
             throw ex;
         }
         if (standby.invoker != null)
@@ -397,6 +413,8 @@ public final class StandbyReplica implements AutoCloseable
         memory.close();
         disks.forEach(FileVirtualDisk::close);
         CloseHelper.quietClose(log);
+        // last: the directory is another standby's to take only once nothing of this one writes to it
+        lock.close();
     }
 
     private void onAgentError(final Throwable error)

@@ -104,6 +104,37 @@ class StandbyStorageTest
         assertEquals("rwx------", mode(dir.resolve("arbiter")));
     }
 
+    @Test
+    void aSecondStandbyOnTheSameDirectoryIsRefusedAndTheFirstServesOn() throws Exception
+    {
+        final Path standbyDir = dir.resolve("standby");
+        try (SimulatedVmm guest = guest().start())
+        {
+            try (StandbyReplica first = StandbyReplica.launch(standbyContext(guest, standbyDir)))
+            {
+                final IllegalStateException refused = assertThrows(IllegalStateException.class,
+                    () -> StandbyReplica.launch(standbyContext(guest, standbyDir)));
+                assertTrue(refused.getMessage().contains("standby directory " + standbyDir + " is in use by " +
+                    "another standby (pid " + ProcessHandle.current().pid() + ")"), refused.getMessage());
+                try (ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
+                    .adapter(guest)
+                    .transport(new TcpTransport())
+                    .standbyEndpoint(first.endpoint())
+                    .promotionArbiter(new FileArbiter(dir.resolve("arbiter"), "active"))
+                    .checkpointPeriodNs(Duration.ofMillis(5).toNanos())))
+                {
+                    assertTrue(active.awaitCommitted(active.currentEpoch(), Duration.ofSeconds(30)),
+                        active.status().toString());
+                }
+            }
+            // a closed standby lets the directory go: the next one takes it (the lock file stays, unlocked)
+            try (StandbyReplica next = StandbyReplica.launch(standbyContext(guest, standbyDir)))
+            {
+                assertTrue(Files.exists(standbyDir.resolve("lock")), next.endpoint());
+            }
+        }
+    }
+
     private static String mode(final Path path) throws IOException
     {
         return PosixFilePermissions.toString(Files.getPosixFilePermissions(path));

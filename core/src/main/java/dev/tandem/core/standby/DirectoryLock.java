@@ -1,0 +1,112 @@
+package dev.tandem.core.standby;
+
+import dev.tandem.vmm.OwnerOnlyFiles;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * Holds a standby directory against every other standby, in this process or another: an OS file lock on
+ * {@code <directory>/lock}, held while the standby runs. The lock, not the file, is the mark: a standby that died
+ * leaves the file behind but the OS released its lock, so the next one starts without manual cleanup. The file
+ * names the holder's pid for the message a second standby gets.
+ */
+final class DirectoryLock implements AutoCloseable
+{
+    static final String FILE_NAME = "lock";
+
+    private final FileChannel channel;
+    private final FileLock lock;
+
+    private DirectoryLock(final FileChannel channel, final FileLock lock)
+    {
+        this.channel = channel;
+        this.lock = lock;
+    }
+
+    /**
+     * @param directory the standby directory, existing.
+     * @return the held lock; close it to let the directory go.
+     * @throws IllegalStateException naming the directory and the holder's pid if another standby holds it.
+     * @throws IOException           if the lock file cannot be opened or written.
+     */
+    static DirectoryLock acquire(final Path directory) throws IOException
+    {
+        final Path file = directory.resolve(FILE_NAME);
+        final FileChannel channel = OwnerOnlyFiles.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
+            StandardOpenOption.WRITE);
+        try
+        {
+            FileLock lock;
+            try
+            {
+                lock = channel.tryLock();
+            }
+            catch (final OverlappingFileLockException ex)
+            {
+                // the JVM keeps one lock table per process: another standby of this very process holds it
+                lock = null;
+            }
+            if (lock == null)
+            {
+                throw new IllegalStateException("standby directory " + directory + " is in use by another standby " +
+                    holder(channel) + ": two standbys on one directory would overwrite each other's replica; stop " +
+                    "that one or give this one a directory of its own");
+            }
+            final byte[] pid = (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII);
+            channel.truncate(0);
+            channel.write(ByteBuffer.wrap(pid), 0);
+            return new DirectoryLock(channel, lock);
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            channel.close();
+            throw ex;
+        }
+    }
+
+    private static String holder(final FileChannel channel)
+    {
+        try
+        {
+            final ByteBuffer content = ByteBuffer.allocate(32);
+            channel.read(content, 0);
+            final String pid = new String(content.array(), 0, content.position(), StandardCharsets.US_ASCII).trim();
+            return pid.isEmpty() ? "(pid unknown)" : "(pid " + pid + ")";
+        }
+        catch (final IOException ex)
+        {
+            return "(pid unreadable: " + ex.getMessage() + ")";
+        }
+    }
+
+    /**
+     * Releases the lock; the file stays (its pid is stale from now on, which the lock's absence says).
+     */
+    @Override
+    public void close()
+    {
+        try
+        {
+            lock.release();
+        }
+        catch (final IOException ignored)
+        {
+            // closing the channel releases it too
+        }
+        try
+        {
+            channel.close();
+        }
+        catch (final IOException ignored)
+        {
+            // nothing is left to release
+        }
+    }
+}
