@@ -48,6 +48,10 @@ public final class ActiveContext
     public static final long STANDBY_SILENCE_TIMEOUT_NS_DEFAULT = TimeUnit.SECONDS.toNanos(3);
     /** Default room for the last-sent versions of pages, the XOR bases of the page codec: 64 MiB. */
     public static final long SENT_PAGE_CACHE_BYTES_DEFAULT = 64L << 20;
+    /** Default bound on the live baseline's copy rounds. */
+    public static final int BASELINE_ROUNDS_DEFAULT = 8;
+    /** Default dirty set small enough for the live baseline's final pause, in pages. */
+    public static final int BASELINE_FINAL_PAGES_DEFAULT = 2048;
     /** Default connect and handshake timeout: 5 s. */
     public static final long CONNECT_TIMEOUT_MS_DEFAULT = 5000;
 
@@ -58,6 +62,8 @@ public final class ActiveContext
     private int maxEpochsInFlight = MAX_EPOCHS_IN_FLIGHT_DEFAULT;
     private int stagingAreas = STAGING_AREAS_DEFAULT;
     private int stagingAreaBytes = STAGING_AREA_BYTES_DEFAULT;
+    private int baselineRounds = BASELINE_ROUNDS_DEFAULT;
+    private int baselineFinalPages = BASELINE_FINAL_PAGES_DEFAULT;
     private int componentStateBytes = COMPONENT_STATE_BYTES_DEFAULT;
     private int diskStreamBytes = DISK_STREAM_BYTES_DEFAULT;
     private int outputHoldBytes = OUTPUT_HOLD_BYTES_DEFAULT;
@@ -209,6 +215,50 @@ public final class ActiveContext
     public int stagingAreaBytes()
     {
         return stagingAreaBytes;
+    }
+
+    /**
+     * How the baseline (the first, full copy) is taken. With rounds &gt; 0 it is live, as in live migration: every
+     * page is copied while the guest runs, then the pages it dirtied meanwhile, round after round, until the dirty
+     * set is at most {@link #baselineFinalPages(int)}, stops shrinking by a quarter a round, or the rounds run out;
+     * then one short pause copies what is left with the component state and makes the baseline checkpoint. The
+     * disks are copied while the guest runs too; its writes meanwhile are sent after the copy and so win. With 0 the
+     * guest stays paused while all memory and the disks are copied and sent (the guest stops for the whole baseline).
+     *
+     * @param rounds copy rounds while the guest runs, 0 to 64; default 8.
+     * @return this.
+     */
+    public ActiveContext baselineRounds(final int rounds)
+    {
+        this.baselineRounds = rounds;
+        return this;
+    }
+
+    /**
+     * @return the bound on the live baseline's copy rounds; 0 for a paused baseline.
+     */
+    public int baselineRounds()
+    {
+        return baselineRounds;
+    }
+
+    /**
+     * @param pages a dirty set this small ends the live baseline's rounds: the final pause copies it, 1 to 2^30;
+     *              default 2048 (8 MiB of 4 KiB pages, a few milliseconds of memcpy).
+     * @return this.
+     */
+    public ActiveContext baselineFinalPages(final int pages)
+    {
+        this.baselineFinalPages = pages;
+        return this;
+    }
+
+    /**
+     * @return the dirty set small enough for the live baseline's final pause, in pages.
+     */
+    public int baselineFinalPages()
+    {
+        return baselineFinalPages;
     }
 
     /**
@@ -644,6 +694,8 @@ public final class ActiveContext
         ConfigurationException.checkRange("maxEpochsInFlight", maxEpochsInFlight, 1, 1024);
         ConfigurationException.checkRange("stagingAreas", stagingAreas, 2, 64);
         ConfigurationException.checkRange("stagingAreaBytes", stagingAreaBytes, 1 << 20, 1 << 30);
+        ConfigurationException.checkRange("baselineRounds", baselineRounds, 0, 64);
+        ConfigurationException.checkRange("baselineFinalPages", baselineFinalPages, 1, 1 << 30);
         ConfigurationException.checkRange("componentStateBytes", componentStateBytes, 4096, 256 << 20);
         ConfigurationException.checkRange("diskStreamBytes", diskStreamBytes, 64 << 10, 1 << 30);
         ConfigurationException.checkRange("outputHoldBytes", outputHoldBytes, 64 << 10, 1 << 30);

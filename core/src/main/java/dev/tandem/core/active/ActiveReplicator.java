@@ -4,6 +4,7 @@ import dev.tandem.core.CommitWait;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.PromotionArbiter;
+import dev.tandem.core.metrics.BaselineProgress;
 import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
 import dev.tandem.core.metrics.LatencyDistribution;
@@ -93,6 +94,12 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile long lastAckedEpoch;
     private volatile Throwable failure;
     private volatile long baselinePauseNs;
+    private volatile int baselineRound;
+    private volatile long baselinePagesCopied;
+    private volatile long baselinePagesLeft;
+    private volatile boolean baselineDone;
+    private volatile long baselineDiskBytesSent;
+    private final long baselineDiskBytes;
     private volatile long baselineCommitNs;
     private volatile long lastCommitLatencyNs;
     private volatile long lastSendNs;
@@ -124,6 +131,12 @@ public final class ActiveReplicator implements AutoCloseable
     {
         this.ctx = ctx;
         this.adapter = ctx.adapter();
+        long diskBytes = 0;
+        for (final VirtualDisk disk : adapter.disks())
+        {
+            diskBytes += disk.sizeBytes();
+        }
+        this.baselineDiskBytes = diskBytes;
         this.connection = connection;
         this.firstEpoch = recoveryEpoch + 1;
         this.ownership = ownership;
@@ -280,8 +293,35 @@ public final class ActiveReplicator implements AutoCloseable
 
     private void start()
     {
-        adapter.attach(diskStream, gate);
-        adapter.dirtyLog().startTracking();
+        if (scheduler.liveBaseline())
+        {
+            // attach, start tracking and open the baseline in one pause: every write from before is complete (so
+            // the disk copy reads it), every write from after is in the stream behind the copy, and every memory
+            // write from after is in the dirty log
+            final boolean pause = !adapter.vcpus().isPaused();
+            if (pause)
+            {
+                adapter.vcpus().pause();
+            }
+            try
+            {
+                adapter.attach(diskStream, gate);
+                adapter.dirtyLog().startTracking();
+                scheduler.openBaseline();
+            }
+            finally
+            {
+                if (pause)
+                {
+                    adapter.vcpus().resume();
+                }
+            }
+        }
+        else
+        {
+            adapter.attach(diskStream, gate);
+            adapter.dirtyLog().startTracking();
+        }
         LOG.info("protecting VM {} towards standby {}, first epoch {}", adapter.vmId(), connection.peer(), firstEpoch);
         if (senderInvoker != null)
         {
@@ -490,7 +530,9 @@ public final class ActiveReplicator implements AutoCloseable
                 StageLatency.of("pause", pauseHistogram, pause.recent()),
                 StageLatency.of("encode", encodeHistogram, encode.recent()),
                 StageLatency.of("send", sendHistogram, send.recent()),
-                StageLatency.of("ack", commitHistogram, commit.recent())), newestDirtyPages);
+                StageLatency.of("ack", commitHistogram, commit.recent())), newestDirtyPages,
+            new BaselineProgress(scheduler.liveBaseline(), baselineRound, baselinePagesCopied, baselinePagesLeft,
+                baselineDiskBytesSent, baselineDiskBytes, baselineDone));
     }
 
     /**
@@ -755,6 +797,25 @@ public final class ActiveReplicator implements AutoCloseable
     void baselinePauseNs(final long pauseNs)
     {
         baselinePauseNs = pauseNs;
+    }
+
+    /**
+     * The scheduler's view of the baseline; each field is written by it alone, read by {@link #status()}.
+     */
+    void baselineProgress(final int round, final long pagesCopied, final long pagesLeft, final boolean done)
+    {
+        baselineRound = round;
+        baselinePagesCopied = pagesCopied;
+        baselinePagesLeft = pagesLeft;
+        baselineDone = done;
+    }
+
+    /**
+     * The sender's progress through the baseline's disk copy.
+     */
+    void baselineDiskBytesSent(final long bytes)
+    {
+        baselineDiskBytesSent = bytes;
     }
 
     void epochSent(final long epoch, final long sendNs, final long encodedBytes)

@@ -23,8 +23,16 @@ import java.util.List;
  * <p>
  * While the guest is paused it does only this: harvest the dirty log, copy the dirty pages (in contiguous runs)
  * and the component state into a staging area, append barrier N to the ordered disk-write stream, and move the
- * output gate to epoch N+1. No encoding, no I/O, no allocation, no lock shared with the sender. The first
- * checkpoint is the baseline: every page, and the guest stays paused until the sender has sent it with the disks.
+ * output gate to epoch N+1. No encoding, no I/O, no allocation, no lock shared with the sender.
+ * <p>
+ * The first checkpoint is the baseline. Live (the default): {@link #openBaseline()} publishes an empty segment
+ * that makes the sender copy the disks while the guest runs, then each duty cycle copies one staging area of the
+ * round's pages without pausing (round 1 every page, each later round the pages dirtied during the one before,
+ * harvested without a pause as the dirty-log contract allows); when the dirty set is small, stops shrinking or the
+ * rounds run out, one pause copies what is left with the component state. A page copied while the guest writes it
+ * may be torn, but that write dirtied it, so a later round or the final pause copies it again and the standby
+ * replays the epoch in order. Paused ({@code baselineRounds(0)}): every page in one pause, and the guest stays
+ * paused until the sender has sent it with the disks.
  */
 final class CheckpointScheduler implements Agent
 {
@@ -55,6 +63,17 @@ final class CheckpointScheduler implements Agent
     private boolean fenced;
     private long lastDeltaPages;
 
+    private final int baselineRounds;
+    private final long baselineFinalPages;
+    /** True from {@link #openBaseline()} until the final pause of a live baseline. */
+    private boolean precopying;
+    private boolean finalPauseDue;
+    private long precopyCursor;
+    private int baselineRound;
+    private long roundPagesLeft;
+    private long previousRoundPages;
+    private long baselinePagesCopied;
+
     CheckpointScheduler(
         final ActiveReplicator replicator,
         final ActiveContext ctx,
@@ -83,7 +102,38 @@ final class CheckpointScheduler implements Agent
         this.dirty = new DirtyBitmap(memory.pageCount());
         this.pauseRecorder = pauseRecorder;
         this.nextEpoch = firstEpoch;
+        this.baselineRounds = ctx.baselineRounds();
+        this.baselineFinalPages = ctx.baselineFinalPages();
         gate.epoch(firstEpoch);
+    }
+
+    /**
+     * @return true if the baseline is taken live (copy rounds while the guest runs).
+     */
+    boolean liveBaseline()
+    {
+        return baselineRounds > 0;
+    }
+
+    /**
+     * Opens a live baseline; called once, before the agents start, with the guest paused and the library attached.
+     * The empty segment it publishes is the first record of the ordered stream, so the sender copies the disks
+     * before it sends any write the guest makes from here on: each such write reaches the standby after the copy of
+     * its blocks and wins over whatever the copy read. (Writes from before are complete: the guest is paused.)
+     */
+    void openBaseline()
+    {
+        final StagingArea area = areas[nextArea];
+        area.begin(nextEpoch, false, true);
+        area.markOpensBaseline();
+        publish(area, nextEpoch);
+        dirty.setAll();
+        precopying = true;
+        precopyCursor = 0;
+        baselineRound = 1;
+        roundPagesLeft = memory.pageCount();
+        previousRoundPages = memory.pageCount();
+        replicator.baselineProgress(baselineRound, 0, roundPagesLeft, false);
     }
 
     @Override
@@ -106,6 +156,10 @@ final class CheckpointScheduler implements Agent
         {
             return 0;
         }
+        if (precopying && !finalPauseDue)
+        {
+            return precopyStep();
+        }
         final long now = clock.nanoTime();
         if (now < nextCheckpointNs)
         {
@@ -127,6 +181,71 @@ final class CheckpointScheduler implements Agent
         return 1;
     }
 
+    /**
+     * One staging area of the live baseline's current round, copied with the guest running; at the round's end,
+     * harvests the pages dirtied meanwhile (no pause) and decides between another round and the final pause.
+     *
+     * @return work done.
+     */
+    private int precopyStep()
+    {
+        final StagingArea area = areas[nextArea];
+        if (!area.isFree())
+        {
+            // the sender has not drained an area yet: a state, not a wait; the next duty cycle looks again
+            return 0;
+        }
+        final long epoch = nextEpoch;
+        area.begin(epoch, false, true);
+        long copied = 0;
+        long page = dirty.nextSetBit(precopyCursor);
+        while (page >= 0)
+        {
+            final int room = area.roomInPages();
+            if (room == 0)
+            {
+                break;
+            }
+            final long end = Math.min(dirty.nextClearBit(page), page + room);
+            area.copyRun(memory, page, (int)(end - page));
+            copied += end - page;
+            page = end < dirty.bitCount() ? dirty.nextSetBit(end) : -1;
+        }
+        if (copied > 0)
+        {
+            publish(area, epoch);
+            replicator.counters().pagesCopied.lazySet(replicator.counters().pagesCopied.get() + copied);
+            baselinePagesCopied += copied;
+            roundPagesLeft -= copied;
+        }
+        if (page >= 0)
+        {
+            precopyCursor = page;
+            replicator.baselineProgress(baselineRound, baselinePagesCopied, roundPagesLeft, false);
+            return 1;
+        }
+        // the round is done: what did the guest dirty meanwhile?
+        dirty.clearAll();
+        dirtyLog.harvest(dirty);
+        final long dirtied = dirty.cardinality();
+        if (dirtied <= baselineFinalPages || baselineRound >= baselineRounds || dirtied > previousRoundPages * 3 / 4)
+        {
+            // small enough, or not converging (the guest dirties about as fast as the rounds copy), or out of
+            // rounds: the final pause copies this set and whatever the guest dirties until then
+            finalPauseDue = true;
+            nextCheckpointNs = clock.nanoTime();
+        }
+        else
+        {
+            baselineRound++;
+            precopyCursor = 0;
+        }
+        previousRoundPages = dirtied;
+        roundPagesLeft = dirtied;
+        replicator.baselineProgress(baselineRound, baselinePagesCopied, roundPagesLeft, false);
+        return 1;
+    }
+
     private void checkpoint(final StagingArea firstArea)
     {
         final long start = clock.nanoTime();
@@ -135,8 +254,9 @@ final class CheckpointScheduler implements Agent
         final boolean baseline = !baselineDone;
         try
         {
+            // get-and-clear ORs into the set a live baseline's last round left for this pause
             dirtyLog.harvest(dirty);
-            if (baseline)
+            if (baseline && !precopying)
             {
                 dirty.setAll();
             }
@@ -159,9 +279,17 @@ final class CheckpointScheduler implements Agent
             gate.epoch(epoch + 1);
             publish(last, epoch);
             nextEpoch = epoch + 1;
-            if (baseline)
+            if (baseline && precopying)
             {
                 baselineDone = true;
+                precopying = false;
+                baselinePagesCopied += lastDeltaPages;
+                replicator.baselineProgress(baselineRound, baselinePagesCopied, 0, true);
+            }
+            else if (baseline)
+            {
+                baselineDone = true;
+                replicator.baselineProgress(0, lastDeltaPages, 0, true);
                 // a paused full copy: the disks are read by the sender while the guest stays stopped
                 baselineIdle.reset();
                 while (replicator.sentThroughEpoch() < epoch && replicator.isProtecting())
@@ -229,6 +357,11 @@ final class CheckpointScheduler implements Agent
         final GuestMemory memory = this.memory;
         StagingArea area = firstArea;
         area.begin(epoch, true, baseline);
+        if (baseline && !precopying)
+        {
+            // the paused baseline's disks are copied by the sender at this segment, the guest stopped meanwhile
+            area.markOpensBaseline();
+        }
         long pages = 0;
         long page = dirty.nextSetBit(0);
         while (page >= 0)

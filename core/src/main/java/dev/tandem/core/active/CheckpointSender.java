@@ -375,12 +375,12 @@ final class CheckpointSender implements Agent
         {
             throw new IllegalStateException("checkpoint " + epoch + " out of order, expected " + streamEpoch);
         }
+        if (area.opensBaseline())
+        {
+            sendDiskBaseline(epoch);
+        }
         if (area.isFirstSegment())
         {
-            if (area.isBaseline())
-            {
-                sendDiskBaseline(epoch);
-            }
             epochSendStartNs = clock.nanoTime();
             sendFrame(FrameType.BARRIER, epoch, 0, null);
             listener.onDeltaSending(epoch);
@@ -445,10 +445,13 @@ final class CheckpointSender implements Agent
     }
 
     /**
-     * Sends every disk's whole content as writes of the baseline epoch; the guest is paused meanwhile.
+     * Sends every disk's whole content as writes of the baseline epoch. A paused baseline's guest is stopped
+     * meanwhile; a live baseline's guest runs, and its writes wait in the ordered stream behind this copy, so each
+     * reaches the standby after the copy of its blocks and wins over whatever the copy read.
      */
     private void sendDiskBaseline(final long epoch) throws IOException
     {
+        long diskBytesSent = 0;
         for (final VirtualDisk disk : disks)
         {
             // whole blocks only: the standby refuses an extent misaligned to the disk's block size
@@ -464,6 +467,8 @@ final class CheckpointSender implements Agent
                 epochCrcSum += sendFrame(FrameType.DISK_WRITE, epoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView);
                 epochFrames++;
                 epochDiskWrites++;
+                diskBytesSent += length;
+                replicator.baselineDiskBytesSent(diskBytesSent);
             }
         }
     }

@@ -446,6 +446,7 @@ final class DeltaEncoder implements AutoCloseable
             slotKinds[kinds + 2] = 0;
             slotKinds[kinds + 3] = 0;
             int length = 0;
+            codec.deltas(!area.isBaseline());
             for (int i = 0, count = jobPageCount[job]; i < count; i++)
             {
                 final int entry = length;

@@ -47,6 +47,7 @@ final class StagingArea implements AutoCloseable
     private boolean lastSegment;
     private boolean firstSegment;
     private boolean baseline;
+    private boolean opensBaseline;
 
     StagingArea(final int index, final int bytes, final int pageSize, final int componentBytes, final int maxComponents)
     {
@@ -83,6 +84,7 @@ final class StagingArea implements AutoCloseable
         this.epoch = epoch;
         this.firstSegment = firstSegment;
         this.baseline = baseline;
+        this.opensBaseline = false;
         this.lastSegment = false;
         this.runCount = 0;
         this.pageCount = 0;
@@ -172,6 +174,20 @@ final class StagingArea implements AutoCloseable
     boolean isBaseline()
     {
         return baseline;
+    }
+
+    /**
+     * This segment opens the baseline epoch: the sender copies every disk when it reaches it, before anything
+     * that follows it in the ordered stream.
+     */
+    void markOpensBaseline()
+    {
+        opensBaseline = true;
+    }
+
+    boolean opensBaseline()
+    {
+        return opensBaseline;
     }
 
     boolean isLastSegment()

@@ -42,6 +42,7 @@ public final class PageCodec implements AutoCloseable
     private final LZ4Compressor compressor = FACTORY.fastCompressor();
     private final LZ4SafeDecompressor decompressor = FACTORY.safeDecompressor();
     private final SentPageCache cache;
+    private boolean deltas = true;
     private final NativeMemory.Region scratchRegion;
     private final UnsafeBuffer xorScratch;
     private final ByteBuffer xorView;
@@ -79,6 +80,18 @@ public final class PageCodec implements AutoCloseable
     }
 
     /**
+     * Turns XOR deltas off or on for the pages encoded next; the cache still records every page sent. Off while a
+     * page may be sent twice in one epoch (the live baseline's rounds): the standby decodes a delta against its last
+     * committed version, not against a version sent earlier in the same epoch.
+     *
+     * @param allowed false to encode without deltas.
+     */
+    public void deltas(final boolean allowed)
+    {
+        this.deltas = allowed;
+    }
+
+    /**
      * Encodes one page.
      *
      * @param page     the page's index, the key of its XOR base.
@@ -105,7 +118,7 @@ public final class PageCodec implements AutoCloseable
         {
             kind = RAW;
             length = pageSize;
-            final UnsafeBuffer base = cache == null ? null : cache.get(page);
+            final UnsafeBuffer base = cache == null || !deltas ? null : cache.get(page);
             int xorLength = Integer.MAX_VALUE;
             if (base != null)
             {

@@ -50,6 +50,7 @@ import java.util.Locale;
  * @param stages              per stage of the active (pause, encode, send, ack), after the baseline.
  * @param lastCheckpointDirtyPages pages dirtied during epoch {@code lastCheckpointEpoch} (its delta: what
  *                            checkpoint {@code lastCheckpointEpoch} copied; every page for the baseline).
+ * @param baseline            where the baseline stands (rounds, pages copied and left, disk bytes sent).
  */
 public record ProtectionStatus(
     ProtectionState state,
@@ -92,7 +93,8 @@ public record ProtectionStatus(
     long baselineCommitNs,
     long baselineHoldMaxNs,
     java.util.List<StageLatency> stages,
-    long lastCheckpointDirtyPages)
+    long lastCheckpointDirtyPages,
+    BaselineProgress baseline)
 {
     /**
      * @return epochs checkpointed but not yet acknowledged (the replication lag).
@@ -115,6 +117,11 @@ public record ProtectionStatus(
      */
     public String progressLine()
     {
+        if (state == ProtectionState.SYNCING && baseline != null && !baseline.done())
+        {
+            return String.format(Locale.ROOT, "%-9s %s | sent %.1f MiB", state, baseline.describe(),
+                bytesSent / (1024.0 * 1024.0));
+        }
         return String.format(Locale.ROOT,
             "%-9s epoch %d acked %d | %.0f ckpt/s (%s %.1f ms) | pause p50 %.0f us p99 %.0f us | commit p99 %.1f ms | " +
             "lag %d | held %d KiB | sent %.1f MiB (pages %.1fx, encode p99 %.1f ms)",

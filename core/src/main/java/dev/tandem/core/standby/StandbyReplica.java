@@ -1178,7 +1178,12 @@ public final class StandbyReplica implements AutoCloseable
          */
         private int checkPageRun(final FrameType type, final long epoch, final int index, final int length)
         {
-            requireAfterBarrier(type, epoch);
+            if (!sessionBaselinePending)
+            {
+                // a live baseline's rounds send pages while the guest runs, before its final pause's barrier;
+                // every later epoch's pages are copied in its pause, after the barrier
+                requireAfterBarrier(type, epoch);
+            }
             if (length < FrameCodec.PAGES_HEADER)
             {
                 throw new ProtocolException(Fault.MALFORMED, type + " payload of " + length + " bytes");

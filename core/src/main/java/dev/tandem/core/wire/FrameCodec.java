@@ -45,15 +45,20 @@ import java.util.zip.CRC32C;
  * </pre>
  * {@code crcSum} is the 64-bit sum of the CRC32C of every DISK_WRITE, DISK_FLUSH, PAGES and COMPONENT frame of the
  * epoch, so a lost or repeated frame fails verification before anything is applied.
+ * <p>
+ * Order within epoch N: its disk writes and flushes, BARRIER N (after the last write of N), its pages, its
+ * components, EPOCH_END N. The session's first epoch (the baseline) differs since version 3: a live baseline's
+ * pages may come before its barrier, interleaved with the disk copy and the guest's writes meanwhile (they are
+ * copied while the guest runs); the standby applies the epoch's frames in the order they came.
  */
 public final class FrameCodec
 {
     /** "TNDM" read as a little-endian int. */
     public static final int MAGIC = 0x4D444E54;
     /** Lowest protocol version this build speaks. */
-    public static final int MIN_VERSION = 2;
+    public static final int MIN_VERSION = 3;
     /** Highest protocol version this build speaks. */
-    public static final int MAX_VERSION = 2;
+    public static final int MAX_VERSION = 3;
     /** Header length. */
     public static final int HEADER_LENGTH = 32;
     /** Default bound on a payload. */
