@@ -7,6 +7,7 @@
 #   bench/run.sh replication           # replication throughput beside raw loopback TCP and the codec alone
 #   bench/run.sh sweep                 # the checkpoint-period tuning table (5..100 ms x workloads)
 #   bench/run.sh codec-policy          # wire bytes with the codec and the adaptive policy's period, 1 GiB guest
+#   bench/run.sh baseline              # the guest's longest stop for a live and a paused baseline, 1 GiB guest
 #   bench/run.sh report                # jmh-results/README.md and the plots, from the results present
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,7 @@ case "${1:-}" in
     replication) shift; measure ReplicationThroughput replication.md "$@"; exit 0 ;;
     sweep) shift; measure PeriodSweep period-sweep.md "$@"; exit 0 ;;
     codec-policy) shift; measure CodecPolicyMeasurement codec-policy.md "$@"; exit 0 ;;
+    baseline) shift; measure BaselineMeasurement baseline.md "$@"; exit 0 ;;
     report) java -cp bench/target/benchmarks.jar dev.tandem.bench.ReportGenerator jmh-results; exit 0 ;;
 esac
 name=${1:-all}

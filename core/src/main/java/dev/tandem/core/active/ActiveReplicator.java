@@ -99,6 +99,7 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile long baselinePagesLeft;
     private volatile boolean baselineDone;
     private volatile long baselineDiskBytesSent;
+    private volatile long launchPauseNs;
     private final long baselineDiskBytes;
     private volatile long baselineCommitNs;
     private volatile long lastCommitLatencyNs;
@@ -299,6 +300,7 @@ public final class ActiveReplicator implements AutoCloseable
             // the disk copy reads it), every write from after is in the stream behind the copy, and every memory
             // write from after is in the dirty log
             final boolean pause = !adapter.vcpus().isPaused();
+            final long pauseStart = ctx.nanoClock().nanoTime();
             if (pause)
             {
                 adapter.vcpus().pause();
@@ -314,6 +316,7 @@ public final class ActiveReplicator implements AutoCloseable
                 if (pause)
                 {
                     adapter.vcpus().resume();
+                    launchPauseNs = ctx.nanoClock().nanoTime() - pauseStart;
                 }
             }
         }
@@ -532,7 +535,7 @@ public final class ActiveReplicator implements AutoCloseable
                 StageLatency.of("send", sendHistogram, send.recent()),
                 StageLatency.of("ack", commitHistogram, commit.recent())), newestDirtyPages,
             new BaselineProgress(scheduler.liveBaseline(), baselineRound, baselinePagesCopied, baselinePagesLeft,
-                baselineDiskBytesSent, baselineDiskBytes, baselineDone));
+                baselineDiskBytesSent, baselineDiskBytes, baselineDone, Math.max(launchPauseNs, baselinePauseNs)));
     }
 
     /**

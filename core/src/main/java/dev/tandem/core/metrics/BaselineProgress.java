@@ -12,6 +12,8 @@ package dev.tandem.core.metrics;
  * @param diskBytesSent   disk bytes of the baseline's disk copy sent so far.
  * @param diskBytes       disk bytes the baseline copies (all disks).
  * @param done            true once the final pause was taken (the baseline checkpoint exists; its ack may follow).
+ * @param longestPauseNs  the longest the guest stopped for the baseline: the launch's pause to attach and open it,
+ *                        or the final pause, whichever is longer (a paused baseline: its one long pause).
  */
 public record BaselineProgress(
     boolean live,
@@ -20,7 +22,8 @@ public record BaselineProgress(
     long pagesLeft,
     long diskBytesSent,
     long diskBytes,
-    boolean done)
+    boolean done,
+    long longestPauseNs)
 {
     /**
      * @return e.g. {@code "baseline round 2: 262144 pages copied, 1830 left; disks 12/16 MiB"}.
@@ -29,6 +32,7 @@ public record BaselineProgress(
     {
         return String.format(java.util.Locale.ROOT, "baseline %sround %d: %d pages copied, %d left; disks %d/%d MiB%s",
             live ? "" : "(paused) ", round, pagesCopied, pagesLeft, diskBytesSent >> 20, diskBytes >> 20,
-            done ? " (final pause taken)" : "");
+            done ? String.format(java.util.Locale.ROOT, " (final pause taken; longest stop %.1f ms)",
+                longestPauseNs / 1e6) : "");
     }
 }

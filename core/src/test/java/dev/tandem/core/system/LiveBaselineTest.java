@@ -59,6 +59,7 @@ class LiveBaselineTest
             final BaselineProgress baseline = status.baseline();
             assertTrue(baseline.live() && baseline.done(), baseline.toString());
             assertEquals(0, baseline.pagesLeft(), baseline.toString());
+            assertTrue(baseline.longestPauseNs() > 0, "the final pause is timed: " + baseline);
             // round 1 copied every page; anything beyond is a page the guest wrote while the rounds ran
             assertTrue(baseline.pagesCopied() > fixture.vmm.memory().pageCount(),
                 "the guest dirtied pages during the rounds: " + baseline);
