@@ -8,8 +8,9 @@ public interface PromotionListener
     /**
      * One step of promotion finished.
      *
-     * @param step        what was done ("stop receiving", "discard partial epoch", "claim generation",
-     *                    "persist generation", "resume guest").
+     * @param step        what was done, in this order: "claim generation", "persist generation", "stop receiving",
+     *                    "discard partial epoch", "finish applying" (the applier has applied every committed epoch),
+     *                    "resume guest".
      * @param sinceStartNs time from the decision to promote to the end of this step.
      */
     default void onStep(String step, long sinceStartNs)

@@ -16,6 +16,10 @@ import java.nio.file.StandardOpenOption;
  * so a delta of any size (the baseline is all of memory) is assembled without unbounded heap or native memory.
  * <p>
  * Record: {@code type:int32 length:int32 a:int64 b:int64} then {@code length} bytes, padded to 8.
+ * <p>
+ * One owner at a time: the receiver appends to it; once the epoch verified, the receiver fills in the fields below
+ * and hands the log to the applier through a queue (which orders these writes before the applier's reads); the
+ * applier replays and resets it and hands it back the same way.
  */
 final class EpochLog implements AutoCloseable
 {
@@ -41,6 +45,17 @@ final class EpochLog implements AutoCloseable
     private FileChannel spill;
     private int memoryUsed;
     private long spillUsed;
+
+    /** The verified epoch this log holds, set by the receiver before the hand-over. */
+    long epoch;
+    /** When the epoch's barrier was read. */
+    long barrierNs;
+    /** When the epoch's end was read and verified. */
+    long receivedNs;
+    /** When its ack was written, or -1 if the write failed. */
+    long ackedNs;
+    /** The session's baseline (the whole first copy): not in the steady-state stage latencies. */
+    boolean baseline;
 
     /**
      * @param memoryBytes bytes kept in memory before spilling.

@@ -26,8 +26,10 @@ import java.util.concurrent.TimeUnit;
  */
 public final class StandbyContext
 {
-    /** Default bytes of an epoch kept in memory before spilling to a file. */
+    /** Default bytes of memory for the epoch logs together, before an epoch spills to a file. */
     public static final int EPOCH_LOG_MEMORY_BYTES_DEFAULT = 64 * 1024 * 1024;
+    /** Default epoch logs: one assembling the next epoch while the applier applies the one before. */
+    public static final int EPOCH_LOGS_DEFAULT = 2;
     /** Default silence after which the active counts as failed: 200 ms (ten default heartbeats). */
     public static final long FAILURE_TIMEOUT_NS_DEFAULT = TimeUnit.MILLISECONDS.toNanos(200);
     /** The failure timeout must be at least this many of the active's heartbeat intervals. */
@@ -45,6 +47,7 @@ public final class StandbyContext
     private long generation = GENERATION_DEFAULT;
     private int maxFramePayload = FrameCodec.MAX_PAYLOAD_DEFAULT;
     private int epochLogMemoryBytes = EPOCH_LOG_MEMORY_BYTES_DEFAULT;
+    private int epochLogs = EPOCH_LOGS_DEFAULT;
     private StandbyListener listener = new StandbyListener()
     {
     };
@@ -223,7 +226,9 @@ public final class StandbyContext
     }
 
     /**
-     * @param bytes bytes of one epoch held in memory before spilling to disk, 1 MiB to 1 GiB; default 64 MiB.
+     * @param bytes memory of all epoch logs together, 1 MiB to 1 GiB; default 64 MiB. Each of the
+     *              {@link #epochLogs(int)} logs holds its share of it in memory and spills the rest of its epoch to a
+     *              file, so an epoch of any size (the baseline is all of memory) fits.
      * @return this.
      */
     public StandbyContext epochLogMemoryBytes(final int bytes)
@@ -233,11 +238,33 @@ public final class StandbyContext
     }
 
     /**
-     * @return bytes of one epoch held in memory.
+     * @return memory of all epoch logs together.
      */
     public int epochLogMemoryBytes()
     {
         return epochLogMemoryBytes;
+    }
+
+    /**
+     * How many epochs the standby can hold between receiving and applying: the receiver assembles one while the
+     * applier applies the others; with none free the receiver stops reading the connection until one is applied.
+     * Every log is allocated at launch.
+     *
+     * @param logs 2 to 8; default {@link #EPOCH_LOGS_DEFAULT}.
+     * @return this.
+     */
+    public StandbyContext epochLogs(final int logs)
+    {
+        this.epochLogs = logs;
+        return this;
+    }
+
+    /**
+     * @return how many epoch logs the standby allocates.
+     */
+    public int epochLogs()
+    {
+        return epochLogs;
     }
 
     /**
@@ -433,7 +460,8 @@ public final class StandbyContext
 
     /**
      * @param useAgentInvoker true to start no thread: the caller steps the receiver through
-     *                        {@link StandbyReplica#receiverInvoker()}, and inspections run on the calling thread.
+     *                        {@link StandbyReplica#receiverInvoker()} and the applier through
+     *                        {@link StandbyReplica#applierInvoker()}, and inspections run on the calling thread.
      * @return this.
      */
     public StandbyContext useAgentInvoker(final boolean useAgentInvoker)
@@ -443,7 +471,7 @@ public final class StandbyContext
     }
 
     /**
-     * @return whether the caller steps the receiver.
+     * @return whether the caller steps the receiver and the applier.
      */
     public boolean useAgentInvoker()
     {
@@ -479,6 +507,7 @@ public final class StandbyContext
         ConfigurationException.checkRange("generation", generation, 1, Long.MAX_VALUE);
         ConfigurationException.checkRange("maxFramePayload", maxFramePayload, 64 << 10, 16 << 20);
         ConfigurationException.checkRange("epochLogMemoryBytes", epochLogMemoryBytes, 1 << 20, 1 << 30);
+        ConfigurationException.checkRange("epochLogs", epochLogs, 2, 8);
         ConfigurationException.checkRange("failureTimeoutNs", failureTimeoutNs, TimeUnit.MILLISECONDS.toNanos(10),
             TimeUnit.MINUTES.toNanos(10));
         ConfigurationException.checkSet("promotionListener", promotionListener);

@@ -3,15 +3,18 @@ package dev.tandem.core.standby;
 import dev.tandem.vmm.RecoveryPoint;
 
 /**
- * Events of the standby side, called on the receiver thread: keep them short (a commit callback delays the ack).
+ * Events of the standby side. Keep them short: {@link #onCommit} runs on the applier thread and delays the applier
+ * (and so a promotion, which first finishes every committed epoch), the others on the thread that met the error.
  */
 public interface StandbyListener
 {
     /**
-     * Epoch {@code epoch} was committed and is now the recovery point; called before the ack is sent.
+     * Epoch {@code epoch}, committed (received whole and verified) and already acknowledged, has been applied: the
+     * replica now holds exactly that epoch. Called on the applier thread, once per epoch, in epoch order.
      *
-     * @param epoch the committed epoch.
-     * @param point the recovery point; valid only during the call.
+     * @param epoch the applied epoch.
+     * @param point the replica as of {@code epoch} ({@link RecoveryPoint#epoch()} says so); valid only during the
+     *              call.
      */
     default void onCommit(long epoch, RecoveryPoint point)
     {

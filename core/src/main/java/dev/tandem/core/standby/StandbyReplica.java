@@ -36,6 +36,7 @@ import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.NanoClock;
+import org.agrona.concurrent.OneToOneConcurrentArrayQueue;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -50,13 +51,19 @@ import java.util.List;
 import java.util.zip.CRC32C;
 
 /**
- * The standby side for one guest: receives the ordered stream, assembles each epoch in an {@link EpochLog} behind
- * its barrier, and commits epoch N only when all of delta N has arrived and verified against the epoch end: then
- * disk writes up to barrier N go to the disk images in order, pages to the memory replica, component state to the
- * component store, and ack N goes back. A partial or malformed epoch is never applied: the frame is refused with
- * its fault, the epoch discarded, the connection dropped, and the replica keeps its last commit.
+ * The standby side for one guest: the receiver reads the ordered stream, assembles each epoch in an {@link EpochLog}
+ * behind its barrier, and commits epoch N only when all of delta N has arrived and verified against the epoch end;
+ * then it hands the log to the applier and sends ack N at once. The applier, its own agent, replays the verified
+ * epochs in order: disk writes up to barrier N to the disk images, pages to the memory replica, component state to
+ * the component store. A partial or malformed epoch is never applied: the frame is refused with its fault, the epoch
+ * discarded, the connection dropped, and the replica keeps its last commit.
  * <p>
- * Durability: MEMORY mode (Remus): the ack means the epoch is applied in this process's replica.
+ * Durability: MEMORY mode (Remus): commit N means epoch N is fully received and verified in this process's memory;
+ * the applier follows behind (at most {@link StandbyContext#epochLogs()} epochs), and a promotion first lets it
+ * finish every committed epoch. What the replica shows ({@link #inspect}, {@link StandbyListener#onCommit}) is always
+ * one whole applied epoch. If applying fails after the ack (a full disk), the replica is torn: the active already
+ * released that epoch's output, so this standby can no longer take over; it says so loudly, refuses the session
+ * with the reason, and refuses promotion ({@link #tornReason()}).
  */
 public final class StandbyReplica implements AutoCloseable
 {
@@ -68,16 +75,33 @@ public final class StandbyReplica implements AutoCloseable
     private final List<FileVirtualDisk> disks = new ArrayList<>();
     private final FileVirtualDisk[] disksById;
     private final ComponentStore components = new ComponentStore();
-    private final EpochLog log;
     private final DirectoryLock lock;
+    /** Every epoch log, allocated at launch and freed at close, wherever each one is at that moment. */
+    private final EpochLog[] logs;
+    /** Receiver to applier: verified epochs, in epoch order. */
+    private final OneToOneConcurrentArrayQueue<EpochLog> verifiedLogs;
+    /** Applier to receiver: applied (and reset) logs to assemble the next epochs in. */
+    private final OneToOneConcurrentArrayQueue<EpochLog> freeLogs;
     private final Receiver receiver;
+    private final Applier applier;
     /** The receiver's thread, or null when the caller steps it through {@link #invoker}. */
     private final AgentRunner runner;
     private final AgentInvoker invoker;
+    /** The applier's thread, or null when the caller steps it through {@link #applierInvoker}. */
+    private final AgentRunner applierRunner;
+    private final AgentInvoker applierInvoker;
     private final NanoClock clock;
     private final Handshake.Hello expected;
 
     private volatile long lastCommittedEpoch;
+    /**
+     * The newest epoch the applier is done with (applied, and the commit listener called): equal to
+     * {@link #lastCommittedEpoch} when the applier holds no epoch and will get none until the receiver commits
+     * again, so the receiver may then read or hand over the replica.
+     */
+    private volatile long appliedEpoch;
+    /** The epoch the replica's contents are, set by the applier as soon as an epoch is applied. */
+    private volatile long replicaEpoch;
     private volatile boolean closed;
     private volatile boolean connected;
     private volatile long commits;
@@ -97,9 +121,9 @@ public final class StandbyReplica implements AutoCloseable
     private boolean resuming;
     /** Barrier to the epoch's end read (the delta on the wire), after the session's baseline. */
     private final LatencyDistribution receiveStage = new LatencyDistribution();
-    /** The epoch's end read to its disk writes, pages and state applied. */
+    /** The applier replaying an epoch into the replica (disk writes, pages, state); recorded by the applier. */
     private final LatencyDistribution applyStage = new LatencyDistribution();
-    /** Barrier read to ack written: what this side adds to the active's commit latency. */
+    /** Barrier read to ack written: what this side adds to the active's commit latency (applying is not in it). */
     private final LatencyDistribution commitStage = new LatencyDistribution();
     private final Object stageLock = new Object();
     private volatile Promotion promotion;
@@ -131,7 +155,7 @@ public final class StandbyReplica implements AutoCloseable
         }
         this.disksById = new FileVirtualDisk[maxId + 1];
         MemoryReplica createdMemory = null;
-        EpochLog createdLog = null;
+        final EpochLog[] createdLogs = new EpochLog[ctx.epochLogs()];
         try
         {
             for (final Handshake.Disk disk : ctx.disks())
@@ -142,29 +166,47 @@ public final class StandbyReplica implements AutoCloseable
                 disksById[disk.id()] = replica;
             }
             createdMemory = new MemoryReplica(ctx.pageSize(), ctx.pageCount());
-            createdLog = new EpochLog(ctx.epochLogMemoryBytes(), ctx.maxFramePayload(),
-                ctx.directory().resolve("epoch.spill"));
+            // the memory budget is shared: each log holds its part in memory and spills the rest of its epoch
+            final int logMemoryBytes = ctx.epochLogMemoryBytes() / createdLogs.length;
+            for (int i = 0; i < createdLogs.length; i++)
+            {
+                createdLogs[i] = new EpochLog(logMemoryBytes, ctx.maxFramePayload(),
+                    ctx.directory().resolve("epoch-" + i + ".spill"));
+            }
         }
         catch (final RuntimeException ex)
         {
             disks.forEach(FileVirtualDisk::close);
             CloseHelper.quietClose(createdMemory);
-            CloseHelper.quietClose(createdLog);
+            CloseHelper.quietCloseAll(createdLogs);
             throw ex;
         }
         this.memory = createdMemory;
-        this.log = createdLog;
+        this.logs = createdLogs;
+        // each queue can hold every log, so handing one over never fails
+        this.verifiedLogs = new OneToOneConcurrentArrayQueue<>(logs.length);
+        this.freeLogs = new OneToOneConcurrentArrayQueue<>(logs.length);
+        for (final EpochLog log : logs)
+        {
+            freeLogs.offer(log);
+        }
         this.receiver = new Receiver();
+        this.applier = new Applier();
         if (ctx.useAgentInvoker())
         {
             this.runner = null;
             this.invoker = new AgentInvoker(this::onAgentError, null, receiver);
+            this.applierRunner = null;
+            this.applierInvoker = new AgentInvoker(this::onApplierError, null, applier);
         }
         else
         {
             this.runner = new AgentRunner(new BackoffIdleStrategy(100, 10, 1_000, 100_000), this::onAgentError, null,
                 receiver);
             this.invoker = null;
+            this.applierRunner = new AgentRunner(new BackoffIdleStrategy(100, 10, 1_000, 100_000),
+                this::onApplierError, null, applier);
+            this.applierInvoker = null;
         }
     }
 
@@ -172,10 +214,10 @@ public final class StandbyReplica implements AutoCloseable
      * Starts listening for the active.
      * <p>
      * A launch that throws has undone everything it started (no thread, no off-heap memory, the endpoint unbound).
-     * A launch that returns runs the receiver on a thread ({@code tandem-standby-receiver}) that is not a daemon
-     * thread: it keeps the JVM alive until {@link #close()}, whether or not an active ever connects, and it keeps
-     * listening after it refuses an active (a wrong geometry, a stale generation). Close the standby in a
-     * {@code finally} or try-with-resources.
+     * A launch that returns runs the receiver and the applier on threads ({@code tandem-standby-receiver},
+     * {@code tandem-standby-applier}) that are not daemon threads: they keep the JVM alive until {@link #close()},
+     * whether or not an active ever connects, and the receiver keeps listening after it refuses an active (a wrong
+     * geometry, a stale generation). Close the standby in a {@code finally} or try-with-resources.
      *
      * @param ctx configuration; concluded here.
      * @return the running standby.
@@ -219,9 +261,11 @@ public final class StandbyReplica implements AutoCloseable
         if (standby.invoker != null)
         {
             standby.invoker.start();
+            standby.applierInvoker.start();
         }
         else
         {
+            AgentRunner.startOnThread(standby.applierRunner);
             AgentRunner.startOnThread(standby.runner);
         }
         LOG.info("standby for VM {} listening on {}", ctx.vmId(), listener.endpoint());
@@ -238,6 +282,15 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
+     * @return the applier's duty cycle to step by hand (one verified epoch per step), or null unless
+     *         {@link StandbyContext#useAgentInvoker(boolean)} was set.
+     */
+    public AgentInvoker applierInvoker()
+    {
+        return applierInvoker;
+    }
+
+    /**
      * @return the endpoint actually bound.
      */
     public String endpoint()
@@ -246,7 +299,8 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
-     * @return the recovery point's epoch, 0 before the baseline committed.
+     * @return the recovery point's epoch: the newest epoch received whole, verified and acknowledged; 0 before the
+     *         baseline committed. The applier may still be applying it ({@link #appliedEpoch()}).
      */
     public long lastCommittedEpoch()
     {
@@ -254,10 +308,20 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
+     * @return the newest epoch the applier has applied to the replica (and called the commit listener for); at most
+     *         {@link #lastCommittedEpoch()}, and equal to it whenever the applier has caught up.
+     */
+    public long appliedEpoch()
+    {
+        return appliedEpoch;
+    }
+
+    /**
      * Waits until this standby has committed {@code epoch}: its recovery point is that checkpoint or a newer one
-     * (memory, device state and every disk write up to barrier {@code epoch}, verified and applied). Polls every
-     * 0.2 ms at most. With {@link StandbyContext#useAgentInvoker(boolean)} another thread must step the receiver
-     * meanwhile, or nothing can commit.
+     * (memory, device state and every disk write up to barrier {@code epoch}, received whole and verified; the
+     * applier may still be applying it, and a promotion lets it finish first). Polls every 0.2 ms at most. With
+     * {@link StandbyContext#useAgentInvoker(boolean)} another thread must step the receiver meanwhile, or nothing
+     * can commit.
      *
      * @param epoch   the epoch to wait for.
      * @param timeout how long to wait at most (wall clock).
@@ -338,12 +402,15 @@ public final class StandbyReplica implements AutoCloseable
         }
         return new StandbyStatus(lastCommittedEpoch, connected, commits, framesReceived, bytesReceived,
             rejectedFrames, lastError, generation, ownershipState, ownership.attempts(), ownership.lastError(),
-            stages);
+            stages, appliedEpoch);
     }
 
     /**
-     * Runs {@code inspection} on the recovery point between two frames on the receiver thread, so it sees one whole
-     * committed epoch; e.g. to verify a digest or take a backup. Blocks until done.
+     * Runs {@code inspection} on the recovery point on the receiver thread, between two frames and while the applier
+     * has caught up (it has no epoch to apply until the receiver hands it one), so it sees one whole applied epoch,
+     * the one {@link RecoveryPoint#epoch()} names; e.g. to verify a digest or take a backup. Blocks until done.
+     * With {@link StandbyContext#useAgentInvoker(boolean)} it runs at once on the calling thread, which steps both
+     * duty cycles, and sees the epoch the applier has reached.
      *
      * @param inspection reads the recovery point; must not keep references to it.
      * @param <T>        its result type.
@@ -358,7 +425,7 @@ public final class StandbyReplica implements AutoCloseable
         }
         if (invoker != null)
         {
-            // the caller steps the receiver, so it is the receiver's thread: between steps nothing else runs
+            // the caller steps the receiver and the applier: between steps nothing else runs
             return inspection.apply(recoveryPoint);
         }
         final java.util.concurrent.CompletableFuture<T> result = new java.util.concurrent.CompletableFuture<>();
@@ -369,7 +436,15 @@ public final class StandbyReplica implements AutoCloseable
             {
                 try
                 {
-                    result.complete(inspection.apply(recoveryPoint));
+                    final String tornReason = torn;
+                    if (tornReason != null)
+                    {
+                        result.completeExceptionally(new IllegalStateException(tornReason));
+                    }
+                    else
+                    {
+                        result.complete(inspection.apply(recoveryPoint));
+                    }
                 }
                 catch (final RuntimeException ex)
                 {
@@ -408,11 +483,12 @@ public final class StandbyReplica implements AutoCloseable
             return;
         }
         closed = true;
-        CloseHelper.quietCloseAll(runner, invoker);
+        // the receiver first: once it is stopped nothing more is handed to the applier
+        CloseHelper.quietCloseAll(runner, invoker, applierRunner, applierInvoker);
         listener.close();
         memory.close();
         disks.forEach(FileVirtualDisk::close);
-        CloseHelper.quietClose(log);
+        CloseHelper.quietCloseAll(logs);
         // last: the directory is another standby's to take only once nothing of this one writes to it
         lock.close();
     }
@@ -433,6 +509,20 @@ public final class StandbyReplica implements AutoCloseable
         }
     }
 
+    private void onApplierError(final Throwable error)
+    {
+        lastError = error.toString();
+        LOG.error("standby applier failed", error);
+        try
+        {
+            ctx.listener().onError(error);
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.warn("standby listener failed", ex);
+        }
+    }
+
     private final RecoveryPoint recoveryPoint = new RecoveryPoint()
     {
         @Override
@@ -444,7 +534,7 @@ public final class StandbyReplica implements AutoCloseable
         @Override
         public long epoch()
         {
-            return lastCommittedEpoch;
+            return replicaEpoch;
         }
 
         @Override
@@ -494,9 +584,9 @@ public final class StandbyReplica implements AutoCloseable
     };
 
     /**
-     * The receive-verify-commit duty cycle.
+     * The receive-verify-commit duty cycle: it hands each verified epoch to the applier and acks it at once.
      */
-    private final class Receiver implements Agent, EpochLog.Visitor
+    private final class Receiver implements Agent
     {
         private final int bufferBytes = Math.max(4 << 20, 2 * (FrameCodec.HEADER_LENGTH + ctx.maxFramePayload()));
         private final NativeMemory.Region receiveRegion = NativeMemory.allocateDirect(bufferBytes, 4096);
@@ -556,6 +646,15 @@ public final class StandbyReplica implements AutoCloseable
         private long epochCrcSum;
         /** The current session has had a frame of its first epoch accepted: its baseline has started. */
         private boolean sessionStarted;
+        /** The log epoch {@code lastCommittedEpoch + 1} is assembled in; null until its first frame takes one. */
+        private EpochLog assembling;
+        /** Why the frame at the start of the receive buffer waits for the applier, or {@link #STALL_NONE}. */
+        private int stall = STALL_NONE;
+        /** The claim is won and the session dropped: the promotion waits for the applier to finish, then resumes. */
+        private boolean finishingPromotion;
+        private String promotionReason;
+        private long promotionDetectionNs;
+        private long promotionStartNs;
 
         @Override
         public String roleName()
@@ -566,15 +665,25 @@ public final class StandbyReplica implements AutoCloseable
         @Override
         public int doWork() throws IOException
         {
-            if (inspectionPending)
+            if (inspectionPending && (appliedEpoch == lastCommittedEpoch || torn != null))
             {
+                // the applier has caught up and gets nothing new while this thread inspects
                 runInspections();
             }
             if (promotion != null)
             {
                 return 0;
             }
+            if (finishingPromotion)
+            {
+                return finishPromotion();
+            }
             int work = lingering.isEmpty() ? 0 : drainLingering();
+            if (torn != null && connection != null)
+            {
+                refuseTorn();
+                return work + 1;
+            }
             if (pendingPromotion != null || promoteRequest != null)
             {
                 // a claim in progress (or an operator's request) is served even while the active streams on
@@ -613,7 +722,9 @@ public final class StandbyReplica implements AutoCloseable
             final int read;
             try
             {
-                read = connection.read(receiveView);
+                // waiting for the applier, this reads on only until the buffer is full: then the active's sends
+                // back up (back-pressure) while the duty cycle goes on answering heartbeats and promotion requests
+                read = receiveView.hasRemaining() ? connection.read(receiveView) : 0;
             }
             catch (final IOException ex)
             {
@@ -626,34 +737,43 @@ public final class StandbyReplica implements AutoCloseable
                 return 1;
             }
             bytesReceived += read;
-            if (read > 0)
+            if (read > 0 || !receiveView.hasRemaining())
             {
-                // any byte of the active is liveness
+                // any byte of the active is liveness; a buffer full of unprocessed frames is this side being busy
                 lastFrameNs = clock.nanoTime();
             }
-            int position = 0;
-            final int limit = receiveView.position();
             int frames = 0;
-            try
+            if (stall == STALL_NONE || stallEnded())
             {
-                int frameLength;
-                while (connection != null &&
-                    (frameLength = decoder.decode(receiveBuffer, crcView, position, limit - position)) > 0)
+                stall = STALL_NONE;
+                int position = 0;
+                final int limit = receiveView.position();
+                try
                 {
-                    onFrame();
-                    position += frameLength;
-                    frames++;
+                    int frameLength;
+                    while (connection != null &&
+                        (frameLength = decoder.decode(receiveBuffer, crcView, position, limit - position)) > 0)
+                    {
+                        if (mustWait())
+                        {
+                            // resumed at this frame, decoded again, once the applier lets it through
+                            break;
+                        }
+                        onFrame();
+                        position += frameLength;
+                        frames++;
+                    }
                 }
-            }
-            catch (final ProtocolException ex)
-            {
-                reject(ex);
-                return 1;
-            }
-            if (connection != null && position > 0)
-            {
-                receiveBuffer.putBytes(0, receiveBuffer, position, limit - position);
-                receiveView.position(limit - position);
+                catch (final ProtocolException ex)
+                {
+                    reject(ex);
+                    return 1;
+                }
+                if (connection != null && position > 0)
+                {
+                    receiveBuffer.putBytes(0, receiveBuffer, position, limit - position);
+                    receiveView.position(limit - position);
+                }
             }
             // after reading: a peer that closed is reported by the read, not as a failed heartbeat
             if (connection != null && heardSinceWelcome && clock.nanoTime() - lastSentNs >= heartbeatIntervalNs)
@@ -673,6 +793,87 @@ public final class StandbyReplica implements AutoCloseable
             // judged only after reading: a receiver the OS kept off the CPU must not mistake bytes waiting in its
             // socket for silence of the active
             return work + frames + (read > 0 ? 1 : 0) + (read == 0 ? checkForFailure() : 0);
+        }
+
+        /**
+         * Whether the frame just decoded must wait for the applier, which then owns every other log or has not yet
+         * applied the base the frame's XOR deltas are decoded against. Decided before anything of the frame is
+         * counted or kept, so the same frame is simply decoded again once the wait ends.
+         */
+        private boolean mustWait()
+        {
+            if (!handshakeDone || decoder.generation() != generation || decoder.epoch() != lastCommittedEpoch + 1)
+            {
+                // refused by onFrame, or no epoch data
+                return false;
+            }
+            final FrameType type = decoder.type();
+            switch (type)
+            {
+                case DISK_WRITE:
+                case DISK_FLUSH:
+                case BARRIER:
+                case PAGES:
+                case PAGES_ENCODED:
+                case COMPONENT:
+                case EPOCH_END:
+                    break;
+                default:
+                    return false;
+            }
+            if (assembling == null && (assembling = freeLogs.poll()) == null)
+            {
+                stall = STALL_NO_LOG;
+                return true;
+            }
+            if (type == FrameType.PAGES_ENCODED && appliedEpoch != lastCommittedEpoch &&
+                hasXorDelta(decoder.payloadIndex(), decoder.length()))
+            {
+                stall = STALL_XOR_BASE;
+                return true;
+            }
+            return false;
+        }
+
+        private boolean stallEnded()
+        {
+            return stall == STALL_NO_LOG ? !freeLogs.isEmpty() : appliedEpoch == lastCommittedEpoch;
+        }
+
+        /**
+         * An XOR delta is decoded against the replica as of the last commit: while the applier lags it is not there
+         * yet. Walks the entries' headers only; a malformed run is left to the decoder to refuse.
+         */
+        private boolean hasXorDelta(final int index, final int length)
+        {
+            if (length < FrameCodec.PAGES_HEADER)
+            {
+                return false;
+            }
+            final int count = receiveBuffer.getInt(index + 8);
+            final int end = index + length;
+            int offset = index + FrameCodec.PAGES_HEADER;
+            for (int i = 0; i < count && offset <= end - PageCodec.ENTRY_HEADER; i++)
+            {
+                final int header = receiveBuffer.getInt(offset);
+                if ((header & 0xFF) == PageCodec.XOR_LZ4)
+                {
+                    return true;
+                }
+                offset += PageCodec.ENTRY_HEADER + (header >>> 8);
+            }
+            return false;
+        }
+
+        /**
+         * The applier failed after the receiver acked: this replica takes no further epoch, and the active hears why.
+         */
+        private void refuseTorn()
+        {
+            final Connection served = connection;
+            connection = null;
+            drop();
+            refuseAndLinger(served, torn);
         }
 
         /**
@@ -762,6 +963,12 @@ public final class StandbyReplica implements AutoCloseable
                     return startPromotion(report, 0);
                 }
             }
+            if (appliedEpoch != lastCommittedEpoch)
+            {
+                // this host is busy applying (a baseline takes long): as when applying ran on this thread, silence
+                // counts from when the applier caught up; a promotion would wait for it anyway
+                lastFrameNs = clock.nanoTime();
+            }
             final long silentNs = clock.nanoTime() - lastFrameNs;
             if (ctx.autoPromote() && promotable && torn == null && lastCommittedEpoch >= 1 && !goodbye &&
                 silentNs > ctx.failureTimeoutNs())
@@ -846,6 +1053,39 @@ public final class StandbyReplica implements AutoCloseable
             steps.onStep("stop receiving", clock.nanoTime() - start);
             // drop() discarded the epoch in assembly: nothing after the recovery point survives
             steps.onStep("discard partial epoch", clock.nanoTime() - start);
+            finishingPromotion = true;
+            promotionReason = reason;
+            promotionDetectionNs = detectionNs;
+            promotionStartNs = start;
+            finishPromotion();
+        }
+
+        /**
+         * The last part of a promotion, a state of the duty cycle: waits (without blocking) until the applier has
+         * applied every committed epoch, then hands the recovery point to the {@link dev.tandem.vmm.ReplicaTarget}.
+         */
+        private int finishPromotion()
+        {
+            final long next = generation;
+            if (torn != null)
+            {
+                // applying an acknowledged epoch failed: the one replica that held it cannot resume it
+                finishingPromotion = false;
+                promotable = false;
+                ownershipState = "owner of generation " + next + " without a guest: the replica is torn";
+                refuse(torn);
+                return 1;
+            }
+            if (appliedEpoch != lastCommittedEpoch)
+            {
+                return 0;
+            }
+            finishingPromotion = false;
+            final String reason = promotionReason;
+            final long detectionNs = promotionDetectionNs;
+            final long start = promotionStartNs;
+            final PromotionListener steps = ctx.promotionListener();
+            steps.onStep("finish applying", clock.nanoTime() - start);
             LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
                 ctx.vmId(), lastCommittedEpoch, next);
             final VmmAdapter guest;
@@ -859,7 +1099,7 @@ public final class StandbyReplica implements AutoCloseable
                 promotable = false;
                 ownershipState = "owner of generation " + next + " without a guest: the ReplicaTarget failed";
                 refuse("the ReplicaTarget failed to resume the guest: " + ex);
-                return;
+                return 1;
             }
             finally
             {
@@ -879,6 +1119,7 @@ public final class StandbyReplica implements AutoCloseable
             event.promotionNs = promotionNs;
             event.commit();
             steps.onPromoted(done);
+            return 1;
         }
 
         private void refuse(final String reason)
@@ -899,6 +1140,7 @@ public final class StandbyReplica implements AutoCloseable
             }
             for (final Runnable task : tasks)
             {
+                // a replica torn meanwhile is not shown: each inspection fails with the reason
                 task.run();
             }
         }
@@ -993,7 +1235,7 @@ public final class StandbyReplica implements AutoCloseable
                     requireLength(type, length, FrameCodec.DISK_FLUSH_LENGTH);
                     requireBeforeBarrier(type, epoch);
                     disk(receiveBuffer.getInt(index));
-                    log.append(FrameType.DISK_FLUSH.code(), receiveBuffer.getInt(index), 0, data(index, 0));
+                    assembling.append(FrameType.DISK_FLUSH.code(), receiveBuffer.getInt(index), 0, data(index, 0));
                     countDataFrame();
                     epochDiskWrites++;
                     break;
@@ -1015,7 +1257,8 @@ public final class StandbyReplica implements AutoCloseable
                     {
                         throw new ProtocolException(Fault.MALFORMED, "COMPONENT payload of " + length + " bytes");
                     }
-                    log.append(FrameType.COMPONENT.code(), receiveBuffer.getInt(index), receiveBuffer.getInt(index + 4),
+                    assembling.append(FrameType.COMPONENT.code(), receiveBuffer.getInt(index),
+                        receiveBuffer.getInt(index + 4),
                         data(index + FrameCodec.COMPONENT_HEADER, length - FrameCodec.COMPONENT_HEADER));
                     countDataFrame();
                     epochComponents++;
@@ -1126,7 +1369,7 @@ public final class StandbyReplica implements AutoCloseable
                     " bytes");
             }
             requireBeforeBarrier(FrameType.DISK_WRITE, decoder.epoch());
-            log.append(FrameType.DISK_WRITE.code(), diskId, offset, data(index + FrameCodec.DISK_WRITE_HEADER,
+            assembling.append(FrameType.DISK_WRITE.code(), diskId, offset, data(index + FrameCodec.DISK_WRITE_HEADER,
                 dataLength));
             countDataFrame();
             epochDiskWrites++;
@@ -1152,8 +1395,9 @@ public final class StandbyReplica implements AutoCloseable
             {
                 throw new ProtocolException(Fault.MALFORMED, "PAGES_ENCODED of " + count + " pages");
             }
-            // decoded now, against the replica as of the previous commit (the base the active encoded against), so
-            // a corrupt entry refuses the frame before anything of the epoch is applied
+            // decoded now, against the replica as of the previous commit (the base the active encoded against; an
+            // XOR delta waited in mustWait() until the applier had applied it), so a corrupt entry refuses the frame
+            // before anything of the epoch is applied
             final long firstPage = receiveBuffer.getLong(index);
             int offset = index + FrameCodec.PAGES_HEADER;
             final int end = index + length;
@@ -1208,7 +1452,7 @@ public final class StandbyReplica implements AutoCloseable
 
         private void logPages(final long firstPage, final int count, final ByteBuffer pages) throws IOException
         {
-            log.append(FrameType.PAGES.code(), firstPage, count, pages);
+            assembling.append(FrameType.PAGES.code(), firstPage, count, pages);
             countDataFrame();
             epochPages += count;
         }
@@ -1237,75 +1481,49 @@ public final class StandbyReplica implements AutoCloseable
             commit(epoch);
         }
 
+        /**
+         * Epoch {@code epoch} arrived whole and verified: it is committed, handed to the applier, and acked at once.
+         */
         private void commit(final long epoch) throws IOException
         {
             final long receivedNs = clock.nanoTime();
-            try
+            if (torn != null)
             {
-                log.replay(this);
+                throw new ProtocolException(Fault.REFUSED, torn);
             }
-            catch (final IOException | RuntimeException ex)
-            {
-                // half applied: a MEMORY-mode standby no longer holds a whole recovery point, and must say so
-                // rather than ack or ever hand this replica to a promotion
-                torn = "applying epoch " + epoch + " failed (" + ex + "); the replica is torn and holds no whole " +
-                    "recovery point: start this standby on an empty directory and re-protect the guest";
-                throw new UncheckedIOException(new IOException(torn, ex));
-            }
-            discardEpoch();
+            final EpochLog verified = assembling;
+            assembling = null;
+            verified.epoch = epoch;
+            verified.barrierNs = barrierNs;
+            verified.receivedNs = receivedNs;
+            verified.ackedNs = -1;
+            // the session's baseline (the whole first copy) is not the steady state: not in the stages
+            final boolean baseline = sessionBaselinePending;
+            verified.baseline = baseline;
+            sessionBaselinePending = false;
+            resetEpochCounts();
             lastCommittedEpoch = epoch;
             commits++;
             promotable = true;
-            // time spent applying is this side being busy, not the active being silent
             lastFrameNs = clock.nanoTime();
-            ctx.listener().onCommit(epoch, recoveryPoint);
-            sendFrame(FrameType.ACK, epoch, 0);
-            if (sessionBaselinePending)
+            try
             {
-                // the session's baseline (the whole first copy) is not the steady state: not in the stages
-                sessionBaselinePending = false;
+                sendFrame(FrameType.ACK, epoch, 0);
+                verified.ackedNs = clock.nanoTime();
             }
-            else
+            finally
             {
-                final long ackedNs = clock.nanoTime();
-                receiveStage.recorder().recordValue(clamp(receivedNs - barrierNs));
-                applyStage.recorder().recordValue(clamp(lastFrameNs - receivedNs));
-                commitStage.recorder().recordValue(clamp(ackedNs - barrierNs));
-                if (StandbyCommitEvent.enabled())
+                // committed is committed, whether or not the ack got out: the applier applies it, in epoch order
+                if (!verifiedLogs.offer(verified))
                 {
-                    final StandbyCommitEvent event = new StandbyCommitEvent();
-                    event.vmId = ctx.vmId();
-                    event.epoch = epoch;
-                    event.receiveNs = receivedNs - barrierNs;
-                    event.applyNs = lastFrameNs - receivedNs;
-                    event.commitNs = ackedNs - barrierNs;
-                    event.commit();
+                    throw new IllegalStateException("more verified epochs than epoch logs");
                 }
             }
-        }
-
-        private long clamp(final long ns)
-        {
-            return Math.min(LatencyDistribution.HIGHEST_RECORDED_NS, Math.max(0, ns));
-        }
-
-        @Override
-        public void onRecord(final int type, final long a, final long b, final UnsafeBuffer buffer,
-            final ByteBuffer data, final int index, final int length) throws IOException
-        {
-            if (type == FrameType.PAGES.code())
+            if (!baseline)
             {
-                memory.view().copyIn(a, (int)b, buffer, index);
+                receiveStage.recorder().recordValue(clamp(receivedNs - barrierNs));
+                commitStage.recorder().recordValue(clamp(verified.ackedNs - barrierNs));
             }
-            else if (type == FrameType.DISK_WRITE.code())
-            {
-                disksById[(int)a].write(b, data);
-            }
-            else if (type == FrameType.COMPONENT.code())
-            {
-                components.put((int)a, (int)b, buffer, index, length);
-            }
-            // DISK_FLUSH: in MEMORY mode the ordering is all a flush asks of the replica
         }
 
         private ByteBuffer data(final int index, final int length)
@@ -1380,14 +1598,22 @@ public final class StandbyReplica implements AutoCloseable
 
         private void discardEpoch()
         {
-            try
+            if (assembling != null)
             {
-                log.reset();
+                try
+                {
+                    assembling.reset();
+                }
+                catch (final IOException ex)
+                {
+                    throw new UncheckedIOException(ex);
+                }
             }
-            catch (final IOException ex)
-            {
-                throw new UncheckedIOException(ex);
-            }
+            resetEpochCounts();
+        }
+
+        private void resetEpochCounts()
+        {
             barrierSeen = false;
             epochPages = 0;
             epochFrames = 0;
@@ -1439,9 +1665,149 @@ public final class StandbyReplica implements AutoCloseable
             connected = false;
             handshakeDone = false;
             heardSinceWelcome = false;
+            stall = STALL_NONE;
             discardEpoch();
         }
     }
+
+    /**
+     * The apply duty cycle: replays each verified epoch, in epoch order, into the memory replica, the disk images and
+     * the component store, one epoch per step, and hands the log back to the receiver.
+     */
+    private final class Applier implements Agent, EpochLog.Visitor
+    {
+        @Override
+        public String roleName()
+        {
+            return "tandem-standby-applier";
+        }
+
+        @Override
+        public int doWork()
+        {
+            final EpochLog log = verifiedLogs.poll();
+            if (log == null)
+            {
+                return 0;
+            }
+            try
+            {
+                apply(log);
+            }
+            finally
+            {
+                try
+                {
+                    log.reset();
+                }
+                catch (final IOException ex)
+                {
+                    // the log is empty for reuse all the same; only its spill file keeps its length
+                    LOG.warn("could not truncate the spill file of an applied epoch: {}", ex.toString());
+                }
+                freeLogs.offer(log);
+            }
+            return 1;
+        }
+
+        private void apply(final EpochLog log)
+        {
+            if (torn != null)
+            {
+                // a torn replica takes nothing more
+                return;
+            }
+            final long startNs = clock.nanoTime();
+            try
+            {
+                log.replay(this);
+            }
+            catch (final IOException | RuntimeException ex)
+            {
+                tear(log.epoch, ex);
+                return;
+            }
+            final long appliedNs = clock.nanoTime();
+            replicaEpoch = log.epoch;
+            if (!log.baseline)
+            {
+                applyStage.recorder().recordValue(clamp(appliedNs - startNs));
+                if (StandbyCommitEvent.enabled())
+                {
+                    final StandbyCommitEvent event = new StandbyCommitEvent();
+                    event.vmId = ctx.vmId();
+                    event.epoch = log.epoch;
+                    event.receiveNs = log.receivedNs - log.barrierNs;
+                    event.applyNs = appliedNs - startNs;
+                    event.commitNs = log.ackedNs < 0 ? -1 : log.ackedNs - log.barrierNs;
+                    event.commit();
+                }
+            }
+            try
+            {
+                ctx.listener().onCommit(log.epoch, recoveryPoint);
+            }
+            catch (final RuntimeException ex)
+            {
+                LOG.warn("standby listener failed at epoch {}", log.epoch, ex);
+            }
+            appliedEpoch = log.epoch;
+        }
+
+        /**
+         * Half applied: the replica no longer holds a whole recovery point. The epoch was already acknowledged, so
+         * the active has released its output as safe: this standby must say so loudly and never be promoted.
+         */
+        private void tear(final long epoch, final Exception ex)
+        {
+            final String reason = "applying epoch " + epoch + " failed (" + ex + "); the replica is torn and holds " +
+                "no whole recovery point: start this standby on an empty directory and re-protect the guest";
+            torn = reason;
+            lastError = reason;
+            LOG.error("STANDBY OF VM {} CAN NO LONGER TAKE OVER: {}. Epoch {} was already acknowledged, so the " +
+                "active released its output as safe: until the guest is protected again, losing the active loses " +
+                "the guest", ctx.vmId(), reason, epoch, ex);
+            try
+            {
+                ctx.listener().onError(new IOException(reason, ex));
+            }
+            catch (final RuntimeException listenerFailure)
+            {
+                LOG.warn("standby listener failed", listenerFailure);
+            }
+        }
+
+        @Override
+        public void onRecord(final int type, final long a, final long b, final UnsafeBuffer buffer,
+            final ByteBuffer data, final int index, final int length) throws IOException
+        {
+            if (type == FrameType.PAGES.code())
+            {
+                memory.view().copyIn(a, (int)b, buffer, index);
+            }
+            else if (type == FrameType.DISK_WRITE.code())
+            {
+                disksById[(int)a].write(b, data);
+            }
+            else if (type == FrameType.COMPONENT.code())
+            {
+                components.put((int)a, (int)b, buffer, index, length);
+            }
+            // DISK_FLUSH: in MEMORY mode the ordering is all a flush asks of the replica
+        }
+    }
+
+    private static long clamp(final long ns)
+    {
+        return Math.min(LatencyDistribution.HIGHEST_RECORDED_NS, Math.max(0, ns));
+    }
+
+    /** The receiver is not waiting for the applier. */
+    private static final int STALL_NONE = 0;
+    /** Every epoch log is with the applier: the next epoch has none to be assembled in. */
+    private static final int STALL_NO_LOG = 1;
+    /** A frame's XOR deltas need the base of the last commit, which the applier has not yet applied. */
+    private static final int STALL_XOR_BASE = 2;
 
     /** How often a served standby looks for (and refuses) a second active. */
     private static final long ACCEPT_CHECK_INTERVAL_NS = 10_000_000L;

@@ -3,7 +3,8 @@ package dev.tandem.core.standby;
 /**
  * A snapshot of the standby side.
  *
- * @param lastCommittedEpoch the recovery point's epoch (0 before the baseline committed).
+ * @param lastCommittedEpoch the recovery point's epoch: the newest received whole, verified and acknowledged (0 before
+ *                           the baseline committed).
  * @param connected          an active is connected and past the handshake.
  * @param commits            epochs committed.
  * @param framesReceived     frames accepted.
@@ -16,8 +17,11 @@ package dev.tandem.core.standby;
  *                           {@code superseded by generation N}.
  * @param arbiterAttempts    questions asked of the arbiter so far.
  * @param arbiterError       why the arbiter last could not be reached, or null once it answered.
- * @param stages             per stage of this side (receive: barrier to the epoch's end read; apply: end read to
- *                           applied; commit: barrier to ack written), after each session's baseline.
+ * @param stages             per stage of this side (receive: barrier to the epoch's end read; apply: the applier
+ *                           replaying the epoch into the replica; commit: barrier to ack written, which no longer
+ *                           waits for the apply), after each session's baseline.
+ * @param appliedEpoch       the newest epoch the applier has applied; {@code lastCommittedEpoch - appliedEpoch} is
+ *                           how far it lags (at most the number of epoch logs).
  */
 public record StandbyStatus(
     long lastCommittedEpoch,
@@ -31,6 +35,7 @@ public record StandbyStatus(
     String ownership,
     long arbiterAttempts,
     String arbiterError,
-    java.util.List<dev.tandem.core.metrics.StageLatency> stages)
+    java.util.List<dev.tandem.core.metrics.StageLatency> stages,
+    long appliedEpoch)
 {
 }

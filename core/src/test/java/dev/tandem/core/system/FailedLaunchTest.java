@@ -87,8 +87,8 @@ class FailedLaunchTest
             assertTrue(refused.getMessage().contains("refused"), refused.getMessage());
             assertTrue(refused.getMessage().contains(String.valueOf(guest.memory().pageCount())),
                 "names the page count: " + refused.getMessage());
-            assertEquals(standbyThreads, tandemThreads(), "only the standby's receiver runs on");
-            assertEquals(List.of("tandem-standby-receiver"), standbyThreads);
+            assertEquals(standbyThreads, tandemThreads(), "only the standby's receiver and applier run on");
+            assertEquals(List.of("tandem-standby-applier", "tandem-standby-receiver"), standbyThreads);
             assertEquals(bytes, NativeMemory.liveBytes(), "off-heap bytes after the failed launch");
             assertEquals(allocations, NativeMemory.liveAllocations(), "off-heap allocations after the failed launch");
             assertFalse(guest.isPaused(), "the guest runs on, unprotected");
@@ -116,7 +116,7 @@ class FailedLaunchTest
             // a vCPU inside the gate while its memory is freed would crash the JVM: the detach happens paused
             assertTrue(pausedAtDetach.get(), "the guest was paused while the library detached");
             assertFalse(guest.isPaused(), "and runs on after the failed launch");
-            assertEquals(standbyThreads, tandemThreads(), "only the standby's receiver runs on");
+            assertEquals(standbyThreads, tandemThreads(), "only the standby's receiver and applier run on");
             assertEquals(bytes, NativeMemory.liveBytes(), "off-heap bytes after the failed launch");
             assertEquals(allocations, NativeMemory.liveAllocations(), "off-heap allocations after the failed launch");
             // the standby saw the connection end and serves the next active

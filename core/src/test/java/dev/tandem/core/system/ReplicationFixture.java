@@ -132,7 +132,7 @@ public final class ReplicationFixture implements AutoCloseable
     }
 
     /**
-     * @param hook also called at every commit, on the standby's receiver thread.
+     * @param hook also called at every commit once the epoch is applied, on the standby's applier thread.
      */
     public void onCommit(final java.util.function.BiConsumer<Long, RecoveryPoint> hook)
     {
@@ -145,7 +145,7 @@ public final class ReplicationFixture implements AutoCloseable
     public void awaitCommits(final long epochs, final Duration timeout) throws InterruptedException
     {
         final long deadline = System.nanoTime() + timeout.toNanos();
-        // the commit listener (which verifies digests) runs just after the epoch became the recovery point
+        // the commit listener (which verifies digests) runs once the applier has applied the epoch
         while (standby.lastCommittedEpoch() < epochs || (digests && verifiedCommits.get() < epochs))
         {
             if (System.nanoTime() > deadline || !active.isProtecting())

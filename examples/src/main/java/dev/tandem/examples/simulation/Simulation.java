@@ -42,7 +42,9 @@ import java.util.stream.Stream;
  * stepped from the calling thread under a {@link SimClock}, with faults from a {@link FaultPlan} drawn from the seed.
  * Nothing in it reads the wall clock or another thread, so the seed alone replays the run.
  * <p>
- * The duty cycles run through their {@code AgentInvoker}s in an order the seed shuffles each tick. Where one of them
+ * The duty cycles run through their {@code AgentInvoker}s in an order the seed shuffles each tick; the standby's
+ * applier gets only every n-th of its turns (n drawn per run), so it lags behind the receiver's acks by up to all of
+ * its epoch logs and the receiver meets the back-pressure of a full pool. Where one of them
  * must wait for another (a full connection, no free staging area, the baseline in flight, a full disk-write stream),
  * the wait strategy the simulation hands them runs the other parts on the same thread and moves the clock on,
  * which is the interleaving two threads could have produced. A part that is waiting is never re-entered, and the
@@ -83,8 +85,10 @@ public final class Simulation implements SimNetwork.Hooks
         SCHEDULER,
         /** the sender: waits for the standby to read when the connection is full (it reads acks meanwhile). */
         SENDER,
-        /** the standby's receiver. */
-        STANDBY;
+        /** the standby's receiver: never waits for the applier (it stops reading instead). */
+        STANDBY,
+        /** the standby's applier: applies one verified epoch per step; never waits. */
+        APPLIER;
 
         Part[] waitsOn()
         {
@@ -178,6 +182,11 @@ public final class Simulation implements SimNetwork.Hooks
     private final Long2LongHashMap digests = new Long2LongHashMap(Long.MIN_VALUE);
     private final Long2LongHashMap producedEpoch = new Long2LongHashMap(-1);
     private final Part[] order = Part.values().clone();
+    /** The applier takes one of this many of its turns: 1 keeps up, 20 lags behind every ack. */
+    private final int applierEvery;
+    private long applierTurns;
+    /** Bypasses {@link #applierEvery} while the run's end lets the applier catch up. */
+    private boolean drainingApplier;
 
     private SimulatedVmm guest;
     private SimulatedVmm.Builder guestConfig;
@@ -219,6 +228,7 @@ public final class Simulation implements SimNetwork.Hooks
         this.latencyNs = (20 + random.nextInt(500)) * 1000L;
         this.network = new SimNetwork(clock, plan, this, latencyNs, (64 << 10) << random.nextInt(5));
         this.passThrough = plan.passThrough || mutation == Mutation.PASS_THROUGH_JUDGED_AS_HOLD;
+        this.applierEvery = new int[] {1, 2, 5, 20}[random.nextInt(4)];
         this.checks = new OwnershipChecks(violations, START_NS, plan,
             passThrough && mutation != Mutation.PASS_THROUGH_JUDGED_AS_HOLD,
             Math.max(FAILURE_TIMEOUT_NS, SILENCE_TIMEOUT_NS), HEARTBEAT_NS,
@@ -321,6 +331,7 @@ public final class Simulation implements SimNetwork.Hooks
             .memory(SimulatedVmm.PAGE_SIZE, guest.memory().pageCount())
             .disk(0, SimulatedDisk.BLOCK_SIZE, 256 << 10)
             .epochLogMemoryBytes(1 << 20)
+            .epochLogs(2 + random.nextInt(2))
             .failureTimeoutNs(FAILURE_TIMEOUT_NS)
             .autoPromote(true)
             .promotionArbiter(standbyArbiter)
@@ -665,6 +676,12 @@ public final class Simulation implements SimNetwork.Hooks
                     return 0;
                 }
                 break;
+            case APPLIER:
+                if (standbyDead || (!drainingApplier && ++applierTurns % applierEvery != 0))
+                {
+                    return 0;
+                }
+                break;
             default:
                 break;
         }
@@ -687,6 +704,8 @@ public final class Simulation implements SimNetwork.Hooks
                     return active.senderInvoker().invoke();
                 case STANDBY:
                     return standby.receiverInvoker().invoke();
+                case APPLIER:
+                    return standby.applierInvoker().invoke();
                 default:
                     return 0;
             }
@@ -786,7 +805,7 @@ public final class Simulation implements SimNetwork.Hooks
 
     private boolean isDead(final Part part)
     {
-        return part == Part.STANDBY ? standbyDead : activeDead;
+        return part == Part.STANDBY || part == Part.APPLIER ? standbyDead : activeDead;
     }
 
     private void killActive(final String where)
@@ -801,7 +820,7 @@ public final class Simulation implements SimNetwork.Hooks
         network.kill(true, plan.killCrashes, true);
         // unwind only if the active is what runs now; an active part lower on the stack finds out in its wait
         final Part running = stack.peek();
-        if (running != null && running != Part.STANDBY)
+        if (running != null && running != Part.STANDBY && running != Part.APPLIER)
         {
             throw new NodeDeath("active " + where);
         }
@@ -817,7 +836,7 @@ public final class Simulation implements SimNetwork.Hooks
         standbyDead = true;
         standbyDiedNs = clock.nanoTime();
         network.kill(false, plan.killCrashes, false);
-        if (stack.peek() == Part.STANDBY)
+        if (stack.peek() == Part.STANDBY || stack.peek() == Part.APPLIER)
         {
             throw new NodeDeath("standby " + where);
         }
@@ -950,6 +969,7 @@ public final class Simulation implements SimNetwork.Hooks
         {
             final String refused = standby.promotionRefused();
             final long committed = standby.lastCommittedEpoch();
+            drainApplier(committed);
             if (activeDead && committed >= 1)
             {
                 violations.add("no failover: the active died at " + (activeDiedNs - START_NS) / MS +
@@ -960,18 +980,23 @@ public final class Simulation implements SimNetwork.Hooks
             {
                 violations.add("the standby is torn without a disk fault: " + standby.tornReason());
             }
-            else if (committed >= 1)
+            else if (committed >= 1 && !standbyDead)
             {
                 if (!activeDead && committed > active.lastCheckpointEpoch())
                 {
                     violations.add("the standby committed epoch " + committed + " beyond the active's last " +
                         "checkpoint " + active.lastCheckpointEpoch());
                 }
-                final long digest = standby.inspect(StateDigest::of);
-                final long expected = digests.get(committed);
-                if (expected != digest)
+                final long[] seen = standby.inspect(point -> new long[] {point.epoch(), StateDigest.of(point)});
+                if (seen[0] != committed)
                 {
-                    violations.add("invariant 1/4: the standby's recovery point of epoch " + committed +
+                    violations.add("the standby's applier stopped at epoch " + seen[0] + " of " + committed +
+                        " committed");
+                }
+                final long expected = digests.get(seen[0]);
+                if (expected != seen[1])
+                {
+                    violations.add("invariant 1/4: the standby's replica of epoch " + seen[0] +
                         " differs from the active's checkpoint of that epoch");
                 }
             }
@@ -1006,6 +1031,26 @@ public final class Simulation implements SimNetwork.Hooks
                         active.lastAckedEpoch() + " acknowledged");
                 }
             }
+        }
+    }
+
+    /**
+     * Lets the applier apply every committed epoch (it is never stuck: it only has to be given its turns).
+     */
+    private void drainApplier(final long committed)
+    {
+        drainingApplier = true;
+        try
+        {
+            for (int i = 0; i < 16 && !standbyDead && standby.appliedEpoch() < committed &&
+                standby.tornReason() == null; i++)
+            {
+                step(Part.APPLIER);
+            }
+        }
+        finally
+        {
+            drainingApplier = false;
         }
     }
 
