@@ -130,6 +130,8 @@ public final class StandbyReplica implements AutoCloseable
     private volatile String promotionRefused;
     private final List<Runnable> pendingInspections = new ArrayList<>();
     private volatile boolean inspectionPending;
+    /** A baseline has written into the replica directly: it holds no whole epoch until that baseline commits. */
+    private volatile boolean baselineInPlace;
 
     private StandbyReplica(final StandbyContext ctx, final Transport.Listener listener, final DirectoryLock lock)
         throws IOException
@@ -425,6 +427,10 @@ public final class StandbyReplica implements AutoCloseable
         }
         if (invoker != null)
         {
+            if (baselineInPlace)
+            {
+                throw new IllegalStateException(BASELINE_IN_PLACE);
+            }
             // the caller steps the receiver and the applier: between steps nothing else runs
             return inspection.apply(recoveryPoint);
         }
@@ -440,6 +446,10 @@ public final class StandbyReplica implements AutoCloseable
                     if (tornReason != null)
                     {
                         result.completeExceptionally(new IllegalStateException(tornReason));
+                    }
+                    else if (baselineInPlace)
+                    {
+                        result.completeExceptionally(new IllegalStateException(BASELINE_IN_PLACE));
                     }
                     else
                     {
@@ -829,7 +839,7 @@ public final class StandbyReplica implements AutoCloseable
             if (type == FrameType.PAGES_ENCODED && appliedEpoch != lastCommittedEpoch &&
                 hasXorDelta(decoder.payloadIndex(), decoder.length()))
             {
-                stall = STALL_XOR_BASE;
+                stall = STALL_APPLIER_BEHIND;
                 return true;
             }
             return false;
@@ -1369,8 +1379,16 @@ public final class StandbyReplica implements AutoCloseable
                     " bytes");
             }
             requireBeforeBarrier(FrameType.DISK_WRITE, decoder.epoch());
-            assembling.append(FrameType.DISK_WRITE.code(), diskId, offset, data(index + FrameCodec.DISK_WRITE_HEADER,
-                dataLength));
+            if (baselineInPlace())
+            {
+                baselineInPlace = true;
+                disk.write(offset, data(index + FrameCodec.DISK_WRITE_HEADER, dataLength));
+            }
+            else
+            {
+                assembling.append(FrameType.DISK_WRITE.code(), diskId, offset,
+                    data(index + FrameCodec.DISK_WRITE_HEADER, dataLength));
+            }
             countDataFrame();
             epochDiskWrites++;
         }
@@ -1383,7 +1401,7 @@ public final class StandbyReplica implements AutoCloseable
                 throw new ProtocolException(Fault.MALFORMED, "PAGES of " + count + " pages carries " +
                     (length - FrameCodec.PAGES_HEADER) + " bytes");
             }
-            logPages(receiveBuffer.getLong(index), count,
+            logPages(receiveBuffer.getLong(index), count, receiveBuffer, index + FrameCodec.PAGES_HEADER,
                 data(index + FrameCodec.PAGES_HEADER, length - FrameCodec.PAGES_HEADER));
         }
 
@@ -1412,7 +1430,7 @@ public final class StandbyReplica implements AutoCloseable
                     " bytes after its " + count + " pages");
             }
             decodedView.limit(count * pageSize).position(0);
-            logPages(firstPage, count, decodedView);
+            logPages(firstPage, count, decodedBuffer, 0, decodedView);
         }
 
         /**
@@ -1450,9 +1468,30 @@ public final class StandbyReplica implements AutoCloseable
             return count;
         }
 
-        private void logPages(final long firstPage, final int count, final ByteBuffer pages) throws IOException
+        /**
+         * A baseline into a replica that never committed has no earlier recovery point to protect: it goes straight
+         * into the replica as it arrives, in arrival order (a live baseline's rounds and the guest's writes during
+         * the disk copy rely on that order), never into an epoch log or its spill file, and the applier (idle: there
+         * was no commit to apply) is not involved. A later session's first epoch keeps going through the log, so a
+         * session cut off there leaves the committed recovery point as it was.
+         */
+        private boolean baselineInPlace()
         {
-            assembling.append(FrameType.PAGES.code(), firstPage, count, pages);
+            return sessionBaselinePending && lastCommittedEpoch == 0;
+        }
+
+        private void logPages(final long firstPage, final int count, final UnsafeBuffer buffer, final int bufferIndex,
+            final ByteBuffer pages) throws IOException
+        {
+            if (baselineInPlace())
+            {
+                baselineInPlace = true;
+                memory.view().copyIn(firstPage, count, buffer, bufferIndex);
+            }
+            else
+            {
+                assembling.append(FrameType.PAGES.code(), firstPage, count, pages);
+            }
             countDataFrame();
             epochPages += count;
         }
@@ -1501,6 +1540,7 @@ public final class StandbyReplica implements AutoCloseable
             final boolean baseline = sessionBaselinePending;
             verified.baseline = baseline;
             sessionBaselinePending = false;
+            baselineInPlace = false;
             resetEpochCounts();
             lastCommittedEpoch = epoch;
             commits++;
@@ -1806,8 +1846,11 @@ public final class StandbyReplica implements AutoCloseable
     private static final int STALL_NONE = 0;
     /** Every epoch log is with the applier: the next epoch has none to be assembled in. */
     private static final int STALL_NO_LOG = 1;
-    /** A frame's XOR deltas need the base of the last commit, which the applier has not yet applied. */
-    private static final int STALL_XOR_BASE = 2;
+    /** The applier has not applied the last commit yet: a frame's XOR deltas need it as their base. */
+    private static final int STALL_APPLIER_BEHIND = 2;
+
+    private static final String BASELINE_IN_PLACE = "a baseline is being written into the replica, or was cut off " +
+        "mid-copy: the replica holds no whole epoch until a baseline commits";
 
     /** How often a served standby looks for (and refuses) a second active. */
     private static final long ACCEPT_CHECK_INTERVAL_NS = 10_000_000L;
