@@ -68,7 +68,8 @@ class StatCommandTest
     @Test
     void aFileOfADeadProcessIsReportedAsSuchAndCleaned() throws Exception
     {
-        final Process process = new ProcessBuilder(ProcessHandle.current().info().command().orElse("java"), "-version").redirectErrorStream(true)
+        final String java = ProcessHandle.current().info().command().orElse("java");
+        final Process process = new ProcessBuilder(java, "-version").redirectErrorStream(true)
             .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
         process.waitFor();
         final long deadPid = process.pid();
