@@ -87,6 +87,7 @@ public final class ActiveContext
     private PromotionArbiter promotionArbiter;
     private long standbySilenceTimeoutNs = STANDBY_SILENCE_TIMEOUT_NS_DEFAULT;
     private long ownershipClaimDelayNs;
+    private java.nio.file.Path countersDirectory;
     private boolean concluded;
 
     /**
@@ -671,6 +672,28 @@ public final class ActiveContext
     }
 
     /**
+     * @param directory where this process's counters file ({@code <pid>.counters}) is, shared by every active and
+     *                  standby of the process that names the same directory; null (the default) means
+     *                  {@link dev.tandem.core.metrics.CountersFile#defaultDirectory()}: the system property
+     *                  {@code tandem.counters.dir}, else {@code <java.io.tmpdir>/tandem-<user.name>}. The
+     *                  {@code stat} command of the examples jar reads the counters there while the process runs.
+     * @return this.
+     */
+    public ActiveContext countersDirectory(final java.nio.file.Path directory)
+    {
+        this.countersDirectory = directory;
+        return this;
+    }
+
+    /**
+     * @return the directory of the counters file (resolved to the default by {@link #conclude()}).
+     */
+    public java.nio.file.Path countersDirectory()
+    {
+        return countersDirectory;
+    }
+
+    /**
      * Validates every setting once; later changes are not allowed.
      *
      * @return this.
@@ -714,6 +737,10 @@ public final class ActiveContext
         if (checkpointPolicy == null)
         {
             checkpointPolicy = new FixedPolicy(checkpointPeriodNs);
+        }
+        if (countersDirectory == null)
+        {
+            countersDirectory = dev.tandem.core.metrics.CountersFile.defaultDirectory();
         }
         if (generationFile != null)
         {

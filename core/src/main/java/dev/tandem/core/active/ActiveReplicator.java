@@ -8,6 +8,7 @@ import dev.tandem.core.metrics.BaselineProgress;
 import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
 import dev.tandem.core.metrics.LatencyDistribution;
+import dev.tandem.core.metrics.ProcessCounters;
 import dev.tandem.core.metrics.PolicyDecisionEvent;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ProtectionStatus;
@@ -67,7 +68,7 @@ public final class ActiveReplicator implements AutoCloseable
     private final StagingArea[] areas;
     private final DiskWriteStream diskStream;
     private final OutputCommitGate gate;
-    private final ActiveCounters counters = new ActiveCounters();
+    private final ActiveCounters counters;
     /** Longest latency recorded; fixed so that recording never resizes (allocates) on the hot path. */
     static final long HIGHEST_RECORDED_NS = LatencyDistribution.HIGHEST_RECORDED_NS;
 
@@ -76,6 +77,10 @@ public final class ActiveReplicator implements AutoCloseable
     private final LatencyDistribution hold = new LatencyDistribution();
     private final LatencyDistribution encode = new LatencyDistribution();
     private final LatencyDistribution send = new LatencyDistribution();
+    /** Serialises folding the distributions: status() and the sender's publishing of percentiles. */
+    private final Object latencyLock = new Object();
+    /** When the sender publishes the latency percentiles into the counters next (sender thread only). */
+    private long nextLatencyPublishNs;
     private final AtomicLongArray checkpointTimes;
     private final AtomicLongArray checkpointDirtyPages;
     private final int checkpointTimesMask;
@@ -153,6 +158,11 @@ public final class ActiveReplicator implements AutoCloseable
         this.checkpointTimes = new AtomicLongArray(timesLength);
         this.checkpointDirtyPages = new AtomicLongArray(timesLength);
         this.checkpointTimesMask = timesLength - 1;
+        // first: a launch that fails later frees them in the catch below
+        this.counters = new ActiveCounters(ctx.countersDirectory(), adapter.vmId());
+        counters.checkpointEpoch.setRelease(recoveryEpoch);
+        counters.ackedEpoch.setRelease(recoveryEpoch);
+        counters.generation.setRelease(generation);
         final List<StagingArea> created = new ArrayList<>();
         DiskWriteStream stream = null;
         OutputCommitGate outputGate = null;
@@ -172,7 +182,7 @@ public final class ActiveReplicator implements AutoCloseable
         catch (final RuntimeException ex)
         {
             created.forEach(StagingArea::close);
-            CloseHelper.quietCloseAll(stream, outputGate);
+            CloseHelper.quietCloseAll(stream, outputGate, counters);
             throw ex;
         }
         this.areas = created.toArray(new StagingArea[0]);
@@ -374,7 +384,7 @@ public final class ActiveReplicator implements AutoCloseable
     private void abandon()
     {
         protecting = false;
-        state = ProtectionState.STOPPED;
+        state(ProtectionState.STOPPED);
         // a runner never started runs its agent's onClose (which frees the sender's buffers) on this thread
         CloseHelper.quietCloseAll(schedulerRunner, schedulerInvoker, senderRunner, senderInvoker);
         try
@@ -391,6 +401,8 @@ public final class ActiveReplicator implements AutoCloseable
         }
         diskStream.shutdown();
         CloseHelper.quietCloseAll(diskStream, gate);
+        // nothing writes the counters any more (the threads are gone), and no caller holds this replicator
+        counters.close();
         closed = true;
     }
 
@@ -503,11 +515,38 @@ public final class ActiveReplicator implements AutoCloseable
         {
             return closedStatus;
         }
-        final Histogram pauseHistogram = pause.refresh();
-        final Histogram commitHistogram = commit.refresh();
-        final Histogram holdHistogram = hold.refresh();
-        final Histogram encodeHistogram = encode.refresh();
-        final Histogram sendHistogram = send.refresh();
+        return snapshot();
+    }
+
+    /**
+     * The snapshot: counts read from the counters (the same a {@code stat} of the counters file shows), latency
+     * percentiles computed here and published into their counters.
+     */
+    private ProtectionStatus snapshot()
+    {
+        final Histogram pauseHistogram;
+        final Histogram commitHistogram;
+        final Histogram holdHistogram;
+        final Histogram encodeHistogram;
+        final Histogram sendHistogram;
+        final ProtectionStatus status;
+        synchronized (latencyLock)
+        {
+            pauseHistogram = pause.refresh();
+            commitHistogram = commit.refresh();
+            holdHistogram = hold.refresh();
+            encodeHistogram = encode.refresh();
+            sendHistogram = send.refresh();
+            publishLatencies(pauseHistogram, commitHistogram, holdHistogram);
+            status = snapshot(pauseHistogram, commitHistogram, holdHistogram, encodeHistogram, sendHistogram);
+        }
+        return status;
+    }
+
+    private ProtectionStatus snapshot(final Histogram pauseHistogram, final Histogram commitHistogram,
+        final Histogram holdHistogram, final Histogram encodeHistogram, final Histogram sendHistogram)
+    {
+        final ActiveCounters counters = this.counters;
         final long now = ctx.nanoClock().nanoTime();
         final long checkpoints = counters.checkpoints.get();
         final double rate = lastStatusNs == 0 ? 0 :
@@ -520,14 +559,14 @@ public final class ActiveReplicator implements AutoCloseable
         return new ProtectionStatus(state, newestCheckpoint, lastAckedEpoch, checkpoints, rate,
             counters.bytesSent.get(), counters.pagesCopied.get(), counters.stagingOverflows.get(),
             counters.inFlightWaits.get(), diskStream.backPressured(), gate.heldBytes(), gate.releasedFrames(),
-            gate.droppedFrames(), pauseHistogram.getValueAtPercentile(50), pauseHistogram.getValueAtPercentile(99),
-            pauseHistogram.getMaxValue(), commitHistogram.getValueAtPercentile(50),
-            commitHistogram.getValueAtPercentile(99), counters.pageBytesRaw.get(), counters.pageBytesEncoded.get(),
-            ctx.checkpointPolicy().name(), periodNs, policyDecision.name(), holdHistogram.getValueAtPercentile(99),
-            baselinePauseNs, encodeHistogram.getValueAtPercentile(99), sendHistogram.getValueAtPercentile(99),
-            counters.zeroPages.get(), counters.rawPages.get(), counters.lz4Pages.get(), counters.deltaPages.get(),
-            ctx.pageCodec() ? ctx.encoderThreads() : 0, ownership.generation(), ownership.attempts(),
-            ownership.lastError(), holdHistogram.getValueAtPercentile(50),
+            gate.droppedFrames(), counters.pauseP50Ns.get(), counters.pauseP99Ns.get(), counters.pauseMaxNs.get(),
+            commitHistogram.getValueAtPercentile(50), counters.commitP99Ns.get(), counters.pageBytesRaw.get(),
+            counters.pageBytesEncoded.get(), ctx.checkpointPolicy().name(), periodNs, policyDecision.name(),
+            counters.outputHoldP99Ns.get(), baselinePauseNs, encodeHistogram.getValueAtPercentile(99),
+            sendHistogram.getValueAtPercentile(99), counters.zeroPages.get(), counters.rawPages.get(),
+            counters.lz4Pages.get(), counters.deltaPages.get(), ctx.pageCodec() ? ctx.encoderThreads() : 0,
+            counters.generation.get(), counters.arbiterAttempts.get(), ownership.lastError(),
+            holdHistogram.getValueAtPercentile(50),
             hold.recent().getTotalCount() == 0 ? 0 : hold.recent().getValueAtPercentile(99), baselineCommitNs,
             gate.baselineHoldMaxNs(), List.of(
                 StageLatency.of("pause", pauseHistogram, pause.recent()),
@@ -539,11 +578,61 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
+     * Writes the percentiles and the ownership figures into their counters; under {@link #latencyLock}.
+     */
+    private void publishLatencies(final Histogram pauseHistogram, final Histogram commitHistogram,
+        final Histogram holdHistogram)
+    {
+        final ActiveCounters counters = this.counters;
+        counters.pauseP50Ns.setRelease(pauseHistogram.getValueAtPercentile(50));
+        counters.pauseP99Ns.setRelease(pauseHistogram.getValueAtPercentile(99));
+        counters.pauseMaxNs.setRelease(pauseHistogram.getMaxValue());
+        counters.commitP99Ns.setRelease(commitHistogram.getValueAtPercentile(99));
+        counters.outputHoldP99Ns.setRelease(holdHistogram.getValueAtPercentile(99));
+        counters.generation.setRelease(ownership.generation());
+        counters.arbiterAttempts.setRelease(ownership.attempts());
+    }
+
+    /**
+     * On the sender's thread, after the guest resumed: at most every
+     * {@link ProcessCounters#LATENCY_PUBLISH_INTERVAL_NS}, folds what the recorders hold and publishes the
+     * percentiles, so that {@code stat} shows them live without anyone calling {@link #status()}. Allocates nothing.
+     *
+     * @param now the sender's clock.
+     * @return 1 if it published.
+     */
+    int publishLatencies(final long now)
+    {
+        if (now - nextLatencyPublishNs < 0)
+        {
+            return 0;
+        }
+        nextLatencyPublishNs = now + ProcessCounters.LATENCY_PUBLISH_INTERVAL_NS;
+        synchronized (latencyLock)
+        {
+            publishLatencies(pause.fold(), commit.fold(), hold.fold());
+        }
+        return 1;
+    }
+
+    /**
+     * @return this process's counters file holding this replicator's counters, or null if they live in process
+     *         memory only (the file could not be created; a warning said why).
+     */
+    public java.nio.file.Path countersFile()
+    {
+        return counters.file();
+    }
+
+    /**
      * @return a copy of every pause recorded so far (nanoseconds).
      */
     public synchronized Histogram pauseHistogram()
     {
-        return pause.refresh().copy();
+        synchronized (latencyLock)
+        {
+            return pause.fold().copy();
+        }
     }
 
     /**
@@ -672,7 +761,7 @@ public final class ActiveReplicator implements AutoCloseable
             protecting = false;
             if (state != ProtectionState.FAILED && state != ProtectionState.FENCED)
             {
-                state = ProtectionState.STOPPED;
+                state(ProtectionState.STOPPED);
             }
         }
         diskStream.shutdown();
@@ -688,7 +777,7 @@ public final class ActiveReplicator implements AutoCloseable
         synchronized (this)
         {
             // the last look at the gate and counters before their memory goes
-            closedStatus = status();
+            closedStatus = snapshot();
         }
         for (final StagingArea area : areas)
         {
@@ -696,6 +785,11 @@ public final class ActiveReplicator implements AutoCloseable
         }
         diskStream.close();
         gate.close();
+        synchronized (this)
+        {
+            // after closedStatus: status() no longer reads them, and every writer thread has stopped
+            counters.close();
+        }
         LOG.info("protection of VM {} stopped at checkpoint {}, acked {}, state {}", adapter.vmId(),
             lastCheckpointEpoch, lastAckedEpoch, state);
     }
@@ -773,6 +867,15 @@ public final class ActiveReplicator implements AutoCloseable
         return state;
     }
 
+    /**
+     * Moves to {@code next}, in the field the logic reads and the counter {@code stat} reads.
+     */
+    private void state(final ProtectionState next)
+    {
+        state = next;
+        counters.state.setRelease(next.ordinal());
+    }
+
     ActiveCounters counters()
     {
         return counters;
@@ -793,7 +896,8 @@ public final class ActiveReplicator implements AutoCloseable
         // indexed by epoch like the times, so status() reads the pages of the very checkpoint it names
         checkpointDirtyPages.lazySet((int)(epoch & checkpointTimesMask), dirtyPages);
         checkpointTimes.lazySet((int)(epoch & checkpointTimesMask), startNs);
-        counters.checkpoints.lazySet(counters.checkpoints.get() + 1);
+        ActiveCounters.add(counters.checkpoints, 1);
+        counters.checkpointEpoch.setRelease(epoch);
         lastCheckpointEpoch = epoch;
     }
 
@@ -846,6 +950,7 @@ public final class ActiveReplicator implements AutoCloseable
 
     void acked(final long epoch)
     {
+        counters.ackedEpoch.setRelease(epoch);
         lastAckedEpoch = epoch;
         if (state == ProtectionState.SYNCING)
         {
@@ -856,7 +961,7 @@ public final class ActiveReplicator implements AutoCloseable
                     // lost or fenced meanwhile: an ack does not undo that
                     return;
                 }
-                state = ProtectionState.PROTECTED;
+                state(ProtectionState.PROTECTED);
             }
             LOG.info("VM {} protected: baseline epoch {} committed on the standby", adapter.vmId(), epoch);
         }
@@ -894,7 +999,7 @@ public final class ActiveReplicator implements AutoCloseable
         // the state first: whoever sees protecting false (close()) must find ownership open, not PROTECTED
         if (ownership.hasArbiter())
         {
-            state = ProtectionState.ARBITRATING;
+            state(ProtectionState.ARBITRATING);
         }
         else
         {
@@ -914,7 +1019,7 @@ public final class ActiveReplicator implements AutoCloseable
 
     private void becomeUnprotectedOwner(final String why)
     {
-        state = ProtectionState.FAILED;
+        state(ProtectionState.FAILED);
         if (ctx.unprotectedOutput() == UnprotectedOutput.PASS_THROUGH)
         {
             LOG.warn("protection of VM {} FAILED ({}); this side owns the guest at generation {} and output now " +
@@ -1028,7 +1133,7 @@ public final class ActiveReplicator implements AutoCloseable
             return;
         }
         fenceReason = why;
-        state = ProtectionState.FENCED;
+        state(ProtectionState.FENCED);
         fenceRequested = true;
         protecting = false;
         LOG.error("VM {} FENCED: {}; this side stops its guest and discards its held output", adapter.vmId(), why);

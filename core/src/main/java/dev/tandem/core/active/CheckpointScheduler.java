@@ -168,7 +168,7 @@ final class CheckpointScheduler implements Agent
         if (nextEpoch - replicator.lastAckedEpoch() > maxEpochsInFlight)
         {
             // backpressure: the epoch stretches until the standby catches up
-            replicator.counters().inFlightWaits.lazySet(replicator.counters().inFlightWaits.get() + 1);
+            ActiveCounters.add(replicator.counters().inFlightWaits, 1);
             nextCheckpointNs = now + Math.min(periodNs, 1_000_000L);
             return 0;
         }
@@ -214,7 +214,7 @@ final class CheckpointScheduler implements Agent
         if (copied > 0)
         {
             publish(area, epoch);
-            replicator.counters().pagesCopied.lazySet(replicator.counters().pagesCopied.get() + copied);
+            ActiveCounters.add(replicator.counters().pagesCopied, copied);
             baselinePagesCopied += copied;
             roundPagesLeft -= copied;
         }
@@ -388,7 +388,7 @@ final class CheckpointScheduler implements Agent
             page = dirty.nextSetBit(end);
         }
         dirty.clearAll();
-        replicator.counters().pagesCopied.lazySet(replicator.counters().pagesCopied.get() + pages);
+        ActiveCounters.add(replicator.counters().pagesCopied, pages);
         lastDeltaPages = pages;
         return area;
     }
@@ -402,7 +402,7 @@ final class CheckpointScheduler implements Agent
         publish(full, epoch);
         if (!baseline)
         {
-            replicator.counters().stagingOverflows.lazySet(replicator.counters().stagingOverflows.get() + 1);
+            ActiveCounters.add(replicator.counters().stagingOverflows, 1);
         }
         final StagingArea next = areas[nextArea];
         // the guest stays paused until the sender frees an area: back off rather than spin, because on a small

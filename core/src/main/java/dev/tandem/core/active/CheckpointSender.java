@@ -198,10 +198,12 @@ final class CheckpointSender implements Agent
                 }
                 checkStandbySilence(now);
             }
+            // not counted as work: it must not delay a heartbeat
+            replicator.publishLatencies(now);
             if (work == 0 && clock.nanoTime() - lastSendNs >= heartbeatIntervalNs)
             {
                 sendFrame(FrameType.HEARTBEAT, streamEpoch - 1, 0, null);
-                counters.heartbeats.lazySet(counters.heartbeats.get() + 1);
+                ActiveCounters.add(counters.heartbeats, 1);
                 work++;
             }
             return work;
@@ -399,12 +401,12 @@ final class CheckpointSender implements Agent
             epochPages += count;
             epochEncodeNs += encoder.lastJobNanos();
             epochEncodedBytes += encoder.lastJobBytes();
-            counters.pageBytesRaw.lazySet(counters.pageBytesRaw.get() + (long)count * pageSize);
-            counters.pageBytesEncoded.lazySet(counters.pageBytesEncoded.get() + encoder.lastJobBytes());
-            counters.zeroPages.lazySet(encoder.pages(PageCodec.ZERO));
-            counters.rawPages.lazySet(encoder.pages(PageCodec.RAW));
-            counters.lz4Pages.lazySet(encoder.pages(PageCodec.LZ4));
-            counters.deltaPages.lazySet(encoder.pages(PageCodec.XOR_LZ4));
+            ActiveCounters.add(counters.pageBytesRaw, (long)count * pageSize);
+            ActiveCounters.add(counters.pageBytesEncoded, encoder.lastJobBytes());
+            counters.zeroPages.setRelease(encoder.pages(PageCodec.ZERO));
+            counters.rawPages.setRelease(encoder.pages(PageCodec.RAW));
+            counters.lz4Pages.setRelease(encoder.pages(PageCodec.LZ4));
+            counters.deltaPages.setRelease(encoder.pages(PageCodec.XOR_LZ4));
         }
         if (area.isLastSegment())
         {
@@ -535,8 +537,8 @@ final class CheckpointSender implements Agent
             }
         }
         gather[1] = null;
-        counters.bytesSent.lazySet(counters.bytesSent.get() + FrameCodec.HEADER_LENGTH + subHeader + payloadBytes);
-        counters.framesSent.lazySet(counters.framesSent.get() + 1);
+        ActiveCounters.add(counters.bytesSent, FrameCodec.HEADER_LENGTH + subHeader + payloadBytes);
+        ActiveCounters.add(counters.framesSent, 1);
         lastSendNs = clock.nanoTime();
         return frameCrc & 0xFFFF_FFFFL;
     }

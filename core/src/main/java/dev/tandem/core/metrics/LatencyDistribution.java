@@ -16,14 +16,20 @@ public final class LatencyDistribution
 
     private final SingleWriterRecorder recorder = new SingleWriterRecorder(HIGHEST_RECORDED_NS, 3);
     private final Histogram total = new Histogram(HIGHEST_RECORDED_NS, 3);
+    /** What was folded in since the previous {@link #refresh()}. */
+    private Histogram window = new Histogram(HIGHEST_RECORDED_NS, 3);
+    /** The window between the two latest {@link #refresh()} calls. */
+    private Histogram recent = new Histogram(HIGHEST_RECORDED_NS, 3);
+    private Histogram interval;
 
     /**
      * An empty distribution.
      */
     public LatencyDistribution()
     {
+        // the recorder's first interval creates its spare histograms: here, not on a duty cycle's first fold
+        interval = recorder.getIntervalHistogram();
     }
-    private Histogram interval;
 
     /**
      * @return the recorder for the writer thread.
@@ -34,22 +40,41 @@ public final class LatencyDistribution
     }
 
     /**
-     * Folds what was recorded since the last call into the total; called under the status lock.
+     * Folds what was recorded since the last call into the total, without allocating; for a duty cycle that
+     * publishes percentiles between status snapshots. Callers serialise it with {@link #refresh()}.
+     *
+     * @return the total, valid until the next call.
+     */
+    public Histogram fold()
+    {
+        interval = recorder.getIntervalHistogram(interval);
+        total.add(interval);
+        window.add(interval);
+        return total;
+    }
+
+    /**
+     * Folds what was recorded into the total and starts a new {@link #recent()} window; called under the status
+     * lock.
      *
      * @return the total, valid until the next call.
      */
     public Histogram refresh()
     {
-        interval = recorder.getIntervalHistogram(interval);
-        total.add(interval);
+        fold();
+        final Histogram previous = recent;
+        recent = window;
+        window = previous;
+        window.reset();
         return total;
     }
 
     /**
-     * @return what was recorded between the two latest {@link #refresh()} calls; valid until the next call.
+     * @return what was recorded between the two latest {@link #refresh()} calls (folds in between included);
+     *         valid until the next call.
      */
     public Histogram recent()
     {
-        return interval;
+        return recent;
     }
 }

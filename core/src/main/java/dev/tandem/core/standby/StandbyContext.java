@@ -63,6 +63,7 @@ public final class StandbyContext
     private NanoClock nanoClock = SystemNanoClock.INSTANCE;
     private java.util.function.Supplier<IdleStrategy> waitStrategy = StandbyContext::defaultWaitStrategy;
     private boolean useAgentInvoker;
+    private Path countersDirectory;
     private boolean concluded;
 
     /**
@@ -479,6 +480,28 @@ public final class StandbyContext
     }
 
     /**
+     * @param directory where this process's counters file ({@code <pid>.counters}) is, shared by every active and
+     *                  standby of the process that names the same directory; null (the default) means
+     *                  {@link dev.tandem.core.metrics.CountersFile#defaultDirectory()}: the system property
+     *                  {@code tandem.counters.dir}, else {@code <java.io.tmpdir>/tandem-<user.name>}. The
+     *                  {@code stat} command of the examples jar reads the counters there while the process runs.
+     * @return this.
+     */
+    public StandbyContext countersDirectory(final Path directory)
+    {
+        this.countersDirectory = directory;
+        return this;
+    }
+
+    /**
+     * @return the directory of the counters file (resolved to the default by {@link #conclude()}).
+     */
+    public Path countersDirectory()
+    {
+        return countersDirectory;
+    }
+
+    /**
      * Validates every setting once.
      *
      * @return this.
@@ -548,6 +571,10 @@ public final class StandbyContext
                     disk.blockSize() + "-byte block of disk " + disk.id() + " in a DISK_WRITE frame; it must be at " +
                     "least " + (disk.blockSize() + FrameCodec.DISK_WRITE_HEADER));
             }
+        }
+        if (countersDirectory == null)
+        {
+            countersDirectory = dev.tandem.core.metrics.CountersFile.defaultDirectory();
         }
         concluded = true;
         return this;

@@ -5,6 +5,7 @@ import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.metrics.LatencyDistribution;
+import dev.tandem.core.metrics.ProcessCounters;
 import dev.tandem.core.metrics.StageLatency;
 import dev.tandem.core.metrics.StandbyCommitEvent;
 import dev.tandem.core.failover.Promotion;
@@ -104,10 +105,11 @@ public final class StandbyReplica implements AutoCloseable
     private volatile long replicaEpoch;
     private volatile boolean closed;
     private volatile boolean connected;
-    private volatile long commits;
-    private volatile long framesReceived;
-    private volatile long bytesReceived;
-    private volatile long rejectedFrames;
+    private final StandbyCounters counters;
+    /** When the receiver publishes the commit percentile into its counter next (receiver thread only). */
+    private long nextLatencyPublishNs;
+    /** The last snapshot, taken while closing: afterwards the counters are freed; guarded by stageLock. */
+    private StandbyStatus closedStatus;
     private volatile String lastError;
     private volatile String torn;
     /** Every arbiter and generation decision of this side. */
@@ -158,8 +160,11 @@ public final class StandbyReplica implements AutoCloseable
         this.disksById = new FileVirtualDisk[maxId + 1];
         MemoryReplica createdMemory = null;
         final EpochLog[] createdLogs = new EpochLog[ctx.epochLogs()];
+        StandbyCounters createdCounters = null;
         try
         {
+            createdCounters = new StandbyCounters(ctx.countersDirectory(), ctx.vmId());
+            createdCounters.generation.setRelease(generation);
             for (final Handshake.Disk disk : ctx.disks())
             {
                 final FileVirtualDisk replica = ctx.diskImageOpener().open(
@@ -181,8 +186,10 @@ public final class StandbyReplica implements AutoCloseable
             disks.forEach(FileVirtualDisk::close);
             CloseHelper.quietClose(createdMemory);
             CloseHelper.quietCloseAll(createdLogs);
+            CloseHelper.quietClose(createdCounters);
             throw ex;
         }
+        this.counters = createdCounters;
         this.memory = createdMemory;
         this.logs = createdLogs;
         // each queue can hold every log, so handing one over never fails
@@ -395,16 +402,52 @@ public final class StandbyReplica implements AutoCloseable
     public StandbyStatus status()
     {
         final List<StageLatency> stages;
+        // stageLock, not this monitor: close() holds that while the receiver stops, and a listener on the
+        // receiver's thread may ask for the status meanwhile
         synchronized (stageLock)
         {
+            if (closedStatus != null)
+            {
+                return closedStatus;
+            }
             stages = List.of(
                 StageLatency.of("receive", receiveStage.refresh(), receiveStage.recent()),
                 StageLatency.of("apply", applyStage.refresh(), applyStage.recent()),
                 StageLatency.of("commit", commitStage.refresh(), commitStage.recent()));
+            counters.commitP99Ns.setRelease(stages.get(2).p99Ns());
+            counters.generation.setRelease(generation);
+            // the counts are read from the counters a stat of the counters file shows
+            return new StandbyStatus(lastCommittedEpoch, connected, counters.commits.get(),
+                counters.framesReceived.get(), counters.bytesReceived.get(), counters.refusals.get(), lastError,
+                generation, ownershipState, ownership.attempts(), ownership.lastError(), stages, appliedEpoch);
         }
-        return new StandbyStatus(lastCommittedEpoch, connected, commits, framesReceived, bytesReceived,
-            rejectedFrames, lastError, generation, ownershipState, ownership.attempts(), ownership.lastError(),
-            stages, appliedEpoch);
+    }
+
+    /**
+     * @return this process's counters file holding this standby's counters, or null if they live in process
+     *         memory only (the file could not be created; a warning said why).
+     */
+    public Path countersFile()
+    {
+        return counters.file();
+    }
+
+    /**
+     * On the receiver's thread, at most every {@link ProcessCounters#LATENCY_PUBLISH_INTERVAL_NS}: folds the commit
+     * stage and publishes its 99th percentile, so that {@code stat} shows it live. Allocates nothing.
+     */
+    private void publishLatencies(final long now)
+    {
+        if (now - nextLatencyPublishNs < 0)
+        {
+            return;
+        }
+        nextLatencyPublishNs = now + ProcessCounters.LATENCY_PUBLISH_INTERVAL_NS;
+        synchronized (stageLock)
+        {
+            counters.commitP99Ns.setRelease(commitStage.fold().getValueAtPercentile(99));
+            counters.generation.setRelease(generation);
+        }
     }
 
     /**
@@ -495,6 +538,12 @@ public final class StandbyReplica implements AutoCloseable
         closed = true;
         // the receiver first: once it is stopped nothing more is handed to the applier
         CloseHelper.quietCloseAll(runner, invoker, applierRunner, applierInvoker);
+        synchronized (stageLock)
+        {
+            // the last look at the counters, then free them: the receiver has stopped writing them
+            closedStatus = status();
+            counters.close();
+        }
         listener.close();
         memory.close();
         disks.forEach(FileVirtualDisk::close);
@@ -680,6 +729,7 @@ public final class StandbyReplica implements AutoCloseable
                 // the applier has caught up and gets nothing new while this thread inspects
                 runInspections();
             }
+            publishLatencies(clock.nanoTime());
             if (promotion != null)
             {
                 return 0;
@@ -746,7 +796,7 @@ public final class StandbyReplica implements AutoCloseable
                 fail("active " + connection.peer() + " closed the connection");
                 return 1;
             }
-            bytesReceived += read;
+            StandbyCounters.add(counters.bytesReceived, read);
             if (read > 0 || !receiveView.hasRemaining())
             {
                 // any byte of the active is liveness; a buffer full of unprocessed frames is this side being busy
@@ -1119,6 +1169,7 @@ public final class StandbyReplica implements AutoCloseable
             steps.onStep("resume guest", promotionNs);
             final Promotion done = new Promotion(reason, lastCommittedEpoch, next, detectionNs, promotionNs, guest);
             ownershipState = "promoted at generation " + next;
+            StandbyCounters.add(counters.promotions, 1);
             promotion = done;
             final FailoverEvent event = new FailoverEvent();
             event.vmId = ctx.vmId();
@@ -1170,7 +1221,7 @@ public final class StandbyReplica implements AutoCloseable
 
         private void onFrame() throws IOException
         {
-            framesReceived++;
+            StandbyCounters.add(counters.framesReceived, 1);
             final FrameType type = decoder.type();
             if (!handshakeDone)
             {
@@ -1340,6 +1391,8 @@ public final class StandbyReplica implements AutoCloseable
             sendFrame(FrameType.WELCOME, lastCommittedEpoch, length);
             handshakeDone = true;
             connected = true;
+            counters.connected.setRelease(1);
+            StandbyCounters.add(counters.sessions, 1);
             goodbye = false;
             heartbeatIntervalNs = hello.heartbeatIntervalNs();
             sessionBaselinePending = true;
@@ -1542,8 +1595,9 @@ public final class StandbyReplica implements AutoCloseable
             sessionBaselinePending = false;
             baselineInPlace = false;
             resetEpochCounts();
+            counters.committedEpoch.setRelease(epoch);
             lastCommittedEpoch = epoch;
-            commits++;
+            StandbyCounters.add(counters.commits, 1);
             promotable = true;
             lastFrameNs = clock.nanoTime();
             try
@@ -1666,7 +1720,7 @@ public final class StandbyReplica implements AutoCloseable
         {
             // the message first: whoever sees the count rise must find this error, not the one before it
             lastError = ex.getMessage();
-            rejectedFrames++;
+            StandbyCounters.add(counters.refusals, 1);
             LOG.warn("refused frame from {}: {}; epoch {} discarded, recovery point stays at epoch {}",
                 connection == null ? "?" : connection.peer(), ex.getMessage(), lastCommittedEpoch + 1,
                 lastCommittedEpoch);
@@ -1703,6 +1757,7 @@ public final class StandbyReplica implements AutoCloseable
                 connection = null;
             }
             connected = false;
+            counters.connected.setRelease(0);
             handshakeDone = false;
             heardSinceWelcome = false;
             stall = STALL_NONE;

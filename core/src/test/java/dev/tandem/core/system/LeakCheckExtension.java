@@ -1,5 +1,6 @@
 package dev.tandem.core.system;
 
+import dev.tandem.core.metrics.ProcessCounters;
 import dev.tandem.vmm.NativeMemory;
 import net.openhft.chronicle.core.io.AbstractReferenceCounted;
 import org.junit.jupiter.api.extension.AfterEachCallback;
@@ -9,7 +10,7 @@ import org.junit.jupiter.api.extension.ExtensionContext;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * Fails a test that left native memory or Chronicle resources behind.
+ * Fails a test that left native memory, a mapped counters file or Chronicle resources behind.
  */
 public final class LeakCheckExtension implements BeforeEachCallback, AfterEachCallback
 {
@@ -21,6 +22,7 @@ public final class LeakCheckExtension implements BeforeEachCallback, AfterEachCa
         AbstractReferenceCounted.enableReferenceTracing();
         context.getStore(NS).put("allocations", NativeMemory.liveAllocations());
         context.getStore(NS).put("bytes", NativeMemory.liveBytes());
+        context.getStore(NS).put("countersFiles", ProcessCounters.mappedFiles());
     }
 
     @Override
@@ -30,6 +32,8 @@ public final class LeakCheckExtension implements BeforeEachCallback, AfterEachCa
         final long bytes = context.getStore(NS).get("bytes", Long.class);
         assertEquals(allocations, NativeMemory.liveAllocations(), "native allocations leaked by the test");
         assertEquals(bytes, NativeMemory.liveBytes(), "native bytes leaked by the test");
+        assertEquals(context.getStore(NS).get("countersFiles", Integer.class), ProcessCounters.mappedFiles(),
+            "counters files left mapped by the test (an active or standby not closed)");
         AbstractReferenceCounted.assertReferencesReleased();
     }
 }
