@@ -78,13 +78,6 @@ final class ActiveCounters implements AutoCloseable
         }
     }
 
-    /**
-     * Adds to a counter this thread alone writes: a plain read, a release store, no allocation.
-     */
-    static void add(final AtomicCounter counter, final long delta)
-    {
-        CounterSet.add(counter, delta);
-    }
 
     /**
      * @return the counters file, or null if the counters live in process memory only.

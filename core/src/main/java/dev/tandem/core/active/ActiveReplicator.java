@@ -7,6 +7,7 @@ import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.metrics.BaselineProgress;
 import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
+import dev.tandem.core.metrics.CounterSet;
 import dev.tandem.core.metrics.LatencyDistribution;
 import dev.tandem.core.metrics.ProcessCounters;
 import dev.tandem.core.metrics.PolicyDecisionEvent;
@@ -896,7 +897,7 @@ public final class ActiveReplicator implements AutoCloseable
         // indexed by epoch like the times, so status() reads the pages of the very checkpoint it names
         checkpointDirtyPages.lazySet((int)(epoch & checkpointTimesMask), dirtyPages);
         checkpointTimes.lazySet((int)(epoch & checkpointTimesMask), startNs);
-        ActiveCounters.add(counters.checkpoints, 1);
+        CounterSet.add(counters.checkpoints, 1);
         counters.checkpointEpoch.setRelease(epoch);
         lastCheckpointEpoch = epoch;
     }

@@ -1,6 +1,7 @@
 package dev.tandem.core.active;
 
 import dev.tandem.core.metrics.CheckpointEvent;
+import dev.tandem.core.metrics.CounterSet;
 import dev.tandem.core.metrics.PolicyDecisionEvent;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.policy.EpochSample;
@@ -168,7 +169,7 @@ final class CheckpointScheduler implements Agent
         if (nextEpoch - replicator.lastAckedEpoch() > maxEpochsInFlight)
         {
             // backpressure: the epoch stretches until the standby catches up
-            ActiveCounters.add(replicator.counters().inFlightWaits, 1);
+            CounterSet.add(replicator.counters().inFlightWaits, 1);
             nextCheckpointNs = now + Math.min(periodNs, 1_000_000L);
             return 0;
         }
@@ -214,7 +215,7 @@ final class CheckpointScheduler implements Agent
         if (copied > 0)
         {
             publish(area, epoch);
-            ActiveCounters.add(replicator.counters().pagesCopied, copied);
+            CounterSet.add(replicator.counters().pagesCopied, copied);
             baselinePagesCopied += copied;
             roundPagesLeft -= copied;
         }
@@ -388,7 +389,7 @@ final class CheckpointScheduler implements Agent
             page = dirty.nextSetBit(end);
         }
         dirty.clearAll();
-        ActiveCounters.add(replicator.counters().pagesCopied, pages);
+        CounterSet.add(replicator.counters().pagesCopied, pages);
         lastDeltaPages = pages;
         return area;
     }
@@ -402,7 +403,7 @@ final class CheckpointScheduler implements Agent
         publish(full, epoch);
         if (!baseline)
         {
-            ActiveCounters.add(replicator.counters().stagingOverflows, 1);
+            CounterSet.add(replicator.counters().stagingOverflows, 1);
         }
         final StagingArea next = areas[nextArea];
         // the guest stays paused until the sender frees an area: back off rather than spin, because on a small

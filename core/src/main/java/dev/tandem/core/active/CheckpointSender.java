@@ -2,6 +2,7 @@ package dev.tandem.core.active;
 
 import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.metrics.CommitEvent;
+import dev.tandem.core.metrics.CounterSet;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
@@ -203,7 +204,7 @@ final class CheckpointSender implements Agent
             if (work == 0 && clock.nanoTime() - lastSendNs >= heartbeatIntervalNs)
             {
                 sendFrame(FrameType.HEARTBEAT, streamEpoch - 1, 0, null);
-                ActiveCounters.add(counters.heartbeats, 1);
+                CounterSet.add(counters.heartbeats, 1);
                 work++;
             }
             return work;
@@ -401,8 +402,8 @@ final class CheckpointSender implements Agent
             epochPages += count;
             epochEncodeNs += encoder.lastJobNanos();
             epochEncodedBytes += encoder.lastJobBytes();
-            ActiveCounters.add(counters.pageBytesRaw, (long)count * pageSize);
-            ActiveCounters.add(counters.pageBytesEncoded, encoder.lastJobBytes());
+            CounterSet.add(counters.pageBytesRaw, (long)count * pageSize);
+            CounterSet.add(counters.pageBytesEncoded, encoder.lastJobBytes());
             counters.zeroPages.setRelease(encoder.pages(PageCodec.ZERO));
             counters.rawPages.setRelease(encoder.pages(PageCodec.RAW));
             counters.lz4Pages.setRelease(encoder.pages(PageCodec.LZ4));
@@ -537,8 +538,8 @@ final class CheckpointSender implements Agent
             }
         }
         gather[1] = null;
-        ActiveCounters.add(counters.bytesSent, FrameCodec.HEADER_LENGTH + subHeader + payloadBytes);
-        ActiveCounters.add(counters.framesSent, 1);
+        CounterSet.add(counters.bytesSent, FrameCodec.HEADER_LENGTH + subHeader + payloadBytes);
+        CounterSet.add(counters.framesSent, 1);
         lastSendNs = clock.nanoTime();
         return frameCrc & 0xFFFF_FFFFL;
     }

@@ -4,6 +4,7 @@ import dev.tandem.core.CommitWait;
 import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
+import dev.tandem.core.metrics.CounterSet;
 import dev.tandem.core.metrics.LatencyDistribution;
 import dev.tandem.core.metrics.ProcessCounters;
 import dev.tandem.core.metrics.StageLatency;
@@ -796,7 +797,7 @@ public final class StandbyReplica implements AutoCloseable
                 fail("active " + connection.peer() + " closed the connection");
                 return 1;
             }
-            StandbyCounters.add(counters.bytesReceived, read);
+            CounterSet.add(counters.bytesReceived, read);
             if (read > 0 || !receiveView.hasRemaining())
             {
                 // any byte of the active is liveness; a buffer full of unprocessed frames is this side being busy
@@ -1169,7 +1170,7 @@ public final class StandbyReplica implements AutoCloseable
             steps.onStep("resume guest", promotionNs);
             final Promotion done = new Promotion(reason, lastCommittedEpoch, next, detectionNs, promotionNs, guest);
             ownershipState = "promoted at generation " + next;
-            StandbyCounters.add(counters.promotions, 1);
+            CounterSet.add(counters.promotions, 1);
             promotion = done;
             final FailoverEvent event = new FailoverEvent();
             event.vmId = ctx.vmId();
@@ -1221,7 +1222,7 @@ public final class StandbyReplica implements AutoCloseable
 
         private void onFrame() throws IOException
         {
-            StandbyCounters.add(counters.framesReceived, 1);
+            CounterSet.add(counters.framesReceived, 1);
             final FrameType type = decoder.type();
             if (!handshakeDone)
             {
@@ -1392,7 +1393,7 @@ public final class StandbyReplica implements AutoCloseable
             handshakeDone = true;
             connected = true;
             counters.connected.setRelease(1);
-            StandbyCounters.add(counters.sessions, 1);
+            CounterSet.add(counters.sessions, 1);
             goodbye = false;
             heartbeatIntervalNs = hello.heartbeatIntervalNs();
             sessionBaselinePending = true;
@@ -1597,7 +1598,7 @@ public final class StandbyReplica implements AutoCloseable
             resetEpochCounts();
             counters.committedEpoch.setRelease(epoch);
             lastCommittedEpoch = epoch;
-            StandbyCounters.add(counters.commits, 1);
+            CounterSet.add(counters.commits, 1);
             promotable = true;
             lastFrameNs = clock.nanoTime();
             try
@@ -1720,7 +1721,7 @@ public final class StandbyReplica implements AutoCloseable
         {
             // the message first: whoever sees the count rise must find this error, not the one before it
             lastError = ex.getMessage();
-            StandbyCounters.add(counters.refusals, 1);
+            CounterSet.add(counters.refusals, 1);
             LOG.warn("refused frame from {}: {}; epoch {} discarded, recovery point stays at epoch {}",
                 connection == null ? "?" : connection.peer(), ex.getMessage(), lastCommittedEpoch + 1,
                 lastCommittedEpoch);
