@@ -154,12 +154,14 @@ public final class FailoverHarness
      * @param checkpointsPerSecond the active's checkpoint rate from the client's start to the fault, NaN if unknown.
      * @param warnings           what went wrong without failing a check: checkpoints far behind the period, pauses
      *                           longer than it (the run says little about the pause targets then).
+     * @param steady             the replication's latencies before the fault: the baseline, then the steady state.
      */
     public record Report(String scenario, String arbiter, boolean verified, boolean falseTakeover,
         List<String> failures, long recoveryEpoch, long lastAckedEpoch, long ackedTransfers, long lostTransfers,
         double recoveryMs, double detectionMs, double promotionMs, double reconnectMs, int ownersMax,
         double oldActiveStoppedMs, long pauseP99Us, long faultAfterMs, Map<String, String> activeStatus,
-        long transfersBefore, long transfersAfter, double checkpointsPerSecond, List<String> warnings)
+        long transfersBefore, long transfersAfter, double checkpointsPerSecond, List<String> warnings,
+        SteadyState steady)
     {
         /**
          * @return the report as a JSON object.
@@ -174,7 +176,9 @@ public final class FailoverHarness
                 "  \"owners_max\": %d,\n  \"old_active_stopped_ms\": %s,\n  \"pause_p99_us\": %d,\n" +
                 "  \"kill_after_ms\": %s,\n  \"partition_after_ms\": %s,\n  \"raw_bytes\": %s,\n" +
                 "  \"wire_bytes\": %s,\n  \"policy\": \"%s\",\n  \"period_ms_final\": %.2f,\n" +
-                "  \"output_hold_p99_us\": %d,\n  \"transfers_before_fault\": %d,\n" +
+                "  \"output_hold_p50_us\": %s,\n  \"output_hold_p99_us\": %s,\n  \"commit_p50_us\": %s,\n" +
+                "  \"commit_p99_us\": %s,\n  \"baseline_ms\": %s,\n  \"baseline_max_pause_us\": %s,\n" +
+                "  \"stages\": %s,\n  \"transfers_before_fault\": %d,\n" +
                 "  \"transfers_after_fault\": %d,\n  \"checkpoints_per_s\": %s,\n  \"warnings\": %s,\n" +
                 "  \"failures\": %s\n}\n", scenario, arbiter, verified, falseTakeover,
                 recoveryEpoch, lastAckedEpoch, ackedTransfers, lostTransfers, json(recoveryMs), json(detectionMs),
@@ -183,8 +187,9 @@ public final class FailoverHarness
                 activeStatus.getOrDefault("raw_bytes", "0"), activeStatus.getOrDefault("wire_bytes", "0"),
                 activeStatus.getOrDefault("policy", "?"),
                 Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6,
-                Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1000, transfersBefore,
-                transfersAfter, Double.isNaN(checkpointsPerSecond) ? "null" :
+                jsonMicros(steady.outputHoldP50Us()), jsonMicros(steady.outputHoldP99Us()),
+                jsonMicros(steady.commitP50Us()), jsonMicros(steady.commitP99Us()), json(steady.baselineMs()),
+                jsonMicros(steady.baselineMaxPauseUs()), steady.stagesJson(), transfersBefore, transfersAfter, Double.isNaN(checkpointsPerSecond) ? "null" :
                 String.format(Locale.ROOT, "%.1f", checkpointsPerSecond), jsonArray(warnings), jsonArray(failures));
         }
 
@@ -203,6 +208,109 @@ public final class FailoverHarness
         {
             return Double.isNaN(ms) ? "null" : String.format(Locale.ROOT, "%.3f", ms);
         }
+    }
+
+    /**
+     * The replication's latencies before the fault, from the nodes' last status files: the baseline (the paused
+     * full copy) on its own, then the steady state after it (the library keeps each baseline out of its
+     * percentiles). Microseconds; {@link #UNMEASURED} (null in JSON) where a node reported nothing.
+     *
+     * @param outputHoldP50Us    median hold of a frame of the guest's output, offer to release.
+     * @param outputHoldP99Us    99th percentile of it.
+     * @param commitP50Us        median time from a checkpoint to its ack on the active.
+     * @param commitP99Us        99th percentile of it.
+     * @param baselineMs         the baseline's checkpoint to its ack: the whole first copy.
+     * @param baselineMaxPauseUs the longest guest pause of the baseline (it is one paused full copy).
+     * @param stages             p50 and p99 per stage, the active's (pause, encode, send, ack) then the standby's
+     *                           (receive, apply, commit), in that order.
+     */
+    public record SteadyState(long outputHoldP50Us, long outputHoldP99Us, long commitP50Us, long commitP99Us,
+        double baselineMs, long baselineMaxPauseUs, Map<String, StageFigures> stages)
+    {
+        /** A figure no node reported. */
+        public static final long UNMEASURED = -1;
+        /** The stages in the report's order: the active's, then the standby's. */
+        public static final List<String> STAGES = List.of("pause", "encode", "send", "ack", "receive", "apply",
+            "commit");
+
+        /**
+         * @param active  the active's last status before the fault.
+         * @param standby the standby's last stages ({@link FailoverNode#STANDBY_STATUS}).
+         * @return the figures the two hold; a stage neither holds is left out.
+         */
+        static SteadyState of(final Map<String, String> active, final Map<String, String> standby)
+        {
+            final Map<String, StageFigures> stages = new java.util.LinkedHashMap<>();
+            for (final String stage : STAGES)
+            {
+                final Map<String, String> side = active.containsKey("stage_" + stage + "_p50_ns") ? active : standby;
+                final long p50Us = micros(side, "stage_" + stage + "_p50_ns");
+                final long p99Us = micros(side, "stage_" + stage + "_p99_ns");
+                if (p50Us != UNMEASURED && p99Us != UNMEASURED)
+                {
+                    stages.put(stage, new StageFigures(p50Us, p99Us));
+                }
+            }
+            final long baselineCommitUs = micros(active, "baseline_commit_ns");
+            return new SteadyState(micros(active, "output_hold_p50_ns"), micros(active, "output_hold_p99_ns"),
+                micros(active, "commit_p50_ns"), micros(active, "commit_p99_ns"),
+                baselineCommitUs <= 0 ? Double.NaN : baselineCommitUs / 1e3, micros(active, "baseline_pause_ns"),
+                java.util.Collections.unmodifiableMap(stages));
+        }
+
+        private static long micros(final Map<String, String> status, final String key)
+        {
+            final String value = status.get(key);
+            return value == null ? UNMEASURED : Long.parseLong(value) / 1000;
+        }
+
+        /**
+         * @return {@code { "pause": {"p50_us": 12, "p99_us": 40}, ... }}.
+         */
+        String stagesJson()
+        {
+            final StringBuilder json = new StringBuilder("{");
+            for (final Map.Entry<String, StageFigures> stage : stages.entrySet())
+            {
+                json.append(json.length() == 1 ? " " : ", ").append('"').append(stage.getKey()).append("\": ")
+                    .append(String.format(Locale.ROOT, "{\"p50_us\": %d, \"p99_us\": %d}", stage.getValue().p50Us(),
+                    stage.getValue().p99Us()));
+            }
+            return json.append(stages.isEmpty() ? "}" : " }").toString();
+        }
+
+        /**
+         * @return e.g. {@code pause 0.12/0.40, encode 0.80/2.10, ... ms (p50/p99)}, or {@code not reported}.
+         */
+        String describeStages()
+        {
+            if (stages.isEmpty())
+            {
+                return "not reported";
+            }
+            final StringBuilder line = new StringBuilder();
+            for (final Map.Entry<String, StageFigures> stage : stages.entrySet())
+            {
+                line.append(line.length() == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%s %.2f/%.2f",
+                    stage.getKey(), stage.getValue().p50Us() / 1e3, stage.getValue().p99Us() / 1e3));
+            }
+            return line.append(" ms (p50/p99)").toString();
+        }
+    }
+
+    /**
+     * One stage's steady-state percentiles.
+     *
+     * @param p50Us median, microseconds.
+     * @param p99Us 99th percentile, microseconds.
+     */
+    public record StageFigures(long p50Us, long p99Us)
+    {
+    }
+
+    private static String jsonMicros(final long us)
+    {
+        return us == SteadyState.UNMEASURED ? "null" : Long.toString(us);
     }
 
     /**
@@ -406,7 +514,11 @@ public final class FailoverHarness
             commands.write("dump\n".getBytes(StandardCharsets.UTF_8));
             commands.flush();
             awaitText(dir.resolve("standby.out"), "DUMPED", standby);
-            return verify(options, dir, promotion, lastAck, fault, pauseP99Us, faultAfterMs, activeStatus, pace, out);
+            // after the promotion: the standby's stages stopped moving at the fault
+            final SteadyState steady = SteadyState.of(activeStatus,
+                readKeyValues(standbyDir.resolve(FailoverNode.STANDBY_STATUS)));
+            return verify(options, dir, promotion, lastAck, fault, pauseP99Us, faultAfterMs, activeStatus, pace, steady,
+                out);
         }
         finally
         {
@@ -523,7 +635,8 @@ public final class FailoverHarness
 
     private static Report verify(final Options options, final Path dir, final Map<String, String> promotion,
         final long lastAck, final Fault fault, final long pauseP99Us, final long faultAfterMs,
-        final Map<String, String> activeStatus, final Pace pace, final PrintStream out) throws IOException
+        final Map<String, String> activeStatus, final Pace pace, final SteadyState steady, final PrintStream out)
+        throws IOException
     {
         final List<String> failures = new ArrayList<>();
         final OwnershipTimeline.Records activeRecords = ownership(dir.resolve("active"));
@@ -534,7 +647,7 @@ public final class FailoverHarness
             failures.add("the standby refused to promote: " + promotion);
             return new Report(options.scenario(), options.arbiter(), false, false, failures, -1, lastAck, 0, 0,
                 Double.NaN, Double.NaN, Double.NaN, Double.NaN, ownership.owners(), Double.NaN, pauseP99Us,
-                faultAfterMs, activeStatus, 0, 0, pace.checkpointsPerSecond(), pace.warnings());
+                faultAfterMs, activeStatus, 0, 0, pace.checkpointsPerSecond(), pace.warnings(), steady);
         }
         final String falseTakeover = classifyTakeover(fault.micros(), fault.what(), fault.promotedBefore(),
             standbyRecords);
@@ -682,7 +795,7 @@ public final class FailoverHarness
         final Report report = new Report(options.scenario(), options.arbiter(), failures.isEmpty(),
             falseTakeover != null, List.copyOf(failures), recoveryEpoch, lastAck, acked, lost, recoveryMs,
             detectionMs, promotionMs, reconnectMs, ownership.owners(), oldActiveStoppedMs, pauseP99Us, faultAfterMs,
-            activeStatus, ackedBefore, acked - ackedBefore, pace.checkpointsPerSecond(), pace.warnings());
+            activeStatus, ackedBefore, acked - ackedBefore, pace.checkpointsPerSecond(), pace.warnings(), steady);
         printSummary(options, report, promotion, total, fault, out);
         return report;
     }
@@ -753,8 +866,14 @@ public final class FailoverHarness
         final long wireBytes = Long.parseLong(activeStatus.getOrDefault("wire_bytes", "0"));
         out.printf(Locale.ROOT, "  replication        %s policy; %.1f MiB of pages sent as %.1f MiB on the wire%n",
             activeStatus.getOrDefault("policy", "?"), rawBytes / 1048576.0, wireBytes / 1048576.0);
-        out.printf(Locale.ROOT, "  output             held p99 %.1f ms before its release%n",
-            Long.parseLong(activeStatus.getOrDefault("output_hold_p99_ns", "0")) / 1e6);
+        final SteadyState steady = report.steady();
+        out.printf(Locale.ROOT, "  baseline           %s to its ack, longest pause %.1f ms (not in the figures " +
+            "below)%n", Double.isNaN(steady.baselineMs()) ? "not acknowledged" :
+            String.format(Locale.ROOT, "%.1f ms", steady.baselineMs()), steady.baselineMaxPauseUs() / 1e3);
+        out.printf(Locale.ROOT, "  output             held p50 %.1f ms p99 %.1f ms before its release; commit p50 " +
+            "%.1f ms p99 %.1f ms%n", steady.outputHoldP50Us() / 1e3, steady.outputHoldP99Us() / 1e3,
+            steady.commitP50Us() / 1e3, steady.commitP99Us() / 1e3);
+        out.printf(Locale.ROOT, "  stages             %s%n", steady.describeStages());
         for (final String warning : report.warnings())
         {
             out.printf(Locale.ROOT, "  WARNING            %s%n", warning);

@@ -9,6 +9,7 @@ import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ProtectionStatus;
+import dev.tandem.core.metrics.StageLatency;
 import dev.tandem.core.policy.AdaptivePolicy;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.policy.FixedPolicy;
@@ -34,6 +35,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
@@ -63,8 +65,10 @@ public final class FailoverNode
     public static final String ACKS = "active-acks.txt";
     /** File the standby writes its promotion to. */
     public static final String PROMOTION = "promotion.txt";
-    /** File the active rewrites each second with its pause p99 in microseconds. */
+    /** File the active rewrites every 250 ms with its status ("key value" lines: pause p99, stages, ...). */
     public static final String STATUS = "active-status.txt";
+    /** File the standby rewrites every 250 ms with its stages ("stage_NAME_p50_ns value" lines) until it promotes. */
+    public static final String STANDBY_STATUS = "standby-status.txt";
     /** File the standby writes the promoted bank's state to on "dump". */
     public static final String DUMP = "bank-dump.txt";
     /** File the client logs replies to. */
@@ -215,7 +219,10 @@ public final class FailoverNode
             write(dir.resolve(STATUS), "pause_p99_us " + status.pauseP99Ns() / 1000 + "\ncheckpoints " +
                 status.checkpoints() + "\nraw_bytes " + status.pageBytesRaw() + "\nwire_bytes " + status.bytesSent() +
                 "\npolicy " + status.policy() + "\nperiod_ns " + status.periodNs() + "\noutput_hold_p99_ns " +
-                status.outputHoldP99Ns() + "\nwritten_us " + OwnershipTimeline.wallMicros() + "\n");
+                status.outputHoldP99Ns() + "\noutput_hold_p50_ns " + status.outputHoldP50Ns() + "\ncommit_p50_ns " +
+                status.commitP50Ns() + "\ncommit_p99_ns " + status.commitP99Ns() + "\nbaseline_commit_ns " +
+                status.baselineCommitNs() + "\nbaseline_pause_ns " + status.baselinePauseNs() + "\n" +
+                stageLines(status.stages()) + "written_us " + OwnershipTimeline.wallMicros() + "\n");
             System.out.println(status.progressLine());
         }
     }
@@ -240,6 +247,25 @@ public final class FailoverNode
                 java.util.concurrent.locks.LockSupport.parkNanos(2_000_000);
             }
         }, "fence-watcher");
+        watcher.setDaemon(true);
+        watcher.start();
+    }
+
+    /**
+     * Rewrites the standby's stages every 250 ms, for the harness's report: the standby lives on after the active's
+     * fault, but its stages only move while an active sends, so the file holds the steady state up to the fault.
+     */
+    private static void watchStandbyStages(final StandbyReplica standby, final Path file)
+    {
+        final Thread watcher = new Thread(() ->
+        {
+            while (true)
+            {
+                write(file, stageLines(standby.status().stages()) + "written_us " + OwnershipTimeline.wallMicros() +
+                    "\n");
+                java.util.concurrent.locks.LockSupport.parkNanos(250_000_000L);
+            }
+        }, "standby-status-writer");
         watcher.setDaemon(true);
         watcher.start();
     }
@@ -297,6 +323,7 @@ public final class FailoverNode
                     promotedLatch.countDown();
                 }
             }));
+        watchStandbyStages(standby, dir.resolve(STANDBY_STATUS));
         System.out.println("STANDBY READY on " + standby.endpoint() +
             (clientPort == null ? "" : " client-port " + clientPort.port()));
         promotedLatch.await();
@@ -332,6 +359,21 @@ public final class FailoverNode
                 now + 1000L * Long.parseLong(options.getOrDefault("deadline-s", "120")));
             System.out.println("CLIENT answered " + answered);
         }
+    }
+
+    /**
+     * @return one {@code stage_NAME_p50_ns} and one {@code stage_NAME_p99_ns} line per stage (steady state: the
+     *         library keeps each session's baseline out of the stages).
+     */
+    static String stageLines(final List<StageLatency> stages)
+    {
+        final StringBuilder lines = new StringBuilder();
+        for (final StageLatency stage : stages)
+        {
+            lines.append("stage_").append(stage.stage()).append("_p50_ns ").append(stage.p50Ns()).append('\n')
+                .append("stage_").append(stage.stage()).append("_p99_ns ").append(stage.p99Ns()).append('\n');
+        }
+        return lines.toString();
     }
 
     private static void write(final Path file, final String text)

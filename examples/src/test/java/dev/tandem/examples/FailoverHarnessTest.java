@@ -11,6 +11,9 @@ import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -56,6 +59,7 @@ class FailoverHarnessTest
         assertTrue(report.toJson().contains("\"owners_max\": 1"), report.toJson());
         assertTrue(report.toJson().contains("\"policy\": \"" + policy + "\""), report.toJson());
         assertTrue(Long.parseLong(report.activeStatus().get("raw_bytes")) > 0, report.toJson());
+        assertSteadyStateSane(report);
     }
 
     /**
@@ -107,6 +111,72 @@ class FailoverHarnessTest
         assertEquals(2, status, text);
         final String first = text.lines().findFirst().orElse("");
         assertTrue(first.startsWith("error: ") && first.contains(message), first);
+    }
+
+    /**
+     * The report's latencies come from both nodes' status files: every figure is there, none negative, no p50 above
+     * its p99, and the baseline and the checkpoint rate were measured.
+     */
+    private static void assertSteadyStateSane(final FailoverHarness.Report report)
+    {
+        final String json = report.toJson();
+        final FailoverHarness.SteadyState steady = report.steady();
+        assertEquals(FailoverHarness.SteadyState.STAGES, List.copyOf(steady.stages().keySet()), json);
+        for (final Map.Entry<String, FailoverHarness.StageFigures> stage : steady.stages().entrySet())
+        {
+            final FailoverHarness.StageFigures figures = stage.getValue();
+            assertTrue(figures.p50Us() >= 0 && figures.p50Us() <= figures.p99Us(), stage.getKey() + " " + json);
+            assertTrue(Pattern.compile("\"" + stage.getKey() + "\": \\{\"p50_us\": " + figures.p50Us() +
+                ", \"p99_us\": " + figures.p99Us() + "}").matcher(json).find(), stage.getKey() + " " + json);
+        }
+        assertTrue(steady.outputHoldP50Us() >= 0 && steady.outputHoldP50Us() <= steady.outputHoldP99Us(), json);
+        assertTrue(steady.commitP50Us() >= 0 && steady.commitP50Us() <= steady.commitP99Us(), json);
+        // the baseline's one pause copies the whole guest: measurable, and shorter than its commit
+        assertTrue(steady.baselineMs() > 0, json);
+        assertTrue(steady.baselineMaxPauseUs() > 0 && steady.baselineMaxPauseUs() <= steady.baselineMs() * 1000,
+            json);
+        assertTrue(report.checkpointsPerSecond() > 0, json);
+        for (final String key : List.of("output_hold_p50_us", "output_hold_p99_us", "commit_p50_us", "commit_p99_us",
+            "baseline_ms", "baseline_max_pause_us", "checkpoints_per_s"))
+        {
+            assertTrue(Pattern.compile("\"" + key + "\": [0-9]").matcher(json).find(), key + " " + json);
+        }
+    }
+
+    /**
+     * Without the JVMs: the figures are read from the nodes' status lines into microseconds, a stage no node
+     * reported is left out, and a figure missing from the status is null in the JSON rather than a made-up 0.
+     */
+    @Test
+    void steadyStateIsReadFromBothNodesStatusAndMissingFiguresAreNull()
+    {
+        final Map<String, String> active = new java.util.HashMap<>(Map.of("output_hold_p50_ns", "7000000",
+            "output_hold_p99_ns", "9500000", "commit_p50_ns", "3000000", "commit_p99_ns", "4000000",
+            "baseline_commit_ns", "250000000", "baseline_pause_ns", "120000000"));
+        for (final String stage : List.of("pause", "encode", "send", "ack"))
+        {
+            active.put("stage_" + stage + "_p50_ns", "1000");
+            active.put("stage_" + stage + "_p99_ns", "2000");
+        }
+        final FailoverHarness.SteadyState steady = FailoverHarness.SteadyState.of(active,
+            Map.of("stage_receive_p50_ns", "5000", "stage_receive_p99_ns", "6000"));
+        assertEquals(List.of("pause", "encode", "send", "ack", "receive"), List.copyOf(steady.stages().keySet()));
+        assertEquals(new FailoverHarness.StageFigures(5, 6), steady.stages().get("receive"));
+        assertEquals(250.0, steady.baselineMs());
+        assertEquals(120_000, steady.baselineMaxPauseUs());
+        assertEquals(7000, steady.outputHoldP50Us());
+        final String json = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
+            1, Double.NaN, 10, 900, Map.of(), 1, 0, 100, List.of(), steady).toJson();
+        assertTrue(json.contains("\"stages\": { \"pause\": {\"p50_us\": 1, \"p99_us\": 2}, "), json);
+        assertTrue(json.contains("\"receive\": {\"p50_us\": 5, \"p99_us\": 6} },"), json);
+        assertTrue(json.contains("\"commit_p99_us\": 4000,"), json);
+        assertTrue(json.contains("\"baseline_ms\": 250.000,"), json);
+        assertTrue(json.contains("\"baseline_max_pause_us\": 120000,"), json);
+        final String empty = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
+            1, Double.NaN, 10, 900, Map.of(), 1, 0, Double.NaN, List.of(),
+            FailoverHarness.SteadyState.of(Map.of(), Map.of())).toJson();
+        assertTrue(empty.contains("\"output_hold_p50_us\": null,") && empty.contains("\"stages\": {},") &&
+            empty.contains("\"baseline_ms\": null,") && empty.contains("\"checkpoints_per_s\": null,"), empty);
     }
 
     private static void assertTimesAddUp(final FailoverHarness.Report report, final String text)

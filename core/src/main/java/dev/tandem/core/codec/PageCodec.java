@@ -22,6 +22,29 @@ import java.nio.ByteBuffer;
  * </pre>
  * The decoder (the standby) uses LZ4's safe decompressor and takes the XOR base from its replica, which holds the
  * last version sent once the previous epoch is committed. One instance per thread; nothing is allocated per page.
+ * <p>
+ * Attempts that cannot win are skipped (the encoder's choice only: every entry is one of the four kinds above, and
+ * the decoder is the same whether attempts were skipped or not):
+ * <ul>
+ *   <li>a delta of a quarter page or less: LZ4 of the whole page is not tried (it would rarely beat it by much);</li>
+ *   <li>a delta that is all zero (the page was rewritten with what was sent last): a repeat, sent as the LZ4 of a
+ *       zero page computed once, byte for byte what compressing the delta would give;</li>
+ *   <li>a sparse delta (at most a quarter of its 8-byte words changed, as most dirty pages of a hot set are): no
+ *       match search; its LZ4 block is written directly, zero runs as matches and changed words as literals;</li>
+ *   <li>a delta whose LZ4 saved less than a sixteenth of the page ("poor"): LZ4 of the whole page is not tried
+ *       now, unless it paid for this page last time or is due for a retry; it is tried at the page's next encode,
+ *       so a page that compresses though its delta does not costs one encode;</li>
+ *   <li>an attempt (LZ4 of the delta, or of the whole page) that was poor {@value #POOR_IN_A_ROW} times in a row
+ *       for a page is skipped for the page's next few encodes, then retried; a poor retry skips the next few again
+ *       at once, one that pays ends the skipping. The delta itself is still made (it is the same pass that
+ *       updates the cache), and a delta with zero runs (an eighth of its words or more) is compressed even while
+ *       skipping: a page that settles after being rewritten is found at once.</li>
+ * </ul>
+ * "The next few" is {@value #SKIP_MIN} to {@value #SKIP_MIN} + {@value #SKIP_JITTER} - 1 encodes of the page (varied
+ * by page index, so that the retries of a whole rewritten region do not all land in one checkpoint), so a page that
+ * became compressible is found again within that many checkpoints. The history is a small table indexed by
+ * page number ({@value #HISTORY_PAGES} entries): pages that share an entry share a guess, which costs ratio or
+ * time, never correctness.
  */
 public final class PageCodec implements AutoCloseable
 {
@@ -35,6 +58,23 @@ public final class PageCodec implements AutoCloseable
     public static final int XOR_LZ4 = 3;
     /** Bytes before each page's data. */
     public static final int ENTRY_HEADER = 4;
+    /** Fewest encodes of a page for which an attempt that did not pay is skipped. */
+    public static final int SKIP_MIN = 8;
+    /** Spread of the skip over pages (a power of two): a page skips {@code SKIP_MIN + (page & (SKIP_JITTER - 1))}. */
+    public static final int SKIP_JITTER = 8;
+    /** Entries of the per-page history of attempts (a power of two). */
+    public static final int HISTORY_PAGES = 1 << 16;
+
+    /** Bytes at the end of a page's sparse delta always written as literals (LZ4 wants at least 12). */
+    private static final int SPARSE_TAIL = 16;
+
+    /** Poor attempts in a row after which the attempt is skipped for the page. */
+    public static final int POOR_IN_A_ROW = 3;
+
+    // History of one attempt for one page: 0 no opinion; 1 .. POOR_IN_A_ROW - 1 poor attempts in a row; PAID it paid
+    // last time; RETRY its skip ran out (try it whatever else says); negative: -n, n more encodes skip it.
+    private static final byte PAID = 64;
+    private static final byte RETRY = 65;
 
     private static final LZ4Factory FACTORY = LZ4Factory.fastestInstance();
 
@@ -53,11 +93,35 @@ public final class PageCodec implements AutoCloseable
     private long rawBytes;
     private long encodedBytes;
 
+    private final boolean skipAttempts;
+    private final int poorLength;
+    private final byte[] xorHistory;
+    private final byte[] lz4History;
+    private final byte[] zeroDelta;
+    private long xorSkips;
+    private long lz4Skips;
+    private long retries;
+    private long repeats;
+    private long sparseDeltas;
+
     /**
+     * A codec that skips attempts that cannot win (see the class comment).
+     *
      * @param pageSize   page size.
      * @param cacheBytes room for last-sent pages (the XOR bases); 0 disables XOR deltas.
      */
     public PageCodec(final int pageSize, final long cacheBytes)
+    {
+        this(pageSize, cacheBytes, true);
+    }
+
+    /**
+     * @param pageSize     page size.
+     * @param cacheBytes   room for last-sent pages (the XOR bases); 0 disables XOR deltas.
+     * @param skipAttempts skip attempts that cannot win; false tries every one for every page (the encoding before
+     *                     the skips, kept to measure them against).
+     */
+    public PageCodec(final int pageSize, final long cacheBytes, final boolean skipAttempts)
     {
         this.pageSize = pageSize;
         this.cache = cacheBytes >= pageSize ? new SentPageCache(cacheBytes, pageSize) : null;
@@ -69,6 +133,15 @@ public final class PageCodec implements AutoCloseable
         this.baseScratch = new UnsafeBuffer(scratch, pageSize, pageSize);
         this.candidate = new UnsafeBuffer(scratch, 2 * pageSize, candidateBytes);
         this.candidateView = scratch.duplicate();
+        this.skipAttempts = skipAttempts;
+        this.poorLength = pageSize - pageSize / 16;
+        this.xorHistory = skipAttempts && cache != null ? new byte[HISTORY_PAGES] : null;
+        this.lz4History = skipAttempts ? new byte[HISTORY_PAGES] : null;
+        // the LZ4 of a zero delta, once: what compressing a repeat's delta gives, without compressing it
+        xorScratch.setMemory(0, pageSize, (byte)0);
+        final int zeroLength = compressor.compress(xorView, 0, pageSize, candidateView, 2 * pageSize, candidateBytes);
+        this.zeroDelta = new byte[zeroLength];
+        candidate.getBytes(0, zeroDelta);
     }
 
     /**
@@ -113,39 +186,121 @@ public final class PageCodec implements AutoCloseable
         {
             kind = ZERO;
             length = 0;
+            if (cache != null)
+            {
+                cache.put(page, src, srcIndex);
+            }
         }
         else
         {
             kind = RAW;
             length = pageSize;
+            final int entry = (int)page & (HISTORY_PAGES - 1);
+            final byte lz4Before = skipAttempts ? lz4History[entry] : 0;
+            if (lz4Before < 0)
+            {
+                // a skip lasts the page's next few encodes, whichever attempts they reach
+                lz4History[entry] = skipped(lz4Before);
+            }
             final UnsafeBuffer base = cache == null || !deltas ? null : cache.get(page);
             int xorLength = Integer.MAX_VALUE;
-            if (base != null)
+            boolean poorDelta = false;
+            if (base == null)
             {
+                if (cache != null)
+                {
+                    cache.put(page, src, srcIndex);
+                }
+            }
+            else
+            {
+                // one pass: the delta out, the page into its cache slot (the last version sent, from now on), and
+                // what the delta looks like
+                int zeroWords = 0;
                 for (int i = 0; i < pageSize; i += 8)
                 {
-                    xorScratch.putLong(i, src.getLong(srcIndex + i) ^ base.getLong(i));
+                    final long word = src.getLong(srcIndex + i);
+                    final long delta = word ^ base.getLong(i);
+                    xorScratch.putLong(i, delta);
+                    base.putLong(i, word);
+                    zeroWords += delta == 0 ? 1 : 0;
                 }
-                xorLength = compressor.compress(xorView, 0, pageSize, candidateView, 2 * pageSize,
-                    candidate.capacity());
-                if (xorLength < length)
+                final byte xorBefore = skipAttempts ? xorHistory[entry] : 0;
+                if (skipAttempts && zeroWords == pageSize / 8)
                 {
+                    // a repeat: nothing is smaller than the LZ4 of a zero delta, and that is known already
+                    repeats++;
+                    kind = XOR_LZ4;
+                    xorLength = zeroDelta.length;
+                    length = xorLength;
+                    out.putBytes(outIndex + ENTRY_HEADER, zeroDelta);
+                    xorHistory[entry] = tried(xorBefore, false, page);
+                }
+                else if (xorBefore < 0 && zeroWords < pageSize / 64)
+                {
+                    // the page's deltas were poor and this one has no zero runs to use either (fewer than one
+                    // eighth of its words): not worth compressing
+                    xorSkips++;
+                    xorHistory[entry] = skipped(xorBefore);
+                    poorDelta = true;
+                }
+                else if (skipAttempts && zeroWords >= pageSize / 8 - pageSize / 32)
+                {
+                    // a sparse delta (three quarters of its words zero or more): its LZ4 is its zero runs as
+                    // matches between the changed words as literals, written here without searching for matches
+                    xorLength = writeSparseDelta(out, outIndex + ENTRY_HEADER);
                     kind = XOR_LZ4;
                     length = xorLength;
-                    out.putBytes(outIndex + ENTRY_HEADER, candidate, 0, length);
+                    sparseDeltas++;
+                    xorHistory[entry] = tried(xorBefore < 0 ? RETRY : xorBefore, false, page);
+                }
+                else
+                {
+                    xorLength = compressor.compress(xorView, 0, pageSize, candidateView, 2 * pageSize,
+                        candidate.capacity());
+                    if (xorLength < length)
+                    {
+                        kind = XOR_LZ4;
+                        length = xorLength;
+                        out.putBytes(outIndex + ENTRY_HEADER, candidate, 0, length);
+                    }
+                    if (skipAttempts)
+                    {
+                        poorDelta = xorLength > poorLength;
+                        // a skipped page whose delta turned sparse is retried at once
+                        xorHistory[entry] = tried(xorBefore < 0 ? RETRY : xorBefore, poorDelta, page);
+                    }
                 }
             }
             // a delta of a quarter page or less is good enough: LZ4 of the whole page would rarely beat it by much and
             // costs a second pass over the page
             if (xorLength > pageSize / 4)
             {
-                final int lz4Length = compressor.compress(srcView, srcIndex, pageSize, candidateView, 2 * pageSize,
-                    candidate.capacity());
-                if (lz4Length < length)
+                if (lz4Before < 0)
                 {
-                    kind = LZ4;
-                    length = lz4Length;
-                    out.putBytes(outIndex + ENTRY_HEADER, candidate, 0, length);
+                    lz4Skips++;
+                }
+                else if (poorDelta && lz4Before != PAID && lz4Before != RETRY)
+                {
+                    // the page changed so much that its delta would not compress: most likely the page would not
+                    // either. Its next encode tries it, so a page that does compress costs one encode.
+                    lz4Skips++;
+                    lz4History[entry] = RETRY;
+                }
+                else
+                {
+                    final int lz4Length = compressor.compress(srcView, srcIndex, pageSize, candidateView, 2 * pageSize,
+                        candidate.capacity());
+                    if (lz4Length < length)
+                    {
+                        kind = LZ4;
+                        length = lz4Length;
+                        out.putBytes(outIndex + ENTRY_HEADER, candidate, 0, length);
+                    }
+                    if (skipAttempts)
+                    {
+                        lz4History[entry] = tried(lz4Before, lz4Length > poorLength, page);
+                    }
                 }
             }
             if (kind == RAW)
@@ -153,14 +308,115 @@ public final class PageCodec implements AutoCloseable
                 out.putBytes(outIndex + ENTRY_HEADER, src, srcIndex, pageSize);
             }
         }
-        if (cache != null)
-        {
-            cache.put(page, src, srcIndex);
-        }
         out.putInt(outIndex, kind | (length << 8));
         kindCounts[kind]++;
         encodedBytes += ENTRY_HEADER + length;
         return ENTRY_HEADER + length;
+    }
+
+    /**
+     * Writes the delta in {@code xorScratch} as an LZ4 block (the format {@link #decode} reads with LZ4's safe
+     * decompressor) without a match search: each run of zero words becomes one literal zero byte and a match of the
+     * rest of the run at offset 1 (a run of the byte before), the words between runs are literals. The block keeps
+     * LZ4's end rules: its last {@value #SPARSE_TAIL} bytes are literals, so the last match ends well before the
+     * end. Used only for a delta with at most a quarter of its words changed: it fits a page with room to spare.
+     *
+     * @return bytes written.
+     */
+    private int writeSparseDelta(final MutableDirectBuffer out, final int at)
+    {
+        final UnsafeBuffer delta = xorScratch;
+        final int matchesEnd = pageSize - SPARSE_TAIL;
+        int op = at;
+        int anchor = 0;
+        int i = 0;
+        while (i < matchesEnd)
+        {
+            if (delta.getLong(i) != 0)
+            {
+                i += 8;
+                continue;
+            }
+            int end = i + 8;
+            while (end < matchesEnd && delta.getLong(end) == 0)
+            {
+                end += 8;
+            }
+            // literals up to and including the run's first byte, a zero for the match to repeat
+            op = writeSequenceStart(out, op, anchor, i + 1 - anchor, end - i - 1);
+            out.putByte(op++, (byte)1);
+            out.putByte(op++, (byte)0);
+            op = writeLength(out, op, end - i - 1 - 4 - 15);
+            anchor = end;
+            i = end;
+        }
+        // the last sequence: literals only
+        op = writeSequenceStart(out, op, anchor, pageSize - anchor, 4);
+        return op - at;
+    }
+
+    /**
+     * @return where the sequence's offset goes: after its token, the extra bytes of its literal length and the
+     *         literals. {@code matchLength} 4 writes a token without a match length, as the last sequence has.
+     */
+    private int writeSequenceStart(final MutableDirectBuffer out, final int at, final int from, final int literals,
+        final int matchLength)
+    {
+        int op = at;
+        out.putByte(op++, (byte)((Math.min(literals, 15) << 4) | Math.min(matchLength - 4, 15)));
+        op = writeLength(out, op, literals - 15);
+        out.putBytes(op, xorScratch, from, literals);
+        return op + literals;
+    }
+
+    /**
+     * @return after the extra bytes of an LZ4 length whose 4-bit field held 15 ({@code rest} &lt; 0: none).
+     */
+    private static int writeLength(final MutableDirectBuffer out, final int at, final int rest)
+    {
+        int op = at;
+        if (rest >= 0)
+        {
+            int left = rest;
+            while (left >= 255)
+            {
+                out.putByte(op++, (byte)255);
+                left -= 255;
+            }
+            out.putByte(op++, (byte)left);
+        }
+        return op;
+    }
+
+    /**
+     * @return the history after one more skip: the skips left, or {@link #RETRY} after the last.
+     */
+    private static byte skipped(final byte history)
+    {
+        return history == -1 ? RETRY : (byte)(history + 1);
+    }
+
+    /**
+     * @return the history after an attempt: {@link #PAID}, one more poor attempt in a row, or, at
+     *         {@link #POOR_IN_A_ROW} of them or a poor retry, the skips of the next few encodes.
+     */
+    private byte tried(final byte history, final boolean poor, final long page)
+    {
+        if (history == RETRY)
+        {
+            retries++;
+        }
+        if (!poor)
+        {
+            return PAID;
+        }
+        final int inARow = history == PAID ? 1 : history + 1;
+        return history == RETRY || inARow >= POOR_IN_A_ROW ? (byte)-skipFor(page) : (byte)inARow;
+    }
+
+    private static byte skipFor(final long page)
+    {
+        return (byte)(SKIP_MIN + ((int)page & (SKIP_JITTER - 1)));
     }
 
     /**
@@ -271,6 +527,40 @@ public final class PageCodec implements AutoCloseable
     public long pages(final int kind)
     {
         return kindCounts[kind];
+    }
+
+    /**
+     * @param kind {@link #LZ4} (whole-page LZ4) or {@link #XOR_LZ4} (the delta and its LZ4).
+     * @return attempts of that kind skipped because they could not win (not counting whole-page LZ4 after a delta of
+     *         a quarter page or less).
+     */
+    public long skippedAttempts(final int kind)
+    {
+        return kind == LZ4 ? lz4Skips : kind == XOR_LZ4 ? xorSkips : 0;
+    }
+
+    /**
+     * @return attempts tried again after their skips ran out.
+     */
+    public long retries()
+    {
+        return retries;
+    }
+
+    /**
+     * @return pages sent with an all-zero delta (rewritten as they were sent last), without compressing it.
+     */
+    public long repeats()
+    {
+        return repeats;
+    }
+
+    /**
+     * @return deltas with at most a quarter of their words changed, written as LZ4 without a match search.
+     */
+    public long sparseDeltas()
+    {
+        return sparseDeltas;
     }
 
     /**

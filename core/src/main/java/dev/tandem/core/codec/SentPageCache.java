@@ -33,7 +33,8 @@ final class SentPageCache implements AutoCloseable
     }
 
     /**
-     * @return a view of the cached version of {@code page}, valid until the next call, or null if not cached.
+     * @return a view of the cached version of {@code page}, valid until the next call, or null if not cached. Writing
+     *         through it updates the cached version in place (the codec does, in its XOR pass).
      */
     UnsafeBuffer get(final long page)
     {
