@@ -29,8 +29,6 @@ import java.nio.ByteBuffer;
  *   <li>a delta of a quarter page or less: LZ4 of the whole page is not tried (it would rarely beat it by much);</li>
  *   <li>a delta that is all zero (the page was rewritten with what was sent last): a repeat, sent as the LZ4 of a
  *       zero page computed once, byte for byte what compressing the delta would give;</li>
- *   <li>a sparse delta (at most a quarter of its 8-byte words changed, as most dirty pages of a hot set are): no
- *       match search; its LZ4 block is written directly, zero runs as matches and changed words as literals;</li>
  *   <li>a delta whose LZ4 saved less than a sixteenth of the page ("poor"): LZ4 of the whole page is not tried
  *       now, unless it paid for this page last time or is due for a retry; it is tried at the page's next encode,
  *       so a page that compresses though its delta does not costs one encode;</li>
@@ -64,9 +62,6 @@ public final class PageCodec implements AutoCloseable
     public static final int SKIP_JITTER = 8;
     /** Entries of the per-page history of attempts (a power of two). */
     public static final int HISTORY_PAGES = 1 << 16;
-
-    /** Bytes at the end of a page's sparse delta always written as literals (LZ4 wants at least 12). */
-    private static final int SPARSE_TAIL = 16;
 
     /** Poor attempts in a row after which the attempt is skipped for the page. */
     public static final int POOR_IN_A_ROW = 3;
@@ -102,7 +97,6 @@ public final class PageCodec implements AutoCloseable
     private long lz4Skips;
     private long retries;
     private long repeats;
-    private long sparseDeltas;
 
     /**
      * A codec that skips attempts that cannot win (see the class comment).
@@ -244,16 +238,6 @@ public final class PageCodec implements AutoCloseable
                     xorHistory[entry] = skipped(xorBefore);
                     poorDelta = true;
                 }
-                else if (skipAttempts && zeroWords >= pageSize / 8 - pageSize / 32)
-                {
-                    // a sparse delta (three quarters of its words zero or more): its LZ4 is its zero runs as
-                    // matches between the changed words as literals, written here without searching for matches
-                    xorLength = writeSparseDelta(out, outIndex + ENTRY_HEADER);
-                    kind = XOR_LZ4;
-                    length = xorLength;
-                    sparseDeltas++;
-                    xorHistory[entry] = tried(xorBefore < 0 ? RETRY : xorBefore, false, page);
-                }
                 else
                 {
                     xorLength = compressor.compress(xorView, 0, pageSize, candidateView, 2 * pageSize,
@@ -312,80 +296,6 @@ public final class PageCodec implements AutoCloseable
         kindCounts[kind]++;
         encodedBytes += ENTRY_HEADER + length;
         return ENTRY_HEADER + length;
-    }
-
-    /**
-     * Writes the delta in {@code xorScratch} as an LZ4 block (the format {@link #decode} reads with LZ4's safe
-     * decompressor) without a match search: each run of zero words becomes one literal zero byte and a match of the
-     * rest of the run at offset 1 (a run of the byte before), the words between runs are literals. The block keeps
-     * LZ4's end rules: its last {@value #SPARSE_TAIL} bytes are literals, so the last match ends well before the
-     * end. Used only for a delta with at most a quarter of its words changed: it fits a page with room to spare.
-     *
-     * @return bytes written.
-     */
-    private int writeSparseDelta(final MutableDirectBuffer out, final int at)
-    {
-        final UnsafeBuffer delta = xorScratch;
-        final int matchesEnd = pageSize - SPARSE_TAIL;
-        int op = at;
-        int anchor = 0;
-        int i = 0;
-        while (i < matchesEnd)
-        {
-            if (delta.getLong(i) != 0)
-            {
-                i += 8;
-                continue;
-            }
-            int end = i + 8;
-            while (end < matchesEnd && delta.getLong(end) == 0)
-            {
-                end += 8;
-            }
-            // literals up to and including the run's first byte, a zero for the match to repeat
-            op = writeSequenceStart(out, op, anchor, i + 1 - anchor, end - i - 1);
-            out.putByte(op++, (byte)1);
-            out.putByte(op++, (byte)0);
-            op = writeLength(out, op, end - i - 1 - 4 - 15);
-            anchor = end;
-            i = end;
-        }
-        // the last sequence: literals only
-        op = writeSequenceStart(out, op, anchor, pageSize - anchor, 4);
-        return op - at;
-    }
-
-    /**
-     * @return where the sequence's offset goes: after its token, the extra bytes of its literal length and the
-     *         literals. {@code matchLength} 4 writes a token without a match length, as the last sequence has.
-     */
-    private int writeSequenceStart(final MutableDirectBuffer out, final int at, final int from, final int literals,
-        final int matchLength)
-    {
-        int op = at;
-        out.putByte(op++, (byte)((Math.min(literals, 15) << 4) | Math.min(matchLength - 4, 15)));
-        op = writeLength(out, op, literals - 15);
-        out.putBytes(op, xorScratch, from, literals);
-        return op + literals;
-    }
-
-    /**
-     * @return after the extra bytes of an LZ4 length whose 4-bit field held 15 ({@code rest} &lt; 0: none).
-     */
-    private static int writeLength(final MutableDirectBuffer out, final int at, final int rest)
-    {
-        int op = at;
-        if (rest >= 0)
-        {
-            int left = rest;
-            while (left >= 255)
-            {
-                out.putByte(op++, (byte)255);
-                left -= 255;
-            }
-            out.putByte(op++, (byte)left);
-        }
-        return op;
     }
 
     /**
@@ -553,14 +463,6 @@ public final class PageCodec implements AutoCloseable
     public long repeats()
     {
         return repeats;
-    }
-
-    /**
-     * @return deltas with at most a quarter of their words changed, written as LZ4 without a match search.
-     */
-    public long sparseDeltas()
-    {
-        return sparseDeltas;
     }
 
     /**

@@ -4,9 +4,6 @@ import dev.tandem.core.system.LeakCheck;
 import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.NativeGuestMemory;
 import dev.tandem.vmm.NativeMemory;
-import net.jpountz.lz4.LZ4Compressor;
-import net.jpountz.lz4.LZ4Factory;
-import net.jpountz.lz4.LZ4SafeDecompressor;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.Test;
 
@@ -14,7 +11,6 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.SplittableRandom;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -243,74 +239,6 @@ class PageCodecTest
                 skipping.active.encodedBytes() + " bytes with the skips, " + trying.active.encodedBytes() +
                 " without; " + counters(skipping.active));
         }
-    }
-
-    /**
-     * Deltas with up to a quarter of their words changed, anywhere (first word, last words, the edge of the block's
-     * literal tail, runs of every length): each is written as an LZ4 block without the compressor, decodes exactly
-     * through the standby's decoder and through LZ4's pure-Java safe decompressor too, and is about as small as the
-     * compressor's own block of the same delta.
-     */
-    @Test
-    void sparseDeltasAreValidLz4AndAsSmallAsTheCompressors()
-    {
-        final SplittableRandom random = new SplittableRandom(17);
-        final LZ4SafeDecompressor javaDecompressor = LZ4Factory.safeInstance().safeDecompressor();
-        final LZ4Compressor compressor = LZ4Factory.fastestInstance().fastCompressor();
-        final int words = PAGE / 8;
-        final byte[] before = new byte[PAGE];
-        final byte[] decodedDelta = new byte[PAGE];
-        final byte[] delta = new byte[PAGE];
-        final byte[] compressed = new byte[compressor.maxCompressedLength(PAGE)];
-        long sparseBytes = 0;
-        long compressorBytes = 0;
-        try (Link link = new Link(new PageCodec(PAGE, 128 * PAGE)))
-        {
-            link.fillRandom(0, random);
-            link.roundTrip(0);
-            for (int trial = 0; trial < 3000; trial++)
-            {
-                link.source.getBytes(0, before);
-                final int changed = trial % (words / 4 + 1);
-                for (int n = 0; n < changed; n++)
-                {
-                    final int word = switch ((trial + n) % 7)
-                    {
-                        case 0 -> 0;
-                        case 1 -> words - 1;
-                        case 2 -> words - 2 - random.nextInt(3);
-                        case 3 -> Math.min(words - 1, n);
-                        default -> random.nextInt(words);
-                    };
-                    link.source.putLong(word * 8, link.source.getLong(word * 8) ^ (random.nextLong() | 1));
-                }
-                final long sparseBefore = link.active.sparseDeltas();
-                assertEquals(PageCodec.XOR_LZ4, link.roundTrip(0), "trial " + trial);
-                final int length = link.lastLength - PageCodec.ENTRY_HEADER;
-                assertEquals(PAGE, javaDecompressor.decompress(toBytes(link.wire, length), 0, length, decodedDelta, 0,
-                    PAGE), "trial " + trial);
-                for (int i = 0; i < PAGE; i++)
-                {
-                    delta[i] = (byte)(before[i] ^ link.source.getByte(i));
-                }
-                assertArrayEquals(delta, decodedDelta, "trial " + trial);
-                if (changed > 0)
-                {
-                    assertEquals(sparseBefore + 1, link.active.sparseDeltas(), "trial " + trial);
-                    sparseBytes += length;
-                    compressorBytes += compressor.compress(delta, 0, PAGE, compressed, 0, compressed.length);
-                }
-            }
-        }
-        assertTrue(sparseBytes <= compressorBytes * 11 / 10, sparseBytes + " bytes written, the compressor's " +
-            compressorBytes);
-    }
-
-    private static byte[] toBytes(final UnsafeBuffer wire, final int length)
-    {
-        final byte[] bytes = new byte[length];
-        wire.getBytes(PageCodec.ENTRY_HEADER, bytes);
-        return bytes;
     }
 
     private static String counters(final PageCodec codec)
