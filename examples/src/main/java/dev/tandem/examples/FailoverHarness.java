@@ -4,6 +4,7 @@ import dev.tandem.core.transport.LoopbackRelay;
 
 import dev.tandem.examples.bank.BankProgram;
 import dev.tandem.examples.bank.BankState;
+import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
 import org.apache.curator.test.TestingServer;
 
@@ -211,7 +212,7 @@ public final class FailoverHarness
     }
 
     /**
-     * The replication's latencies before the fault, from the nodes' last status files: the baseline (the paused
+     * The replication's latencies before the fault, from the nodes' last status files: the baseline (the first,
      * full copy) on its own, then the steady state after it (the library keeps each baseline out of its
      * percentiles). Microseconds; {@link #UNMEASURED} (null in JSON) where a node reported nothing.
      *
@@ -219,8 +220,9 @@ public final class FailoverHarness
      * @param outputHoldP99Us    99th percentile of it.
      * @param commitP50Us        median time from a checkpoint to its ack on the active.
      * @param commitP99Us        99th percentile of it.
-     * @param baselineMs         the baseline's checkpoint to its ack: the whole first copy.
-     * @param baselineMaxPauseUs the longest guest pause of the baseline (it is one paused full copy).
+     * @param baselineMs         from the launch to the baseline's ack: the whole first copy (live rounds, disks, the
+     *                           final pause, the standby's commit).
+     * @param baselineMaxPauseUs the longest the guest stopped for the baseline (the launch's or the final pause).
      * @param stages             p50 and p99 per stage, the active's (pause, encode, send, ack) then the standby's
      *                           (receive, apply, commit), in that order.
      */
@@ -251,7 +253,7 @@ public final class FailoverHarness
                     stages.put(stage, new StageFigures(p50Us, p99Us));
                 }
             }
-            final long baselineCommitUs = micros(active, "baseline_commit_ns");
+            final long baselineCommitUs = micros(active, "baseline_elapsed_ns");
             return new SteadyState(micros(active, "output_hold_p50_ns"), micros(active, "output_hold_p99_ns"),
                 micros(active, "commit_p50_ns"), micros(active, "commit_p99_ns"),
                 baselineCommitUs <= 0 ? Double.NaN : baselineCommitUs / 1e3, micros(active, "baseline_pause_ns"),
@@ -455,8 +457,8 @@ public final class FailoverHarness
             awaitText(dir.resolve("active.out"), "ACTIVE READY", active);
             final String activeClientPort = readyLine(dir.resolve("active.out"), "ACTIVE READY")[5];
             final Path acks = activeDir.resolve(FailoverNode.ACKS);
-            await(() -> lastAck(acks) >= 1, "the baseline to be acknowledged", active);
             final Path statusFile = activeDir.resolve(FailoverNode.STATUS);
+            awaitBaseline(acks, statusFile, active, out);
             await(() -> readKeyValues(statusFile).containsKey("written_us"), "the active's first status", active);
             // the pace is measured from here: the baseline's long pause is not a period the active failed to hold
             final Map<String, String> paceStart = readKeyValues(statusFile);
@@ -927,6 +929,55 @@ public final class FailoverHarness
     private interface Condition
     {
         boolean holds() throws IOException;
+    }
+
+    /**
+     * Waits for the baseline's ack, saying once a second how far the copy is, with an ETA from the rate so far (of
+     * the current round: a live baseline's later rounds copy only what the guest dirtied meanwhile). Gives up only
+     * after 60 s without progress, not after 60 s in all: a large guest's baseline may take longer.
+     */
+    private static void awaitBaseline(final Path acks, final Path statusFile, final Process active,
+        final PrintStream out) throws IOException, InterruptedException
+    {
+        final long startNs = System.nanoTime();
+        long lastReportNs = startNs;
+        long lastProgressNs = startNs;
+        long lastCopied = -1;
+        while (lastAck(acks) < 1)
+        {
+            if (!active.isAlive())
+            {
+                throw new IOException("process " + active.pid() + " exited (" + active.exitValue() +
+                    ") while waiting for the baseline to be acknowledged");
+            }
+            Thread.sleep(5);
+            final long now = System.nanoTime();
+            if (now - lastReportNs < TimeUnit.SECONDS.toNanos(1))
+            {
+                continue;
+            }
+            lastReportNs = now;
+            final Map<String, String> status = readKeyValues(statusFile);
+            final long copied = Long.parseLong(status.getOrDefault("baseline_pages_copied", "0")) *
+                SimulatedVmm.PAGE_SIZE + Long.parseLong(status.getOrDefault("baseline_disk_sent", "0"));
+            final long left = Long.parseLong(status.getOrDefault("baseline_pages_left", "0")) * SimulatedVmm.PAGE_SIZE +
+                Long.parseLong(status.getOrDefault("baseline_disk_bytes", "0")) -
+                Long.parseLong(status.getOrDefault("baseline_disk_sent", "0"));
+            if (copied != lastCopied)
+            {
+                lastCopied = copied;
+                lastProgressNs = now;
+            }
+            else if (now - lastProgressNs > TimeUnit.SECONDS.toNanos(60))
+            {
+                throw new IOException("the baseline made no progress for 60 s: " + status);
+            }
+            final double elapsedS = (now - startNs) / 1e9;
+            final double rate = copied / Math.max(1e-3, elapsedS);
+            out.printf(Locale.ROOT, "baseline round %s: %.0f MiB copied, %.0f MiB left, ETA %s%n",
+                status.getOrDefault("baseline_round", "?"), copied / 1048576.0, left / 1048576.0,
+                rate <= 0 ? "unknown" : String.format(Locale.ROOT, "%.0f s", left / rate));
+        }
     }
 
     private static void await(final Condition condition, final String what, final Process process)

@@ -221,7 +221,11 @@ public final class FailoverNode
                 "\npolicy " + status.policy() + "\nperiod_ns " + status.periodNs() + "\noutput_hold_p99_ns " +
                 status.outputHoldP99Ns() + "\noutput_hold_p50_ns " + status.outputHoldP50Ns() + "\ncommit_p50_ns " +
                 status.commitP50Ns() + "\ncommit_p99_ns " + status.commitP99Ns() + "\nbaseline_commit_ns " +
-                status.baselineCommitNs() + "\nbaseline_pause_ns " + status.baselinePauseNs() + "\n" +
+                status.baselineCommitNs() + "\nbaseline_pause_ns " + status.baseline().longestPauseNs() +
+                "\nbaseline_elapsed_ns " + status.baseline().elapsedNs() + "\nbaseline_round " +
+                status.baseline().round() + "\nbaseline_pages_copied " + status.baseline().pagesCopied() +
+                "\nbaseline_pages_left " + status.baseline().pagesLeft() + "\nbaseline_disk_sent " +
+                status.baseline().diskBytesSent() + "\nbaseline_disk_bytes " + status.baseline().diskBytes() + "\n" +
                 stageLines(status.stages()) + "written_us " + OwnershipTimeline.wallMicros() + "\n");
             System.out.println(status.progressLine());
         }

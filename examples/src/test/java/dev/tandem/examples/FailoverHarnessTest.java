@@ -152,7 +152,7 @@ class FailoverHarnessTest
     {
         final Map<String, String> active = new java.util.HashMap<>(Map.of("output_hold_p50_ns", "7000000",
             "output_hold_p99_ns", "9500000", "commit_p50_ns", "3000000", "commit_p99_ns", "4000000",
-            "baseline_commit_ns", "250000000", "baseline_pause_ns", "120000000"));
+            "baseline_elapsed_ns", "250000000", "baseline_pause_ns", "120000000"));
         for (final String stage : List.of("pause", "encode", "send", "ack"))
         {
             active.put("stage_" + stage + "_p50_ns", "1000");

@@ -106,6 +106,8 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile boolean baselineDone;
     private volatile long baselineDiskBytesSent;
     private volatile long launchPauseNs;
+    private volatile long protectionStartNs;
+    private volatile long baselineAckedNs;
     private final long baselineDiskBytes;
     private volatile long baselineCommitNs;
     private volatile long lastCommitLatencyNs;
@@ -305,6 +307,7 @@ public final class ActiveReplicator implements AutoCloseable
 
     private void start()
     {
+        protectionStartNs = ctx.nanoClock().nanoTime();
         if (scheduler.liveBaseline())
         {
             // attach, start tracking and open the baseline in one pause: every write from before is complete (so
@@ -575,7 +578,8 @@ public final class ActiveReplicator implements AutoCloseable
                 StageLatency.of("send", sendHistogram, send.recent()),
                 StageLatency.of("ack", commitHistogram, commit.recent())), newestDirtyPages,
             new BaselineProgress(scheduler.liveBaseline(), baselineRound, baselinePagesCopied, baselinePagesLeft,
-                baselineDiskBytesSent, baselineDiskBytes, baselineDone, Math.max(launchPauseNs, baselinePauseNs)));
+                baselineDiskBytesSent, baselineDiskBytes, baselineDone, Math.max(launchPauseNs, baselinePauseNs),
+                (baselineAckedNs != 0 ? baselineAckedNs : ctx.nanoClock().nanoTime()) - protectionStartNs));
     }
 
     /**
@@ -963,6 +967,7 @@ public final class ActiveReplicator implements AutoCloseable
                     return;
                 }
                 state(ProtectionState.PROTECTED);
+                baselineAckedNs = ctx.nanoClock().nanoTime();
             }
             LOG.info("VM {} protected: baseline epoch {} committed on the standby", adapter.vmId(), epoch);
         }
@@ -1102,7 +1107,7 @@ public final class ActiveReplicator implements AutoCloseable
     boolean supersededWhileSilent(final long now, final long lastReceivedNs)
     {
         if (!ownership.hasArbiter() || now - lastReceivedNs <= standbyFailureTimeoutNs ||
-            now < nextArbiterAttemptNs || state != ProtectionState.PROTECTED)
+            now < nextArbiterAttemptNs || state != ProtectionState.PROTECTED && state != ProtectionState.SYNCING)
         {
             return false;
         }

@@ -14,6 +14,7 @@ package dev.tandem.core.metrics;
  * @param done            true once the final pause was taken (the baseline checkpoint exists; its ack may follow).
  * @param longestPauseNs  the longest the guest stopped for the baseline: the launch's pause to attach and open it,
  *                        or the final pause, whichever is longer (a paused baseline: its one long pause).
+ * @param elapsedNs       from the launch to the baseline's ack (so far, while it is not acknowledged).
  */
 public record BaselineProgress(
     boolean live,
@@ -23,7 +24,8 @@ public record BaselineProgress(
     long diskBytesSent,
     long diskBytes,
     boolean done,
-    long longestPauseNs)
+    long longestPauseNs,
+    long elapsedNs)
 {
     /**
      * @return e.g. {@code "baseline round 2: 262144 pages copied, 1830 left; disks 12/16 MiB"}.
