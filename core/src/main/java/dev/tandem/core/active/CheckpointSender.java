@@ -296,12 +296,14 @@ final class CheckpointSender implements Agent
      */
     private void checkBlockedWrite(final FrameType type, final long blockedNs) throws IOException
     {
-        final long timeoutNs = replicator.state() == ProtectionState.SYNCING ?
-            silenceTimeoutNs * BASELINE_SILENCE_FACTOR : silenceTimeoutNs;
+        // the standby's replies prove it alive (checkStandbySilence ends a silent one at the silence timeout); one
+        // that answers but does not read may be applying a long epoch (a later session's baseline), so only a far
+        // longer stall ends the session: a standby that stays this far behind cannot protect the guest
+        final long timeoutNs = silenceTimeoutNs * BASELINE_SILENCE_FACTOR;
         if (blockedNs > timeoutNs)
         {
-            throw new IOException("standby " + connection.peer() + " has read nothing for " + blockedNs / 1_000_000 +
-                " ms: a " + type + " frame could not be written");
+            throw new IOException("standby " + connection.peer() + " answers but has read nothing for " +
+                blockedNs / 1_000_000 + " ms: a " + type + " frame could not be written");
         }
     }
 

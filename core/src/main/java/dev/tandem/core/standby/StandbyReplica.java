@@ -135,6 +135,9 @@ public final class StandbyReplica implements AutoCloseable
     private volatile boolean inspectionPending;
     /** A baseline has written into the replica directly: it holds no whole epoch until that baseline commits. */
     private volatile boolean baselineInPlace;
+    /** The receiver's and the applier's threads once started (null when stepped by hand): inspect() must not wait
+     * on either from itself. */
+    private final Thread[] dutyThreads = new Thread[2];
 
     private StandbyReplica(final StandbyContext ctx, final Transport.Listener listener, final DirectoryLock lock)
         throws IOException
@@ -461,7 +464,9 @@ public final class StandbyReplica implements AutoCloseable
      * @param inspection reads the recovery point; must not keep references to it.
      * @param <T>        its result type.
      * @return the inspection's result.
-     * @throws IllegalStateException if the replica is torn, or the inspection does not run within 60 s.
+     * @throws IllegalStateException if the replica is torn, if called from the standby's own receiver or applier
+     *                               thread (a listener: it reads the RecoveryPoint it is given), or if the
+     *                               inspection does not run within 60 s.
      */
     public <T> T inspect(final java.util.function.Function<RecoveryPoint, T> inspection)
     {
@@ -477,6 +482,14 @@ public final class StandbyReplica implements AutoCloseable
             }
             // the caller steps the receiver and the applier: between steps nothing else runs
             return inspection.apply(recoveryPoint);
+        }
+        final Thread caller = Thread.currentThread();
+        if (caller == dutyThreads[0] || caller == dutyThreads[1])
+        {
+            // the receiver runs inspections once the applier caught up: waiting here, on either, waits for ever
+            throw new IllegalStateException("inspect() called on the standby's " + caller.getName() + " thread (from " +
+                "a StandbyListener?): it would wait for that very thread; a listener reads the RecoveryPoint it is " +
+                "given instead");
         }
         final java.util.concurrent.CompletableFuture<T> result = new java.util.concurrent.CompletableFuture<>();
         synchronized (pendingInspections)
@@ -720,6 +733,12 @@ public final class StandbyReplica implements AutoCloseable
         public String roleName()
         {
             return "tandem-standby-receiver";
+        }
+
+        @Override
+        public void onStart()
+        {
+            dutyThreads[0] = Thread.currentThread();
         }
 
         @Override
@@ -1779,6 +1798,12 @@ public final class StandbyReplica implements AutoCloseable
         }
 
         @Override
+        public void onStart()
+        {
+            dutyThreads[1] = Thread.currentThread();
+        }
+
+        @Override
         public int doWork()
         {
             final EpochLog log = verifiedLogs.poll();
@@ -1820,6 +1845,14 @@ public final class StandbyReplica implements AutoCloseable
             }
             catch (final IOException | RuntimeException ex)
             {
+                if (closed)
+                {
+                    // close() interrupted a long apply (a FileChannel write then fails): the standby is going away
+                    // on purpose, its replica was not torn by a fault
+                    LOG.info("standby of VM {} closed while applying epoch {}: {}", ctx.vmId(), log.epoch,
+                        ex.toString());
+                    return;
+                }
                 tear(log.epoch, ex);
                 return;
             }
