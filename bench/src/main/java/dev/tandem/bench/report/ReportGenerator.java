@@ -75,7 +75,11 @@ public final class ReportGenerator
             "absolute times on a shared two-core machine drift, ratios hold better. Each result file ends with the " +
             "machine and date it was measured on.");
         line("");
+        section("targets", "The fast path's targets, met or missed");
+        notes("targets");
         pause();
+        include("baseline", "The baseline: the guest's longest stop, live against paused (`BaselineMeasurement`)",
+            "baseline.md", "bench/run.sh baseline");
         include("pause-running", "The whole pause of a running, protected guest (`PauseMeasurement`)",
             "pause-hotset-1g.md", "bench/run.sh pause");
         harvest();
