@@ -28,7 +28,7 @@ import java.util.List;
  * java -jar examples/target/tandem-examples.jar stat [--pid PID] [--dir DIR] [--interval 1s] [--once] [--clean]
  * java -jar examples/target/tandem-examples.jar --help [COMMAND]
  * </pre>
- * There is no {@code embed} command yet: {@link EmbeddingExample} has no {@code main} to run.
+ * {@code embed} runs {@link EmbeddingExample}, the README's embedding program, in this JVM.
  */
 public final class TandemExamples
 {
