@@ -74,6 +74,7 @@ final class CheckpointScheduler implements Agent
     private long roundPagesLeft;
     private long previousRoundPages;
     private long baselinePagesCopied;
+    private long nextRoundNs;
 
     CheckpointScheduler(
         final ActiveReplicator replicator,
@@ -190,6 +191,11 @@ final class CheckpointScheduler implements Agent
      */
     private int precopyStep()
     {
+        if (precopyCursor == 0 && nextRoundNs != 0 && clock.nanoTime() < nextRoundNs)
+        {
+            // memory is ready for the final pause, the disks are still being copied: a round each period
+            return 0;
+        }
         final StagingArea area = areas[nextArea];
         if (!area.isFree())
         {
@@ -229,7 +235,9 @@ final class CheckpointScheduler implements Agent
         dirty.clearAll();
         dirtyLog.harvest(dirty);
         final long dirtied = dirty.cardinality();
-        if (dirtied <= baselineFinalPages || baselineRound >= baselineRounds || dirtied > previousRoundPages * 3 / 4)
+        final boolean memoryReady =
+            dirtied <= baselineFinalPages || baselineRound >= baselineRounds || dirtied > previousRoundPages * 3 / 4;
+        if (memoryReady && replicator.baselineDisksCopied())
         {
             // small enough, or not converging (the guest dirties about as fast as the rounds copy), or out of
             // rounds: the final pause copies this set and whatever the guest dirties until then
@@ -238,6 +246,10 @@ final class CheckpointScheduler implements Agent
         }
         else
         {
+            // another round; while only the disk copy is outstanding (its writes must precede the barrier the
+            // final pause sends), one a period, so the final set stays small without spinning on the cores the
+            // sender needs
+            nextRoundNs = memoryReady ? clock.nanoTime() + periodNs : 0;
             baselineRound++;
             precopyCursor = 0;
         }

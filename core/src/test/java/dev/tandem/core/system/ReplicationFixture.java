@@ -58,7 +58,24 @@ public final class ReplicationFixture implements AutoCloseable
         final BiConsumer<ActiveContext, StandbyReplica> activeConfig,
         final java.util.function.Consumer<StandbyContext> standbyConfig) throws IOException
     {
+        this(guest, transport, endpoint, standbyDir, digests, activeConfig, standbyConfig, null);
+    }
+
+    /**
+     * @param commitHook called at every commit from the first one on (see {@link #onCommit}), or null.
+     */
+    public ReplicationFixture(
+        final SimulatedVmm.Builder guest,
+        final Transport transport,
+        final String endpoint,
+        final Path standbyDir,
+        final boolean digests,
+        final BiConsumer<ActiveContext, StandbyReplica> activeConfig,
+        final java.util.function.Consumer<StandbyContext> standbyConfig,
+        final BiConsumer<Long, RecoveryPoint> commitHook) throws IOException
+    {
         this.digests = digests;
+        this.commitHook = commitHook;
         vmm = guest.build();
         final StandbyContext standbyCtx = new StandbyContext()
             .transport(transport)
