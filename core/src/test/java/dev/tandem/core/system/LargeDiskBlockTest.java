@@ -24,7 +24,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.List;
 import java.util.function.Consumer;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -74,9 +73,9 @@ class LargeDiskBlockTest
                         activeDisk.put(epoch, contentOf(adapter.disks().get(0)));
                     }
                 }),
-            standby -> standby.maxFramePayload(maxFramePayload)))
-        {
-            fixture.onCommit((epoch, point) ->
+            standby -> standby.maxFramePayload(maxFramePayload),
+            // installed before the launch: a hook set afterwards can miss the first epochs on a loaded machine
+            (epoch, point) ->
             {
                 if (!activeDigests.get(epoch).equals(StateDigest.of(point)))
                 {
@@ -85,12 +84,17 @@ class LargeDiskBlockTest
                 final byte[] expected = activeDisk.get(epoch);
                 if (expected != null)
                 {
+                    // noted, not asserted: an assertion thrown here would stop the standby's applier, not the test
                     final VirtualDisk disk = point.disks().get(0);
-                    assertEquals(blockSize, disk.blockSize());
-                    assertArrayEquals(expected, contentOf(disk), "standby disk image at epoch " + epoch);
+                    if (disk.blockSize() != blockSize || !java.util.Arrays.equals(expected, contentOf(disk)))
+                    {
+                        mismatches.add("epoch " + epoch + ": standby disk image (block size " + disk.blockSize() +
+                            ") differs from the active's");
+                    }
                     activeDisk.remove(epoch);
                 }
-            });
+            }))
+        {
             fixture.awaitCommits(50, Duration.ofSeconds(60));
             assertEquals("[]", fixture.standbyErrors.toString(), "standby reported errors");
             assertEquals("[]", mismatches.toString());

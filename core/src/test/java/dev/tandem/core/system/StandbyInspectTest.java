@@ -1,5 +1,6 @@
 package dev.tandem.core.system;
 
+import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.transport.TcpTransport;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import org.junit.jupiter.api.Test;
@@ -26,17 +27,18 @@ class StandbyInspectTest
     void inspectFromAListenerIsRefusedAtOnce() throws Exception
     {
         final AtomicReference<Throwable> refused = new AtomicReference<>();
-        final AtomicReference<Long> inspectedEpoch = new AtomicReference<>();
+        final AtomicReference<StandbyReplica> standby = new AtomicReference<>();
+        final long inspectedEpoch;
+        // the hook is installed before the launch: one set afterwards can miss the first commits on a loaded machine
         try (ReplicationFixture fixture = new ReplicationFixture(SimulatedVmm.builder().vmId("inspect")
-            .memoryBytes(4L << 20), new TcpTransport(), "127.0.0.1:0", dir.resolve("standby"), false, (ctx, s) -> { }))
-        {
-            fixture.onCommit((epoch, point) ->
+            .memoryBytes(4L << 20), new TcpTransport(), "127.0.0.1:0", dir.resolve("standby"), false,
+            (ctx, launched) -> standby.set(launched), standbyCtx -> { }, (epoch, point) ->
             {
                 if (refused.get() == null)
                 {
                     try
                     {
-                        fixture.standby.inspect(recoveryPoint -> recoveryPoint.epoch());
+                        standby.get().inspect(recoveryPoint -> recoveryPoint.epoch());
                         refused.set(new AssertionError("inspect() returned on the applier's thread"));
                     }
                     catch (final IllegalStateException ex)
@@ -44,14 +46,20 @@ class StandbyInspectTest
                         refused.set(ex);
                     }
                 }
-            });
+            }))
+        {
             fixture.awaitCommits(5, Duration.ofSeconds(30));
+            final long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (refused.get() == null && System.nanoTime() < deadline)
+            {
+                Thread.sleep(2);
+            }
             // from any other thread it runs
-            inspectedEpoch.set(fixture.standby.inspect(recoveryPoint -> recoveryPoint.epoch()));
+            inspectedEpoch = fixture.standby.inspect(recoveryPoint -> recoveryPoint.epoch());
         }
         assertNotNull(refused.get(), "the listener ran");
         assertTrue(refused.get() instanceof IllegalStateException &&
             refused.get().getMessage().contains("tandem-standby-applier"), String.valueOf(refused.get()));
-        assertTrue(inspectedEpoch.get() >= 1, "inspected epoch " + inspectedEpoch.get());
+        assertTrue(inspectedEpoch >= 1, "inspected epoch " + inspectedEpoch);
     }
 }
