@@ -62,7 +62,7 @@ public final class ReplicationFixture implements AutoCloseable
     }
 
     /**
-     * @param commitHook called at every commit from the first one on (see {@link #onCommit}), or null.
+     * @param initialCommitHook called at every commit from the first one on (see {@link #onCommit}), or null.
      */
     public ReplicationFixture(
         final SimulatedVmm.Builder guest,
@@ -72,10 +72,11 @@ public final class ReplicationFixture implements AutoCloseable
         final boolean digests,
         final BiConsumer<ActiveContext, StandbyReplica> activeConfig,
         final java.util.function.Consumer<StandbyContext> standbyConfig,
-        final BiConsumer<Long, RecoveryPoint> commitHook) throws IOException
+        final BiConsumer<Long, RecoveryPoint> initialCommitHook) throws IOException
     {
         this.digests = digests;
-        this.commitHook = commitHook;
+        // not named commitHook: the listener below must read the field, which onCommit() may change later
+        this.commitHook = initialCommitHook;
         vmm = guest.build();
         final StandbyContext standbyCtx = new StandbyContext()
             .transport(transport)
