@@ -106,7 +106,6 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile boolean baselineDone;
     private volatile long baselineDiskBytesSent;
     private volatile long launchPauseNs;
-    private volatile boolean baselineDisksCopied;
     private volatile long protectionStartNs;
     private volatile long baselineAckedNs;
     private final long baselineDiskBytes;
@@ -921,20 +920,6 @@ public final class ActiveReplicator implements AutoCloseable
         baselinePagesCopied = pagesCopied;
         baselinePagesLeft = pagesLeft;
         baselineDone = done;
-    }
-
-    /**
-     * @param copied true once the sender has sent the baseline's whole disk copy (a live baseline's final pause
-     *               waits for it: the epoch's disk writes must precede its barrier).
-     */
-    void baselineDisksCopied(final boolean copied)
-    {
-        baselineDisksCopied = copied;
-    }
-
-    boolean baselineDisksCopied()
-    {
-        return baselineDisksCopied;
     }
 
     /**

@@ -74,7 +74,6 @@ final class CheckpointScheduler implements Agent
     private long roundPagesLeft;
     private long previousRoundPages;
     private long baselinePagesCopied;
-    private long nextRoundNs;
 
     CheckpointScheduler(
         final ActiveReplicator replicator,
@@ -191,11 +190,6 @@ final class CheckpointScheduler implements Agent
      */
     private int precopyStep()
     {
-        if (precopyCursor == 0 && nextRoundNs != 0 && clock.nanoTime() < nextRoundNs)
-        {
-            // memory is ready for the final pause, the disks are still being copied: a round each period
-            return 0;
-        }
         final StagingArea area = areas[nextArea];
         if (!area.isFree())
         {
@@ -235,9 +229,7 @@ final class CheckpointScheduler implements Agent
         dirty.clearAll();
         dirtyLog.harvest(dirty);
         final long dirtied = dirty.cardinality();
-        final boolean memoryReady =
-            dirtied <= baselineFinalPages || baselineRound >= baselineRounds || dirtied > previousRoundPages * 3 / 4;
-        if (memoryReady && replicator.baselineDisksCopied())
+        if (dirtied <= baselineFinalPages || baselineRound >= baselineRounds || dirtied > previousRoundPages * 3 / 4)
         {
             // small enough, or not converging (the guest dirties about as fast as the rounds copy), or out of
             // rounds: the final pause copies this set and whatever the guest dirties until then
@@ -246,10 +238,6 @@ final class CheckpointScheduler implements Agent
         }
         else
         {
-            // another round; while only the disk copy is outstanding (its writes must precede the barrier the
-            // final pause sends), one a period, so the final set stays small without spinning on the cores the
-            // sender needs
-            nextRoundNs = memoryReady ? clock.nanoTime() + periodNs : 0;
             baselineRound++;
             precopyCursor = 0;
         }

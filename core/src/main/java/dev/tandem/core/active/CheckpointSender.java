@@ -58,10 +58,6 @@ final class CheckpointSender implements Agent
     private final ByteBuffer headerView;
     private final ByteBuffer headerSend;
     private final NativeMemory.Region diskChunkRegion;
-    private boolean diskCopying;
-    private int diskCopyDisk;
-    private long diskCopyOffset;
-    private long diskBytesSent;
     private final UnsafeBuffer diskChunk;
     private final ByteBuffer diskChunkView;
     private final NativeMemory.Region receiveRegion;
@@ -97,9 +93,6 @@ final class CheckpointSender implements Agent
     /** A frame is partly written: nothing else may be written until it is whole. */
     private boolean midFrame;
     private final long silenceTimeoutNs;
-    /** Chunks of the baseline's disk copy per duty cycle (each at most a frame's payload). */
-    static final int DISK_CHUNKS_PER_DUTY_CYCLE = 4;
-
     /** How many silence timeouts the baseline may go without progress. */
     static final int BASELINE_SILENCE_FACTOR = 10;
     private final dev.tandem.vmm.HealthProbe healthProbe;
@@ -189,11 +182,6 @@ final class CheckpointSender implements Agent
                 return sayGoodbye();
             }
             int work = pollAcks();
-            if (diskCopying)
-            {
-                // a few chunks a duty cycle, then the stream again: the guest's writes meanwhile keep flowing
-                work += copyDiskChunks(DISK_CHUNKS_PER_DUTY_CYCLE);
-            }
             work += diskStream.read(streamHandler, 64);
             final long now = clock.nanoTime();
             if (now - lastHealthCheckNs >= heartbeatIntervalNs)
@@ -394,13 +382,10 @@ final class CheckpointSender implements Agent
         }
         if (area.opensBaseline())
         {
-            startDiskCopy();
+            sendDiskBaseline(epoch);
         }
         if (area.isFirstSegment())
         {
-            // the epoch's disk writes come before its barrier: a copy still running (a paused baseline's, whole
-            // here; a live one's, whose final pause the scheduler takes only once the disks are copied) ends now
-            copyDiskChunks(Integer.MAX_VALUE);
             epochSendStartNs = clock.nanoTime();
             sendFrame(FrameType.BARRIER, epoch, 0, null);
             listener.onDeltaSending(epoch);
@@ -465,59 +450,32 @@ final class CheckpointSender implements Agent
     }
 
     /**
-     * Starts the baseline's copy of every disk, as writes of the baseline epoch. Chunks go out a few per duty cycle
-     * ({@link #copyDiskChunks}) between the records of the ordered stream, so a live baseline's guest keeps writing
-     * its disks while they are copied. Correct under writes to the same blocks: a write's record is appended only
-     * after the write reached the VMM's disk image ({@link dev.tandem.vmm.DiskWriteSink}), so a write sent before the
-     * chunk of its blocks is in what that chunk reads, and a write sent after it is applied after it. A paused
-     * baseline's guest is stopped meanwhile and the copy runs whole at its first segment.
+     * Sends every disk's whole content as writes of the baseline epoch. A paused baseline's guest is stopped
+     * meanwhile; a live baseline's guest runs, and its writes wait in the ordered stream behind this copy, so each
+     * reaches the standby after the copy of its blocks and wins over whatever the copy read.
      */
-    private void startDiskCopy()
+    private void sendDiskBaseline(final long epoch) throws IOException
     {
-        diskCopyDisk = 0;
-        diskCopyOffset = 0;
-        diskBytesSent = 0;
-        diskCopying = !disks.isEmpty();
-        replicator.baselineDisksCopied(!diskCopying);
-    }
-
-    /**
-     * Sends up to {@code chunks} chunks of the baseline's disk copy.
-     *
-     * @return chunks sent.
-     */
-    private int copyDiskChunks(final int chunks) throws IOException
-    {
-        int sent = 0;
-        while (diskCopying && sent < chunks)
+        long diskBytesSent = 0;
+        for (final VirtualDisk disk : disks)
         {
-            final VirtualDisk disk = disks.get(diskCopyDisk);
             // whole blocks only: the standby refuses an extent misaligned to the disk's block size
             final int chunk = diskChunkBytes / disk.blockSize() * disk.blockSize();
-            final int length = (int)Math.min(chunk, disk.sizeBytes() - diskCopyOffset);
-            disk.read(diskCopyOffset, diskChunk, 0, length);
-            header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
-            header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
-            header.putLong(FrameCodec.HEADER_LENGTH + 8, diskCopyOffset);
-            diskChunkView.limit(length).position(0);
-            epochCrcSum += sendFrame(FrameType.DISK_WRITE, streamEpoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView);
-            epochFrames++;
-            epochDiskWrites++;
-            diskBytesSent += length;
-            replicator.baselineDiskBytesSent(diskBytesSent);
-            sent++;
-            diskCopyOffset += length;
-            if (diskCopyOffset == disk.sizeBytes())
+            for (long offset = 0; offset < disk.sizeBytes(); offset += chunk)
             {
-                diskCopyOffset = 0;
-                if (++diskCopyDisk == disks.size())
-                {
-                    diskCopying = false;
-                    replicator.baselineDisksCopied(true);
-                }
+                final int length = (int)Math.min(chunk, disk.sizeBytes() - offset);
+                disk.read(offset, diskChunk, 0, length);
+                header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
+                header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
+                header.putLong(FrameCodec.HEADER_LENGTH + 8, offset);
+                diskChunkView.limit(length).position(0);
+                epochCrcSum += sendFrame(FrameType.DISK_WRITE, epoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView);
+                epochFrames++;
+                epochDiskWrites++;
+                diskBytesSent += length;
+                replicator.baselineDiskBytesSent(diskBytesSent);
             }
         }
-        return sent;
     }
 
     /**
