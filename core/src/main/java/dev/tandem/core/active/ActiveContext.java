@@ -87,6 +87,8 @@ public final class ActiveContext
     private PromotionArbiter promotionArbiter;
     private long standbySilenceTimeoutNs = STANDBY_SILENCE_TIMEOUT_NS_DEFAULT;
     private long ownershipClaimDelayNs;
+    private long reconnectWindowNs = TimeUnit.SECONDS.toNanos(10);
+    private int resyncExtents = 65_536;
     private java.nio.file.Path countersDirectory;
     private boolean concluded;
 
@@ -672,6 +674,52 @@ public final class ActiveContext
     }
 
     /**
+     * @param windowNs after losing its standby (a reset, silence, a refusal), how long this active keeps trying to
+     *                 reconnect, with back-off from 50 ms to 1 s between attempts. Meanwhile the state is
+     *                 {@code RECONNECTING}: output is held, the guest runs, and the arbiter is watched and (after
+     *                 the claim delay) claimed exactly as while {@code ARBITRATING}. A standby that answers with its
+     *                 recovery point gets only the pages and disk extents changed since (a quick resync), or a whole
+     *                 baseline when its history cannot be trusted. A standby whose failure timeout is shorter than
+     *                 the outage has promoted by then: this side is fenced. Default 10 s; 0 disables reconnecting
+     *                 (the first loss ends protection, as before); otherwise 10 ms to 1 h.
+     * @return this.
+     */
+    public ActiveContext reconnectWindowNs(final long windowNs)
+    {
+        this.reconnectWindowNs = windowNs;
+        return this;
+    }
+
+    /**
+     * @return the reconnect window, 0 if reconnecting is off.
+     */
+    public long reconnectWindowNs()
+    {
+        return reconnectWindowNs;
+    }
+
+    /**
+     * @param extents disk-write extents the dirty-since-ack record holds (about 24 bytes each on the heap): every
+     *                write of an unacknowledged epoch and every write while the link is down. When it is full,
+     *                a reconnect copies the disks whole until the standby has acknowledged the missed writes'
+     *                epochs. Default 65 536; 16 to 16 Mi.
+     * @return this.
+     */
+    public ActiveContext resyncExtents(final int extents)
+    {
+        this.resyncExtents = extents;
+        return this;
+    }
+
+    /**
+     * @return extents of the disk resync record.
+     */
+    public int resyncExtents()
+    {
+        return resyncExtents;
+    }
+
+    /**
      * @param directory where this process's counters file ({@code <pid>.counters}) is, shared by every active and
      *                  standby of the process that names the same directory; null (the default) means
      *                  {@link dev.tandem.core.metrics.CountersFile#defaultDirectory()}: the system property
@@ -748,6 +796,12 @@ public final class ActiveContext
         }
         ConfigurationException.checkRange("standbySilenceTimeoutNs", standbySilenceTimeoutNs,
             TimeUnit.MILLISECONDS.toNanos(10), TimeUnit.MINUTES.toNanos(10));
+        if (reconnectWindowNs != 0)
+        {
+            ConfigurationException.checkRange("reconnectWindowNs", reconnectWindowNs,
+                TimeUnit.MILLISECONDS.toNanos(10), TimeUnit.HOURS.toNanos(1));
+        }
+        ConfigurationException.checkRange("resyncExtents", resyncExtents, 16, 16 << 20);
         if (ownershipClaimDelayNs != 0)
         {
             ConfigurationException.checkRange("ownershipClaimDelayNs", ownershipClaimDelayNs,

@@ -13,6 +13,7 @@ import dev.tandem.core.metrics.ProcessCounters;
 import dev.tandem.core.metrics.PolicyDecisionEvent;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ProtectionStatus;
+import dev.tandem.core.metrics.ReconnectStatus;
 import dev.tandem.core.metrics.StageLatency;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.transport.Connection;
@@ -64,7 +65,8 @@ public final class ActiveReplicator implements AutoCloseable
 
     private final ActiveContext ctx;
     private final VmmAdapter adapter;
-    private final Connection connection;
+    /** The session's connection; replaced when a reconnect resumes protection. */
+    private volatile Connection connection;
     private final long firstEpoch;
     private final StagingArea[] areas;
     private final DiskWriteStream diskStream;
@@ -122,7 +124,31 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile String fenceReason;
     private volatile boolean guestStopped;
     /** The generation of this session: every frame carries it. */
-    private final long generation;
+    private volatile long generation;
+    /** The session's first epoch: the launch's baseline, or a reconnected session's resync. */
+    private volatile long sessionFirstEpoch;
+    /** The fingerprint of the standby's recovery point as the session started. */
+    private volatile long sessionFingerprint;
+    /** Fingerprints of recent epochs sent (and of each session's starting point), by epoch modulo the length. */
+    private final AtomicLongArray fingerprints;
+    private final AtomicLongArray fingerprintEpochs;
+    private Thread reconnectThread;
+    /** A session the reconnect thread opened, for the sender to adopt; guarded by this. */
+    private Session pendingSession;
+    private boolean claimedWhileReconnecting;
+    private volatile long reconnectAttempts;
+    private volatile String reconnectError;
+    private volatile long reconnects;
+    private volatile long quickResyncs;
+    private volatile long resyncBytes;
+    private volatile long lastResyncBytes;
+    private volatile long lastResyncPages;
+    private volatile String lastResync;
+    private volatile long unprotectedTotalNs;
+    /** When protection was last lost after the first baseline, 0 while protected. */
+    private volatile long unprotectedSinceNs;
+    private volatile boolean reconnectedSession;
+    private long resyncStartBytes;
     private final Ownership ownership;
     /** The standby's failure timeout: silence after which it may promote (from its WELCOME). */
     private final long standbyFailureTimeoutNs;
@@ -136,7 +162,8 @@ public final class ActiveReplicator implements AutoCloseable
     private ProtectionStatus closedStatus;
 
     private ActiveReplicator(final ActiveContext ctx, final Connection connection, final int version,
-        final long recoveryEpoch, final Ownership ownership, final long standbyFailureTimeoutNs)
+        final long recoveryEpoch, final long recoveryFingerprint, final Ownership ownership,
+        final long standbyFailureTimeoutNs)
     {
         this.ctx = ctx;
         this.adapter = ctx.adapter();
@@ -148,6 +175,8 @@ public final class ActiveReplicator implements AutoCloseable
         this.baselineDiskBytes = diskBytes;
         this.connection = connection;
         this.firstEpoch = recoveryEpoch + 1;
+        this.sessionFirstEpoch = firstEpoch;
+        this.sessionFingerprint = recoveryFingerprint;
         this.ownership = ownership;
         this.generation = ownership.generation();
         this.standbyFailureTimeoutNs = standbyFailureTimeoutNs;
@@ -161,6 +190,9 @@ public final class ActiveReplicator implements AutoCloseable
         this.checkpointTimes = new AtomicLongArray(timesLength);
         this.checkpointDirtyPages = new AtomicLongArray(timesLength);
         this.checkpointTimesMask = timesLength - 1;
+        this.fingerprints = new AtomicLongArray(timesLength);
+        this.fingerprintEpochs = new AtomicLongArray(timesLength);
+        fingerprintSent(recoveryEpoch, recoveryFingerprint);
         // first: a launch that fails later frees them in the catch below
         this.counters = new ActiveCounters(ctx.countersDirectory(), adapter.vmId());
         counters.checkpointEpoch.setRelease(recoveryEpoch);
@@ -245,7 +277,7 @@ public final class ActiveReplicator implements AutoCloseable
         final ActiveReplicator replicator;
         try
         {
-            final Handshake.Welcome welcome = handshake(ctx, connection, ownership.generation());
+            final Handshake.Welcome welcome = handshake(ctx, connection, ownership.generation(), 0, List.of());
             if (welcome.generation() < ownership.generation())
             {
                 throw new ProtocolException(ProtocolException.Fault.STALE_GENERATION, "standby " + connection.peer() +
@@ -254,8 +286,8 @@ public final class ActiveReplicator implements AutoCloseable
             }
             // generations only move up: from now on this side serves the session's, persisted across restarts
             ownership.adopt(welcome.generation());
-            replicator = new ActiveReplicator(ctx, connection, welcome.version(), welcome.recoveryEpoch(), ownership,
-                welcome.failureTimeoutNs());
+            replicator = new ActiveReplicator(ctx, connection, welcome.version(), welcome.recoveryEpoch(),
+                welcome.fingerprint(), ownership, welcome.failureTimeoutNs());
         }
         catch (final IOException | RuntimeException ex)
         {
@@ -431,7 +463,8 @@ public final class ActiveReplicator implements AutoCloseable
     /**
      * @return the standby's WELCOME, checked.
      */
-    private static Handshake.Welcome handshake(final ActiveContext ctx, final Connection connection, final long generation)
+    private static Handshake.Welcome handshake(final ActiveContext ctx, final Connection connection, final long generation,
+        final long firstEpoch, final List<Handshake.Checkpoint> history)
         throws IOException
     {
         final VmmAdapter adapter = ctx.adapter();
@@ -442,8 +475,8 @@ public final class ActiveReplicator implements AutoCloseable
         }
         final Handshake.Hello hello = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION,
             adapter.vmId(), adapter.memory().pageSize(), adapter.memory().pageCount(), disks,
-            ctx.heartbeatIntervalNs(), generation, ctx.maxFramePayload());
-        final ByteBuffer out = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + 2048);
+            ctx.heartbeatIntervalNs(), generation, ctx.maxFramePayload(), firstEpoch, history);
+        final ByteBuffer out = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + hello.maxEncodedLength());
         final UnsafeBuffer outBuffer = new UnsafeBuffer(out);
         final int length = hello.encode(outBuffer, FrameCodec.HEADER_LENGTH);
         FrameCodec.writeHeader(outBuffer, 0, FrameCodec.MAX_VERSION, FrameType.HELLO, length, 0, 0);
@@ -579,7 +612,18 @@ public final class ActiveReplicator implements AutoCloseable
                 StageLatency.of("ack", commitHistogram, commit.recent())), newestDirtyPages,
             new BaselineProgress(scheduler.liveBaseline(), baselineRound, baselinePagesCopied, baselinePagesLeft,
                 baselineDiskBytesSent, baselineDiskBytes, baselineDone, Math.max(launchPauseNs, baselinePauseNs),
-                (baselineAckedNs != 0 ? baselineAckedNs : ctx.nanoClock().nanoTime()) - protectionStartNs));
+                (baselineAckedNs != 0 ? baselineAckedNs : ctx.nanoClock().nanoTime()) - protectionStartNs),
+            reconnectStatus(now));
+    }
+
+    private ReconnectStatus reconnectStatus(final long now)
+    {
+        final boolean reconnecting = state == ProtectionState.RECONNECTING;
+        final long since = unprotectedSinceNs;
+        return new ReconnectStatus(reconnecting, reconnectAttempts,
+            reconnecting ? Math.max(0, ctx.reconnectWindowNs() - (now - linkLostNs)) : 0, reconnects, quickResyncs,
+            resyncBytes, lastResyncBytes, lastResyncPages, lastResync,
+            unprotectedTotalNs + (since == 0 ? 0 : now - since));
     }
 
     /**
@@ -808,6 +852,7 @@ public final class ActiveReplicator implements AutoCloseable
      */
     private void resolveOwnership(final NanoClock clock, final IdleStrategy idle)
     {
+        endReconnecting("close() was called");
         final long deadline = clock.nanoTime() + CLOSE_ARBITER_TIMEOUT_NS;
         idle.reset();
         while (state == ProtectionState.ARBITRATING)
@@ -935,6 +980,13 @@ public final class ActiveReplicator implements AutoCloseable
         lastSendNs = sendNs;
         lastEncodedBytes = encodedBytes;
         sentThroughEpoch = epoch;
+        if (reconnectedSession && epoch == sessionFirstEpoch)
+        {
+            // every frame since the adoption belongs to the resync epoch (the stream's records before its opening
+            // were recorded, not sent)
+            lastResyncBytes = counters.bytesSent.get() - resyncStartBytes;
+            resyncBytes += lastResyncBytes;
+        }
     }
 
     /**
@@ -967,7 +1019,16 @@ public final class ActiveReplicator implements AutoCloseable
                     return;
                 }
                 state(ProtectionState.PROTECTED);
-                baselineAckedNs = ctx.nanoClock().nanoTime();
+                final long now = ctx.nanoClock().nanoTime();
+                if (baselineAckedNs == 0)
+                {
+                    baselineAckedNs = now;
+                }
+                if (unprotectedSinceNs != 0)
+                {
+                    unprotectedTotalNs += now - unprotectedSinceNs;
+                    unprotectedSinceNs = 0;
+                }
             }
             LOG.info("VM {} protected: baseline epoch {} committed on the standby", adapter.vmId(), epoch);
         }
@@ -1002,8 +1063,20 @@ public final class ActiveReplicator implements AutoCloseable
         failure = error;
         linkLostNs = ctx.nanoClock().nanoTime();
         nextArbiterAttemptNs = linkLostNs;
+        if (unprotectedSinceNs == 0 && baselineAckedNs != 0)
+        {
+            unprotectedSinceNs = linkLostNs;
+        }
+        final boolean reconnect = mayReconnect(error);
         // the state first: whoever sees protecting false (close()) must find ownership open, not PROTECTED
-        if (ownership.hasArbiter())
+        if (reconnect)
+        {
+            state(ProtectionState.RECONNECTING);
+            claimedWhileReconnecting = false;
+            reconnectAttempts = 0;
+            reconnectError = null;
+        }
+        else if (ownership.hasArbiter())
         {
             state(ProtectionState.ARBITRATING);
         }
@@ -1012,15 +1085,304 @@ public final class ActiveReplicator implements AutoCloseable
             becomeUnprotectedOwner(error.toString());
         }
         protecting = false;
-        diskStream.shutdown();
+        if (!reconnect)
+        {
+            diskStream.shutdown();
+        }
         connection.close();
-        if (ownership.hasArbiter())
+        if (reconnect)
+        {
+            LOG.error("protection of VM {} lost: {}; output is held and the guest runs while this side reconnects " +
+                "to {} for up to {} ms{}", adapter.vmId(), error.toString(), ctx.standbyEndpoint(),
+                ctx.reconnectWindowNs() / 1_000_000, ownership.hasArbiter() ? " (claiming generation " +
+                (generation + 1) + " after " + claimDelayNs / 1_000_000 + " ms unless the standby has)" : "");
+            reconnectThread = new Thread(this::reconnect, "tandem-reconnect-" + adapter.vmId());
+            reconnectThread.setDaemon(true);
+            reconnectThread.start();
+        }
+        else if (ownership.hasArbiter())
         {
             LOG.error("protection of VM {} lost: {}; output is held while the arbiter says who owns the guest " +
                 "(claiming generation {} in {} ms unless the standby has)", adapter.vmId(), error.toString(),
                 generation + 1, claimDelayNs / 1_000_000);
         }
         return true;
+    }
+
+    /**
+     * A lost link is worth reconnecting over; a failure of this side (an encoder, a closing) is not.
+     */
+    private boolean mayReconnect(final Throwable error)
+    {
+        return ctx.reconnectWindowNs() > 0 && !closing && !fenceRequested &&
+            (error instanceof java.io.IOException || error instanceof java.io.UncheckedIOException ||
+            error instanceof ProtocolException);
+    }
+
+    /**
+     * The reconnect thread: connects and handshakes with back-off until a standby welcomes a session or the window
+     * ends; the sender's thread adopts the session (the handshake blocks, the sender must not).
+     */
+    private void reconnect()
+    {
+        long backoffMs = 50;
+        while (true)
+        {
+            synchronized (this)
+            {
+                if (state != ProtectionState.RECONNECTING || closing || pendingSession != null ||
+                    ctx.nanoClock().nanoTime() - linkLostNs > ctx.reconnectWindowNs())
+                {
+                    return;
+                }
+                reconnectAttempts++;
+            }
+            Connection attempt = null;
+            try
+            {
+                attempt = ctx.transport().connect(ctx.standbyEndpoint(), ctx.connectTimeoutMs());
+                // no checkpoint is taken while no session runs: the next one is the new session's first
+                final long first = lastCheckpointEpoch + 1;
+                final List<Handshake.Checkpoint> history = history();
+                final long serving = ownership.generation();
+                final Handshake.Welcome welcome = handshake(ctx, attempt, serving, first, history);
+                if (welcome.generation() < serving)
+                {
+                    throw new ProtocolException(ProtocolException.Fault.STALE_GENERATION, "standby " +
+                        attempt.peer() + " welcomed generation " + welcome.generation() + " but this active serves " +
+                        serving);
+                }
+                if (welcome.resync() && !history.contains(new Handshake.Checkpoint(welcome.recoveryEpoch(),
+                    welcome.fingerprint())))
+                {
+                    throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby " + attempt.peer() +
+                        " resumes epoch " + welcome.recoveryEpoch() + " as one of this active's checkpoints, " +
+                        "but it is not one this active named");
+                }
+                synchronized (this)
+                {
+                    if (state == ProtectionState.RECONNECTING && !closing)
+                    {
+                        pendingSession = new Session(attempt, welcome, first);
+                        return;
+                    }
+                }
+                attempt.close();
+                return;
+            }
+            catch (final IOException | RuntimeException ex)
+            {
+                if (attempt != null)
+                {
+                    attempt.close();
+                }
+                reconnectError = ex.getMessage();
+                if (reconnectAttempts == 1 || ex instanceof ProtocolException)
+                {
+                    LOG.warn("VM {}: reconnect attempt {} to {} failed: {}", adapter.vmId(), reconnectAttempts,
+                        ctx.standbyEndpoint(), ex.getMessage());
+                }
+            }
+            try
+            {
+                Thread.sleep(backoffMs);
+            }
+            catch (final InterruptedException ex)
+            {
+                return;
+            }
+            backoffMs = Math.min(1_000, backoffMs * 2);
+        }
+    }
+
+    /**
+     * @return the checkpoints the standby may hold as its recovery point: every epoch from the newest acknowledged
+     *         one to the newest sent, with their fingerprints.
+     */
+    private List<Handshake.Checkpoint> history()
+    {
+        final List<Handshake.Checkpoint> history = new ArrayList<>();
+        for (long epoch = Math.max(1, lastAckedEpoch); epoch <= sentThroughEpoch &&
+            history.size() < Handshake.MAX_HISTORY; epoch++)
+        {
+            final int slot = (int)(epoch & checkpointTimesMask);
+            if (fingerprintEpochs.get(slot) == epoch)
+            {
+                history.add(new Handshake.Checkpoint(epoch, fingerprints.get(slot)));
+            }
+        }
+        return history;
+    }
+
+    /**
+     * A session the reconnect thread opened.
+     */
+    private record Session(Connection connection, Handshake.Welcome welcome, long firstEpoch)
+    {
+    }
+
+    /**
+     * The sender's duty while reconnecting: adopt a session the reconnect thread opened, watch the arbiter, and end
+     * the attempt when the window has passed.
+     */
+    private int whileReconnecting(final long now)
+    {
+        final Session session;
+        synchronized (this)
+        {
+            if (state != ProtectionState.RECONNECTING)
+            {
+                return 0;
+            }
+            session = pendingSession;
+            pendingSession = null;
+            if (session == null && now - linkLostNs > ctx.reconnectWindowNs())
+            {
+                endReconnecting("no standby welcomed a session within the reconnect window of " +
+                    ctx.reconnectWindowNs() / 1_000_000 + " ms (last error: " + reconnectError + ")");
+                return 1;
+            }
+        }
+        if (session == null)
+        {
+            return claimedWhileReconnecting ? 0 : arbitrate(now, false);
+        }
+        return adopt(session);
+    }
+
+    /**
+     * Starts the reconnected session on the sender's thread: the sender gives up what the lost session left, the
+     * scheduler opens the session's first epoch (only the changes since the standby's recovery point, or every
+     * page and block), and protection resumes in SYNCING.
+     */
+    private int adopt(final Session session)
+    {
+        final Handshake.Welcome welcome = session.welcome();
+        synchronized (this)
+        {
+            if (state != ProtectionState.RECONNECTING || closing)
+            {
+                session.connection().close();
+                return 1;
+            }
+            ownership.adopt(welcome.generation());
+            generation = ownership.generation();
+            counters.generation.setRelease(generation);
+            if (!sender.resume(session.connection(), welcome.version(), generation, session.firstEpoch(),
+                welcome.recoveryEpoch(), welcome.fingerprint(), welcome.resync()))
+            {
+                session.connection().close();
+                endReconnecting("a page encoder failed; no session can run");
+                return 1;
+            }
+            connection = session.connection();
+            sessionFirstEpoch = session.firstEpoch();
+            sessionFingerprint = welcome.fingerprint();
+            fingerprintSent(welcome.recoveryEpoch(), welcome.fingerprint());
+            reconnects++;
+            reconnectedSession = true;
+            resyncStartBytes = counters.bytesSent.get();
+            lastResyncBytes = 0;
+            if (welcome.resync())
+            {
+                quickResyncs++;
+                lastResync = "quick: the standby holds epoch " + welcome.recoveryEpoch() + " of this history; " +
+                    "the pages and blocks changed since follow";
+            }
+            else
+            {
+                lastResync = "whole: " + (welcome.recoveryEpoch() == 0 ? "the standby holds no checkpoint" :
+                    "the standby's epoch " + welcome.recoveryEpoch() + " is not one of this active's checkpoints " +
+                    "(another history, or acknowledged epochs it no longer holds)");
+            }
+            scheduler.requestResync(welcome.recoveryEpoch(), welcome.resync());
+            failure = null;
+            state(ProtectionState.SYNCING);
+            protecting = true;
+        }
+        LOG.info("VM {}: reconnected to standby {} after {} attempts, generation {}; {}", adapter.vmId(),
+            session.connection().peer(), reconnectAttempts, generation, lastResync);
+        reconnectAttempts = 0;
+        return 1;
+    }
+
+    /**
+     * The reconnect window ended (or close() ends it): ownership goes on as without reconnecting.
+     */
+    private synchronized void endReconnecting(final String why)
+    {
+        if (state != ProtectionState.RECONNECTING)
+        {
+            return;
+        }
+        if (pendingSession != null)
+        {
+            pendingSession.connection().close();
+            pendingSession = null;
+        }
+        diskStream.shutdown();
+        LOG.error("VM {}: reconnecting ended: {}", adapter.vmId(), why);
+        if (claimedWhileReconnecting || !ownership.hasArbiter())
+        {
+            becomeUnprotectedOwner(why);
+        }
+        else
+        {
+            state(ProtectionState.ARBITRATING);
+        }
+    }
+
+    /**
+     * @return true while this side tries to reconnect to its standby.
+     */
+    boolean isReconnecting()
+    {
+        return state == ProtectionState.RECONNECTING;
+    }
+
+    /**
+     * The sender sent epoch {@code epoch} whole: its fingerprint, for a later reconnect's history.
+     */
+    void fingerprintSent(final long epoch, final long fingerprint)
+    {
+        final int slot = (int)(epoch & checkpointTimesMask);
+        fingerprints.set(slot, fingerprint);
+        fingerprintEpochs.set(slot, epoch);
+    }
+
+    /**
+     * @return the fingerprint of the standby's recovery point at the session's start.
+     */
+    long sessionFingerprint()
+    {
+        return sessionFingerprint;
+    }
+
+    /**
+     * @return the session's first epoch.
+     */
+    long sessionFirstEpoch()
+    {
+        return sessionFirstEpoch;
+    }
+
+    /**
+     * The scheduler opened a reconnected session's first epoch over {@code pages} pages.
+     */
+    void resyncOpened(final long epoch, final long pages)
+    {
+        lastResyncPages = pages;
+        LOG.info("VM {}: session resumes at epoch {}: {} pages to send{}", adapter.vmId(), epoch, pages,
+            pages == adapter.memory().pageCount() ? " (every page)" : "");
+    }
+
+    /**
+     * A quick resync copies the disks whole after all: the record could not say what changed.
+     */
+    void resyncDisksWhole(final String why)
+    {
+        lastResync = lastResync + "; disks copied whole: " + why;
+        LOG.warn("VM {}: the resync copies the disks whole: {}", adapter.vmId(), why);
     }
 
     private void becomeUnprotectedOwner(final String why)
@@ -1046,6 +1408,10 @@ public final class ActiveReplicator implements AutoCloseable
     int whileUnprotected()
     {
         final ProtectionState current = state;
+        if (current == ProtectionState.RECONNECTING)
+        {
+            return whileReconnecting(ctx.nanoClock().nanoTime());
+        }
         if (current == ProtectionState.ARBITRATING)
         {
             return arbitrate(ctx.nanoClock().nanoTime(), false);
@@ -1067,7 +1433,9 @@ public final class ActiveReplicator implements AutoCloseable
      */
     synchronized int arbitrate(final long now, final boolean claimNow)
     {
-        if (state != ProtectionState.ARBITRATING || now < nextArbiterAttemptNs)
+        final boolean reconnecting = state == ProtectionState.RECONNECTING;
+        if (state != ProtectionState.ARBITRATING && !reconnecting || now < nextArbiterAttemptNs ||
+            reconnecting && claimedWhileReconnecting)
         {
             return 0;
         }
@@ -1080,7 +1448,14 @@ public final class ActiveReplicator implements AutoCloseable
                     generation + ": the standby promoted");
                 break;
             case OWNER:
-                if (claim)
+                if (claim && reconnecting)
+                {
+                    // the standby can no longer promote; output stays held while the reconnecting goes on
+                    claimedWhileReconnecting = true;
+                    LOG.warn("VM {}: won generation {} at the arbiter while reconnecting; output stays held until " +
+                        "a session resumes or the window ends", adapter.vmId(), ownership.generation());
+                }
+                else if (claim)
                 {
                     becomeUnprotectedOwner("the standby is lost; won generation " + ownership.generation() +
                         " at the arbiter");

@@ -54,7 +54,27 @@ final class CheckpointScheduler implements Agent
     private long periodNs;
     private final int maxEpochsInFlight;
     private final CheckpointObserver observer;
-    private final DirtyBitmap dirty;
+    /** The set being built: a live baseline's round, then the next checkpoint's harvest. */
+    private DirtyBitmap dirty;
+    /** {@link #dirty} holds a retired epoch's set and is cleared (outside a pause) before its next use. */
+    private boolean dirtyStale;
+    /**
+     * The memory half of the dirty-since-ack record: the pages of each recent epoch, by epoch modulo the length.
+     * An epoch's set is the bitmap its checkpoint harvested, kept rather than cleared (a swap inside the pause,
+     * the clearing after it); a slot is reused only once its epoch is acknowledged (the in-flight bound).
+     */
+    private final DirtyBitmap[] epochPages;
+    private final long[] epochPagesEpoch;
+    /**
+     * Pages the session's first epoch covers besides its final pause: every page (a whole baseline) or the resync
+     * set and each round's harvest. Needed again if the link is lost before that epoch is acknowledged.
+     */
+    private final DirtyBitmap sessionPages;
+    private boolean sessionPagesAll;
+    private long sessionFirstEpoch;
+    private volatile boolean resyncRequested;
+    private long resyncRecoveryEpoch;
+    private boolean resyncQuick;
     private final SingleWriterRecorder pauseRecorder;
 
     private long nextEpoch;
@@ -101,6 +121,15 @@ final class CheckpointScheduler implements Agent
         this.maxEpochsInFlight = ctx.maxEpochsInFlight();
         this.observer = ctx.checkpointObserver();
         this.dirty = new DirtyBitmap(memory.pageCount());
+        this.epochPages = new DirtyBitmap[maxEpochsInFlight + 2];
+        this.epochPagesEpoch = new long[epochPages.length];
+        for (int i = 0; i < epochPages.length; i++)
+        {
+            epochPages[i] = new DirtyBitmap(memory.pageCount());
+        }
+        this.sessionPages = new DirtyBitmap(memory.pageCount());
+        this.sessionPagesAll = true;
+        this.sessionFirstEpoch = firstEpoch;
         this.pauseRecorder = pauseRecorder;
         this.nextEpoch = firstEpoch;
         this.baselineRounds = ctx.baselineRounds();
@@ -129,6 +158,7 @@ final class CheckpointScheduler implements Agent
         area.markOpensBaseline();
         publish(area, nextEpoch);
         dirty.setAll();
+        sessionPagesAll = true;
         precopying = true;
         precopyCursor = 0;
         baselineRound = 1;
@@ -157,6 +187,16 @@ final class CheckpointScheduler implements Agent
         {
             return 0;
         }
+        if (resyncRequested)
+        {
+            return openResync();
+        }
+        if (dirtyStale)
+        {
+            // after resume, not inside the next pause: the retired epoch's set is cleared for the next harvest
+            dirty.clearAll();
+            dirtyStale = false;
+        }
         if (precopying && !finalPauseDue)
         {
             return precopyStep();
@@ -166,7 +206,7 @@ final class CheckpointScheduler implements Agent
         {
             return 0;
         }
-        if (nextEpoch - replicator.lastAckedEpoch() > maxEpochsInFlight)
+        if (nextEpoch - Math.max(replicator.lastAckedEpoch(), sessionFirstEpoch - 1) > maxEpochsInFlight)
         {
             // backpressure: the epoch stretches until the standby catches up
             CounterSet.add(replicator.counters().inFlightWaits, 1);
@@ -228,6 +268,10 @@ final class CheckpointScheduler implements Agent
         // the round is done: what did the guest dirty meanwhile?
         dirty.clearAll();
         dirtyLog.harvest(dirty);
+        if (!sessionPagesAll)
+        {
+            sessionPages.or(dirty);
+        }
         final long dirtied = dirty.cardinality();
         if (dirtied <= baselineFinalPages || baselineRound >= baselineRounds || dirtied > previousRoundPages * 3 / 4)
         {
@@ -280,6 +324,7 @@ final class CheckpointScheduler implements Agent
             gate.epoch(epoch + 1);
             publish(last, epoch);
             nextEpoch = epoch + 1;
+            keepEpochPages(epoch);
             if (baseline && precopying)
             {
                 baselineDone = true;
@@ -377,7 +422,7 @@ final class CheckpointScheduler implements Agent
                     area = overflow(area, epoch, baseline);
                     if (area == null)
                     {
-                        dirty.clearAll();
+                        // kept: the link was lost and this epoch's pages are part of what a resync resends
                         return null;
                     }
                     room = area.roomInPages();
@@ -388,7 +433,6 @@ final class CheckpointScheduler implements Agent
             }
             page = dirty.nextSetBit(end);
         }
-        dirty.clearAll();
         CounterSet.add(replicator.counters().pagesCopied, pages);
         lastDeltaPages = pages;
         return area;
@@ -419,6 +463,118 @@ final class CheckpointScheduler implements Agent
         }
         next.begin(epoch, false, baseline);
         return next;
+    }
+
+    /**
+     * The epoch's pages become its slot of the record (a swap, inside the pause); the slot's previous set, of an
+     * acknowledged epoch, becomes the next harvest's bitmap and is cleared after resume.
+     */
+    private void keepEpochPages(final long epoch)
+    {
+        final int slot = (int)(epoch % epochPages.length);
+        final DirtyBitmap kept = dirty;
+        dirty = epochPages[slot];
+        epochPages[slot] = kept;
+        epochPagesEpoch[slot] = epoch;
+        dirtyStale = true;
+    }
+
+    /**
+     * Asks for a new session's first epoch (from the sender's thread, before protection resumes): with
+     * {@code quick}, the pages changed since the standby's recovery point, else every page.
+     *
+     * @param recoveryEpoch the standby's recovery point.
+     * @param quick         true for a quick resync.
+     */
+    void requestResync(final long recoveryEpoch, final boolean quick)
+    {
+        resyncRecoveryEpoch = recoveryEpoch;
+        resyncQuick = quick;
+        resyncRequested = true;
+    }
+
+    /**
+     * @return the epoch the next checkpoint takes (the next session's first epoch while none runs).
+     */
+    long nextEpoch()
+    {
+        return nextEpoch;
+    }
+
+    /**
+     * Opens a reconnected session's first epoch as a live baseline over the resync set: the pages of every epoch
+     * after the standby's recovery point, of an unacknowledged session start, and everything dirtied since the last
+     * checkpoint (harvested here, without a pause). The opening record is appended with the guest paused, like
+     * {@link #openBaseline()}: every disk write before it is complete, so the sender's copy of the recorded extents
+     * reads it, and every write after it follows the copy.
+     *
+     * @return work done.
+     */
+    private int openResync()
+    {
+        final StagingArea area = areas[nextArea];
+        if (!area.isFree())
+        {
+            // the sender frees the lost session's areas as it drains the stream up to this session's opening
+            return 0;
+        }
+        if (dirtyStale)
+        {
+            dirty.clearAll();
+            dirtyStale = false;
+        }
+        final long recoveryEpoch = resyncRecoveryEpoch;
+        final boolean whole = !resyncQuick || sessionPagesAll && sessionFirstEpoch > recoveryEpoch;
+        if (whole)
+        {
+            dirty.setAll();
+        }
+        else
+        {
+            for (int i = 0; i < epochPages.length; i++)
+            {
+                if (epochPagesEpoch[i] > recoveryEpoch)
+                {
+                    dirty.or(epochPages[i]);
+                }
+            }
+            if (sessionFirstEpoch > recoveryEpoch)
+            {
+                dirty.or(sessionPages);
+            }
+            dirtyLog.harvest(dirty);
+        }
+        sessionPagesAll = whole;
+        if (!whole)
+        {
+            sessionPages.clearAll();
+            sessionPages.or(dirty);
+        }
+        sessionFirstEpoch = nextEpoch;
+        vcpus.pause();
+        try
+        {
+            area.begin(nextEpoch, false, true);
+            area.markOpensBaseline();
+            publish(area, nextEpoch);
+        }
+        finally
+        {
+            vcpus.resume();
+        }
+        baselineDone = false;
+        precopying = true;
+        finalPauseDue = baselineRounds == 0;
+        nextCheckpointNs = clock.nanoTime();
+        precopyCursor = 0;
+        baselineRound = 1;
+        baselinePagesCopied = 0;
+        roundPagesLeft = dirty.cardinality();
+        previousRoundPages = Math.max(1, roundPagesLeft);
+        replicator.resyncOpened(nextEpoch, roundPagesLeft);
+        replicator.baselineProgress(baselineRound, 0, roundPagesLeft, false);
+        resyncRequested = false;
+        return 1;
     }
 
     private void publish(final StagingArea area, final long epoch)

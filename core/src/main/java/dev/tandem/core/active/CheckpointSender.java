@@ -37,15 +37,15 @@ final class CheckpointSender implements Agent
     private static final int HEADER_BUFFER_BYTES = FrameCodec.HEADER_LENGTH + Handshake.MAX_REASON_PAYLOAD;
 
     private final ActiveReplicator replicator;
-    private final Connection connection;
+    private Connection connection;
     private final StagingArea[] areas;
     private final DiskWriteStream diskStream;
     private final OutputCommitGate gate;
     private final List<VirtualDisk> disks;
     private final NanoClock clock;
     private final long heartbeatIntervalNs;
-    private final long generation;
-    private final int version;
+    private long generation;
+    private int version;
     private final int diskChunkBytes;
     private final SingleWriterRecorder commitRecorder;
     private final SingleWriterRecorder encodeRecorder;
@@ -88,8 +88,22 @@ final class CheckpointSender implements Agent
     /** When the standby last sent anything (an ack, a heartbeat): the only evidence that it is alive. */
     private long lastReceivedNs;
     private long lastPollNs;
-    private final long baselineEpoch;
+    /** The session's first epoch: the baseline, or a reconnected session's resync. */
+    private long baselineEpoch;
     private boolean goodbyeSent;
+    /** The disk half of the dirty-since-ack record. */
+    private final DiskResyncRecord diskRecord;
+    /** The fingerprint of the newest epoch sent ({@link Handshake#chain}), from the session's recovery point. */
+    private long fingerprint;
+    /** The segment being sent and its next job: a lost link leaves both to be given up before the next session. */
+    private StagingArea sendingArea;
+    private int sendingJob;
+    /** Since the link was lost: the stream's disk writes are recorded, not sent, until this session's opening. */
+    private boolean recordingUntilOpen;
+    /** The session resumes the standby's recovery point: its opening copies only the recorded extents. */
+    private boolean quickResync;
+    private long resyncRecoveryEpoch;
+    private final MessageHandler recordHandler = this::onRecordWhileDown;
     /** A frame is partly written: nothing else may be written until it is whole. */
     private boolean midFrame;
     private final long silenceTimeoutNs;
@@ -154,6 +168,10 @@ final class CheckpointSender implements Agent
         this.silenceTimeoutNs = ctx.standbySilenceTimeoutNs();
         this.healthProbe = ctx.adapter().healthProbe() == null ? dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY :
             ctx.adapter().healthProbe();
+        this.diskRecord = new DiskResyncRecord(ctx.resyncExtents());
+        // the launch's baseline copies the disks whole: until it is acknowledged, a reconnect copies them whole too
+        this.diskRecord.wholeCopy(firstEpoch);
+        this.fingerprint = replicator.sessionFingerprint();
     }
 
     @Override
@@ -173,7 +191,14 @@ final class CheckpointSender implements Agent
     {
         if (!replicator.isProtecting())
         {
-            return replicator.whileUnprotected();
+            int work = 0;
+            if (replicator.isReconnecting())
+            {
+                // the guest runs on: its disk writes are recorded for the resync and the lost session's staging
+                // areas are freed, so neither the guest's I/O nor the next session waits for this stream
+                work += diskStream.read(recordHandler, 64);
+            }
+            return work + replicator.whileUnprotected();
         }
         try
         {
@@ -336,6 +361,17 @@ final class CheckpointSender implements Agent
 
     private void onStreamRecord(final int type, final MutableDirectBuffer buffer, final int index, final int length)
     {
+        if (recordingUntilOpen)
+        {
+            // what the stream held from before this session's opening: recorded for its resync, not sent
+            final StagingArea area = type == DiskWriteStream.CHECKPOINT ? areas[buffer.getInt(index + 8)] : null;
+            if (area == null || !area.opensBaseline() || buffer.getLong(index) != streamEpoch)
+            {
+                onRecordWhileDown(type, buffer, index, length);
+                return;
+            }
+            recordingUntilOpen = false;
+        }
         try
         {
             switch (type)
@@ -369,6 +405,7 @@ final class CheckpointSender implements Agent
         header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
         header.putLong(FrameCodec.HEADER_LENGTH + 8, buffer.getLong(index + 8));
         streamView.limit(index + DiskWriteStream.WRITE_HEADER + length).position(index + DiskWriteStream.WRITE_HEADER);
+        diskRecord.record(streamEpoch, buffer.getInt(index), buffer.getLong(index + 8), length);
         epochCrcSum += sendFrame(FrameType.DISK_WRITE, streamEpoch, FrameCodec.DISK_WRITE_HEADER, streamView);
         epochFrames++;
         epochDiskWrites++;
@@ -380,6 +417,8 @@ final class CheckpointSender implements Agent
         {
             throw new IllegalStateException("checkpoint " + epoch + " out of order, expected " + streamEpoch);
         }
+        sendingArea = area;
+        sendingJob = 0;
         if (area.opensBaseline())
         {
             sendDiskBaseline(epoch);
@@ -400,6 +439,7 @@ final class CheckpointSender implements Agent
             header.putInt(FrameCodec.HEADER_LENGTH + 12, 0);
             epochCrcSum += sendFrame(pagesType, epoch, FrameCodec.PAGES_HEADER, payload);
             encoder.taken(job);
+            sendingJob = job + 1;
             epochFrames++;
             epochPages += count;
             epochEncodeNs += encoder.lastJobNanos();
@@ -429,6 +469,8 @@ final class CheckpointSender implements Agent
             header.putInt(base + 20, 0);
             header.putLong(base + 24, epochCrcSum);
             sendFrame(FrameType.EPOCH_END, epoch, FrameCodec.EPOCH_END_LENGTH, null);
+            fingerprint = Handshake.chain(fingerprint, epoch, epochCrcSum);
+            replicator.fingerprintSent(epoch, fingerprint);
             final long sendNs = clock.nanoTime() - epochSendStartNs;
             if (!area.isBaseline())
             {
@@ -446,6 +488,7 @@ final class CheckpointSender implements Agent
             streamEpoch = epoch + 1;
             listener.onDeltaSent(epoch);
         }
+        sendingArea = null;
         area.release();
     }
 
@@ -456,6 +499,17 @@ final class CheckpointSender implements Agent
      */
     private void sendDiskBaseline(final long epoch) throws IOException
     {
+        if (quickResync && !diskRecord.overflowed(resyncRecoveryEpoch))
+        {
+            sendDiskExtents(epoch, diskRecord.takeSince(resyncRecoveryEpoch, epoch));
+            return;
+        }
+        if (quickResync)
+        {
+            replicator.resyncDisksWhole("the disk record overflowed: " + diskRecord.size() + " extents held, " +
+                "writes after the standby's recovery point missed");
+        }
+        diskRecord.wholeCopy(epoch);
         long diskBytesSent = 0;
         for (final VirtualDisk disk : disks)
         {
@@ -476,6 +530,122 @@ final class CheckpointSender implements Agent
                 replicator.baselineDiskBytesSent(diskBytesSent);
             }
         }
+    }
+
+    /**
+     * A quick resync's disk copy: the recorded extents (merged, sorted), read now. Like the whole copy, the guest's
+     * writes from after the opening wait in the stream behind it.
+     */
+    private void sendDiskExtents(final long epoch, final long[][] extents) throws IOException
+    {
+        long diskBytesSent = 0;
+        for (final long[] extent : extents)
+        {
+            final VirtualDisk disk = disks.get(diskIndex((int)extent[0]));
+            final int chunk = diskChunkBytes / disk.blockSize() * disk.blockSize();
+            final long end = extent[1] + extent[2];
+            for (long offset = extent[1]; offset < end; offset += chunk)
+            {
+                final int length = (int)Math.min(chunk, end - offset);
+                disk.read(offset, diskChunk, 0, length);
+                header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
+                header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
+                header.putLong(FrameCodec.HEADER_LENGTH + 8, offset);
+                diskChunkView.limit(length).position(0);
+                epochCrcSum += sendFrame(FrameType.DISK_WRITE, epoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView);
+                epochFrames++;
+                epochDiskWrites++;
+                diskBytesSent += length;
+                replicator.baselineDiskBytesSent(diskBytesSent);
+            }
+        }
+    }
+
+    private int diskIndex(final int diskId)
+    {
+        for (int i = 0; i < disks.size(); i++)
+        {
+            if (disks.get(i).id() == diskId)
+            {
+                return i;
+            }
+        }
+        throw new IllegalStateException("disk " + diskId + " is not one of the guest's");
+    }
+
+    /**
+     * A stream record while no session sends it: disk writes go into the record (their extents; the data is on the
+     * guest's disk and is read again by the resync), staging areas are freed.
+     */
+    private void onRecordWhileDown(final int type, final MutableDirectBuffer buffer, final int index, final int length)
+    {
+        switch (type)
+        {
+            case DiskWriteStream.DISK_WRITE:
+                diskRecord.record(DiskResyncRecord.SINCE_LOSS, buffer.getInt(index), buffer.getLong(index + 8),
+                    buffer.getInt(index + 4));
+                break;
+            case DiskWriteStream.CHECKPOINT:
+                areas[buffer.getInt(index + 8)].release();
+                break;
+            default:
+                // a flush: the resync's epoch ends with the data on the standby's disk, whatever was flushed before
+                break;
+        }
+    }
+
+    /**
+     * Starts a reconnected session on this thread, before protection resumes: gives up what the lost one left half
+     * sent, and asks the scheduler for the session's first epoch (its resync).
+     *
+     * @param session       the new connection.
+     * @param sessionVersion the protocol version it speaks.
+     * @param sessionGeneration its generation.
+     * @param firstEpoch    the session's first epoch.
+     * @param recoveryEpoch the standby's recovery point.
+     * @param recoveryFingerprint that point's fingerprint.
+     * @param quick         true if the standby resumes that point (only changes are sent).
+     * @return false if the page encoder failed and no session can run.
+     */
+    boolean resume(final Connection session, final int sessionVersion, final long sessionGeneration,
+        final long firstEpoch, final long recoveryEpoch, final long recoveryFingerprint, final boolean quick)
+    {
+        if (!encoder.abandon(sendingJob))
+        {
+            return false;
+        }
+        if (sendingArea != null)
+        {
+            sendingArea.release();
+            sendingArea = null;
+        }
+        sendingJob = 0;
+        connection = session;
+        version = sessionVersion;
+        generation = sessionGeneration;
+        decoder.reset();
+        decoder.negotiated(sessionVersion);
+        receiveView.clear();
+        streamEpoch = firstEpoch;
+        baselineEpoch = firstEpoch;
+        epochCrcSum = 0;
+        epochFrames = 0;
+        epochDiskWrites = 0;
+        epochPages = 0;
+        epochEncodeNs = 0;
+        epochEncodedBytes = 0;
+        midFrame = false;
+        goodbyeSent = false;
+        fingerprint = recoveryFingerprint;
+        quickResync = quick;
+        resyncRecoveryEpoch = recoveryEpoch;
+        recordingUntilOpen = true;
+        final long now = clock.nanoTime();
+        lastReceivedNs = now;
+        lastSendNs = now;
+        lastPollNs = now;
+        lastHealthCheckNs = now;
+        return true;
     }
 
     /**
@@ -600,7 +770,9 @@ final class CheckpointSender implements Agent
                 decoder.type() + " frame is not valid from a standby after the handshake");
         }
         final long epoch = decoder.epoch();
-        final long expected = replicator.lastAckedEpoch() + 1;
+        // a reconnected session's first ack is its first epoch: the epochs the lost session left unacknowledged
+        // are covered by it
+        final long expected = Math.max(replicator.lastAckedEpoch() + 1, baselineEpoch);
         if (epoch != expected || epoch > replicator.sentThroughEpoch())
         {
             throw new ProtocolException(ProtocolException.Fault.EPOCH_OUT_OF_ORDER, "ack " + epoch + " but expected " +
@@ -608,6 +780,7 @@ final class CheckpointSender implements Agent
         }
         final long latency = lastReceivedNs - replicator.checkpointTimeNs(epoch);
         replicator.acked(epoch);
+        diskRecord.acknowledged(epoch);
         replicator.commitLatency(latency);
         if (epoch == baselineEpoch)
         {

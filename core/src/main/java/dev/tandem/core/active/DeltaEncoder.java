@@ -253,6 +253,36 @@ final class DeltaEncoder implements AutoCloseable
     }
 
     /**
+     * Takes the rest of the segment unsent: the link was lost in the middle of it. The workers finish it (each job
+     * waits for its owner, as {@link #payload} does), so the next {@link #plan} does not wait for ever; what they
+     * encoded went into their caches as the last version sent, and the resync that follows sends those pages again.
+     *
+     * @param fromJob the first job not taken.
+     * @return false if a worker failed (the encoder cannot go on).
+     */
+    boolean abandon(final int fromJob)
+    {
+        if (!pooled || area == null)
+        {
+            return true;
+        }
+        for (int job = fromJob; job < jobCount; job++)
+        {
+            final Worker worker = pool[jobOwner[job]];
+            while (worker.produced.get() == worker.taken)
+            {
+                if (worker.failed)
+                {
+                    return false;
+                }
+                Thread.onSpinWait();
+            }
+            taken(job);
+        }
+        return true;
+    }
+
+    /**
      * Frees the job's payload buffer for its owner.
      */
     void taken(final int job)
@@ -346,7 +376,7 @@ final class DeltaEncoder implements AutoCloseable
         private StagingArea area;
         private long segment;
         private int cursor;
-        private boolean failed;
+        private volatile boolean failed;
 
         Worker(final int id, final int slots, final int pageSize, final long cacheBytes, final int payloadBytes,
             final StagingArea[] areas, final int maxPages)

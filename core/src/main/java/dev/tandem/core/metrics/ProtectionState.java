@@ -22,5 +22,12 @@ public enum ProtectionState
     /** another side owns the guest now (the standby promoted): this side stopped its guest and releases no output. */
     FENCED,
     /** protection was stopped. */
-    STOPPED
+    STOPPED,
+    /**
+     * the standby was lost and this side tries to reconnect within {@code ActiveContext.reconnectWindowNs}: the guest
+     * runs, output is held, the arbiter is watched (and claimed after the claim delay) as while ARBITRATING; next
+     * SYNCING (a session resumed: a quick resync or a whole baseline), FENCED, or at the window's end FAILED or
+     * ARBITRATING.
+     */
+    RECONNECTING
 }

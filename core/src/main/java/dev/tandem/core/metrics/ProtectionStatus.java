@@ -51,6 +51,7 @@ import java.util.Locale;
  * @param lastCheckpointDirtyPages pages dirtied during epoch {@code lastCheckpointEpoch} (its delta: what
  *                            checkpoint {@code lastCheckpointEpoch} copied; every page for the baseline).
  * @param baseline            where the baseline stands (rounds, pages copied and left, disk bytes sent).
+ * @param reconnect           reconnects after lost links, their resyncs and the time spent unprotected.
  */
 public record ProtectionStatus(
     ProtectionState state,
@@ -94,7 +95,8 @@ public record ProtectionStatus(
     long baselineHoldMaxNs,
     java.util.List<StageLatency> stages,
     long lastCheckpointDirtyPages,
-    BaselineProgress baseline)
+    BaselineProgress baseline,
+    ReconnectStatus reconnect)
 {
     /**
      * @return epochs checkpointed but not yet acknowledged (the replication lag).
@@ -117,6 +119,11 @@ public record ProtectionStatus(
      */
     public String progressLine()
     {
+        if (state == ProtectionState.RECONNECTING && reconnect != null)
+        {
+            return String.format(Locale.ROOT, "%-9s attempt %d, %.1f s left | acked %d | held %d KiB",
+                state, reconnect.attempts(), reconnect.windowLeftNs() / 1e9, lastAckedEpoch, outputHeldBytes / 1024);
+        }
         if (state == ProtectionState.SYNCING && baseline != null && !baseline.done())
         {
             return String.format(Locale.ROOT, "%-9s %s | sent %.1f MiB", state, baseline.describe(),

@@ -719,7 +719,13 @@ public final class StandbyReplica implements AutoCloseable
         private long epochCrcSum;
         /** The current session has had a frame of its first epoch accepted: its baseline has started. */
         private boolean sessionStarted;
-        /** The log epoch {@code lastCommittedEpoch + 1} is assembled in; null until its first frame takes one. */
+        /** The epoch the next data frame must carry: after the recovery point, or a resuming session's first. */
+        private long nextEpoch = 1;
+        /** The fingerprint of the recovery point: {@link Handshake#chain} over every epoch committed here. */
+        private long fingerprint;
+        /** This session resumes the recovery point (a quick resync): that point stays promotable meanwhile. */
+        private boolean resyncSession;
+        /** The log epoch {@code nextEpoch} is assembled in; null until its first frame takes one. */
         private EpochLog assembling;
         /** Why the frame at the start of the receive buffer waits for the applier, or {@link #STALL_NONE}. */
         private int stall = STALL_NONE;
@@ -882,7 +888,7 @@ public final class StandbyReplica implements AutoCloseable
          */
         private boolean mustWait()
         {
-            if (!handshakeDone || decoder.generation() != generation || decoder.epoch() != lastCommittedEpoch + 1)
+            if (!handshakeDone || decoder.generation() != generation || decoder.epoch() != nextEpoch)
             {
                 // refused by onFrame, or no epoch data
                 return false;
@@ -1292,7 +1298,7 @@ public final class StandbyReplica implements AutoCloseable
                 return;
             }
             final long epoch = decoder.epoch();
-            final long expectedEpoch = lastCommittedEpoch + 1;
+            final long expectedEpoch = nextEpoch;
             if (epoch != expectedEpoch)
             {
                 throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, type + " frame of epoch " + epoch + " " +
@@ -1301,9 +1307,10 @@ public final class StandbyReplica implements AutoCloseable
             if (!sessionStarted)
             {
                 // this session's baseline has started and replaces the history: the old recovery point is not
-                // promoted until the session commits
+                // promoted until the session commits. A resync builds on the recovery point instead (its epoch is
+                // staged whole before it is applied), so that point stays what a promotion resumes
                 sessionStarted = true;
-                promotable = false;
+                promotable = promotable && resyncSession;
             }
             final int index = decoder.payloadIndex();
             final int length = decoder.length();
@@ -1387,6 +1394,11 @@ public final class StandbyReplica implements AutoCloseable
                     throw new ProtocolException(Fault.STALE_GENERATION, "active last served generation " +
                         hello.generation() + " but generation " + generation + " exists: that active was fenced");
                 }
+                if (hello.firstEpoch() != 0 && hello.firstEpoch() <= lastCommittedEpoch)
+                {
+                    throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, "active resumes at epoch " +
+                        hello.firstEpoch() + " but this standby committed epoch " + lastCommittedEpoch + " already");
+                }
                 if (hello.heartbeatIntervalNs() * StandbyContext.MIN_HEARTBEATS_PER_TIMEOUT > ctx.failureTimeoutNs())
                 {
                     throw new ProtocolException(Fault.TIMING_MISMATCH, "active heartbeat every " +
@@ -1406,8 +1418,11 @@ public final class StandbyReplica implements AutoCloseable
             final long servedBefore = generation;
             // generations only move up: the session runs at the higher of both sides', persisted before WELCOME
             generation = ownership.adopt(hello.generation());
-            final int length = new Handshake.Welcome(version, lastCommittedEpoch, generation, ctx.failureTimeoutNs())
-                .encode(sendBuffer, FrameCodec.HEADER_LENGTH);
+            // the recovery point is one of the active's own checkpoints (same epoch, same chain of frames): only the
+            // changes since follow; anything else (another history, an empty replica) gets a whole baseline
+            final boolean resync = lastCommittedEpoch >= 1 && hello.names(lastCommittedEpoch, fingerprint);
+            final int length = new Handshake.Welcome(version, lastCommittedEpoch, generation, ctx.failureTimeoutNs(),
+                fingerprint, resync).encode(sendBuffer, FrameCodec.HEADER_LENGTH);
             sendFrame(FrameType.WELCOME, lastCommittedEpoch, length);
             handshakeDone = true;
             connected = true;
@@ -1417,6 +1432,8 @@ public final class StandbyReplica implements AutoCloseable
             heartbeatIntervalNs = hello.heartbeatIntervalNs();
             sessionBaselinePending = true;
             sessionStarted = false;
+            resyncSession = resync;
+            nextEpoch = hello.firstEpoch() != 0 ? hello.firstEpoch() : lastCommittedEpoch + 1;
             if (hello.generation() > servedBefore)
             {
                 // the active owned the guest under a generation this recovery point never saw, and may have let
@@ -1425,8 +1442,9 @@ public final class StandbyReplica implements AutoCloseable
             }
             // otherwise the old recovery point stays promotable until a frame of this session is accepted: a session
             // that handshakes and then dies (or a replayed HELLO refused at its first frame) changed nothing
-            LOG.info("active {} connected for VM {}; recovery point is epoch {}", connection.peer(), hello.vmId(),
-                lastCommittedEpoch);
+            LOG.info("active {} connected for VM {}; recovery point is epoch {}{}", connection.peer(), hello.vmId(),
+                lastCommittedEpoch, resync ? ", resumed: only what changed since follows, from epoch " + nextEpoch :
+                hello.history().isEmpty() ? "" : ", not one of the active's checkpoints: a whole baseline follows");
         }
 
         private void onDiskWrite(final int index, final int length) throws IOException
@@ -1590,13 +1608,13 @@ public final class StandbyReplica implements AutoCloseable
                     Long.toHexString(crcSum) + "; received " + epochPages + ", " + epochFrames + ", " +
                     epochDiskWrites + ", " + epochComponents + ", " + Long.toHexString(epochCrcSum));
             }
-            commit(epoch);
+            commit(epoch, crcSum);
         }
 
         /**
          * Epoch {@code epoch} arrived whole and verified: it is committed, handed to the applier, and acked at once.
          */
-        private void commit(final long epoch) throws IOException
+        private void commit(final long epoch, final long crcSum) throws IOException
         {
             final long receivedNs = clock.nanoTime();
             if (torn != null)
@@ -1616,6 +1634,8 @@ public final class StandbyReplica implements AutoCloseable
             baselineInPlace = false;
             resetEpochCounts();
             counters.committedEpoch.setRelease(epoch);
+            fingerprint = Handshake.chain(fingerprint, epoch, crcSum);
+            nextEpoch = epoch + 1;
             lastCommittedEpoch = epoch;
             CounterSet.add(counters.commits, 1);
             promotable = true;
@@ -1742,7 +1762,7 @@ public final class StandbyReplica implements AutoCloseable
             lastError = ex.getMessage();
             CounterSet.add(counters.refusals, 1);
             LOG.warn("refused frame from {}: {}; epoch {} discarded, recovery point stays at epoch {}",
-                connection == null ? "?" : connection.peer(), ex.getMessage(), lastCommittedEpoch + 1,
+                connection == null ? "?" : connection.peer(), ex.getMessage(), nextEpoch,
                 lastCommittedEpoch);
             final Connection refused = connection;
             connection = null;
@@ -1763,7 +1783,7 @@ public final class StandbyReplica implements AutoCloseable
         private void fail(final String message)
         {
             lastError = message;
-            LOG.warn("{}; epoch {} discarded, recovery point stays at epoch {}", message, lastCommittedEpoch + 1,
+            LOG.warn("{}; epoch {} discarded, recovery point stays at epoch {}", message, nextEpoch,
                 lastCommittedEpoch);
             drop();
             ctx.listener().onError(new IOException(message));

@@ -41,6 +41,10 @@ public final class LoopbackRelay implements AutoCloseable
     private volatile boolean closing;
     private volatile long partitionedAtUs = Long.MIN_VALUE;
     private volatile long bytesRelayed;
+    private volatile boolean resetRequested;
+    private volatile long resetsDone;
+    private volatile long refuseUntilNs = Long.MIN_VALUE;
+    private volatile boolean stalled;
 
     /**
      * Binds a kernel-chosen loopback port and starts relaying to {@code target}.
@@ -96,12 +100,97 @@ public final class LoopbackRelay implements AutoCloseable
         return partitionedAtUs;
     }
 
+    /**
+     * Resets every relayed connection (both hosts see a connection reset, as when a middlebox or a link flap drops
+     * them) and refuses new connections for {@code refuseFor} (each is accepted and reset at once); then relays again.
+     *
+     * @param refuseFor how long new connections are refused; zero to accept them again at once.
+     * @throws InterruptedException if interrupted while waiting for the relay thread.
+     * @throws IllegalStateException if the relay thread does not reset within five seconds.
+     */
+    public void reset(final java.time.Duration refuseFor) throws InterruptedException
+    {
+        refuseUntilNs = System.nanoTime() + refuseFor.toNanos();
+        final long before = resetsDone;
+        resetRequested = true;
+        selector.wakeup();
+        final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (resetsDone == before)
+        {
+            if (System.nanoTime() > deadline)
+            {
+                throw new IllegalStateException("the relay thread did not reset within 5 s");
+            }
+            Thread.sleep(1);
+        }
+    }
+
+    /**
+     * Stops moving bytes in both directions, every socket left open (a partition), until {@link #resume()}: unlike
+     * {@link #partition()}, this one heals.
+     */
+    public void stall()
+    {
+        stalled = true;
+        selector.wakeup();
+    }
+
+    /**
+     * Heals a {@link #stall()}: bytes move again, in order, none lost.
+     */
+    public void resume()
+    {
+        stalled = false;
+        selector.wakeup();
+    }
+
+    private void resetAll()
+    {
+        for (final SocketChannel channel : channels)
+        {
+            resetAndClose(channel);
+        }
+        channels.clear();
+        resetRequested = false;
+        resetsDone++;
+    }
+
+    private static void resetAndClose(final SocketChannel channel)
+    {
+        try
+        {
+            // linger 0: the close sends a reset, not an orderly end of stream
+            channel.setOption(StandardSocketOptions.SO_LINGER, 0);
+        }
+        catch (final IOException | RuntimeException ignore)
+        {
+            // closed already
+        }
+        try
+        {
+            channel.close();
+        }
+        catch (final IOException ignore)
+        {
+            // closing anyway
+        }
+    }
+
     private void run()
     {
         try
         {
             while (!partitionRequested && !closing)
             {
+                if (resetRequested)
+                {
+                    resetAll();
+                }
+                if (stalled)
+                {
+                    Thread.sleep(1);
+                    continue;
+                }
                 selector.select(100);
                 final Iterator<SelectionKey> keys = selector.selectedKeys().iterator();
                 // checked per key, so that nothing moves once partition() was asked, not even the rest of a batch
@@ -128,6 +217,10 @@ public final class LoopbackRelay implements AutoCloseable
         {
             // the selector itself failed: nothing more is relayed, which a partition test would notice as silence
         }
+        catch (final InterruptedException ex)
+        {
+            Thread.currentThread().interrupt();
+        }
         finally
         {
             final java.time.Instant now = java.time.Instant.now();
@@ -141,6 +234,11 @@ public final class LoopbackRelay implements AutoCloseable
         final SocketChannel a = server.accept();
         if (a == null)
         {
+            return;
+        }
+        if (System.nanoTime() < refuseUntilNs)
+        {
+            resetAndClose(a);
             return;
         }
         final SocketChannel b;

@@ -49,16 +49,19 @@ import java.util.zip.CRC32C;
  * Order within epoch N: its disk writes and flushes, BARRIER N (after the last write of N), its pages, its
  * components, EPOCH_END N. The session's first epoch (the baseline) differs since version 3: a live baseline's
  * pages may come before its barrier, interleaved with the disk copy and the guest's writes meanwhile (they are
- * copied while the guest runs); the standby applies the epoch's frames in the order they came.
+ * copied while the guest runs); the standby applies the epoch's frames in the order they came. Version 4 adds the
+ * reconnecting active's history to HELLO and the recovery point's fingerprint to WELCOME: a session that resumes the
+ * standby's recovery point (a quick resync) starts at the HELLO's first epoch, its first epoch carrying only the
+ * pages and blocks that changed since that point.
  */
 public final class FrameCodec
 {
     /** "TNDM" read as a little-endian int. */
     public static final int MAGIC = 0x4D444E54;
     /** Lowest protocol version this build speaks. */
-    public static final int MIN_VERSION = 3;
+    public static final int MIN_VERSION = 4;
     /** Highest protocol version this build speaks. */
-    public static final int MAX_VERSION = 3;
+    public static final int MAX_VERSION = 4;
     /** Header length. */
     public static final int HEADER_LENGTH = 32;
     /** Default bound on a payload. */

@@ -13,7 +13,9 @@ import java.util.List;
  *  HELLO    minVersion:u8 maxVersion:u8 reserved:u16 pageSize:int32 pageCount:int64 heartbeatNs:int64
  *           generation:int64 maxFramePayload:int32 diskCount:int32
  *           diskCount * (diskId:int32 blockSize:int32 sizeBytes:int64) vmIdLength:int32 vmId:utf8
- *  WELCOME  version:int32 reserved:int32 recoveryEpoch:int64 generation:int64 failureTimeoutNs:int64
+ *           firstEpoch:int64 historyCount:int32 historyCount * (epoch:int64 fingerprint:int64)
+ *  WELCOME  version:int32 flags:int32 recoveryEpoch:int64 generation:int64 failureTimeoutNs:int64
+ *           fingerprint:int64                                   (flags bit 0: RESYNC)
  *  REFUSE, FAILURE_REPORT   reasonLength:int32 reason:utf8
  * </pre>
  */
@@ -28,7 +30,11 @@ public final class Handshake
     /** Longest REFUSE or FAILURE_REPORT payload: the length field and the longest reason. */
     public static final int MAX_REASON_PAYLOAD = 4 + MAX_REASON_BYTES;
     /** Length of a WELCOME payload. */
-    public static final int WELCOME_LENGTH = 32;
+    public static final int WELCOME_LENGTH = 40;
+    /** Most checkpoints a HELLO names as ones the standby may hold (a reconnecting active's unacknowledged ones). */
+    public static final int MAX_HISTORY = 256;
+    /** WELCOME flag: the standby's recovery point is one of the checkpoints the HELLO named; only changes follow. */
+    public static final int WELCOME_RESYNC = 1;
 
     private Handshake()
     {
@@ -57,10 +63,54 @@ public final class Handshake
      * @param heartbeatIntervalNs how often the active sends at least one frame.
      * @param generation the generation the active believes current (0 for a first start).
      * @param maxFramePayload the largest frame payload the active sends; a standby that accepts less refuses.
+     * @param firstEpoch the epoch the session starts at, or 0 for the one after the standby's recovery point (a
+     *                   launch); a reconnecting active starts after every epoch it ever took, so that output it
+     *                   holds is released by the new session's acks.
+     * @param history    checkpoints of the active's history the standby may hold as its recovery point (a
+     *                   reconnecting active's acknowledged and unacknowledged ones; empty for a launch): if it holds
+     *                   one of them, with the same fingerprint, only what changed since is sent.
      */
     public record Hello(int minVersion, int maxVersion, String vmId, int pageSize, long pageCount, List<Disk> disks,
-        long heartbeatIntervalNs, long generation, int maxFramePayload)
+        long heartbeatIntervalNs, long generation, int maxFramePayload, long firstEpoch, List<Checkpoint> history)
     {
+        /**
+         * A launch's hello: the session starts after the standby's recovery point, with no history to resync from.
+         *
+         * @param minVersion lowest version spoken.
+         * @param maxVersion highest version spoken.
+         * @param vmId       identity of the guest.
+         * @param pageSize   page size.
+         * @param pageCount  number of pages.
+         * @param disks      the guest's disks.
+         * @param heartbeatIntervalNs how often the active sends at least one frame.
+         * @param generation the generation the active believes current.
+         * @param maxFramePayload the largest frame payload the active sends.
+         */
+        public Hello(final int minVersion, final int maxVersion, final String vmId, final int pageSize,
+            final long pageCount, final List<Disk> disks, final long heartbeatIntervalNs, final long generation,
+            final int maxFramePayload)
+        {
+            this(minVersion, maxVersion, vmId, pageSize, pageCount, disks, heartbeatIntervalNs, generation,
+                maxFramePayload, 0, List.of());
+        }
+
+        /**
+         * @param epoch       a recovery point.
+         * @param fingerprint its fingerprint.
+         * @return true if that checkpoint is one this hello names.
+         */
+        public boolean names(final long epoch, final long fingerprint)
+        {
+            for (final Checkpoint checkpoint : history)
+            {
+                if (checkpoint.epoch() == epoch && checkpoint.fingerprint() == fingerprint)
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
+
         /**
          * @param buffer destination.
          * @param index  offset.
@@ -77,6 +127,11 @@ public final class Handshake
             if (disks.size() > MAX_DISKS)
             {
                 throw new IllegalArgumentException(disks.size() + " disks; at most " + MAX_DISKS + " are carried");
+            }
+            if (history.size() > MAX_HISTORY)
+            {
+                throw new IllegalArgumentException(history.size() + " checkpoints of history; at most " +
+                    MAX_HISTORY + " are carried");
             }
             int offset = index;
             buffer.putByte(offset, (byte)minVersion);
@@ -98,7 +153,25 @@ public final class Handshake
             }
             buffer.putInt(offset, id.length);
             buffer.putBytes(offset + 4, id);
-            return offset + 4 + id.length - index;
+            offset += 4 + id.length;
+            buffer.putLong(offset, firstEpoch);
+            buffer.putInt(offset + 8, history.size());
+            offset += 12;
+            for (final Checkpoint checkpoint : history)
+            {
+                buffer.putLong(offset, checkpoint.epoch());
+                buffer.putLong(offset + 8, checkpoint.fingerprint());
+                offset += 16;
+            }
+            return offset - index;
+        }
+
+        /**
+         * @return the most bytes {@link #encode} writes for this hello.
+         */
+        public int maxEncodedLength()
+        {
+            return 44 + disks.size() * 16 + MAX_VM_ID_BYTES * 4 + 12 + history.size() * 16;
         }
 
         /**
@@ -110,7 +183,7 @@ public final class Handshake
          */
         public static Hello decode(final DirectBuffer buffer, final int index, final int length)
         {
-            require(length >= 44, "HELLO payload of " + length + " bytes is too short");
+            require(length >= 56, "HELLO payload of " + length + " bytes is too short");
             final int min = buffer.getByte(index) & 0xFF;
             final int max = buffer.getByte(index + 1) & 0xFF;
             require(buffer.getShort(index + 2) == 0, "HELLO reserved bytes are not zero");
@@ -133,7 +206,7 @@ public final class Handshake
                 offset += 16;
             }
             final int idLength = buffer.getInt(offset);
-            require(idLength >= 0 && idLength <= MAX_VM_ID_BYTES && offset + 4 + idLength == index + length,
+            require(idLength >= 0 && idLength <= MAX_VM_ID_BYTES && offset + 4 + idLength + 12 <= index + length,
                 "HELLO vmId length " + idLength + " does not fit the payload");
             final byte[] id = new byte[idLength];
             buffer.getBytes(offset + 4, id);
@@ -151,8 +224,25 @@ public final class Handshake
                 throw new ProtocolException(ProtocolException.Fault.MALFORMED, "HELLO vmId of " + idLength +
                     " bytes is not valid UTF-8");
             }
+            offset += 4 + idLength;
+            final long firstEpoch = buffer.getLong(offset);
+            final int historyCount = buffer.getInt(offset + 8);
+            offset += 12;
+            require(firstEpoch >= 0, "HELLO first epoch " + firstEpoch + " is negative");
+            require(historyCount >= 0 && historyCount <= MAX_HISTORY && offset + historyCount * 16 == index + length,
+                "HELLO history of " + historyCount + " checkpoints does not fit the payload");
+            final List<Checkpoint> history = new ArrayList<>(historyCount);
+            for (int i = 0; i < historyCount; i++)
+            {
+                final long epoch = buffer.getLong(offset);
+                require(epoch >= 1 && (firstEpoch == 0 || epoch < firstEpoch), "HELLO history names epoch " + epoch +
+                    ", not between 1 and the first epoch " + firstEpoch);
+                history.add(new Checkpoint(epoch, buffer.getLong(offset + 8)));
+                offset += 16;
+            }
+            require(history.isEmpty() || firstEpoch > 0, "HELLO names a history but no first epoch");
             return new Hello(min, max, vmId, pageSize, pageCount, List.copyOf(disks), heartbeatNs, generation,
-                maxFramePayload);
+                maxFramePayload, firstEpoch, List.copyOf(history));
         }
 
         /**
@@ -204,9 +294,27 @@ public final class Handshake
      * @param generation       the generation of the session (the higher of both sides').
      * @param failureTimeoutNs the standby's failure timeout: silence after which it may promote, so the active knows
      *                         from when on to ask the arbiter whether it was superseded.
+     * @param fingerprint      the fingerprint of the recovery point: a hash chained over every epoch the standby
+     *                         committed (see {@link #chain}); an active compares it with its own record of that epoch.
+     * @param resync           true if the recovery point is one of the checkpoints the HELLO named, with the same
+     *                         fingerprint: the standby keeps it and takes only what changed since.
      */
-    public record Welcome(int version, long recoveryEpoch, long generation, long failureTimeoutNs)
+    public record Welcome(int version, long recoveryEpoch, long generation, long failureTimeoutNs, long fingerprint,
+        boolean resync)
     {
+        /**
+         * A welcome with no resync, for a recovery point of fingerprint 0 (an empty replica's).
+         *
+         * @param version          the protocol version the standby chose.
+         * @param recoveryEpoch    the standby's newest committed epoch.
+         * @param generation       the generation of the session.
+         * @param failureTimeoutNs the standby's failure timeout.
+         */
+        public Welcome(final int version, final long recoveryEpoch, final long generation, final long failureTimeoutNs)
+        {
+            this(version, recoveryEpoch, generation, failureTimeoutNs, 0, false);
+        }
+
         /**
          * @param buffer destination, with {@link #WELCOME_LENGTH} bytes from {@code index}.
          * @param index  offset.
@@ -215,10 +323,11 @@ public final class Handshake
         public int encode(final MutableDirectBuffer buffer, final int index)
         {
             buffer.putInt(index, version);
-            buffer.putInt(index + 4, 0);
+            buffer.putInt(index + 4, resync ? WELCOME_RESYNC : 0);
             buffer.putLong(index + 8, recoveryEpoch);
             buffer.putLong(index + 16, generation);
             buffer.putLong(index + 24, failureTimeoutNs);
+            buffer.putLong(index + 32, fingerprint);
             return WELCOME_LENGTH;
         }
 
@@ -230,7 +339,7 @@ public final class Handshake
          * @param length payload length.
          * @return the welcome.
          * @throws ProtocolException naming the field that is wrong: the length, a version outside this build's
-         *                           range, a non-zero reserved field, a failure timeout that is not positive.
+         *                           range, an unknown flag, a failure timeout that is not positive.
          */
         public static Welcome decode(final DirectBuffer buffer, final int index, final int length)
         {
@@ -241,14 +350,46 @@ public final class Handshake
                 throw new ProtocolException(ProtocolException.Fault.BAD_VERSION, "standby chose version " + version +
                     ", this build speaks " + FrameCodec.MIN_VERSION + ".." + FrameCodec.MAX_VERSION);
             }
-            if (buffer.getInt(index + 4) != 0)
+            final int flags = buffer.getInt(index + 4);
+            if ((flags & ~WELCOME_RESYNC) != 0)
             {
-                throw new ProtocolException(ProtocolException.Fault.RESERVED_BITS, "WELCOME reserved field is not zero");
+                throw new ProtocolException(ProtocolException.Fault.RESERVED_BITS, "WELCOME flags 0x" +
+                    Integer.toHexString(flags) + " carry bits this build does not know");
             }
             final long failureTimeoutNs = buffer.getLong(index + 24);
             require(failureTimeoutNs > 0, "standby's failure timeout " + failureTimeoutNs + " ns is not positive");
-            return new Welcome(version, buffer.getLong(index + 8), buffer.getLong(index + 16), failureTimeoutNs);
+            return new Welcome(version, buffer.getLong(index + 8), buffer.getLong(index + 16), failureTimeoutNs,
+                buffer.getLong(index + 32), (flags & WELCOME_RESYNC) != 0);
         }
+    }
+
+    /**
+     * A checkpoint of a guest's history: its epoch and fingerprint.
+     *
+     * @param epoch       the epoch.
+     * @param fingerprint the chained hash after that epoch.
+     */
+    public record Checkpoint(long epoch, long fingerprint)
+    {
+    }
+
+    /**
+     * The fingerprint of a history one epoch longer: both sides chain it over every committed epoch, from the
+     * standby's recovery point at the session's start, with the sum of the epoch's frame CRCs that EPOCH_END carries.
+     * Two images with the same epoch and fingerprint were built from the same frames. It detects a standby that
+     * holds another history (another active's, an older session's), not a forgery (the secure link is for that).
+     *
+     * @param previous the fingerprint before the epoch (0 for an empty replica).
+     * @param epoch    the epoch committed.
+     * @param crcSum   the epoch's CRC sum.
+     * @return the fingerprint after it.
+     */
+    public static long chain(final long previous, final long epoch, final long crcSum)
+    {
+        long h = previous * 0x9E3779B97F4A7C15L + epoch;
+        h = (h ^ (h >>> 31)) * 0xBF58476D1CE4E5B9L + crcSum;
+        h = (h ^ (h >>> 27)) * 0x94D049BB133111EBL;
+        return h ^ (h >>> 31);
     }
 
     /**

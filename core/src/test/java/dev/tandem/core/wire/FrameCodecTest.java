@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.zip.CRC32C;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -100,18 +101,53 @@ class FrameCodecTest
     }
 
     @Test
+    void helloOfAReconnectCarriesItsHistoryAndABadHistoryIsNamed()
+    {
+        final UnsafeBuffer buffer = new UnsafeBuffer(new byte[8192]);
+        final Handshake.Hello hello = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, "vm-1",
+            4096, 1000, java.util.List.of(new Handshake.Disk(0, 4096, 1 << 20)), 20_000_000L, 4, 1 << 20, 42,
+            java.util.List.of(new Handshake.Checkpoint(39, 7), new Handshake.Checkpoint(40, -3)));
+        final int length = hello.encode(buffer, 0);
+        assertTrue(length <= hello.maxEncodedLength());
+        final Handshake.Hello decoded = Handshake.Hello.decode(buffer, 0, length);
+        assertEquals(hello, decoded);
+        assertTrue(decoded.names(40, -3));
+        assertFalse(decoded.names(40, 7), "the epoch alone is not enough: the fingerprint must match");
+
+        // a history naming an epoch at or after the first epoch cannot be a checkpoint the standby holds
+        final int bad = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION, "vm-1", 4096, 1000,
+            java.util.List.of(), 20_000_000L, 4, 1 << 20, 42, java.util.List.of(new Handshake.Checkpoint(42, 1)))
+            .encode(buffer, 0);
+        final ProtocolException late = assertThrows(ProtocolException.class,
+            () -> Handshake.Hello.decode(buffer, 0, bad));
+        assertTrue(late.getMessage().contains("names epoch 42"), late.getMessage());
+        final ProtocolException cut = assertThrows(ProtocolException.class,
+            () -> Handshake.Hello.decode(buffer, 0, bad - 8));
+        assertTrue(cut.getMessage().contains("history of 1 checkpoints does not fit"), cut.getMessage());
+        assertEquals(Handshake.chain(5, 6, 7), Handshake.chain(5, 6, 7));
+        assertFalse(Handshake.chain(5, 6, 7) == Handshake.chain(5, 7, 7) ||
+            Handshake.chain(5, 6, 7) == Handshake.chain(5, 6, 8) || Handshake.chain(5, 6, 7) == Handshake.chain(4, 6, 7),
+            "the fingerprint depends on the history, the epoch and its frames");
+    }
+
+    @Test
     void welcomeRoundTripsAndEachBadFieldIsNamed()
     {
         final UnsafeBuffer buffer = new UnsafeBuffer(new byte[64]);
+        final Handshake.Welcome resync = new Handshake.Welcome(FrameCodec.MAX_VERSION, 17, 3, 200_000_000L,
+            0x1234_5678_9ABC_DEF0L, true);
+        assertEquals(Handshake.WELCOME_LENGTH, resync.encode(buffer, 8));
+        assertEquals(resync, Handshake.Welcome.decode(buffer, 8, Handshake.WELCOME_LENGTH));
         final Handshake.Welcome welcome = new Handshake.Welcome(FrameCodec.MAX_VERSION, 17, 3, 200_000_000L);
         assertEquals(Handshake.WELCOME_LENGTH, welcome.encode(buffer, 8));
         assertEquals(welcome, Handshake.Welcome.decode(buffer, 8, Handshake.WELCOME_LENGTH));
 
         final ProtocolException shortOne = assertThrows(ProtocolException.class,
             () -> Handshake.Welcome.decode(buffer, 8, Handshake.WELCOME_LENGTH - 8));
-        assertTrue(shortOne.getMessage().contains("WELCOME of 24 bytes"), shortOne.getMessage());
+        assertTrue(shortOne.getMessage().contains("WELCOME of " + (Handshake.WELCOME_LENGTH - 8) + " bytes"),
+            shortOne.getMessage());
 
-        buffer.putInt(12, 1);
+        buffer.putInt(12, 2);
         final ProtocolException reserved = assertThrows(ProtocolException.class,
             () -> Handshake.Welcome.decode(buffer, 8, Handshake.WELCOME_LENGTH));
         assertEquals(ProtocolException.Fault.RESERVED_BITS, reserved.fault());

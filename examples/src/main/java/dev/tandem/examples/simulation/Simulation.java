@@ -414,6 +414,9 @@ public final class Simulation implements SimNetwork.Hooks
             .diskStreamBytes(64 << 10 << random.nextInt(3))
             .heartbeatIntervalNs(HEARTBEAT_NS)
             .standbySilenceTimeoutNs(SILENCE_TIMEOUT_NS)
+            // reconnecting runs its handshake on a thread of its own, which this single-threaded, seeded world
+            // cannot step: not simulated yet, a lost link ends the session as before
+            .reconnectWindowNs(0)
             .pageCodec(random.nextBoolean())
             .sentPageCacheBytes(random.nextBoolean() ? 0 : 256 << 10)
             .promotionArbiter(activeArbiter)
