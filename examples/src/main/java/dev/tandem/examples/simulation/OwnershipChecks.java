@@ -149,9 +149,22 @@ final class OwnershipChecks
             (activeGeneration == standbyGeneration && activeWonNs > standbyClaimNs);
     }
 
-    private boolean activeOwnsWonGeneration(final long now)
+    /**
+     * @param now simulated time.
+     * @return true if the active holds the newest generation at {@code now} and won it at the arbiter (it owns the
+     *         guest unprotected: the standby's claim of that generation is refused).
+     */
+    boolean activeOwnsWonGeneration(final long now)
     {
         return activeWonNs >= 0 && activeWonNs <= now && !activeSuperseded(now);
+    }
+
+    /**
+     * @return the generation the active won at the arbiter, 0 if it won none.
+     */
+    long activeGeneration()
+    {
+        return activeGeneration;
     }
 
     /**

@@ -149,6 +149,24 @@ final class SimNetwork implements Transport
     }
 
     /**
+     * @return when the last byte the standby sent on the first connection (the active's) can be read there: after
+     *         the link's latency and any injected delay, or at the heal of a partition that held it; -1 if it sent
+     *         none or the connection was reset (its bytes were lost). A standby that lost power is heard until then,
+     *         through the replies it sent while it ran.
+     */
+    long standbyHeardUntilNs()
+    {
+        final Link link = links.isEmpty() ? null : links.get(0);
+        if (link == null || link.reset || link.back.offset == 0)
+        {
+            return -1;
+        }
+        final long deliverNs = link.back.lastDeliverNs;
+        return deliverNs >= plan.partitionFromNs && deliverNs < plan.partitionUntilNs ? plan.partitionUntilNs :
+            deliverNs;
+    }
+
+    /**
      * @return the bytes the active sent first on the first connection (its handshake and baseline prefix).
      */
     ByteBuffer recordedPrefix()
