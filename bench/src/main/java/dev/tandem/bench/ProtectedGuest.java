@@ -49,19 +49,43 @@ final class ProtectedGuest implements AutoCloseable
     static ProtectedGuest launch(final SimulatedVmm.Builder guest, final Consumer<ActiveContext> configure)
         throws IOException, InterruptedException
     {
+        return launch(guest, standbyCtx -> { }, (ctx, standby) -> configure.accept(ctx));
+    }
+
+    /**
+     * As {@link #launch(SimulatedVmm.Builder, Consumer)}, with standby settings and active settings that may depend
+     * on the launched standby (its endpoint, to put a relay in between).
+     *
+     * @param guest            the guest.
+     * @param configureStandby standby settings beyond transport, endpoint, directory and geometry.
+     * @param configure        active settings; the standby is launched already.
+     * @return the protected guest.
+     * @throws IOException          if launching fails.
+     * @throws InterruptedException if interrupted while waiting.
+     */
+    static ProtectedGuest launch(final SimulatedVmm.Builder guest, final Consumer<StandbyContext> configureStandby,
+        final java.util.function.BiConsumer<ActiveContext, StandbyReplica> configure)
+        throws IOException, InterruptedException
+    {
         final Path dir = Files.createTempDirectory("tandem-bench");
         final SimulatedVmm vmm = guest.build();
         StandbyReplica standby = null;
         ActiveReplicator active = null;
         try
         {
-            standby = StandbyReplica.launch(new StandbyContext().transport(new TcpTransport())
+            final StandbyContext standbyCtx = new StandbyContext().transport(new TcpTransport())
                 .listenEndpoint("127.0.0.1:0").directory(dir).vmId(vmm.vmId())
-                .memory(vmm.memory().pageSize(), vmm.memory().pageCount()));
+                .memory(vmm.memory().pageSize(), vmm.memory().pageCount());
+            if (vmm.disk() != null)
+            {
+                standbyCtx.disk(vmm.disk().id(), vmm.disk().blockSize(), vmm.disk().sizeBytes());
+            }
+            configureStandby.accept(standbyCtx);
+            standby = StandbyReplica.launch(standbyCtx);
             vmm.start();
             final ActiveContext ctx = new ActiveContext().adapter(vmm).transport(new TcpTransport())
                 .standbyEndpoint(standby.endpoint());
-            configure.accept(ctx);
+            configure.accept(ctx, standby);
             active = ActiveReplicator.launch(ctx);
             while (active.lastAckedEpoch() < 1)
             {

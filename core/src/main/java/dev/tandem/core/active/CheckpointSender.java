@@ -513,22 +513,7 @@ final class CheckpointSender implements Agent
         long diskBytesSent = 0;
         for (final VirtualDisk disk : disks)
         {
-            // whole blocks only: the standby refuses an extent misaligned to the disk's block size
-            final int chunk = diskChunkBytes / disk.blockSize() * disk.blockSize();
-            for (long offset = 0; offset < disk.sizeBytes(); offset += chunk)
-            {
-                final int length = (int)Math.min(chunk, disk.sizeBytes() - offset);
-                disk.read(offset, diskChunk, 0, length);
-                header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
-                header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
-                header.putLong(FrameCodec.HEADER_LENGTH + 8, offset);
-                diskChunkView.limit(length).position(0);
-                epochCrcSum += sendFrame(FrameType.DISK_WRITE, epoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView);
-                epochFrames++;
-                epochDiskWrites++;
-                diskBytesSent += length;
-                replicator.baselineDiskBytesSent(diskBytesSent);
-            }
+            diskBytesSent = sendDiskRange(epoch, disk, 0, disk.sizeBytes(), diskBytesSent);
         }
     }
 
@@ -541,24 +526,37 @@ final class CheckpointSender implements Agent
         long diskBytesSent = 0;
         for (final long[] extent : extents)
         {
-            final VirtualDisk disk = disks.get(diskIndex((int)extent[0]));
-            final int chunk = diskChunkBytes / disk.blockSize() * disk.blockSize();
-            final long end = extent[1] + extent[2];
-            for (long offset = extent[1]; offset < end; offset += chunk)
-            {
-                final int length = (int)Math.min(chunk, end - offset);
-                disk.read(offset, diskChunk, 0, length);
-                header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
-                header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
-                header.putLong(FrameCodec.HEADER_LENGTH + 8, offset);
-                diskChunkView.limit(length).position(0);
-                epochCrcSum += sendFrame(FrameType.DISK_WRITE, epoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView);
-                epochFrames++;
-                epochDiskWrites++;
-                diskBytesSent += length;
-                replicator.baselineDiskBytesSent(diskBytesSent);
-            }
+            diskBytesSent = sendDiskRange(epoch, disks.get(diskIndex((int)extent[0])), extent[1],
+                extent[1] + extent[2], diskBytesSent);
         }
+    }
+
+    /**
+     * Sends {@code [from, end)} of a disk as writes of {@code epoch}, read now, in whole blocks (the standby refuses
+     * an extent misaligned to the disk's block size).
+     *
+     * @return disk bytes of the epoch's copy sent so far.
+     */
+    private long sendDiskRange(final long epoch, final VirtualDisk disk, final long from, final long end,
+        final long sentBefore) throws IOException
+    {
+        long diskBytesSent = sentBefore;
+        final int chunk = diskChunkBytes / disk.blockSize() * disk.blockSize();
+        for (long offset = from; offset < end; offset += chunk)
+        {
+            final int length = (int)Math.min(chunk, end - offset);
+            disk.read(offset, diskChunk, 0, length);
+            header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
+            header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
+            header.putLong(FrameCodec.HEADER_LENGTH + 8, offset);
+            diskChunkView.limit(length).position(0);
+            epochCrcSum += sendFrame(FrameType.DISK_WRITE, epoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView);
+            epochFrames++;
+            epochDiskWrites++;
+            diskBytesSent += length;
+            replicator.baselineDiskBytesSent(diskBytesSent);
+        }
+        return diskBytesSent;
     }
 
     private int diskIndex(final int diskId)

@@ -66,6 +66,18 @@ public final class LoopbackRelay implements AutoCloseable
     }
 
     /**
+     * @param endpoint {@code host:port} of the target, as a standby's {@code endpoint()} names it.
+     * @return a relay to it.
+     * @throws IOException if the relay cannot listen.
+     */
+    public static LoopbackRelay to(final String endpoint) throws IOException
+    {
+        final int colon = endpoint.lastIndexOf(':');
+        return new LoopbackRelay(new InetSocketAddress(endpoint.substring(0, colon),
+            Integer.parseInt(endpoint.substring(colon + 1))));
+    }
+
+    /**
      * @return {@code 127.0.0.1:port} to connect to instead of the target.
      */
     public String endpoint()

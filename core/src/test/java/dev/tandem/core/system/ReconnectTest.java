@@ -10,7 +10,6 @@ import dev.tandem.vmm.sim.Workload;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicReference;
@@ -62,8 +61,7 @@ class ReconnectTest
             {
                 try
                 {
-                    final String[] hostPort = standby.endpoint().split(":");
-                    relay.set(new LoopbackRelay(new InetSocketAddress(hostPort[0], Integer.parseInt(hostPort[1]))));
+                    relay.set(LoopbackRelay.to(standby.endpoint()));
                 }
                 catch (final java.io.IOException ex)
                 {
