@@ -148,6 +148,10 @@ public final class ActiveReplicator implements AutoCloseable
     /** When protection was last lost after the first baseline, 0 while protected. */
     private volatile long unprotectedSinceNs;
     private volatile boolean reconnectedSession;
+    /** The acknowledged epoch a planned switchover hands over at, 0 if none. */
+    private volatile long switchoverEpoch;
+    private volatile boolean switchoverAsked;
+    private volatile long switchoverGeneration;
     private long resyncStartBytes;
     private final Ownership ownership;
     /** The standby's failure timeout: silence after which it may promote (from its WELCOME). */
@@ -535,6 +539,11 @@ public final class ActiveReplicator implements AutoCloseable
     private static void awaitProgress(final NanoClock clock, final long deadline, final IdleStrategy idle,
         final Connection connection) throws IOException
     {
+        if (Thread.currentThread().isInterrupted())
+        {
+            // close() ends a reconnect attempt this way
+            throw new IOException("handshake with standby " + connection.peer() + " interrupted");
+        }
         if (clock.nanoTime() > deadline)
         {
             throw new IOException("handshake with standby " + connection.peer() + " timed out");
@@ -843,6 +852,150 @@ public final class ActiveReplicator implements AutoCloseable
             lastCheckpointEpoch, lastAckedEpoch, state);
     }
 
+    /**
+     * What a planned switchover did.
+     *
+     * @param epoch      the acknowledged epoch the guest was paused at and the standby resumed from.
+     * @param generation the generation the standby won; this side's copy is stopped for good.
+     * @param stopNs     from the pause of the guest here to the standby's answer that it owns the guest (its
+     *                   promotion, which resumes the guest, follows at once).
+     */
+    public record Switchover(long epoch, long generation, long stopNs)
+    {
+    }
+
+    /**
+     * Planned switchover: moves the guest to the standby's host with nothing lost and no output taken back. Pauses
+     * the guest with one last checkpoint, waits for its ack (all output up to it is released, and the paused guest
+     * makes no more), then asks the standby to take over; the standby claims the next generation at the arbiter,
+     * answers, and resumes the guest from that checkpoint. This side's guest then stays stopped (state
+     * {@code FENCED}, {@link VmmAdapter#fenced} is called); its host may become the new active's standby.
+     * <p>
+     * If the standby has not taken over by the deadline, this side claims the next generation itself: on a win it
+     * resumes the guest here and protection reconnects (the switchover fails with an exception saying so); if the
+     * standby won meanwhile, the switchover completed; if the arbiter cannot be reached, the guest stays paused and
+     * the exception says so (neither side may run it until ownership is known).
+     *
+     * @param timeout how long to wait for the checkpoint's ack and for the standby's answer, each.
+     * @return what the switchover did.
+     * @throws IllegalStateException if protection is not {@code PROTECTED}, or the switchover did not complete.
+     * @throws InterruptedException  if interrupted while waiting (the guest is then resumed unless the standby was
+     *                               already asked to take over).
+     */
+    public Switchover switchover(final Duration timeout) throws InterruptedException
+    {
+        synchronized (this)
+        {
+            if (state != ProtectionState.PROTECTED || closing || switchoverAsked)
+            {
+                throw new IllegalStateException("a switchover needs a PROTECTED active with no switchover under way; " +
+                    "VM " + adapter.vmId() + " is " + state + (switchoverAsked ? " (a switchover is under way)" : ""));
+            }
+            switchoverAsked = true;
+        }
+        final NanoClock clock = ctx.nanoClock();
+        final long ackDeadline = clock.nanoTime() + timeout.toNanos();
+        scheduler.holdAfterNextCheckpoint();
+        long epoch;
+        while ((epoch = scheduler.heldEpoch()) == 0 || lastAckedEpoch < epoch)
+        {
+            if (!protecting || clock.nanoTime() > ackDeadline || Thread.currentThread().isInterrupted())
+            {
+                abandonSwitchover();
+                if (Thread.interrupted())
+                {
+                    throw new InterruptedException("switchover of VM " + adapter.vmId() + " interrupted");
+                }
+                throw new IllegalStateException("switchover of VM " + adapter.vmId() + " abandoned: " +
+                    (protecting ? "the last checkpoint was not acknowledged within " + timeout.toMillis() + " ms" :
+                    "protection was lost (" + state + ")") + "; the guest runs on here");
+            }
+            Thread.sleep(1);
+        }
+        final long pausedAt = scheduler.heldSinceNs();
+        LOG.info("VM {}: planned switchover: the guest is paused at acknowledged epoch {}; asking the standby to take " +
+            "over", adapter.vmId(), epoch);
+        switchoverEpoch = epoch;
+        final long answerDeadline = clock.nanoTime() + timeout.toNanos();
+        while (state != ProtectionState.FENCED && clock.nanoTime() < answerDeadline)
+        {
+            Thread.sleep(1);
+        }
+        if (state == ProtectionState.FENCED)
+        {
+            final long stopNs = clock.nanoTime() - pausedAt;
+            // returns once the scheduler has stopped the copy here for good and told the VMM
+            while (!guestStopped && schedulerRunner != null && !schedulerRunner.isClosed())
+            {
+                Thread.sleep(1);
+            }
+            // the standby's answer, or (if its close reset the connection before the answer was read) the arbiter's
+            return new Switchover(epoch, switchoverGeneration != 0 ? switchoverGeneration : ownership.supersededBy(),
+                stopNs);
+        }
+        // no answer: whoever owns the next generation runs the guest
+        final Ownership.Verdict verdict = ownership.hasArbiter() ? ownership.claimNext() : Ownership.Verdict.OWNER;
+        if (verdict == Ownership.Verdict.SUPERSEDED)
+        {
+            fence("planned switchover: the standby won generation " + ownership.supersededBy());
+            return new Switchover(epoch, ownership.supersededBy(), clock.nanoTime() - pausedAt);
+        }
+        if (verdict == Ownership.Verdict.UNREACHABLE)
+        {
+            throw new IllegalStateException("switchover of VM " + adapter.vmId() + " unresolved: the standby did not " +
+                "answer within " + timeout.toMillis() + " ms and the arbiter cannot be reached (" +
+                ownership.lastError() + "); the guest stays paused here until ownership is known");
+        }
+        synchronized (this)
+        {
+            linkLost(new java.io.IOException("planned switchover abandoned: the standby did not take over within " +
+                timeout.toMillis() + " ms; this side won generation " + ownership.generation()));
+            if (state == ProtectionState.RECONNECTING)
+            {
+                // won already: reconnecting must not claim again
+                claimedWhileReconnecting = true;
+            }
+            else if (state == ProtectionState.ARBITRATING)
+            {
+                becomeUnprotectedOwner("a planned switchover was abandoned; won generation " +
+                    ownership.generation() + " at the arbiter");
+            }
+        }
+        abandonSwitchover();
+        throw new IllegalStateException("switchover of VM " + adapter.vmId() + " abandoned: the standby did not take " +
+            "over within " + timeout.toMillis() + " ms; this side won generation " + ownership.generation() +
+            ", the guest runs on here and protection reconnects");
+    }
+
+    private void abandonSwitchover()
+    {
+        final boolean held = scheduler.heldEpoch() != 0;
+        scheduler.releaseHold();
+        switchoverAsked = false;
+        if (held && !fenceRequested)
+        {
+            adapter.vcpus().resume();
+        }
+    }
+
+    /**
+     * @return the epoch a planned switchover hands over at, 0 if none was asked for.
+     */
+    long switchoverEpoch()
+    {
+        return switchoverEpoch;
+    }
+
+    /**
+     * The standby answered the switchover: it won {@code newGeneration} and resumes the guest from {@code epoch}.
+     */
+    void switchedOver(final long newGeneration, final long epoch)
+    {
+        switchoverGeneration = newGeneration;
+        fence("planned switchover: the standby won generation " + newGeneration + " and resumes the guest from " +
+            "epoch " + epoch);
+    }
+
     /** The longest {@link #close()} asks an unreachable arbiter before it stops the guest. */
     public static final long CLOSE_ARBITER_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(10);
 
@@ -853,6 +1006,7 @@ public final class ActiveReplicator implements AutoCloseable
     private void resolveOwnership(final NanoClock clock, final IdleStrategy idle)
     {
         endReconnecting("close() was called");
+        stopReconnectThread();
         final long deadline = clock.nanoTime() + CLOSE_ARBITER_TIMEOUT_NS;
         idle.reset();
         while (state == ProtectionState.ARBITRATING)
@@ -1131,6 +1285,7 @@ public final class ActiveReplicator implements AutoCloseable
             synchronized (this)
             {
                 if (state != ProtectionState.RECONNECTING || closing || pendingSession != null ||
+                    Thread.currentThread().isInterrupted() ||
                     ctx.nanoClock().nanoTime() - linkLostNs > ctx.reconnectWindowNs())
                 {
                     return;
@@ -1333,6 +1488,37 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
+     * Ends a reconnect attempt in flight and waits for its thread, so that nothing it opened outlives close().
+     */
+    private void stopReconnectThread()
+    {
+        final Thread thread;
+        synchronized (this)
+        {
+            thread = reconnectThread;
+            reconnectThread = null;
+        }
+        if (thread == null)
+        {
+            return;
+        }
+        thread.interrupt();
+        try
+        {
+            thread.join(ctx.connectTimeoutMs() + 5_000);
+        }
+        catch (final InterruptedException ex)
+        {
+            Thread.currentThread().interrupt();
+        }
+        if (thread.isAlive())
+        {
+            LOG.warn("VM {}: the reconnect thread did not end within {} ms", adapter.vmId(),
+                ctx.connectTimeoutMs() + 5_000);
+        }
+    }
+
+    /**
      * @return true while this side tries to reconnect to its standby.
      */
     boolean isReconnecting()
@@ -1525,7 +1711,11 @@ public final class ActiveReplicator implements AutoCloseable
      */
     void stopGuest()
     {
-        adapter.vcpus().pause();
+        // a planned switchover paused it already, and pausing twice is not for the SPI to forgive
+        if (!adapter.vcpus().isPaused())
+        {
+            adapter.vcpus().pause();
+        }
         guestStopped = true;
         try
         {

@@ -73,6 +73,11 @@ final class CheckpointScheduler implements Agent
     private boolean sessionPagesAll;
     private long sessionFirstEpoch;
     private volatile boolean resyncRequested;
+    /** A planned switchover asked for a checkpoint now, after which the guest stays paused. */
+    private volatile boolean holdRequested;
+    /** The guest is paused for the switchover: no checkpoint may pause and resume it. */
+    private volatile long heldEpoch;
+    private volatile long heldSinceNs;
     private long resyncRecoveryEpoch;
     private boolean resyncQuick;
     private final SingleWriterRecorder pauseRecorder;
@@ -183,7 +188,7 @@ final class CheckpointScheduler implements Agent
             replicator.stopGuest();
             return 1;
         }
-        if (!replicator.isProtecting() || replicator.isClosing())
+        if (!replicator.isProtecting() || replicator.isClosing() || heldEpoch != 0)
         {
             return 0;
         }
@@ -202,7 +207,7 @@ final class CheckpointScheduler implements Agent
             return precopyStep();
         }
         final long now = clock.nanoTime();
-        if (now < nextCheckpointNs)
+        if (now < nextCheckpointNs && !holdRequested)
         {
             return 0;
         }
@@ -346,7 +351,22 @@ final class CheckpointScheduler implements Agent
         }
         finally
         {
-            vcpus.resume();
+            if (holdRequested && !baseline && nextEpoch == epoch + 1)
+            {
+                // the switchover's checkpoint: the guest stays paused until the standby resumes it (or the
+                // switchover is abandoned and its caller resumes it)
+                holdRequested = false;
+                heldSinceNs = start;
+                heldEpoch = epoch;
+            }
+            else
+            {
+                vcpus.resume();
+            }
+        }
+        if (heldEpoch == epoch)
+        {
+            return;
         }
         final long pauseNs = Math.max(0, clock.nanoTime() - start);
         if (baseline)
@@ -491,6 +511,39 @@ final class CheckpointScheduler implements Agent
         resyncRecoveryEpoch = recoveryEpoch;
         resyncQuick = quick;
         resyncRequested = true;
+    }
+
+    /**
+     * Asks for a checkpoint now that leaves the guest paused (a planned switchover); any thread.
+     */
+    void holdAfterNextCheckpoint()
+    {
+        holdRequested = true;
+    }
+
+    /**
+     * @return the epoch of the checkpoint the guest stays paused after, 0 until it is taken.
+     */
+    long heldEpoch()
+    {
+        return heldEpoch;
+    }
+
+    /**
+     * @return when the held checkpoint's pause began ({@link NanoClock} time).
+     */
+    long heldSinceNs()
+    {
+        return heldSinceNs;
+    }
+
+    /**
+     * The switchover was abandoned and its caller resumed the guest: checkpoints go on.
+     */
+    void releaseHold()
+    {
+        holdRequested = false;
+        heldEpoch = 0;
     }
 
     /**

@@ -104,6 +104,7 @@ final class CheckpointSender implements Agent
     private boolean quickResync;
     private long resyncRecoveryEpoch;
     private final MessageHandler recordHandler = this::onRecordWhileDown;
+    private boolean switchoverSent;
     /** A frame is partly written: nothing else may be written until it is whole. */
     private boolean midFrame;
     private final long silenceTimeoutNs;
@@ -208,6 +209,14 @@ final class CheckpointSender implements Agent
             }
             int work = pollAcks();
             work += diskStream.read(streamHandler, 64);
+            final long handOverAt = replicator.switchoverEpoch();
+            if (handOverAt != 0 && !switchoverSent && !midFrame)
+            {
+                // the guest is paused at an acknowledged epoch: the standby may resume it now
+                sendFrame(FrameType.SWITCHOVER, handOverAt, 0, null);
+                switchoverSent = true;
+                work++;
+            }
             final long now = clock.nanoTime();
             if (now - lastHealthCheckNs >= heartbeatIntervalNs)
             {
@@ -634,6 +643,7 @@ final class CheckpointSender implements Agent
         epochEncodedBytes = 0;
         midFrame = false;
         goodbyeSent = false;
+        switchoverSent = false;
         fingerprint = recoveryFingerprint;
         quickResync = quick;
         resyncRecoveryEpoch = recoveryEpoch;
@@ -760,6 +770,16 @@ final class CheckpointSender implements Agent
         if (decoder.type() == FrameType.GOODBYE)
         {
             replicator.goodbyeDelivered();
+            return;
+        }
+        if (decoder.type() == FrameType.SWITCHOVER)
+        {
+            if (decoder.length() != 8 || !switchoverSent)
+            {
+                throw new ProtocolException(ProtocolException.Fault.MALFORMED, "SWITCHOVER of " + decoder.length() +
+                    " bytes from the standby" + (switchoverSent ? "" : ", which was not asked to take over"));
+            }
+            replicator.switchedOver(receiveBuffer.getLong(decoder.payloadIndex()), decoder.epoch());
             return;
         }
         if (decoder.type() != FrameType.ACK)

@@ -725,6 +725,8 @@ public final class StandbyReplica implements AutoCloseable
         private long fingerprint;
         /** This session resumes the recovery point (a quick resync): that point stays promotable meanwhile. */
         private boolean resyncSession;
+        /** The active asked for a planned switchover: the promotion answers it before it drops the session. */
+        private boolean switchoverAsked;
         /** The log epoch {@code nextEpoch} is assembled in; null until its first frame takes one. */
         private EpochLog assembling;
         /** Why the frame at the start of the receive buffer waits for the applier, or {@link #STALL_NONE}. */
@@ -1133,6 +1135,20 @@ public final class StandbyReplica implements AutoCloseable
             generation = next;
             steps.onStep("persist generation", clock.nanoTime() - start);
             ownershipState = "promoting at generation " + next;
+            if (switchoverAsked && connection != null)
+            {
+                // the active waits, its guest paused, for this answer: it stops its copy for good on it
+                try
+                {
+                    sendBuffer.putLong(FrameCodec.HEADER_LENGTH, next);
+                    sendFrame(FrameType.SWITCHOVER, lastCommittedEpoch, 8);
+                }
+                catch (final IOException ex)
+                {
+                    LOG.warn("could not answer the switchover of {}: {}; it learns of generation {} from the arbiter",
+                        connection.peer(), ex.getMessage(), next);
+                }
+            }
             // only now, owning the next generation, does this side let go of the active
             drop();
             listener.close();
@@ -1289,6 +1305,21 @@ public final class StandbyReplica implements AutoCloseable
                     Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length()));
                 return;
             }
+            if (type == FrameType.SWITCHOVER)
+            {
+                requireLength(type, decoder.length(), 0);
+                if (decoder.epoch() != lastCommittedEpoch || assembling != null)
+                {
+                    throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, "SWITCHOVER at epoch " + decoder.epoch() +
+                        " but this standby's recovery point is epoch " + lastCommittedEpoch +
+                        (assembling != null ? " with epoch " + nextEpoch + " in assembly" : ""));
+                }
+                LOG.info("active {} hands VM {} over at epoch {} (planned switchover)", connection.peer(), ctx.vmId(),
+                    lastCommittedEpoch);
+                switchoverAsked = true;
+                promoteRequest = "planned switchover: the active paused the guest at epoch " + lastCommittedEpoch;
+                return;
+            }
             if (type == FrameType.FAILURE_REPORT)
             {
                 final String reason = Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length());
@@ -1433,6 +1464,7 @@ public final class StandbyReplica implements AutoCloseable
             sessionBaselinePending = true;
             sessionStarted = false;
             resyncSession = resync;
+            switchoverAsked = false;
             nextEpoch = hello.firstEpoch() != 0 ? hello.firstEpoch() : lastCommittedEpoch + 1;
             if (hello.generation() > servedBefore)
             {

@@ -41,6 +41,7 @@ import java.util.zip.CRC32C;
  *  EPOCH_END   pageCount:int64  frameCount:int32 diskWrites:int32 components:int32 reserved:int32 crcSum:int64
  *  BARRIER, ACK, HEARTBEAT, GOODBYE: empty (the standby sends HEARTBEAT too, so that the active hears it alive,
  *              and answers GOODBYE with GOODBYE, so that the active knows its goodbye was delivered)
+ *  SWITCHOVER  empty from the active; generation:int64 (the one the standby won) from the standby
  *  HELLO, WELCOME, REFUSE, FAILURE_REPORT: see {@link Handshake}
  * </pre>
  * {@code crcSum} is the 64-bit sum of the CRC32C of every DISK_WRITE, DISK_FLUSH, PAGES and COMPONENT frame of the

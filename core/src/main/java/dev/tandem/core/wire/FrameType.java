@@ -32,7 +32,13 @@ public enum FrameType
     /** active -> standby: protection stops on purpose; the silence that follows is not a failure. */
     GOODBYE(13),
     /** a run of pages of delta N, each encoded by the page codec. */
-    PAGES_ENCODED(14);
+    PAGES_ENCODED(14),
+    /**
+     * Planned switchover. active -> standby (empty): the guest is paused at the acknowledged epoch N, promote now.
+     * standby -> active ({@code generation:int64}): the standby won that generation and resumes the guest from
+     * epoch N; the active's copy stays stopped.
+     */
+    SWITCHOVER(15);
 
     private static final FrameType[] BY_CODE = new FrameType[16];
 
