@@ -164,6 +164,41 @@ final class CommandLine
     }
 
     /**
+     * @param text {@code AT:FOR}, two times with an ms or s suffix (plain numbers are milliseconds).
+     * @return the link drop they name, times not checked.
+     * @throws IllegalArgumentException if the text is not two times around a colon.
+     */
+    static FailoverHarness.LinkDrop linkDrop(final String text)
+    {
+        final String[] times = text.split(":", -1);
+        if (times.length != 2)
+        {
+            throw new IllegalArgumentException("'" + text + "' is not AT:FOR, two times such as 1s:100ms");
+        }
+        return new FailoverHarness.LinkDrop(millis(times[0]), millis(times[1]));
+    }
+
+    /**
+     * Reads a link drop {@code AT:FOR} ({@code 1s:100ms}) for picocli, which names the option in the error. Times
+     * that are not positive are read: the command refuses them with the rest of its checks.
+     */
+    static final class LinkDropTimes implements picocli.CommandLine.ITypeConverter<FailoverHarness.LinkDrop>
+    {
+        @Override
+        public FailoverHarness.LinkDrop convert(final String value)
+        {
+            try
+            {
+                return linkDrop(value);
+            }
+            catch (final IllegalArgumentException ex)
+            {
+                throw new picocli.CommandLine.TypeConversionException(ex.getMessage());
+            }
+        }
+    }
+
+    /**
      * Reads a time ({@code 10ms}, {@code 2s}) as milliseconds for picocli, which names the option in the error.
      * Negative times are read: the command says which of its options must be positive.
      */

@@ -23,7 +23,8 @@ import java.util.stream.Stream;
  */
 @Command(name = "failover", sortOptions = false, usageHelpWidth = 110,
     description = {"Kill (or partition) the active of a protected bank guest and verify the standby took over and "
-        + "only one side owned the guest at a time (three JVMs on loopback: standby, active, client)."},
+        + "only one side owned the guest at a time (three JVMs on loopback: standby, active, client). With "
+        + "--link-drop the link first drops and heals: the active must reconnect before the kill."},
     exitCodeListHeading = "%nExit codes:%n",
     exitCodeList = {TandemExamples.EXIT_OK, TandemExamples.EXIT_FAILED, TandemExamples.EXIT_USAGE})
 final class FailoverCommand implements Callable<Integer>
@@ -47,7 +48,8 @@ final class FailoverCommand implements Callable<Integer>
     long periodMs;
 
     @Option(names = "--kill-after", paramLabel = "TIME", converter = CommandLine.Millis.class,
-        description = "kill the active this long after the client starts, more than 0 (default: 1.5-3.5s by seed)")
+        description = "kill the active this long after the client starts, more than 0 (default: 1.5-3.5s by seed; " +
+            "with --link-drop, 1.5-3.5s after the drop's end)")
     Long killAfterMs;
 
     @Option(names = "--kill-phase", paramLabel = "PHASE",
@@ -58,6 +60,20 @@ final class FailoverCommand implements Callable<Integer>
         description = "instead of a kill, cut the network between active and standby this long after the client " +
             "starts (a relay black-holes both ways; both hosts keep running)")
     Long partitionAfterMs;
+
+    @Option(names = "--link-drop", paramLabel = "AT:FOR", converter = CommandLine.LinkDropTimes.class,
+        description = {"before the kill, reset every connection between active and standby AT after the client " +
+            "starts and refuse new ones for FOR (e.g. 1s:100ms): the active reconnects and resends what changed; " +
+            "the run fails unless it reconnected before the kill. FOR must be shorter than --failure-timeout (the " +
+            "active retries at once, then 50, 100, 200 ms... apart: leave it room). The kill comes after the " +
+            "drop's end (default: 1.5-3.5s after it by seed). Not with --partition-after"})
+    FailoverHarness.LinkDrop linkDrop;
+
+    @Option(names = "--failure-timeout", paramLabel = "TIME", converter = CommandLine.Millis.class,
+        defaultValue = "" + FailoverHarness.Options.FAILURE_TIMEOUT_MS_DEFAULT + "ms",
+        description = "silence of the active after which the standby promotes, 60ms to 600s (default " +
+            "${DEFAULT-VALUE})")
+    long failureTimeoutMs;
 
     @Option(names = "--arbiter", paramLabel = "NAME", defaultValue = FailoverHarness.Options.FILE_ARBITER,
         description = "file (a shared directory, default) | zookeeper (a real server the harness starts on loopback)")
@@ -189,9 +205,19 @@ final class FailoverCommand implements Callable<Integer>
         {
             throw refuse("--work-dir " + workDir + " is a file, not a directory");
         }
-        return new FailoverHarness.Options(memoryBytes, workload("--workload", workload), periodMs,
-            killAfterMs == null ? -1 : killAfterMs, seed, transfers, 256, !noDigests, phase, policy,
-            partitionAfterMs == null ? -1 : partitionAfterMs, arbiter);
+        final FailoverHarness.Options options = new FailoverHarness.Options(memoryBytes,
+            workload("--workload", workload), periodMs, killAfterMs == null ? -1 : killAfterMs, seed, transfers, 256,
+            !noDigests, phase, policy, partitionAfterMs == null ? -1 : partitionAfterMs, arbiter, failureTimeoutMs,
+            linkDrop);
+        try
+        {
+            options.check();
+        }
+        catch (final IllegalArgumentException ex)
+        {
+            throw refuse(ex.getMessage());
+        }
+        return options;
     }
 
     private void positive(final String option, final Long millis)

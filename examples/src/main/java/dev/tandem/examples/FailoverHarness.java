@@ -35,6 +35,11 @@ import java.util.concurrent.TimeUnit;
  * ({@code owners_max}, from the nodes' {@link OwnershipTimeline} records). After a partition the old active must
  * also have stopped its guest (fenced) within {@value #OLD_ACTIVE_STOP_BOUND_MS} ms of the promotion.
  * <p>
+ * A kill run may first drop the link ({@link Options#linkDrop()}): the relay resets every connection and refuses new
+ * ones for a while shorter than the standby's failure timeout, so the active reconnects and resyncs instead of the
+ * standby promoting; the kill comes after that. Such a run also fails if the active's last status before the kill
+ * counts no reconnect.
+ * <p>
  * Every instant is wall-clock microseconds ({@link OwnershipTimeline#wallMicros()}): the nodes run on one machine,
  * so their records and the harness's own fault instant share one clock, and the four times add up exactly.
  */
@@ -54,8 +59,9 @@ public final class FailoverHarness
      * @param memoryBytes      guest memory.
      * @param workload         background workload of the guest.
      * @param periodMs         checkpoint period.
-     * @param killAfterMs      when to kill the active after the client started; negative picks one from the seed.
-     *                         Unused in the partition scenario.
+     * @param killAfterMs      when to kill the active after the client started; negative picks one from the seed
+     *                         (1.5 to 3.5 s after the client started, or after the link drop's end). Unused in the
+     *                         partition scenario.
      * @param seed             seed of the workload, the transfers and the kill moment.
      * @param transfers        the most transfers the client makes; it stops starting new ones two seconds after the
      *                         fault.
@@ -71,10 +77,12 @@ public final class FailoverHarness
      * @param partitionAfterMs when to partition the active from the standby after the client started, instead of
      *                         killing it; negative for the kill scenario.
      * @param arbiter          {@code file} (a shared directory) or {@code zookeeper}.
+     * @param failureTimeoutMs the standby's failure timeout: the silence of the active after which it promotes.
+     * @param linkDrop         a link drop before the kill, or null for none. Not with a partition.
      */
     public record Options(long memoryBytes, Workload workload, long periodMs, long killAfterMs, long seed,
         int transfers, int accounts, boolean digests, String killPhase, String policy, long partitionAfterMs,
-        String arbiter)
+        String arbiter, long failureTimeoutMs, LinkDrop linkDrop)
     {
         /** Kill by SIGKILL at a moment in the middle of an epoch. */
         public static final String MID_EPOCH = "mid-epoch";
@@ -82,6 +90,40 @@ public final class FailoverHarness
         public static final String FILE_ARBITER = "file";
         /** The ZooKeeper arbiter. */
         public static final String ZOOKEEPER_ARBITER = "zookeeper";
+        /** The standby's failure timeout unless asked otherwise: the library's default, 200 ms. */
+        public static final long FAILURE_TIMEOUT_MS_DEFAULT = 200;
+        /**
+         * The shortest failure timeout the standby accepts from an active with the default 20 ms heartbeat: three
+         * heartbeats.
+         */
+        public static final long FAILURE_TIMEOUT_MS_MIN = 60;
+        /** The longest failure timeout the standby accepts: 10 minutes. */
+        public static final long FAILURE_TIMEOUT_MS_MAX = 600_000;
+
+        /**
+         * Settings of a kill or partition run with the standby's default failure timeout and no link drop.
+         *
+         * @param memoryBytes      guest memory.
+         * @param workload         background workload of the guest.
+         * @param periodMs         checkpoint period.
+         * @param killAfterMs      when to kill the active after the client started; negative picks one from the
+         *                         seed.
+         * @param seed             seed of the workload, the transfers and the kill moment.
+         * @param transfers        the most transfers the client makes.
+         * @param accounts         accounts of the bank.
+         * @param digests          digest the guest at every checkpoint and compare the promoted guest with it.
+         * @param killPhase        where in the cycle the active dies.
+         * @param policy           the active's checkpoint policy.
+         * @param partitionAfterMs when to partition instead of killing; negative for the kill scenario.
+         * @param arbiter          {@code file} or {@code zookeeper}.
+         */
+        public Options(final long memoryBytes, final Workload workload, final long periodMs, final long killAfterMs,
+            final long seed, final int transfers, final int accounts, final boolean digests, final String killPhase,
+            final String policy, final long partitionAfterMs, final String arbiter)
+        {
+            this(memoryBytes, workload, periodMs, killAfterMs, seed, transfers, accounts, digests, killPhase, policy,
+                partitionAfterMs, arbiter, FAILURE_TIMEOUT_MS_DEFAULT, null);
+        }
 
         /**
          * Settings of a kill run with the file arbiter.
@@ -120,6 +162,77 @@ public final class FailoverHarness
         {
             return partition() ? "partition" : "kill";
         }
+
+        /**
+         * The checks of the standby's failure timeout and of a link drop against the rest, in the words of the
+         * harness's command line ({@code failover}), which reads them as refusals.
+         *
+         * @throws IllegalArgumentException naming the options that do not go together.
+         */
+        public void check()
+        {
+            if (failureTimeoutMs < FAILURE_TIMEOUT_MS_MIN || failureTimeoutMs > FAILURE_TIMEOUT_MS_MAX)
+            {
+                throw new IllegalArgumentException("--failure-timeout must be from " + FAILURE_TIMEOUT_MS_MIN +
+                    "ms (three of the active's 20 ms heartbeats) to " + FAILURE_TIMEOUT_MS_MAX / 1000 + "s, not " +
+                    failureTimeoutMs + "ms");
+            }
+            if (linkDrop == null)
+            {
+                return;
+            }
+            if (partition())
+            {
+                throw new IllegalArgumentException("--link-drop does not go with --partition-after: a partition " +
+                    "never heals and ends in a failover, a link drop heals before the kill");
+            }
+            if (linkDrop.atMs() <= 0 || linkDrop.forMs() <= 0)
+            {
+                throw new IllegalArgumentException("--link-drop " + linkDrop + ": both times must be more than 0");
+            }
+            if (linkDrop.forMs() >= failureTimeoutMs)
+            {
+                throw new IllegalArgumentException("--link-drop " + linkDrop + " keeps the link down " +
+                    linkDrop.forMs() + "ms, not shorter than the standby's --failure-timeout of " + failureTimeoutMs +
+                    "ms: the standby would promote (a failover, not a link that heals); shorten the drop or raise " +
+                    "--failure-timeout");
+            }
+            if (killAfterMs >= 0 && killAfterMs <= linkDrop.endsAfterMs())
+            {
+                throw new IllegalArgumentException("--kill-after " + killAfterMs + "ms comes before the link drop " +
+                    "heals (--link-drop " + linkDrop + " ends " + linkDrop.endsAfterMs() + "ms after the client " +
+                    "starts): the kill must come after it");
+            }
+        }
+    }
+
+    /**
+     * A link drop: at {@code atMs} after the client started, the relay between the hosts resets every connection
+     * (both see a connection reset) and refuses new ones for {@code forMs}, then relays again. The active reconnects
+     * with back-off (50 ms, doubling) and resyncs what changed since the standby's recovery point; the standby,
+     * silent for the drop plus the reconnect, must not reach its failure timeout meanwhile.
+     *
+     * @param atMs  when the connections are reset, after the client started.
+     * @param forMs how long new connections are refused.
+     */
+    public record LinkDrop(long atMs, long forMs)
+    {
+        /**
+         * @return when new connections are relayed again, after the client started.
+         */
+        public long endsAfterMs()
+        {
+            return atMs + forMs;
+        }
+
+        /**
+         * @return {@code AT:FOR} in milliseconds, as the command line takes it.
+         */
+        @Override
+        public String toString()
+        {
+            return atMs + "ms:" + forMs + "ms";
+        }
     }
 
     /**
@@ -156,13 +269,15 @@ public final class FailoverHarness
      * @param warnings           what went wrong without failing a check: checkpoints far behind the period, pauses
      *                           longer than it (the run says little about the pause targets then).
      * @param steady             the replication's latencies before the fault: the baseline, then the steady state.
+     * @param link               the link between the hosts before the fault: the drop asked for, the active's
+     *                           reconnects and what they resent.
      */
     public record Report(String scenario, String arbiter, boolean verified, boolean falseTakeover,
         List<String> failures, long recoveryEpoch, long lastAckedEpoch, long ackedTransfers, long lostTransfers,
         double recoveryMs, double detectionMs, double promotionMs, double reconnectMs, int ownersMax,
         double oldActiveStoppedMs, long pauseP99Us, long faultAfterMs, Map<String, String> activeStatus,
         long transfersBefore, long transfersAfter, double checkpointsPerSecond, List<String> warnings,
-        SteadyState steady)
+        SteadyState steady, LinkFigures link)
     {
         /**
          * @return the report as a JSON object.
@@ -180,7 +295,7 @@ public final class FailoverHarness
                 "  \"output_hold_p50_us\": %s,\n  \"output_hold_p99_us\": %s,\n  \"commit_p50_us\": %s,\n" +
                 "  \"commit_p99_us\": %s,\n  \"baseline_ms\": %s,\n  \"baseline_max_pause_us\": %s,\n" +
                 "  \"stages\": %s,\n  \"transfers_before_fault\": %d,\n" +
-                "  \"transfers_after_fault\": %d,\n  \"checkpoints_per_s\": %s,\n  \"warnings\": %s,\n" +
+                "  \"transfers_after_fault\": %d,\n  \"checkpoints_per_s\": %s,\n%s  \"warnings\": %s,\n" +
                 "  \"failures\": %s\n}\n", scenario, arbiter, verified, falseTakeover,
                 recoveryEpoch, lastAckedEpoch, ackedTransfers, lostTransfers, json(recoveryMs), json(detectionMs),
                 json(promotionMs), json(reconnectMs), ownersMax, json(oldActiveStoppedMs), pauseP99Us,
@@ -191,7 +306,8 @@ public final class FailoverHarness
                 jsonMicros(steady.outputHoldP50Us()), jsonMicros(steady.outputHoldP99Us()),
                 jsonMicros(steady.commitP50Us()), jsonMicros(steady.commitP99Us()), json(steady.baselineMs()),
                 jsonMicros(steady.baselineMaxPauseUs()), steady.stagesJson(), transfersBefore, transfersAfter, Double.isNaN(checkpointsPerSecond) ? "null" :
-                String.format(Locale.ROOT, "%.1f", checkpointsPerSecond), jsonArray(warnings), jsonArray(failures));
+                String.format(Locale.ROOT, "%.1f", checkpointsPerSecond), link.jsonFields(), jsonArray(warnings),
+                jsonArray(failures));
         }
 
         private static String jsonArray(final List<String> texts)
@@ -310,6 +426,80 @@ public final class FailoverHarness
     {
     }
 
+    /**
+     * The link between the hosts before the fault: the drop the run asked for, the standby's failure timeout it had
+     * to stay under, and the active's {@link dev.tandem.core.metrics.ReconnectStatus} from its last status file.
+     * {@link #UNMEASURED} (null in JSON) where the active reported nothing.
+     *
+     * @param failureTimeoutMs the standby's failure timeout.
+     * @param drop             the link drop asked for, null if none.
+     * @param reconnects       sessions the active resumed after a lost link.
+     * @param quickResyncs     of those, how many resent only what changed since the standby's recovery point.
+     * @param resyncBytes      bytes on the wire of every reconnect's first epoch (the resync).
+     * @param baselineBytes    bytes on the wire from the launch to the end of the baseline epoch (the whole first
+     *                         copy), counted as a resync is, so the two compare.
+     * @param unprotectedMs    time the guest ran without an acknowledged copy after the baseline; NaN if unreported.
+     */
+    public record LinkFigures(long failureTimeoutMs, LinkDrop drop, long reconnects, long quickResyncs,
+        long resyncBytes, long baselineBytes, double unprotectedMs)
+    {
+        /** A figure the active did not report. */
+        public static final long UNMEASURED = -1;
+
+        /**
+         * @param options the run's settings.
+         * @param active  the active's last status before the fault.
+         * @return the drop asked for and the figures the status holds.
+         */
+        static LinkFigures of(final Options options, final Map<String, String> active)
+        {
+            final long unprotectedNs = figure(active, "unprotected_ns");
+            return new LinkFigures(options.failureTimeoutMs(), options.linkDrop(), figure(active, "reconnects"),
+                figure(active, "quick_resyncs"), figure(active, "resync_bytes"), figure(active, "baseline_bytes"),
+                unprotectedNs == UNMEASURED ? Double.NaN : unprotectedNs / 1e6);
+        }
+
+        private static long figure(final Map<String, String> status, final String key)
+        {
+            final String value = status.get(key);
+            return value == null ? UNMEASURED : Long.parseLong(value);
+        }
+
+        /**
+         * @return the report's lines for the link, each ending in a comma and a line break.
+         */
+        String jsonFields()
+        {
+            return String.format(Locale.ROOT, "  \"failure_timeout_ms\": %d,\n  \"link_drop_at_ms\": %s,\n" +
+                "  \"link_drop_for_ms\": %s,\n  \"reconnects\": %s,\n  \"quick_resyncs\": %s,\n" +
+                "  \"resync_bytes\": %s,\n  \"baseline_bytes\": %s,\n  \"unprotected_ms\": %s,\n",
+                failureTimeoutMs, drop == null ? "null" : Long.toString(drop.atMs()),
+                drop == null ? "null" : Long.toString(drop.forMs()), jsonFigure(reconnects), jsonFigure(quickResyncs),
+                jsonFigure(resyncBytes), jsonFigure(baselineBytes), Report.json(unprotectedMs));
+        }
+
+        private static String jsonFigure(final long figure)
+        {
+            return figure == UNMEASURED ? "null" : Long.toString(figure);
+        }
+
+        /**
+         * @return e.g. {@code 1 reconnect (1 quick): resync 1.2 MiB beside a 18.3 MiB baseline, 180.2 ms
+         *         unprotected}.
+         */
+        String describe()
+        {
+            if (reconnects == UNMEASURED)
+            {
+                return "not reported";
+            }
+            return String.format(Locale.ROOT, "%d reconnect%s (%d quick): resync %.2f MiB beside a %s baseline, " +
+                "%.1f ms unprotected", reconnects, reconnects == 1 ? "" : "s", quickResyncs, resyncBytes / 1048576.0,
+                baselineBytes == UNMEASURED ? "not measured" :
+                String.format(Locale.ROOT, "%.2f MiB", baselineBytes / 1048576.0), unprotectedMs);
+        }
+    }
+
     private static String jsonMicros(final long us)
     {
         return us == SteadyState.UNMEASURED ? "null" : Long.toString(us);
@@ -391,7 +581,8 @@ public final class FailoverHarness
      * @throws IOException if a process cannot be started or a file read.
      * @throws InterruptedException if interrupted.
      * @throws IllegalArgumentException if the options cannot be run (a kill phase with a partition, an unknown
-     *                                  arbiter).
+     *                                  arbiter, a link drop the standby would not outlast, see
+     *                                  {@link Options#check()}).
      */
     public static Report run(final Options options, final Path dir, final PrintStream out)
         throws IOException, InterruptedException
@@ -405,8 +596,12 @@ public final class FailoverHarness
         {
             throw new IllegalArgumentException("arbiter must be file or zookeeper, not '" + options.arbiter() + "'");
         }
+        options.check();
+        final LinkDrop linkDrop = options.linkDrop();
+        // a seeded kill after a link drop counts from the drop's end: the reconnect and its resync come first
         final long faultAfterMs = options.partition() ? options.partitionAfterMs() : options.killAfterMs() >= 0 ?
-            options.killAfterMs() : 1500 + new SplittableRandom(options.seed()).nextLong(2000);
+            options.killAfterMs() : (linkDrop == null ? 0 : linkDrop.endsAfterMs()) + 1500 +
+            new SplittableRandom(options.seed()).nextLong(2000);
         // the arbiter lives outside both hosts: a real ZooKeeper server in this process on loopback, which the
         // relay of a partition does not stand between; or a directory both share
         final TestingServer zooKeeper = zookeeper ? startZooKeeper(dir) : null;
@@ -422,7 +617,8 @@ public final class FailoverHarness
         try
         {
             standby = start(dir, "standby", "1g", join(List.of("standby", "--dir", standbyDir.toString(),
-                "--listen", "127.0.0.1:0", "--client-port", "0"), guest));
+                "--listen", "127.0.0.1:0", "--client-port", "0", "--timeout-ms",
+                Long.toString(options.failureTimeoutMs())), guest));
         }
         catch (final IOException ex)
         {
@@ -440,11 +636,9 @@ public final class FailoverHarness
             final String[] standbyReady = readyLine(dir.resolve("standby.out"), "STANDBY READY");
             final String replicationEndpoint = standbyReady[3];
             final String standbyClientPort = standbyReady[5];
-            if (options.partition())
+            if (options.partition() || linkDrop != null)
             {
-                final int colon = replicationEndpoint.lastIndexOf(':');
-                relay = new LoopbackRelay(new java.net.InetSocketAddress(replicationEndpoint.substring(0, colon),
-                    Integer.parseInt(replicationEndpoint.substring(colon + 1))));
+                relay = LoopbackRelay.to(replicationEndpoint);
             }
             final List<String> activeArgs = new ArrayList<>(List.of("active", "--dir", activeDir.toString(),
                 "--standby", relay == null ? replicationEndpoint : relay.endpoint(), "--client-port", "0",
@@ -466,7 +660,9 @@ public final class FailoverHarness
                 "every %d ms, %s arbiter; %s %d ms after the client starts%n", options.memoryBytes() >> 20,
                 options.workload().name().toLowerCase(Locale.ROOT), options.accounts(), options.periodMs(),
                 options.arbiter(), options.partition() ? "partitioning the active from the standby" :
-                "killing the active", faultAfterMs);
+                (linkDrop == null ? "" : String.format(Locale.ROOT, "dropping the link %d ms after the client " +
+                "starts for %d ms (standby failure timeout %d ms), then ", linkDrop.atMs(), linkDrop.forMs(),
+                options.failureTimeoutMs())) + "killing the active", faultAfterMs);
             final List<String> clientArgs = new ArrayList<>(List.of("client", "--dir", clientDir.toString(),
                 "--targets", "127.0.0.1:" + activeClientPort + ",127.0.0.1:" + standbyClientPort, "--transfers",
                 Integer.toString(options.transfers()), "--accounts", Integer.toString(options.accounts()), "--seed",
@@ -478,9 +674,18 @@ public final class FailoverHarness
             client = start(dir, "client", "256m", clientArgs);
             final long clientStart = System.currentTimeMillis();
             boolean warned = false;
+            boolean dropped = linkDrop == null;
+            long linkDroppedUs = OwnershipTimeline.NONE;
             while (System.currentTimeMillis() - clientStart < faultAfterMs)
             {
-                Thread.sleep(Math.min(500, Math.max(1, faultAfterMs - (System.currentTimeMillis() - clientStart))));
+                final long elapsedMs = System.currentTimeMillis() - clientStart;
+                if (!dropped && elapsedMs >= linkDrop.atMs())
+                {
+                    linkDroppedUs = dropLink(relay, linkDrop, out);
+                    dropped = true;
+                }
+                final long nextMs = dropped ? faultAfterMs : linkDrop.atMs();
+                Thread.sleep(Math.min(500, Math.max(1, nextMs - elapsedMs)));
                 out.println(lastLine(dir.resolve("active.out")) + " | transfers answered " +
                     countReplies(clientDir.resolve(FailoverNode.CLIENT_LOG)));
                 final List<String> warnings =
@@ -496,7 +701,7 @@ public final class FailoverHarness
             final Pace pace = Pace.between(paceStart, activeStatus, options.periodMs());
             final long pauseP99Us = Long.parseLong(activeStatus.getOrDefault("pause_p99_us", "-1"));
             final Path promotionFile = standbyDir.resolve(FailoverNode.PROMOTION);
-            final Fault fault = relay != null ? partition(relay, promotionFile, out) :
+            final Fault fault = options.partition() ? partition(relay, promotionFile, out) :
                 kill(options, active, activeDir, promotionFile, out);
             await(() -> Files.exists(promotionFile), "the standby to promote", standby);
             final Map<String, String> promotion = readKeyValues(promotionFile);
@@ -520,7 +725,7 @@ public final class FailoverHarness
             final SteadyState steady = SteadyState.of(activeStatus,
                 readKeyValues(standbyDir.resolve(FailoverNode.STANDBY_STATUS)));
             return verify(options, dir, promotion, lastAck, fault, pauseP99Us, faultAfterMs, activeStatus, pace, steady,
-                out);
+                LinkFigures.of(options, activeStatus), linkDroppedUs, out);
         }
         finally
         {
@@ -601,6 +806,20 @@ public final class FailoverHarness
         return new Fault(faultUs, promotedBefore, "kill");
     }
 
+    /**
+     * @return the instant the relay was asked to reset, on the shared clock.
+     */
+    private static long dropLink(final LoopbackRelay relay, final LinkDrop drop, final PrintStream out)
+        throws InterruptedException
+    {
+        final double relayedMiB = relay.bytesRelayed() / 1048576.0;
+        final long droppedUs = OwnershipTimeline.wallMicros();
+        relay.reset(java.time.Duration.ofMillis(drop.forMs()));
+        out.printf(Locale.ROOT, "link dropped: the relay reset every connection after %.1f MiB relayed and refuses " +
+            "new ones for %d ms; the active reconnects, the standby waits%n", relayedMiB, drop.forMs());
+        return droppedUs;
+    }
+
     private static Fault partition(final LoopbackRelay relay, final Path promotionFile, final PrintStream out)
         throws InterruptedException
     {
@@ -637,8 +856,8 @@ public final class FailoverHarness
 
     private static Report verify(final Options options, final Path dir, final Map<String, String> promotion,
         final long lastAck, final Fault fault, final long pauseP99Us, final long faultAfterMs,
-        final Map<String, String> activeStatus, final Pace pace, final SteadyState steady, final PrintStream out)
-        throws IOException
+        final Map<String, String> activeStatus, final Pace pace, final SteadyState steady, final LinkFigures link,
+        final long linkDroppedUs, final PrintStream out) throws IOException
     {
         final List<String> failures = new ArrayList<>();
         final OwnershipTimeline.Records activeRecords = ownership(dir.resolve("active"));
@@ -649,13 +868,27 @@ public final class FailoverHarness
             failures.add("the standby refused to promote: " + promotion);
             return new Report(options.scenario(), options.arbiter(), false, false, failures, -1, lastAck, 0, 0,
                 Double.NaN, Double.NaN, Double.NaN, Double.NaN, ownership.owners(), Double.NaN, pauseP99Us,
-                faultAfterMs, activeStatus, 0, 0, pace.checkpointsPerSecond(), pace.warnings(), steady);
+                faultAfterMs, activeStatus, 0, 0, pace.checkpointsPerSecond(), pace.warnings(), steady, link);
         }
         final String falseTakeover = classifyTakeover(fault.micros(), fault.what(), fault.promotedBefore(),
             standbyRecords);
         if (falseTakeover != null)
         {
-            failures.add(falseTakeover);
+            // blamed on the drop only if the standby decided after it: a busy host's silence can come first
+            final boolean afterDrop = linkDroppedUs != OwnershipTimeline.NONE &&
+                standbyRecords.decidedUs() != OwnershipTimeline.NONE && standbyRecords.decidedUs() >= linkDroppedUs;
+            failures.add(falseTakeover + (afterDrop ? " (the link drop of " + options.linkDrop().forMs() +
+                " ms and the active's reconnect outlasted the standby's failure timeout of " +
+                options.failureTimeoutMs() + " ms)" : ""));
+        }
+        if (options.linkDrop() != null && link.reconnects() < 1)
+        {
+            final long statusAgeMs = (fault.micros() - Long.parseLong(activeStatus.getOrDefault("written_us",
+                Long.toString(fault.micros())))) / 1000;
+            failures.add("no reconnect after the link drop before the kill: the active's last status (" +
+                statusAgeMs + " ms before the kill) counts " + (link.reconnects() == LinkFigures.UNMEASURED ?
+                "none" : Long.toString(link.reconnects())) + ("true".equals(activeStatus.get("reconnecting")) ?
+                ", still reconnecting" : "") + ": the drop did not heal before the kill");
         }
         if (ownership.owners() != 1)
         {
@@ -797,7 +1030,7 @@ public final class FailoverHarness
         final Report report = new Report(options.scenario(), options.arbiter(), failures.isEmpty(),
             falseTakeover != null, List.copyOf(failures), recoveryEpoch, lastAck, acked, lost, recoveryMs,
             detectionMs, promotionMs, reconnectMs, ownership.owners(), oldActiveStoppedMs, pauseP99Us, faultAfterMs,
-            activeStatus, ackedBefore, acked - ackedBefore, pace.checkpointsPerSecond(), pace.warnings(), steady);
+            activeStatus, ackedBefore, acked - ackedBefore, pace.checkpointsPerSecond(), pace.warnings(), steady, link);
         printSummary(options, report, promotion, total, fault, out);
         return report;
     }
@@ -876,6 +1109,12 @@ public final class FailoverHarness
             "%.1f ms p99 %.1f ms%n", steady.outputHoldP50Us() / 1e3, steady.outputHoldP99Us() / 1e3,
             steady.commitP50Us() / 1e3, steady.commitP99Us() / 1e3);
         out.printf(Locale.ROOT, "  stages             %s%n", steady.describeStages());
+        final LinkFigures link = report.link();
+        if (link.drop() != null || link.reconnects() > 0)
+        {
+            out.printf(Locale.ROOT, "  link               %s%s%n", link.drop() == null ? "" : "dropped at " +
+                link.drop().atMs() + " ms for " + link.drop().forMs() + " ms; ", link.describe());
+        }
         for (final String warning : report.warnings())
         {
             out.printf(Locale.ROOT, "  WARNING            %s%n", warning);

@@ -9,6 +9,7 @@ import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ProtectionStatus;
+import dev.tandem.core.metrics.ReconnectStatus;
 import dev.tandem.core.metrics.StageLatency;
 import dev.tandem.core.policy.AdaptivePolicy;
 import dev.tandem.core.policy.CheckpointPolicy;
@@ -65,7 +66,10 @@ public final class FailoverNode
     public static final String ACKS = "active-acks.txt";
     /** File the standby writes its promotion to. */
     public static final String PROMOTION = "promotion.txt";
-    /** File the active rewrites every 250 ms with its status ("key value" lines: pause p99, stages, ...). */
+    /**
+     * File the active rewrites every 250 ms with its status ("key value" lines: pause p99, stages, the baseline,
+     * reconnects and resyncs, ...).
+     */
     public static final String STATUS = "active-status.txt";
     /** File the standby rewrites every 250 ms with its stages ("stage_NAME_p50_ns value" lines) until it promotes. */
     public static final String STANDBY_STATUS = "standby-status.txt";
@@ -175,6 +179,7 @@ public final class FailoverNode
         final PrintStream acks = new PrintStream(Files.newOutputStream(dir.resolve(ACKS),
             StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
         final SimulatedVmm vmm = guest.build().start();
+        final BaselineBytes baselineBytes = new BaselineBytes();
         final ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
             .adapter(vmm)
             .transport(new TcpTransport())
@@ -202,9 +207,11 @@ public final class FailoverNode
                 @Override
                 public void onDeltaSent(final long epoch)
                 {
+                    baselineBytes.epochSent();
                     killPoint.reached(KillPoint.EPOCH_END);
                 }
             }));
+        baselineBytes.replicator = active;
         if (clientPort != null)
         {
             clientPort.serve(vmm);
@@ -226,7 +233,8 @@ public final class FailoverNode
                 status.baseline().round() + "\nbaseline_pages_copied " + status.baseline().pagesCopied() +
                 "\nbaseline_pages_left " + status.baseline().pagesLeft() + "\nbaseline_disk_sent " +
                 status.baseline().diskBytesSent() + "\nbaseline_disk_bytes " + status.baseline().diskBytes() + "\n" +
-                stageLines(status.stages()) + "written_us " + OwnershipTimeline.wallMicros() + "\n");
+                baselineBytes.line() + reconnectLines(status.reconnect()) + stageLines(status.stages()) +
+                "written_us " + OwnershipTimeline.wallMicros() + "\n");
             System.out.println(status.progressLine());
         }
     }
@@ -366,6 +374,27 @@ public final class FailoverNode
     }
 
     /**
+     * @return the active's link to its standby as status lines ({@code reconnects}, {@code quick_resyncs},
+     *         {@code resync_bytes}, {@code last_resync_bytes}, {@code last_resync_pages}, {@code unprotected_ns},
+     *         {@code reconnecting}, {@code reconnect_attempts}, {@code reconnect_window_left_ns}, and
+     *         {@code last_resync} once a reconnect happened); none if the library reported nothing.
+     */
+    static String reconnectLines(final ReconnectStatus reconnect)
+    {
+        if (reconnect == null)
+        {
+            return "";
+        }
+        return "reconnects " + reconnect.reconnects() + "\nquick_resyncs " + reconnect.quickResyncs() +
+            "\nresync_bytes " + reconnect.resyncBytes() + "\nlast_resync_bytes " + reconnect.lastResyncBytes() +
+            "\nlast_resync_pages " + reconnect.lastResyncPages() + "\nunprotected_ns " + reconnect.unprotectedNs() +
+            "\nreconnecting " + reconnect.reconnecting() + "\nreconnect_attempts " + reconnect.attempts() +
+            "\nreconnect_window_left_ns " + reconnect.windowLeftNs() + "\n" +
+            // one line: the status file is "key value" lines, and the reason is prose
+            (reconnect.lastResync() == null ? "" : "last_resync " + reconnect.lastResync().replace('\n', ' ') + "\n");
+    }
+
+    /**
      * @return one {@code stage_NAME_p50_ns} and one {@code stage_NAME_p99_ns} line per stage (steady state: the
      *         library keeps each session's baseline out of the stages).
      */
@@ -402,6 +431,42 @@ public final class FailoverNode
             throw new IllegalArgumentException("--" + name + " is required");
         }
         return value;
+    }
+
+    /**
+     * The bytes on the wire of the whole first copy: from the launch to the end of the baseline epoch, counted the
+     * way the library counts a reconnect's resync (from its session's start to the end of its first epoch), so the
+     * two compare. Taken once, on the sender's thread as the baseline's end goes out; later epochs are not in it.
+     */
+    static final class BaselineBytes
+    {
+        /** Set once the launch returned; an epoch end before that (none in practice) leaves the figure unknown. */
+        volatile ActiveReplicator replicator;
+        private volatile boolean taken;
+        private volatile long bytes = -1;
+
+        void epochSent()
+        {
+            if (taken)
+            {
+                return;
+            }
+            taken = true;
+            final ActiveReplicator active = replicator;
+            if (active != null)
+            {
+                bytes = active.status().bytesSent();
+            }
+        }
+
+        /**
+         * @return {@code baseline_bytes N}, or nothing while unknown.
+         */
+        String line()
+        {
+            final long value = bytes;
+            return value < 0 ? "" : "baseline_bytes " + value + "\n";
+        }
     }
 
     /**

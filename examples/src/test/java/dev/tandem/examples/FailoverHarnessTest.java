@@ -23,10 +23,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The whole failover story with three real JVMs: after a SIGKILL (or a halt at a point of the cycle), nothing the
  * client was told is lost or contradicted, the total of balances holds, the promoted guest equals the active at the
  * recovery checkpoint, the promotion came after the kill, and one side owned the guest at a time. After a network
- * partition, the same, and the old active stopped its guest.
+ * partition, the same, and the old active stopped its guest. A link drop shorter than the standby's failure timeout
+ * heals: the active reconnects before the kill, and the kill is a failover like any other.
  */
 class FailoverHarnessTest
 {
+    /** An active that reported nothing of its link, and no drop asked for. */
+    private static final FailoverHarness.LinkFigures NO_LINK_FIGURES = new FailoverHarness.LinkFigures(200, null,
+        FailoverHarness.LinkFigures.UNMEASURED, FailoverHarness.LinkFigures.UNMEASURED,
+        FailoverHarness.LinkFigures.UNMEASURED, FailoverHarness.LinkFigures.UNMEASURED, Double.NaN);
+
     @TempDir
     Path dir;
 
@@ -101,6 +107,104 @@ class FailoverHarnessTest
             "--kill-phase", "delta-send");
         assertRefused("--arbiter must be file or zookeeper, not 'etcd'", "--arbiter", "etcd");
         assertRefused("'--partition-after': time 'soon'", "--partition-after", "soon");
+        assertRefused("--link-drop does not go with --partition-after", "--link-drop", "1s:100ms",
+            "--partition-after", "2s");
+        assertRefused("--kill-after 1000ms comes before the link drop heals (--link-drop 800ms:300ms ends 1100ms " +
+            "after the client starts)", "--link-drop", "800ms:300ms", "--failure-timeout", "1s", "--kill-after",
+            "1s");
+        assertRefused("--link-drop 1000ms:2000ms keeps the link down 2000ms, not shorter than the standby's " +
+            "--failure-timeout of 2000ms: the standby would promote", "--link-drop", "1s:2s", "--failure-timeout",
+            "2s");
+    }
+
+    /**
+     * The harness's own entry refuses what the command line does: a test or an embedding that builds the options
+     * itself gets the same words before any process starts.
+     */
+    @Test
+    void linkDropsTheStandbyWouldNotOutlastAreRefusedBeforeAnythingStarts() throws Exception
+    {
+        final IllegalArgumentException tooLong = org.junit.jupiter.api.Assertions.assertThrows(
+            IllegalArgumentException.class, () -> FailoverHarness.run(linkDropOptions(3000, 200,
+                new FailoverHarness.LinkDrop(800, 200)), dir, System.out));
+        assertTrue(tooLong.getMessage().contains("the standby would promote"), tooLong.getMessage());
+        final IllegalArgumentException killFirst = org.junit.jupiter.api.Assertions.assertThrows(
+            IllegalArgumentException.class, () -> FailoverHarness.run(linkDropOptions(900, 2000,
+                new FailoverHarness.LinkDrop(800, 200)), dir, System.out));
+        assertTrue(killFirst.getMessage().contains("the kill must come after it"), killFirst.getMessage());
+        try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(dir))
+        {
+            assertEquals(List.of(), files.toList(), "nothing started");
+        }
+    }
+
+    /**
+     * A link drop shorter than the standby's failure timeout heals: the relay resets every connection and refuses
+     * new ones for 200 ms, the active reconnects and resends what changed, the standby does not promote; the kill
+     * that follows is a failover like any other, with nothing the client saw lost. The standby waits 2 s before it
+     * promotes, room for the active's back-off and a loaded machine.
+     */
+    @Test
+    void aLinkDropThatHealsBeforeTheKillReconnectsWithoutAFailover() throws Exception
+    {
+        final ByteArrayOutputStream output = new ByteArrayOutputStream();
+        final FailoverHarness.Report report = FailoverHarness.run(linkDropOptions(3000, 2000,
+            new FailoverHarness.LinkDrop(800, 200)), dir, new PrintStream(output, true, StandardCharsets.UTF_8));
+        final String text = output.toString(StandardCharsets.UTF_8);
+        final FailoverHarness.LinkFigures link = report.link();
+        assertTrue(link.reconnects() >= 1, "the active reconnected before the kill: " + link + "\n" + text);
+        assertFalse(report.falseTakeover(), text);
+        assertTrue(report.verified(), report.failures() + "\n" + text);
+        // the resync's bytes count once its epoch went out, which on a loaded machine may come after the kill
+        assertTrue(link.resyncBytes() >= 0 && link.baselineBytes() > 0 && link.unprotectedMs() > 0, link.toString());
+        assertEquals(1, report.ownersMax(), text);
+        assertTimesAddUp(report, text);
+        final String json = report.toJson();
+        for (final String field : List.of("\"link_drop_at_ms\": 800,", "\"link_drop_for_ms\": 200,",
+            "\"failure_timeout_ms\": 2000,", "\"reconnects\": " + link.reconnects() + ",",
+            "\"resync_bytes\": " + link.resyncBytes() + ",", "\"baseline_bytes\": " + link.baselineBytes() + ","))
+        {
+            assertTrue(json.contains(field), field + " in " + json);
+        }
+        assertTrue(Pattern.compile("\"unprotected_ms\": [0-9]").matcher(json).find(), json);
+        assertTrue(text.contains("link dropped: ") && text.contains("  link               dropped at 800 ms for " +
+            "200 ms; "), text);
+    }
+
+    /**
+     * A kill run with a small guest, the file arbiter and a link drop.
+     */
+    private static FailoverHarness.Options linkDropOptions(final long killAfterMs, final long failureTimeoutMs,
+        final FailoverHarness.LinkDrop drop)
+    {
+        // no digest at each checkpoint: the run is about the link, and its reads lengthen every pause
+        return new FailoverHarness.Options(16L << 20, Workload.parse("hotset"), 10, killAfterMs, 6, 100_000, 128,
+            false, FailoverHarness.Options.MID_EPOCH, "fixed", -1, FailoverHarness.Options.FILE_ARBITER,
+            failureTimeoutMs, drop);
+    }
+
+    /**
+     * The link's figures come from the active's status file; a run whose active reported none has nulls in the
+     * JSON, not zeros that would read as "no reconnect".
+     */
+    @Test
+    void linkFiguresAreReadFromTheActivesStatusAndMissingOnesAreNull()
+    {
+        final FailoverHarness.Options options = linkDropOptions(3000, 2000, new FailoverHarness.LinkDrop(800, 200));
+        final FailoverHarness.LinkFigures link = FailoverHarness.LinkFigures.of(options, Map.of("reconnects", "1",
+            "quick_resyncs", "1", "resync_bytes", "6252522", "baseline_bytes", "25193925", "unprotected_ns",
+            "554365000"));
+        assertEquals(new FailoverHarness.LinkFigures(2000, new FailoverHarness.LinkDrop(800, 200), 1, 1, 6_252_522,
+            25_193_925, 554.365), link);
+        assertEquals("  \"failure_timeout_ms\": 2000,\n  \"link_drop_at_ms\": 800,\n  \"link_drop_for_ms\": 200,\n" +
+            "  \"reconnects\": 1,\n  \"quick_resyncs\": 1,\n  \"resync_bytes\": 6252522,\n" +
+            "  \"baseline_bytes\": 25193925,\n  \"unprotected_ms\": 554.365,\n", link.jsonFields());
+        final String none = FailoverHarness.LinkFigures.of(new FailoverHarness.Options(16L << 20,
+            Workload.parse("hotset"), 10, 900, 1, 100, 128, false, FailoverHarness.Options.MID_EPOCH, "fixed"),
+            Map.of()).jsonFields();
+        assertEquals("  \"failure_timeout_ms\": 200,\n  \"link_drop_at_ms\": null,\n  \"link_drop_for_ms\": null,\n" +
+            "  \"reconnects\": null,\n  \"quick_resyncs\": null,\n  \"resync_bytes\": null,\n" +
+            "  \"baseline_bytes\": null,\n  \"unprotected_ms\": null,\n", none);
     }
 
     private static void assertRefused(final String message, final String... args) throws Exception
@@ -166,7 +270,7 @@ class FailoverHarnessTest
         assertEquals(120_000, steady.baselineMaxPauseUs());
         assertEquals(7000, steady.outputHoldP50Us());
         final String json = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
-            1, Double.NaN, 10, 900, Map.of(), 1, 0, 100, List.of(), steady).toJson();
+            1, Double.NaN, 10, 900, Map.of(), 1, 0, 100, List.of(), steady, NO_LINK_FIGURES).toJson();
         assertTrue(json.contains("\"stages\": { \"pause\": {\"p50_us\": 1, \"p99_us\": 2}, "), json);
         assertTrue(json.contains("\"receive\": {\"p50_us\": 5, \"p99_us\": 6} },"), json);
         assertTrue(json.contains("\"commit_p99_us\": 4000,"), json);
@@ -174,7 +278,7 @@ class FailoverHarnessTest
         assertTrue(json.contains("\"baseline_max_pause_us\": 120000,"), json);
         final String empty = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
             1, Double.NaN, 10, 900, Map.of(), 1, 0, Double.NaN, List.of(),
-            FailoverHarness.SteadyState.of(Map.of(), Map.of())).toJson();
+            FailoverHarness.SteadyState.of(Map.of(), Map.of()), NO_LINK_FIGURES).toJson();
         assertTrue(empty.contains("\"output_hold_p50_us\": null,") && empty.contains("\"stages\": {},") &&
             empty.contains("\"baseline_ms\": null,") && empty.contains("\"checkpoints_per_s\": null,"), empty);
     }

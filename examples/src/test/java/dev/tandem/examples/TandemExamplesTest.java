@@ -44,6 +44,12 @@ class TandemExamplesTest
         "--kill-phase later                          | --kill-phase must be mid-epoch, delta-send or epoch-end | failover",
         "--policy greedy                             | --policy must be fixed or adaptive                    | failover",
         "--workload chaos                            | --workload: unknown workload 'chaos'                  | failover",
+        "--link-drop 1s                              | is not AT:FOR, two times such as 1s:100ms            | failover",
+        "--link-drop 1s:soon                         | is not a number with ms or s                          | failover",
+        "--link-drop 0:100ms                         | --link-drop 0ms:100ms: both times must be more than 0 | failover",
+        "--link-drop 1s:200ms                        | --failure-timeout of 200ms: the standby would promote | failover",
+        "--link-drop 1s:1s --failure-timeout 800ms   | --failure-timeout of 800ms: the standby would promote | failover",
+        "--failure-timeout 10ms                      | --failure-timeout must be from 60ms                   | failover",
         "--no-such-option                            | Unknown option: '--no-such-option'                    | failover",
         "demo --duration 0                           | --duration must be whole seconds from 1s              | demo",
         "demo --duration 1500ms                      | --duration must be whole seconds from 1s              | demo",
@@ -103,6 +109,8 @@ class TandemExamplesTest
         assertTrue(demo.out.contains("Exit codes:") && demo.out.contains("2   bad command line"), demo.out);
         final Run failover = run("failover", "--help");
         assertTrue(failover.out.contains("--partition-after") && failover.out.contains("--keep"), failover.out);
+        assertTrue(failover.out.contains("--link-drop=AT:FOR") && failover.out.contains("--failure-timeout=TIME"),
+            failover.out);
         final Run top = run("--help");
         assertTrue(top.out.contains("failover") && top.out.contains("simulate") && top.out.contains("Exit codes:"),
             top.out);
