@@ -93,7 +93,8 @@ class SimulationTest
      * 1996: the standby loses power inside a 64 ms delay window, and its last replies reach the active 62 ms after
      * its death; the active rightly counts its silence from them. 2029: after a reset, a slow arbiter answers the
      * active's claim of generation 2 before the standby's; the active owns the guest, then dies, and the standby,
-     * refused, rightly does not take over.
+     * refused, rightly does not take over. 5797 and 8069: the standby loses power inside a partition that heals
+     * after its death, and the replies it sent before dying reach the active at the heal (the same fix as 1996).
      */
     @Test
     void seedsTheSoaksReportedKeepEveryInvariant()
@@ -102,7 +103,10 @@ class SimulationTest
             1996L, "delay +64 ms for bytes sent 551..766 ms; kill standby at (649 ms) (power loss); " +
             "duplicated connection",
             2029L, "drop at byte 1548634; kill active then standby during promotion (407 ms) (power loss); " +
-            "arbiter slow 70..236 ms, answers after 104 ms");
+            "arbiter slow 70..236 ms, answers after 104 ms",
+            5797L, "partition 40..111 ms, heal; kill standby at (45 ms) (power loss)",
+            8069L, "partition 99..191 ms, heal; kill standby at (145 ms) (power loss); arbiter slow 666..824 ms, " +
+            "answers after 144 ms");
         plans.forEach((seed, plan) ->
         {
             final SimulationResult result = Simulation.run(seed, dir);
