@@ -758,15 +758,16 @@ public final class StandbyReplica implements AutoCloseable
                 runInspections();
             }
             publishLatencies(clock.nanoTime());
+            // first: a promoted standby still lets the switchover's answer be read before it closes that connection
+            int work = lingering.isEmpty() ? 0 : drainLingering();
             if (promotion != null)
             {
-                return 0;
+                return work;
             }
             if (finishingPromotion)
             {
-                return finishPromotion();
+                return work + finishPromotion();
             }
-            int work = lingering.isEmpty() ? 0 : drainLingering();
             if (torn != null && connection != null)
             {
                 refuseTorn();
@@ -1132,16 +1133,18 @@ public final class StandbyReplica implements AutoCloseable
         {
             final PromotionListener steps = ctx.promotionListener();
             steps.onStep("claim generation", clock.nanoTime() - start);
-            generation = next;
-            steps.onStep("persist generation", clock.nanoTime() - start);
-            ownershipState = "promoting at generation " + next;
             if (switchoverAsked && connection != null)
             {
-                // the active waits, its guest paused, for this answer: it stops its copy for good on it
+                // the active waits, its guest paused, for this answer: it stops its copy for good on it. Sent under
+                // the session's generation (the active refuses any other); the one won is the payload
                 try
                 {
                     sendBuffer.putLong(FrameCodec.HEADER_LENGTH, next);
                     sendFrame(FrameType.SWITCHOVER, lastCommittedEpoch, 8);
+                    // closed once the active closes it (or in a second): a close with unread bytes would reset the
+                    // connection, and the reset can overtake the answer
+                    lingering.add(new Lingering(connection, clock.nanoTime() + LINGER_NS));
+                    connection = null;
                 }
                 catch (final IOException ex)
                 {
@@ -1149,6 +1152,9 @@ public final class StandbyReplica implements AutoCloseable
                         connection.peer(), ex.getMessage(), next);
                 }
             }
+            generation = next;
+            steps.onStep("persist generation", clock.nanoTime() - start);
+            ownershipState = "promoting at generation " + next;
             // only now, owning the next generation, does this side let go of the active
             drop();
             listener.close();

@@ -62,6 +62,9 @@ class SwitchoverTest
 
             assertEquals(ProtectionState.FENCED, fixture.active.status().state());
             assertTrue(fixture.active.isGuestStopped(), "the old copy is stopped");
+            // stopped on the standby's answer (the arbiter is the fallback when a reset loses it)
+            assertTrue(String.valueOf(fixture.vmm.fencedReason()).contains("planned switchover: the standby won " +
+                "generation 2 and resumes the guest from epoch " + switchover.epoch()), fixture.vmm.fencedReason());
             final Promotion promotion = awaitPromotion(fixture);
             try
             {
