@@ -133,6 +133,9 @@ public final class ActiveReplicator implements AutoCloseable
     private final AtomicLongArray fingerprints;
     private final AtomicLongArray fingerprintEpochs;
     private Thread reconnectThread;
+    /** Stepped by the caller: when the sender's duty cycle tries to reconnect next, and the back-off. */
+    private long nextReconnectAttemptNs;
+    private long reconnectBackoffMs;
     /** A session the reconnect thread opened, for the sender to adopt; guarded by this. */
     private Session pendingSession;
     private boolean claimedWhileReconnecting;
@@ -281,7 +284,8 @@ public final class ActiveReplicator implements AutoCloseable
         final ActiveReplicator replicator;
         try
         {
-            final Handshake.Welcome welcome = handshake(ctx, connection, ownership.generation(), 0, List.of());
+            final Handshake.Welcome welcome = handshake(ctx, connection, ownership.generation(), 0, List.of(),
+                () -> true);
             if (welcome.generation() < ownership.generation())
             {
                 throw new ProtocolException(ProtocolException.Fault.STALE_GENERATION, "standby " + connection.peer() +
@@ -468,7 +472,7 @@ public final class ActiveReplicator implements AutoCloseable
      * @return the standby's WELCOME, checked.
      */
     private static Handshake.Welcome handshake(final ActiveContext ctx, final Connection connection, final long generation,
-        final long firstEpoch, final List<Handshake.Checkpoint> history)
+        final long firstEpoch, final List<Handshake.Checkpoint> history, final java.util.function.BooleanSupplier stillWanted)
         throws IOException
     {
         final VmmAdapter adapter = ctx.adapter();
@@ -494,7 +498,7 @@ public final class ActiveReplicator implements AutoCloseable
         {
             if (connection.write(gather, 0, 1) == 0)
             {
-                awaitProgress(clock, deadline, idle, connection);
+                awaitProgress(clock, deadline, idle, connection, stillWanted);
             }
         }
         final ByteBuffer in = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + 2048);
@@ -514,7 +518,7 @@ public final class ActiveReplicator implements AutoCloseable
             }
             if (read == 0)
             {
-                awaitProgress(clock, deadline, idle, connection);
+                awaitProgress(clock, deadline, idle, connection, stillWanted);
             }
         }
         if (decoder.type() == FrameType.REFUSE)
@@ -537,8 +541,13 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     private static void awaitProgress(final NanoClock clock, final long deadline, final IdleStrategy idle,
-        final Connection connection) throws IOException
+        final Connection connection, final java.util.function.BooleanSupplier stillWanted) throws IOException
     {
+        if (!stillWanted.getAsBoolean())
+        {
+            throw new IOException("handshake with standby " + connection.peer() + " abandoned: the session is no " +
+                "longer wanted");
+        }
         if (Thread.currentThread().isInterrupted())
         {
             // close() ends a reconnect attempt this way
@@ -1250,9 +1259,14 @@ public final class ActiveReplicator implements AutoCloseable
                 "to {} for up to {} ms{}", adapter.vmId(), error.toString(), ctx.standbyEndpoint(),
                 ctx.reconnectWindowNs() / 1_000_000, ownership.hasArbiter() ? " (claiming generation " +
                 (generation + 1) + " after " + claimDelayNs / 1_000_000 + " ms unless the standby has)" : "");
-            reconnectThread = new Thread(this::reconnect, "tandem-reconnect-" + adapter.vmId());
-            reconnectThread.setDaemon(true);
-            reconnectThread.start();
+            nextReconnectAttemptNs = linkLostNs;
+            reconnectBackoffMs = RECONNECT_FIRST_BACKOFF_MS;
+            if (senderInvoker == null)
+            {
+                reconnectThread = new Thread(this::reconnect, "tandem-reconnect-" + adapter.vmId());
+                reconnectThread.setDaemon(true);
+                reconnectThread.start();
+            }
         }
         else if (ownership.hasArbiter())
         {
@@ -1279,65 +1293,9 @@ public final class ActiveReplicator implements AutoCloseable
      */
     private void reconnect()
     {
-        long backoffMs = 50;
-        while (true)
+        long backoffMs = RECONNECT_FIRST_BACKOFF_MS;
+        while (attemptReconnect())
         {
-            synchronized (this)
-            {
-                if (state != ProtectionState.RECONNECTING || closing || pendingSession != null ||
-                    Thread.currentThread().isInterrupted() ||
-                    ctx.nanoClock().nanoTime() - linkLostNs > ctx.reconnectWindowNs())
-                {
-                    return;
-                }
-                reconnectAttempts++;
-            }
-            Connection attempt = null;
-            try
-            {
-                attempt = ctx.transport().connect(ctx.standbyEndpoint(), ctx.connectTimeoutMs());
-                // no checkpoint is taken while no session runs: the next one is the new session's first
-                final long first = lastCheckpointEpoch + 1;
-                final List<Handshake.Checkpoint> history = history();
-                final long serving = ownership.generation();
-                final Handshake.Welcome welcome = handshake(ctx, attempt, serving, first, history);
-                if (welcome.generation() < serving)
-                {
-                    throw new ProtocolException(ProtocolException.Fault.STALE_GENERATION, "standby " +
-                        attempt.peer() + " welcomed generation " + welcome.generation() + " but this active serves " +
-                        serving);
-                }
-                if (welcome.resync() && !history.contains(new Handshake.Checkpoint(welcome.recoveryEpoch(),
-                    welcome.fingerprint())))
-                {
-                    throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby " + attempt.peer() +
-                        " resumes epoch " + welcome.recoveryEpoch() + " as one of this active's checkpoints, " +
-                        "but it is not one this active named");
-                }
-                synchronized (this)
-                {
-                    if (state == ProtectionState.RECONNECTING && !closing)
-                    {
-                        pendingSession = new Session(attempt, welcome, first);
-                        return;
-                    }
-                }
-                attempt.close();
-                return;
-            }
-            catch (final IOException | RuntimeException ex)
-            {
-                if (attempt != null)
-                {
-                    attempt.close();
-                }
-                reconnectError = ex.getMessage();
-                if (reconnectAttempts == 1 || ex instanceof ProtocolException)
-                {
-                    LOG.warn("VM {}: reconnect attempt {} to {} failed: {}", adapter.vmId(), reconnectAttempts,
-                        ctx.standbyEndpoint(), ex.getMessage());
-                }
-            }
             try
             {
                 Thread.sleep(backoffMs);
@@ -1346,7 +1304,94 @@ public final class ActiveReplicator implements AutoCloseable
             {
                 return;
             }
-            backoffMs = Math.min(1_000, backoffMs * 2);
+            backoffMs = Math.min(RECONNECT_MAX_BACKOFF_MS, backoffMs * 2);
+        }
+    }
+
+    /**
+     * While a reconnect's handshake waits: still reconnecting? Stepped by the caller, the wait is the sender's own
+     * duty cycle, so it watches the arbiter here as the sender does between attempts: a standby that promoted must
+     * stop this guest within the bound, not after a handshake's timeout.
+     */
+    private boolean reconnectStillWanted()
+    {
+        if (senderInvoker != null && !claimedWhileReconnecting)
+        {
+            arbitrate(ctx.nanoClock().nanoTime(), false);
+        }
+        return state == ProtectionState.RECONNECTING && !closing;
+    }
+
+    /** The first wait between reconnect attempts; it doubles up to {@link #RECONNECT_MAX_BACKOFF_MS}. */
+    private static final long RECONNECT_FIRST_BACKOFF_MS = 50;
+    private static final long RECONNECT_MAX_BACKOFF_MS = 1_000;
+
+    /**
+     * One connect and handshake; on the reconnect thread, or on the sender's when the caller steps the duty cycles
+     * ({@link ActiveContext#useAgentInvoker}: the handshake's waits are then the injected wait strategy's, which a
+     * simulation uses to step the standby).
+     *
+     * @return true if another attempt should follow (this one failed and the window is open).
+     */
+    private boolean attemptReconnect()
+    {
+        synchronized (this)
+        {
+            if (state != ProtectionState.RECONNECTING || closing || pendingSession != null ||
+                Thread.currentThread().isInterrupted() && senderInvoker == null ||
+                ctx.nanoClock().nanoTime() - linkLostNs > ctx.reconnectWindowNs())
+            {
+                return false;
+            }
+            reconnectAttempts++;
+        }
+        Connection attempt = null;
+        try
+        {
+            attempt = ctx.transport().connect(ctx.standbyEndpoint(), ctx.connectTimeoutMs());
+            // no checkpoint is taken while no session runs: the next one is the new session's first
+            final long first = lastCheckpointEpoch + 1;
+            final List<Handshake.Checkpoint> history = history();
+            final long serving = ownership.generation();
+            final Handshake.Welcome welcome = handshake(ctx, attempt, serving, first, history,
+                this::reconnectStillWanted);
+            if (welcome.generation() < serving)
+            {
+                throw new ProtocolException(ProtocolException.Fault.STALE_GENERATION, "standby " +
+                    attempt.peer() + " welcomed generation " + welcome.generation() + " but this active serves " +
+                    serving);
+            }
+            if (welcome.resync() && !history.contains(new Handshake.Checkpoint(welcome.recoveryEpoch(),
+                welcome.fingerprint())))
+            {
+                throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby " + attempt.peer() +
+                    " resumes epoch " + welcome.recoveryEpoch() + " as one of this active's checkpoints, " +
+                    "but it is not one this active named");
+            }
+            synchronized (this)
+            {
+                if (state == ProtectionState.RECONNECTING && !closing)
+                {
+                    pendingSession = new Session(attempt, welcome, first);
+                    return false;
+                }
+            }
+            attempt.close();
+            return false;
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            if (attempt != null)
+            {
+                attempt.close();
+            }
+            reconnectError = ex.getMessage();
+            if (reconnectAttempts == 1 || ex instanceof ProtocolException)
+            {
+                LOG.warn("VM {}: reconnect attempt {} to {} failed: {}", adapter.vmId(), reconnectAttempts,
+                    ctx.standbyEndpoint(), ex.getMessage());
+            }
+            return true;
         }
     }
 
@@ -1400,7 +1445,26 @@ public final class ActiveReplicator implements AutoCloseable
         }
         if (session == null)
         {
-            return claimedWhileReconnecting ? 0 : arbitrate(now, false);
+            int work = claimedWhileReconnecting ? 0 : arbitrate(now, false);
+            if (senderInvoker != null && now >= nextReconnectAttemptNs && state == ProtectionState.RECONNECTING)
+            {
+                // stepped by the caller: the attempt runs here, its waits the injected wait strategy's
+                work++;
+                if (attemptReconnect())
+                {
+                    nextReconnectAttemptNs = ctx.nanoClock().nanoTime() + reconnectBackoffMs * 1_000_000L;
+                    reconnectBackoffMs = Math.min(RECONNECT_MAX_BACKOFF_MS, reconnectBackoffMs * 2);
+                }
+                synchronized (this)
+                {
+                    if (pendingSession == null)
+                    {
+                        return work;
+                    }
+                }
+                return work + whileReconnecting(ctx.nanoClock().nanoTime());
+            }
+            return work;
         }
         return adopt(session);
     }

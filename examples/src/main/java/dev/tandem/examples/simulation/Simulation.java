@@ -217,6 +217,11 @@ public final class Simulation implements SimNetwork.Hooks
     private String outcome = "";
     /** What became of the old active: its protection state at the end, or how it ended. */
     private String activeEnd = "never launched";
+    /** How long the active tries to reconnect after a lost link (0: never). */
+    private final long reconnectWindowNs;
+    /** Sessions the active resumed after a lost link, and how many of them were quick resyncs. */
+    private long reconnects;
+    private long quickResyncs;
 
     private Simulation(final long seed, final Path dir, final Mutation mutation)
     {
@@ -229,6 +234,10 @@ public final class Simulation implements SimNetwork.Hooks
         this.network = new SimNetwork(clock, plan, this, latencyNs, (64 << 10) << random.nextInt(5));
         this.passThrough = plan.passThrough || mutation == Mutation.PASS_THROUGH_JUDGED_AS_HOLD;
         this.applierEvery = new int[] {1, 2, 5, 20}[random.nextInt(4)];
+        // drawn apart from the run's own sequence, so that every other draw of a seed stays what it was: a third of
+        // the runs do not reconnect (a lost link ends the session), the others try for 50..1000 ms
+        final SplittableRandom reconnectDraw = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + 12);
+        this.reconnectWindowNs = reconnectDraw.nextInt(3) == 0 ? 0 : (50 + reconnectDraw.nextInt(951)) * MS;
         this.checks = new OwnershipChecks(violations, START_NS, plan,
             passThrough && mutation != Mutation.PASS_THROUGH_JUDGED_AS_HOLD,
             Math.max(FAILURE_TIMEOUT_NS, SILENCE_TIMEOUT_NS), HEARTBEAT_NS,
@@ -282,7 +291,8 @@ public final class Simulation implements SimNetwork.Hooks
             List.copyOf(simulation.violations), (simulation.clock.nanoTime() - START_NS) / MS,
             simulation.plan.kill != FaultPlan.Kill.NONE, simulation.killDone, simulation.activeEnd,
             simulation.checks.superseded(), simulation.checks.claimToStopNs(),
-            simulation.checks.unackedUnderWonGeneration(), mutation == Mutation.NONE ? "" : mutation.option);
+            simulation.checks.unackedUnderWonGeneration(), mutation == Mutation.NONE ? "" : mutation.option,
+            simulation.reconnects, simulation.quickResyncs);
     }
 
     private void execute() throws RuntimeException
@@ -413,10 +423,8 @@ public final class Simulation implements SimNetwork.Hooks
             .stagingAreaBytes(1 << 20)
             .diskStreamBytes(64 << 10 << random.nextInt(3))
             .heartbeatIntervalNs(HEARTBEAT_NS)
+            .reconnectWindowNs(reconnectWindowNs)
             .standbySilenceTimeoutNs(SILENCE_TIMEOUT_NS)
-            // reconnecting runs its handshake on a thread of its own, which this single-threaded, seeded world
-            // cannot step: not simulated yet, a lost link ends the session as before
-            .reconnectWindowNs(0)
             .pageCodec(random.nextBoolean())
             .sentPageCacheBytes(random.nextBoolean() ? 0 : 256 << 10)
             .promotionArbiter(activeArbiter)
@@ -955,11 +963,21 @@ public final class Simulation implements SimNetwork.Hooks
         }
     }
 
+    private void noteReconnects()
+    {
+        if (active != null)
+        {
+            reconnects = active.status().reconnect().reconnects();
+            quickResyncs = active.status().reconnect().quickResyncs();
+        }
+    }
+
     private void finish()
     {
         final String activeState = activeDead ? "active died" : active.isProtecting() ? "active protecting" :
             "active " + describe(active.status().state());
         activeEnd = activeDead ? "died" : describe(active.status().state());
+        noteReconnects();
         if (promotedEpoch >= 0)
         {
             if (promotedEpoch < maxReleasedEpoch)
@@ -1035,6 +1053,7 @@ public final class Simulation implements SimNetwork.Hooks
             checkOwnership();
             // the world ran on while close() waited (up to 2 s for acks, 1 s for the GOODBYE's answer)
             activeEnd = describe(active.status().state());
+            noteReconnects();
             outcome += "; stopped at " + (closeStartNs - START_NS) / MS + " ms: " + activeEnd +
                 (promotedEpoch >= 0 ? ", the standby promoted at epoch " + promotedEpoch + " meanwhile" : "");
             if (!standbyDead && standby.tornReason() == null && active.lastAckedEpoch() >= 1)

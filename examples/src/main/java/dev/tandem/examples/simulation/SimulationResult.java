@@ -18,10 +18,12 @@ import java.util.List;
  *                          active died first, or was not superseded).
  * @param unackedOwnerFrames unacknowledged frames the active released while it owned a generation it won.
  * @param mutation          the deliberate defect of the run ({@code --mutation}), empty for none.
+ * @param reconnects   sessions the active resumed after a lost link.
+ * @param quickResyncs of those, the ones that resent only what changed since the standby's recovery point.
  */
 public record SimulationResult(long seed, String plan, String outcome, List<String> violations, long simulatedMs,
     boolean killPlanned, boolean killReached, String activeEnd, boolean superseded, long claimToStopNs,
-    long unackedOwnerFrames, String mutation)
+    long unackedOwnerFrames, String mutation, long reconnects, long quickResyncs)
 {
     /**
      * @return true if no invariant was violated.

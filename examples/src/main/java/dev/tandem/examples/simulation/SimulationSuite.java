@@ -39,10 +39,14 @@ public final class SimulationSuite
      * @param superseded  runs in which the standby claimed a newer generation over an active that lived on.
      * @param stopNs      of those, the time from the claim to the old guest stopped, one entry per stopped guest.
      * @param unackedOwnerFrames unacknowledged frames released by an active owning a generation it won.
+     * @param reconnectedRuns runs in which the active resumed a session after a lost link.
+     * @param reconnects  sessions resumed after a lost link, in all runs.
+     * @param quickResyncs of those, the ones that resent only what changed since the standby's recovery point.
      */
     public record Summary(long runs, List<SimulationResult> failures, Map<String, Long> outcomes,
         Map<String, Long> faults, long killsPlanned, long killsReached, long simulatedMs, long wallMs,
-        Map<String, Long> activeEnds, long superseded, long[] stopNs, long unackedOwnerFrames)
+        Map<String, Long> activeEnds, long superseded, long[] stopNs, long unackedOwnerFrames, long reconnectedRuns,
+        long reconnects, long quickResyncs)
     {
         /**
          * @param percentile 0..100.
@@ -101,6 +105,8 @@ public final class SimulationSuite
                 stopMs(100));
             out.printf(Locale.ROOT, "unacknowledged frames released under a generation the active won " +
                 "(pass-through): %d%n", unackedOwnerFrames);
+            out.printf(Locale.ROOT, "sessions resumed after a lost link: %d in %d runs (%d quick resyncs, the rest " +
+                "whole baselines)%n", reconnects, reconnectedRuns, quickResyncs);
             for (final SimulationResult failure : failures)
             {
                 out.println("FAILED seed " + failure.seed() + ": " + failure.violations().get(0) + "  -> replay: " +
@@ -191,6 +197,9 @@ public final class SimulationSuite
         final Map<String, Long> activeEnds = new TreeMap<>();
         long superseded = 0;
         long unackedOwnerFrames = 0;
+        long reconnectedRuns = 0;
+        long reconnects = 0;
+        long quickResyncs = 0;
         final List<Long> stops = new ArrayList<>();
         for (long seed = from; seed <= to; seed++)
         {
@@ -206,6 +215,9 @@ public final class SimulationSuite
                 stops.add(result.claimToStopNs());
             }
             unackedOwnerFrames += result.unackedOwnerFrames();
+            reconnectedRuns += result.reconnects() > 0 ? 1 : 0;
+            reconnects += result.reconnects();
+            quickResyncs += result.quickResyncs();
             killsPlanned += result.killPlanned() ? 1 : 0;
             killsReached += result.killReached() ? 1 : 0;
             outcomes.merge(category(result.outcome()), 1L, Long::sum);
@@ -237,7 +249,8 @@ public final class SimulationSuite
                 out.println("--- partial summary, seeds " + from + ".." + seed + ":");
                 new Summary(seed - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
                     (System.nanoTime() - start) / 1_000_000, activeEnds, superseded,
-                    stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames).print(out);
+                    stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames, reconnectedRuns, reconnects,
+                    quickResyncs).print(out);
                 out.println("---");
             }
         }
@@ -247,7 +260,8 @@ public final class SimulationSuite
         }
         return new Summary(to - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
             (System.nanoTime() - start) / 1_000_000, activeEnds, superseded,
-            stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames);
+            stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames, reconnectedRuns, reconnects,
+            quickResyncs);
     }
 
     /**
