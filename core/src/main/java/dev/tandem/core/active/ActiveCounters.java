@@ -38,6 +38,9 @@ final class ActiveCounters implements AutoCloseable
     final AtomicCounter outputHoldP99Ns;
     final AtomicCounter generation;
     final AtomicCounter arbiterAttempts;
+    final AtomicCounter reconnects;
+    final AtomicCounter resyncBytes;
+    final AtomicCounter unprotectedNs;
 
     /**
      * Allocates every counter of one active; a failure frees what was allocated and leaves the file.
@@ -70,6 +73,9 @@ final class ActiveCounters implements AutoCloseable
             outputHoldP99Ns = set.add(CounterType.ACTIVE_OUTPUT_HOLD_P99_NS);
             generation = set.add(CounterType.ACTIVE_GENERATION);
             arbiterAttempts = set.add(CounterType.ACTIVE_ARBITER_ATTEMPTS);
+            reconnects = set.add(CounterType.ACTIVE_RECONNECTS);
+            resyncBytes = set.add(CounterType.ACTIVE_RESYNC_BYTES);
+            unprotectedNs = set.add(CounterType.ACTIVE_UNPROTECTED_NS);
         }
         catch (final RuntimeException ex)
         {

@@ -1149,6 +1149,7 @@ public final class ActiveReplicator implements AutoCloseable
             // were recorded, not sent)
             lastResyncBytes = counters.bytesSent.get() - resyncStartBytes;
             resyncBytes += lastResyncBytes;
+            counters.resyncBytes.setRelease(resyncBytes);
         }
     }
 
@@ -1191,6 +1192,7 @@ public final class ActiveReplicator implements AutoCloseable
                 {
                     unprotectedTotalNs += now - unprotectedSinceNs;
                     unprotectedSinceNs = 0;
+                    counters.unprotectedNs.setRelease(unprotectedTotalNs);
                 }
             }
             LOG.info("VM {} protected: baseline epoch {} committed on the standby", adapter.vmId(), epoch);
@@ -1499,6 +1501,7 @@ public final class ActiveReplicator implements AutoCloseable
             sessionFingerprint = welcome.fingerprint();
             fingerprintSent(welcome.recoveryEpoch(), welcome.fingerprint());
             reconnects++;
+            counters.reconnects.setRelease(reconnects);
             reconnectedSession = true;
             resyncStartBytes = counters.bytesSent.get();
             lastResyncBytes = 0;

@@ -75,6 +75,12 @@ public enum CounterType
     ACTIVE_GENERATION(121, Role.ACTIVE, "generation"),
     /** Questions asked of the arbiter (ownership checks and claims after losing the standby). */
     ACTIVE_ARBITER_ATTEMPTS(122, Role.ACTIVE, "arbiter attempts"),
+    /** Sessions resumed after a lost link. */
+    ACTIVE_RECONNECTS(123, Role.ACTIVE, "reconnects"),
+    /** Bytes of the resyncs (each resumed session's first epoch). */
+    ACTIVE_RESYNC_BYTES(124, Role.ACTIVE, "resync bytes"),
+    /** Time unprotected after the first baseline, up to the newest session's ack (it grows only then). */
+    ACTIVE_UNPROTECTED_NS(125, Role.ACTIVE, "unprotected ns"),
 
     /** 1 while an active is connected and past the handshake. */
     STANDBY_CONNECTED(200, Role.STANDBY, "connected"),
