@@ -270,7 +270,8 @@ class FailoverHarnessTest
         assertEquals(120_000, steady.baselineMaxPauseUs());
         assertEquals(7000, steady.outputHoldP50Us());
         final String json = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
-            1, Double.NaN, 10, 900, Map.of(), 1, 0, 100, List.of(), steady, NO_LINK_FIGURES).toJson();
+            1, Double.NaN, 10, 900, Map.of(), 1, 0, 100, List.of(), steady, NO_LINK_FIGURES, 1, Double.NaN,
+            List.of()).toJson();
         assertTrue(json.contains("\"stages\": { \"pause\": {\"p50_us\": 1, \"p99_us\": 2}, "), json);
         assertTrue(json.contains("\"receive\": {\"p50_us\": 5, \"p99_us\": 6} },"), json);
         assertTrue(json.contains("\"commit_p99_us\": 4000,"), json);
@@ -278,7 +279,7 @@ class FailoverHarnessTest
         assertTrue(json.contains("\"baseline_max_pause_us\": 120000,"), json);
         final String empty = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
             1, Double.NaN, 10, 900, Map.of(), 1, 0, Double.NaN, List.of(),
-            FailoverHarness.SteadyState.of(Map.of(), Map.of()), NO_LINK_FIGURES).toJson();
+            FailoverHarness.SteadyState.of(Map.of(), Map.of()), NO_LINK_FIGURES, 1, Double.NaN, List.of()).toJson();
         assertTrue(empty.contains("\"output_hold_p50_us\": null,") && empty.contains("\"stages\": {},") &&
             empty.contains("\"baseline_ms\": null,") && empty.contains("\"checkpoints_per_s\": null,"), empty);
     }
