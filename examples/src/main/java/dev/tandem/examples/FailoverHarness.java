@@ -452,9 +452,11 @@ public final class FailoverHarness
      * @param detectionMs    the fault to the standby's decision to promote.
      * @param promotionMs    the decision to the promoted guest running.
      * @param reconnectMs    the promoted guest running to the client's first reply from it.
+     * @param falseTakeover  the standby promoted before this fault, while the old owner was alive.
      */
     public record HandoverFigures(String kind, long faultAfterMs, long recoveryEpoch, long lastAckedEpoch,
-        long generation, double recoveryMs, double detectionMs, double promotionMs, double reconnectMs)
+        long generation, double recoveryMs, double detectionMs, double promotionMs, double reconnectMs,
+        boolean falseTakeover)
     {
         static String json(final List<HandoverFigures> handovers)
         {
@@ -463,10 +465,11 @@ public final class FailoverHarness
             {
                 json.append(json.length() == 1 ? "" : ", ").append(String.format(Locale.ROOT, "{\"kind\": \"%s\", " +
                     "\"fault_after_ms\": %d, \"recovery_epoch\": %d, \"last_acked_epoch\": %d, \"generation\": %d, " +
-                    "\"recovery_ms\": %s, \"detection_ms\": %s, \"promotion_ms\": %s, \"reconnect_ms\": %s}",
-                    handover.kind, handover.faultAfterMs, handover.recoveryEpoch, handover.lastAckedEpoch,
-                    handover.generation, Report.json(handover.recoveryMs), Report.json(handover.detectionMs),
-                    Report.json(handover.promotionMs), Report.json(handover.reconnectMs)));
+                    "\"recovery_ms\": %s, \"detection_ms\": %s, \"promotion_ms\": %s, \"reconnect_ms\": %s, " +
+                    "\"false_takeover\": %s}", handover.kind, handover.faultAfterMs, handover.recoveryEpoch,
+                    handover.lastAckedEpoch, handover.generation, Report.json(handover.recoveryMs),
+                    Report.json(handover.detectionMs), Report.json(handover.promotionMs),
+                    Report.json(handover.reconnectMs), handover.falseTakeover));
             }
             return json.append(']').toString();
         }
@@ -1385,10 +1388,10 @@ public final class FailoverHarness
             final OwnershipTimeline.Records promoted = handover.toRecords();
             final long decidedUs = promoted.decidedUs();
             final long resumedUs = promoted.resumedUs();
-            final boolean timed = handover.promoted() &&
-                classifyTakeover(fault.micros(), fault.what(), fault.promotedBefore(), promoted) == null &&
-                firstReplyUs[i] != OwnershipTimeline.NONE && decidedUs != OwnershipTimeline.NONE &&
-                resumedUs != OwnershipTimeline.NONE;
+            final boolean early = handover.promoted() &&
+                classifyTakeover(fault.micros(), fault.what(), fault.promotedBefore(), promoted) != null;
+            final boolean timed = handover.promoted() && !early && firstReplyUs[i] != OwnershipTimeline.NONE &&
+                decidedUs != OwnershipTimeline.NONE && resumedUs != OwnershipTimeline.NONE;
             final double reconnectMs = timed ? (firstReplyUs[i] - resumedUs) / 1000.0 : Double.NaN;
             if (timed && reconnectMs < 0)
             {
@@ -1400,7 +1403,7 @@ public final class FailoverHarness
                 handover.promoted() ? Long.parseLong(handover.promotion().getOrDefault("generation", "-1")) : -1,
                 timed ? (firstReplyUs[i] - fault.micros()) / 1000.0 : Double.NaN,
                 timed ? (decidedUs - fault.micros()) / 1000.0 : Double.NaN,
-                timed ? (resumedUs - decidedUs) / 1000.0 : Double.NaN, reconnectMs));
+                timed ? (resumedUs - decidedUs) / 1000.0 : Double.NaN, reconnectMs, early));
         }
         final HandoverFigures lastFigures = figures.get(figures.size() - 1);
         final Report report = new Report(options.scenario(), options.arbiter(), failures.isEmpty(), falseTakeover,
@@ -1481,10 +1484,10 @@ public final class FailoverHarness
             out.printf(Locale.ROOT, "  recovery point     %sepoch %d (last ack the %s saw: %d), generation %d%n", label,
                 figures.recoveryEpoch(), i == 0 ? "active" : "promoted active", figures.lastAckedEpoch(),
                 figures.generation());
-            if (report.falseTakeover() && Double.isNaN(figures.recoveryMs()))
+            if (figures.falseTakeover())
             {
-                out.printf(Locale.ROOT, "  recovery time      %snone: the standby promoted before the %s (or see " +
-                    "the failures)%n", label, figures.kind());
+                out.printf(Locale.ROOT, "  recovery time      %snone: the standby promoted before the %s%n", label,
+                    figures.kind());
             }
             else if (Double.isNaN(figures.recoveryMs()))
             {
