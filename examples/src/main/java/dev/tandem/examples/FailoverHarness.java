@@ -758,11 +758,12 @@ public final class FailoverHarness
      * @param dir     a fresh working directory (node directories, logs, the arbiter).
      * @param out     where progress and the summary go.
      * @return what it found.
-     * @throws IOException if a process cannot be started or a file read.
+     * @throws IOException if a process cannot be started or a file read, a planned switchover fails (with the
+     *                     active's reason), or the promoted node cannot protect its guest onto the restarted standby.
      * @throws InterruptedException if interrupted.
      * @throws IllegalArgumentException if the options cannot be run (a kill phase with a partition, an unknown
-     *                                  arbiter, a link drop the standby would not outlast, see
-     *                                  {@link Options#check()}).
+     *                                  arbiter, a link drop the standby would not outlast, a switchover with a
+     *                                  partition, see {@link Options#check()}).
      */
     public static Report run(final Options options, final Path dir, final PrintStream out)
         throws IOException, InterruptedException
