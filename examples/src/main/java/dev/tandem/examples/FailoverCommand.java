@@ -24,7 +24,9 @@ import java.util.stream.Stream;
 @Command(name = "failover", sortOptions = false, usageHelpWidth = 110,
     description = {"Kill (or partition) the active of a protected bank guest and verify the standby took over and "
         + "only one side owned the guest at a time (three JVMs on loopback: standby, active, client). With "
-        + "--link-drop the link first drops and heals: the active must reconnect before the kill."},
+        + "--link-drop the link first drops and heals: the active must reconnect before the kill. With --switchover "
+        + "the active hands the guest over (planned), or with --failback it is killed; then its host restarts as "
+        + "the new active's standby, and the new active is killed in turn: two failovers, both verified."},
     exitCodeListHeading = "%nExit codes:%n",
     exitCodeList = {TandemExamples.EXIT_OK, TandemExamples.EXIT_FAILED, TandemExamples.EXIT_USAGE})
 final class FailoverCommand implements Callable<Integer>
@@ -49,7 +51,7 @@ final class FailoverCommand implements Callable<Integer>
 
     @Option(names = "--kill-after", paramLabel = "TIME", converter = CommandLine.Millis.class,
         description = "kill the active this long after the client starts, more than 0 (default: 1.5-3.5s by seed; " +
-            "with --link-drop, 1.5-3.5s after the drop's end)")
+            "with --link-drop, 1.5-3.5s after the drop's end; with --failback, the first of the two kills)")
     Long killAfterMs;
 
     @Option(names = "--kill-phase", paramLabel = "PHASE",
@@ -69,6 +71,21 @@ final class FailoverCommand implements Callable<Integer>
             "drop's end (default: 1.5-3.5s after it by seed). Not with --partition-after"})
     FailoverHarness.LinkDrop linkDrop;
 
+    @Option(names = "--switchover", paramLabel = "AT", converter = CommandLine.Millis.class,
+        description = {"AT after the client starts, ask the active for a planned switchover: one last " +
+            "checkpoint, acknowledged, and the standby resumes the guest from it under the next generation (the " +
+            "old copy stays stopped). Then the old active's host restarts as a standby of the new active (a full " +
+            "baseline), and the new active is killed " + FailoverHarness.REPROTECTED_RUN_MS + " ms after it. Not " +
+            "with --partition-after, --link-drop, --kill-after or --failback"})
+    Long switchoverAtMs;
+
+    @Option(names = "--failback",
+        description = {"after the kill, restart the killed host as a fresh standby (a full baseline) that the " +
+            "promoted guest protects itself onto at its generation, then kill the promoted side " +
+            FailoverHarness.REPROTECTED_RUN_MS + " ms after that baseline: two failovers. Not with " +
+            "--partition-after"})
+    boolean failback;
+
     @Option(names = "--failure-timeout", paramLabel = "TIME", converter = CommandLine.Millis.class,
         defaultValue = "" + FailoverHarness.Options.FAILURE_TIMEOUT_MS_DEFAULT + "ms",
         description = "silence of the active after which the standby promotes, 60ms to 600s (default " +
@@ -85,7 +102,7 @@ final class FailoverCommand implements Callable<Integer>
 
     @Option(names = "--transfers", paramLabel = "N", defaultValue = "100000",
         description = "most transfers the client makes, at least 1 (default ${DEFAULT-VALUE}; it stops 2 s after " +
-            "the fault)")
+            "the last fault; at most what the guest's ledger holds: 32768, or 131072 with two handovers)")
     int transfers;
 
     @Option(names = "--no-digests",
@@ -165,6 +182,7 @@ final class FailoverCommand implements Callable<Integer>
         }
         positive("--kill-after", killAfterMs);
         positive("--partition-after", partitionAfterMs);
+        positive("--switchover", switchoverAtMs);
         if (partitionAfterMs != null && (killAfterMs != null || killPhase != null))
         {
             throw refuse("--partition-after replaces the kill: drop --" + (killAfterMs != null ? "kill-after" :
@@ -208,7 +226,7 @@ final class FailoverCommand implements Callable<Integer>
         final FailoverHarness.Options options = new FailoverHarness.Options(memoryBytes,
             workload("--workload", workload), periodMs, killAfterMs == null ? -1 : killAfterMs, seed, transfers, 256,
             !noDigests, phase, policy, partitionAfterMs == null ? -1 : partitionAfterMs, arbiter, failureTimeoutMs,
-            linkDrop);
+            linkDrop, switchoverAtMs == null ? -1 : switchoverAtMs, failback);
         try
         {
             options.check();

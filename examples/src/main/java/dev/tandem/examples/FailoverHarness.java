@@ -40,6 +40,16 @@ import java.util.concurrent.TimeUnit;
  * standby promoting; the kill comes after that. Such a run also fails if the active's last status before the kill
  * counts no reconnect.
  * <p>
+ * Two handovers: with {@link Options#switchoverAtMs()} the harness asks the active for a planned switchover (through
+ * its standard input) instead of killing it; with {@link Options#failback()} it kills it as usual. Either way the
+ * old active's host then restarts as a fresh standby on its own directory (and on its client port, where the
+ * client looks for the guest again), the promoted node protects its guest onto it at the promoted generation (the
+ * same machinery in reverse, a full baseline), and {@value #REPROTECTED_RUN_MS} ms after that baseline's ack the
+ * promoted node is killed. Each handover is checked as a failover is (after the right fault, from a checkpoint at or
+ * after the last ack, digest-equal); a switchover also must be the planned promotion, from the very checkpoint the
+ * active paused at, with the old copy stopped. The bank is checked once, in the last owner, for the whole run, and
+ * {@code owners_max} over all three lives.
+ * <p>
  * Every instant is wall-clock microseconds ({@link OwnershipTimeline#wallMicros()}): the nodes run on one machine,
  * so their records and the harness's own fault instant share one clock, and the four times add up exactly.
  */
@@ -52,6 +62,15 @@ public final class FailoverHarness
      * active neither answers nor closes. Long beside any output hold (a period plus an ack), short beside a run.
      */
     static final int CLIENT_REPLY_TIMEOUT_MS = 1000;
+    /**
+     * How long the new active runs protected by the old host's restarted standby before it is killed (switchover and
+     * failback runs): a hundred checkpoints at a 10 ms period, and transfers answered under protection again.
+     */
+    public static final long REPROTECTED_RUN_MS = 1000;
+    /** The ownership record of the restarted standby on the old active's host: its first life's record stays. */
+    static final String RESTARTED_OWNERSHIP = "ownership-restarted.txt";
+    /** The restarted standby's role in the run directory: its output goes to {@code active-restarted.out}. */
+    private static final String RESTARTED_ROLE = "active-restarted";
 
     /**
      * Harness settings.
@@ -63,7 +82,8 @@ public final class FailoverHarness
      *                         (1.5 to 3.5 s after the client started, or after the link drop's end). Unused in the
      *                         partition scenario.
      * @param seed             seed of the workload, the transfers and the kill moment.
-     * @param transfers        the most transfers the client makes; it stops starting new ones two seconds after the
+     * @param transfers        the most transfers the client makes, at most what the guest's ledger holds (see
+     *                         {@link #ledgerDiskBytes}); it stops starting new ones two seconds after the last
      *                         fault.
      * @param accounts         accounts of the bank.
      * @param digests          record the active's digest at every checkpoint (adds a full read of the guest to each
@@ -79,10 +99,17 @@ public final class FailoverHarness
      * @param arbiter          {@code file} (a shared directory) or {@code zookeeper}.
      * @param failureTimeoutMs the standby's failure timeout: the silence of the active after which it promotes.
      * @param linkDrop         a link drop before the kill, or null for none. Not with a partition.
+     * @param switchoverAtMs   when to ask the active for a planned switchover after the client started, negative for
+     *                         none. The old active's host then restarts as the new active's standby, and the new
+     *                         active is killed {@value #REPROTECTED_RUN_MS} ms after that standby's baseline was
+     *                         acknowledged. Not with a partition, a link drop, a {@code killAfterMs} or a failback.
+     * @param failback         after the kill, restart the killed host as a fresh standby, have the promoted side
+     *                         protect the guest onto it, and kill the promoted side {@value #REPROTECTED_RUN_MS} ms
+     *                         after that standby's baseline was acknowledged: two failovers. Not with a partition.
      */
     public record Options(long memoryBytes, Workload workload, long periodMs, long killAfterMs, long seed,
         int transfers, int accounts, boolean digests, String killPhase, String policy, long partitionAfterMs,
-        String arbiter, long failureTimeoutMs, LinkDrop linkDrop)
+        String arbiter, long failureTimeoutMs, LinkDrop linkDrop, long switchoverAtMs, boolean failback)
     {
         /** Kill by SIGKILL at a moment in the middle of an epoch. */
         public static final String MID_EPOCH = "mid-epoch";
@@ -99,6 +126,34 @@ public final class FailoverHarness
         public static final long FAILURE_TIMEOUT_MS_MIN = 60;
         /** The longest failure timeout the standby accepts: 10 minutes. */
         public static final long FAILURE_TIMEOUT_MS_MAX = 600_000;
+
+        /**
+         * Settings of a kill or partition run, with or without a link drop, and no second handover.
+         *
+         * @param memoryBytes      guest memory.
+         * @param workload         background workload of the guest.
+         * @param periodMs         checkpoint period.
+         * @param killAfterMs      when to kill the active after the client started; negative picks one from the
+         *                         seed.
+         * @param seed             seed of the workload, the transfers and the kill moment.
+         * @param transfers        the most transfers the client makes.
+         * @param accounts         accounts of the bank.
+         * @param digests          digest the guest at every checkpoint and compare the promoted guest with it.
+         * @param killPhase        where in the cycle the active dies.
+         * @param policy           the active's checkpoint policy.
+         * @param partitionAfterMs when to partition instead of killing; negative for the kill scenario.
+         * @param arbiter          {@code file} or {@code zookeeper}.
+         * @param failureTimeoutMs the standby's failure timeout.
+         * @param linkDrop         a link drop before the kill, or null for none.
+         */
+        public Options(final long memoryBytes, final Workload workload, final long periodMs, final long killAfterMs,
+            final long seed, final int transfers, final int accounts, final boolean digests, final String killPhase,
+            final String policy, final long partitionAfterMs, final String arbiter, final long failureTimeoutMs,
+            final LinkDrop linkDrop)
+        {
+            this(memoryBytes, workload, periodMs, killAfterMs, seed, transfers, accounts, digests, killPhase, policy,
+                partitionAfterMs, arbiter, failureTimeoutMs, linkDrop, -1, false);
+        }
 
         /**
          * Settings of a kill or partition run with the standby's default failure timeout and no link drop.
@@ -156,11 +211,27 @@ public final class FailoverHarness
         }
 
         /**
-         * @return {@code "partition"} or {@code "kill"}.
+         * @return true if the run starts with a planned switchover.
+         */
+        public boolean switchover()
+        {
+            return switchoverAtMs >= 0;
+        }
+
+        /**
+         * @return how many times the guest moves to the other host: 2 with a switchover or a failback, else 1.
+         */
+        public int handovers()
+        {
+            return switchover() || failback ? 2 : 1;
+        }
+
+        /**
+         * @return {@code "partition"}, {@code "switchover"}, {@code "failback"} or {@code "kill"}.
          */
         public String scenario()
         {
-            return partition() ? "partition" : "kill";
+            return partition() ? "partition" : switchover() ? "switchover" : failback ? "failback" : "kill";
         }
 
         /**
@@ -176,6 +247,15 @@ public final class FailoverHarness
                 throw new IllegalArgumentException("--failure-timeout must be from " + FAILURE_TIMEOUT_MS_MIN +
                     "ms (three of the active's 20 ms heartbeats) to " + FAILURE_TIMEOUT_MS_MAX / 1000 + "s, not " +
                     failureTimeoutMs + "ms");
+            }
+            if (switchover())
+            {
+                checkSwitchover();
+            }
+            if (failback && partition())
+            {
+                throw new IllegalArgumentException("--failback does not go with --partition-after: a failback " +
+                    "restarts the host of a killed active, a partitioned one lives on");
             }
             if (linkDrop == null)
             {
@@ -202,6 +282,26 @@ public final class FailoverHarness
                 throw new IllegalArgumentException("--kill-after " + killAfterMs + "ms comes before the link drop " +
                     "heals (--link-drop " + linkDrop + " ends " + linkDrop.endsAfterMs() + "ms after the client " +
                     "starts): the kill must come after it");
+            }
+        }
+
+        private void checkSwitchover()
+        {
+            if (partition() || linkDrop != null)
+            {
+                throw new IllegalArgumentException("--switchover does not go with --" + (partition() ?
+                    "partition-after" : "link-drop") + ": a planned switchover needs a protected active, and the " +
+                    "relay between the hosts would stand in its way");
+            }
+            if (failback)
+            {
+                throw new IllegalArgumentException("--switchover does not go with --failback: after a switchover " +
+                    "the old active's host protects the new active anyway, before its kill");
+            }
+            if (killAfterMs >= 0)
+            {
+                throw new IllegalArgumentException("--kill-after does not go with --switchover: the new active is " +
+                    "killed " + REPROTECTED_RUN_MS + " ms after the old host's standby acknowledged its baseline");
             }
         }
     }
@@ -237,15 +337,16 @@ public final class FailoverHarness
 
     /**
      * What the run found. Times in milliseconds, all on the shared wall clock, {@code NaN} (null in JSON) where not
-     * measured. With F the fault (the harness's SIGKILL, the active's own halt at a kill point, or the instant the
-     * relay stopped moving bytes), D the standby's decision to promote, R the promoted guest running and C the
-     * client's first reply after the fault: recovery = C - F = detection (D - F) + promotion (R - D) + reconnect
-     * (C - R). None is given for a false takeover.
+     * measured. With F the fault (the harness's SIGKILL, the active's own halt at a kill point, the instant the
+     * relay stopped moving bytes, or the harness's request for a planned switchover), D the standby's decision to
+     * promote, R the promoted guest running and C the client's first reply after the fault: recovery = C - F =
+     * detection (D - F) + promotion (R - D) + reconnect (C - R). None is given for a false takeover. In a run with
+     * two handovers the figures "before the fault" are from before the first, the recovery figures the last's.
      *
-     * @param scenario           {@code kill} or {@code partition}.
+     * @param scenario           {@code kill}, {@code partition}, {@code switchover} or {@code failback}.
      * @param arbiter            {@code file} or {@code zookeeper}.
      * @param verified           every check passed.
-     * @param falseTakeover      the standby promoted before the fault, while the active was alive.
+     * @param falseTakeover      a standby promoted before its fault, while the active was alive.
      * @param failures           the checks that failed.
      * @param recoveryEpoch      the epoch the standby resumed from.
      * @param lastAckedEpoch     the last epoch the active saw acknowledged.
@@ -260,7 +361,7 @@ public final class FailoverHarness
      * @param oldActiveStoppedMs partition: the decision to promote to the old active's guest stopped; NaN if it
      *                           never stopped within the bound, and in the kill scenario.
      * @param pauseP99Us         the active's checkpoint pause p99 before the fault.
-     * @param faultAfterMs       when the fault came after the client started.
+     * @param faultAfterMs       when the (first) fault came after the client started.
      * @param activeStatus       the active's last status before the fault: raw_bytes, wire_bytes, policy, period_ns,
      *                           output_hold_p99_ns.
      * @param transfersBefore    answered transfers the client saw before its first reply after the fault.
@@ -271,13 +372,20 @@ public final class FailoverHarness
      * @param steady             the replication's latencies before the fault: the baseline, then the steady state.
      * @param link               the link between the hosts before the fault: the drop asked for, the active's
      *                           reconnects and what they resent.
+     * @param failovers          how many times the standby took the guest over (a planned switchover counts): 1, or
+     *                           2 in a switchover or failback run that got that far; 0 if it never promoted.
+     * @param switchoverPauseMs  the planned switchover's stop of the guest, from its pause on the old active to the
+     *                           standby's answer that it owns it ({@code Switchover.stopNs}); NaN without one.
+     * @param handovers          each handover of the guest in order, with its own figures; the fields above from
+     *                           {@code recoveryEpoch} to {@code reconnectMs} are the last one's.
      */
     public record Report(String scenario, String arbiter, boolean verified, boolean falseTakeover,
         List<String> failures, long recoveryEpoch, long lastAckedEpoch, long ackedTransfers, long lostTransfers,
         double recoveryMs, double detectionMs, double promotionMs, double reconnectMs, int ownersMax,
         double oldActiveStoppedMs, long pauseP99Us, long faultAfterMs, Map<String, String> activeStatus,
         long transfersBefore, long transfersAfter, double checkpointsPerSecond, List<String> warnings,
-        SteadyState steady, LinkFigures link)
+        SteadyState steady, LinkFigures link, int failovers, double switchoverPauseMs,
+        List<HandoverFigures> handovers)
     {
         /**
          * @return the report as a JSON object.
@@ -285,29 +393,33 @@ public final class FailoverHarness
         public String toJson()
         {
             final boolean partition = "partition".equals(scenario);
+            final boolean switchover = "switchover".equals(scenario);
             return String.format(Locale.ROOT, "{\n  \"scenario\": \"%s\",\n  \"arbiter\": \"%s\",\n" +
                 "  \"verified\": %s,\n  \"false_takeover\": %s,\n  \"recovery_epoch\": %d,\n" +
                 "  \"last_acked_epoch\": %d,\n  \"acked_transfers\": %d,\n  \"lost_transfers\": %d,\n" +
                 "  \"recovery_ms\": %s,\n  \"detection_ms\": %s,\n  \"promotion_ms\": %s,\n  \"reconnect_ms\": %s,\n" +
                 "  \"owners_max\": %d,\n  \"old_active_stopped_ms\": %s,\n  \"pause_p99_us\": %d,\n" +
-                "  \"kill_after_ms\": %s,\n  \"partition_after_ms\": %s,\n  \"raw_bytes\": %s,\n" +
+                "  \"switchover_pause_ms\": %s,\n  \"failovers\": %d,\n" +
+                "  \"kill_after_ms\": %s,\n  \"partition_after_ms\": %s,\n  \"switchover_at_ms\": %s,\n" +
+                "  \"raw_bytes\": %s,\n" +
                 "  \"wire_bytes\": %s,\n  \"policy\": \"%s\",\n  \"period_ms_final\": %.2f,\n" +
                 "  \"output_hold_p50_us\": %s,\n  \"output_hold_p99_us\": %s,\n  \"commit_p50_us\": %s,\n" +
                 "  \"commit_p99_us\": %s,\n  \"baseline_ms\": %s,\n  \"baseline_max_pause_us\": %s,\n" +
                 "  \"stages\": %s,\n  \"transfers_before_fault\": %d,\n" +
-                "  \"transfers_after_fault\": %d,\n  \"checkpoints_per_s\": %s,\n%s  \"warnings\": %s,\n" +
-                "  \"failures\": %s\n}\n", scenario, arbiter, verified, falseTakeover,
+                "  \"transfers_after_fault\": %d,\n  \"checkpoints_per_s\": %s,\n%s  \"handovers\": %s,\n" +
+                "  \"warnings\": %s,\n  \"failures\": %s\n}\n", scenario, arbiter, verified, falseTakeover,
                 recoveryEpoch, lastAckedEpoch, ackedTransfers, lostTransfers, json(recoveryMs), json(detectionMs),
                 json(promotionMs), json(reconnectMs), ownersMax, json(oldActiveStoppedMs), pauseP99Us,
-                partition ? "null" : Long.toString(faultAfterMs), partition ? Long.toString(faultAfterMs) : "null",
+                json(switchoverPauseMs), failovers, partition || switchover ? "null" : Long.toString(faultAfterMs),
+                partition ? Long.toString(faultAfterMs) : "null", switchover ? Long.toString(faultAfterMs) : "null",
                 activeStatus.getOrDefault("raw_bytes", "0"), activeStatus.getOrDefault("wire_bytes", "0"),
                 activeStatus.getOrDefault("policy", "?"),
                 Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6,
                 jsonMicros(steady.outputHoldP50Us()), jsonMicros(steady.outputHoldP99Us()),
                 jsonMicros(steady.commitP50Us()), jsonMicros(steady.commitP99Us()), json(steady.baselineMs()),
                 jsonMicros(steady.baselineMaxPauseUs()), steady.stagesJson(), transfersBefore, transfersAfter, Double.isNaN(checkpointsPerSecond) ? "null" :
-                String.format(Locale.ROOT, "%.1f", checkpointsPerSecond), link.jsonFields(), jsonArray(warnings),
-                jsonArray(failures));
+                String.format(Locale.ROOT, "%.1f", checkpointsPerSecond), link.jsonFields(),
+                HandoverFigures.json(handovers), jsonArray(warnings), jsonArray(failures));
         }
 
         private static String jsonArray(final List<String> texts)
@@ -324,6 +436,42 @@ public final class FailoverHarness
         private static String json(final double ms)
         {
             return Double.isNaN(ms) ? "null" : String.format(Locale.ROOT, "%.3f", ms);
+        }
+    }
+
+    /**
+     * One handover of the guest to the other host, as the run saw it. Times as in {@link Report}, from this
+     * handover's fault: for a switchover, the harness's request to the active.
+     *
+     * @param kind           {@code kill}, {@code partition} or {@code switchover}.
+     * @param faultAfterMs   when the fault came after the client started.
+     * @param recoveryEpoch  the epoch the standby resumed from, -1 if it did not promote.
+     * @param lastAckedEpoch the last epoch the old active saw acknowledged.
+     * @param generation     the generation the standby won, -1 if it did not promote.
+     * @param recoveryMs     the fault to the client's first reply from the promoted guest.
+     * @param detectionMs    the fault to the standby's decision to promote.
+     * @param promotionMs    the decision to the promoted guest running.
+     * @param reconnectMs    the promoted guest running to the client's first reply from it.
+     * @param falseTakeover  the standby promoted before this fault, while the old owner was alive.
+     */
+    public record HandoverFigures(String kind, long faultAfterMs, long recoveryEpoch, long lastAckedEpoch,
+        long generation, double recoveryMs, double detectionMs, double promotionMs, double reconnectMs,
+        boolean falseTakeover)
+    {
+        static String json(final List<HandoverFigures> handovers)
+        {
+            final StringBuilder json = new StringBuilder("[");
+            for (final HandoverFigures handover : handovers)
+            {
+                json.append(json.length() == 1 ? "" : ", ").append(String.format(Locale.ROOT, "{\"kind\": \"%s\", " +
+                    "\"fault_after_ms\": %d, \"recovery_epoch\": %d, \"last_acked_epoch\": %d, \"generation\": %d, " +
+                    "\"recovery_ms\": %s, \"detection_ms\": %s, \"promotion_ms\": %s, \"reconnect_ms\": %s, " +
+                    "\"false_takeover\": %s}", handover.kind, handover.faultAfterMs, handover.recoveryEpoch,
+                    handover.lastAckedEpoch, handover.generation, Report.json(handover.recoveryMs),
+                    Report.json(handover.detectionMs), Report.json(handover.promotionMs),
+                    Report.json(handover.reconnectMs), handover.falseTakeover));
+            }
+            return json.append(']').toString();
         }
     }
 
@@ -517,6 +665,38 @@ public final class FailoverHarness
     }
 
     /**
+     * One handover of the guest, as the harness collected it for {@link #verify}.
+     *
+     * @param fault       what moved the guest, and when.
+     * @param clientStart when the client started, wall-clock milliseconds.
+     * @param from        the directory of the node that owned the guest before: its acks, digests and status.
+     * @param fromRecord  its ownership record's file name there.
+     * @param to          the directory of the node that took over: its promotion record.
+     * @param toRecord    its ownership record's file name there.
+     * @param promotion   the promotion record ({@link FailoverNode#PROMOTION}).
+     * @param lastAck     the last epoch the old owner saw acknowledged.
+     * @param fromStatus  the old owner's last status, read after the promotion (a switchover's outcome is in it).
+     */
+    private record Handover(Fault fault, long clientStart, Path from, String fromRecord, Path to, String toRecord,
+        Map<String, String> promotion, long lastAck, Map<String, String> fromStatus)
+    {
+        OwnershipTimeline.Records fromRecords() throws IOException
+        {
+            return ownership(from, fromRecord);
+        }
+
+        OwnershipTimeline.Records toRecords() throws IOException
+        {
+            return ownership(to, toRecord);
+        }
+
+        boolean promoted()
+        {
+            return promotion.containsKey("epoch");
+        }
+    }
+
+    /**
      * How well the active held its checkpoint period between two of its status snapshots.
      *
      * @param checkpointsPerSecond checkpoints per second between the snapshots, NaN if they are too close to tell.
@@ -578,11 +758,12 @@ public final class FailoverHarness
      * @param dir     a fresh working directory (node directories, logs, the arbiter).
      * @param out     where progress and the summary go.
      * @return what it found.
-     * @throws IOException if a process cannot be started or a file read.
+     * @throws IOException if a process cannot be started or a file read, a planned switchover fails (with the
+     *                     active's reason), or the promoted node cannot protect its guest onto the restarted standby.
      * @throws InterruptedException if interrupted.
      * @throws IllegalArgumentException if the options cannot be run (a kill phase with a partition, an unknown
-     *                                  arbiter, a link drop the standby would not outlast, see
-     *                                  {@link Options#check()}).
+     *                                  arbiter, a link drop the standby would not outlast, a switchover with a
+     *                                  partition, see {@link Options#check()}).
      */
     public static Report run(final Options options, final Path dir, final PrintStream out)
         throws IOException, InterruptedException
@@ -599,26 +780,32 @@ public final class FailoverHarness
         options.check();
         final LinkDrop linkDrop = options.linkDrop();
         // a seeded kill after a link drop counts from the drop's end: the reconnect and its resync come first
-        final long faultAfterMs = options.partition() ? options.partitionAfterMs() : options.killAfterMs() >= 0 ?
-            options.killAfterMs() : (linkDrop == null ? 0 : linkDrop.endsAfterMs()) + 1500 +
-            new SplittableRandom(options.seed()).nextLong(2000);
+        final long faultAfterMs = options.partition() ? options.partitionAfterMs() : options.switchover() ?
+            options.switchoverAtMs() : options.killAfterMs() >= 0 ? options.killAfterMs() :
+            (linkDrop == null ? 0 : linkDrop.endsAfterMs()) + 1500 + new SplittableRandom(options.seed()).nextLong(2000);
         // the arbiter lives outside both hosts: a real ZooKeeper server in this process on loopback, which the
         // relay of a partition does not stand between; or a directory both share
         final TestingServer zooKeeper = zookeeper ? startZooKeeper(dir) : null;
+        final long diskBytes = ledgerDiskBytes(options);
+        // the period and policy reach the standby too: after a handover it may protect the guest in its turn
         final List<String> guest = List.of("--memory", Long.toString(options.memoryBytes()), "--workload",
             options.workload().name(), "--seed", Long.toString(options.seed()), "--bank-accounts",
-            Integer.toString(options.accounts()), "--disk", "16m", zookeeper ? "--zookeeper" : "--arbiter",
+            Integer.toString(options.accounts()), "--disk", Long.toString(diskBytes), zookeeper ? "--zookeeper" :
+            "--arbiter",
             zookeeper ? zooKeeper.getConnectString() : dir.resolve("arbiter").toString(),
-            "--digests", Boolean.toString(options.digests()));
+            "--digests", Boolean.toString(options.digests()), "--period-ms", Long.toString(options.periodMs()),
+            "--policy", options.policy());
         final Path standbyDir = dir.resolve("standby");
         final Path activeDir = dir.resolve("active");
         final Path clientDir = dir.resolve("client");
+        final List<String> killPhase = Options.MID_EPOCH.equals(options.killPhase()) ? List.of() :
+            List.of("--kill-phase", options.killPhase());
         final Process standby;
         try
         {
             standby = start(dir, "standby", "1g", join(List.of("standby", "--dir", standbyDir.toString(),
                 "--listen", "127.0.0.1:0", "--client-port", "0", "--timeout-ms",
-                Long.toString(options.failureTimeoutMs())), guest));
+                Long.toString(options.failureTimeoutMs())), join(killPhase, guest)));
         }
         catch (final IOException ex)
         {
@@ -627,6 +814,8 @@ public final class FailoverHarness
         }
         Process active = null;
         Process client = null;
+        // the old active's host, back as a standby of the promoted guest (switchover and failback runs)
+        final Process[] restarted = new Process[1];
         LoopbackRelay relay = null;
         try
         {
@@ -641,12 +830,8 @@ public final class FailoverHarness
                 relay = LoopbackRelay.to(replicationEndpoint);
             }
             final List<String> activeArgs = new ArrayList<>(List.of("active", "--dir", activeDir.toString(),
-                "--standby", relay == null ? replicationEndpoint : relay.endpoint(), "--client-port", "0",
-                "--period-ms", Long.toString(options.periodMs()), "--policy", options.policy()));
-            if (!Options.MID_EPOCH.equals(options.killPhase()))
-            {
-                activeArgs.addAll(List.of("--kill-phase", options.killPhase()));
-            }
+                "--standby", relay == null ? replicationEndpoint : relay.endpoint(), "--client-port", "0"));
+            activeArgs.addAll(killPhase);
             active = start(dir, "active", "1g", join(activeArgs, guest));
             awaitText(dir.resolve("active.out"), "ACTIVE READY", active);
             final String activeClientPort = readyLine(dir.resolve("active.out"), "ACTIVE READY")[5];
@@ -657,16 +842,28 @@ public final class FailoverHarness
             // the pace is measured from here: the baseline's long pause is not a period the active failed to hold
             final Map<String, String> paceStart = readKeyValues(statusFile);
             out.printf(Locale.ROOT, "Tandem failover harness: %d MiB guest (%s + bank of %d accounts), checkpoint " +
-                "every %d ms, %s arbiter; %s %d ms after the client starts%n", options.memoryBytes() >> 20,
+                "every %d ms, %s arbiter; %s %d ms after the client starts%s%n", options.memoryBytes() >> 20,
                 options.workload().name().toLowerCase(Locale.ROOT), options.accounts(), options.periodMs(),
                 options.arbiter(), options.partition() ? "partitioning the active from the standby" :
+                options.switchover() ? "a planned switchover" :
                 (linkDrop == null ? "" : String.format(Locale.ROOT, "dropping the link %d ms after the client " +
                 "starts for %d ms (standby failure timeout %d ms), then ", linkDrop.atMs(), linkDrop.forMs(),
-                options.failureTimeoutMs())) + "killing the active", faultAfterMs);
+                options.failureTimeoutMs())) + "killing the active", faultAfterMs, options.handovers() == 1 ? "" :
+                "; then the old active's host protects the new active, which is killed " + REPROTECTED_RUN_MS +
+                " ms after that standby's baseline");
             final List<String> clientArgs = new ArrayList<>(List.of("client", "--dir", clientDir.toString(),
                 "--targets", "127.0.0.1:" + activeClientPort + ",127.0.0.1:" + standbyClientPort, "--transfers",
-                Integer.toString(options.transfers()), "--accounts", Integer.toString(options.accounts()), "--seed",
-                Long.toString(options.seed()), "--duration-ms", Long.toString(faultAfterMs + 2000)));
+                Long.toString(Math.min(options.transfers(), diskBytes / BankProgram.LEDGER_RECORD)), "--accounts", Integer.toString(options.accounts()), "--seed",
+                Long.toString(options.seed())));
+            if (options.handovers() == 1)
+            {
+                clientArgs.addAll(List.of("--duration-ms", Long.toString(faultAfterMs + 2000)));
+            }
+            else
+            {
+                // the last fault's moment is known only as the run goes: the harness says "stop" 2 s after it
+                clientArgs.addAll(List.of("--deadline-s", "600"));
+            }
             if (options.partition())
             {
                 clientArgs.addAll(List.of("--reply-timeout-ms", Integer.toString(CLIENT_REPLY_TIMEOUT_MS)));
@@ -701,30 +898,46 @@ public final class FailoverHarness
             final Pace pace = Pace.between(paceStart, activeStatus, options.periodMs());
             final long pauseP99Us = Long.parseLong(activeStatus.getOrDefault("pause_p99_us", "-1"));
             final Path promotionFile = standbyDir.resolve(FailoverNode.PROMOTION);
-            final Fault fault = options.partition() ? partition(relay, promotionFile, out) :
-                kill(options, active, activeDir, promotionFile, out);
+            final Fault fault = options.partition() ? partition(relay, promotionFile, out) : options.switchover() ?
+                switchover(active, statusFile, promotionFile, out) :
+                kill(options, active, activeDir, FailoverNode.OWNERSHIP, promotionFile, out);
             await(() -> Files.exists(promotionFile), "the standby to promote", standby);
             final Map<String, String> promotion = readKeyValues(promotionFile);
             out.println("standby promoted: " + promotion.getOrDefault("reason", promotion.toString()));
             // read after the promotion: an ack in flight at the fault has landed or never will
-            final long lastAck = lastAck(acks);
-            if (options.partition() && promotion.containsKey("decided_us"))
+            final List<Handover> handovers = new ArrayList<>(List.of(new Handover(fault, clientStart, activeDir,
+                FailoverNode.OWNERSHIP, standbyDir, FailoverNode.OWNERSHIP, promotion, lastAck(acks),
+                readKeyValues(statusFile))));
+            if ((options.partition() || options.switchover()) && promotion.containsKey("decided_us"))
             {
                 awaitOldActiveStop(activeDir.resolve(FailoverNode.OWNERSHIP),
                     Long.parseLong(promotion.get("decided_us")), out);
+            }
+            if (options.handovers() == 2 && promotion.containsKey("epoch"))
+            {
+                final Handover second = failback(options, dir, guest, killPhase, active, standby,
+                    activeClientPort, clientStart, restarted, out);
+                handovers.add(second);
+                final long stopAtMs = second.fault().micros() / 1000 + 2000;
+                Thread.sleep(Math.max(0, stopAtMs - System.currentTimeMillis()));
+            }
+            if (options.handovers() == 2)
+            {
+                command(client, "stop");
             }
             if (!client.waitFor(120, TimeUnit.SECONDS))
             {
                 client.destroyForcibly();
             }
-            final OutputStream commands = standby.getOutputStream();
-            commands.write("dump\n".getBytes(StandardCharsets.UTF_8));
-            commands.flush();
-            awaitText(dir.resolve("standby.out"), "DUMPED", standby);
+            // the last owner's bank is the one the whole run's transfers must add up in
+            final Handover last = handovers.get(handovers.size() - 1);
+            final Process owner = last.to().equals(standbyDir) ? standby : restarted[0];
+            command(owner, "dump");
+            awaitText(dir.resolve(last.to().equals(standbyDir) ? "standby.out" : RESTARTED_ROLE + ".out"), "DUMPED", owner);
             // after the promotion: the standby's stages stopped moving at the fault
             final SteadyState steady = SteadyState.of(activeStatus,
                 readKeyValues(standbyDir.resolve(FailoverNode.STANDBY_STATUS)));
-            return verify(options, dir, promotion, lastAck, fault, pauseP99Us, faultAfterMs, activeStatus, pace, steady,
+            return verify(options, dir, handovers, pauseP99Us, faultAfterMs, activeStatus, pace, steady,
                 LinkFigures.of(options, activeStatus), linkDroppedUs, out);
         }
         finally
@@ -740,13 +953,107 @@ public final class FailoverHarness
             {
                 relay.close();
             }
-            standby.getOutputStream().close();
-            if (!standby.waitFor(10, TimeUnit.SECONDS))
+            for (final Process process : new Process[] {standby, restarted[0]})
             {
-                standby.destroyForcibly();
+                if (process != null)
+                {
+                    // a promoted node exits when its input closes
+                    process.getOutputStream().close();
+                    if (!process.waitFor(10, TimeUnit.SECONDS))
+                    {
+                        process.destroyForcibly();
+                    }
+                }
             }
             close(zooKeeper);
         }
+    }
+
+    /**
+     * The guest's disk, which holds the bank's ledger: a ring of {@link BankProgram#LEDGER_RECORD}-byte records, one
+     * per transfer. The client makes no more transfers than it holds, else the oldest answered ones would be
+     * overwritten and could not be checked. One handover: 16 MiB (32768 transfers, more than a run makes). Two: 64
+     * MiB (131072), because between the handovers the promoted guest runs unprotected until its new standby has a
+     * baseline, and its replies, held by no checkpoint, come as fast as the client asks (4 to 5 thousand a second
+     * on the build machine).
+     */
+    static long ledgerDiskBytes(final Options options)
+    {
+        return options.handovers() == 1 ? 16L << 20 : 64L << 20;
+    }
+
+    /**
+     * The second handover of a switchover or failback run: the old active's host comes back as a fresh standby
+     * (its process is gone or fenced; its memory was never a checkpoint of anything, so a full baseline follows)
+     * listening for the client on the old active's port, as a host's service would; the promoted node protects its
+     * guest onto it at the promoted generation, and {@value #REPROTECTED_RUN_MS} ms after that baseline's ack the
+     * promoted node is killed, so that the restarted standby takes the guest back.
+     *
+     * @param oldActive the first active's process: killed here if it still runs (fenced after a switchover).
+     * @param promoted  the promoted standby's process.
+     * @param restarted where the restarted standby's process is left, for the caller to end.
+     * @return the handover from the promoted node to the restarted standby.
+     */
+    private static Handover failback(final Options options, final Path dir, final List<String> guest,
+        final List<String> killPhase, final Process oldActive, final Process promoted, final String clientPort,
+        final long clientStart, final Process[] restarted, final PrintStream out)
+        throws IOException, InterruptedException
+    {
+        final Path activeDir = dir.resolve("active");
+        final Path standbyDir = dir.resolve("standby");
+        if (oldActive.isAlive())
+        {
+            oldActive.destroyForcibly();
+            out.printf(Locale.ROOT, "old active (pid %d) ended: its host restarts%n", oldActive.pid());
+        }
+        if (!oldActive.waitFor(10, TimeUnit.SECONDS))
+        {
+            throw new IOException("the old active (pid " + oldActive.pid() + ") did not end");
+        }
+        restarted[0] = start(dir, RESTARTED_ROLE, "1g",
+            join(List.of("standby", "--dir", activeDir.toString(), "--listen", "127.0.0.1:0", "--client-port",
+            clientPort, "--timeout-ms", Long.toString(options.failureTimeoutMs()), "--ownership-file",
+            RESTARTED_OWNERSHIP), join(killPhase, guest)));
+        awaitText(dir.resolve(RESTARTED_ROLE + ".out"), "STANDBY READY", restarted[0]);
+        final String endpoint = readyLine(dir.resolve(RESTARTED_ROLE + ".out"), "STANDBY READY")[3];
+        out.println("old active's host restarted as a standby on " + endpoint + "; the promoted guest protects " +
+            "onto it (a full baseline)");
+        command(promoted, "protect " + endpoint);
+        final Path promotedOut = dir.resolve("standby.out");
+        await(() -> Files.readString(promotedOut).contains("PROTECTING towards ") ||
+            Files.readString(promotedOut).contains("PROTECT FAILED"), "the promoted node to protect its guest", promoted);
+        if (Files.readString(promotedOut).contains("PROTECT FAILED"))
+        {
+            throw new IOException("the promoted node could not protect its guest: " + Files.readAllLines(promotedOut)
+                .stream().filter(line -> line.startsWith("PROTECT FAILED")).findFirst().orElse(""));
+        }
+        final Path acks = standbyDir.resolve(FailoverNode.ACKS);
+        final Path statusFile = standbyDir.resolve(FailoverNode.STATUS);
+        awaitBaseline(acks, statusFile, promoted, out);
+        final long killAtMs = System.currentTimeMillis() + REPROTECTED_RUN_MS;
+        while (System.currentTimeMillis() < killAtMs)
+        {
+            Thread.sleep(Math.min(500, Math.max(1, killAtMs - System.currentTimeMillis())));
+            out.println(lastLine(dir.resolve("standby.out")) + " | transfers answered " +
+                countReplies(dir.resolve("client").resolve(FailoverNode.CLIENT_LOG)));
+        }
+        final Path promotionFile = activeDir.resolve(FailoverNode.PROMOTION);
+        final Fault fault = kill(options, promoted, standbyDir, FailoverNode.OWNERSHIP, promotionFile, out);
+        await(() -> Files.exists(promotionFile), "the restarted standby to promote", restarted[0]);
+        final Map<String, String> promotion = readKeyValues(promotionFile);
+        out.println("restarted standby promoted: " + promotion.getOrDefault("reason", promotion.toString()));
+        return new Handover(fault, clientStart, standbyDir, FailoverNode.OWNERSHIP, activeDir, RESTARTED_OWNERSHIP,
+            promotion, lastAck(acks), readKeyValues(statusFile));
+    }
+
+    /**
+     * Writes one command line to a node's standard input (see {@link FailoverNode}).
+     */
+    private static void command(final Process node, final String command) throws IOException
+    {
+        final OutputStream commands = node.getOutputStream();
+        commands.write((command + "\n").getBytes(StandardCharsets.UTF_8));
+        commands.flush();
     }
 
     private static TestingServer startZooKeeper(final Path dir) throws IOException
@@ -774,7 +1081,7 @@ public final class FailoverHarness
     }
 
     private static Fault kill(final Options options, final Process active, final Path activeDir,
-        final Path promotionFile, final PrintStream out) throws IOException, InterruptedException
+        final String record, final Path promotionFile, final PrintStream out) throws IOException, InterruptedException
     {
         final boolean promotedBefore = Files.exists(promotionFile);
         long faultUs = OwnershipTimeline.wallMicros();
@@ -795,7 +1102,7 @@ public final class FailoverHarness
         if (!Options.MID_EPOCH.equals(options.killPhase()))
         {
             // only the active knows when it reached its kill point: it noted the instant before halting
-            final long killed = ownership(activeDir).killedUs();
+            final long killed = ownership(activeDir, record).killedUs();
             if (killed == OwnershipTimeline.NONE)
             {
                 throw new IOException("the active halted without noting its kill point in " + FailoverNode.OWNERSHIP);
@@ -804,6 +1111,31 @@ public final class FailoverHarness
         }
         out.printf(Locale.ROOT, "active (pid %d) killed at %s%n", active.pid(), options.killPhase());
         return new Fault(faultUs, promotedBefore, "kill");
+    }
+
+    /**
+     * Asks the active for a planned switchover and waits for its outcome in the active's status file.
+     *
+     * @return the switchover as a fault: the instant of the request, on the shared clock.
+     * @throws IOException if the active reports the switchover failed (its reason), or never reports.
+     */
+    private static Fault switchover(final Process active, final Path statusFile, final Path promotionFile,
+        final PrintStream out) throws IOException, InterruptedException
+    {
+        final boolean promotedBefore = Files.exists(promotionFile);
+        final long requestUs = OwnershipTimeline.wallMicros();
+        command(active, "switchover");
+        await(() -> readKeyValues(statusFile).containsKey("switchover_generation") ||
+            readKeyValues(statusFile).containsKey("switchover_failed"), "the active's switchover", active);
+        final Map<String, String> status = readKeyValues(statusFile);
+        if (status.containsKey("switchover_failed"))
+        {
+            throw new IOException("the planned switchover failed: " + status.get("switchover_failed"));
+        }
+        out.printf(Locale.ROOT, "switched over: the active paused the guest at epoch %s, the standby won generation " +
+            "%s, the guest stopped %.1f ms%n", status.get("switchover_epoch"), status.get("switchover_generation"),
+            Long.parseLong(status.get("switchover_stop_ns")) / 1e6);
+        return new Fault(requestUs, promotedBefore, "switchover");
     }
 
     /**
@@ -847,62 +1179,108 @@ public final class FailoverHarness
         out.printf(Locale.ROOT, "old active still runs its guest %d ms after the promotion%n", OLD_ACTIVE_STOP_BOUND_MS);
     }
 
-    private static OwnershipTimeline.Records ownership(final Path nodeDir) throws IOException
+    private static OwnershipTimeline.Records ownership(final Path nodeDir, final String record) throws IOException
     {
-        final Path file = nodeDir.resolve(FailoverNode.OWNERSHIP);
+        final Path file = nodeDir.resolve(record);
         return Files.exists(file) ? OwnershipTimeline.Records.parse(Files.readAllLines(file)) :
             OwnershipTimeline.Records.EMPTY;
     }
 
-    private static Report verify(final Options options, final Path dir, final Map<String, String> promotion,
-        final long lastAck, final Fault fault, final long pauseP99Us, final long faultAfterMs,
-        final Map<String, String> activeStatus, final Pace pace, final SteadyState steady, final LinkFigures link,
-        final long linkDroppedUs, final PrintStream out) throws IOException
+    private static Report verify(final Options options, final Path dir, final List<Handover> handovers,
+        final long pauseP99Us, final long faultAfterMs, final Map<String, String> activeStatus, final Pace pace,
+        final SteadyState steady, final LinkFigures link, final long linkDroppedUs, final PrintStream out)
+        throws IOException
     {
         final List<String> failures = new ArrayList<>();
-        final OwnershipTimeline.Records activeRecords = ownership(dir.resolve("active"));
-        final OwnershipTimeline.Records standbyRecords = ownership(dir.resolve("standby"));
-        final OwnershipTimeline.Ownership ownership = OwnershipTimeline.ownersMax(activeRecords, standbyRecords);
-        if (!promotion.containsKey("epoch"))
+        // the holders of the guest in order: the first active, then whoever each handover promoted
+        final List<OwnershipTimeline.Life> lives = new ArrayList<>(List.of(new OwnershipTimeline.Life(
+            "the old active", handovers.get(0).fromRecords())));
+        for (int i = 0; i < handovers.size(); i++)
         {
-            failures.add("the standby refused to promote: " + promotion);
-            return new Report(options.scenario(), options.arbiter(), false, false, failures, -1, lastAck, 0, 0,
+            lives.add(new OwnershipTimeline.Life(i == 0 ? "the promoted guest" : "the restarted standby's guest",
+                handovers.get(i).toRecords()));
+        }
+        final OwnershipTimeline.Ownership ownership = OwnershipTimeline.ownersMax(lives);
+        final Handover first = handovers.get(0);
+        final double switchoverPauseMs = first.fromStatus().containsKey("switchover_stop_ns") ?
+            Long.parseLong(first.fromStatus().get("switchover_stop_ns")) / 1e6 : Double.NaN;
+        if (!first.promoted())
+        {
+            failures.add("the standby refused to promote: " + first.promotion());
+            return new Report(options.scenario(), options.arbiter(), false, false, failures, -1, first.lastAck(), 0, 0,
                 Double.NaN, Double.NaN, Double.NaN, Double.NaN, ownership.owners(), Double.NaN, pauseP99Us,
-                faultAfterMs, activeStatus, 0, 0, pace.checkpointsPerSecond(), pace.warnings(), steady, link);
-        }
-        final String falseTakeover = classifyTakeover(fault.micros(), fault.what(), fault.promotedBefore(),
-            standbyRecords);
-        if (falseTakeover != null)
-        {
-            // blamed on the drop only if the standby decided after it: a busy host's silence can come first
-            final boolean afterDrop = linkDroppedUs != OwnershipTimeline.NONE &&
-                standbyRecords.decidedUs() != OwnershipTimeline.NONE && standbyRecords.decidedUs() >= linkDroppedUs;
-            failures.add(falseTakeover + (afterDrop ? " (the link drop of " + options.linkDrop().forMs() +
-                " ms and the active's reconnect outlasted the standby's failure timeout of " +
-                options.failureTimeoutMs() + " ms)" : ""));
-        }
-        if (options.linkDrop() != null && link.reconnects() < 1)
-        {
-            final long statusAgeMs = (fault.micros() - Long.parseLong(activeStatus.getOrDefault("written_us",
-                Long.toString(fault.micros())))) / 1000;
-            failures.add("no reconnect after the link drop before the kill: the active's last status (" +
-                statusAgeMs + " ms before the kill) counts " + (link.reconnects() == LinkFigures.UNMEASURED ?
-                "none" : Long.toString(link.reconnects())) + ("true".equals(activeStatus.get("reconnecting")) ?
-                ", still reconnecting" : "") + ": the drop did not heal before the kill");
+                faultAfterMs, activeStatus, 0, 0, pace.checkpointsPerSecond(), pace.warnings(), steady, link, 0,
+                switchoverPauseMs, List.of());
         }
         if (ownership.owners() != 1)
         {
             failures.add("owners_max " + ownership.owners() + ": " + ownership.overlap());
         }
-        if (activeRecords.stoppedUs() != OwnershipTimeline.NONE &&
-            activeRecords.lastReleaseUs() > activeRecords.stoppedUs())
+        boolean falseTakeover = false;
+        int failovers = 0;
+        for (int i = 0; i < handovers.size(); i++)
         {
-            failures.add(String.format(Locale.ROOT, "the old active let output leave %.3f ms after its guest stopped",
-                (activeRecords.lastReleaseUs() - activeRecords.stoppedUs()) / 1000.0));
+            final Handover handover = handovers.get(i);
+            // the handover's place in the messages, where there is more than one
+            final String which = handovers.size() == 1 ? "" : " (" + handover.fault().what() + " " + (i + 1) + ")";
+            if (!handover.promoted())
+            {
+                failures.add("the restarted standby refused to promote" + which + ": " + handover.promotion());
+                continue;
+            }
+            failovers++;
+            final String takeover = classifyTakeover(handover.fault().micros(), handover.fault().what(),
+                handover.fault().promotedBefore(), handover.toRecords());
+            if (takeover != null)
+            {
+                falseTakeover = true;
+                // blamed on the drop only if the standby decided after it: a busy host's silence can come first
+                final long decidedUs = handover.toRecords().decidedUs();
+                final boolean afterDrop = i == 0 && linkDroppedUs != OwnershipTimeline.NONE &&
+                    decidedUs != OwnershipTimeline.NONE && decidedUs >= linkDroppedUs;
+                failures.add(takeover + which + (afterDrop ? " (the link drop of " + options.linkDrop().forMs() +
+                    " ms and the active's reconnect outlasted the standby's failure timeout of " +
+                    options.failureTimeoutMs() + " ms)" : ""));
+            }
+            final OwnershipTimeline.Records from = handover.fromRecords();
+            if (from.stoppedUs() != OwnershipTimeline.NONE && from.lastReleaseUs() > from.stoppedUs())
+            {
+                failures.add(String.format(Locale.ROOT, "the old active let output leave %.3f ms after its guest " +
+                    "stopped%s", (from.lastReleaseUs() - from.stoppedUs()) / 1000.0, which));
+            }
+            final long recoveryEpoch = Long.parseLong(handover.promotion().get("epoch"));
+            if (recoveryEpoch < handover.lastAck())
+            {
+                failures.add("recovered epoch " + recoveryEpoch + " is before the last ack " + handover.lastAck() +
+                    which);
+            }
+            if ("switchover".equals(handover.fault().what()))
+            {
+                failures.addAll(checkSwitchover(handover, recoveryEpoch));
+            }
+            if (options.digests())
+            {
+                final Map<String, String> digests = new HashMap<>();
+                for (final String line : Files.readAllLines(handover.from().resolve(FailoverNode.DIGESTS)))
+                {
+                    final String[] parts = line.split(" ");
+                    if (parts.length == 2)
+                    {
+                        digests.put(parts[0], parts[1]);
+                    }
+                }
+                if (!handover.promotion().get("digest").equals(digests.get(Long.toString(recoveryEpoch))))
+                {
+                    failures.add("promoted guest digest " + handover.promotion().get("digest") + " differs from " +
+                        "the active's " + digests.get(Long.toString(recoveryEpoch)) + " at epoch " + recoveryEpoch +
+                        which);
+                }
+            }
         }
         double oldActiveStoppedMs = Double.NaN;
         if (options.partition())
         {
+            final OwnershipTimeline.Records activeRecords = first.fromRecords();
             if (activeRecords.stoppedUs() == OwnershipTimeline.NONE)
             {
                 failures.add("the old active's guest was still running " + OLD_ACTIVE_STOP_BOUND_MS / 1000 +
@@ -910,33 +1288,13 @@ public final class FailoverHarness
             }
             else
             {
-                oldActiveStoppedMs = (activeRecords.stoppedUs() - standbyRecords.decidedUs()) / 1000.0;
+                oldActiveStoppedMs = (activeRecords.stoppedUs() - first.toRecords().decidedUs()) / 1000.0;
             }
         }
-        final long recoveryEpoch = Long.parseLong(promotion.get("epoch"));
-        if (recoveryEpoch < lastAck)
-        {
-            failures.add("recovered epoch " + recoveryEpoch + " is before the last ack " + lastAck);
-        }
-        if (options.digests())
-        {
-            final Map<String, String> digests = new HashMap<>();
-            for (final String line : Files.readAllLines(dir.resolve("active").resolve(FailoverNode.DIGESTS)))
-            {
-                final String[] parts = line.split(" ");
-                if (parts.length == 2)
-                {
-                    digests.put(parts[0], parts[1]);
-                }
-            }
-            if (!promotion.get("digest").equals(digests.get(Long.toString(recoveryEpoch))))
-            {
-                failures.add("promoted guest digest " + promotion.get("digest") + " differs from the active's " +
-                    digests.get(Long.toString(recoveryEpoch)) + " at epoch " + recoveryEpoch);
-            }
-        }
-        final BankState state = BankState.parse(
-            Files.readString(dir.resolve("standby").resolve(FailoverNode.DUMP)), options.accounts());
+        // the last owner's bank holds every transfer of the run, through every handover
+        final Handover last = handovers.get(handovers.size() - 1);
+        final BankState state = BankState.parse(Files.readString(last.to().resolve(FailoverNode.DUMP)),
+            options.accounts());
         long total = 0;
         for (final long balance : state.balances())
         {
@@ -966,15 +1324,23 @@ public final class FailoverHarness
         long acked = 0;
         long ackedBefore = 0;
         long lost = 0;
-        long firstReplyUs = OwnershipTimeline.NONE;
+        // per handover, the client's first reply at or after its fault
+        final long[] firstReplyUs = new long[handovers.size()];
+        java.util.Arrays.fill(firstReplyUs, OwnershipTimeline.NONE);
         final List<String> clientLog = Files.readAllLines(dir.resolve("client").resolve(FailoverNode.CLIENT_LOG));
         for (final String line : clientLog)
         {
             final String[] parts = line.split(" ");
-            if ("first-reply".equals(parts[0]) && firstReplyUs == OwnershipTimeline.NONE &&
-                Long.parseLong(parts[1]) >= fault.micros())
+            if ("first-reply".equals(parts[0]))
             {
-                firstReplyUs = Long.parseLong(parts[1]);
+                for (int i = 0; i < handovers.size(); i++)
+                {
+                    if (firstReplyUs[i] == OwnershipTimeline.NONE &&
+                        Long.parseLong(parts[1]) >= handovers.get(i).fault().micros())
+                    {
+                        firstReplyUs[i] = Long.parseLong(parts[1]);
+                    }
+                }
             }
             if (!"reply".equals(parts[0]))
             {
@@ -983,7 +1349,7 @@ public final class FailoverHarness
             acked++;
             // the log is in the client's order: every reply before its first one after the fault came from the
             // active (its "first-reply" line precedes that reply's own line)
-            ackedBefore += firstReplyUs == OwnershipTimeline.NONE ? 1 : 0;
+            ackedBefore += firstReplyUs[0] == OwnershipTimeline.NONE ? 1 : 0;
             final long seq = Long.parseLong(parts[1]);
             final long[] record = ledger.get(seq);
             if (record == null)
@@ -1000,7 +1366,8 @@ public final class FailoverHarness
         }
         if (lost > 0)
         {
-            failures.add(lost + " transfers the client saw answered are missing from the promoted guest");
+            failures.add(lost + " transfers the client saw answered are missing from the " +
+                (handovers.size() == 1 ? "promoted guest" : "last promoted guest"));
         }
         final String clientEnd = clientLog.stream()
             .filter(line -> line.startsWith("done") || line.startsWith("incomplete")).findFirst().orElse("no end");
@@ -1008,31 +1375,76 @@ public final class FailoverHarness
         {
             failures.add("the client did not finish: " + clientEnd);
         }
-        if (firstReplyUs == OwnershipTimeline.NONE)
+        final List<HandoverFigures> figures = new ArrayList<>();
+        for (int i = 0; i < handovers.size(); i++)
         {
-            failures.add("the client never got a reply after the " + fault.what() + " (it finished before it?)");
+            final Handover handover = handovers.get(i);
+            final Fault fault = handover.fault();
+            if (firstReplyUs[i] == OwnershipTimeline.NONE)
+            {
+                failures.add("the client never got a reply after the " + fault.what() + " (it finished before it?)");
+            }
+            // one clock, four instants: the parts add up to the whole by construction; none for a false takeover,
+            // where "detection" would be negative and the recovery time a fiction
+            final OwnershipTimeline.Records promoted = handover.toRecords();
+            final long decidedUs = promoted.decidedUs();
+            final long resumedUs = promoted.resumedUs();
+            final boolean early = handover.promoted() &&
+                classifyTakeover(fault.micros(), fault.what(), fault.promotedBefore(), promoted) != null;
+            final boolean timed = handover.promoted() && !early && firstReplyUs[i] != OwnershipTimeline.NONE &&
+                decidedUs != OwnershipTimeline.NONE && resumedUs != OwnershipTimeline.NONE;
+            final double reconnectMs = timed ? (firstReplyUs[i] - resumedUs) / 1000.0 : Double.NaN;
+            if (timed && reconnectMs < 0)
+            {
+                failures.add(String.format(Locale.ROOT, "the client's first reply after the %s came %.3f ms before " +
+                    "the promoted guest ran: it was not the promoted guest's", fault.what(), -reconnectMs));
+            }
+            figures.add(new HandoverFigures(fault.what(), fault.micros() / 1000 - handover.clientStart(),
+                handover.promoted() ? Long.parseLong(handover.promotion().get("epoch")) : -1, handover.lastAck(),
+                handover.promoted() ? Long.parseLong(handover.promotion().getOrDefault("generation", "-1")) : -1,
+                timed ? (firstReplyUs[i] - fault.micros()) / 1000.0 : Double.NaN,
+                timed ? (decidedUs - fault.micros()) / 1000.0 : Double.NaN,
+                timed ? (resumedUs - decidedUs) / 1000.0 : Double.NaN, reconnectMs, early));
         }
-        // one clock, four instants: the parts add up to the whole by construction; none for a false takeover,
-        // where "detection" would be negative and the recovery time a fiction
-        final long decidedUs = standbyRecords.decidedUs();
-        final long resumedUs = standbyRecords.resumedUs();
-        final boolean timed = falseTakeover == null && firstReplyUs != OwnershipTimeline.NONE &&
-            decidedUs != OwnershipTimeline.NONE && resumedUs != OwnershipTimeline.NONE;
-        final double detectionMs = timed ? (decidedUs - fault.micros()) / 1000.0 : Double.NaN;
-        final double promotionMs = timed ? (resumedUs - decidedUs) / 1000.0 : Double.NaN;
-        final double reconnectMs = timed ? (firstReplyUs - resumedUs) / 1000.0 : Double.NaN;
-        final double recoveryMs = timed ? (firstReplyUs - fault.micros()) / 1000.0 : Double.NaN;
-        if (timed && reconnectMs < 0)
-        {
-            failures.add(String.format(Locale.ROOT, "the client's first reply after the %s came %.3f ms before the " +
-                "promoted guest ran: it was not the promoted guest's", fault.what(), -reconnectMs));
-        }
-        final Report report = new Report(options.scenario(), options.arbiter(), failures.isEmpty(),
-            falseTakeover != null, List.copyOf(failures), recoveryEpoch, lastAck, acked, lost, recoveryMs,
-            detectionMs, promotionMs, reconnectMs, ownership.owners(), oldActiveStoppedMs, pauseP99Us, faultAfterMs,
-            activeStatus, ackedBefore, acked - ackedBefore, pace.checkpointsPerSecond(), pace.warnings(), steady, link);
-        printSummary(options, report, promotion, total, fault, out);
+        final HandoverFigures lastFigures = figures.get(figures.size() - 1);
+        final Report report = new Report(options.scenario(), options.arbiter(), failures.isEmpty(), falseTakeover,
+            List.copyOf(failures), lastFigures.recoveryEpoch(), lastFigures.lastAckedEpoch(), acked, lost,
+            lastFigures.recoveryMs(), lastFigures.detectionMs(), lastFigures.promotionMs(), lastFigures.reconnectMs(),
+            ownership.owners(), oldActiveStoppedMs, pauseP99Us, faultAfterMs, activeStatus, ackedBefore,
+            acked - ackedBefore, pace.checkpointsPerSecond(), pace.warnings(), steady, link, failovers,
+            switchoverPauseMs, List.copyOf(figures));
+        printSummary(options, report, handovers, total, out);
         return report;
+    }
+
+    /**
+     * A planned switchover's own checks: the standby promoted because the active handed the guest over (not
+     * because it fell silent), resumed from the checkpoint the active paused at and won the generation the active
+     * reported, and the old copy stopped.
+     *
+     * @return the failures, empty if none.
+     */
+    private static List<String> checkSwitchover(final Handover handover, final long recoveryEpoch) throws IOException
+    {
+        final List<String> failures = new ArrayList<>();
+        final Map<String, String> status = handover.fromStatus();
+        final String reason = handover.promotion().getOrDefault("reason", "");
+        if (!reason.startsWith("planned switchover"))
+        {
+            failures.add("the standby promoted for another reason than the switchover: " + reason);
+        }
+        if (!Long.toString(recoveryEpoch).equals(status.get("switchover_epoch")) ||
+            !handover.promotion().getOrDefault("generation", "").equals(status.get("switchover_generation")))
+        {
+            failures.add("the standby resumed epoch " + recoveryEpoch + " at generation " +
+                handover.promotion().get("generation") + " but the active handed over epoch " +
+                status.get("switchover_epoch") + " to generation " + status.get("switchover_generation"));
+        }
+        if (handover.fromRecords().stoppedUs() == OwnershipTimeline.NONE)
+        {
+            failures.add("the old active's guest was not stopped after the switchover");
+        }
+        return failures;
     }
 
     /**
@@ -1057,26 +1469,43 @@ public final class FailoverHarness
             "active was alive" : null;
     }
 
-    private static void printSummary(final Options options, final Report report, final Map<String, String> promotion,
-        final long total, final Fault fault, final PrintStream out)
+    private static void printSummary(final Options options, final Report report, final List<Handover> handovers,
+        final long total, final PrintStream out)
     {
+        final Fault fault = handovers.get(0).fault();
         out.printf(Locale.ROOT, "%nSummary%n");
-        out.printf(Locale.ROOT, "  scenario           %s, %s arbiter%n", options.scenario(), options.arbiter());
-        out.printf(Locale.ROOT, "  recovery point     epoch %d (last ack the active saw: %d), generation %s%n",
-            report.recoveryEpoch(), report.lastAckedEpoch(), promotion.get("generation"));
-        if (report.falseTakeover())
+        out.printf(Locale.ROOT, "  scenario           %s, %s arbiter%s%n", options.scenario(), options.arbiter(),
+            handovers.size() == 1 ? "" : String.format(Locale.ROOT, "; %d failovers (%s)", report.failovers(),
+            String.join(", then ", handovers.stream().map(handover -> handover.fault().what()).toList())));
+        for (int i = 0; i < report.handovers().size(); i++)
         {
-            out.printf(Locale.ROOT, "  recovery time      none: the standby promoted before the %s%n", fault.what());
+            final HandoverFigures figures = report.handovers().get(i);
+            // with two handovers, each line says which; one keeps the lines as they always were
+            final String label = handovers.size() == 1 ? "" : figures.kind() + " " + (i + 1) + ": ";
+            out.printf(Locale.ROOT, "  recovery point     %sepoch %d (last ack the %s saw: %d), generation %d%n", label,
+                figures.recoveryEpoch(), i == 0 ? "active" : "promoted active", figures.lastAckedEpoch(),
+                figures.generation());
+            if (figures.falseTakeover())
+            {
+                out.printf(Locale.ROOT, "  recovery time      %snone: the standby promoted before the %s%n", label,
+                    figures.kind());
+            }
+            else if (Double.isNaN(figures.recoveryMs()))
+            {
+                out.printf(Locale.ROOT, "  recovery time      %snot measured (see the failures)%n", label);
+            }
+            else
+            {
+                out.printf(Locale.ROOT, "  recovery time      %s%.1f ms from the %s to the first reply of the " +
+                    "promoted guest = detection %.1f ms + promotion %.1f ms + reconnect %.1f ms%n", label,
+                    figures.recoveryMs(), figures.kind(), figures.detectionMs(), figures.promotionMs(),
+                    figures.reconnectMs());
+            }
         }
-        else if (Double.isNaN(report.recoveryMs()))
+        if (!Double.isNaN(report.switchoverPauseMs()))
         {
-            out.printf(Locale.ROOT, "  recovery time      not measured (see the failures)%n");
-        }
-        else
-        {
-            out.printf(Locale.ROOT, "  recovery time      %.1f ms from the %s to the first reply of the promoted " +
-                "guest = detection %.1f ms + promotion %.1f ms + reconnect %.1f ms%n", report.recoveryMs(),
-                fault.what(), report.detectionMs(), report.promotionMs(), report.reconnectMs());
+            out.printf(Locale.ROOT, "  switchover         guest stopped %.1f ms from its pause for the last " +
+                "checkpoint to the standby's answer that it owns it%n", report.switchoverPauseMs());
         }
         out.printf(Locale.ROOT, "  owners_max         %d (sides running the guest with output leaving at one " +
             "instant)%n", report.ownersMax());
@@ -1088,8 +1517,8 @@ public final class FailoverHarness
                     report.oldActiveStoppedMs()));
         }
         out.printf(Locale.ROOT, "  transfers          %d answered (%d before the %s, %d after it by the promoted " +
-            "guest), %d lost; total of balances %d%n", report.ackedTransfers(), report.transfersBefore(), fault.what(),
-            report.transfersAfter(), report.lostTransfers(), total);
+            "guest%s), %d lost; total of balances %d%n", report.ackedTransfers(), report.transfersBefore(),
+            fault.what(), report.transfersAfter(), handovers.size() == 1 ? "" : "s", report.lostTransfers(), total);
         final Map<String, String> activeStatus = report.activeStatus();
         final double periodMs = Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6;
         out.printf(Locale.ROOT, "  checkpoints        %s before the %s, period %.1f ms (%.0f/s asked); pause p99 " +

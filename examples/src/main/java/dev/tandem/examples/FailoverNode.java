@@ -55,7 +55,16 @@ import java.util.concurrent.CountDownLatch;
  * FailoverNode active  --dir D --standby 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --period-ms 5
  *                       --workload hotset --seed 1]
  * </pre>
- * {@code --zookeeper host:port} in place of {@code --arbiter A} makes both claim generations at ZooKeeper.
+ * {@code --zookeeper host:port} in place of {@code --arbiter A} makes both claim generations at ZooKeeper;
+ * {@code --ownership-file NAME} names the ownership record in {@code D} (a host's second life keeps its own).
+ * <p>
+ * The harness talks to a node through its standard input, one command a line:
+ * <pre>
+ * switchover        (active) hand the guest over to the standby: {@link ActiveReplicator#switchover}
+ * protect HOST:PORT (promoted standby) protect the promoted guest onto a standby there, at the promoted generation
+ * dump              (promoted standby) write the bank's state to {@link #DUMP}
+ * stop              (client) start no new transfer, finish those in flight
+ * </pre>
  * Both run until killed (the standby also exits after a promotion when its standard input closes).
  */
 public final class FailoverNode
@@ -81,6 +90,8 @@ public final class FailoverNode
     public static final String OWNERSHIP = "ownership.txt";
     /** File whose appearance arms the active's kill point. */
     public static final String KILL_TRIGGER = "kill-now";
+    /** How long a planned switchover waits for its last checkpoint's ack, and then for the standby's answer. */
+    public static final Duration SWITCHOVER_TIMEOUT = Duration.ofSeconds(10);
     /** Znode under which the ZooKeeper arbiter keeps each VM's generation. */
     public static final String ZOOKEEPER_ROOT = "/tandem/generations";
     /** Balance of every account at boot. */
@@ -103,7 +114,7 @@ public final class FailoverNode
         final Map<String, String> options = CommandLine.parse(args, 1, Set.of("dir", "listen", "standby", "arbiter",
             "vm-id", "memory", "disk", "workload", "dirty-rate", "seed", "period-ms", "timeout-ms", "bank-accounts",
             "client-port", "digests", "kill-phase", "targets", "transfers", "accounts", "window", "duration-ms",
-            "deadline-s", "policy", "zookeeper", "reply-timeout-ms"), Set.of());
+            "deadline-s", "policy", "zookeeper", "reply-timeout-ms", "ownership-file"), Set.of());
         final Path dir = Path.of(required(options, "dir"));
         Files.createDirectories(dir);
         if ("client".equals(args[0]))
@@ -116,7 +127,8 @@ public final class FailoverNode
         final ClientPort clientPort = bank == null ? null :
             new ClientPort(Integer.parseInt(required(options, "client-port")));
         // every release of the guest's output is noted on its way to the client port
-        final ReleaseRecorder recorder = new ReleaseRecorder(clientPort, dir.resolve(OWNERSHIP));
+        final ReleaseRecorder recorder = new ReleaseRecorder(clientPort,
+            dir.resolve(options.getOrDefault("ownership-file", OWNERSHIP)));
         final SimulatedVmm.Builder guest = SimulatedVmm.builder()
             .vmId(options.getOrDefault("vm-id", "failover-vm"))
             .memoryBytes(CommandLine.size(options.getOrDefault("memory", "16m")))
@@ -130,15 +142,15 @@ public final class FailoverNode
             .program(bank)
             .packetSink(clientPort == null ? null : recorder);
         final PromotionArbiter arbiter = arbiter(options, args[0]);
+        final Protection protection = new Protection(dir, arbiter, Long.parseLong(options.getOrDefault("period-ms",
+            "5")), options.getOrDefault("policy", "fixed"), !"false".equals(options.get("digests")),
+            options.get("kill-phase"), recorder, clientPort);
         switch (args[0])
         {
-            case "active" -> runActive(guest, dir, required(options, "standby"), arbiter,
-                Long.parseLong(options.getOrDefault("period-ms", "5")), clientPort,
-                !"false".equals(options.get("digests")), options.get("kill-phase"),
-                options.getOrDefault("policy", "fixed"), recorder);
+            case "active" -> runActive(guest, required(options, "standby"), protection);
             case "standby" -> runStandby(guest, dir, required(options, "listen"), arbiter,
                 Long.parseLong(options.getOrDefault("timeout-ms", "200")), clientPort, bank,
-                !"false".equals(options.get("digests")), recorder);
+                !"false".equals(options.get("digests")), recorder, protection);
             default -> throw new IllegalArgumentException("role must be active or standby, not '" + args[0] + "'");
         }
     }
@@ -159,71 +171,188 @@ public final class FailoverNode
         return new FileArbiter(Path.of(required(options, "arbiter")), role + "@" + ProcessHandle.current().pid());
     }
 
-    private static void runActive(final SimulatedVmm.Builder guest, final Path dir, final String standby,
-        final PromotionArbiter arbiter, final long periodMs, final ClientPort clientPort,
-        final boolean digestEachEpoch, final String killPhase, final String policy, final ReleaseRecorder recorder)
-        throws IOException, InterruptedException
+    private static void runActive(final SimulatedVmm.Builder guest, final String standby,
+        final Protection protection) throws IOException, InterruptedException
     {
-        final long periodNs = Duration.ofMillis(periodMs).toNanos();
-        final CheckpointPolicy checkpointPolicy = switch (policy)
-        {
-            case "fixed" -> new FixedPolicy(periodNs);
-            // pause and output-hold targets a bank's clients would notice: 2 ms and 100 ms
-            case "adaptive" -> new AdaptivePolicy(Duration.ofMillis(2).toNanos(), Duration.ofMillis(100).toNanos(),
-                periodNs, Duration.ofMillis(2).toNanos(), Duration.ofMillis(100).toNanos());
-            default -> throw new IllegalArgumentException("--policy must be fixed or adaptive, not '" + policy + "'");
-        };
-        final KillPoint killPoint = new KillPoint(killPhase, dir.resolve(KILL_TRIGGER), recorder);
-        final PrintStream digests = new PrintStream(Files.newOutputStream(dir.resolve(DIGESTS),
-            StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
-        final PrintStream acks = new PrintStream(Files.newOutputStream(dir.resolve(ACKS),
-            StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
-        final SimulatedVmm vmm = guest.build().start();
-        final BaselineBytes baselineBytes = new BaselineBytes();
-        final ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
-            .adapter(vmm)
-            .transport(new TcpTransport())
-            .standbyEndpoint(standby)
-            .checkpointPeriodNs(periodNs)
-            .checkpointPolicy(checkpointPolicy)
-            .promotionArbiter(arbiter)
-            // verification only: the digest of the paused guest lengthens every pause
-            .checkpointObserver(digestEachEpoch ?
-                (epoch, adapter) -> digests.println(epoch + " " + StateDigest.of(adapter)) : null)
-            .listener(new ActiveListener()
-            {
-                @Override
-                public void onAck(final long epoch, final long commitLatencyNs)
-                {
-                    acks.println("ack " + epoch);
-                }
-
-                @Override
-                public void onDeltaSending(final long epoch)
-                {
-                    killPoint.reached(KillPoint.DELTA_SEND);
-                }
-
-                @Override
-                public void onDeltaSent(final long epoch)
-                {
-                    baselineBytes.epochSent();
-                    killPoint.reached(KillPoint.EPOCH_END);
-                }
-            }));
-        baselineBytes.replicator = active;
-        if (clientPort != null)
-        {
-            clientPort.serve(vmm);
-        }
-        watchForStop(active, recorder);
+        final ActiveSide active = protection.protect(guest.build().start(), standby, 0);
         System.out.println("ACTIVE READY pid " + ProcessHandle.current().pid() +
-            (clientPort == null ? "" : " client-port " + clientPort.port()));
-        while (true)
+            (protection.clientPort == null ? "" : " client-port " + protection.clientPort.port()));
+        final java.io.BufferedReader commands = new java.io.BufferedReader(
+            new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
+        String command;
+        while ((command = commands.readLine()) != null)
         {
-            Thread.sleep(250);
-            final ProtectionStatus status = active.status();
-            write(dir.resolve(STATUS), "pause_p99_us " + status.pauseP99Ns() / 1000 + "\ncheckpoints " +
+            if ("switchover".equals(command.trim()))
+            {
+                active.switchover();
+            }
+        }
+        // no more commands: run on until killed, as an active does
+        new CountDownLatch(1).await();
+    }
+
+    /**
+     * What it takes to protect a guest from this node: the settings of the command line and the node's ownership
+     * record and client port. The first active uses it at start; a promoted standby, asked to, protects the guest
+     * it resumed onto a new standby with the same (the failback: the same machinery, in reverse).
+     */
+    private static final class Protection
+    {
+        private final Path dir;
+        private final PromotionArbiter arbiter;
+        private final long periodMs;
+        private final String policy;
+        private final boolean digestEachEpoch;
+        private final String killPhase;
+        private final ReleaseRecorder recorder;
+        private final ClientPort clientPort;
+
+        Protection(final Path dir, final PromotionArbiter arbiter, final long periodMs, final String policy,
+            final boolean digestEachEpoch, final String killPhase, final ReleaseRecorder recorder,
+            final ClientPort clientPort)
+        {
+            this.dir = dir;
+            this.arbiter = arbiter;
+            this.periodMs = periodMs;
+            this.policy = policy;
+            this.digestEachEpoch = digestEachEpoch;
+            this.killPhase = killPhase;
+            this.recorder = recorder;
+            this.clientPort = clientPort;
+        }
+
+        /**
+         * Launches an active for a running guest and starts writing its {@link #STATUS} every 250 ms.
+         *
+         * @param vmm        the running guest.
+         * @param standby    the standby's replication endpoint.
+         * @param generation the generation this side serves: 0 on a first start, the promoted one after a promotion
+         *                   (the arbiter holds it; anything lower is fenced at launch).
+         * @return the protected guest.
+         * @throws IOException if the standby cannot be reached or refuses the handshake.
+         */
+        ActiveSide protect(final SimulatedVmm vmm, final String standby, final long generation) throws IOException
+        {
+            final long periodNs = Duration.ofMillis(periodMs).toNanos();
+            final CheckpointPolicy checkpointPolicy = switch (policy)
+            {
+                case "fixed" -> new FixedPolicy(periodNs);
+                // pause and output-hold targets a bank's clients would notice: 2 ms and 100 ms
+                case "adaptive" -> new AdaptivePolicy(Duration.ofMillis(2).toNanos(),
+                    Duration.ofMillis(100).toNanos(), periodNs, Duration.ofMillis(2).toNanos(),
+                    Duration.ofMillis(100).toNanos());
+                default -> throw new IllegalArgumentException("--policy must be fixed or adaptive, not '" + policy +
+                    "'");
+            };
+            final KillPoint killPoint = new KillPoint(killPhase, dir.resolve(KILL_TRIGGER), recorder);
+            final PrintStream digests = new PrintStream(Files.newOutputStream(dir.resolve(DIGESTS),
+                StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
+            final PrintStream acks = new PrintStream(Files.newOutputStream(dir.resolve(ACKS),
+                StandardOpenOption.CREATE, StandardOpenOption.APPEND), true, StandardCharsets.UTF_8);
+            final BaselineBytes baselineBytes = new BaselineBytes();
+            final ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
+                .adapter(vmm)
+                .transport(new TcpTransport())
+                .standbyEndpoint(standby)
+                .checkpointPeriodNs(periodNs)
+                .checkpointPolicy(checkpointPolicy)
+                .promotionArbiter(arbiter)
+                .generation(generation)
+                // verification only: the digest of the paused guest lengthens every pause
+                .checkpointObserver(digestEachEpoch ?
+                    (epoch, adapter) -> digests.println(epoch + " " + StateDigest.of(adapter)) : null)
+                .listener(new ActiveListener()
+                {
+                    @Override
+                    public void onAck(final long epoch, final long commitLatencyNs)
+                    {
+                        acks.println("ack " + epoch);
+                    }
+
+                    @Override
+                    public void onDeltaSending(final long epoch)
+                    {
+                        killPoint.reached(KillPoint.DELTA_SEND);
+                    }
+
+                    @Override
+                    public void onDeltaSent(final long epoch)
+                    {
+                        baselineBytes.epochSent();
+                        killPoint.reached(KillPoint.EPOCH_END);
+                    }
+                }));
+            baselineBytes.replicator = active;
+            if (clientPort != null)
+            {
+                clientPort.serve(vmm);
+            }
+            watchForStop(active, recorder, clientPort);
+            final ActiveSide side = new ActiveSide(active, baselineBytes, dir.resolve(STATUS));
+            final Thread writer = new Thread(side::writeStatusLoop, "active-status-writer");
+            writer.setDaemon(true);
+            writer.start();
+            return side;
+        }
+    }
+
+    /**
+     * A guest this node protects: its replicator, the {@link #STATUS} file it rewrites, and a planned
+     * switchover's outcome, which that file carries from then on.
+     */
+    private static final class ActiveSide
+    {
+        private final ActiveReplicator replicator;
+        private final BaselineBytes baselineBytes;
+        private final Path statusFile;
+        private volatile String switchoverLines = "";
+
+        ActiveSide(final ActiveReplicator replicator, final BaselineBytes baselineBytes, final Path statusFile)
+        {
+            this.replicator = replicator;
+            this.baselineBytes = baselineBytes;
+            this.statusFile = statusFile;
+        }
+
+        /**
+         * Hands the guest over to the standby and notes the outcome in the status file at once: {@code
+         * switchover_epoch}, {@code switchover_generation} and {@code switchover_stop_ns}, or {@code
+         * switchover_failed} and why.
+         */
+        void switchover() throws InterruptedException
+        {
+            try
+            {
+                final ActiveReplicator.Switchover done = replicator.switchover(SWITCHOVER_TIMEOUT);
+                switchoverLines = "switchover_epoch " + done.epoch() + "\nswitchover_generation " +
+                    done.generation() + "\nswitchover_stop_ns " + done.stopNs() + "\n";
+                System.out.printf(java.util.Locale.ROOT, "SWITCHED OVER at epoch %d to generation %d: guest " +
+                    "stopped %.1f ms until the standby owned it%n", done.epoch(), done.generation(),
+                    done.stopNs() / 1e6);
+            }
+            catch (final IllegalStateException ex)
+            {
+                // one line: the status file is "key value" lines, and the reason is prose
+                switchoverLines = "switchover_failed " + ex.getMessage().replace('\n', ' ') + "\n";
+                System.out.println("SWITCHOVER FAILED: " + ex.getMessage());
+            }
+            writeStatus();
+        }
+
+        private void writeStatusLoop()
+        {
+            while (true)
+            {
+                java.util.concurrent.locks.LockSupport.parkNanos(250_000_000L);
+                writeStatus();
+                System.out.println(replicator.status().progressLine());
+            }
+        }
+
+        private synchronized void writeStatus()
+        {
+            final ProtectionStatus status = replicator.status();
+            write(statusFile, "pause_p99_us " + status.pauseP99Ns() / 1000 + "\ncheckpoints " +
                 status.checkpoints() + "\nraw_bytes " + status.pageBytesRaw() + "\nwire_bytes " + status.bytesSent() +
                 "\npolicy " + status.policy() + "\nperiod_ns " + status.periodNs() + "\noutput_hold_p99_ns " +
                 status.outputHoldP99Ns() + "\noutput_hold_p50_ns " + status.outputHoldP50Ns() + "\ncommit_p50_ns " +
@@ -233,18 +362,21 @@ public final class FailoverNode
                 status.baseline().round() + "\nbaseline_pages_copied " + status.baseline().pagesCopied() +
                 "\nbaseline_pages_left " + status.baseline().pagesLeft() + "\nbaseline_disk_sent " +
                 status.baseline().diskBytesSent() + "\nbaseline_disk_bytes " + status.baseline().diskBytes() + "\n" +
-                baselineBytes.line() + reconnectLines(status.reconnect()) + stageLines(status.stages()) +
-                "written_us " + OwnershipTimeline.wallMicros() + "\n");
-            System.out.println(status.progressLine());
+                "state " + status.state() + "\n" + baselineBytes.line() + reconnectLines(status.reconnect()) +
+                stageLines(status.stages()) + switchoverLines + "written_us " + OwnershipTimeline.wallMicros() + "\n");
         }
     }
 
     /**
-     * Notes the instant the active's guest is stopped because another side owns it. Polled every 2 ms: cheap
-     * ({@code isGuestStopped()} is a volatile read) and fine enough beside the harness's millisecond figures; the
-     * synchronized {@code status()} is asked only every 50 ms, not to contend with the checkpoint path.
+     * Notes the instant the active's guest is stopped because another side owns it, and then takes the guest's NIC
+     * off this host (closes the client port): the guest runs elsewhere now, and a client still connected here must
+     * see its connection end, as when a host dies, not wait for replies that will never come (after a planned
+     * switchover nothing else would end it). Polled every 2 ms: cheap ({@code isGuestStopped()} is a volatile read)
+     * and fine enough beside the harness's millisecond figures; the synchronized {@code status()} is asked only
+     * every 50 ms, not to contend with the checkpoint path.
      */
-    private static void watchForStop(final ActiveReplicator active, final ReleaseRecorder recorder)
+    private static void watchForStop(final ActiveReplicator active, final ReleaseRecorder recorder,
+        final ClientPort clientPort)
     {
         final Thread watcher = new Thread(() ->
         {
@@ -254,6 +386,7 @@ public final class FailoverNode
                 if (stopped || round % 25 == 0 && active.status().state() == ProtectionState.FENCED)
                 {
                     recorder.mark("stopped", OwnershipTimeline.wallMicros(), stopped ? "guest-stopped" : "fenced");
+                    closeQuietly(clientPort);
                     return;
                 }
                 java.util.concurrent.locks.LockSupport.parkNanos(2_000_000);
@@ -284,9 +417,11 @@ public final class FailoverNode
 
     private static void runStandby(final SimulatedVmm.Builder guest, final Path dir, final String listen,
         final PromotionArbiter arbiter, final long timeoutMs, final ClientPort clientPort, final BankProgram bank,
-        final boolean digest, final ReleaseRecorder recorder) throws IOException, InterruptedException
+        final boolean digest, final ReleaseRecorder recorder, final Protection protection)
+        throws IOException, InterruptedException
     {
         final SimulatedVmm[] running = new SimulatedVmm[1];
+        final long[] promotedGeneration = new long[1];
         final SimulatedVmm.Builder template = guest.copy().diskPath(dir.resolve("promoted-disk.img"));
         final CountDownLatch promotedLatch = new CountDownLatch(1);
         final StandbyReplica standby = StandbyReplica.launch(new StandbyContext()
@@ -316,6 +451,7 @@ public final class FailoverNode
                     recorder.mark("decided", decidedUs, "");
                     recorder.mark("resumed", resumedUs, "");
                     running[0] = resumed;
+                    promotedGeneration[0] = promotion.generation();
                     if (clientPort != null)
                     {
                         clientPort.serve(resumed);
@@ -339,18 +475,41 @@ public final class FailoverNode
         System.out.println("STANDBY READY on " + standby.endpoint() +
             (clientPort == null ? "" : " client-port " + clientPort.port()));
         promotedLatch.await();
-        // run the promoted guest until the harness closes our input; "dump" writes the bank's state
+        // run the promoted guest until the harness closes our input; "dump" writes the bank's state, "protect"
+        // makes this side the active of a new standby
         final java.io.BufferedReader commands = new java.io.BufferedReader(
             new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
         String command;
+        ActiveSide active = null;
         while ((command = commands.readLine()) != null)
         {
-            if ("dump".equals(command.trim()) && running[0] != null && bank != null)
+            final String[] words = command.trim().split(" +");
+            if ("dump".equals(words[0]) && running[0] != null && bank != null)
             {
+                if (active != null)
+                {
+                    // its replicator's scheduler pauses and resumes a protected guest: a pause behind its back
+                    // would race it; the harness dumps only the last owner, which protects nothing
+                    System.out.println("DUMP REFUSED: the guest is protected from here");
+                    continue;
+                }
                 running[0].pause();
                 write(dir.resolve(DUMP), BankState.read(running[0], bank).toText());
                 running[0].resume();
                 System.out.println("DUMPED");
+            }
+            else if ("protect".equals(words[0]) && words.length == 2 && running[0] != null && active == null)
+            {
+                try
+                {
+                    // the promoted guest's memory was never a checkpoint of the new standby: a full baseline
+                    active = protection.protect(running[0], words[1], promotedGeneration[0]);
+                    System.out.println("PROTECTING towards " + words[1] + " at generation " + promotedGeneration[0]);
+                }
+                catch (final IOException | RuntimeException ex)
+                {
+                    System.out.println("PROTECT FAILED: " + ex);
+                }
             }
         }
         System.exit(0);
@@ -366,6 +525,30 @@ public final class FailoverNode
                 Integer.parseInt(required(options, "transfers")), Integer.parseInt(required(options, "accounts")),
                 Integer.parseInt(options.getOrDefault("window", "8")), Long.parseLong(options.getOrDefault("seed", "1")),
                 log, Integer.parseInt(options.getOrDefault("reply-timeout-ms", "0")));
+            // "stop" on standard input ends the transfers early: the harness knows only as it goes when its last
+            // fault comes
+            final Thread stopper = new Thread(() ->
+            {
+                final java.io.BufferedReader commands = new java.io.BufferedReader(
+                    new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
+                try
+                {
+                    String command;
+                    while ((command = commands.readLine()) != null)
+                    {
+                        if ("stop".equals(command.trim()))
+                        {
+                            client.stopIssuing();
+                        }
+                    }
+                }
+                catch (final IOException ex)
+                {
+                    // no more commands
+                }
+            }, "client-commands");
+            stopper.setDaemon(true);
+            stopper.start();
             final long now = System.currentTimeMillis();
             final long answered = client.run(now + Long.parseLong(options.getOrDefault("duration-ms", "3600000")),
                 now + 1000L * Long.parseLong(options.getOrDefault("deadline-s", "120")));
@@ -420,6 +603,22 @@ public final class FailoverNode
         catch (final IOException ex)
         {
             throw new UncheckedIOException(ex);
+        }
+    }
+
+    private static void closeQuietly(final ClientPort port)
+    {
+        if (port == null)
+        {
+            return;
+        }
+        try
+        {
+            port.close();
+        }
+        catch (final IOException ex)
+        {
+            // the port is going away either way
         }
     }
 

@@ -119,9 +119,20 @@ public final class OwnershipTimeline
     }
 
     /**
-     * Counts owners from the records. The old active is an owner at t if output left it at or after t: a release
-     * after its guest was stopped counts too, because the output left all the same (a fence that does not hold
-     * output back fences nothing). The promoted side is an owner from the instant its guest resumed, for good.
+     * One side's life as a holder of the guest, for {@link #ownersMax(List)}.
+     *
+     * @param name    how a message names it ("the old active", "the promoted guest").
+     * @param records what it recorded.
+     */
+    public record Life(String name, Records records)
+    {
+    }
+
+    /**
+     * Counts owners from the records of one failover. The old active is an owner at t if output left it at or after
+     * t: a release after its guest was stopped counts too, because the output left all the same (a fence that does
+     * not hold output back fences nothing). The promoted side is an owner from the instant its guest resumed, for
+     * good.
      *
      * @param oldActive the active's records.
      * @param promoted  the standby's records.
@@ -129,17 +140,44 @@ public final class OwnershipTimeline
      */
     public static Ownership ownersMax(final Records oldActive, final Records promoted)
     {
-        final long oldEnd = oldActive.lastReleaseUs();
-        final long newStart = promoted.resumedUs();
-        // each side owns one interval: the old active (-inf, last release], the promoted guest [resume, +inf)
-        final List<long[]> intervals = new ArrayList<>();
-        if (oldEnd != NONE)
+        return ownersMax(List.of(new Life("the old active", oldActive), new Life("the promoted guest", promoted)));
+    }
+
+    /**
+     * Counts owners over a chain of handovers (a failover or switchover, then a failback and another): the lives in
+     * the order they held the guest. The first owns it until its last release, as an old active does; each later
+     * one from the instant its guest resumed, until its last release (or that instant, if nothing left it) if a
+     * later life took over from it, for good if it is the last.
+     *
+     * @param lives the holders of the guest, first to last; at least one.
+     * @return the most owners at one instant, with the first overlap named.
+     */
+    public static Ownership ownersMax(final List<Life> lives)
+    {
+        final int count = lives.size();
+        // {start, end} per life; null where the life never held the guest
+        final long[][] held = new long[count][];
+        for (int i = 0; i < count; i++)
         {
-            intervals.add(new long[] {Long.MIN_VALUE + 1, oldEnd});
+            final Records records = lives.get(i).records();
+            final long lastRelease = records.lastReleaseUs();
+            if (i == 0)
+            {
+                held[i] = lastRelease == NONE ? null : new long[] {Long.MIN_VALUE + 1, lastRelease};
+            }
+            else if (records.resumedUs() != NONE)
+            {
+                held[i] = new long[] {records.resumedUs(), i == count - 1 ? Long.MAX_VALUE :
+                    Math.max(records.resumedUs(), lastRelease)};
+            }
         }
-        if (newStart != NONE)
+        final List<long[]> intervals = new ArrayList<>();
+        for (final long[] interval : held)
         {
-            intervals.add(new long[] {newStart, Long.MAX_VALUE});
+            if (interval != null)
+            {
+                intervals.add(interval);
+            }
         }
         final int owners = maxOverlap(intervals);
         if (owners == 1)
@@ -150,11 +188,29 @@ public final class OwnershipTimeline
         {
             return new Ownership(0, "no side let output leave the guest and none resumed it");
         }
-        return new Ownership(owners, String.format(Locale.ROOT, "the old active let output leave until %s, %.3f ms " +
-            "after the promoted guest resumed at %s%s", instant(oldEnd), (oldEnd - newStart) / 1000.0,
-            instant(newStart), oldActive.stoppedUs() == NONE ? " (its guest was never stopped)" :
-            oldActive.stoppedUs() > newStart ? String.format(Locale.ROOT, " (its guest stopped only %.3f ms after " +
-            "that)", (oldActive.stoppedUs() - newStart) / 1000.0) : ""));
+        for (int earlier = 0; earlier < count; earlier++)
+        {
+            for (int later = earlier + 1; later < count; later++)
+            {
+                if (held[earlier] != null && held[later] != null && held[earlier][1] >= held[later][0])
+                {
+                    return new Ownership(owners, overlap(lives.get(earlier), lives.get(later)));
+                }
+            }
+        }
+        return new Ownership(owners, "");
+    }
+
+    private static String overlap(final Life earlier, final Life later)
+    {
+        final Records old = earlier.records();
+        final long oldEnd = old.lastReleaseUs();
+        final long newStart = later.records().resumedUs();
+        return String.format(Locale.ROOT, "%s let output leave until %s, %.3f ms after %s resumed at %s%s",
+            earlier.name(), instant(oldEnd), (oldEnd - newStart) / 1000.0, later.name(), instant(newStart),
+            old.stoppedUs() == NONE ? " (its guest was never stopped)" : old.stoppedUs() > newStart ?
+            String.format(Locale.ROOT, " (its guest stopped only %.3f ms after that)",
+            (old.stoppedUs() - newStart) / 1000.0) : "");
     }
 
     /**

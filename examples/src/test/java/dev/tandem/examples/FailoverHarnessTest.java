@@ -24,7 +24,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * client was told is lost or contradicted, the total of balances holds, the promoted guest equals the active at the
  * recovery checkpoint, the promotion came after the kill, and one side owned the guest at a time. After a network
  * partition, the same, and the old active stopped its guest. A link drop shorter than the standby's failure timeout
- * heals: the active reconnects before the kill, and the kill is a failover like any other.
+ * heals: the active reconnects before the kill, and the kill is a failover like any other. A planned switchover,
+ * or a kill, followed by the old host protecting the promoted guest and a kill of that: two failovers, each
+ * verified, the bank once over the whole run.
  */
 class FailoverHarnessTest
 {
@@ -115,6 +117,123 @@ class FailoverHarnessTest
         assertRefused("--link-drop 1000ms:2000ms keeps the link down 2000ms, not shorter than the standby's " +
             "--failure-timeout of 2000ms: the standby would promote", "--link-drop", "1s:2s", "--failure-timeout",
             "2s");
+    }
+
+    @Test
+    void switchoverAndFailbackOptionsThatCannotRunAreRefused() throws Exception
+    {
+        assertRefused("--switchover does not go with --partition-after", "--switchover", "1s", "--partition-after",
+            "2s");
+        assertRefused("--switchover does not go with --link-drop", "--switchover", "2s", "--link-drop",
+            "800ms:100ms", "--failure-timeout", "1s");
+        assertRefused("--kill-after does not go with --switchover: the new active is killed 1000 ms after the old " +
+            "host's standby acknowledged its baseline", "--switchover", "1s", "--kill-after", "3s");
+        assertRefused("--switchover does not go with --failback", "--switchover", "1s", "--failback");
+        assertRefused("--failback does not go with --partition-after", "--failback", "--partition-after", "2s");
+        assertRefused("--switchover must be more than 0", "--switchover", "0ms");
+        // through run() too, before any process starts
+        final IllegalArgumentException withPartition = org.junit.jupiter.api.Assertions.assertThrows(
+            IllegalArgumentException.class, () -> FailoverHarness.run(new FailoverHarness.Options(16L << 20,
+                Workload.parse("hotset"), 10, -1, 7, 100_000, 128, false, FailoverHarness.Options.MID_EPOCH, "fixed",
+                2000, FailoverHarness.Options.FILE_ARBITER, 1000, null, 1500, false), dir, System.out));
+        assertTrue(withPartition.getMessage().contains("--switchover does not go with --partition-after"),
+            withPartition.getMessage());
+        try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(dir))
+        {
+            assertEquals(List.of(), files.toList(), "nothing started");
+        }
+    }
+
+    /**
+     * A planned switchover, then the failback: the active hands the guest over at an acknowledged checkpoint, the
+     * standby promotes on its word (not a false takeover: the promotion is expected then) and resumes from that very
+     * checkpoint, digest-equal; the old host restarts as the new active's standby, which is killed once protected;
+     * the restarted standby takes the guest back. Nothing the client saw is lost, one owner at a time.
+     */
+    @Test
+    void aSwitchoverThenAKillOfTheNewActiveAreTwoVerifiedFailovers() throws Exception
+    {
+        final ByteArrayOutputStream output = new ByteArrayOutputStream();
+        final FailoverHarness.Report report = FailoverHarness.run(twoHandoverOptions(1500, false), dir,
+            new PrintStream(output, true, StandardCharsets.UTF_8));
+        final String text = output.toString(StandardCharsets.UTF_8);
+        assertTrue(report.verified(), report.failures() + "\n" + text);
+        assertEquals("switchover", report.scenario());
+        assertEquals(2, report.failovers(), text);
+        assertEquals(List.of("switchover", "kill"), report.handovers().stream()
+            .map(FailoverHarness.HandoverFigures::kind).toList());
+        final FailoverHarness.HandoverFigures switchover = report.handovers().get(0);
+        // handed over at an acknowledged checkpoint: nothing the client saw came after it
+        assertEquals(switchover.lastAckedEpoch(), switchover.recoveryEpoch(), text);
+        assertEquals(List.of(2L, 3L), report.handovers().stream().map(FailoverHarness.HandoverFigures::generation)
+            .toList(), text);
+        assertTrue(report.switchoverPauseMs() > 0, text);
+        assertFalse(report.falseTakeover(), text);
+        assertEquals(1, report.ownersMax(), text);
+        assertEquals(0, report.lostTransfers());
+        assertTwoHandoversTimed(report, text);
+        final String json = report.toJson();
+        for (final String field : List.of("\"scenario\": \"switchover\",", "\"failovers\": 2,",
+            "\"switchover_at_ms\": 1500,", "\"kill_after_ms\": null,", "\"handovers\": [{\"kind\": \"switchover\", "))
+        {
+            assertTrue(json.contains(field), field + " in " + json);
+        }
+        assertTrue(Pattern.compile("\"switchover_pause_ms\": [0-9]+\\.[0-9]{3},").matcher(json).find(), json);
+        assertTrue(text.contains("standby promoted: planned switchover"), text);
+    }
+
+    /**
+     * A failback: after the kill, the killed host restarts as a fresh standby and the promoted guest protects itself
+     * onto it (a full baseline, at its generation); then the promoted side is killed and the restarted standby takes
+     * the guest back.
+     */
+    @Test
+    void aFailbackProtectsThePromotedGuestOntoTheRestartedHostAndSurvivesASecondKill() throws Exception
+    {
+        final ByteArrayOutputStream output = new ByteArrayOutputStream();
+        final FailoverHarness.Report report = FailoverHarness.run(twoHandoverOptions(-1, true), dir,
+            new PrintStream(output, true, StandardCharsets.UTF_8));
+        final String text = output.toString(StandardCharsets.UTF_8);
+        assertTrue(report.verified(), report.failures() + "\n" + text);
+        assertEquals("failback", report.scenario());
+        assertEquals(2, report.failovers(), text);
+        assertEquals(List.of("kill", "kill"), report.handovers().stream()
+            .map(FailoverHarness.HandoverFigures::kind).toList());
+        assertEquals(List.of(2L, 3L), report.handovers().stream().map(FailoverHarness.HandoverFigures::generation)
+            .toList(), text);
+        for (final FailoverHarness.HandoverFigures handover : report.handovers())
+        {
+            assertTrue(handover.recoveryEpoch() >= handover.lastAckedEpoch(), handover + "\n" + text);
+        }
+        assertTrue(Double.isNaN(report.switchoverPauseMs()), text);
+        assertFalse(report.falseTakeover(), text);
+        assertEquals(1, report.ownersMax(), text);
+        assertEquals(0, report.lostTransfers());
+        assertTwoHandoversTimed(report, text);
+        final String json = report.toJson();
+        assertTrue(json.contains("\"failovers\": 2,") && json.contains("\"switchover_pause_ms\": null,") &&
+            json.contains("\"kill_after_ms\": 1500,"), json);
+    }
+
+    /**
+     * Two handovers with a small guest: the file arbiter, a digest at every checkpoint (the promoted guest must
+     * equal the active at each recovery point), and a 1 s failure timeout, room for a loaded machine's pauses.
+     */
+    private static FailoverHarness.Options twoHandoverOptions(final long switchoverAtMs, final boolean failback)
+    {
+        return new FailoverHarness.Options(16L << 20, Workload.parse("hotset"), 10, failback ? 1500 : -1, 8, 100_000,
+            128, true, FailoverHarness.Options.MID_EPOCH, "fixed", -1, FailoverHarness.Options.FILE_ARBITER, 1000,
+            null, switchoverAtMs, failback);
+    }
+
+    private static void assertTwoHandoversTimed(final FailoverHarness.Report report, final String text)
+    {
+        assertTimesAddUp(report, text);
+        final FailoverHarness.HandoverFigures first = report.handovers().get(0);
+        assertTrue(first.detectionMs() > 0 && first.promotionMs() >= 0 && first.reconnectMs() >= 0, text);
+        assertEquals(first.recoveryMs(), first.detectionMs() + first.promotionMs() + first.reconnectMs(), 0.01, text);
+        assertTrue(report.handovers().get(1).faultAfterMs() > first.faultAfterMs(), text);
+        assertTrue(report.transfersAfter() > 0, text);
     }
 
     /**
@@ -270,7 +389,8 @@ class FailoverHarnessTest
         assertEquals(120_000, steady.baselineMaxPauseUs());
         assertEquals(7000, steady.outputHoldP50Us());
         final String json = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
-            1, Double.NaN, 10, 900, Map.of(), 1, 0, 100, List.of(), steady, NO_LINK_FIGURES).toJson();
+            1, Double.NaN, 10, 900, Map.of(), 1, 0, 100, List.of(), steady, NO_LINK_FIGURES, 1, Double.NaN,
+            List.of()).toJson();
         assertTrue(json.contains("\"stages\": { \"pause\": {\"p50_us\": 1, \"p99_us\": 2}, "), json);
         assertTrue(json.contains("\"receive\": {\"p50_us\": 5, \"p99_us\": 6} },"), json);
         assertTrue(json.contains("\"commit_p99_us\": 4000,"), json);
@@ -278,7 +398,7 @@ class FailoverHarnessTest
         assertTrue(json.contains("\"baseline_max_pause_us\": 120000,"), json);
         final String empty = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
             1, Double.NaN, 10, 900, Map.of(), 1, 0, Double.NaN, List.of(),
-            FailoverHarness.SteadyState.of(Map.of(), Map.of()), NO_LINK_FIGURES).toJson();
+            FailoverHarness.SteadyState.of(Map.of(), Map.of()), NO_LINK_FIGURES, 1, Double.NaN, List.of()).toJson();
         assertTrue(empty.contains("\"output_hold_p50_us\": null,") && empty.contains("\"stages\": {},") &&
             empty.contains("\"baseline_ms\": null,") && empty.contains("\"checkpoints_per_s\": null,"), empty);
     }

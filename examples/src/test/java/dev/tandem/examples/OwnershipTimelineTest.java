@@ -63,6 +63,47 @@ class OwnershipTimelineTest
             new long[] {10, 30}, new long[] {31, 40})));
     }
 
+    /**
+     * Two handovers: the promoted guest, serving as the active in its turn, owns the guest from its resume to its
+     * last release; the restarted standby's guest from its resume on. A release of the middle one after the last
+     * one resumed is two owners, named.
+     */
+    @Test
+    void aChainOfThreeLivesCountsTheMiddleOneUntilItsLastRelease()
+    {
+        final OwnershipTimeline.Records first = OwnershipTimeline.Records.parse(List.of(
+            "release " + T + " " + (T + 900) + " 12", "stopped " + (T + 1_000) + " guest-stopped"));
+        final OwnershipTimeline.Records middle = OwnershipTimeline.Records.parse(List.of("decided " + (T + 1_100),
+            "resumed " + (T + 2_000), "release " + (T + 2_100) + " " + (T + 500_000) + " 40"));
+        final OwnershipTimeline.Records last = OwnershipTimeline.Records.parse(List.of("decided " + (T + 800_000),
+            "resumed " + (T + 900_000)));
+        final List<OwnershipTimeline.Life> lives = List.of(new OwnershipTimeline.Life("the old active", first),
+            new OwnershipTimeline.Life("the promoted guest", middle), new OwnershipTimeline.Life("the restarted " +
+            "standby's guest", last));
+        assertEquals(1, OwnershipTimeline.ownersMax(lives).owners(), OwnershipTimeline.ownersMax(lives).overlap());
+
+        final OwnershipTimeline.Records late = OwnershipTimeline.Records.parse(List.of("resumed " + (T + 400_000)));
+        final OwnershipTimeline.Ownership overlap = OwnershipTimeline.ownersMax(List.of(lives.get(0), lives.get(1),
+            new OwnershipTimeline.Life("the restarted standby's guest", late)));
+        assertEquals(2, overlap.owners());
+        assertTrue(overlap.overlap().startsWith("the promoted guest let output leave until ") &&
+            overlap.overlap().contains("100.000 ms after the restarted standby's guest resumed"), overlap.overlap());
+    }
+
+    /**
+     * A planned switchover's promotion is expected: decided after the harness asked for it, it is no false takeover;
+     * decided before the request, it is one, like any promotion before its fault.
+     */
+    @Test
+    void thePlannedPromotionAfterTheSwitchoverRequestIsNoFalseTakeover()
+    {
+        final OwnershipTimeline.Records planned = OwnershipTimeline.Records.parse(List.of(
+            "decided " + (T + 30_000), "resumed " + (T + 250_000)));
+        assertNull(FailoverHarness.classifyTakeover(T, "switchover", false, planned));
+        final String early = FailoverHarness.classifyTakeover(T + 40_000, "switchover", false, planned);
+        assertTrue(early != null && early.contains("10.000 ms before the switchover"), early);
+    }
+
     @Test
     void tornAndUnknownLinesAreSkipped()
     {

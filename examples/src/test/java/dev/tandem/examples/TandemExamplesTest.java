@@ -50,6 +50,13 @@ class TandemExamplesTest
         "--link-drop 1s:200ms                        | --failure-timeout of 200ms: the standby would promote | failover",
         "--link-drop 1s:1s --failure-timeout 800ms   | --failure-timeout of 800ms: the standby would promote | failover",
         "--failure-timeout 10ms                      | --failure-timeout must be from 60ms                   | failover",
+        "--switchover 0                              | --switchover must be more than 0                      | failover",
+        "--switchover soon                           | '--switchover': time 'soon'                           | failover",
+        "--switchover 1s --partition-after 2s        | --switchover does not go with --partition-after       | failover",
+        "--switchover 1s --link-drop 500ms:100ms     | --switchover does not go with --link-drop             | failover",
+        "--switchover 1s --kill-after 3s             | --kill-after does not go with --switchover            | failover",
+        "--switchover 1s --failback                  | --switchover does not go with --failback              | failover",
+        "--failback --partition-after 2s             | --failback does not go with --partition-after         | failover",
         "--no-such-option                            | Unknown option: '--no-such-option'                    | failover",
         "demo --duration 0                           | --duration must be whole seconds from 1s              | demo",
         "demo --duration 1500ms                      | --duration must be whole seconds from 1s              | demo",
@@ -111,6 +118,7 @@ class TandemExamplesTest
         assertTrue(failover.out.contains("--partition-after") && failover.out.contains("--keep"), failover.out);
         assertTrue(failover.out.contains("--link-drop=AT:FOR") && failover.out.contains("--failure-timeout=TIME"),
             failover.out);
+        assertTrue(failover.out.contains("--switchover=AT") && failover.out.contains("--failback"), failover.out);
         final Run top = run("--help");
         assertTrue(top.out.contains("failover") && top.out.contains("simulate") && top.out.contains("Exit codes:"),
             top.out);

@@ -31,7 +31,7 @@ public final class BankClient
     private final SplittableRandom random;
     private final PrintStream log;
     private final int replyTimeoutMs;
-    private long stopIssuingMillis = Long.MAX_VALUE;
+    private volatile long stopIssuingMillis = Long.MAX_VALUE;
     private long limit;
 
     /**
@@ -85,7 +85,8 @@ public final class BankClient
      */
     public long run(final long stopIssuingMillis, final long deadlineMillis) throws InterruptedException
     {
-        this.stopIssuingMillis = stopIssuingMillis;
+        // an earlier stopIssuing() stands
+        this.stopIssuingMillis = Math.min(this.stopIssuingMillis, stopIssuingMillis);
         final long[][] requests = new long[transfers + 1][];
         for (int seq = 1; seq <= transfers; seq++)
         {
@@ -135,6 +136,15 @@ public final class BankClient
         }
         log.println(answered == limit ? "done " + answered : "incomplete " + answered + " of " + limit);
         return answered;
+    }
+
+    /**
+     * Starts no new transfer from now on; those in flight finish. Callable from any thread, also before
+     * {@link #run}.
+     */
+    public void stopIssuing()
+    {
+        stopIssuingMillis = Math.min(stopIssuingMillis, System.currentTimeMillis());
     }
 
     private long exchange(final Socket socket, final long[][] requests, final long answeredBefore,
