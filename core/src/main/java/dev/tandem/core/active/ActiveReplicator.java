@@ -895,6 +895,11 @@ public final class ActiveReplicator implements AutoCloseable
     {
         synchronized (this)
         {
+            if (!ownership.hasArbiter())
+            {
+                throw new IllegalStateException("a switchover of VM " + adapter.vmId() + " needs a promotionArbiter: " +
+                    "without one, a lost answer would leave the guest running on both hosts");
+            }
             if (state != ProtectionState.PROTECTED || closing || switchoverAsked)
             {
                 throw new IllegalStateException("a switchover needs a PROTECTED active with no switchover under way; " +
@@ -908,27 +913,45 @@ public final class ActiveReplicator implements AutoCloseable
         long epoch;
         while ((epoch = scheduler.heldEpoch()) == 0 || lastAckedEpoch < epoch)
         {
-            if (!protecting || clock.nanoTime() > ackDeadline || Thread.currentThread().isInterrupted())
+            if (!protecting || clock.nanoTime() > ackDeadline)
             {
                 abandonSwitchover();
-                if (Thread.interrupted())
-                {
-                    throw new InterruptedException("switchover of VM " + adapter.vmId() + " interrupted");
-                }
                 throw new IllegalStateException("switchover of VM " + adapter.vmId() + " abandoned: " +
                     (protecting ? "the last checkpoint was not acknowledged within " + timeout.toMillis() + " ms" :
                     "protection was lost (" + state + ")") + "; the guest runs on here");
             }
-            Thread.sleep(1);
+            try
+            {
+                Thread.sleep(1);
+            }
+            catch (final InterruptedException ex)
+            {
+                // the standby was not asked yet: the guest runs on here
+                abandonSwitchover();
+                throw ex;
+            }
         }
         final long pausedAt = scheduler.heldSinceNs();
         LOG.info("VM {}: planned switchover: the guest is paused at acknowledged epoch {}; asking the standby to take " +
             "over", adapter.vmId(), epoch);
         switchoverEpoch = epoch;
         final long answerDeadline = clock.nanoTime() + timeout.toNanos();
-        while (state != ProtectionState.FENCED && clock.nanoTime() < answerDeadline)
+        boolean interrupted = false;
+        while (state != ProtectionState.FENCED && clock.nanoTime() < answerDeadline && !interrupted)
         {
-            Thread.sleep(1);
+            try
+            {
+                Thread.sleep(1);
+            }
+            catch (final InterruptedException ex)
+            {
+                // the standby may be taking over: ownership is settled below, then the interrupt is passed on
+                interrupted = true;
+            }
+        }
+        if (interrupted)
+        {
+            Thread.currentThread().interrupt();
         }
         if (state == ProtectionState.FENCED)
         {
@@ -976,15 +999,22 @@ public final class ActiveReplicator implements AutoCloseable
             ", the guest runs on here and protection reconnects");
     }
 
+    /**
+     * Gives up a switchover: the scheduler, the only thread that pauses and resumes the guest, resumes it if it
+     * holds it (unless this side was fenced meanwhile), and checkpoints go on.
+     */
     private void abandonSwitchover()
     {
-        final boolean held = scheduler.heldEpoch() != 0;
+        switchoverEpoch = 0;
         scheduler.releaseHold();
-        switchoverAsked = false;
-        if (held && !fenceRequested)
+        final long deadline = ctx.nanoClock().nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        // stepped by the caller (an invoker), nobody else runs the scheduler's duty cycle: its next step resumes
+        while (schedulerInvoker == null && scheduler.releasePending() && !fenceRequested && !closed &&
+            ctx.nanoClock().nanoTime() < deadline)
         {
-            adapter.vcpus().resume();
+            Thread.onSpinWait();
         }
+        switchoverAsked = false;
     }
 
     /**
@@ -1228,6 +1258,8 @@ public final class ActiveReplicator implements AutoCloseable
         failure = error;
         linkLostNs = ctx.nanoClock().nanoTime();
         nextArbiterAttemptNs = linkLostNs;
+        // a switchover under way is not asked again of a reconnected session
+        switchoverEpoch = 0;
         if (unprotectedSinceNs == 0 && baselineAckedNs != 0)
         {
             unprotectedSinceNs = linkLostNs;
@@ -1261,14 +1293,7 @@ public final class ActiveReplicator implements AutoCloseable
                 "to {} for up to {} ms{}", adapter.vmId(), error.toString(), ctx.standbyEndpoint(),
                 ctx.reconnectWindowNs() / 1_000_000, ownership.hasArbiter() ? " (claiming generation " +
                 (generation + 1) + " after " + claimDelayNs / 1_000_000 + " ms unless the standby has)" : "");
-            nextReconnectAttemptNs = linkLostNs;
-            reconnectBackoffMs = RECONNECT_FIRST_BACKOFF_MS;
-            if (senderInvoker == null)
-            {
-                reconnectThread = new Thread(this::reconnect, "tandem-reconnect-" + adapter.vmId());
-                reconnectThread.setDaemon(true);
-                reconnectThread.start();
-            }
+            startReconnecting();
         }
         else if (ownership.hasArbiter())
         {
@@ -1277,6 +1302,21 @@ public final class ActiveReplicator implements AutoCloseable
                 generation + 1, claimDelayNs / 1_000_000);
         }
         return true;
+    }
+
+    /**
+     * Starts the attempts: a thread of their own, or (stepped by the caller) the sender's duty cycle.
+     */
+    private synchronized void startReconnecting()
+    {
+        nextReconnectAttemptNs = ctx.nanoClock().nanoTime();
+        reconnectBackoffMs = RECONNECT_FIRST_BACKOFF_MS;
+        if (senderInvoker == null)
+        {
+            reconnectThread = new Thread(this::reconnect, "tandem-reconnect-" + adapter.vmId());
+            reconnectThread.setDaemon(true);
+            reconnectThread.start();
+        }
     }
 
     /**
@@ -1374,7 +1414,7 @@ public final class ActiveReplicator implements AutoCloseable
             {
                 if (state == ProtectionState.RECONNECTING && !closing)
                 {
-                    pendingSession = new Session(attempt, welcome, first);
+                    pendingSession = new Session(attempt, welcome, first, serving);
                     return false;
                 }
             }
@@ -1404,8 +1444,9 @@ public final class ActiveReplicator implements AutoCloseable
     private List<Handshake.Checkpoint> history()
     {
         final List<Handshake.Checkpoint> history = new ArrayList<>();
-        for (long epoch = Math.max(1, lastAckedEpoch); epoch <= sentThroughEpoch &&
-            history.size() < Handshake.MAX_HISTORY; epoch++)
+        // newest first: with more epochs in flight than a HELLO carries, the standby most likely holds a late one
+        for (long epoch = sentThroughEpoch; epoch >= Math.max(1, lastAckedEpoch) &&
+            history.size() < Handshake.MAX_HISTORY; epoch--)
         {
             final int slot = (int)(epoch & checkpointTimesMask);
             if (fingerprintEpochs.get(slot) == epoch)
@@ -1413,13 +1454,14 @@ public final class ActiveReplicator implements AutoCloseable
                 history.add(new Handshake.Checkpoint(epoch, fingerprints.get(slot)));
             }
         }
+        java.util.Collections.reverse(history);
         return history;
     }
 
     /**
      * A session the reconnect thread opened.
      */
-    private record Session(Connection connection, Handshake.Welcome welcome, long firstEpoch)
+    private record Session(Connection connection, Handshake.Welcome welcome, long firstEpoch, long generation)
     {
     }
 
@@ -1481,9 +1523,17 @@ public final class ActiveReplicator implements AutoCloseable
         final Handshake.Welcome welcome = session.welcome();
         synchronized (this)
         {
-            if (state != ProtectionState.RECONNECTING || closing)
+            if (state != ProtectionState.RECONNECTING || closing || closed)
             {
                 session.connection().close();
+                return 1;
+            }
+            if (ownership.generation() != session.generation())
+            {
+                // this side won a generation while the handshake ran: a session opened at the old one would be
+                // refused frame by frame; a new handshake carries the new one
+                session.connection().close();
+                startReconnecting();
                 return 1;
             }
             ownership.adopt(welcome.generation());
@@ -1517,7 +1567,7 @@ public final class ActiveReplicator implements AutoCloseable
                     "the standby's epoch " + welcome.recoveryEpoch() + " is not one of this active's checkpoints " +
                     "(another history, or acknowledged epochs it no longer holds)");
             }
-            scheduler.requestResync(welcome.recoveryEpoch(), welcome.resync());
+            scheduler.requestResync(welcome.recoveryEpoch(), welcome.resync(), session.firstEpoch());
             failure = null;
             state(ProtectionState.SYNCING);
             protecting = true;
@@ -1622,9 +1672,15 @@ public final class ActiveReplicator implements AutoCloseable
     /**
      * The scheduler opened a reconnected session's first epoch over {@code pages} pages.
      */
-    void resyncOpened(final long epoch, final long pages)
+    void resyncOpened(final long epoch, final long pages, final boolean whole)
     {
         lastResyncPages = pages;
+        if (whole && lastResync != null && lastResync.startsWith("quick"))
+        {
+            quickResyncs--;
+            lastResync = "whole memory: the standby holds an epoch from before this side's last whole baseline, " +
+                "which it has not acknowledged; " + lastResync;
+        }
         LOG.info("VM {}: session resumes at epoch {}: {} pages to send{}", adapter.vmId(), epoch, pages,
             pages == adapter.memory().pageCount() ? " (every page)" : "");
     }
@@ -1767,6 +1823,11 @@ public final class ActiveReplicator implements AutoCloseable
             return;
         }
         fenceReason = why;
+        if (pendingSession != null)
+        {
+            pendingSession.connection().close();
+            pendingSession = null;
+        }
         state(ProtectionState.FENCED);
         fenceRequested = true;
         protecting = false;

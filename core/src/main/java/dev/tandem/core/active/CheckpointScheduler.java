@@ -78,8 +78,11 @@ final class CheckpointScheduler implements Agent
     /** The guest is paused for the switchover: no checkpoint may pause and resume it. */
     private volatile long heldEpoch;
     private volatile long heldSinceNs;
+    /** The switchover's caller gave up: the scheduler (the only thread that pauses and resumes) lets go. */
+    private volatile boolean releaseRequested;
     private long resyncRecoveryEpoch;
     private boolean resyncQuick;
+    private long resyncFirstEpoch;
     private final SingleWriterRecorder pauseRecorder;
 
     private long nextEpoch;
@@ -187,6 +190,19 @@ final class CheckpointScheduler implements Agent
             fenced = true;
             replicator.stopGuest();
             return 1;
+        }
+        if (releaseRequested)
+        {
+            // the SPI's pause and resume alternate on this thread only: the abandoned switchover's resume is here
+            releaseRequested = false;
+            holdRequested = false;
+            if (heldEpoch != 0)
+            {
+                heldEpoch = 0;
+                nextCheckpointNs = clock.nanoTime() + periodNs;
+                vcpus.resume();
+                return 1;
+            }
         }
         if (!replicator.isProtecting() || replicator.isClosing() || heldEpoch != 0)
         {
@@ -505,11 +521,13 @@ final class CheckpointScheduler implements Agent
      *
      * @param recoveryEpoch the standby's recovery point.
      * @param quick         true for a quick resync.
+     * @param firstEpoch    the session's first epoch, as its HELLO named it.
      */
-    void requestResync(final long recoveryEpoch, final boolean quick)
+    void requestResync(final long recoveryEpoch, final boolean quick, final long firstEpoch)
     {
         resyncRecoveryEpoch = recoveryEpoch;
         resyncQuick = quick;
+        resyncFirstEpoch = firstEpoch;
         resyncRequested = true;
     }
 
@@ -538,20 +556,20 @@ final class CheckpointScheduler implements Agent
     }
 
     /**
-     * The switchover was abandoned and its caller resumed the guest: checkpoints go on.
+     * The switchover was abandoned: this thread's next duty cycle resumes the guest if it holds it paused (or drops
+     * the request for a hold not yet taken), and checkpoints go on.
      */
     void releaseHold()
     {
-        holdRequested = false;
-        heldEpoch = 0;
+        releaseRequested = true;
     }
 
     /**
-     * @return the epoch the next checkpoint takes (the next session's first epoch while none runs).
+     * @return true until the scheduler has acted on {@link #releaseHold()}.
      */
-    long nextEpoch()
+    boolean releasePending()
     {
-        return nextEpoch;
+        return releaseRequested;
     }
 
     /**
@@ -570,6 +588,15 @@ final class CheckpointScheduler implements Agent
         {
             // the sender frees the lost session's areas as it drains the stream up to this session's opening
             return 0;
+        }
+        resyncRequested = false;
+        if (nextEpoch != resyncFirstEpoch)
+        {
+            // a checkpoint begun before the loss ended after the reconnect named its first epoch: this session
+            // cannot start where its HELLO said; a new handshake names the right one
+            replicator.fail(new java.io.IOException("checkpoint " + (nextEpoch - 1) + " completed after the " +
+                "reconnect named epoch " + resyncFirstEpoch + " as the session's first; reconnecting again"));
+            return 1;
         }
         if (dirtyStale)
         {
@@ -624,9 +651,8 @@ final class CheckpointScheduler implements Agent
         baselinePagesCopied = 0;
         roundPagesLeft = dirty.cardinality();
         previousRoundPages = Math.max(1, roundPagesLeft);
-        replicator.resyncOpened(nextEpoch, roundPagesLeft);
+        replicator.resyncOpened(nextEpoch, roundPagesLeft, whole);
         replicator.baselineProgress(baselineRound, 0, roundPagesLeft, false);
-        resyncRequested = false;
         return 1;
     }
 

@@ -95,9 +95,8 @@ final class CheckpointSender implements Agent
     private final DiskResyncRecord diskRecord;
     /** The fingerprint of the newest epoch sent ({@link Handshake#chain}), from the session's recovery point. */
     private long fingerprint;
-    /** The segment being sent and its next job: a lost link leaves both to be given up before the next session. */
+    /** The segment being sent: a lost link leaves it to be given up before the next session. */
     private StagingArea sendingArea;
-    private int sendingJob;
     /** Since the link was lost: the stream's disk writes are recorded, not sent, until this session's opening. */
     private boolean recordingUntilOpen;
     /** The session resumes the standby's recovery point: its opening copies only the recorded extents. */
@@ -427,7 +426,6 @@ final class CheckpointSender implements Agent
             throw new IllegalStateException("checkpoint " + epoch + " out of order, expected " + streamEpoch);
         }
         sendingArea = area;
-        sendingJob = 0;
         if (area.opensBaseline())
         {
             sendDiskBaseline(epoch);
@@ -448,7 +446,6 @@ final class CheckpointSender implements Agent
             header.putInt(FrameCodec.HEADER_LENGTH + 12, 0);
             epochCrcSum += sendFrame(pagesType, epoch, FrameCodec.PAGES_HEADER, payload);
             encoder.taken(job);
-            sendingJob = job + 1;
             epochFrames++;
             epochPages += count;
             epochEncodeNs += encoder.lastJobNanos();
@@ -515,8 +512,7 @@ final class CheckpointSender implements Agent
         }
         if (quickResync)
         {
-            replicator.resyncDisksWhole("the disk record overflowed: " + diskRecord.size() + " extents held, " +
-                "writes after the standby's recovery point missed");
+            replicator.resyncDisksWhole(diskRecord.whyWhole(resyncRecoveryEpoch));
         }
         diskRecord.wholeCopy(epoch);
         long diskBytesSent = 0;
@@ -617,7 +613,7 @@ final class CheckpointSender implements Agent
     boolean resume(final Connection session, final int sessionVersion, final long sessionGeneration,
         final long firstEpoch, final long recoveryEpoch, final long recoveryFingerprint, final boolean quick)
     {
-        if (!encoder.abandon(sendingJob))
+        if (!encoder.abandon())
         {
             return false;
         }
@@ -626,7 +622,6 @@ final class CheckpointSender implements Agent
             sendingArea.release();
             sendingArea = null;
         }
-        sendingJob = 0;
         connection = session;
         version = sessionVersion;
         generation = sessionGeneration;

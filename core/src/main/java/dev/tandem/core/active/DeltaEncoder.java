@@ -47,6 +47,8 @@ final class DeltaEncoder implements AutoCloseable
     private final int[] jobPageCount;
     private final int[] jobOwner;
     private int jobCount;
+    /** Jobs of the current segment the sender has taken (in order). */
+    private int takenJobs;
     private StagingArea area;
     private long segment;
 
@@ -195,6 +197,7 @@ final class DeltaEncoder implements AutoCloseable
             }
         }
         jobCount = jobs;
+        takenJobs = 0;
         segment++;
         if (pooled)
         {
@@ -257,16 +260,16 @@ final class DeltaEncoder implements AutoCloseable
      * waits for its owner, as {@link #payload} does), so the next {@link #plan} does not wait for ever; what they
      * encoded went into their caches as the last version sent, and the resync that follows sends those pages again.
      *
-     * @param fromJob the first job not taken.
      * @return false if a worker failed (the encoder cannot go on).
      */
-    boolean abandon(final int fromJob)
+    boolean abandon()
     {
         if (!pooled || area == null)
         {
             return true;
         }
-        for (int job = fromJob; job < jobCount; job++)
+        // from its own count, not the sender's: a link lost before the next plan leaves the last one all taken
+        for (int job = takenJobs; job < jobCount; job++)
         {
             final Worker worker = pool[jobOwner[job]];
             while (worker.produced.get() == worker.taken)
@@ -287,6 +290,7 @@ final class DeltaEncoder implements AutoCloseable
      */
     void taken(final int job)
     {
+        takenJobs = job + 1;
         if (pooled)
         {
             final Worker worker = pool[jobOwner[job]];

@@ -16,6 +16,7 @@ final class DiskResyncRecord
 {
     /** The epoch of writes made while no session ran: newer than any epoch. */
     static final long SINCE_LOSS = Long.MAX_VALUE;
+    private static final int PIECE_BYTES = 1 << 30;
 
     private final long[] epochs;
     private final int[] disks;
@@ -26,6 +27,8 @@ final class DiskResyncRecord
     private long tail;
     /** Writes up to this epoch were not recorded (the ring was full); 0 if none was missed. */
     private long missedThroughEpoch;
+    /** The disks were copied whole in {@link #missedThroughEpoch}, rather than writes missed. */
+    private boolean wholeCopyPending;
 
     /**
      * @param capacity extents the record holds at most.
@@ -52,6 +55,7 @@ final class DiskResyncRecord
         if (tail - head == capacity)
         {
             missedThroughEpoch = Math.max(missedThroughEpoch, epoch);
+            wholeCopyPending = false;
             return;
         }
         final int i = (int)(tail % capacity);
@@ -76,6 +80,7 @@ final class DiskResyncRecord
         if (missedThroughEpoch != 0 && missedThroughEpoch <= epoch)
         {
             missedThroughEpoch = 0;
+            wholeCopyPending = false;
         }
     }
 
@@ -86,6 +91,17 @@ final class DiskResyncRecord
     boolean overflowed(final long recoveryEpoch)
     {
         return missedThroughEpoch > recoveryEpoch;
+    }
+
+    /**
+     * @param recoveryEpoch the standby's recovery point.
+     * @return why the disks must be copied whole, if {@link #overflowed} says so.
+     */
+    String whyWhole(final long recoveryEpoch)
+    {
+        return wholeCopyPending ? "the disks' whole copy of epoch " + missedThroughEpoch + " is not acknowledged yet" :
+            "the record of " + capacity + " extents overflowed: writes up to epoch " + missedThroughEpoch +
+            " after the standby's recovery point " + recoveryEpoch + " were not recorded";
     }
 
     /**
@@ -137,11 +153,10 @@ final class DiskResyncRecord
         final long[][] result = Arrays.copyOf(sorted, merged);
         for (final long[] extent : result)
         {
-            // an extent merged past an int's range is recorded in pieces
-            for (long done = 0; done < extent[2]; done += Integer.MAX_VALUE / 2)
+            // an extent merged past an int's range is recorded in pieces of 1 GiB (a multiple of any block size)
+            for (long done = 0; done < extent[2]; done += PIECE_BYTES)
             {
-                record(resyncEpoch, (int)extent[0], extent[1] + done, (int)Math.min(Integer.MAX_VALUE / 2,
-                    extent[2] - done));
+                record(resyncEpoch, (int)extent[0], extent[1] + done, (int)Math.min(PIECE_BYTES, extent[2] - done));
             }
         }
         return result;
@@ -158,5 +173,6 @@ final class DiskResyncRecord
         head = 0;
         tail = 0;
         missedThroughEpoch = resyncEpoch;
+        wholeCopyPending = true;
     }
 }

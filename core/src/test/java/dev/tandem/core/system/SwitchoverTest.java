@@ -86,6 +86,9 @@ class SwitchoverTest
                 assertEquals(onWire, fixture.vmm.framesOnWire(), "nothing leaves the stopped copy");
                 assertEquals(offered, fixture.vmm.txFrames(), "the stopped copy makes nothing");
                 assertTrue(switchover.stopNs() > 0);
+                final IllegalStateException again = assertThrows(IllegalStateException.class,
+                    () -> fixture.active.switchover(Duration.ofSeconds(1)));
+                assertTrue(again.getMessage().contains("needs a PROTECTED active"), again.getMessage());
                 System.out.printf("switchover at epoch %d: guest stopped %.1f ms until the standby owned it (pause p99 " +
                     "of a checkpoint %.1f ms)%n", switchover.epoch(), switchover.stopNs() / 1e6,
                     fixture.active.status().pauseP99Ns() / 1e6);
@@ -98,16 +101,62 @@ class SwitchoverTest
     }
 
     @Test
-    void aSwitchoverNeedsAProtectedActive() throws Exception
+    void aSwitchoverNeedsAnArbiter() throws Exception
     {
         try (ReplicationFixture fixture = new ReplicationFixture(guest("idle-disk.img"), new TcpTransport(),
             "127.0.0.1:0", dir.resolve("idle-standby"), false, (ctx, standby) -> { }))
         {
             fixture.awaitCommits(3, Duration.ofSeconds(60));
-            fixture.active.close();
             final IllegalStateException refused = assertThrows(IllegalStateException.class,
                 () -> fixture.active.switchover(Duration.ofSeconds(1)));
-            assertTrue(refused.getMessage().contains("needs a PROTECTED active"), refused.getMessage());
+            assertTrue(refused.getMessage().contains("needs a promotionArbiter"), refused.getMessage());
+            assertEquals(ProtectionState.PROTECTED, fixture.active.status().state(), "nothing was paused or dropped");
+        }
+    }
+
+    /**
+     * A standby that cannot take over (it has no ReplicaTarget, so it refuses to promote) leaves the switchover
+     * unanswered: the active claims the next generation itself, resumes the guest, and protection reconnects to the
+     * same standby at that generation; the standby stays exact.
+     */
+    @Test
+    void aSwitchoverTheStandbyCannotTakeIsAbandonedAndTheGuestRunsOn() throws Exception
+    {
+        final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
+        try (ReplicationFixture fixture = new ReplicationFixture(guest("kept-disk.img"), new TcpTransport(),
+            "127.0.0.1:0", dir.resolve("kept-standby"), true,
+            (ctx, standby) -> ctx.promotionArbiter(arbiter).checkpointPeriodNs(Duration.ofMillis(5).toNanos()),
+            standbyCtx -> standbyCtx.promotionArbiter(arbiter).failureTimeoutNs(Duration.ofSeconds(5).toNanos())))
+        {
+            fixture.awaitCommits(20, Duration.ofSeconds(60));
+            final IllegalStateException abandoned = assertThrows(IllegalStateException.class,
+                () -> fixture.active.switchover(Duration.ofSeconds(2)));
+            assertTrue(abandoned.getMessage().contains("this side won generation 2"), abandoned.getMessage());
+            assertTrue(fixture.standby.promotion() == null, "the standby did not take over");
+            // the guest runs again here (the scheduler resumed it) and protection comes back at generation 2
+            final long writes = fixture.vmm.pageWrites();
+            final long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+            while (fixture.active.status().state() != ProtectionState.PROTECTED ||
+                fixture.active.status().reconnect().reconnects() < 1 || fixture.vmm.pageWrites() == writes)
+            {
+                if (System.nanoTime() > deadline)
+                {
+                    fail("protection did not come back: " + fixture.active.status());
+                }
+                Thread.sleep(5);
+            }
+            assertEquals(2, fixture.active.generation());
+            final long epoch = fixture.standby.lastCommittedEpoch();
+            while (fixture.standby.lastCommittedEpoch() < epoch + 10)
+            {
+                if (System.nanoTime() > deadline)
+                {
+                    fail("no commits after the abandoned switchover: " + fixture.standby.status());
+                }
+                Thread.sleep(5);
+            }
+            assertEquals("[]", fixture.mismatches.toString(), "the standby differs from the active");
+            assertEquals(2, arbiter.currentGeneration("switchover"));
         }
     }
 
