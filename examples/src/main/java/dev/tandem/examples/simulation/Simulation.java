@@ -389,9 +389,18 @@ public final class Simulation implements SimNetwork.Hooks
                 {
                     if (error instanceof dev.tandem.core.wire.ProtocolException)
                     {
-                        // a refused frame: expected of a corrupted byte or a replayed connection, a defect otherwise
+                        // a refused frame: expected of a corrupted byte or a replayed connection, or of a reconnect's
+                        // HELLO while the arbiter cannot be asked (the standby must check the generation first), a
+                        // defect otherwise
                         rejectedFrames++;
-                        if (plan.network != FaultPlan.NetworkFault.CORRUPT && !duplicateSent)
+                        final dev.tandem.core.wire.ProtocolException refusal =
+                            (dev.tandem.core.wire.ProtocolException)error;
+                        final boolean arbiterAway =
+                            refusal.fault() == dev.tandem.core.wire.ProtocolException.Fault.REFUSED &&
+                            String.valueOf(refusal.getMessage()).contains("cannot reach its arbiter") &&
+                            (plan.ownership == FaultPlan.OwnershipFault.ARBITER_DOWN ||
+                            plan.ownership == FaultPlan.OwnershipFault.ARBITER_SLOW);
+                        if (plan.network != FaultPlan.NetworkFault.CORRUPT && !duplicateSent && !arbiterAway)
                         {
                             violations.add("the standby refused a frame nobody corrupted: " + error.getMessage());
                         }
