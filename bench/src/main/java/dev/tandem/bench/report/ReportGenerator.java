@@ -89,6 +89,8 @@ public final class ReportGenerator
         include("replication", "Replication throughput against raw loopback TCP (`ReplicationThroughput`)",
             "replication.md", "bench/run.sh replication");
         sweep();
+        include("resync", "Links that heal: bytes resent after a link drop, and a planned switchover's stop " +
+            "(`ResyncMeasurement`)", "resync.md", "bench/run.sh resync");
         section("durable", "Durable commit");
         line("Not measured: this build has no durable standby (no journal is appended or forced per epoch), so " +
             "there is nothing to set beside a raw sequential write+force yet.");

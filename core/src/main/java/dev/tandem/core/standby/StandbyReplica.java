@@ -858,6 +858,13 @@ public final class StandbyReplica implements AutoCloseable
                     reject(ex);
                     return 1;
                 }
+                catch (final IOException ex)
+                {
+                    // an answer (an ack) could not be written: the link is gone, as when a read fails
+                    fail("connection from " + (connection == null ? "the active" : connection.peer()) + " failed: " +
+                        ex.getMessage());
+                    return 1;
+                }
                 if (connection != null && position > 0)
                 {
                     receiveBuffer.putBytes(0, receiveBuffer, position, limit - position);
