@@ -1,5 +1,6 @@
 package dev.tandem.core.system;
 
+import dev.tandem.core.active.ActiveContext;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ProtectionStatus;
 import dev.tandem.core.metrics.ReconnectStatus;
@@ -56,7 +57,14 @@ class ReconnectTest
     private ReplicationFixture protect(final String name, final AtomicReference<LoopbackRelay> relay,
         final int resyncExtents) throws Exception
     {
-        return new ReplicationFixture(guest(name), new TcpTransport(), "127.0.0.1:0", dir.resolve(name), true,
+        return protect(guest(name), name, true, relay, ctx -> ctx.resyncExtents(resyncExtents));
+    }
+
+    private ReplicationFixture protect(final SimulatedVmm.Builder guest, final String name, final boolean digests,
+        final AtomicReference<LoopbackRelay> relay, final java.util.function.Consumer<ActiveContext> more)
+        throws Exception
+    {
+        return new ReplicationFixture(guest, new TcpTransport(), "127.0.0.1:0", dir.resolve(name), digests,
             (ctx, standby) ->
             {
                 try
@@ -69,8 +77,8 @@ class ReconnectTest
                 }
                 ctx.standbyEndpoint(relay.get().endpoint())
                     .standbySilenceTimeoutNs(Duration.ofMillis(300).toNanos())
-                    .reconnectWindowNs(Duration.ofSeconds(20).toNanos())
-                    .resyncExtents(resyncExtents);
+                    .reconnectWindowNs(Duration.ofSeconds(20).toNanos());
+                more.accept(ctx);
             },
             standbyCtx -> standbyCtx.failureTimeoutNs(Duration.ofSeconds(5).toNanos()));
     }
@@ -178,24 +186,10 @@ class ReconnectTest
         final long guestBytes = 1L << 30;
         final AtomicReference<LoopbackRelay> relay = new AtomicReference<>();
         // no digests: hashing 1 GiB in every pause would be the test; the 64 MiB runs above check exactness
-        try (ReplicationFixture fixture = new ReplicationFixture(SimulatedVmm.builder().vmId("resync-1g")
+        try (ReplicationFixture fixture = protect(SimulatedVmm.builder().vmId("resync-1g")
                 .memoryBytes(guestBytes).workload(Workload.HOTSET).hotsetPages(2048).pagesPerMillisecond(50)
                 .disk(dir.resolve("resync-1g-disk.img"), 16L << 20).diskEveryTicks(1).packetEveryTicks(1).seed(7),
-            new TcpTransport(), "127.0.0.1:0", dir.resolve("resync-1g"), false,
-            (ctx, standby) ->
-            {
-                try
-                {
-                    relay.set(LoopbackRelay.to(standby.endpoint()));
-                }
-                catch (final java.io.IOException ex)
-                {
-                    throw new java.io.UncheckedIOException(ex);
-                }
-                ctx.standbyEndpoint(relay.get().endpoint()).checkpointPeriodNs(Duration.ofMillis(10).toNanos())
-                    .standbySilenceTimeoutNs(Duration.ofMillis(300).toNanos());
-            },
-            standbyCtx -> standbyCtx.failureTimeoutNs(Duration.ofSeconds(5).toNanos())))
+            "resync-1g", false, relay, ctx -> ctx.checkpointPeriodNs(Duration.ofMillis(10).toNanos())))
         {
             try
             {
