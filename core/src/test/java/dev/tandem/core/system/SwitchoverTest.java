@@ -107,6 +107,12 @@ class SwitchoverTest
             "127.0.0.1:0", dir.resolve("idle-standby"), false, (ctx, standby) -> { }))
         {
             fixture.awaitCommits(3, Duration.ofSeconds(60));
+            // the standby's commits may run ahead of the acks the active has read: wait for the baseline's
+            final long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+            while (fixture.active.status().state() != ProtectionState.PROTECTED && System.nanoTime() < deadline)
+            {
+                Thread.sleep(1);
+            }
             final IllegalStateException refused = assertThrows(IllegalStateException.class,
                 () -> fixture.active.switchover(Duration.ofSeconds(1)));
             assertTrue(refused.getMessage().contains("needs a promotionArbiter"), refused.getMessage());
