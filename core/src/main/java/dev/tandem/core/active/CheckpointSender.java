@@ -485,12 +485,7 @@ final class CheckpointSender implements Agent
             }
             // the baseline's send (every page and the disks) says nothing about the link under the guest's deltas
             replicator.epochSent(epoch, area.isBaseline() ? 0 : sendNs, area.isBaseline() ? 0 : epochEncodedBytes);
-            epochEncodeNs = 0;
-            epochEncodedBytes = 0;
-            epochPages = 0;
-            epochFrames = 0;
-            epochDiskWrites = 0;
-            epochCrcSum = 0;
+            resetEpochCounts();
             streamEpoch = epoch + 1;
             listener.onDeltaSent(epoch);
         }
@@ -520,6 +515,19 @@ final class CheckpointSender implements Agent
         {
             diskBytesSent = sendDiskRange(epoch, disk, 0, disk.sizeBytes(), diskBytesSent);
         }
+    }
+
+    /**
+     * The counts and sums of the epoch being sent start again: after its end, or with a new session.
+     */
+    private void resetEpochCounts()
+    {
+        epochEncodeNs = 0;
+        epochEncodedBytes = 0;
+        epochPages = 0;
+        epochFrames = 0;
+        epochDiskWrites = 0;
+        epochCrcSum = 0;
     }
 
     /**
@@ -630,12 +638,7 @@ final class CheckpointSender implements Agent
         receiveView.clear();
         streamEpoch = firstEpoch;
         baselineEpoch = firstEpoch;
-        epochCrcSum = 0;
-        epochFrames = 0;
-        epochDiskWrites = 0;
-        epochPages = 0;
-        epochEncodeNs = 0;
-        epochEncodedBytes = 0;
+        resetEpochCounts();
         midFrame = false;
         goodbyeSent = false;
         switchoverSent = false;
