@@ -10,7 +10,6 @@ import dev.tandem.core.metrics.ProcessCounters;
 import dev.tandem.core.metrics.StageLatency;
 import dev.tandem.core.metrics.StandbyCommitEvent;
 import dev.tandem.core.failover.Promotion;
-import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.metrics.FailoverEvent;
 import dev.tandem.core.transport.Connection;
@@ -22,16 +21,12 @@ import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException.Fault;
 import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.FileVirtualDisk;
-import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.OwnerOnlyFiles;
 import dev.tandem.vmm.RecoveryPoint;
-import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
 import org.agrona.CloseHelper;
-import org.agrona.ExpandableDirectByteBuffer;
-import org.agrona.collections.Int2IntHashMap;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.AgentInvoker;
 import org.agrona.concurrent.AgentRunner;
@@ -73,10 +68,7 @@ public final class StandbyReplica implements AutoCloseable
 
     private final StandbyContext ctx;
     private final Transport.Listener listener;
-    private final MemoryReplica memory;
-    private final List<FileVirtualDisk> disks = new ArrayList<>();
-    private final FileVirtualDisk[] disksById;
-    private final ComponentStore components = new ComponentStore();
+    private final RecoveryImage image;
     private final DirectoryLock lock;
     /** Every epoch log, allocated at launch and freed at close, wherever each one is at that moment. */
     private final EpochLog[] logs;
@@ -96,14 +88,6 @@ public final class StandbyReplica implements AutoCloseable
     private final Handshake.Hello expected;
 
     private volatile long lastCommittedEpoch;
-    /**
-     * The newest epoch the applier is done with (applied, and the commit listener called): equal to
-     * {@link #lastCommittedEpoch} when the applier holds no epoch and will get none until the receiver commits
-     * again, so the receiver may then read or hand over the replica.
-     */
-    private volatile long appliedEpoch;
-    /** The epoch the replica's contents are, set by the applier as soon as an epoch is applied. */
-    private volatile long replicaEpoch;
     private volatile boolean closed;
     private volatile boolean connected;
     private final StandbyCounters counters;
@@ -112,7 +96,6 @@ public final class StandbyReplica implements AutoCloseable
     /** The last snapshot, taken while closing: afterwards the counters are freed; guarded by stageLock. */
     private StandbyStatus closedStatus;
     private volatile String lastError;
-    private volatile String torn;
     /** Every arbiter and generation decision of this side. */
     private final Ownership ownership;
     /** The generation of the current session (frames must carry it); moves only up. */
@@ -120,8 +103,6 @@ public final class StandbyReplica implements AutoCloseable
     /** What the standby's ownership is doing, for status(): standby, claiming, promoted, superseded. */
     private volatile String ownershipState = "standby";
     private volatile String promoteRequest;
-    /** True only while the ReplicaTarget resumes the guest: the one moment its memory may be adopted. */
-    private boolean resuming;
     /** Barrier to the epoch's end read (the delta on the wire), after the session's baseline. */
     private final LatencyDistribution receiveStage = new LatencyDistribution();
     /** The applier replaying an epoch into the replica (disk writes, pages, state); recorded by the applier. */
@@ -135,9 +116,8 @@ public final class StandbyReplica implements AutoCloseable
     private volatile boolean inspectionPending;
     /** A baseline has written into the replica directly: it holds no whole epoch until that baseline commits. */
     private volatile boolean baselineInPlace;
-    /** The receiver's and the applier's threads once started (null when stepped by hand): inspect() must not wait
-     * on either from itself. */
-    private final Thread[] dutyThreads = new Thread[2];
+    /** The receiver's thread once started (null when stepped by hand): inspect() must not wait on it from itself. */
+    private volatile Thread receiverThread;
 
     private StandbyReplica(final StandbyContext ctx, final Transport.Listener listener, final DirectoryLock lock)
         throws IOException
@@ -156,27 +136,14 @@ public final class StandbyReplica implements AutoCloseable
             LOG.warn("UNSAFE: standby for VM {} promotes automatically WITHOUT an arbiter; after a network " +
                 "partition the guest can run on both hosts and clients can see contradicting output", ctx.vmId());
         }
-        int maxId = -1;
-        for (final Handshake.Disk disk : ctx.disks())
-        {
-            maxId = Math.max(maxId, disk.id());
-        }
-        this.disksById = new FileVirtualDisk[maxId + 1];
-        MemoryReplica createdMemory = null;
+        RecoveryImage createdImage = null;
         final EpochLog[] createdLogs = new EpochLog[ctx.epochLogs()];
         StandbyCounters createdCounters = null;
         try
         {
             createdCounters = new StandbyCounters(ctx.countersDirectory(), ctx.vmId());
             createdCounters.generation.setRelease(generation);
-            for (final Handshake.Disk disk : ctx.disks())
-            {
-                final FileVirtualDisk replica = ctx.diskImageOpener().open(
-                    ctx.directory().resolve("disk-" + disk.id() + ".img"), disk);
-                disks.add(replica);
-                disksById[disk.id()] = replica;
-            }
-            createdMemory = new MemoryReplica(ctx.pageSize(), ctx.pageCount());
+            createdImage = new RecoveryImage(ctx, () -> generation);
             // the memory budget is shared: each log holds its part in memory and spills the rest of its epoch
             final int logMemoryBytes = ctx.epochLogMemoryBytes() / createdLogs.length;
             for (int i = 0; i < createdLogs.length; i++)
@@ -187,14 +154,13 @@ public final class StandbyReplica implements AutoCloseable
         }
         catch (final RuntimeException ex)
         {
-            disks.forEach(FileVirtualDisk::close);
-            CloseHelper.quietClose(createdMemory);
+            CloseHelper.quietClose(createdImage);
             CloseHelper.quietCloseAll(createdLogs);
             CloseHelper.quietClose(createdCounters);
             throw ex;
         }
         this.counters = createdCounters;
-        this.memory = createdMemory;
+        this.image = createdImage;
         this.logs = createdLogs;
         // each queue can hold every log, so handing one over never fails
         this.verifiedLogs = new OneToOneConcurrentArrayQueue<>(logs.length);
@@ -204,7 +170,8 @@ public final class StandbyReplica implements AutoCloseable
             freeLogs.offer(log);
         }
         this.receiver = new Receiver();
-        this.applier = new Applier();
+        this.applier = new Applier(ctx, image, verifiedLogs, freeLogs, applyStage, () -> closed,
+            reason -> lastError = reason);
         if (ctx.useAgentInvoker())
         {
             this.runner = null;
@@ -326,7 +293,7 @@ public final class StandbyReplica implements AutoCloseable
      */
     public long appliedEpoch()
     {
-        return appliedEpoch;
+        return applier.appliedEpoch();
     }
 
     /**
@@ -348,7 +315,7 @@ public final class StandbyReplica implements AutoCloseable
         return CommitWait.until(epoch, timeout, () -> lastCommittedEpoch, () ->
         {
             final String ended = closed ? "closed" : promotion != null ? "promoted" :
-                torn != null ? "torn (" + torn + ")" : null;
+                torn() != null ? "torn (" + torn() + ")" : null;
             return ended == null ? null : "standby for VM " + ctx.vmId() + " is " + ended + " with epoch " +
                 lastCommittedEpoch + " committed; epoch " + epoch + " will not commit here";
         });
@@ -397,7 +364,7 @@ public final class StandbyReplica implements AutoCloseable
      */
     public String tornReason()
     {
-        return torn;
+        return torn();
     }
 
     /**
@@ -423,7 +390,7 @@ public final class StandbyReplica implements AutoCloseable
             // the counts are read from the counters a stat of the counters file shows
             return new StandbyStatus(lastCommittedEpoch, connected, counters.commits.get(),
                 counters.framesReceived.get(), counters.bytesReceived.get(), counters.refusals.get(), lastError,
-                generation, ownershipState, ownership.attempts(), ownership.lastError(), stages, appliedEpoch);
+                generation, ownershipState, ownership.attempts(), ownership.lastError(), stages, applier.appliedEpoch());
         }
     }
 
@@ -470,9 +437,9 @@ public final class StandbyReplica implements AutoCloseable
      */
     public <T> T inspect(final java.util.function.Function<RecoveryPoint, T> inspection)
     {
-        if (torn != null)
+        if (torn() != null)
         {
-            throw new IllegalStateException(torn);
+            throw new IllegalStateException(torn());
         }
         if (invoker != null)
         {
@@ -481,10 +448,10 @@ public final class StandbyReplica implements AutoCloseable
                 throw new IllegalStateException(BASELINE_IN_PLACE);
             }
             // the caller steps the receiver and the applier: between steps nothing else runs
-            return inspection.apply(recoveryPoint);
+            return inspection.apply(image.recoveryPoint());
         }
         final Thread caller = Thread.currentThread();
-        if (caller == dutyThreads[0] || caller == dutyThreads[1])
+        if (caller == receiverThread || caller == applier.thread())
         {
             // the receiver runs inspections once the applier caught up: waiting here, on either, waits for ever
             throw new IllegalStateException("inspect() called on the standby's " + caller.getName() + " thread (from " +
@@ -499,7 +466,7 @@ public final class StandbyReplica implements AutoCloseable
             {
                 try
                 {
-                    final String tornReason = torn;
+                    final String tornReason = torn();
                     if (tornReason != null)
                     {
                         result.completeExceptionally(new IllegalStateException(tornReason));
@@ -510,7 +477,7 @@ public final class StandbyReplica implements AutoCloseable
                     }
                     else
                     {
-                        result.complete(inspection.apply(recoveryPoint));
+                        result.complete(inspection.apply(image.recoveryPoint()));
                     }
                 }
                 catch (final RuntimeException ex)
@@ -559,8 +526,7 @@ public final class StandbyReplica implements AutoCloseable
             counters.close();
         }
         listener.close();
-        memory.close();
-        disks.forEach(FileVirtualDisk::close);
+        image.close();
         CloseHelper.quietCloseAll(logs);
         // last: the directory is another standby's to take only once nothing of this one writes to it
         lock.close();
@@ -595,66 +561,6 @@ public final class StandbyReplica implements AutoCloseable
             LOG.warn("standby listener failed", ex);
         }
     }
-
-    private final RecoveryPoint recoveryPoint = new RecoveryPoint()
-    {
-        @Override
-        public String vmId()
-        {
-            return ctx.vmId();
-        }
-
-        @Override
-        public long epoch()
-        {
-            return replicaEpoch;
-        }
-
-        @Override
-        public long generation()
-        {
-            return generation;
-        }
-
-        @Override
-        public GuestMemory memory()
-        {
-            return memory.view();
-        }
-
-        @Override
-        public NativeMemory.Region adoptMemory()
-        {
-            if (!resuming)
-            {
-                throw new IllegalStateException("the replica's memory can be adopted only by the ReplicaTarget " +
-                    "during promotion");
-            }
-            return memory.adopt();
-        }
-
-        @Override
-        public List<ComponentState> components()
-        {
-            return components.states();
-        }
-
-        @Override
-        public List<VirtualDisk> disks()
-        {
-            return List.copyOf(disks);
-        }
-
-        @Override
-        public Path diskImage(final int diskId)
-        {
-            if (diskId < 0 || diskId >= disksById.length || disksById[diskId] == null)
-            {
-                throw new IllegalArgumentException("no disk " + diskId);
-            }
-            return disksById[diskId].path();
-        }
-    };
 
     /**
      * The receive-verify-commit duty cycle: it hands each verified epoch to the applier and acks it at once.
@@ -746,13 +652,13 @@ public final class StandbyReplica implements AutoCloseable
         @Override
         public void onStart()
         {
-            dutyThreads[0] = Thread.currentThread();
+            receiverThread = Thread.currentThread();
         }
 
         @Override
         public int doWork() throws IOException
         {
-            if (inspectionPending && (appliedEpoch == lastCommittedEpoch || torn != null))
+            if (inspectionPending && (applier.appliedEpoch() == lastCommittedEpoch || torn() != null))
             {
                 // the applier has caught up and gets nothing new while this thread inspects
                 runInspections();
@@ -768,7 +674,7 @@ public final class StandbyReplica implements AutoCloseable
             {
                 return work + finishPromotion();
             }
-            if (torn != null && connection != null)
+            if (torn() != null && connection != null)
             {
                 refuseTorn();
                 return work + 1;
@@ -922,7 +828,7 @@ public final class StandbyReplica implements AutoCloseable
                 stall = STALL_NO_LOG;
                 return true;
             }
-            if (type == FrameType.PAGES_ENCODED && appliedEpoch != lastCommittedEpoch &&
+            if (type == FrameType.PAGES_ENCODED && applier.appliedEpoch() != lastCommittedEpoch &&
                 hasXorDelta(decoder.payloadIndex(), decoder.length()))
             {
                 stall = STALL_APPLIER_BEHIND;
@@ -933,7 +839,7 @@ public final class StandbyReplica implements AutoCloseable
 
         private boolean stallEnded()
         {
-            return stall == STALL_NO_LOG ? !freeLogs.isEmpty() : appliedEpoch == lastCommittedEpoch;
+            return stall == STALL_NO_LOG ? !freeLogs.isEmpty() : applier.appliedEpoch() == lastCommittedEpoch;
         }
 
         /**
@@ -969,7 +875,7 @@ public final class StandbyReplica implements AutoCloseable
             final Connection served = connection;
             connection = null;
             drop();
-            refuseAndLinger(served, torn);
+            refuseAndLinger(served, torn());
         }
 
         /**
@@ -1059,14 +965,14 @@ public final class StandbyReplica implements AutoCloseable
                     return startPromotion(report, 0);
                 }
             }
-            if (appliedEpoch != lastCommittedEpoch)
+            if (applier.appliedEpoch() != lastCommittedEpoch)
             {
                 // this host is busy applying (a baseline takes long): as when applying ran on this thread, silence
                 // counts from when the applier caught up; a promotion would wait for it anyway
                 lastFrameNs = clock.nanoTime();
             }
             final long silentNs = clock.nanoTime() - lastFrameNs;
-            if (ctx.autoPromote() && promotable && torn == null && lastCommittedEpoch >= 1 && !goodbye &&
+            if (ctx.autoPromote() && promotable && torn() == null && lastCommittedEpoch >= 1 && !goodbye &&
                 silentNs > ctx.failureTimeoutNs())
             {
                 return startPromotion("no frame from the active for " + silentNs / 1_000_000 + " ms", silentNs);
@@ -1081,9 +987,9 @@ public final class StandbyReplica implements AutoCloseable
         private int startPromotion(final String reason, final long detectionNs)
         {
             LOG.warn("promoting VM {}: {}", ctx.vmId(), reason);
-            if (torn != null || lastCommittedEpoch < 1)
+            if (torn() != null || lastCommittedEpoch < 1)
             {
-                refuse(torn != null ? torn : "no epoch was ever committed: there is no recovery point to resume");
+                refuse(torn() != null ? torn() : "no epoch was ever committed: there is no recovery point to resume");
                 return 1;
             }
             if (!promotable)
@@ -1182,16 +1088,16 @@ public final class StandbyReplica implements AutoCloseable
         private int finishPromotion()
         {
             final long next = generation;
-            if (torn != null)
+            if (torn() != null)
             {
                 // applying an acknowledged epoch failed: the one replica that held it cannot resume it
                 finishingPromotion = false;
                 promotable = false;
                 ownershipState = "owner of generation " + next + " without a guest: the replica is torn";
-                refuse(torn);
+                refuse(torn());
                 return 1;
             }
-            if (appliedEpoch != lastCommittedEpoch)
+            if (applier.appliedEpoch() != lastCommittedEpoch)
             {
                 return 0;
             }
@@ -1206,8 +1112,8 @@ public final class StandbyReplica implements AutoCloseable
             final VmmAdapter guest;
             try
             {
-                resuming = true;
-                guest = ctx.replicaTarget().resume(recoveryPoint);
+                image.resuming(true);
+                guest = ctx.replicaTarget().resume(image.recoveryPoint());
             }
             catch (final RuntimeException ex)
             {
@@ -1218,7 +1124,7 @@ public final class StandbyReplica implements AutoCloseable
             }
             finally
             {
-                resuming = false;
+                image.resuming(false);
             }
             final long promotionNs = clock.nanoTime() - start;
             steps.onStep("resume guest", promotionNs);
@@ -1412,9 +1318,9 @@ public final class StandbyReplica implements AutoCloseable
             final Handshake.Hello hello = Handshake.Hello.decode(receiveBuffer, decoder.payloadIndex(), decoder.length());
             try
             {
-                if (torn != null)
+                if (torn() != null)
                 {
-                    throw new ProtocolException(Fault.REFUSED, torn);
+                    throw new ProtocolException(Fault.REFUSED, torn());
                 }
                 version = hello.accept(expected);
                 final long arbiterGeneration;
@@ -1558,7 +1464,7 @@ public final class StandbyReplica implements AutoCloseable
             for (int i = 0; i < count; i++)
             {
                 offset += codec.decode(firstPage + i, receiveBuffer, crcView, offset, end - offset, decodedBuffer,
-                    decodedView, i * pageSize, memory.view());
+                    decodedView, i * pageSize, image.memory());
             }
             if (offset != end)
             {
@@ -1622,7 +1528,7 @@ public final class StandbyReplica implements AutoCloseable
             if (baselineInPlace())
             {
                 baselineInPlace = true;
-                memory.view().copyIn(firstPage, count, buffer, bufferIndex);
+                image.memory().copyIn(firstPage, count, buffer, bufferIndex);
             }
             else
             {
@@ -1662,9 +1568,9 @@ public final class StandbyReplica implements AutoCloseable
         private void commit(final long epoch, final long crcSum) throws IOException
         {
             final long receivedNs = clock.nanoTime();
-            if (torn != null)
+            if (torn() != null)
             {
-                throw new ProtocolException(Fault.REFUSED, torn);
+                throw new ProtocolException(Fault.REFUSED, torn());
             }
             final EpochLog verified = assembling;
             assembling = null;
@@ -1719,11 +1625,12 @@ public final class StandbyReplica implements AutoCloseable
 
         private FileVirtualDisk disk(final int diskId)
         {
-            if (diskId < 0 || diskId >= disksById.length || disksById[diskId] == null)
+            final FileVirtualDisk disk = image.disk(diskId);
+            if (disk == null)
             {
                 throw new ProtocolException(Fault.BAD_DISK_EXTENT, "unknown disk id " + diskId);
             }
-            return disksById[diskId];
+            return disk;
         }
 
         private void requireLength(final FrameType type, final int length, final int expectedLength)
@@ -1851,147 +1758,14 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
-     * The apply duty cycle: replays each verified epoch, in epoch order, into the memory replica, the disk images and
-     * the component store, one epoch per step, and hands the log back to the receiver.
+     * @return null while the replica holds a whole recovery point; otherwise why it does not (the applier tore it).
      */
-    private final class Applier implements Agent, EpochLog.Visitor
+    private String torn()
     {
-        @Override
-        public String roleName()
-        {
-            return "tandem-standby-applier";
-        }
-
-        @Override
-        public void onStart()
-        {
-            dutyThreads[1] = Thread.currentThread();
-        }
-
-        @Override
-        public int doWork()
-        {
-            final EpochLog log = verifiedLogs.poll();
-            if (log == null)
-            {
-                return 0;
-            }
-            try
-            {
-                apply(log);
-            }
-            finally
-            {
-                try
-                {
-                    log.reset();
-                }
-                catch (final IOException ex)
-                {
-                    // the log is empty for reuse all the same; only its spill file keeps its length
-                    LOG.warn("could not truncate the spill file of an applied epoch: {}", ex.toString());
-                }
-                freeLogs.offer(log);
-            }
-            return 1;
-        }
-
-        private void apply(final EpochLog log)
-        {
-            if (torn != null)
-            {
-                // a torn replica takes nothing more
-                return;
-            }
-            final long startNs = clock.nanoTime();
-            try
-            {
-                log.replay(this);
-            }
-            catch (final IOException | RuntimeException ex)
-            {
-                if (closed)
-                {
-                    // close() interrupted a long apply (a FileChannel write then fails): the standby is going away
-                    // on purpose, its replica was not torn by a fault
-                    LOG.info("standby of VM {} closed while applying epoch {}: {}", ctx.vmId(), log.epoch,
-                        ex.toString());
-                    return;
-                }
-                tear(log.epoch, ex);
-                return;
-            }
-            final long appliedNs = clock.nanoTime();
-            replicaEpoch = log.epoch;
-            if (!log.baseline)
-            {
-                applyStage.recorder().recordValue(clamp(appliedNs - startNs));
-                if (StandbyCommitEvent.enabled())
-                {
-                    final StandbyCommitEvent event = new StandbyCommitEvent();
-                    event.vmId = ctx.vmId();
-                    event.epoch = log.epoch;
-                    event.receiveNs = log.receivedNs - log.barrierNs;
-                    event.applyNs = appliedNs - startNs;
-                    event.commitNs = log.ackedNs < 0 ? -1 : log.ackedNs - log.barrierNs;
-                    event.commit();
-                }
-            }
-            try
-            {
-                ctx.listener().onCommit(log.epoch, recoveryPoint);
-            }
-            catch (final RuntimeException ex)
-            {
-                LOG.warn("standby listener failed at epoch {}", log.epoch, ex);
-            }
-            appliedEpoch = log.epoch;
-        }
-
-        /**
-         * Half applied: the replica no longer holds a whole recovery point. The epoch was already acknowledged, so
-         * the active has released its output as safe: this standby must say so loudly and never be promoted.
-         */
-        private void tear(final long epoch, final Exception ex)
-        {
-            final String reason = "applying epoch " + epoch + " failed (" + ex + "); the replica is torn and holds " +
-                "no whole recovery point: start this standby on an empty directory and re-protect the guest";
-            torn = reason;
-            lastError = reason;
-            LOG.error("STANDBY OF VM {} CAN NO LONGER TAKE OVER: {}. Epoch {} was already acknowledged, so the " +
-                "active released its output as safe: until the guest is protected again, losing the active loses " +
-                "the guest", ctx.vmId(), reason, epoch, ex);
-            try
-            {
-                ctx.listener().onError(new IOException(reason, ex));
-            }
-            catch (final RuntimeException listenerFailure)
-            {
-                LOG.warn("standby listener failed", listenerFailure);
-            }
-        }
-
-        @Override
-        public void onRecord(final int type, final long a, final long b, final UnsafeBuffer buffer,
-            final ByteBuffer data, final int index, final int length) throws IOException
-        {
-            if (type == FrameType.PAGES.code())
-            {
-                memory.view().copyIn(a, (int)b, buffer, index);
-            }
-            else if (type == FrameType.DISK_WRITE.code())
-            {
-                disksById[(int)a].write(b, data);
-            }
-            else if (type == FrameType.COMPONENT.code())
-            {
-                components.put((int)a, (int)b, buffer, index, length);
-            }
-            // DISK_FLUSH: in MEMORY mode the ordering is all a flush asks of the replica
-        }
+        return applier.tornReason();
     }
 
-    private static long clamp(final long ns)
+    static long clamp(final long ns)
     {
         return Math.min(LatencyDistribution.HIGHEST_RECORDED_NS, Math.max(0, ns));
     }
@@ -2016,41 +1790,5 @@ public final class StandbyReplica implements AutoCloseable
      */
     private record Lingering(Connection connection, long deadlineNs)
     {
-    }
-
-    /**
-     * Committed component state by id, in first-seen order; buffers are reused from commit to commit.
-     */
-    private static final class ComponentStore
-    {
-        private final Int2IntHashMap indexById = new Int2IntHashMap(-1);
-        private final List<ExpandableDirectByteBuffer> buffers = new ArrayList<>();
-        private final List<int[]> meta = new ArrayList<>();
-
-        void put(final int id, final int version, final UnsafeBuffer src, final int index, final int length)
-        {
-            int slot = indexById.get(id);
-            if (slot < 0)
-            {
-                slot = buffers.size();
-                indexById.put(id, slot);
-                buffers.add(new ExpandableDirectByteBuffer(Math.max(64, length)));
-                meta.add(new int[] {id, version, 0});
-            }
-            buffers.get(slot).putBytes(0, src, index, length);
-            meta.get(slot)[1] = version;
-            meta.get(slot)[2] = length;
-        }
-
-        List<RecoveryPoint.ComponentState> states()
-        {
-            final List<RecoveryPoint.ComponentState> states = new ArrayList<>(buffers.size());
-            for (int i = 0; i < buffers.size(); i++)
-            {
-                final int[] m = meta.get(i);
-                states.add(new RecoveryPoint.ComponentState(m[0], m[1], new UnsafeBuffer(buffers.get(i), 0, m[2])));
-            }
-            return states;
-        }
     }
 }
