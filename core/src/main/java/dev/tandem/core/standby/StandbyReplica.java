@@ -10,7 +10,6 @@ import dev.tandem.core.metrics.ProcessCounters;
 import dev.tandem.core.metrics.StageLatency;
 import dev.tandem.core.metrics.StandbyCommitEvent;
 import dev.tandem.core.failover.Promotion;
-import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.metrics.FailoverEvent;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.transport.Transport;
@@ -25,7 +24,6 @@ import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.OwnerOnlyFiles;
 import dev.tandem.vmm.RecoveryPoint;
-import dev.tandem.vmm.VmmAdapter;
 import org.agrona.CloseHelper;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.AgentInvoker;
@@ -78,6 +76,8 @@ public final class StandbyReplica implements AutoCloseable
     private final OneToOneConcurrentArrayQueue<EpochLog> freeLogs;
     private final Receiver receiver;
     private final Applier applier;
+    private final FailureDetector detector;
+    private final Promoter promoter;
     /** The receiver's thread, or null when the caller steps it through {@link #invoker}. */
     private final AgentRunner runner;
     private final AgentInvoker invoker;
@@ -101,8 +101,6 @@ public final class StandbyReplica implements AutoCloseable
     /** The generation of the current session (frames must carry it); moves only up. */
     private volatile long generation;
     /** What the standby's ownership is doing, for status(): standby, claiming, promoted, superseded. */
-    private volatile String ownershipState = "standby";
-    private volatile String promoteRequest;
     /** Barrier to the epoch's end read (the delta on the wire), after the session's baseline. */
     private final LatencyDistribution receiveStage = new LatencyDistribution();
     /** The applier replaying an epoch into the replica (disk writes, pages, state); recorded by the applier. */
@@ -110,8 +108,6 @@ public final class StandbyReplica implements AutoCloseable
     /** Barrier read to ack written: what this side adds to the active's commit latency (applying is not in it). */
     private final LatencyDistribution commitStage = new LatencyDistribution();
     private final Object stageLock = new Object();
-    private volatile Promotion promotion;
-    private volatile String promotionRefused;
     private final List<Runnable> pendingInspections = new ArrayList<>();
     private volatile boolean inspectionPending;
     /** A baseline has written into the replica directly: it holds no whole epoch until that baseline commits. */
@@ -172,6 +168,9 @@ public final class StandbyReplica implements AutoCloseable
         this.receiver = new Receiver();
         this.applier = new Applier(ctx, image, verifiedLogs, freeLogs, applyStage, () -> closed,
             reason -> lastError = reason);
+        this.detector = new FailureDetector(clock, ctx.failureTimeoutNs());
+        this.promoter = new Promoter(ctx, ownership, image, applier, detector, counters, () -> lastCommittedEpoch,
+            receiver);
         if (ctx.useAgentInvoker())
         {
             this.runner = null;
@@ -314,7 +313,7 @@ public final class StandbyReplica implements AutoCloseable
     {
         return CommitWait.until(epoch, timeout, () -> lastCommittedEpoch, () ->
         {
-            final String ended = closed ? "closed" : promotion != null ? "promoted" :
+            final String ended = closed ? "closed" : promoter.promotion() != null ? "promoted" :
                 torn() != null ? "torn (" + torn() + ")" : null;
             return ended == null ? null : "standby for VM " + ctx.vmId() + " is " + ended + " with epoch " +
                 lastCommittedEpoch + " committed; epoch " + epoch + " will not commit here";
@@ -332,7 +331,7 @@ public final class StandbyReplica implements AutoCloseable
      */
     public void promote(final String reason)
     {
-        promoteRequest = reason;
+        promoter.request(reason);
     }
 
     /**
@@ -340,7 +339,7 @@ public final class StandbyReplica implements AutoCloseable
      */
     public Promotion promotion()
     {
-        return promotion;
+        return promoter.promotion();
     }
 
     /**
@@ -348,7 +347,7 @@ public final class StandbyReplica implements AutoCloseable
      */
     public String promotionRefused()
     {
-        return promotionRefused;
+        return promoter.refused();
     }
 
     /**
@@ -390,7 +389,7 @@ public final class StandbyReplica implements AutoCloseable
             // the counts are read from the counters a stat of the counters file shows
             return new StandbyStatus(lastCommittedEpoch, connected, counters.commits.get(),
                 counters.framesReceived.get(), counters.bytesReceived.get(), counters.refusals.get(), lastError,
-                generation, ownershipState, ownership.attempts(), ownership.lastError(), stages, applier.appliedEpoch());
+                generation, promoter.ownershipState(), ownership.attempts(), ownership.lastError(), stages, applier.appliedEpoch());
         }
     }
 
@@ -565,7 +564,7 @@ public final class StandbyReplica implements AutoCloseable
     /**
      * The receive-verify-commit duty cycle: it hands each verified epoch to the applier and acks it at once.
      */
-    private final class Receiver implements Agent
+    private final class Receiver implements Agent, Promoter.Session
     {
         private final int bufferBytes = Math.max(4 << 20, 2 * (FrameCodec.HEADER_LENGTH + ctx.maxFramePayload()));
         private final NativeMemory.Region receiveRegion = NativeMemory.allocateDirect(bufferBytes, 4096);
@@ -588,8 +587,6 @@ public final class StandbyReplica implements AutoCloseable
 
         private Connection connection;
         private boolean handshakeDone;
-        /** The active said it stops on purpose (GOODBYE, or it refused this standby): its silence is no failure. */
-        private boolean goodbye;
         /**
          * The recovery point may be promoted: false once a newer session has started (its baseline replaces this
          * history) until that session commits, and after this side was superseded at the arbiter.
@@ -605,17 +602,11 @@ public final class StandbyReplica implements AutoCloseable
         private boolean heardSinceWelcome;
         private long lastSentNs;
         private long nextAcceptCheckNs;
-        private String pendingPromotion;
         /** The handshake already sent its REFUSE: reject() only lingers. */
         private boolean refusalSent;
-        private long pendingDetectionNs;
-        private long pendingStartNs;
-        private long nextClaimNs;
         private final List<Lingering> lingering = new ArrayList<>();
         private final NativeMemory.Region drainRegion = NativeMemory.allocateDirect(64 * 1024, 64);
         private final ByteBuffer drainView = drainRegion.byteBuffer().duplicate();
-        private String failureReport;
-        private long lastFrameNs = clock.nanoTime();
         private int version;
         private boolean barrierSeen;
         private long epochPages;
@@ -637,11 +628,6 @@ public final class StandbyReplica implements AutoCloseable
         private EpochLog assembling;
         /** Why the frame at the start of the receive buffer waits for the applier, or {@link #STALL_NONE}. */
         private int stall = STALL_NONE;
-        /** The claim is won and the session dropped: the promotion waits for the applier to finish, then resumes. */
-        private boolean finishingPromotion;
-        private String promotionReason;
-        private long promotionDetectionNs;
-        private long promotionStartNs;
 
         @Override
         public String roleName()
@@ -666,31 +652,31 @@ public final class StandbyReplica implements AutoCloseable
             publishLatencies(clock.nanoTime());
             // first: a promoted standby still lets the switchover's answer be read before it closes that connection
             int work = lingering.isEmpty() ? 0 : drainLingering();
-            if (promotion != null)
+            if (promoter.promotion() != null)
             {
                 return work;
             }
-            if (finishingPromotion)
+            if (promoter.finishing())
             {
-                return work + finishPromotion();
+                return work + promoter.finish();
             }
             if (torn() != null && connection != null)
             {
                 refuseTorn();
                 return work + 1;
             }
-            if (pendingPromotion != null || promoteRequest != null)
+            if (promoter.claimWanted())
             {
                 // a claim in progress (or an operator's request) is served even while the active streams on
-                work += checkForFailure();
-                if (promotion != null)
+                work += promoter.check();
+                if (promoter.promotion() != null)
                 {
                     return work;
                 }
             }
             if (connection == null)
             {
-                final int promoted = checkForFailure();
+                final int promoted = promoter.check();
                 if (promoted > 0)
                 {
                     return work + promoted;
@@ -735,7 +721,7 @@ public final class StandbyReplica implements AutoCloseable
             if (read > 0 || !receiveView.hasRemaining())
             {
                 // any byte of the active is liveness; a buffer full of unprocessed frames is this side being busy
-                lastFrameNs = clock.nanoTime();
+                detector.heard();
             }
             int frames = 0;
             if (stall == STALL_NONE || stallEnded())
@@ -794,7 +780,7 @@ public final class StandbyReplica implements AutoCloseable
             }
             // judged only after reading: a receiver the OS kept off the CPU must not mistake bytes waiting in its
             // socket for silence of the active
-            return work + frames + (read > 0 ? 1 : 0) + (read == 0 ? checkForFailure() : 0);
+            return work + frames + (read > 0 ? 1 : 0) + (read == 0 ? promoter.check() : 0);
         }
 
         /**
@@ -944,211 +930,59 @@ public final class StandbyReplica implements AutoCloseable
             return work;
         }
 
-        private int checkForFailure()
+        @Override
+        public boolean promotable()
         {
-            if (pendingPromotion != null)
-            {
-                return claimAndPromote();
-            }
-            final String requested = promoteRequest;
-            if (requested != null)
-            {
-                promoteRequest = null;
-                return startPromotion(requested, 0);
-            }
-            if (failureReport != null)
-            {
-                final String report = failureReport;
-                failureReport = null;
-                if (ctx.autoPromote())
-                {
-                    return startPromotion(report, 0);
-                }
-            }
-            if (applier.appliedEpoch() != lastCommittedEpoch)
-            {
-                // this host is busy applying (a baseline takes long): as when applying ran on this thread, silence
-                // counts from when the applier caught up; a promotion would wait for it anyway
-                lastFrameNs = clock.nanoTime();
-            }
-            final long silentNs = clock.nanoTime() - lastFrameNs;
-            if (ctx.autoPromote() && promotable && torn() == null && lastCommittedEpoch >= 1 && !goodbye &&
-                silentNs > ctx.failureTimeoutNs())
-            {
-                return startPromotion("no frame from the active for " + silentNs / 1_000_000 + " ms", silentNs);
-            }
-            return 0;
+            return promotable;
         }
 
-        /**
-         * Decides to promote: checks what can be checked here, then claims at the arbiter before anything else
-         * (the session is not touched until the claim is won).
-         */
-        private int startPromotion(final String reason, final long detectionNs)
+        @Override
+        public void forbidPromotion()
         {
-            LOG.warn("promoting VM {}: {}", ctx.vmId(), reason);
-            if (torn() != null || lastCommittedEpoch < 1)
-            {
-                refuse(torn() != null ? torn() : "no epoch was ever committed: there is no recovery point to resume");
-                return 1;
-            }
-            if (!promotable)
-            {
-                refuse("the recovery point (epoch " + lastCommittedEpoch + ") is of an older session: a newer " +
-                    "session has started its baseline, or a newer generation owns the guest");
-                return 1;
-            }
-            if (ctx.replicaTarget() == null)
-            {
-                refuse("no ReplicaTarget is configured to resume the guest on");
-                return 1;
-            }
-            pendingPromotion = reason;
-            pendingDetectionNs = detectionNs;
-            pendingStartNs = clock.nanoTime();
-            nextClaimNs = pendingStartNs;
-            return claimAndPromote();
+            promotable = false;
         }
 
-        private int claimAndPromote()
+        @Override
+        public long generation()
         {
-            final long now = clock.nanoTime();
-            if (now < nextClaimNs)
-            {
-                return 0;
-            }
-            final long next = generation + 1;
-            final Ownership.Verdict verdict = ownership.claimNext();
-            if (verdict == Ownership.Verdict.UNREACHABLE)
-            {
-                nextClaimNs = now + ownership.retryDelayNs();
-                ownershipState = "claiming generation " + next + ": arbiter unreachable (" +
-                    ownership.unansweredAttempts() + " attempts: " + ownership.lastError() + "), next try in " +
-                    ownership.retryDelayNs() / 1_000_000 + " ms";
-                return 1;
-            }
-            final String reason = pendingPromotion;
-            pendingPromotion = null;
-            if (verdict == Ownership.Verdict.SUPERSEDED)
-            {
-                // another side owns the guest: this history may never be promoted, and this session is over
-                promotable = false;
-                drop();
-                refuse("the arbiter gave generation " + next + " (or a later one) to another side");
-                ownershipState = "superseded by generation " + ownership.supersededBy();
-                return 1;
-            }
-            promote(reason, pendingDetectionNs, pendingStartNs, next);
-            return 1;
+            return generation;
         }
 
-        private void promote(final String reason, final long detectionNs, final long start, final long next)
+        @Override
+        public void generation(final long won)
         {
-            final PromotionListener steps = ctx.promotionListener();
-            steps.onStep("claim generation", clock.nanoTime() - start);
-            if (switchoverAsked && connection != null)
-            {
-                // the active waits, its guest paused, for this answer: it stops its copy for good on it. Sent under
-                // the session's generation (the active refuses any other); the one won is the payload
-                try
-                {
-                    sendBuffer.putLong(FrameCodec.HEADER_LENGTH, next);
-                    sendFrame(FrameType.SWITCHOVER, lastCommittedEpoch, 8);
-                    // closed once the active closes it (or in a second): a close with unread bytes would reset the
-                    // connection, and the reset can overtake the answer
-                    lingering.add(new Lingering(connection, clock.nanoTime() + LINGER_NS));
-                    connection = null;
-                }
-                catch (final IOException ex)
-                {
-                    LOG.warn("could not answer the switchover of {}: {}; it learns of generation {} from the arbiter",
-                        connection.peer(), ex.getMessage(), next);
-                }
-            }
-            generation = next;
-            steps.onStep("persist generation", clock.nanoTime() - start);
-            ownershipState = "promoting at generation " + next;
-            // only now, owning the next generation, does this side let go of the active
-            drop();
-            listener.close();
-            steps.onStep("stop receiving", clock.nanoTime() - start);
-            // drop() discarded the epoch in assembly: nothing after the recovery point survives
-            steps.onStep("discard partial epoch", clock.nanoTime() - start);
-            finishingPromotion = true;
-            promotionReason = reason;
-            promotionDetectionNs = detectionNs;
-            promotionStartNs = start;
-            finishPromotion();
+            generation = won;
         }
 
-        /**
-         * The last part of a promotion, a state of the duty cycle: waits (without blocking) until the applier has
-         * applied every committed epoch, then hands the recovery point to the {@link dev.tandem.vmm.ReplicaTarget}.
-         */
-        private int finishPromotion()
+        @Override
+        public void answerSwitchover(final long won)
         {
-            final long next = generation;
-            if (torn() != null)
+            if (!switchoverAsked || connection == null)
             {
-                // applying an acknowledged epoch failed: the one replica that held it cannot resume it
-                finishingPromotion = false;
-                promotable = false;
-                ownershipState = "owner of generation " + next + " without a guest: the replica is torn";
-                refuse(torn());
-                return 1;
+                return;
             }
-            if (applier.appliedEpoch() != lastCommittedEpoch)
-            {
-                return 0;
-            }
-            finishingPromotion = false;
-            final String reason = promotionReason;
-            final long detectionNs = promotionDetectionNs;
-            final long start = promotionStartNs;
-            final PromotionListener steps = ctx.promotionListener();
-            steps.onStep("finish applying", clock.nanoTime() - start);
-            LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
-                ctx.vmId(), lastCommittedEpoch, next);
-            final VmmAdapter guest;
+            // the active waits, its guest paused, for this answer: it stops its copy for good on it. Sent under the
+            // session's generation (the active refuses any other); the one won is the payload
             try
             {
-                image.resuming(true);
-                guest = ctx.replicaTarget().resume(image.recoveryPoint());
+                sendBuffer.putLong(FrameCodec.HEADER_LENGTH, won);
+                sendFrame(FrameType.SWITCHOVER, lastCommittedEpoch, 8);
+                // closed once the active closes it (or in a second): a close with unread bytes would reset the
+                // connection, and the reset can overtake the answer
+                lingering.add(new Lingering(connection, clock.nanoTime() + LINGER_NS));
+                connection = null;
             }
-            catch (final RuntimeException ex)
+            catch (final IOException ex)
             {
-                promotable = false;
-                ownershipState = "owner of generation " + next + " without a guest: the ReplicaTarget failed";
-                refuse("the ReplicaTarget failed to resume the guest: " + ex);
-                return 1;
+                LOG.warn("could not answer the switchover of {}: {}; it learns of generation {} from the arbiter",
+                    connection.peer(), ex.getMessage(), won);
             }
-            finally
-            {
-                image.resuming(false);
-            }
-            final long promotionNs = clock.nanoTime() - start;
-            steps.onStep("resume guest", promotionNs);
-            final Promotion done = new Promotion(reason, lastCommittedEpoch, next, detectionNs, promotionNs, guest);
-            ownershipState = "promoted at generation " + next;
-            CounterSet.add(counters.promotions, 1);
-            promotion = done;
-            final FailoverEvent event = new FailoverEvent();
-            event.vmId = ctx.vmId();
-            event.reason = reason;
-            event.recoveryEpoch = lastCommittedEpoch;
-            event.generation = next;
-            event.detectionNs = detectionNs;
-            event.promotionNs = promotionNs;
-            event.commit();
-            steps.onPromoted(done);
-            return 1;
         }
 
-        private void refuse(final String reason)
+        @Override
+        public void stopListening()
         {
-            LOG.error("promotion of VM {} refused: {}", ctx.vmId(), reason);
-            promotionRefused = reason;
-            ctx.promotionListener().onPromotionRefused(reason);
+            listener.close();
         }
 
         private void runInspections()
@@ -1201,7 +1035,7 @@ public final class StandbyReplica implements AutoCloseable
             }
             if (type == FrameType.GOODBYE)
             {
-                goodbye = true;
+                detector.goodbye(true);
                 LOG.info("active {} stopped protection of VM {} on purpose; recovery point stays at epoch {}",
                     connection.peer(), ctx.vmId(), lastCommittedEpoch);
                 try
@@ -1219,7 +1053,7 @@ public final class StandbyReplica implements AutoCloseable
             if (type == FrameType.REFUSE)
             {
                 // the active is alive and stops protecting on purpose: its silence is no failure to promote on
-                goodbye = true;
+                detector.goodbye(true);
                 fail("active " + connection.peer() + " refused this standby: " +
                     Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length()));
                 return;
@@ -1236,14 +1070,14 @@ public final class StandbyReplica implements AutoCloseable
                 LOG.info("active {} hands VM {} over at epoch {} (planned switchover)", connection.peer(), ctx.vmId(),
                     lastCommittedEpoch);
                 switchoverAsked = true;
-                promoteRequest = "planned switchover: the active paused the guest at epoch " + lastCommittedEpoch;
+                promoter.request("planned switchover: the active paused the guest at epoch " + lastCommittedEpoch);
                 return;
             }
             if (type == FrameType.FAILURE_REPORT)
             {
                 final String reason = Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length());
                 LOG.error("active {} reports VM {} unhealthy: {}", connection.peer(), ctx.vmId(), reason);
-                failureReport = "the active reported the guest unhealthy: " + reason;
+                promoter.failureReported("the active reported the guest unhealthy: " + reason);
                 drop();
                 return;
             }
@@ -1378,7 +1212,7 @@ public final class StandbyReplica implements AutoCloseable
             connected = true;
             counters.connected.setRelease(1);
             CounterSet.add(counters.sessions, 1);
-            goodbye = false;
+            detector.goodbye(false);
             heartbeatIntervalNs = hello.heartbeatIntervalNs();
             sessionBaselinePending = true;
             sessionStarted = false;
@@ -1590,7 +1424,7 @@ public final class StandbyReplica implements AutoCloseable
             lastCommittedEpoch = epoch;
             CounterSet.add(counters.commits, 1);
             promotable = true;
-            lastFrameNs = clock.nanoTime();
+            detector.heard();
             try
             {
                 sendFrame(FrameType.ACK, epoch, 0);
@@ -1741,7 +1575,8 @@ public final class StandbyReplica implements AutoCloseable
             ctx.listener().onError(new IOException(message));
         }
 
-        void drop()
+        @Override
+        public void drop()
         {
             if (connection != null)
             {

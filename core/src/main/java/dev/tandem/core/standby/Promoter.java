@@ -1,0 +1,382 @@
+package dev.tandem.core.standby;
+
+import dev.tandem.core.failover.Ownership;
+import dev.tandem.core.failover.Promotion;
+import dev.tandem.core.failover.PromotionListener;
+import dev.tandem.core.metrics.CounterSet;
+import dev.tandem.core.metrics.FailoverEvent;
+import dev.tandem.vmm.VmmAdapter;
+import org.agrona.concurrent.NanoClock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.function.LongSupplier;
+
+/**
+ * Turns the standby into the owner of its guest (DESIGN.md "Ownership and failover"), as states of the receiver's
+ * duty cycle that never block: decide (an operator's request, the active's failure report or its silence past the
+ * timeout, each checked against what a promotion needs), claim the next generation at the arbiter (retried with
+ * back-off while it cannot be reached, the session untouched meanwhile), and only once it is won let go of the
+ * active, wait for the applier to finish every committed epoch, and hand the recovery point to the
+ * {@link dev.tandem.vmm.ReplicaTarget}.
+ * <p>
+ * The receiver's thread only, except {@link #request} and the getters.
+ */
+final class Promoter
+{
+    private static final Logger LOG = LoggerFactory.getLogger(Promoter.class);
+
+    /**
+     * What a promotion does to the session it ends; the receiver implements it.
+     */
+    interface Session
+    {
+        /**
+         * @return whether the recovery point may be promoted (false while a newer session's baseline replaces it,
+         *         or once a newer generation owned the guest).
+         */
+        boolean promotable();
+
+        /**
+         * This recovery point may never be promoted: another side owns the guest, or it cannot be resumed.
+         */
+        void forbidPromotion();
+
+        /**
+         * @return the generation the standby serves.
+         */
+        long generation();
+
+        /**
+         * Raises the generation the standby serves to one the arbiter gave it.
+         *
+         * @param won the generation won.
+         */
+        void generation(long won);
+
+        /**
+         * Answers a planned switchover the active asked for, if its connection is still up: the active waits, its
+         * guest paused, for the generation this side won.
+         *
+         * @param won the generation won.
+         */
+        void answerSwitchover(long won);
+
+        /**
+         * Drops the active's session: its connection and the epoch in assembly.
+         */
+        void drop();
+
+        /**
+         * Stops listening for actives: this side owns the guest now.
+         */
+        void stopListening();
+    }
+
+    private final StandbyContext ctx;
+    private final Ownership ownership;
+    private final RecoveryImage image;
+    private final Applier applier;
+    private final FailureDetector detector;
+    private final StandbyCounters counters;
+    private final NanoClock clock;
+    private final LongSupplier committedEpoch;
+    private final Session session;
+
+    private volatile String request;
+    private volatile String ownershipState = "standby";
+    private volatile Promotion promotion;
+    private volatile String refused;
+    private String failureReport;
+    private String pending;
+    private long pendingDetectionNs;
+    private long pendingStartNs;
+    private long nextClaimNs;
+    /** The claim is won and the session dropped: the promotion waits for the applier to finish, then resumes. */
+    private boolean finishing;
+    private String reason;
+    private long detectionNs;
+    private long startNs;
+
+    /**
+     * @param ctx            the standby's configuration (auto-promotion, the ReplicaTarget, listeners).
+     * @param ownership      every arbiter and generation decision of this side.
+     * @param image          what a promotion resumes.
+     * @param applier        must have applied every committed epoch before the image is resumed.
+     * @param detector       the active's liveness.
+     * @param counters       the standby's counters.
+     * @param committedEpoch the recovery point's epoch.
+     * @param session        the session a promotion ends.
+     */
+    Promoter(final StandbyContext ctx, final Ownership ownership, final RecoveryImage image, final Applier applier,
+        final FailureDetector detector, final StandbyCounters counters, final LongSupplier committedEpoch,
+        final Session session)
+    {
+        this.ctx = ctx;
+        this.ownership = ownership;
+        this.image = image;
+        this.applier = applier;
+        this.detector = detector;
+        this.counters = counters;
+        this.clock = ctx.nanoClock();
+        this.committedEpoch = committedEpoch;
+        this.session = session;
+    }
+
+    /**
+     * Asks for a promotion, served on the receiver's thread (any thread).
+     *
+     * @param why for the log.
+     */
+    void request(final String why)
+    {
+        request = why;
+    }
+
+    /**
+     * The active reported its guest unhealthy: promoted on if auto-promotion is on.
+     *
+     * @param why the active's report.
+     */
+    void failureReported(final String why)
+    {
+        failureReport = why;
+    }
+
+    /**
+     * @return the promotion that happened, or null.
+     */
+    Promotion promotion()
+    {
+        return promotion;
+    }
+
+    /**
+     * @return why the last promotion was refused, or null.
+     */
+    String refused()
+    {
+        return refused;
+    }
+
+    /**
+     * @return what the standby's ownership is doing: standby, claiming, promoted, superseded.
+     */
+    String ownershipState()
+    {
+        return ownershipState;
+    }
+
+    /**
+     * @return true while a claim is in progress or asked for: served even while the active streams on.
+     */
+    boolean claimWanted()
+    {
+        return pending != null || request != null;
+    }
+
+    /**
+     * @return true once the claim is won and the promotion waits for the applier.
+     */
+    boolean finishing()
+    {
+        return finishing;
+    }
+
+    /**
+     * The detector's duty: serves a claim in progress, a request, a failure report, or the active's silence.
+     *
+     * @return work done.
+     */
+    int check()
+    {
+        if (pending != null)
+        {
+            return claimAndPromote();
+        }
+        final String requested = request;
+        if (requested != null)
+        {
+            request = null;
+            return start(requested, 0);
+        }
+        if (failureReport != null)
+        {
+            final String report = failureReport;
+            failureReport = null;
+            if (ctx.autoPromote())
+            {
+                return start(report, 0);
+            }
+        }
+        final long committed = committedEpoch.getAsLong();
+        if (applier.appliedEpoch() != committed)
+        {
+            // this host is busy applying (a baseline takes long): silence counts from when the applier caught up;
+            // a promotion would wait for it anyway
+            detector.heard();
+        }
+        if (!ctx.autoPromote() || !session.promotable() || applier.tornReason() != null || committed < 1)
+        {
+            return 0;
+        }
+        final long silentNs = detector.failedSilenceNs();
+        return silentNs < 0 ? 0 : start("no frame from the active for " + silentNs / 1_000_000 + " ms", silentNs);
+    }
+
+    /**
+     * Decides to promote: checks what can be checked here, then claims at the arbiter before anything else (the
+     * session is not touched until the claim is won).
+     */
+    private int start(final String why, final long detectedAfterNs)
+    {
+        LOG.warn("promoting VM {}: {}", ctx.vmId(), why);
+        final long committed = committedEpoch.getAsLong();
+        final String torn = applier.tornReason();
+        if (torn != null || committed < 1)
+        {
+            refuse(torn != null ? torn : "no epoch was ever committed: there is no recovery point to resume");
+            return 1;
+        }
+        if (!session.promotable())
+        {
+            refuse("the recovery point (epoch " + committed + ") is of an older session: a newer session has " +
+                "started its baseline, or a newer generation owns the guest");
+            return 1;
+        }
+        if (ctx.replicaTarget() == null)
+        {
+            refuse("no ReplicaTarget is configured to resume the guest on");
+            return 1;
+        }
+        pending = why;
+        pendingDetectionNs = detectedAfterNs;
+        pendingStartNs = clock.nanoTime();
+        nextClaimNs = pendingStartNs;
+        return claimAndPromote();
+    }
+
+    private int claimAndPromote()
+    {
+        final long now = clock.nanoTime();
+        if (now < nextClaimNs)
+        {
+            return 0;
+        }
+        final long next = session.generation() + 1;
+        final Ownership.Verdict verdict = ownership.claimNext();
+        if (verdict == Ownership.Verdict.UNREACHABLE)
+        {
+            nextClaimNs = now + ownership.retryDelayNs();
+            ownershipState = "claiming generation " + next + ": arbiter unreachable (" +
+                ownership.unansweredAttempts() + " attempts: " + ownership.lastError() + "), next try in " +
+                ownership.retryDelayNs() / 1_000_000 + " ms";
+            return 1;
+        }
+        final String why = pending;
+        pending = null;
+        if (verdict == Ownership.Verdict.SUPERSEDED)
+        {
+            // another side owns the guest: this history may never be promoted, and this session is over
+            session.forbidPromotion();
+            session.drop();
+            refuse("the arbiter gave generation " + next + " (or a later one) to another side");
+            ownershipState = "superseded by generation " + ownership.supersededBy();
+            return 1;
+        }
+        won(why, next);
+        return 1;
+    }
+
+    private void won(final String why, final long next)
+    {
+        final PromotionListener steps = ctx.promotionListener();
+        steps.onStep("claim generation", clock.nanoTime() - pendingStartNs);
+        session.answerSwitchover(next);
+        session.generation(next);
+        steps.onStep("persist generation", clock.nanoTime() - pendingStartNs);
+        ownershipState = "promoting at generation " + next;
+        // only now, owning the next generation, does this side let go of the active
+        session.drop();
+        session.stopListening();
+        steps.onStep("stop receiving", clock.nanoTime() - pendingStartNs);
+        // drop() discarded the epoch in assembly: nothing after the recovery point survives
+        steps.onStep("discard partial epoch", clock.nanoTime() - pendingStartNs);
+        finishing = true;
+        reason = why;
+        detectionNs = pendingDetectionNs;
+        startNs = pendingStartNs;
+        finish();
+    }
+
+    /**
+     * The last part of a promotion, a state of the duty cycle: waits (without blocking) until the applier has
+     * applied every committed epoch, then hands the recovery point to the {@link dev.tandem.vmm.ReplicaTarget}.
+     *
+     * @return work done.
+     */
+    int finish()
+    {
+        final long next = session.generation();
+        final String torn = applier.tornReason();
+        if (torn != null)
+        {
+            // applying an acknowledged epoch failed: the one replica that held it cannot resume it
+            finishing = false;
+            session.forbidPromotion();
+            ownershipState = "owner of generation " + next + " without a guest: the replica is torn";
+            refuse(torn);
+            return 1;
+        }
+        final long committed = committedEpoch.getAsLong();
+        if (applier.appliedEpoch() != committed)
+        {
+            return 0;
+        }
+        finishing = false;
+        final PromotionListener steps = ctx.promotionListener();
+        steps.onStep("finish applying", clock.nanoTime() - startNs);
+        LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
+            ctx.vmId(), committed, next);
+        final VmmAdapter guest;
+        try
+        {
+            image.resuming(true);
+            guest = ctx.replicaTarget().resume(image.recoveryPoint());
+        }
+        catch (final RuntimeException ex)
+        {
+            session.forbidPromotion();
+            ownershipState = "owner of generation " + next + " without a guest: the ReplicaTarget failed";
+            refuse("the ReplicaTarget failed to resume the guest: " + ex);
+            return 1;
+        }
+        finally
+        {
+            image.resuming(false);
+        }
+        final long promotionNs = clock.nanoTime() - startNs;
+        steps.onStep("resume guest", promotionNs);
+        final Promotion done = new Promotion(reason, committed, next, detectionNs, promotionNs, guest);
+        ownershipState = "promoted at generation " + next;
+        CounterSet.add(counters.promotions, 1);
+        promotion = done;
+        final FailoverEvent event = new FailoverEvent();
+        event.vmId = ctx.vmId();
+        event.reason = reason;
+        event.recoveryEpoch = committed;
+        event.generation = next;
+        event.detectionNs = detectionNs;
+        event.promotionNs = promotionNs;
+        event.commit();
+        steps.onPromoted(done);
+        return 1;
+    }
+
+    private void refuse(final String why)
+    {
+        LOG.error("promotion of VM {} refused: {}", ctx.vmId(), why);
+        refused = why;
+        ctx.promotionListener().onPromotionRefused(why);
+    }
+}
