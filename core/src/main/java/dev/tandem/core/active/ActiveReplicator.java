@@ -3,7 +3,6 @@ package dev.tandem.core.active;
 import dev.tandem.core.CommitWait;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
-import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.metrics.BaselineProgress;
 import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
@@ -19,6 +18,8 @@ import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
+import dev.tandem.core.wire.FrameReader;
+import dev.tandem.core.wire.FrameWriter;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException;
@@ -37,13 +38,11 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
-import java.util.zip.CRC32C;
 
 /**
  * The active side of protection for one guest: the control API a VMM calls.
@@ -484,60 +483,57 @@ public final class ActiveReplicator implements AutoCloseable
         final Handshake.Hello hello = new Handshake.Hello(FrameCodec.MIN_VERSION, FrameCodec.MAX_VERSION,
             adapter.vmId(), adapter.memory().pageSize(), adapter.memory().pageCount(), disks,
             ctx.heartbeatIntervalNs(), generation, ctx.maxFramePayload(), firstEpoch, history);
-        final ByteBuffer out = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + hello.maxEncodedLength());
-        final UnsafeBuffer outBuffer = new UnsafeBuffer(out);
-        final int length = hello.encode(outBuffer, FrameCodec.HEADER_LENGTH);
-        FrameCodec.writeHeader(outBuffer, 0, FrameCodec.MAX_VERSION, FrameType.HELLO, length, 0, 0);
-        FrameCodec.sealCrc(new CRC32C(), outBuffer, out.duplicate(), 0, FrameCodec.HEADER_LENGTH + length, null);
-        out.limit(FrameCodec.HEADER_LENGTH + length);
         final NanoClock clock = ctx.nanoClock();
         final IdleStrategy idle = ctx.newWaitStrategy();
         final long deadline = clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ctx.connectTimeoutMs());
-        final ByteBuffer[] gather = {out};
-        while (out.hasRemaining())
+        final FrameWriter.Stall waiting = blockedNs -> awaitProgress(clock, deadline, idle, connection, stillWanted);
+        // once per connection, and freed before it returns: the session's own reader and writer are the sender's
+        try (FrameWriter writer = new FrameWriter(hello.maxEncodedLength());
+            FrameReader reader = new FrameReader(FrameCodec.HEADER_LENGTH + 2048, 2048))
         {
-            if (connection.write(gather, 0, 1) == 0)
+            final int length = hello.encode(writer.subHeader(), FrameCodec.HEADER_LENGTH);
+            writer.begin(FrameCodec.MAX_VERSION, FrameType.HELLO, 0, 0, length, null);
+            writer.writeAll(connection, waiting, clock);
+            while (true)
             {
-                awaitProgress(clock, deadline, idle, connection, stillWanted);
+                final int read = reader.read(connection);
+                if (read < 0)
+                {
+                    throw new IOException("standby " + connection.peer() + " closed the connection during the " +
+                        "handshake");
+                }
+                if (reader.next())
+                {
+                    break;
+                }
+                if (read == 0)
+                {
+                    awaitProgress(clock, deadline, idle, connection, stillWanted);
+                }
             }
-        }
-        final ByteBuffer in = ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + 2048);
-        final UnsafeBuffer inBuffer = new UnsafeBuffer(in);
-        final FrameDecoder decoder = new FrameDecoder(2048);
-        int replyLength;
-        while (true)
-        {
-            final int read = connection.read(in);
-            if (read < 0)
+            final FrameDecoder decoder = reader.decoder();
+            final UnsafeBuffer inBuffer = reader.buffer();
+            if (decoder.type() == FrameType.REFUSE)
             {
-                throw new IOException("standby " + connection.peer() + " closed the connection during the handshake");
+                throw new ProtocolException(ProtocolException.Fault.REFUSED, "standby " + connection.peer() +
+                    " refused: " + Handshake.decodeReason(inBuffer, decoder.payloadIndex(), decoder.length()));
             }
-            if ((replyLength = decoder.decode(inBuffer, in.duplicate(), 0, in.position())) > 0)
+            if (decoder.type() != FrameType.WELCOME)
             {
-                break;
+                throw new ProtocolException(ProtocolException.Fault.UNKNOWN_TYPE,
+                    "expected WELCOME from standby, got " + decoder.type() + " of " + decoder.length() + " bytes");
             }
-            if (read == 0)
+            final Handshake.Welcome welcome = Handshake.Welcome.decode(inBuffer, decoder.payloadIndex(),
+                decoder.length());
+            reader.consume();
+            if (reader.buffered() > 0)
             {
-                awaitProgress(clock, deadline, idle, connection, stillWanted);
+                // a standby has nothing to say before the first epoch; these bytes would be silently dropped
+                throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby " + connection.peer() +
+                    " sent " + reader.buffered() + " bytes after its WELCOME, before any epoch was sent");
             }
+            return welcome;
         }
-        if (decoder.type() == FrameType.REFUSE)
-        {
-            throw new ProtocolException(ProtocolException.Fault.REFUSED, "standby " + connection.peer() +
-                " refused: " + Handshake.decodeReason(inBuffer, decoder.payloadIndex(), decoder.length()));
-        }
-        if (decoder.type() != FrameType.WELCOME)
-        {
-            throw new ProtocolException(ProtocolException.Fault.UNKNOWN_TYPE,
-                "expected WELCOME from standby, got " + decoder.type() + " of " + decoder.length() + " bytes");
-        }
-        if (in.position() > replyLength)
-        {
-            // a standby has nothing to say before the first epoch; these bytes would be silently dropped
-            throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby " + connection.peer() + " sent " +
-                (in.position() - replyLength) + " bytes after its WELCOME, before any epoch was sent");
-        }
-        return Handshake.Welcome.decode(inBuffer, decoder.payloadIndex(), decoder.length());
     }
 
     private static void awaitProgress(final NanoClock clock, final long deadline, final IdleStrategy idle,

@@ -7,6 +7,8 @@ import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.transport.Connection;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
+import dev.tandem.core.wire.FrameReader;
+import dev.tandem.core.wire.FrameWriter;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException;
@@ -24,7 +26,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.util.List;
-import java.util.zip.CRC32C;
 
 /**
  * Drains the ordered disk-write stream and the staging areas into frames on the connection, after the guest has
@@ -53,20 +54,16 @@ final class CheckpointSender implements Agent
     private final ActiveCounters counters;
     private final ActiveListener listener;
 
-    private final NativeMemory.Region headerRegion;
+    /** Every frame of the session; its buffer takes each frame's sub-header after the header. */
+    private final FrameWriter writer;
     private final UnsafeBuffer header;
-    private final ByteBuffer headerView;
-    private final ByteBuffer headerSend;
     private final NativeMemory.Region diskChunkRegion;
     private final UnsafeBuffer diskChunk;
     private final ByteBuffer diskChunkView;
-    private final NativeMemory.Region receiveRegion;
+    /** Acks, heartbeats and refusals of the standby. */
+    private final FrameReader reader;
     private final UnsafeBuffer receiveBuffer;
-    private final ByteBuffer receiveView;
-    private final ByteBuffer receiveCrcView;
     private final FrameDecoder decoder;
-    private final CRC32C crc = new CRC32C();
-    private final ByteBuffer[] gather = new ByteBuffer[2];
     private final IdleStrategy backPressureIdle;
     private final MessageHandler streamHandler = this::onStreamRecord;
     private final DeltaEncoder encoder;
@@ -104,8 +101,6 @@ final class CheckpointSender implements Agent
     private long resyncRecoveryEpoch;
     private final MessageHandler recordHandler = this::onRecordWhileDown;
     private boolean switchoverSent;
-    /** A frame is partly written: nothing else may be written until it is whole. */
-    private boolean midFrame;
     private final long silenceTimeoutNs;
     /** How many silence timeouts the baseline may go without progress. */
     static final int BASELINE_SILENCE_FACTOR = 10;
@@ -143,18 +138,14 @@ final class CheckpointSender implements Agent
         this.listener = ctx.listener();
         this.pageSize = ctx.adapter().memory().pageSize();
         this.diskChunkBytes = ctx.maxFramePayload() - FrameCodec.DISK_WRITE_HEADER;
-        this.headerRegion = NativeMemory.allocateDirect(HEADER_BUFFER_BYTES, 64);
-        this.header = new UnsafeBuffer(headerRegion.byteBuffer());
-        this.headerView = headerRegion.byteBuffer().duplicate();
-        this.headerSend = headerRegion.byteBuffer().duplicate();
+        this.writer = new FrameWriter(HEADER_BUFFER_BYTES - FrameCodec.HEADER_LENGTH);
+        this.header = writer.subHeader();
         this.diskChunkRegion = NativeMemory.allocateDirect(diskChunkBytes, 4096);
         this.diskChunk = new UnsafeBuffer(diskChunkRegion.byteBuffer());
         this.diskChunkView = diskChunkRegion.byteBuffer().duplicate();
-        this.receiveRegion = NativeMemory.allocateDirect(64 * 1024, 64);
-        this.receiveBuffer = new UnsafeBuffer(receiveRegion.byteBuffer());
-        this.receiveView = receiveRegion.byteBuffer().duplicate();
-        this.receiveCrcView = receiveRegion.byteBuffer().duplicate();
-        this.decoder = new FrameDecoder(Handshake.WELCOME_LENGTH + 1024);
+        this.reader = new FrameReader(64 * 1024, Handshake.WELCOME_LENGTH + 1024);
+        this.receiveBuffer = reader.buffer();
+        this.decoder = reader.decoder();
         this.decoder.negotiated(version);
         this.streamView = diskStream.newView();
         this.vmId = ctx.adapter().vmId();
@@ -209,7 +200,7 @@ final class CheckpointSender implements Agent
             int work = pollAcks();
             work += diskStream.read(streamHandler, 64);
             final long handOverAt = replicator.switchoverEpoch();
-            if (handOverAt != 0 && !switchoverSent && !midFrame)
+            if (handOverAt != 0 && !switchoverSent && !writer.midFrame())
             {
                 // the guest is paused at an acknowledged epoch: the standby may resume it now
                 sendFrame(FrameType.SWITCHOVER, handOverAt, 0, null);
@@ -270,18 +261,17 @@ final class CheckpointSender implements Agent
      */
     private void refuseStandby(final String reason)
     {
-        if (midFrame)
+        if (writer.midFrame())
         {
             return;
         }
         try
         {
+            // a frame begun but not one byte of it written leaves the stream at a frame boundary
+            writer.abandon();
             final int length = Handshake.encodeReason(header, FrameCodec.HEADER_LENGTH, reason);
-            FrameCodec.writeHeader(header, 0, version, FrameType.REFUSE, length, generation, streamEpoch - 1);
-            FrameCodec.sealCrc(crc, header, headerView, 0, FrameCodec.HEADER_LENGTH + length, null);
-            headerSend.limit(FrameCodec.HEADER_LENGTH + length).position(0);
-            gather[0] = headerSend;
-            connection.write(gather, 0, 1);
+            writer.begin(version, FrameType.REFUSE, generation, streamEpoch - 1, length, null);
+            writer.write(connection);
         }
         catch (final IOException | RuntimeException ignore)
         {
@@ -360,9 +350,9 @@ final class CheckpointSender implements Agent
     @Override
     public void onClose()
     {
-        headerRegion.close();
+        writer.close();
         diskChunkRegion.close();
-        receiveRegion.close();
+        reader.close();
         // the sender has stopped taking payloads: the pool may stop, then its buffers and caches go
         encoder.close();
     }
@@ -633,13 +623,12 @@ final class CheckpointSender implements Agent
         connection = session;
         version = sessionVersion;
         generation = sessionGeneration;
-        decoder.reset();
+        reader.reset();
         decoder.negotiated(sessionVersion);
-        receiveView.clear();
         streamEpoch = firstEpoch;
         baselineEpoch = firstEpoch;
         resetEpochCounts();
-        midFrame = false;
+        writer.abandon();
         goodbyeSent = false;
         switchoverSent = false;
         fingerprint = recoveryFingerprint;
@@ -662,32 +651,22 @@ final class CheckpointSender implements Agent
     private long sendFrame(final FrameType type, final long epoch, final int subHeader, final ByteBuffer payload)
         throws IOException
     {
-        final int payloadBytes = payload == null ? 0 : payload.remaining();
-        FrameCodec.writeHeader(header, 0, version, type, subHeader + payloadBytes, generation, epoch);
-        final int frameCrc = FrameCodec.sealCrc(
-            crc, header, headerView, 0, FrameCodec.HEADER_LENGTH + subHeader, payload);
-        headerSend.limit(FrameCodec.HEADER_LENGTH + subHeader).position(0);
-        gather[0] = headerSend;
-        gather[1] = payload;
-        final int count = payload == null ? 1 : 2;
+        final long frameCrc = writer.begin(version, type, generation, epoch, subHeader, payload);
         if (clock.nanoTime() - lastPollNs >= heartbeatIntervalNs)
         {
             // between frames of a long send (the baseline): the previous frame is whole and, if it ended an epoch,
             // that epoch is counted as sent, so its ack may be read
             pollAcks();
         }
-        long remaining = FrameCodec.HEADER_LENGTH + subHeader + payloadBytes;
         long blockedSinceNs = 0;
-        while (remaining > 0)
+        while (writer.pending())
         {
-            final long written = connection.write(gather, 0, count);
-            remaining -= written;
-            midFrame = remaining > 0;
+            final long written = writer.write(connection);
             if (written > 0)
             {
                 blockedSinceNs = 0;
                 final long now = clock.nanoTime();
-                if (remaining > 0 && now - lastPollNs >= heartbeatIntervalNs)
+                if (writer.pending() && now - lastPollNs >= heartbeatIntervalNs)
                 {
                     // a long send (the baseline) still reads the standby's heartbeats: a standby that cannot hand
                     // them over drops the session, and this side would count the unread ones as silence. Only
@@ -715,37 +694,29 @@ final class CheckpointSender implements Agent
                 backPressureIdle.idle();
             }
         }
-        gather[1] = null;
-        CounterSet.add(counters.bytesSent, FrameCodec.HEADER_LENGTH + subHeader + payloadBytes);
+        CounterSet.add(counters.bytesSent, writer.frameBytes());
         CounterSet.add(counters.framesSent, 1);
         lastSendNs = clock.nanoTime();
-        return frameCrc & 0xFFFF_FFFFL;
+        return frameCrc;
     }
 
     private int pollAcks() throws IOException
     {
         lastPollNs = clock.nanoTime();
-        final int read = connection.read(receiveView);
+        final int read = reader.read(connection);
         if (read < 0)
         {
             throw new IOException("standby " + connection.peer() + " closed the connection");
         }
-        int position = 0;
-        final int limit = receiveView.position();
         int frames = 0;
-        int frameLength;
-        while ((frameLength = decoder.decode(receiveBuffer, receiveCrcView, position, limit - position)) > 0)
+        while (reader.next())
         {
             lastReceivedNs = clock.nanoTime();
             onFrame();
-            position += frameLength;
+            reader.consume();
             frames++;
         }
-        if (position > 0)
-        {
-            receiveBuffer.putBytes(0, receiveBuffer, position, limit - position);
-            receiveView.position(limit - position);
-        }
+        reader.compact();
         return frames;
     }
 

@@ -15,6 +15,8 @@ import dev.tandem.core.transport.Connection;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
+import dev.tandem.core.wire.FrameReader;
+import dev.tandem.core.wire.FrameWriter;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException.Fault;
@@ -43,7 +45,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.zip.CRC32C;
 
 /**
  * The standby side for one guest: the receiver reads the ordered stream, assembles each epoch in an {@link EpochLog}
@@ -567,22 +568,17 @@ public final class StandbyReplica implements AutoCloseable
     private final class Receiver implements Agent, Promoter.Session
     {
         private final int bufferBytes = Math.max(4 << 20, 2 * (FrameCodec.HEADER_LENGTH + ctx.maxFramePayload()));
-        private final NativeMemory.Region receiveRegion = NativeMemory.allocateDirect(bufferBytes, 4096);
-        private final UnsafeBuffer receiveBuffer = new UnsafeBuffer(receiveRegion.byteBuffer());
-        private final ByteBuffer receiveView = receiveRegion.byteBuffer().duplicate();
-        private final ByteBuffer crcView = receiveRegion.byteBuffer().duplicate();
-        private final ByteBuffer dataView = receiveRegion.byteBuffer().duplicate();
-        private final NativeMemory.Region sendRegion = NativeMemory.allocateDirect(2048, 64);
-        private final UnsafeBuffer sendBuffer = new UnsafeBuffer(sendRegion.byteBuffer());
-        private final ByteBuffer[] sendGather = {sendRegion.byteBuffer().duplicate()};
-        private final FrameDecoder decoder = new FrameDecoder(ctx.maxFramePayload());
+        private final FrameReader reader = new FrameReader(bufferBytes, ctx.maxFramePayload());
+        private final UnsafeBuffer receiveBuffer = reader.buffer();
+        private final FrameDecoder decoder = reader.decoder();
+        /** Replies: acks, heartbeats, WELCOME, refusals with their reason. */
+        private final FrameWriter writer = new FrameWriter(2048 - FrameCodec.HEADER_LENGTH);
         private final PageCodec codec = new PageCodec(ctx.pageSize(), 0);
         private final NativeMemory.Region decodedRegion = NativeMemory.allocateDirect(
             Math.max(ctx.pageSize(), ctx.maxFramePayload() / (ctx.pageSize() + PageCodec.ENTRY_HEADER) * ctx.pageSize()),
             4096);
         private final UnsafeBuffer decodedBuffer = new UnsafeBuffer(decodedRegion.byteBuffer());
         private final ByteBuffer decodedView = decodedRegion.byteBuffer().duplicate();
-        private final CRC32C crc = new CRC32C();
         private final IdleStrategy ackIdle = ctx.newWaitStrategy();
 
         private Connection connection;
@@ -688,8 +684,7 @@ public final class StandbyReplica implements AutoCloseable
                 }
                 connection = accepted;
                 handshakeDone = false;
-                decoder.reset();
-                receiveView.clear();
+                reader.reset();
                 discardEpoch();
                 return work + 1;
             }
@@ -705,7 +700,7 @@ public final class StandbyReplica implements AutoCloseable
             {
                 // waiting for the applier, this reads on only until the buffer is full: then the active's sends
                 // back up (back-pressure) while the duty cycle goes on answering heartbeats and promotion requests
-                read = receiveView.hasRemaining() ? connection.read(receiveView) : 0;
+                read = reader.read(connection);
             }
             catch (final IOException ex)
             {
@@ -718,7 +713,7 @@ public final class StandbyReplica implements AutoCloseable
                 return 1;
             }
             CounterSet.add(counters.bytesReceived, read);
-            if (read > 0 || !receiveView.hasRemaining())
+            if (read > 0 || reader.full())
             {
                 // any byte of the active is liveness; a buffer full of unprocessed frames is this side being busy
                 detector.heard();
@@ -727,21 +722,17 @@ public final class StandbyReplica implements AutoCloseable
             if (stall == STALL_NONE || stallEnded())
             {
                 stall = STALL_NONE;
-                int position = 0;
-                final int limit = receiveView.position();
                 try
                 {
-                    int frameLength;
-                    while (connection != null &&
-                        (frameLength = decoder.decode(receiveBuffer, crcView, position, limit - position)) > 0)
+                    while (connection != null && reader.next())
                     {
                         if (mustWait())
                         {
-                            // resumed at this frame, decoded again, once the applier lets it through
+                            // left unconsumed: decoded again once the applier lets it through
                             break;
                         }
                         onFrame();
-                        position += frameLength;
+                        reader.consume();
                         frames++;
                     }
                 }
@@ -757,10 +748,9 @@ public final class StandbyReplica implements AutoCloseable
                         ex.getMessage());
                     return 1;
                 }
-                if (connection != null && position > 0)
+                if (connection != null)
                 {
-                    receiveBuffer.putBytes(0, receiveBuffer, position, limit - position);
-                    receiveView.position(limit - position);
+                    reader.compact();
                 }
             }
             // after reading: a peer that closed is reported by the read, not as a failed heartbeat
@@ -889,7 +879,7 @@ public final class StandbyReplica implements AutoCloseable
             connection = peer;
             try
             {
-                final int length = Handshake.encodeReason(sendBuffer, FrameCodec.HEADER_LENGTH, reason);
+                final int length = Handshake.encodeReason(writer.subHeader(), FrameCodec.HEADER_LENGTH, reason);
                 sendFrame(FrameType.REFUSE, lastCommittedEpoch, length);
                 lingering.add(new Lingering(peer, clock.nanoTime() + LINGER_NS));
             }
@@ -965,7 +955,7 @@ public final class StandbyReplica implements AutoCloseable
             // session's generation (the active refuses any other); the one won is the payload
             try
             {
-                sendBuffer.putLong(FrameCodec.HEADER_LENGTH, won);
+                writer.subHeader().putLong(FrameCodec.HEADER_LENGTH, won);
                 sendFrame(FrameType.SWITCHOVER, lastCommittedEpoch, 8);
                 // closed once the active closes it (or in a second): a close with unread bytes would reset the
                 // connection, and the reset can overtake the answer
@@ -1008,8 +998,8 @@ public final class StandbyReplica implements AutoCloseable
             lingering.forEach(entry -> entry.connection.close());
             lingering.clear();
             drainRegion.close();
-            receiveRegion.close();
-            sendRegion.close();
+            reader.close();
+            writer.close();
             decodedRegion.close();
             codec.close();
         }
@@ -1193,7 +1183,8 @@ public final class StandbyReplica implements AutoCloseable
             }
             catch (final ProtocolException ex)
             {
-                final int length = Handshake.encodeReason(sendBuffer, FrameCodec.HEADER_LENGTH, ex.getMessage());
+                final int length = Handshake.encodeReason(writer.subHeader(), FrameCodec.HEADER_LENGTH,
+                    ex.getMessage());
                 sendFrame(FrameType.REFUSE, 0, length);
                 refusalSent = true;
                 throw ex;
@@ -1206,7 +1197,7 @@ public final class StandbyReplica implements AutoCloseable
             // changes since follow; anything else (another history, an empty replica) gets a whole baseline
             final boolean resync = lastCommittedEpoch >= 1 && hello.names(lastCommittedEpoch, fingerprint);
             final int length = new Handshake.Welcome(version, lastCommittedEpoch, generation, ctx.failureTimeoutNs(),
-                fingerprint, resync).encode(sendBuffer, FrameCodec.HEADER_LENGTH);
+                fingerprint, resync).encode(writer.subHeader(), FrameCodec.HEADER_LENGTH);
             sendFrame(FrameType.WELCOME, lastCommittedEpoch, length);
             handshakeDone = true;
             connected = true;
@@ -1297,7 +1288,7 @@ public final class StandbyReplica implements AutoCloseable
             final int end = index + length;
             for (int i = 0; i < count; i++)
             {
-                offset += codec.decode(firstPage + i, receiveBuffer, crcView, offset, end - offset, decodedBuffer,
+                offset += codec.decode(firstPage + i, receiveBuffer, reader.checksumView(), offset, end - offset, decodedBuffer,
                     decodedView, i * pageSize, image.memory());
             }
             if (offset != end)
@@ -1447,8 +1438,7 @@ public final class StandbyReplica implements AutoCloseable
 
         private ByteBuffer data(final int index, final int length)
         {
-            dataView.limit(index + length).position(index);
-            return dataView;
+            return reader.slice(index, length);
         }
 
         private void countDataFrame()
@@ -1492,27 +1482,35 @@ public final class StandbyReplica implements AutoCloseable
             }
         }
 
+        /**
+         * An active that does not read its replies for the failure timeout is as good as gone. A field: a lambda
+         * made per reply would allocate on every ack.
+         */
+        private final FrameWriter.Stall repliesStalled = stalledNs ->
+        {
+            if (stalledNs > ctx.failureTimeoutNs())
+            {
+                throw new IOException("active " + connection.peer() + " has not read its acks for " +
+                    ctx.failureTimeoutNs() / 1_000_000 + " ms");
+            }
+            ackIdle.idle();
+        };
+
         private void sendFrame(final FrameType type, final long epoch, final int payloadLength) throws IOException
         {
-            FrameCodec.writeHeader(sendBuffer, 0, version == 0 ? FrameCodec.MAX_VERSION : version, type,
-                payloadLength, generation, epoch);
-            final ByteBuffer out = sendGather[0];
-            FrameCodec.sealCrc(crc, sendBuffer, out, 0, FrameCodec.HEADER_LENGTH + payloadLength, null);
-            out.limit(FrameCodec.HEADER_LENGTH + payloadLength).position(0);
-            final long deadline = clock.nanoTime() + ctx.failureTimeoutNs();
+            writer.begin(version == 0 ? FrameCodec.MAX_VERSION : version, type, generation, epoch, payloadLength,
+                null);
             ackIdle.reset();
             lastSentNs = clock.nanoTime();
-            while (out.hasRemaining())
+            try
             {
-                if (connection.write(sendGather, 0, 1) == 0)
-                {
-                    if (clock.nanoTime() > deadline)
-                    {
-                        throw new IOException("active " + connection.peer() + " has not read its acks for " +
-                            ctx.failureTimeoutNs() / 1_000_000 + " ms");
-                    }
-                    ackIdle.idle();
-                }
+                writer.writeAll(connection, repliesStalled, clock);
+            }
+            catch (final IOException ex)
+            {
+                // the connection is dropped on this: the next one starts with no frame half-written
+                writer.abandon();
+                throw ex;
             }
         }
 
