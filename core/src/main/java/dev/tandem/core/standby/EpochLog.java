@@ -52,6 +52,8 @@ final class EpochLog implements AutoCloseable
     long barrierNs;
     /** When the epoch's end was read and verified. */
     long receivedNs;
+    /** The sum of the epoch's frame CRCs its end carried: what the recovery point's fingerprint chains. */
+    long crcSum;
     /** When its ack was written, or -1 if the write failed. */
     long ackedNs;
     /** The session's baseline (the whole first copy): not in the steady-state stage latencies. */

@@ -1,7 +1,6 @@
 package dev.tandem.core.standby;
 
 import dev.tandem.core.CommitWait;
-import dev.tandem.core.codec.PageCodec;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.metrics.CounterSet;
@@ -21,7 +20,6 @@ import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException.Fault;
 import dev.tandem.core.wire.ProtocolException;
-import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.OwnerOnlyFiles;
@@ -39,7 +37,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -111,8 +108,6 @@ public final class StandbyReplica implements AutoCloseable
     private final Object stageLock = new Object();
     private final List<Runnable> pendingInspections = new ArrayList<>();
     private volatile boolean inspectionPending;
-    /** A baseline has written into the replica directly: it holds no whole epoch until that baseline commits. */
-    private volatile boolean baselineInPlace;
     /** The receiver's thread once started (null when stepped by hand): inspect() must not wait on it from itself. */
     private volatile Thread receiverThread;
 
@@ -166,9 +161,10 @@ public final class StandbyReplica implements AutoCloseable
         {
             freeLogs.offer(log);
         }
-        this.receiver = new Receiver();
+        // the applier first: the receiver's assembler asks it how far the image is applied
         this.applier = new Applier(ctx, image, verifiedLogs, freeLogs, applyStage, () -> closed,
             reason -> lastError = reason);
+        this.receiver = new Receiver();
         this.detector = new FailureDetector(clock, ctx.failureTimeoutNs());
         this.promoter = new Promoter(ctx, ownership, image, applier, detector, counters, () -> lastCommittedEpoch,
             receiver);
@@ -443,7 +439,7 @@ public final class StandbyReplica implements AutoCloseable
         }
         if (invoker != null)
         {
-            if (baselineInPlace)
+            if (receiver.assembler.writingBaselineInPlace())
             {
                 throw new IllegalStateException(BASELINE_IN_PLACE);
             }
@@ -471,7 +467,7 @@ public final class StandbyReplica implements AutoCloseable
                     {
                         result.completeExceptionally(new IllegalStateException(tornReason));
                     }
-                    else if (baselineInPlace)
+                    else if (receiver.assembler.writingBaselineInPlace())
                     {
                         result.completeExceptionally(new IllegalStateException(BASELINE_IN_PLACE));
                     }
@@ -573,12 +569,8 @@ public final class StandbyReplica implements AutoCloseable
         private final FrameDecoder decoder = reader.decoder();
         /** Replies: acks, heartbeats, WELCOME, refusals with their reason. */
         private final FrameWriter writer = new FrameWriter(2048 - FrameCodec.HEADER_LENGTH);
-        private final PageCodec codec = new PageCodec(ctx.pageSize(), 0);
-        private final NativeMemory.Region decodedRegion = NativeMemory.allocateDirect(
-            Math.max(ctx.pageSize(), ctx.maxFramePayload() / (ctx.pageSize() + PageCodec.ENTRY_HEADER) * ctx.pageSize()),
-            4096);
-        private final UnsafeBuffer decodedBuffer = new UnsafeBuffer(decodedRegion.byteBuffer());
-        private final ByteBuffer decodedView = decodedRegion.byteBuffer().duplicate();
+        private final EpochAssembler assembler = new EpochAssembler(ctx, image, applier, freeLogs, reader,
+            () -> lastCommittedEpoch);
         private final IdleStrategy ackIdle = ctx.newWaitStrategy();
 
         private Connection connection;
@@ -589,8 +581,6 @@ public final class StandbyReplica implements AutoCloseable
          */
         private boolean promotable = true;
         private long heartbeatIntervalNs = Long.MAX_VALUE;
-        private boolean sessionBaselinePending;
-        private long barrierNs;
         /**
          * The active sent a frame after the WELCOME: only then do heartbeats start, so that nothing follows the
          * WELCOME before the active reads it (the active refuses bytes it did not ask for there).
@@ -604,26 +594,14 @@ public final class StandbyReplica implements AutoCloseable
         private final NativeMemory.Region drainRegion = NativeMemory.allocateDirect(64 * 1024, 64);
         private final ByteBuffer drainView = drainRegion.byteBuffer().duplicate();
         private int version;
-        private boolean barrierSeen;
-        private long epochPages;
-        private int epochFrames;
-        private int epochDiskWrites;
-        private int epochComponents;
-        private long epochCrcSum;
         /** The current session has had a frame of its first epoch accepted: its baseline has started. */
         private boolean sessionStarted;
-        /** The epoch the next data frame must carry: after the recovery point, or a resuming session's first. */
-        private long nextEpoch = 1;
         /** The fingerprint of the recovery point: {@link Handshake#chain} over every epoch committed here. */
         private long fingerprint;
         /** This session resumes the recovery point (a quick resync): that point stays promotable meanwhile. */
         private boolean resyncSession;
         /** The active asked for a planned switchover: the promotion answers it before it drops the session. */
         private boolean switchoverAsked;
-        /** The log epoch {@code nextEpoch} is assembled in; null until its first frame takes one. */
-        private EpochLog assembling;
-        /** Why the frame at the start of the receive buffer waits for the applier, or {@link #STALL_NONE}. */
-        private int stall = STALL_NONE;
 
         @Override
         public String roleName()
@@ -685,7 +663,7 @@ public final class StandbyReplica implements AutoCloseable
                 connection = accepted;
                 handshakeDone = false;
                 reader.reset();
-                discardEpoch();
+                assembler.discard();
                 return work + 1;
             }
             final long now = clock.nanoTime();
@@ -719,9 +697,8 @@ public final class StandbyReplica implements AutoCloseable
                 detector.heard();
             }
             int frames = 0;
-            if (stall == STALL_NONE || stallEnded())
+            if (assembler.readyForFrames())
             {
-                stall = STALL_NONE;
                 try
                 {
                     while (connection != null && reader.next())
@@ -780,67 +757,12 @@ public final class StandbyReplica implements AutoCloseable
          */
         private boolean mustWait()
         {
-            if (!handshakeDone || decoder.generation() != generation || decoder.epoch() != nextEpoch)
+            if (!handshakeDone || decoder.generation() != generation || decoder.epoch() != assembler.nextEpoch())
             {
                 // refused by onFrame, or no epoch data
                 return false;
             }
-            final FrameType type = decoder.type();
-            switch (type)
-            {
-                case DISK_WRITE:
-                case DISK_FLUSH:
-                case BARRIER:
-                case PAGES:
-                case PAGES_ENCODED:
-                case COMPONENT:
-                case EPOCH_END:
-                    break;
-                default:
-                    return false;
-            }
-            if (assembling == null && (assembling = freeLogs.poll()) == null)
-            {
-                stall = STALL_NO_LOG;
-                return true;
-            }
-            if (type == FrameType.PAGES_ENCODED && applier.appliedEpoch() != lastCommittedEpoch &&
-                hasXorDelta(decoder.payloadIndex(), decoder.length()))
-            {
-                stall = STALL_APPLIER_BEHIND;
-                return true;
-            }
-            return false;
-        }
-
-        private boolean stallEnded()
-        {
-            return stall == STALL_NO_LOG ? !freeLogs.isEmpty() : applier.appliedEpoch() == lastCommittedEpoch;
-        }
-
-        /**
-         * An XOR delta is decoded against the replica as of the last commit: while the applier lags it is not there
-         * yet. Walks the entries' headers only; a malformed run is left to the decoder to refuse.
-         */
-        private boolean hasXorDelta(final int index, final int length)
-        {
-            if (length < FrameCodec.PAGES_HEADER)
-            {
-                return false;
-            }
-            final int count = receiveBuffer.getInt(index + 8);
-            final int end = index + length;
-            int offset = index + FrameCodec.PAGES_HEADER;
-            for (int i = 0; i < count && offset <= end - PageCodec.ENTRY_HEADER; i++)
-            {
-                final int header = receiveBuffer.getInt(offset);
-                if ((header & 0xFF) == PageCodec.XOR_LZ4)
-                {
-                    return true;
-                }
-                offset += PageCodec.ENTRY_HEADER + (header >>> 8);
-            }
-            return false;
+            return assembler.mustWait();
         }
 
         /**
@@ -1000,8 +922,7 @@ public final class StandbyReplica implements AutoCloseable
             drainRegion.close();
             reader.close();
             writer.close();
-            decodedRegion.close();
-            codec.close();
+            assembler.close();
         }
 
         private void onFrame() throws IOException
@@ -1050,12 +971,12 @@ public final class StandbyReplica implements AutoCloseable
             }
             if (type == FrameType.SWITCHOVER)
             {
-                requireLength(type, decoder.length(), 0);
-                if (decoder.epoch() != lastCommittedEpoch || assembling != null)
+                EpochAssembler.requireLength(type, decoder.length(), 0);
+                if (decoder.epoch() != lastCommittedEpoch || assembler.inAssembly())
                 {
                     throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, "SWITCHOVER at epoch " + decoder.epoch() +
                         " but this standby's recovery point is epoch " + lastCommittedEpoch +
-                        (assembling != null ? " with epoch " + nextEpoch + " in assembly" : ""));
+                        (assembler.inAssembly() ? " with epoch " + assembler.nextEpoch() + " in assembly" : ""));
                 }
                 LOG.info("active {} hands VM {} over at epoch {} (planned switchover)", connection.peer(), ctx.vmId(),
                     lastCommittedEpoch);
@@ -1072,7 +993,7 @@ public final class StandbyReplica implements AutoCloseable
                 return;
             }
             final long epoch = decoder.epoch();
-            final long expectedEpoch = nextEpoch;
+            final long expectedEpoch = assembler.nextEpoch();
             if (epoch != expectedEpoch)
             {
                 throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, type + " frame of epoch " + epoch + " " +
@@ -1086,50 +1007,19 @@ public final class StandbyReplica implements AutoCloseable
                 sessionStarted = true;
                 promotable = promotable && resyncSession;
             }
-            final int index = decoder.payloadIndex();
-            final int length = decoder.length();
-            switch (type)
+            if (!EpochAssembler.isEpochData(type))
             {
-                case DISK_WRITE:
-                    onDiskWrite(index, length);
-                    break;
-                case DISK_FLUSH:
-                    requireLength(type, length, FrameCodec.DISK_FLUSH_LENGTH);
-                    requireBeforeBarrier(type, epoch);
-                    disk(receiveBuffer.getInt(index));
-                    assembling.append(FrameType.DISK_FLUSH.code(), receiveBuffer.getInt(index), 0, data(index, 0));
-                    countDataFrame();
-                    epochDiskWrites++;
-                    break;
-                case BARRIER:
-                    requireLength(type, length, 0);
-                    requireBeforeBarrier(type, epoch);
-                    barrierSeen = true;
-                    barrierNs = clock.nanoTime();
-                    break;
-                case PAGES:
-                    onPages(epoch, index, length);
-                    break;
-                case PAGES_ENCODED:
-                    onEncodedPages(epoch, index, length);
-                    break;
-                case COMPONENT:
-                    requireAfterBarrier(type, epoch);
-                    if (length < FrameCodec.COMPONENT_HEADER)
-                    {
-                        throw new ProtocolException(Fault.MALFORMED, "COMPONENT payload of " + length + " bytes");
-                    }
-                    assembling.append(FrameType.COMPONENT.code(), receiveBuffer.getInt(index),
-                        receiveBuffer.getInt(index + 4),
-                        data(index + FrameCodec.COMPONENT_HEADER, length - FrameCodec.COMPONENT_HEADER));
-                    countDataFrame();
-                    epochComponents++;
-                    break;
-                case EPOCH_END:
-                    onEpochEnd(epoch, index, length);
-                    break;
-                default:
-                    throw new ProtocolException(Fault.UNKNOWN_TYPE, type + " frame is not valid from an active");
+                throw new ProtocolException(Fault.UNKNOWN_TYPE, type + " frame is not valid from an active");
+            }
+            if (type == FrameType.EPOCH_END && torn() != null)
+            {
+                // before the assembler hands the epoch over: a torn replica commits nothing more
+                throw new ProtocolException(Fault.REFUSED, torn());
+            }
+            final EpochLog verified = assembler.onFrame();
+            if (verified != null)
+            {
+                commit(verified);
             }
         }
 
@@ -1205,11 +1095,10 @@ public final class StandbyReplica implements AutoCloseable
             CounterSet.add(counters.sessions, 1);
             detector.goodbye(false);
             heartbeatIntervalNs = hello.heartbeatIntervalNs();
-            sessionBaselinePending = true;
             sessionStarted = false;
             resyncSession = resync;
             switchoverAsked = false;
-            nextEpoch = hello.firstEpoch() != 0 ? hello.firstEpoch() : lastCommittedEpoch + 1;
+            assembler.startSession(hello.firstEpoch() != 0 ? hello.firstEpoch() : lastCommittedEpoch + 1);
             if (hello.generation() > servedBefore)
             {
                 // the active owned the guest under a generation this recovery point never saw, and may have let
@@ -1219,199 +1108,19 @@ public final class StandbyReplica implements AutoCloseable
             // otherwise the old recovery point stays promotable until a frame of this session is accepted: a session
             // that handshakes and then dies (or a replayed HELLO refused at its first frame) changed nothing
             LOG.info("active {} connected for VM {}; recovery point is epoch {}{}", connection.peer(), hello.vmId(),
-                lastCommittedEpoch, resync ? ", resumed: only what changed since follows, from epoch " + nextEpoch :
+                lastCommittedEpoch, resync ? ", resumed: only what changed since follows, from epoch " + assembler.nextEpoch() :
                 hello.history().isEmpty() ? "" : ", not one of the active's checkpoints: a whole baseline follows");
         }
 
-        private void onDiskWrite(final int index, final int length) throws IOException
-        {
-            if (length < FrameCodec.DISK_WRITE_HEADER)
-            {
-                throw new ProtocolException(Fault.MALFORMED, "DISK_WRITE payload of " + length + " bytes");
-            }
-            final int diskId = receiveBuffer.getInt(index);
-            final int dataLength = receiveBuffer.getInt(index + 4);
-            final long offset = receiveBuffer.getLong(index + 8);
-            final FileVirtualDisk disk = disk(diskId);
-            if (dataLength != length - FrameCodec.DISK_WRITE_HEADER)
-            {
-                throw new ProtocolException(Fault.MALFORMED, "DISK_WRITE says " + dataLength + " bytes but carries " +
-                    (length - FrameCodec.DISK_WRITE_HEADER));
-            }
-            if (dataLength <= 0 || dataLength % disk.blockSize() != 0 || offset < 0 ||
-                offset % disk.blockSize() != 0 || offset > disk.sizeBytes() - dataLength)
-            {
-                throw new ProtocolException(Fault.BAD_DISK_EXTENT, "disk " + diskId + " write [" + offset + ", +" +
-                    dataLength + ") is empty, misaligned to " + disk.blockSize() + " or outside " + disk.sizeBytes() +
-                    " bytes");
-            }
-            requireBeforeBarrier(FrameType.DISK_WRITE, decoder.epoch());
-            if (baselineInPlace())
-            {
-                baselineInPlace = true;
-                disk.write(offset, data(index + FrameCodec.DISK_WRITE_HEADER, dataLength));
-            }
-            else
-            {
-                assembling.append(FrameType.DISK_WRITE.code(), diskId, offset,
-                    data(index + FrameCodec.DISK_WRITE_HEADER, dataLength));
-            }
-            countDataFrame();
-            epochDiskWrites++;
-        }
-
-        private void onPages(final long epoch, final int index, final int length) throws IOException
-        {
-            final int count = checkPageRun(FrameType.PAGES, epoch, index, length);
-            if ((long)count * ctx.pageSize() != length - FrameCodec.PAGES_HEADER)
-            {
-                throw new ProtocolException(Fault.MALFORMED, "PAGES of " + count + " pages carries " +
-                    (length - FrameCodec.PAGES_HEADER) + " bytes");
-            }
-            logPages(receiveBuffer.getLong(index), count, receiveBuffer, index + FrameCodec.PAGES_HEADER,
-                data(index + FrameCodec.PAGES_HEADER, length - FrameCodec.PAGES_HEADER));
-        }
-
-        private void onEncodedPages(final long epoch, final int index, final int length) throws IOException
-        {
-            final int count = checkPageRun(FrameType.PAGES_ENCODED, epoch, index, length);
-            final int pageSize = ctx.pageSize();
-            if ((long)count * pageSize > decodedBuffer.capacity())
-            {
-                throw new ProtocolException(Fault.MALFORMED, "PAGES_ENCODED of " + count + " pages");
-            }
-            // decoded now, against the replica as of the previous commit (the base the active encoded against; an
-            // XOR delta waited in mustWait() until the applier had applied it), so a corrupt entry refuses the frame
-            // before anything of the epoch is applied
-            final long firstPage = receiveBuffer.getLong(index);
-            int offset = index + FrameCodec.PAGES_HEADER;
-            final int end = index + length;
-            for (int i = 0; i < count; i++)
-            {
-                offset += codec.decode(firstPage + i, receiveBuffer, reader.checksumView(), offset, end - offset, decodedBuffer,
-                    decodedView, i * pageSize, image.memory());
-            }
-            if (offset != end)
-            {
-                throw new ProtocolException(Fault.MALFORMED, "PAGES_ENCODED carries " + (end - offset) +
-                    " bytes after its " + count + " pages");
-            }
-            decodedView.limit(count * pageSize).position(0);
-            logPages(firstPage, count, decodedBuffer, 0, decodedView);
-        }
-
         /**
-         * Checks the sub-header shared by PAGES and PAGES_ENCODED.
-         *
-         * @return the page count.
+         * Epoch {@code verified.epoch} arrived whole and verified: it is committed, handed to the applier, and acked
+         * at once.
          */
-        private int checkPageRun(final FrameType type, final long epoch, final int index, final int length)
+        private void commit(final EpochLog verified) throws IOException
         {
-            if (!sessionBaselinePending)
-            {
-                // a live baseline's rounds send pages while the guest runs, before its final pause's barrier;
-                // every later epoch's pages are copied in its pause, after the barrier
-                requireAfterBarrier(type, epoch);
-            }
-            if (length < FrameCodec.PAGES_HEADER)
-            {
-                throw new ProtocolException(Fault.MALFORMED, type + " payload of " + length + " bytes");
-            }
-            final long firstPage = receiveBuffer.getLong(index);
-            final int count = receiveBuffer.getInt(index + 8);
-            if (receiveBuffer.getInt(index + 12) != 0)
-            {
-                throw new ProtocolException(Fault.RESERVED_BITS, type + " reserved field is not zero");
-            }
-            if (count <= 0)
-            {
-                throw new ProtocolException(Fault.MALFORMED, type + " of " + count + " pages");
-            }
-            if (firstPage < 0 || firstPage > ctx.pageCount() - count)
-            {
-                throw new ProtocolException(Fault.PAGE_OUT_OF_RANGE, "pages [" + firstPage + ", +" + count +
-                    ") outside the guest's " + ctx.pageCount() + " pages");
-            }
-            return count;
-        }
-
-        /**
-         * A baseline into a replica that never committed has no earlier recovery point to protect: it goes straight
-         * into the replica as it arrives, in arrival order (a live baseline's rounds and the guest's writes during
-         * the disk copy rely on that order), never into an epoch log or its spill file, and the applier (idle: there
-         * was no commit to apply) is not involved. A later session's first epoch keeps going through the log, so a
-         * session cut off there leaves the committed recovery point as it was.
-         */
-        private boolean baselineInPlace()
-        {
-            return sessionBaselinePending && lastCommittedEpoch == 0;
-        }
-
-        private void logPages(final long firstPage, final int count, final UnsafeBuffer buffer, final int bufferIndex,
-            final ByteBuffer pages) throws IOException
-        {
-            if (baselineInPlace())
-            {
-                baselineInPlace = true;
-                image.memory().copyIn(firstPage, count, buffer, bufferIndex);
-            }
-            else
-            {
-                assembling.append(FrameType.PAGES.code(), firstPage, count, pages);
-            }
-            countDataFrame();
-            epochPages += count;
-        }
-
-        private void onEpochEnd(final long epoch, final int index, final int length) throws IOException
-        {
-            requireLength(FrameType.EPOCH_END, length, FrameCodec.EPOCH_END_LENGTH);
-            requireAfterBarrier(FrameType.EPOCH_END, epoch);
-            final long pages = receiveBuffer.getLong(index);
-            final int frames = receiveBuffer.getInt(index + 8);
-            final int diskWrites = receiveBuffer.getInt(index + 12);
-            final int componentCount = receiveBuffer.getInt(index + 16);
-            final long crcSum = receiveBuffer.getLong(index + 24);
-            if (receiveBuffer.getInt(index + 20) != 0)
-            {
-                throw new ProtocolException(Fault.RESERVED_BITS, "EPOCH_END reserved field is not zero");
-            }
-            if (pages != epochPages || frames != epochFrames || diskWrites != epochDiskWrites ||
-                componentCount != epochComponents || crcSum != epochCrcSum)
-            {
-                throw new ProtocolException(Fault.MALFORMED, "epoch " + epoch + " end says " + pages + " pages, " +
-                    frames + " frames, " + diskWrites + " disk writes, " + componentCount + " components, CRC sum " +
-                    Long.toHexString(crcSum) + "; received " + epochPages + ", " + epochFrames + ", " +
-                    epochDiskWrites + ", " + epochComponents + ", " + Long.toHexString(epochCrcSum));
-            }
-            commit(epoch, crcSum);
-        }
-
-        /**
-         * Epoch {@code epoch} arrived whole and verified: it is committed, handed to the applier, and acked at once.
-         */
-        private void commit(final long epoch, final long crcSum) throws IOException
-        {
-            final long receivedNs = clock.nanoTime();
-            if (torn() != null)
-            {
-                throw new ProtocolException(Fault.REFUSED, torn());
-            }
-            final EpochLog verified = assembling;
-            assembling = null;
-            verified.epoch = epoch;
-            verified.barrierNs = barrierNs;
-            verified.receivedNs = receivedNs;
-            verified.ackedNs = -1;
-            // the session's baseline (the whole first copy) is not the steady state: not in the stages
-            final boolean baseline = sessionBaselinePending;
-            verified.baseline = baseline;
-            sessionBaselinePending = false;
-            baselineInPlace = false;
-            resetEpochCounts();
+            final long epoch = verified.epoch;
             counters.committedEpoch.setRelease(epoch);
-            fingerprint = Handshake.chain(fingerprint, epoch, crcSum);
-            nextEpoch = epoch + 1;
+            fingerprint = Handshake.chain(fingerprint, epoch, verified.crcSum);
             lastCommittedEpoch = epoch;
             CounterSet.add(counters.commits, 1);
             promotable = true;
@@ -1429,56 +1138,10 @@ public final class StandbyReplica implements AutoCloseable
                     throw new IllegalStateException("more verified epochs than epoch logs");
                 }
             }
-            if (!baseline)
+            if (!verified.baseline)
             {
-                receiveStage.recorder().recordValue(clamp(receivedNs - barrierNs));
-                commitStage.recorder().recordValue(clamp(verified.ackedNs - barrierNs));
-            }
-        }
-
-        private ByteBuffer data(final int index, final int length)
-        {
-            return reader.slice(index, length);
-        }
-
-        private void countDataFrame()
-        {
-            epochFrames++;
-            epochCrcSum += decoder.crc();
-        }
-
-        private FileVirtualDisk disk(final int diskId)
-        {
-            final FileVirtualDisk disk = image.disk(diskId);
-            if (disk == null)
-            {
-                throw new ProtocolException(Fault.BAD_DISK_EXTENT, "unknown disk id " + diskId);
-            }
-            return disk;
-        }
-
-        private void requireLength(final FrameType type, final int length, final int expectedLength)
-        {
-            if (length != expectedLength)
-            {
-                throw new ProtocolException(Fault.MALFORMED,
-                    type + " payload of " + length + " bytes, expected " + expectedLength);
-            }
-        }
-
-        private void requireBeforeBarrier(final FrameType type, final long epoch)
-        {
-            if (barrierSeen)
-            {
-                throw new ProtocolException(Fault.MALFORMED, type + " after barrier " + epoch);
-            }
-        }
-
-        private void requireAfterBarrier(final FrameType type, final long epoch)
-        {
-            if (!barrierSeen)
-            {
-                throw new ProtocolException(Fault.MALFORMED, type + " of epoch " + epoch + " before its barrier");
+                receiveStage.recorder().recordValue(clamp(verified.receivedNs - verified.barrierNs));
+                commitStage.recorder().recordValue(clamp(verified.ackedNs - verified.barrierNs));
             }
         }
 
@@ -1514,39 +1177,13 @@ public final class StandbyReplica implements AutoCloseable
             }
         }
 
-        private void discardEpoch()
-        {
-            if (assembling != null)
-            {
-                try
-                {
-                    assembling.reset();
-                }
-                catch (final IOException ex)
-                {
-                    throw new UncheckedIOException(ex);
-                }
-            }
-            resetEpochCounts();
-        }
-
-        private void resetEpochCounts()
-        {
-            barrierSeen = false;
-            epochPages = 0;
-            epochFrames = 0;
-            epochDiskWrites = 0;
-            epochComponents = 0;
-            epochCrcSum = 0;
-        }
-
         private void reject(final ProtocolException ex)
         {
             // the message first: whoever sees the count rise must find this error, not the one before it
             lastError = ex.getMessage();
             CounterSet.add(counters.refusals, 1);
             LOG.warn("refused frame from {}: {}; epoch {} discarded, recovery point stays at epoch {}",
-                connection == null ? "?" : connection.peer(), ex.getMessage(), nextEpoch,
+                connection == null ? "?" : connection.peer(), ex.getMessage(), assembler.nextEpoch(),
                 lastCommittedEpoch);
             final Connection refused = connection;
             connection = null;
@@ -1567,7 +1204,7 @@ public final class StandbyReplica implements AutoCloseable
         private void fail(final String message)
         {
             lastError = message;
-            LOG.warn("{}; epoch {} discarded, recovery point stays at epoch {}", message, nextEpoch,
+            LOG.warn("{}; epoch {} discarded, recovery point stays at epoch {}", message, assembler.nextEpoch(),
                 lastCommittedEpoch);
             drop();
             ctx.listener().onError(new IOException(message));
@@ -1585,8 +1222,7 @@ public final class StandbyReplica implements AutoCloseable
             counters.connected.setRelease(0);
             handshakeDone = false;
             heardSinceWelcome = false;
-            stall = STALL_NONE;
-            discardEpoch();
+            assembler.discard();
         }
     }
 
@@ -1602,13 +1238,6 @@ public final class StandbyReplica implements AutoCloseable
     {
         return Math.min(LatencyDistribution.HIGHEST_RECORDED_NS, Math.max(0, ns));
     }
-
-    /** The receiver is not waiting for the applier. */
-    private static final int STALL_NONE = 0;
-    /** Every epoch log is with the applier: the next epoch has none to be assembled in. */
-    private static final int STALL_NO_LOG = 1;
-    /** The applier has not applied the last commit yet: a frame's XOR deltas need it as their base. */
-    private static final int STALL_APPLIER_BEHIND = 2;
 
     private static final String BASELINE_IN_PLACE = "a baseline is being written into the replica, or was cut off " +
         "mid-copy: the replica holds no whole epoch until a baseline commits";

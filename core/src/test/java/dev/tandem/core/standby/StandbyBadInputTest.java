@@ -164,7 +164,10 @@ class StandbyBadInputTest
             active.send(half);
         }
         awaitDisconnected();
-        assertTrue(standby.status().lastError().contains("closed the connection"), standby.status().lastError());
+        // the read that meets the end of the stream says "closed the connection"; on a loaded machine a heartbeat
+        // falls due first and its write meets the closed peer ("is closed"): a lost link either way, never a fault
+        // found in the half frame
+        assertTrue(standby.status().lastError().contains("closed"), standby.status().lastError());
         assertEquals(1, standby.lastCommittedEpoch());
         assertEquals(committedDigest, (long)standby.inspect(StateDigest::of));
         commitEpochTwo();
