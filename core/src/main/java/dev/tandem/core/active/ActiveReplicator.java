@@ -153,6 +153,8 @@ public final class ActiveReplicator implements AutoCloseable
     /** The acknowledged epoch a planned switchover hands over at, 0 if none. */
     private volatile long switchoverEpoch;
     private volatile boolean switchoverAsked;
+    /** When this side was fenced (a switchover's answer arrived), for the switchover's stop time. */
+    private volatile long fencedAtNs;
     private volatile long switchoverGeneration;
     private long resyncStartBytes;
     private final Ownership ownership;
@@ -880,6 +882,9 @@ public final class ActiveReplicator implements AutoCloseable
      * resumes the guest here and protection reconnects (the switchover fails with an exception saying so); if the
      * standby won meanwhile, the switchover completed; if the arbiter cannot be reached, the guest stays paused and
      * the exception says so (neither side may run it until ownership is known).
+     * <p>
+     * Blocks the calling thread; {@link #beginSwitchover} is the same switchover for a caller that must not block
+     * (an event loop, or a caller stepping the duty cycles itself).
      *
      * @param timeout how long to wait for the checkpoint's ack and for the standby's answer, each.
      * @return what the switchover did.
@@ -888,6 +893,55 @@ public final class ActiveReplicator implements AutoCloseable
      *                               already asked to take over).
      */
     public Switchover switchover(final Duration timeout) throws InterruptedException
+    {
+        final SwitchoverTask task = beginSwitchover(timeout);
+        boolean interrupted = false;
+        try
+        {
+            while (true)
+            {
+                final Switchover done = task.poll();
+                if (done != null)
+                {
+                    return done;
+                }
+                try
+                {
+                    Thread.sleep(1);
+                }
+                catch (final InterruptedException ex)
+                {
+                    if (!task.askedStandby())
+                    {
+                        // the standby was not asked yet: the guest runs on here
+                        task.abandon();
+                        throw ex;
+                    }
+                    // the standby may be taking over: ownership is settled now, then the interrupt is passed on
+                    interrupted = true;
+                    task.settleNow();
+                }
+            }
+        }
+        finally
+        {
+            if (interrupted)
+            {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /**
+     * Starts the planned switchover of {@link #switchover(Duration)} without blocking: the returned task is advanced
+     * by {@link SwitchoverTask#poll()}, from any one thread, until it returns the result or throws.
+     *
+     * @param timeout how long to wait for the checkpoint's ack and for the standby's answer, each.
+     * @return the switchover under way.
+     * @throws IllegalStateException if there is no arbiter, protection is not {@code PROTECTED}, or a switchover is
+     *                               under way.
+     */
+    public SwitchoverTask beginSwitchover(final Duration timeout)
     {
         synchronized (this)
         {
@@ -903,96 +957,174 @@ public final class ActiveReplicator implements AutoCloseable
             }
             switchoverAsked = true;
         }
-        final NanoClock clock = ctx.nanoClock();
-        final long ackDeadline = clock.nanoTime() + timeout.toNanos();
+        final SwitchoverTask task = new SwitchoverTask(timeout);
         scheduler.holdAfterNextCheckpoint();
-        long epoch;
-        while ((epoch = scheduler.heldEpoch()) == 0 || lastAckedEpoch < epoch)
+        return task;
+    }
+
+    /**
+     * A planned switchover under way: a state machine that never blocks. First it waits for the held checkpoint's
+     * ack, then for the standby's answer, then (on threads) for the scheduler to have stopped the copy here; a
+     * deadline passed settles ownership at the arbiter.
+     */
+    public final class SwitchoverTask
+    {
+        private final long timeoutNs;
+        private final NanoClock clock = ctx.nanoClock();
+        private final long ackDeadlineNs;
+        private long answerDeadlineNs;
+        private long epoch;
+        private long pausedAtNs;
+        private boolean settleNow;
+        private Switchover result;
+        private RuntimeException failure;
+
+        private SwitchoverTask(final Duration timeout)
         {
-            if (!protecting || clock.nanoTime() > ackDeadline)
+            this.timeoutNs = timeout.toNanos();
+            this.ackDeadlineNs = clock.nanoTime() + timeoutNs;
+        }
+
+        /**
+         * @return true once the standby was asked to take over (from then on the guest does not resume here unless
+         *         this side wins the next generation).
+         */
+        public boolean askedStandby()
+        {
+            return epoch != 0;
+        }
+
+        /**
+         * Advances the switchover.
+         *
+         * @return what the switchover did once it completed, null while it is under way.
+         * @throws IllegalStateException if it did not complete (saying why and where the guest runs); every later
+         *                               call throws the same.
+         */
+        public Switchover poll()
+        {
+            if (result != null)
             {
-                abandonSwitchover();
-                throw new IllegalStateException("switchover of VM " + adapter.vmId() + " abandoned: " +
-                    (protecting ? "the last checkpoint was not acknowledged within " + timeout.toMillis() + " ms" :
-                    "protection was lost (" + state + ")") + "; the guest runs on here");
+                return result;
+            }
+            if (failure != null)
+            {
+                throw failure;
             }
             try
             {
-                Thread.sleep(1);
+                result = step();
+                return result;
             }
-            catch (final InterruptedException ex)
+            catch (final IllegalStateException ex)
             {
-                // the standby was not asked yet: the guest runs on here
-                abandonSwitchover();
+                failure = ex;
                 throw ex;
             }
         }
-        final long pausedAt = scheduler.heldSinceNs();
-        LOG.info("VM {}: planned switchover: the guest is paused at acknowledged epoch {}; asking the standby to take " +
-            "over", adapter.vmId(), epoch);
-        switchoverEpoch = epoch;
-        final long answerDeadline = clock.nanoTime() + timeout.toNanos();
-        boolean interrupted = false;
-        while (state != ProtectionState.FENCED && clock.nanoTime() < answerDeadline && !interrupted)
+
+        /**
+         * Gives up before the standby was asked: the guest runs on here.
+         */
+        void abandon()
         {
-            try
+            if (epoch == 0 && result == null && failure == null)
             {
-                Thread.sleep(1);
-            }
-            catch (final InterruptedException ex)
-            {
-                // the standby may be taking over: ownership is settled below, then the interrupt is passed on
-                interrupted = true;
+                abandonSwitchover();
+                failure = new IllegalStateException("switchover of VM " + adapter.vmId() + " abandoned: interrupted " +
+                    "before the standby was asked; the guest runs on here");
             }
         }
-        if (interrupted)
+
+        /**
+         * Stops waiting for the standby's answer: the next {@link #poll()} settles ownership at the arbiter.
+         */
+        void settleNow()
         {
-            Thread.currentThread().interrupt();
+            settleNow = true;
         }
-        if (state == ProtectionState.FENCED)
+
+        private Switchover step()
         {
-            final long stopNs = clock.nanoTime() - pausedAt;
-            // returns once the scheduler has stopped the copy here for good and told the VMM
-            while (!guestStopped && schedulerRunner != null && !schedulerRunner.isClosed())
+            if (epoch == 0)
             {
-                Thread.sleep(1);
+                final long held = scheduler.heldEpoch();
+                if (held == 0 || lastAckedEpoch < held)
+                {
+                    if (!protecting || clock.nanoTime() > ackDeadlineNs)
+                    {
+                        abandonSwitchover();
+                        throw new IllegalStateException("switchover of VM " + adapter.vmId() + " abandoned: " +
+                            (protecting ? "the last checkpoint was not acknowledged within " + timeoutNs / 1_000_000 +
+                            " ms" : "protection was lost (" + state + ")") + "; the guest runs on here");
+                    }
+                    return null;
+                }
+                epoch = held;
+                pausedAtNs = scheduler.heldSinceNs();
+                LOG.info("VM {}: planned switchover: the guest is paused at acknowledged epoch {}; asking the standby " +
+                    "to take over", adapter.vmId(), epoch);
+                switchoverEpoch = epoch;
+                answerDeadlineNs = clock.nanoTime() + timeoutNs;
+                return null;
             }
-            // the standby's answer, or (if its close reset the connection before the answer was read) the arbiter's
-            return new Switchover(epoch, switchoverGeneration != 0 ? switchoverGeneration : ownership.supersededBy(),
-                stopNs);
-        }
-        // no answer: whoever owns the next generation runs the guest
-        final Ownership.Verdict verdict = ownership.hasArbiter() ? ownership.claimNext() : Ownership.Verdict.OWNER;
-        if (verdict == Ownership.Verdict.SUPERSEDED)
-        {
-            fence("planned switchover: the standby won generation " + ownership.supersededBy());
-            return new Switchover(epoch, ownership.supersededBy(), clock.nanoTime() - pausedAt);
-        }
-        if (verdict == Ownership.Verdict.UNREACHABLE)
-        {
-            throw new IllegalStateException("switchover of VM " + adapter.vmId() + " unresolved: the standby did not " +
-                "answer within " + timeout.toMillis() + " ms and the arbiter cannot be reached (" +
-                ownership.lastError() + "); the guest stays paused here until ownership is known");
-        }
-        synchronized (this)
-        {
-            linkLost(new java.io.IOException("planned switchover abandoned: the standby did not take over within " +
-                timeout.toMillis() + " ms; this side won generation " + ownership.generation()));
-            if (state == ProtectionState.RECONNECTING)
+            if (state == ProtectionState.FENCED)
             {
-                // won already: reconnecting must not claim again
-                claimedWhileReconnecting = true;
+                // returns once the scheduler has stopped the copy here for good and told the VMM (on threads; a
+                // caller stepping the scheduler itself sees it stop at its next step)
+                if (!guestStopped && schedulerRunner != null && !schedulerRunner.isClosed())
+                {
+                    return null;
+                }
+                // the standby's answer, or (if its close reset the connection before the answer was read) the
+                // arbiter's
+                return new Switchover(epoch, switchoverGeneration != 0 ? switchoverGeneration :
+                    ownership.supersededBy(), fencedAtNs - pausedAtNs);
             }
-            else if (state == ProtectionState.ARBITRATING)
+            if (!settleNow && clock.nanoTime() < answerDeadlineNs)
             {
-                becomeUnprotectedOwner("a planned switchover was abandoned; won generation " +
-                    ownership.generation() + " at the arbiter");
+                return null;
             }
+            return settle();
         }
-        abandonSwitchover();
-        throw new IllegalStateException("switchover of VM " + adapter.vmId() + " abandoned: the standby did not take " +
-            "over within " + timeout.toMillis() + " ms; this side won generation " + ownership.generation() +
-            ", the guest runs on here and protection reconnects");
+
+        /**
+         * No answer: whoever owns the next generation runs the guest.
+         */
+        private Switchover settle()
+        {
+            final Ownership.Verdict verdict = ownership.claimNext();
+            if (verdict == Ownership.Verdict.SUPERSEDED)
+            {
+                fence("planned switchover: the standby won generation " + ownership.supersededBy());
+                return new Switchover(epoch, ownership.supersededBy(), clock.nanoTime() - pausedAtNs);
+            }
+            if (verdict == Ownership.Verdict.UNREACHABLE)
+            {
+                throw new IllegalStateException("switchover of VM " + adapter.vmId() + " unresolved: the standby did " +
+                    "not answer within " + timeoutNs / 1_000_000 + " ms and the arbiter cannot be reached (" +
+                    ownership.lastError() + "); the guest stays paused here until ownership is known");
+            }
+            synchronized (ActiveReplicator.this)
+            {
+                linkLost(new java.io.IOException("planned switchover abandoned: the standby did not take over " +
+                    "within " + timeoutNs / 1_000_000 + " ms; this side won generation " + ownership.generation()));
+                if (state == ProtectionState.RECONNECTING)
+                {
+                    // won already: reconnecting must not claim again
+                    claimedWhileReconnecting = true;
+                }
+                else if (state == ProtectionState.ARBITRATING)
+                {
+                    becomeUnprotectedOwner("a planned switchover was abandoned; won generation " +
+                        ownership.generation() + " at the arbiter");
+                }
+            }
+            abandonSwitchover();
+            throw new IllegalStateException("switchover of VM " + adapter.vmId() + " abandoned: the standby did not " +
+                "take over within " + timeoutNs / 1_000_000 + " ms; this side won generation " +
+                ownership.generation() + ", the guest runs on here and protection reconnects");
+        }
     }
 
     /**
@@ -1819,6 +1951,7 @@ public final class ActiveReplicator implements AutoCloseable
             return;
         }
         fenceReason = why;
+        fencedAtNs = ctx.nanoClock().nanoTime();
         if (pendingSession != null)
         {
             pendingSession.connection().close();
