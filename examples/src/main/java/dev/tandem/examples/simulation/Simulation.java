@@ -71,6 +71,8 @@ public final class Simulation implements SimNetwork.Hooks
     private static final String VM_ID = "sim-guest";
     private static final long FAILURE_TIMEOUT_NS = 100 * MS;
     private static final long SILENCE_TIMEOUT_NS = 150 * MS;
+    /** How long a planned switchover waits for its checkpoint's ack and for the standby's answer, each. */
+    private static final long SWITCHOVER_TIMEOUT_MS = 300;
     private static final long HEARTBEAT_NS = 5 * MS;
     private static final int MAX_IDLE_DEPTH = 6;
     /** Simulated time past a run's end after which a wait that has not ended counts as stuck. */
@@ -222,6 +224,13 @@ public final class Simulation implements SimNetwork.Hooks
     /** Sessions the active resumed after a lost link, and how many of them were quick resyncs. */
     private long reconnects;
     private long quickResyncs;
+    /** When a planned switchover is asked for (retried each tick until the active is PROTECTED), or never. */
+    private final long switchoverAtNs;
+    private ActiveReplicator.SwitchoverTask switchoverTask;
+    /** How the planned switchover ended: "" if none was planned, else completed, abandoned or never began. */
+    private String switchover = "";
+    /** The epoch a completed switchover handed over at, -1 if none. */
+    private long switchoverEpoch = -1;
 
     private Simulation(final long seed, final Path dir, final Mutation mutation)
     {
@@ -238,6 +247,11 @@ public final class Simulation implements SimNetwork.Hooks
         // the runs do not reconnect (a lost link ends the session), the others try for 50..1000 ms
         final SplittableRandom reconnectDraw = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + 12);
         this.reconnectWindowNs = reconnectDraw.nextInt(3) == 0 ? 0 : (50 + reconnectDraw.nextInt(951)) * MS;
+        // likewise apart: a quarter of the runs ask for a planned switchover at some point of the run
+        final SplittableRandom switchoverDraw = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + 13);
+        this.switchoverAtNs = switchoverDraw.nextInt(4) == 0 ? START_NS + switchoverDraw.nextLong(runNs) :
+            Long.MAX_VALUE;
+        this.switchover = switchoverAtNs == Long.MAX_VALUE ? "" : "never began";
         this.checks = new OwnershipChecks(violations, START_NS, plan,
             passThrough && mutation != Mutation.PASS_THROUGH_JUDGED_AS_HOLD,
             Math.max(FAILURE_TIMEOUT_NS, SILENCE_TIMEOUT_NS), HEARTBEAT_NS,
@@ -287,12 +301,14 @@ public final class Simulation implements SimNetwork.Hooks
         {
             simulation.violations.add("off-heap memory leaked: " + leaked + " bytes still allocated after the run");
         }
-        return new SimulationResult(seed, simulation.plan.describe(START_NS), simulation.outcome,
+        return new SimulationResult(seed, simulation.plan.describe(START_NS) + (simulation.switchoverAtNs ==
+            Long.MAX_VALUE ? "" : "; switchover (" + (simulation.switchoverAtNs - START_NS) / MS + " ms)"),
+            simulation.outcome,
             List.copyOf(simulation.violations), (simulation.clock.nanoTime() - START_NS) / MS,
             simulation.plan.kill != FaultPlan.Kill.NONE, simulation.killDone, simulation.activeEnd,
             simulation.checks.superseded(), simulation.checks.claimToStopNs(),
             simulation.checks.unackedUnderWonGeneration(), mutation == Mutation.NONE ? "" : mutation.option,
-            simulation.reconnects, simulation.quickResyncs);
+            simulation.reconnects, simulation.quickResyncs, simulation.switchover);
     }
 
     private void execute() throws RuntimeException
@@ -631,10 +647,54 @@ public final class Simulation implements SimNetwork.Hooks
                     break;
             }
         }
+        plannedSwitchover(now);
         if (plan.duplicateConnection && !duplicateSent && activeDead && !standbyDead)
         {
             duplicateSent = true;
             replayDuplicate();
+        }
+    }
+
+    /**
+     * The planned switchover, a task the run advances each tick as it steps every other part: asked for once the
+     * active is PROTECTED at or after its time (until the run's end), then polled until it completes or gives up.
+     * An abandoned switchover is no violation (a fault may take the standby or the link away meanwhile); what the
+     * checks judge is where the guest runs and which output left.
+     */
+    private void plannedSwitchover(final long now)
+    {
+        if (switchoverTask == null && "never began".equals(switchover) && now >= switchoverAtNs &&
+            now < START_NS + runNs && !activeDead && !standbyDead && active != null && !closingActive &&
+            promotedNs < 0 && active.isProtecting() && active.status().state() == ProtectionState.PROTECTED)
+        {
+            try
+            {
+                switchoverTask = active.beginSwitchover(java.time.Duration.ofMillis(SWITCHOVER_TIMEOUT_MS));
+                switchover = "under way";
+            }
+            catch (final IllegalStateException ex)
+            {
+                // not PROTECTED at this instant after all: asked again next tick
+            }
+        }
+        if (switchoverTask == null || activeDead)
+        {
+            return;
+        }
+        try
+        {
+            final ActiveReplicator.Switchover done = switchoverTask.poll();
+            if (done != null)
+            {
+                switchoverTask = null;
+                switchoverEpoch = done.epoch();
+                switchover = "completed";
+            }
+        }
+        catch (final IllegalStateException ex)
+        {
+            switchoverTask = null;
+            switchover = "abandoned";
         }
     }
 
@@ -999,7 +1059,13 @@ public final class Simulation implements SimNetwork.Hooks
                 violations.add("two guests: the standby promoted at epoch " + promotedEpoch +
                     " and the old active still believes it protects (acked " + active.lastAckedEpoch() + ")");
             }
-            outcome = "failover to epoch " + promotedEpoch + " (" + activeState + ", acked " +
+            if (switchoverEpoch >= 0 && promotedEpoch != switchoverEpoch)
+            {
+                violations.add("planned switchover: handed over at epoch " + switchoverEpoch + " but the standby " +
+                    "resumed from epoch " + promotedEpoch);
+            }
+            outcome = (switchoverEpoch >= 0 ? "switchover" : "failover") + " to epoch " + promotedEpoch + " (" +
+                activeState + ", acked " +
                 ackedAtPromotion + ")";
         }
         else if (!standbyDead)

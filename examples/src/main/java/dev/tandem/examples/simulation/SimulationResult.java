@@ -20,10 +20,12 @@ import java.util.List;
  * @param mutation          the deliberate defect of the run ({@code --mutation}), empty for none.
  * @param reconnects   sessions the active resumed after a lost link.
  * @param quickResyncs of those, the ones that resent only what changed since the standby's recovery point.
+ * @param switchover   how the run's planned switchover ended (completed, abandoned, never began), empty if the run
+ *                     planned none.
  */
 public record SimulationResult(long seed, String plan, String outcome, List<String> violations, long simulatedMs,
     boolean killPlanned, boolean killReached, String activeEnd, boolean superseded, long claimToStopNs,
-    long unackedOwnerFrames, String mutation, long reconnects, long quickResyncs)
+    long unackedOwnerFrames, String mutation, long reconnects, long quickResyncs, String switchover)
 {
     /**
      * @return true if no invariant was violated.

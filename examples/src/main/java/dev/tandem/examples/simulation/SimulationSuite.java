@@ -42,11 +42,12 @@ public final class SimulationSuite
      * @param reconnectedRuns runs in which the active resumed a session after a lost link.
      * @param reconnects  sessions resumed after a lost link, in all runs.
      * @param quickResyncs of those, the ones that resent only what changed since the standby's recovery point.
+     * @param switchovers how the planned switchovers ended (completed, abandoned, never began), by count.
      */
     public record Summary(long runs, List<SimulationResult> failures, Map<String, Long> outcomes,
         Map<String, Long> faults, long killsPlanned, long killsReached, long simulatedMs, long wallMs,
         Map<String, Long> activeEnds, long superseded, long[] stopNs, long unackedOwnerFrames, long reconnectedRuns,
-        long reconnects, long quickResyncs)
+        long reconnects, long quickResyncs, Map<String, Long> switchovers)
     {
         /**
          * @param percentile 0..100.
@@ -107,6 +108,9 @@ public final class SimulationSuite
                 "(pass-through): %d%n", unackedOwnerFrames);
             out.printf(Locale.ROOT, "sessions resumed after a lost link: %d in %d runs (%d quick resyncs, the rest " +
                 "whole baselines)%n", reconnects, reconnectedRuns, quickResyncs);
+            // never began: the active was not PROTECTED between the switchover's time and the run's end
+            out.printf(Locale.ROOT, "planned switchovers: %d; how they ended: %s%n",
+                switchovers.values().stream().mapToLong(Long::longValue).sum(), switchovers);
             for (final SimulationResult failure : failures)
             {
                 out.println("FAILED seed " + failure.seed() + ": " + failure.violations().get(0) + "  -> replay: " +
@@ -200,6 +204,7 @@ public final class SimulationSuite
         long reconnectedRuns = 0;
         long reconnects = 0;
         long quickResyncs = 0;
+        final Map<String, Long> switchovers = new TreeMap<>();
         final List<Long> stops = new ArrayList<>();
         for (long seed = from; seed <= to; seed++)
         {
@@ -218,6 +223,10 @@ public final class SimulationSuite
             reconnectedRuns += result.reconnects() > 0 ? 1 : 0;
             reconnects += result.reconnects();
             quickResyncs += result.quickResyncs();
+            if (!result.switchover().isEmpty())
+            {
+                switchovers.merge(result.switchover(), 1L, Long::sum);
+            }
             killsPlanned += result.killPlanned() ? 1 : 0;
             killsReached += result.killReached() ? 1 : 0;
             outcomes.merge(category(result.outcome()), 1L, Long::sum);
@@ -250,7 +259,7 @@ public final class SimulationSuite
                 new Summary(seed - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
                     (System.nanoTime() - start) / 1_000_000, activeEnds, superseded,
                     stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames, reconnectedRuns, reconnects,
-                    quickResyncs).print(out);
+                    quickResyncs, switchovers).print(out);
                 out.println("---");
             }
         }
@@ -261,7 +270,7 @@ public final class SimulationSuite
         return new Summary(to - from + 1, failures, outcomes, faults, killsPlanned, killsReached, simulatedMs,
             (System.nanoTime() - start) / 1_000_000, activeEnds, superseded,
             stops.stream().mapToLong(Long::longValue).toArray(), unackedOwnerFrames, reconnectedRuns, reconnects,
-            quickResyncs);
+            quickResyncs, switchovers);
     }
 
     /**

@@ -116,6 +116,33 @@ class SimulationTest
     }
 
     /**
+     * Planned switchovers join the fault families: seeds with no other fault complete theirs (the standby resumes the
+     * guest from exactly the epoch the active handed over at, with every released frame's epoch in it, and the old
+     * guest stopped), and a run that asks for one while the standby is killed or the link cut ends as the checks
+     * allow, never with a violation.
+     */
+    @Test
+    void plannedSwitchoversHandOverExactly()
+    {
+        for (final long seed : new long[] {1, 56, 69})
+        {
+            final SimulationResult result = Simulation.run(seed, dir);
+            assertTrue(result.plan().contains("switchover ("), "seed " + seed + " plans no switchover now: " +
+                result.plan());
+            assertTrue(result.ok(), result.replayCommand() + ": " + result.violations());
+            assertEquals("completed", result.switchover(), "seed " + seed + ": " + result.outcome());
+            assertTrue(result.outcome().startsWith("switchover to epoch"), result.outcome());
+            assertEquals("fenced (guest stopped)", result.activeEnd(), "seed " + seed);
+        }
+        for (final long seed : new long[] {2, 12, 41})
+        {
+            final SimulationResult result = Simulation.run(seed, dir);
+            assertTrue(result.plan().contains("switchover ("), "seed " + seed + " plans no switchover now");
+            assertTrue(result.ok(), result.replayCommand() + ": " + result.violations());
+        }
+    }
+
+    /**
      * With output passed through once the active owns the guest unprotected (a real product setting), frames of
      * epochs the standby never acknowledged reach the world; judged as if output were held, the checks must say so,
      * naming invariant 2, with a replay command that carries the mutation.
