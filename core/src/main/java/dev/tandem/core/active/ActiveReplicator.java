@@ -163,8 +163,15 @@ public final class ActiveReplicator implements AutoCloseable
     private final long claimDelayNs;
     private long linkLostNs;
     private long nextArbiterAttemptNs;
-    private long lastStatusNs;
-    private long lastStatusCheckpoints;
+    /**
+     * The checkpoint rate over windows of at least a second, kept by the scheduler as it checkpoints: a status()
+     * read every 50 ms by one caller (the harness's fence watcher) must not shrink what another caller sees.
+     */
+    private volatile long rateWindowStartNs;
+    private volatile long rateWindowCheckpoints;
+    private volatile double lastWindowRate;
+    /** The shortest window the checkpoint rate is measured over. */
+    static final long RATE_WINDOW_NS = TimeUnit.SECONDS.toNanos(1);
     private boolean closed;
     /** The last snapshot, taken while closing: afterwards the gate's and stream's memory is freed. */
     private ProtectionStatus closedStatus;
@@ -602,10 +609,7 @@ public final class ActiveReplicator implements AutoCloseable
         final ActiveCounters counters = this.counters;
         final long now = ctx.nanoClock().nanoTime();
         final long checkpoints = counters.checkpoints.get();
-        final double rate = lastStatusNs == 0 ? 0 :
-            (checkpoints - lastStatusCheckpoints) * 1e9 / Math.max(1, now - lastStatusNs);
-        lastStatusNs = now;
-        lastStatusCheckpoints = checkpoints;
+        final double rate = checkpointRate(now);
         final long newestCheckpoint = lastCheckpointEpoch;
         final long newestDirtyPages = newestCheckpoint < firstEpoch ? 0 :
             checkpointDirtyPages.get((int)(newestCheckpoint & checkpointTimesMask));
@@ -1262,8 +1266,56 @@ public final class ActiveReplicator implements AutoCloseable
         return checkpointTimes.get((int)(epoch & checkpointTimesMask));
     }
 
+    /**
+     * @return checkpoints per second over the latest window of at least {@link #RATE_WINDOW_NS}; over the window
+     *         still open when checkpoints have stopped for two windows (a held or lost link), or since the first
+     *         checkpoint before a window has closed.
+     */
+    private double checkpointRate(final long now)
+    {
+        final long windowStart = rateWindowStartNs;
+        final long inWindow = rateWindowCheckpoints;
+        if (windowStart == 0)
+        {
+            return 0;
+        }
+        final double closed = lastWindowRate;
+        if (closed >= 0 && now - windowStart < 2 * RATE_WINDOW_NS)
+        {
+            return closed;
+        }
+        return inWindow * 1e9 / Math.max(1, now - windowStart);
+    }
+
+    /**
+     * Counts a checkpoint into the rate's window (the scheduler's thread): the intervals between checkpoints in a
+     * window of at least a second, over its length.
+     */
+    private void countIntoRate(final long startNs)
+    {
+        final long windowStart = rateWindowStartNs;
+        if (windowStart == 0)
+        {
+            lastWindowRate = -1;
+            rateWindowStartNs = startNs;
+            return;
+        }
+        final long inWindow = rateWindowCheckpoints + 1;
+        if (startNs - windowStart >= RATE_WINDOW_NS)
+        {
+            lastWindowRate = inWindow * 1e9 / (startNs - windowStart);
+            rateWindowCheckpoints = 0;
+            rateWindowStartNs = startNs;
+        }
+        else
+        {
+            rateWindowCheckpoints = inWindow;
+        }
+    }
+
     void checkpointTaken(final long epoch, final long startNs, final long dirtyPages)
     {
+        countIntoRate(startNs);
         // indexed by epoch like the times, so status() reads the pages of the very checkpoint it names
         checkpointDirtyPages.lazySet((int)(epoch & checkpointTimesMask), dirtyPages);
         checkpointTimes.lazySet((int)(epoch & checkpointTimesMask), startNs);

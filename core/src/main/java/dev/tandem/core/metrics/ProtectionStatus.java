@@ -9,7 +9,8 @@ import java.util.Locale;
  * @param lastCheckpointEpoch newest checkpoint taken.
  * @param lastAckedEpoch      newest epoch the standby committed.
  * @param checkpoints         checkpoints taken.
- * @param checkpointsPerSecond rate since the previous snapshot.
+ * @param checkpointsPerSecond rate over the latest window of at least a second, the same whoever else reads the
+ *                            status and how often.
  * @param bytesSent           bytes written to the standby.
  * @param pagesCopied         dirty pages copied into staging.
  * @param stagingOverflows    deltas larger than one staging area.

@@ -65,6 +65,39 @@ class ProtectionApiTest
         }
     }
 
+    /**
+     * The checkpoint rate is measured over windows of at least a second, kept as checkpoints are taken: a status()
+     * read right after another (a watcher polling every few ms) sees the same rate, not the handful of checkpoints
+     * since that other read (which was 0/s and made the harness's progress lines lie).
+     */
+    @Test
+    void theCheckpointRateDoesNotDependOnWhoElseReadsTheStatus() throws Exception
+    {
+        try (ReplicationFixture fixture = new ReplicationFixture(guest("rate"), new InJvmTransport(), "rate", dir,
+            false, (ctx, standby) -> { }))
+        {
+            final long start = System.nanoTime();
+            // past the first window: its rate is then a closed window's
+            while (System.nanoTime() - start < Duration.ofMillis(1500).toNanos())
+            {
+                fixture.active.status();
+                Thread.sleep(5);
+            }
+            ProtectionStatus first = null;
+            ProtectionStatus second = null;
+            // a window may close between two reads (once a second, microseconds apart): three tries
+            for (int i = 0; i < 3 && (first == null || first.checkpointsPerSecond() != second.checkpointsPerSecond());
+                i++)
+            {
+                first = fixture.active.status();
+                second = fixture.active.status();
+            }
+            assertTrue(first.checkpointsPerSecond() > 0, first.toString());
+            assertEquals(first.checkpointsPerSecond(), second.checkpointsPerSecond(), 0.0,
+                "a read right after another sees the same window");
+        }
+    }
+
     @Test
     void awaitCommittedFailsOnceNoFurtherEpochCanCommit() throws Exception
     {
