@@ -14,7 +14,6 @@ import dev.tandem.vmm.VmmAdapter;
 import dev.tandem.vmm.VmmAdapterException;
 import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.concurrent.Agent;
-import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.NanoClock;
 
 import java.util.List;
@@ -46,8 +45,6 @@ final class CheckpointScheduler implements Agent
     private final StagingArea[] areas;
     private final DiskWriteStream diskStream;
     private final OutputCommitGate gate;
-    private final IdleStrategy overflowIdle;
-    private final IdleStrategy baselineIdle;
     private final NanoClock clock;
     private final CheckpointPolicy policy;
     private final EpochSample sample = new EpochSample();
@@ -84,6 +81,28 @@ final class CheckpointScheduler implements Agent
     private boolean resyncQuick;
     private long resyncFirstEpoch;
     private final SingleWriterRecorder pauseRecorder;
+
+    /** No checkpoint holds the guest paused. */
+    private static final int NOT_PAUSED = 0;
+    /** The guest is paused and its delta is being copied; after an overflow, into the next area once it is free. */
+    private static final int COPYING = 1;
+    /** The paused full baseline is published: the guest stays paused until the sender has copied the disks. */
+    private static final int AWAITING_BASELINE_SENT = 2;
+    /**
+     * Where the checkpoint under way is: a delta that needs more staging areas than are free, and the paused
+     * baseline's disk copy, keep the guest paused across duty cycles (each looks again and returns) instead of
+     * waiting in a loop inside one.
+     */
+    private int pausedStep = NOT_PAUSED;
+    private long pauseStartNs;
+    private long pausedEpoch;
+    private boolean pausedBaseline;
+    /** The area the delta is copied into, null while the next one is awaited after an overflow. */
+    private StagingArea copyArea;
+    /** The next dirty page to copy, -1 when every page is copied, and the end of its run. */
+    private long copyPage;
+    private long copyRunEnd;
+    private long copyPages;
 
     private long nextEpoch;
     private long nextCheckpointNs;
@@ -122,8 +141,6 @@ final class CheckpointScheduler implements Agent
         this.diskStream = diskStream;
         this.gate = gate;
         this.clock = ctx.nanoClock();
-        this.overflowIdle = ctx.newWaitStrategy();
-        this.baselineIdle = ctx.newWaitStrategy();
         this.periodNs = ctx.checkpointPeriodNs();
         this.policy = ctx.checkpointPolicy();
         this.maxEpochsInFlight = ctx.maxEpochsInFlight();
@@ -186,8 +203,11 @@ final class CheckpointScheduler implements Agent
     {
         if (replicator.fenceRequested() && !fenced)
         {
-            // another side runs the guest now: stop this copy for good, so exactly one of them runs
+            // another side runs the guest now: stop this copy for good, so exactly one of them runs (a checkpoint
+            // under way is dropped with the guest still paused)
             fenced = true;
+            pausedStep = NOT_PAUSED;
+            copyArea = null;
             replicator.stopGuest();
             return 1;
         }
@@ -203,6 +223,10 @@ final class CheckpointScheduler implements Agent
                 vcpus.resume();
                 return 1;
             }
+        }
+        if (pausedStep != NOT_PAUSED)
+        {
+            return advancePaused();
         }
         if (!replicator.isProtecting() || replicator.isClosing() || heldEpoch != 0)
         {
@@ -312,75 +336,163 @@ final class CheckpointScheduler implements Agent
         return 1;
     }
 
+    /**
+     * Pauses the guest and starts its checkpoint: harvests the dirty pages and copies them into staging areas, then
+     * saves the component state, publishes the epoch and resumes, all in this duty cycle unless a staging area must be
+     * waited for (the checkpoint then goes on in the next ones, the guest paused meanwhile).
+     */
     private void checkpoint(final StagingArea firstArea)
     {
-        final long start = clock.nanoTime();
+        pauseStartNs = clock.nanoTime();
         vcpus.pause();
-        final long epoch = nextEpoch;
-        final boolean baseline = !baselineDone;
+        pausedEpoch = nextEpoch;
+        pausedBaseline = !baselineDone;
+        pausedStep = COPYING;
+        boolean started = false;
         try
         {
             // get-and-clear ORs into the set a live baseline's last round left for this pause
             dirtyLog.harvest(dirty);
-            if (baseline && !precopying)
+            if (pausedBaseline && !precopying)
             {
                 dirty.setAll();
             }
-            final StagingArea last = copyDelta(firstArea, epoch, baseline);
-            if (last == null)
+            firstArea.begin(pausedEpoch, true, pausedBaseline);
+            if (pausedBaseline && !precopying)
             {
-                return;
+                // the paused baseline's disks are copied by the sender at this segment, the guest stopped meanwhile
+                firstArea.markOpensBaseline();
             }
-            final int needed = last.saveComponents(components);
-            if (needed > 0)
-            {
-                throw new VmmAdapterException(VmmAdapterException.Phase.SNAPSHOT, "component state needs " + needed +
-                    " bytes but ActiveContext.componentStateBytes is smaller; raise it");
-            }
-            if (observer != null)
-            {
-                observer.onCheckpoint(epoch, adapter);
-            }
-            replicator.checkpointTaken(epoch, start, lastDeltaPages);
-            gate.epoch(epoch + 1);
-            publish(last, epoch);
-            nextEpoch = epoch + 1;
-            keepEpochPages(epoch);
-            if (baseline && precopying)
-            {
-                baselineDone = true;
-                precopying = false;
-                baselinePagesCopied += lastDeltaPages;
-                replicator.baselineProgress(baselineRound, baselinePagesCopied, 0, true);
-            }
-            else if (baseline)
-            {
-                baselineDone = true;
-                replicator.baselineProgress(0, lastDeltaPages, 0, true);
-                // a paused full copy: the disks are read by the sender while the guest stays stopped
-                baselineIdle.reset();
-                while (replicator.sentThroughEpoch() < epoch && replicator.isProtecting())
-                {
-                    baselineIdle.idle();
-                }
-            }
+            copyArea = firstArea;
+            copyPage = dirty.nextSetBit(0);
+            copyRunEnd = copyPage < 0 ? -1 : dirty.nextClearBit(copyPage);
+            copyPages = 0;
+            started = true;
         }
         finally
         {
-            if (holdRequested && !baseline && nextEpoch == epoch + 1)
+            if (!started)
             {
-                // the switchover's checkpoint: the guest stays paused until the standby resumes it (or the
-                // switchover is abandoned and its caller resumes it)
-                holdRequested = false;
-                heldSinceNs = start;
-                heldEpoch = epoch;
-            }
-            else
-            {
-                vcpus.resume();
+                endPause(false);
             }
         }
-        if (heldEpoch == epoch)
+        advancePaused();
+    }
+
+    /**
+     * The checkpoint under way, as far as it can go in this duty cycle.
+     *
+     * @return work done.
+     */
+    private int advancePaused()
+    {
+        boolean completed = false;
+        boolean ended = false;
+        try
+        {
+            if (pausedStep == COPYING)
+            {
+                if (!copyDelta())
+                {
+                    if (!replicator.isProtecting())
+                    {
+                        // kept: the link was lost and this epoch's pages are part of what a resync resends
+                        ended = true;
+                        return 1;
+                    }
+                    return 0;
+                }
+                finishCopy();
+                if (pausedStep == AWAITING_BASELINE_SENT)
+                {
+                    return 1;
+                }
+            }
+            else if (replicator.sentThroughEpoch() < pausedEpoch && replicator.isProtecting())
+            {
+                // a paused full copy: the disks are read by the sender while the guest stays stopped
+                return 0;
+            }
+            completed = true;
+            ended = true;
+            return 1;
+        }
+        catch (final RuntimeException | Error ex)
+        {
+            ended = true;
+            throw ex;
+        }
+        finally
+        {
+            if (ended)
+            {
+                endPause(completed);
+            }
+        }
+    }
+
+    /**
+     * Every page is in a staging area: the component state, the epoch published, the record kept.
+     */
+    private void finishCopy()
+    {
+        final long epoch = pausedEpoch;
+        final StagingArea last = copyArea;
+        final int needed = last.saveComponents(components);
+        if (needed > 0)
+        {
+            throw new VmmAdapterException(VmmAdapterException.Phase.SNAPSHOT, "component state needs " + needed +
+                " bytes but ActiveContext.componentStateBytes is smaller; raise it");
+        }
+        if (observer != null)
+        {
+            observer.onCheckpoint(epoch, adapter);
+        }
+        replicator.checkpointTaken(epoch, pauseStartNs, lastDeltaPages);
+        gate.epoch(epoch + 1);
+        publish(last, epoch);
+        copyArea = null;
+        nextEpoch = epoch + 1;
+        keepEpochPages(epoch);
+        if (pausedBaseline && precopying)
+        {
+            baselineDone = true;
+            precopying = false;
+            baselinePagesCopied += lastDeltaPages;
+            replicator.baselineProgress(baselineRound, baselinePagesCopied, 0, true);
+        }
+        else if (pausedBaseline)
+        {
+            baselineDone = true;
+            replicator.baselineProgress(0, lastDeltaPages, 0, true);
+            pausedStep = AWAITING_BASELINE_SENT;
+        }
+    }
+
+    /**
+     * The checkpoint under way ends: the guest resumes (or stays paused for a planned switchover), and a completed
+     * checkpoint's pause is recorded and the policy chooses the next period, after the resume.
+     *
+     * @param completed whether the epoch was published (false: abandoned on a lost link or a failure).
+     */
+    private void endPause(final boolean completed)
+    {
+        final long epoch = pausedEpoch;
+        final boolean baseline = pausedBaseline;
+        final long start = pauseStartNs;
+        pausedStep = NOT_PAUSED;
+        copyArea = null;
+        if (completed && holdRequested && !baseline)
+        {
+            // the switchover's checkpoint: the guest stays paused until the standby resumes it (or the switchover
+            // is abandoned and its caller resumes it)
+            holdRequested = false;
+            heldSinceNs = start;
+            heldEpoch = epoch;
+            return;
+        }
+        vcpus.resume();
+        if (!completed)
         {
             return;
         }
@@ -392,113 +504,128 @@ final class CheckpointScheduler implements Agent
         }
         else
         {
-            pauseRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, pauseNs));
-            // the policy runs after resume: its work is never part of the pause
-            final long previousPeriodNs = periodNs;
-            periodNs = policy.nextPeriodNs(sample.set(epoch, periodNs, lastDeltaPages, pauseNs,
-                replicator.lastCommitLatencyNs(), nextEpoch - 1 - replicator.lastAckedEpoch(), maxEpochsInFlight,
-                replicator.applicationSignal()).link(replicator.lastSendNs(), replicator.lastEncodedBytes())
-                .output(gate.heldBytes()));
-            replicator.periodChosen(periodNs, policy.lastDecision());
-            if (CheckpointEvent.enabled())
-            {
-                final CheckpointEvent event = new CheckpointEvent();
-                event.vmId = adapter.vmId();
-                event.epoch = epoch;
-                event.dirtyPages = lastDeltaPages;
-                event.pauseNs = pauseNs;
-                event.nextPeriodNs = periodNs;
-                event.decision = policy.lastDecision().name();
-                event.commit();
-            }
-            if (periodNs != previousPeriodNs && PolicyDecisionEvent.enabled())
-            {
-                final PolicyDecisionEvent event = new PolicyDecisionEvent();
-                event.vmId = adapter.vmId();
-                event.policy = policy.name();
-                event.epoch = epoch;
-                event.decision = policy.lastDecision().name();
-                event.previousPeriodNs = previousPeriodNs;
-                event.nextPeriodNs = periodNs;
-                event.pauseNs = pauseNs;
-                event.commitLatencyNs = sample.commitLatencyNs();
-                event.sendNs = sample.sendNs();
-                event.epochsInFlight = sample.epochsInFlight();
-                event.commit();
-            }
+            recordPauseAndChoosePeriod(epoch, pauseNs);
         }
         nextCheckpointNs = start + periodNs;
     }
 
+    private void recordPauseAndChoosePeriod(final long epoch, final long pauseNs)
+    {
+        pauseRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, pauseNs));
+        // the policy runs after resume: its work is never part of the pause
+        final long previousPeriodNs = periodNs;
+        periodNs = policy.nextPeriodNs(sample.set(epoch, periodNs, lastDeltaPages, pauseNs,
+            replicator.lastCommitLatencyNs(), nextEpoch - 1 - replicator.lastAckedEpoch(), maxEpochsInFlight,
+            replicator.applicationSignal()).link(replicator.lastSendNs(), replicator.lastEncodedBytes())
+            .output(gate.heldBytes()));
+        replicator.periodChosen(periodNs, policy.lastDecision());
+        if (CheckpointEvent.enabled())
+        {
+            final CheckpointEvent event = new CheckpointEvent();
+            event.vmId = adapter.vmId();
+            event.epoch = epoch;
+            event.dirtyPages = lastDeltaPages;
+            event.pauseNs = pauseNs;
+            event.nextPeriodNs = periodNs;
+            event.decision = policy.lastDecision().name();
+            event.commit();
+        }
+        if (periodNs != previousPeriodNs && PolicyDecisionEvent.enabled())
+        {
+            final PolicyDecisionEvent event = new PolicyDecisionEvent();
+            event.vmId = adapter.vmId();
+            event.policy = policy.name();
+            event.epoch = epoch;
+            event.decision = policy.lastDecision().name();
+            event.previousPeriodNs = previousPeriodNs;
+            event.nextPeriodNs = periodNs;
+            event.pauseNs = pauseNs;
+            event.commitLatencyNs = sample.commitLatencyNs();
+            event.sendNs = sample.sendNs();
+            event.epochsInFlight = sample.epochsInFlight();
+            event.commit();
+        }
+    }
+
     /**
-     * @return the area holding the last segment, or null if protection stopped while waiting for an area.
+     * Copies the dirty pages from where the copy stands into staging areas. An area that fills up is handed to the
+     * sender (an overflow: the pause grows by the time the sender needs to drain a segment, counted) and the copy
+     * goes on in the next one if it is free; otherwise it stops there and the next duty cycle looks again, so the
+     * sender (and the standby behind it), which may need this very core on a small host, can drain it.
+     *
+     * @return true once every page is copied, false while the next area is awaited.
      */
-    private StagingArea copyDelta(final StagingArea firstArea, final long epoch, final boolean baseline)
+    private boolean copyDelta()
     {
         final DirtyBitmap dirty = this.dirty;
         final GuestMemory memory = this.memory;
-        StagingArea area = firstArea;
-        area.begin(epoch, true, baseline);
-        if (baseline && !precopying)
+        StagingArea area = copyArea == null ? nextFreeArea() : copyArea;
+        if (area == null)
         {
-            // the paused baseline's disks are copied by the sender at this segment, the guest stopped meanwhile
-            area.markOpensBaseline();
+            return false;
         }
-        long pages = 0;
-        long page = dirty.nextSetBit(0);
+        long page = copyPage;
+        long end = copyRunEnd;
         while (page >= 0)
         {
-            final long end = dirty.nextClearBit(page);
-            pages += end - page;
             while (page < end)
             {
                 int room = area.roomInPages();
                 if (room == 0)
                 {
-                    area = overflow(area, epoch, baseline);
+                    publish(area, pausedEpoch);
+                    if (!pausedBaseline)
+                    {
+                        CounterSet.add(replicator.counters().stagingOverflows, 1);
+                    }
+                    copyArea = null;
+                    copyPage = page;
+                    copyRunEnd = end;
+                    area = nextFreeArea();
                     if (area == null)
                     {
-                        // kept: the link was lost and this epoch's pages are part of what a resync resends
-                        return null;
+                        return false;
                     }
                     room = area.roomInPages();
                 }
                 final int count = (int)Math.min(end - page, room);
                 area.copyRun(memory, page, count);
                 page += count;
+                copyPages += count;
             }
             page = dirty.nextSetBit(end);
+            end = page < 0 ? -1 : dirty.nextClearBit(page);
         }
-        CounterSet.add(replicator.counters().pagesCopied, pages);
-        lastDeltaPages = pages;
-        return area;
+        copyPage = -1;
+        CounterSet.add(replicator.counters().pagesCopied, copyPages);
+        lastDeltaPages = copyPages;
+        return true;
     }
 
     /**
-     * The delta does not fit one area: hand this segment to the sender and continue in the next free area. The
-     * pause grows by the time the sender needs to drain a segment; counted as a staging overflow.
+     * @return the next staging area, begun for the epoch under way, or null if the sender has not freed it yet.
      */
-    private StagingArea overflow(final StagingArea full, final long epoch, final boolean baseline)
+    private StagingArea nextFreeArea()
     {
-        publish(full, epoch);
-        if (!baseline)
-        {
-            CounterSet.add(replicator.counters().stagingOverflows, 1);
-        }
         final StagingArea next = areas[nextArea];
-        // the guest stays paused until the sender frees an area: back off rather than spin, because on a small
-        // host the sender (and the standby behind it) that must drain the areas may need this very core
-        overflowIdle.reset();
-        while (!next.isFree())
+        if (!next.isFree())
         {
-            if (!replicator.isProtecting())
-            {
-                return null;
-            }
-            overflowIdle.idle();
+            return null;
         }
-        next.begin(epoch, false, baseline);
+        next.begin(pausedEpoch, false, pausedBaseline);
+        copyArea = next;
         return next;
+    }
+
+    @Override
+    public void onClose()
+    {
+        if (pausedStep != NOT_PAUSED)
+        {
+            // stopped while a checkpoint waited for a staging area (close() after protection ended): the guest was
+            // paused by this thread and runs on, as an abandoned checkpoint always left it
+            endPause(false);
+        }
     }
 
     /**
