@@ -893,8 +893,10 @@ public final class ActiveReplicator implements AutoCloseable
      * @param timeout how long to wait for the checkpoint's ack and for the standby's answer, each.
      * @return what the switchover did.
      * @throws IllegalStateException if protection is not {@code PROTECTED}, or the switchover did not complete.
-     * @throws InterruptedException  if interrupted while waiting (the guest is then resumed unless the standby was
-     *                               already asked to take over).
+     * @throws InterruptedException  if interrupted before the standby was asked to take over (the guest is then
+     *                               resumed). An interrupt after that settles ownership at once instead of waiting
+     *                               for the answer, and the result (or the failure) is returned with the thread's
+     *                               interrupt status set again.
      */
     public Switchover switchover(final Duration timeout) throws InterruptedException
     {
@@ -938,7 +940,10 @@ public final class ActiveReplicator implements AutoCloseable
 
     /**
      * Starts the planned switchover of {@link #switchover(Duration)} without blocking: the returned task is advanced
-     * by {@link SwitchoverTask#poll()}, from any one thread, until it returns the result or throws.
+     * by {@link SwitchoverTask#poll()}, from any one thread, until it returns the result or throws. The caller must
+     * keep polling: the deadlines are checked in {@code poll()}, and until it settles the guest stays paused here.
+     * A poll returns at once except when it settles: asking the arbiter for the next generation, and (on threads)
+     * waiting up to 5 s for the scheduler to resume the guest after an abandoned switchover.
      *
      * @param timeout how long to wait for the checkpoint's ack and for the standby's answer, each.
      * @return the switchover under way.

@@ -96,8 +96,16 @@ final class EpochAssembler implements AutoCloseable
         this.clock = ctx.nanoClock();
         this.committedEpoch = committedEpoch;
         this.codec = new PageCodec(ctx.pageSize(), 0);
-        this.decodedRegion = NativeMemory.allocateDirect(Math.max(ctx.pageSize(),
-            ctx.maxFramePayload() / (ctx.pageSize() + PageCodec.ENTRY_HEADER) * ctx.pageSize()), 4096);
+        try
+        {
+            this.decodedRegion = NativeMemory.allocateDirect(Math.max(ctx.pageSize(),
+                ctx.maxFramePayload() / (ctx.pageSize() + PageCodec.ENTRY_HEADER) * ctx.pageSize()), 4096);
+        }
+        catch (final RuntimeException | Error ex)
+        {
+            codec.close();
+            throw ex;
+        }
         this.decodedBuffer = new UnsafeBuffer(decodedRegion.byteBuffer());
         this.decodedView = decodedRegion.byteBuffer().duplicate();
     }

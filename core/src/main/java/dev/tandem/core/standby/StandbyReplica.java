@@ -100,6 +100,12 @@ public final class StandbyReplica implements AutoCloseable
         RecoveryImage createdImage = null;
         final EpochLog[] createdLogs = new EpochLog[ctx.epochLogs()];
         StandbyCounters createdCounters = null;
+        // session to applier: verified epochs in epoch order; applier to session: logs to assemble the next in (each
+        // queue can hold every log, so handing one over never fails)
+        final OneToOneConcurrentArrayQueue<EpochLog> verifiedLogs = new OneToOneConcurrentArrayQueue<>(
+            createdLogs.length);
+        final OneToOneConcurrentArrayQueue<EpochLog> freeLogs = new OneToOneConcurrentArrayQueue<>(createdLogs.length);
+        StandbySession createdSession = null;
         try
         {
             createdCounters = new StandbyCounters(ctx.countersDirectory(), ctx.vmId());
@@ -111,10 +117,17 @@ public final class StandbyReplica implements AutoCloseable
             {
                 createdLogs[i] = new EpochLog(logMemoryBytes, ctx.maxFramePayload(),
                     ctx.directory().resolve("epoch-" + i + ".spill"));
+                freeLogs.offer(createdLogs[i]);
             }
+            // the applier first: the session's assembler asks it how far the image is applied
+            this.applier = new Applier(ctx, createdImage, verifiedLogs, freeLogs, applyStage, () -> closed,
+                reason -> lastError = reason);
+            createdSession = new StandbySession(ctx, listener, ownership, createdImage, applier, createdCounters,
+                verifiedLogs, freeLogs, receiveStage, commitStage, this::betweenFrames, reason -> lastError = reason);
         }
-        catch (final RuntimeException ex)
+        catch (final RuntimeException | Error ex)
         {
+            // nothing ran yet: what was built is freed here (the session frees its own part of a failed build)
             CloseHelper.quietClose(createdImage);
             CloseHelper.quietCloseAll(createdLogs);
             CloseHelper.quietClose(createdCounters);
@@ -123,19 +136,7 @@ public final class StandbyReplica implements AutoCloseable
         this.counters = createdCounters;
         this.image = createdImage;
         this.logs = createdLogs;
-        // each queue can hold every log, so handing one over never fails
-        // session to applier: verified epochs in epoch order; applier to session: logs to assemble the next in
-        final OneToOneConcurrentArrayQueue<EpochLog> verifiedLogs = new OneToOneConcurrentArrayQueue<>(logs.length);
-        final OneToOneConcurrentArrayQueue<EpochLog> freeLogs = new OneToOneConcurrentArrayQueue<>(logs.length);
-        for (final EpochLog log : logs)
-        {
-            freeLogs.offer(log);
-        }
-        // the applier first: the session's assembler asks it how far the image is applied
-        this.applier = new Applier(ctx, image, verifiedLogs, freeLogs, applyStage, () -> closed,
-            reason -> lastError = reason);
-        this.session = new StandbySession(ctx, listener, ownership, image, applier, counters, verifiedLogs, freeLogs,
-            receiveStage, commitStage, this::betweenFrames, reason -> lastError = reason);
+        this.session = createdSession;
         this.promoter = session.promoter();
         if (ctx.useAgentInvoker())
         {

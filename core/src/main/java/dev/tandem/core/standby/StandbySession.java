@@ -14,6 +14,7 @@ import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException.Fault;
 import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.NativeMemory;
+import org.agrona.CloseHelper;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.NanoClock;
@@ -125,17 +126,33 @@ final class StandbySession implements Agent, Promoter.Session
         this.errors = errors;
         this.ackIdle = ctx.newWaitStrategy();
         final int bufferBytes = Math.max(4 << 20, 2 * (FrameCodec.HEADER_LENGTH + ctx.maxFramePayload()));
-        this.reader = new FrameReader(bufferBytes, ctx.maxFramePayload());
+        FrameReader createdReader = null;
+        FrameWriter createdWriter = null;
+        try
+        {
+            createdReader = new FrameReader(bufferBytes, ctx.maxFramePayload());
+            createdWriter = new FrameWriter(2048 - FrameCodec.HEADER_LENGTH);
+            this.assembler = new EpochAssembler(ctx, image, applier, freeLogs, createdReader,
+                () -> lastCommittedEpoch);
+        }
+        catch (final RuntimeException | Error ex)
+        {
+            // a session that cannot be built leaves no off-heap memory behind
+            CloseHelper.quietCloseAll(createdReader, createdWriter);
+            drainRegion.close();
+            throw ex;
+        }
+        this.reader = createdReader;
+        this.writer = createdWriter;
         this.receiveBuffer = reader.buffer();
         this.decoder = reader.decoder();
-        this.writer = new FrameWriter(2048 - FrameCodec.HEADER_LENGTH);
-        this.assembler = new EpochAssembler(ctx, image, applier, freeLogs, reader, () -> lastCommittedEpoch);
         this.detector = new FailureDetector(clock, ctx.failureTimeoutNs());
         this.promoter = new Promoter(ctx, ownership, image, applier, detector, counters, () -> lastCommittedEpoch,
             this);
         this.repliesStalled = stalledNs ->
         {
-            if (stalledNs > ctx.failureTimeoutNs())
+            // from the reply's start, not its last progress: a peer taking a byte now and then holds no reply for ever
+            if (clock.nanoTime() - replyStartNs > ctx.failureTimeoutNs())
             {
                 throw new IOException("active " + connection.peer() + " has not read its acks for " +
                     ctx.failureTimeoutNs() / 1_000_000 + " ms");
@@ -683,6 +700,8 @@ final class StandbySession implements Agent, Promoter.Session
         // the recovery point is one of the active's own checkpoints (same epoch, same chain of frames): only the
         // changes since follow; anything else (another history, an empty replica) gets a whole baseline
         final boolean resync = lastCommittedEpoch >= 1 && hello.names(lastCommittedEpoch, fingerprint);
+        // before the WELCOME: a failure to reset the epoch log is then this handshake's, not a session's
+        assembler.startSession(hello.firstEpoch() != 0 ? hello.firstEpoch() : lastCommittedEpoch + 1);
         final int length = new Handshake.Welcome(version, lastCommittedEpoch, generation, ctx.failureTimeoutNs(),
             fingerprint, resync).encode(writer.subHeader(), FrameCodec.HEADER_LENGTH);
         sendFrame(FrameType.WELCOME, lastCommittedEpoch, length);
@@ -695,7 +714,6 @@ final class StandbySession implements Agent, Promoter.Session
         sessionStarted = false;
         resyncSession = resync;
         switchoverAsked = false;
-        assembler.startSession(hello.firstEpoch() != 0 ? hello.firstEpoch() : lastCommittedEpoch + 1);
         if (hello.generation() > servedBefore)
         {
             // the active owned the guest under a generation this recovery point never saw, and may have let
@@ -705,7 +723,8 @@ final class StandbySession implements Agent, Promoter.Session
         // otherwise the old recovery point stays promotable until a frame of this session is accepted: a session
         // that handshakes and then dies (or a replayed HELLO refused at its first frame) changed nothing
         LOG.info("active {} connected for VM {}; recovery point is epoch {}{}", connection.peer(), hello.vmId(),
-            lastCommittedEpoch, resync ? ", resumed: only what changed since follows, from epoch " + assembler.nextEpoch() :
+            lastCommittedEpoch, resync ? ", resumed: only what changed since follows, from epoch " +
+            assembler.nextEpoch() :
             hello.history().isEmpty() ? "" : ", not one of the active's checkpoints: a whole baseline follows");
     }
 
@@ -747,6 +766,8 @@ final class StandbySession implements Agent, Promoter.Session
      * made per reply would allocate on every ack.
      */
     private final FrameWriter.Stall repliesStalled;
+    /** When the reply being written was begun. */
+    private long replyStartNs;
 
     private void sendFrame(final FrameType type, final long epoch, final int payloadLength) throws IOException
     {
@@ -754,15 +775,19 @@ final class StandbySession implements Agent, Promoter.Session
             null);
         ackIdle.reset();
         lastSentNs = clock.nanoTime();
+        replyStartNs = lastSentNs;
         try
         {
             writer.writeAll(connection, repliesStalled, clock);
         }
-        catch (final IOException ex)
+        finally
         {
-            // the connection is dropped on this: the next one starts with no frame half-written
-            writer.abandon();
-            throw ex;
+            if (writer.pending())
+            {
+                // the write failed (the connection is dropped on it, whatever was thrown): the next frame, on the
+                // next connection, starts with none half-written
+                writer.abandon();
+            }
         }
     }
 

@@ -74,12 +74,13 @@ class SimulationTest
     }
 
     /**
-     * The seed alone decides a run: the same seed twice gives the same faults, outcome and simulated time.
+     * The seed alone decides a run: the same seed twice gives the same faults, outcome and simulated time (seed 1
+     * also completes a planned switchover).
      */
     @Test
     void aSeedReplaysExactly()
     {
-        for (final long seed : new long[] {3, 19, 26, 77})
+        for (final long seed : new long[] {3, 19, 26, 77, 1})
         {
             final SimulationResult first = Simulation.run(seed, dir);
             final SimulationResult second = Simulation.run(seed, dir);
