@@ -1,262 +1,93 @@
 package dev.tandem.core.standby;
 
-import dev.tandem.core.wire.Handshake;
 import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.GuestMemory;
-import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
-import dev.tandem.vmm.VirtualDisk;
-import org.agrona.CloseHelper;
-import org.agrona.ExpandableDirectByteBuffer;
-import org.agrona.collections.Int2IntHashMap;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.function.LongSupplier;
 
 /**
  * The standby's recovery image (DESIGN.md "The standby"): the memory replica, one disk image per guest disk and the
  * component store, with the epoch they hold, and the one {@link RecoveryPoint} view of them that listeners,
- * inspections and the {@link dev.tandem.vmm.ReplicaTarget} read.
+ * inspections and the {@link dev.tandem.vmm.ReplicaTarget} read. The durability modes are implementations of it:
+ * {@link MemoryRecoveryImage} for MEMORY (Remus); the DURABLE mode's image, updated from an on-disk journal and
+ * surviving a restart of the standby, is to be the other.
  * <p>
- * Written by one thread at a time: the applier (epoch after epoch), or the receiver while a first baseline goes
- * straight into it; never both, since the receiver writes in place only while the applier has nothing to apply.
- * Owns the memory and the disk images and frees them in {@link #close()}, except memory a promoted guest adopted.
- * (MEMORY mode only: the DURABLE mode's journal-backed image is the other implementation this class is to become an
- * interface for.)
+ * Written by one thread at a time: the {@link Applier} (epoch after epoch), or the session while a first baseline
+ * goes straight into it; never both, since the session writes in place only while the applier has nothing to apply.
  */
-final class RecoveryImage implements AutoCloseable
+interface RecoveryImage extends AutoCloseable
 {
-    private final String vmId;
-    private final LongSupplier generation;
-    private final MemoryReplica memory;
-    private final List<FileVirtualDisk> disks;
-    private final FileVirtualDisk[] disksById;
-    private final ComponentStore components = new ComponentStore();
-    /** The epoch the image's contents are, set as soon as an epoch is applied. */
-    private volatile long epoch;
-    /** True only while the ReplicaTarget resumes the guest: the one moment its memory may be adopted. */
-    private boolean resuming;
-    private final RecoveryPoint view = new View();
-
-    /**
-     * Opens (or creates) each disk image in the standby's directory and allocates the memory replica; a failure
-     * releases whatever was opened before it.
-     *
-     * @param ctx        the standby's configuration, concluded.
-     * @param generation the generation the standby serves, as the recovery point reports it.
-     */
-    RecoveryImage(final StandbyContext ctx, final LongSupplier generation)
-    {
-        this.vmId = ctx.vmId();
-        this.generation = generation;
-        int maxId = -1;
-        for (final Handshake.Disk disk : ctx.disks())
-        {
-            maxId = Math.max(maxId, disk.id());
-        }
-        this.disksById = new FileVirtualDisk[maxId + 1];
-        final List<FileVirtualDisk> opened = new ArrayList<>();
-        try
-        {
-            for (final Handshake.Disk disk : ctx.disks())
-            {
-                final FileVirtualDisk replica = ctx.diskImageOpener().open(
-                    ctx.directory().resolve("disk-" + disk.id() + ".img"), disk);
-                opened.add(replica);
-                disksById[disk.id()] = replica;
-            }
-            this.memory = new MemoryReplica(ctx.pageSize(), ctx.pageCount());
-        }
-        catch (final RuntimeException ex)
-        {
-            opened.forEach(FileVirtualDisk::close);
-            throw ex;
-        }
-        this.disks = List.copyOf(opened);
-    }
-
     /**
      * @return the memory replica (the base XOR deltas are decoded against).
      * @throws IllegalStateException once a promoted guest adopted it.
      */
-    GuestMemory memory()
-    {
-        return memory.view();
-    }
+    GuestMemory memory();
 
     /**
      * @param diskId a disk id from the wire.
      * @return its image, or null if the guest has no such disk.
      */
-    FileVirtualDisk disk(final int diskId)
-    {
-        return diskId < 0 || diskId >= disksById.length ? null : disksById[diskId];
-    }
+    FileVirtualDisk disk(int diskId);
 
     /**
      * Copies {@code count} whole pages into the memory replica.
+     *
+     * @param firstPage first page index.
+     * @param count     pages.
+     * @param buffer    holds the pages.
+     * @param index     offset of the first page in {@code buffer}.
      */
-    void writePages(final long firstPage, final int count, final UnsafeBuffer buffer, final int index)
-    {
-        memory.view().copyIn(firstPage, count, buffer, index);
-    }
+    void writePages(long firstPage, int count, UnsafeBuffer buffer, int index);
 
     /**
-     * Writes the remaining bytes of {@code data} at {@code offset} of disk {@code diskId}, which the receiver checked.
+     * Writes the remaining bytes of {@code data} at {@code offset} of disk {@code diskId}, which the caller checked.
+     *
+     * @param diskId disk id.
+     * @param offset byte offset.
+     * @param data   the bytes, position to limit.
+     * @throws IOException if the image cannot be written.
      */
-    void writeDisk(final int diskId, final long offset, final ByteBuffer data) throws IOException
-    {
-        disksById[diskId].write(offset, data);
-    }
+    void writeDisk(int diskId, long offset, ByteBuffer data) throws IOException;
 
     /**
      * Replaces the committed state of component {@code id}.
+     *
+     * @param id      component id.
+     * @param version its state's version.
+     * @param src     holds the state.
+     * @param index   offset in {@code src}.
+     * @param length  bytes.
      */
-    void putComponent(final int id, final int version, final UnsafeBuffer src, final int index, final int length)
-    {
-        components.put(id, version, src, index, length);
-    }
+    void putComponent(int id, int version, UnsafeBuffer src, int index, int length);
 
     /**
      * @param applied the epoch the image now holds whole.
      */
-    void epoch(final long applied)
-    {
-        epoch = applied;
-    }
+    void epoch(long applied);
 
     /**
      * @return the epoch the image holds.
      */
-    long epoch()
-    {
-        return epoch;
-    }
+    long epoch();
 
     /**
      * @return the view of the image handed to listeners, inspections and the ReplicaTarget.
      */
-    RecoveryPoint recoveryPoint()
-    {
-        return view;
-    }
+    RecoveryPoint recoveryPoint();
 
     /**
      * Lets the ReplicaTarget adopt the memory while {@code resume} runs, and only then.
      *
      * @param resumingNow true just before the target is called, false once it returned.
      */
-    void resuming(final boolean resumingNow)
-    {
-        resuming = resumingNow;
-    }
-
-    @Override
-    public void close()
-    {
-        CloseHelper.quietClose(memory);
-        disks.forEach(FileVirtualDisk::close);
-    }
-
-    private final class View implements RecoveryPoint
-    {
-        @Override
-        public String vmId()
-        {
-            return vmId;
-        }
-
-        @Override
-        public long epoch()
-        {
-            return epoch;
-        }
-
-        @Override
-        public long generation()
-        {
-            return generation.getAsLong();
-        }
-
-        @Override
-        public GuestMemory memory()
-        {
-            return memory.view();
-        }
-
-        @Override
-        public NativeMemory.Region adoptMemory()
-        {
-            if (!resuming)
-            {
-                throw new IllegalStateException("the replica's memory can be adopted only by the ReplicaTarget " +
-                    "during promotion");
-            }
-            return memory.adopt();
-        }
-
-        @Override
-        public List<ComponentState> components()
-        {
-            return components.states();
-        }
-
-        @Override
-        public List<VirtualDisk> disks()
-        {
-            return List.copyOf(disks);
-        }
-
-        @Override
-        public Path diskImage(final int diskId)
-        {
-            final FileVirtualDisk disk = disk(diskId);
-            if (disk == null)
-            {
-                throw new IllegalArgumentException("no disk " + diskId);
-            }
-            return disk.path();
-        }
-    }
+    void resuming(boolean resumingNow);
 
     /**
-     * Committed component state by id, in first-seen order; buffers are reused from commit to commit.
+     * Frees the image's memory (unless a promoted guest adopted it) and closes its disk images.
      */
-    private static final class ComponentStore
-    {
-        private final Int2IntHashMap indexById = new Int2IntHashMap(-1);
-        private final List<ExpandableDirectByteBuffer> buffers = new ArrayList<>();
-        private final List<int[]> meta = new ArrayList<>();
-
-        void put(final int id, final int version, final UnsafeBuffer src, final int index, final int length)
-        {
-            int slot = indexById.get(id);
-            if (slot < 0)
-            {
-                slot = buffers.size();
-                indexById.put(id, slot);
-                buffers.add(new ExpandableDirectByteBuffer(Math.max(64, length)));
-                meta.add(new int[] {id, version, 0});
-            }
-            buffers.get(slot).putBytes(0, src, index, length);
-            meta.get(slot)[1] = version;
-            meta.get(slot)[2] = length;
-        }
-
-        List<RecoveryPoint.ComponentState> states()
-        {
-            final List<RecoveryPoint.ComponentState> states = new ArrayList<>(buffers.size());
-            for (int i = 0; i < buffers.size(); i++)
-            {
-                final int[] m = meta.get(i);
-                states.add(new RecoveryPoint.ComponentState(m[0], m[1], new UnsafeBuffer(buffers.get(i), 0, m[2])));
-            }
-            return states;
-        }
-    }
+    @Override
+    void close();
 }

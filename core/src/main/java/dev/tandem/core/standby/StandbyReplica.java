@@ -110,7 +110,7 @@ public final class StandbyReplica implements AutoCloseable
         {
             createdCounters = new StandbyCounters(ctx.countersDirectory(), ctx.vmId());
             createdCounters.generation.setRelease(ownership.generation());
-            createdImage = new RecoveryImage(ctx, this::generation);
+            createdImage = new MemoryRecoveryImage(ctx, this::generation);
             // the memory budget is shared: each log holds its part in memory and spills the rest of its epoch
             final int logMemoryBytes = ctx.epochLogMemoryBytes() / createdLogs.length;
             for (int i = 0; i < createdLogs.length; i++)
