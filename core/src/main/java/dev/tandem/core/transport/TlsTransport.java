@@ -1,0 +1,177 @@
+package dev.tandem.core.transport;
+
+import dev.tandem.core.ConfigurationException;
+
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLParameters;
+import java.io.IOException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+
+/**
+ * TCP with TLS 1.3 and mutual authentication, with nothing but the JDK's JSSE: an {@link SSLEngine} over the same
+ * non-blocking channels {@link TcpTransport} sets up (same socket options, same endpoint syntax: an endpoint without
+ * an address listens on loopback only).
+ * <p>
+ * Only TLS 1.3 is enabled, so there is nothing to downgrade to and no renegotiation; both sides must present a
+ * certificate that the other's {@link TlsConfig} accepts and that names the VM ({@link TlsIdentity}). The replication
+ * handshake then compares that name with the VM the HELLO names ({@link Connection#peerIdentity()}).
+ * <p>
+ * Where the TLS handshake runs, and why there:
+ * <ul>
+ * <li>{@link #connect} (the active) completes it before returning, bounded by the connect timeout: the active
+ * connects from its launch or reconnect thread, never from a duty cycle, and it must know the standby's identity
+ * before it sends a HELLO naming its guest.</li>
+ * <li>{@link Listener#accept} (the standby) returns at once, and the connection's {@code read}/{@code write} drive the
+ * handshake as a state machine, returning 0 until it is done: the standby accepts inside its receiver duty cycle,
+ * which must never block (it answers heartbeats and runs promotion). A peer that has not finished within
+ * {@link TlsConfig#handshakeTimeoutMs(long)} is dropped, so a silent or plaintext peer cannot hold the standby's one
+ * session slot.</li>
+ * </ul>
+ * Sessions are never resumed: every connection is a full handshake with both certificates checked (engines are made
+ * without the peer's host and port, which is what JSSE keys its client session cache on).
+ */
+public final class TlsTransport implements Transport
+{
+    private static final String[] PROTOCOLS = {"TLSv1.3"};
+
+    private final SSLContext context;
+    private final String vmId;
+    private final String ownFingerprint;
+    private final long handshakeTimeoutMs;
+
+    /**
+     * Validates the configuration and builds the TLS context.
+     *
+     * @param config the key store and how to authenticate the peer; its passwords are wiped once read.
+     * @throws ConfigurationException naming the file or setting and what is wrong (never a password).
+     */
+    public TlsTransport(final TlsConfig config)
+    {
+        ConfigurationException.checkSet("tlsConfig", config);
+        final TlsConfig.Material material = config.conclude();
+        context = material.context();
+        vmId = material.vmId();
+        ownFingerprint = material.ownFingerprint();
+        handshakeTimeoutMs = config.handshakeTimeoutMs();
+    }
+
+    /**
+     * @return the VM identity this side's certificate names.
+     */
+    public String vmId()
+    {
+        return vmId;
+    }
+
+    /**
+     * @return the SHA-256 fingerprint of this side's certificate: what a peer that pins it configures.
+     */
+    public String ownFingerprint()
+    {
+        return ownFingerprint;
+    }
+
+    @Override
+    public void checkCarries(final String vmId)
+    {
+        if (!this.vmId.equals(vmId))
+        {
+            throw new ConfigurationException("the TLS certificate names VM '" + this.vmId + "' but this side " +
+                "replicates VM '" + vmId + "': a certificate carries only the VM it names");
+        }
+    }
+
+    @Override
+    public Connection connect(final String endpoint, final long timeoutMillis) throws IOException
+    {
+        final long start = System.nanoTime();
+        final SocketChannel channel = TcpTransport.connectChannel(endpoint, timeoutMillis);
+        final long left = Math.max(1, timeoutMillis - (System.nanoTime() - start) / 1_000_000);
+        final TlsConnection connection;
+        try
+        {
+            connection = new TlsConnection(channel, engine(true), endpoint, left);
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            channel.close();
+            throw ex;
+        }
+        try
+        {
+            connection.completeHandshake();
+        }
+        catch (final IOException ex)
+        {
+            connection.close();
+            throw new IOException("cannot connect to standby at " + endpoint + ": " + ex.getMessage(), ex);
+        }
+        return connection;
+    }
+
+    @Override
+    public Listener listen(final String endpoint) throws IOException
+    {
+        final ServerSocketChannel server = TcpTransport.bind(endpoint);
+        final String boundEndpoint = TcpTransport.boundEndpoint(server);
+        return new Listener()
+        {
+            @Override
+            public Connection accept() throws IOException
+            {
+                final SocketChannel channel = TcpTransport.acceptChannel(server);
+                if (channel == null)
+                {
+                    return null;
+                }
+                try
+                {
+                    return new TlsConnection(channel, engine(false), String.valueOf(channel.getRemoteAddress()),
+                        handshakeTimeoutMs);
+                }
+                catch (final IOException | RuntimeException ex)
+                {
+                    channel.close();
+                    throw ex;
+                }
+            }
+
+            @Override
+            public String endpoint()
+            {
+                return boundEndpoint;
+            }
+
+            @Override
+            public void close()
+            {
+                try
+                {
+                    server.close();
+                }
+                catch (final IOException ignore)
+                {
+                    // closing a listener that failed already leaves nothing to release
+                }
+            }
+        };
+    }
+
+    private SSLEngine engine(final boolean client)
+    {
+        final SSLEngine engine = context.createSSLEngine();
+        engine.setUseClientMode(client);
+        final SSLParameters parameters = engine.getSSLParameters();
+        parameters.setProtocols(PROTOCOLS);
+        parameters.setNeedClientAuth(!client);
+        engine.setSSLParameters(parameters);
+        engine.setEnabledProtocols(PROTOCOLS);
+        if (!client)
+        {
+            engine.setNeedClientAuth(true);
+        }
+        return engine;
+    }
+}
