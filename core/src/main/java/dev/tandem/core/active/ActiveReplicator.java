@@ -21,6 +21,7 @@ import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
+import dev.tandem.core.wire.PeerBinding;
 import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.VirtualDisk;
@@ -476,6 +477,7 @@ public final class ActiveReplicator implements AutoCloseable
         throws IOException
     {
         final VmmAdapter adapter = ctx.adapter();
+        PeerBinding.checkStandby(connection, adapter.vmId());
         final List<Handshake.Disk> disks = new ArrayList<>();
         for (final VirtualDisk disk : adapter.disks())
         {

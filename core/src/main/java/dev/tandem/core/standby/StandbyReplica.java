@@ -19,6 +19,7 @@ import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.FrameDecoder;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
+import dev.tandem.core.wire.PeerBinding;
 import dev.tandem.core.wire.ProtocolException.Fault;
 import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.FileVirtualDisk;
@@ -1405,6 +1406,13 @@ public final class StandbyReplica implements AutoCloseable
 
         private void onHello(final FrameType type) throws IOException
         {
+            if (type == FrameType.REFUSE)
+            {
+                // an active refusing this standby before its HELLO (a certificate for another VM): its reason
+                fail("active " + connection.peer() + " refused this standby: " +
+                    Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length()));
+                return;
+            }
             if (type != FrameType.HELLO)
             {
                 throw new ProtocolException(Fault.UNKNOWN_TYPE, "expected HELLO first, got " + type);
@@ -1416,6 +1424,7 @@ public final class StandbyReplica implements AutoCloseable
                 {
                     throw new ProtocolException(Fault.REFUSED, torn);
                 }
+                PeerBinding.checkActive(connection, hello.vmId());
                 version = hello.accept(expected);
                 final long arbiterGeneration;
                 try
