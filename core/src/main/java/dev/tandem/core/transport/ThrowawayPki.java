@@ -45,12 +45,17 @@ public final class ThrowawayPki
      * Makes a CA valid from yesterday for 30 days, and a trust store holding its certificate.
      *
      * @param directory where the files go (created if missing).
-     * @param password  the password of every store made; copied.
+     * @param password  the password of every store made, at least 6 characters; copied.
      * @return the CA.
      * @throws IOException if keytool fails, with its output.
      */
     public static ThrowawayPki create(final Path directory, final char[] password) throws IOException
     {
+        if (password == null || password.length < 6)
+        {
+            // keytool's own rule for PKCS#12 passwords, said before it runs
+            throw new IllegalArgumentException("a throwaway PKI's password must have at least 6 characters");
+        }
         Files.createDirectories(directory);
         final ThrowawayPki pki = new ThrowawayPki(directory, password);
         pki.keytool("-genkeypair", "-alias", "ca", "-keyalg", "EC", "-groupname", "secp256r1",

@@ -20,7 +20,11 @@ import java.util.concurrent.locks.LockSupport;
  * machine: {@link #read} and {@link #write} never block, and while the handshake is under way they advance it and
  * return 0. Steady state allocates nothing here (the engine itself allocates an {@code SSLEngineResult} per call).
  * <p>
- * Buffers, all direct, allocated once per connection:
+ * Buffers, allocated once per connection. The two ciphertext buffers are on the heap on purpose: the JDK's AES-GCM
+ * intrinsics work on arrays, and with direct ciphertext buffers JDK 17 copies every record through temporary arrays
+ * (measured on loopback: 2.1 ns of CPU per byte carried with direct buffers, 1.6 with heap ones, plaintext TCP 0.7).
+ * NIO moves a heap buffer through its own cached per-thread direct buffer, so steady state still allocates nothing.
+ * The plaintext side stays direct: the caller's buffers, and {@code appIn}.
  * <ul>
  * <li>{@code netIn} (fill mode): ciphertext read from the socket and not yet unwrapped;</li>
  * <li>{@code netOut} (drain mode): ciphertext wrapped and not yet taken by the socket;</li>
@@ -71,8 +75,8 @@ final class TlsConnection implements Connection
         this.handshakeTimeoutMs = handshakeTimeoutMs;
         this.handshakeDeadlineNs = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(handshakeTimeoutMs);
         packetSize = engine.getSession().getPacketBufferSize();
-        netIn = ByteBuffer.allocateDirect(Math.max(NET_BUFFER_BYTES, packetSize));
-        netOut = ByteBuffer.allocateDirect(Math.max(NET_BUFFER_BYTES, packetSize)).limit(0);
+        netIn = ByteBuffer.allocate(Math.max(NET_BUFFER_BYTES, packetSize));
+        netOut = ByteBuffer.allocate(Math.max(NET_BUFFER_BYTES, packetSize)).limit(0);
         appIn = ByteBuffer.allocateDirect(engine.getSession().getApplicationBufferSize()).limit(0);
         engine.beginHandshake();
     }

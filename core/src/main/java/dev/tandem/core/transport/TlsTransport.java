@@ -35,6 +35,12 @@ import java.nio.channels.SocketChannel;
 public final class TlsTransport implements Transport
 {
     private static final String[] PROTOCOLS = {"TLSv1.3"};
+    /**
+     * TLS 1.3's suites, AES-128-GCM first (the JDK puts AES-256 first): 10 AES rounds instead of 14 for a 128-bit
+     * security level, and the replication stream is bulk data where the cipher is most of the link's CPU.
+     */
+    private static final String[] CIPHER_SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256"};
 
     private final SSLContext context;
     private final String vmId;
@@ -165,6 +171,8 @@ public final class TlsTransport implements Transport
         engine.setUseClientMode(client);
         final SSLParameters parameters = engine.getSSLParameters();
         parameters.setProtocols(PROTOCOLS);
+        parameters.setCipherSuites(CIPHER_SUITES);
+        parameters.setUseCipherSuitesOrder(true);
         parameters.setNeedClientAuth(!client);
         engine.setSSLParameters(parameters);
         engine.setEnabledProtocols(PROTOCOLS);
