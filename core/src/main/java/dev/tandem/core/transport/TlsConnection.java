@@ -97,6 +97,17 @@ final class TlsConnection implements Connection
         }
     }
 
+    /**
+     * Advances the handshake without waiting (the accepting side: its listener drives pending handshakes).
+     *
+     * @return true once it is done.
+     * @throws IOException naming the peer and the cause when it failed or ran past its deadline; closed then.
+     */
+    synchronized boolean advance() throws IOException
+    {
+        return handshakeDone || advanceHandshake();
+    }
+
     @Override
     public synchronized long write(final ByteBuffer[] srcs, final int offset, final int length) throws IOException
     {

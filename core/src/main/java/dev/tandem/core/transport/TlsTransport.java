@@ -6,6 +6,7 @@ import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLParameters;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 
@@ -23,17 +24,23 @@ import java.nio.channels.SocketChannel;
  * <li>{@link #connect} (the active) completes it before returning, bounded by the connect timeout: the active
  * connects from its launch or reconnect thread, never from a duty cycle, and it must know the standby's identity
  * before it sends a HELLO naming its guest.</li>
- * <li>{@link Listener#accept} (the standby) returns at once, and the connection's {@code read}/{@code write} drive the
- * handshake as a state machine, returning 0 until it is done: the standby accepts inside its receiver duty cycle,
- * which must never block (it answers heartbeats and runs promotion). A peer that has not finished within
- * {@link TlsConfig#handshakeTimeoutMs(long)} is dropped, so a silent or plaintext peer cannot hold the standby's one
- * session slot.</li>
+ * <li>{@link Listener#accept} (the standby) never blocks: each call accepts what waits in the backlog and advances
+ * every pending handshake as far as the sockets allow, as a state machine, and returns a connection only once its
+ * handshake has finished, or has failed (then its first read or write throws the failure, so the standby reports it
+ * as any broken connection). The standby accepts inside its receiver duty cycle, which must never block (it answers
+ * heartbeats and runs promotion), and a peer that is still handshaking, silent or slow, never takes its one session
+ * slot nor stalls its refusal of a second active. A peer that has not finished within
+ * {@link TlsConfig#handshakeTimeoutMs(long)} is dropped; at most {@value #MAX_PENDING_HANDSHAKES} handshakes are
+ * pending at once (the oldest is dropped for a newer one).</li>
  * </ul>
  * Sessions are never resumed: every connection is a full handshake with both certificates checked (engines are made
  * without the peer's host and port, which is what JSSE keys its client session cache on).
  */
 public final class TlsTransport implements Transport
 {
+    /** Most handshakes an accepting listener drives at once. */
+    public static final int MAX_PENDING_HANDSHAKES = 16;
+
     private static final String[] PROTOCOLS = {"TLSv1.3"};
     /**
      * TLS 1.3's suites, AES-128-GCM first (the JDK puts AES-256 first): 10 AES rounds instead of 14 for a 128-bit
@@ -122,26 +129,48 @@ public final class TlsTransport implements Transport
     {
         final ServerSocketChannel server = TcpTransport.bind(endpoint);
         final String boundEndpoint = TcpTransport.boundEndpoint(server);
+        final java.util.ArrayDeque<TlsConnection> pending = new java.util.ArrayDeque<>();
         return new Listener()
         {
             @Override
             public Connection accept() throws IOException
             {
-                final SocketChannel channel = TcpTransport.acceptChannel(server);
-                if (channel == null)
+                SocketChannel channel;
+                while ((channel = TcpTransport.acceptChannel(server)) != null)
                 {
-                    return null;
+                    if (pending.size() == MAX_PENDING_HANDSHAKES)
+                    {
+                        pending.pollFirst().close();
+                    }
+                    try
+                    {
+                        pending.addLast(new TlsConnection(channel, engine(false),
+                            String.valueOf(channel.getRemoteAddress()), handshakeTimeoutMs));
+                    }
+                    catch (final IOException | RuntimeException ex)
+                    {
+                        channel.close();
+                        throw ex;
+                    }
                 }
-                try
+                for (final java.util.Iterator<TlsConnection> it = pending.iterator(); it.hasNext(); )
                 {
-                    return new TlsConnection(channel, engine(false), String.valueOf(channel.getRemoteAddress()),
-                        handshakeTimeoutMs);
+                    final TlsConnection connection = it.next();
+                    try
+                    {
+                        if (connection.advance())
+                        {
+                            it.remove();
+                            return connection;
+                        }
+                    }
+                    catch (final IOException ex)
+                    {
+                        it.remove();
+                        return new FailedConnection(connection.peer(), ex);
+                    }
                 }
-                catch (final IOException | RuntimeException ex)
-                {
-                    channel.close();
-                    throw ex;
-                }
+                return null;
             }
 
             @Override
@@ -153,6 +182,8 @@ public final class TlsTransport implements Transport
             @Override
             public void close()
             {
+                pending.forEach(TlsConnection::close);
+                pending.clear();
                 try
                 {
                     server.close();
@@ -181,5 +212,36 @@ public final class TlsTransport implements Transport
             engine.setNeedClientAuth(true);
         }
         return engine;
+    }
+
+    /**
+     * A peer whose handshake failed, handed to the accepting side so that it reports the failure where it reports
+     * any broken connection: every read and write throws it.
+     */
+    private record FailedConnection(String peer, IOException failure) implements Connection
+    {
+        @Override
+        public long write(final ByteBuffer[] srcs, final int offset, final int length) throws IOException
+        {
+            throw new IOException(failure.getMessage(), failure);
+        }
+
+        @Override
+        public int read(final ByteBuffer dst) throws IOException
+        {
+            throw new IOException(failure.getMessage(), failure);
+        }
+
+        @Override
+        public boolean isOpen()
+        {
+            return false;
+        }
+
+        @Override
+        public void close()
+        {
+            // closed when its handshake failed
+        }
     }
 }

@@ -148,6 +148,27 @@ class TlsReplicationTest
     }
 
     @Test
+    void aSilentPeerHoldsNoSessionSlotWhileTheActiveReplicates() throws Exception
+    {
+        final List<Throwable> standbyErrors = new CopyOnWriteArrayList<>();
+        try (SimulatedVmm vmm = guest().build();
+            StandbyReplica standby = StandbyReplica.launch(standbyContext(
+                new TlsTransport(pki.config(standbyStore).handshakeTimeoutMs(30_000)), vmm, standbyErrors));
+            Connection silent = TcpTransport.plaintext().connect(standby.endpoint(), 5000))
+        {
+            // connected first and never says a word: its handshake stays pending, it is not the standby's session
+            vmm.start();
+            try (ActiveReplicator active = ActiveReplicator.launch(activeContext(
+                new TlsTransport(pki.config(activeStore)), vmm, standby)))
+            {
+                await(() -> standby.lastCommittedEpoch() >= 10, "10 commits beside a silent peer");
+                assertTrue(silent.isOpen());
+                assertTrue(active.isProtecting());
+            }
+        }
+    }
+
+    @Test
     void standbyRefusesAnActiveCertifiedForAnotherVm() throws Exception
     {
         // the active's own launch check catches the mismatch as a configuration error...
