@@ -93,6 +93,48 @@ class TlsReplicationTest
     }
 
     @Test
+    void aResetTlsLinkReconnectsWithAFreshHandshakeAndResyncs() throws Exception
+    {
+        final Transport transport = new SplitTransport(new TlsTransport(pki.config(standbyStore)),
+            new TlsTransport(pki.config(activeStore)), true);
+        final AtomicReference<dev.tandem.core.transport.LoopbackRelay> relay = new AtomicReference<>();
+        try (ReplicationFixture fixture = new ReplicationFixture(guest(), transport, "0", dir.resolve("standby"),
+            true, (ctx, standby) ->
+            {
+                try
+                {
+                    relay.set(dev.tandem.core.transport.LoopbackRelay.to(standby.endpoint()));
+                }
+                catch (final IOException ex)
+                {
+                    throw new java.io.UncheckedIOException(ex);
+                }
+                ctx.standbyEndpoint(relay.get().endpoint())
+                    .standbySilenceTimeoutNs(Duration.ofMillis(300).toNanos())
+                    .reconnectWindowNs(Duration.ofSeconds(20).toNanos());
+            }, standbyCtx -> standbyCtx.failureTimeoutNs(Duration.ofSeconds(5).toNanos())))
+        {
+            try
+            {
+                fixture.awaitCommits(20, Duration.ofSeconds(60));
+                // every TLS session through the relay reset, new ones refused for a while: the reconnect thread
+                // makes a new TCP connection and a full handshake, bounded by the connect timeout
+                relay.get().reset(Duration.ofMillis(300));
+                await(() -> fixture.active.status().reconnect().reconnects() >= 1 &&
+                    fixture.active.status().state() == ProtectionState.PROTECTED, "a reconnected TLS session");
+                final long after = fixture.standby.lastCommittedEpoch() + 10;
+                await(() -> fixture.standby.lastCommittedEpoch() >= after, "commits after the reconnect");
+                assertEquals(List.of(), fixture.mismatches, "the standby differs from the active");
+                assertEquals(null, fixture.standby.promotion(), "the standby did not promote");
+            }
+            finally
+            {
+                relay.get().close();
+            }
+        }
+    }
+
+    @Test
     void failoverOverTlsResumesTheCommittedGuest() throws Exception
     {
         final Transport transport = new SplitTransport(new TlsTransport(pki.config(standbyStore)),
