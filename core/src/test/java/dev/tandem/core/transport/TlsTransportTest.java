@@ -173,6 +173,20 @@ class TlsTransportTest
     }
 
     @Test
+    void aDowngradeToTls12IsRefused() throws Exception
+    {
+        final TlsTransport server = new TlsTransport(pki.config(standby));
+        try (Transport.Listener listener = server.listen("127.0.0.1:0"))
+        {
+            final CompletableFuture<String> served = serveOne(listener);
+            // a valid certificate, but a client that offers TLS 1.2 only
+            rawClient(listener.endpoint(), active, "TLSv1.2");
+            final String serverSide = served.get(10, TimeUnit.SECONDS);
+            assertTrue(serverSide.contains("TLS handshake with") && serverSide.contains("protocol"), serverSide);
+        }
+    }
+
+    @Test
     void clientWithoutCertificateIsRefused() throws Exception
     {
         final TlsTransport server = new TlsTransport(pki.config(standby));
@@ -388,7 +402,12 @@ class TlsTransportTest
      */
     private static void rawClient(final String endpoint, final Path keyStore) throws Exception
     {
-        final SSLContext context = SSLContext.getInstance("TLSv1.3");
+        rawClient(endpoint, keyStore, "TLSv1.3");
+    }
+
+    private static void rawClient(final String endpoint, final Path keyStore, final String protocol) throws Exception
+    {
+        final SSLContext context = SSLContext.getInstance(protocol);
         KeyManagerFactory kmf = null;
         if (keyStore != null)
         {
@@ -413,7 +432,7 @@ class TlsTransportTest
             address.getPort()))
         {
             socket.setSoTimeout(5000);
-            socket.setEnabledProtocols(new String[] {"TLSv1.3"});
+            socket.setEnabledProtocols(new String[] {protocol});
             socket.startHandshake();
             socket.getOutputStream().write(new byte[] {1, 2, 3});
             final int read = socket.getInputStream().read();
