@@ -5,6 +5,7 @@
 #   bench/run.sh StagingCopyBenchmark  # one benchmark
 #   bench/run.sh pause                 # the checkpoint pause measurement of a running guest (1 GiB, 10 and 50 ms)
 #   bench/run.sh replication           # replication throughput beside raw loopback TCP and the codec alone
+#   bench/run.sh tls                   # replication throughput and pause over mutual TLS against plaintext
 #   bench/run.sh sweep                 # the checkpoint-period tuning table (5..100 ms x workloads)
 #   bench/run.sh codec-policy          # wire bytes with the codec and the adaptive policy's period, 1 GiB guest
 #   bench/run.sh baseline              # the guest's longest stop for a live and a paused baseline, 1 GiB guest
@@ -34,6 +35,7 @@ measure() {
 case "${1:-}" in
     pause) shift; measure PauseMeasurement pause-hotset-1g.md "${@:-1024}"; exit 0 ;;
     replication) shift; measure ReplicationThroughput replication.md "$@"; exit 0 ;;
+    tls) shift; measure TlsThroughput tls.md "$@"; exit 0 ;;
     sweep) shift; measure PeriodSweep period-sweep.md "$@"; exit 0 ;;
     codec-policy) shift; measure CodecPolicyMeasurement codec-policy.md "$@"; exit 0 ;;
     baseline) shift; measure BaselineMeasurement baseline.md "$@"; exit 0 ;;

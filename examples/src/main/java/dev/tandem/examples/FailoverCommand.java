@@ -125,6 +125,11 @@ final class FailoverCommand implements Callable<Integer>
         description = "keep the run directory (logs, node directories); a failed run keeps it anyway")
     boolean keep;
 
+    @Option(names = "--plaintext",
+        description = "replicate over plaintext TCP, to compare; by default the run makes a throwaway CA and host " +
+            "certificates in its directory and replicates over mutual TLS 1.3")
+    boolean plaintext;
+
     @Option(names = {"-h", "--help"}, usageHelp = true, description = "show this help")
     boolean help;
 
@@ -226,7 +231,7 @@ final class FailoverCommand implements Callable<Integer>
         final FailoverHarness.Options options = new FailoverHarness.Options(memoryBytes,
             workload("--workload", workload), periodMs, killAfterMs == null ? -1 : killAfterMs, seed, transfers, 256,
             !noDigests, phase, policy, partitionAfterMs == null ? -1 : partitionAfterMs, arbiter, failureTimeoutMs,
-            linkDrop, switchoverAtMs == null ? -1 : switchoverAtMs, failback);
+            linkDrop, switchoverAtMs == null ? -1 : switchoverAtMs, failback, plaintext);
         try
         {
             options.check();

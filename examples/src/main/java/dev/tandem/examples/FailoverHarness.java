@@ -106,11 +106,58 @@ public final class FailoverHarness
      * @param failback         after the kill, restart the killed host as a fresh standby, have the promoted side
      *                         protect the guest onto it, and kill the promoted side {@value #REPROTECTED_RUN_MS} ms
      *                         after that standby's baseline was acknowledged: two failovers. Not with a partition.
+     * @param plaintext        replicate over plaintext TCP instead of TLS (for comparison): by default the run makes
+     *                         a throwaway CA and a certificate for each host in its directory and replicates over
+     *                         mutual TLS 1.3.
      */
     public record Options(long memoryBytes, Workload workload, long periodMs, long killAfterMs, long seed,
         int transfers, int accounts, boolean digests, String killPhase, String policy, long partitionAfterMs,
-        String arbiter, long failureTimeoutMs, LinkDrop linkDrop, long switchoverAtMs, boolean failback)
+        String arbiter, long failureTimeoutMs, LinkDrop linkDrop, long switchoverAtMs, boolean failback,
+        boolean plaintext)
     {
+        /** {@link #transport()} of a run over TLS. */
+        public static final String TLS = "tls";
+        /** {@link #transport()} of a run over plaintext TCP. */
+        public static final String PLAINTEXT = "plaintext";
+
+        /**
+         * Settings of a run over TLS (the default link).
+         *
+         * @param memoryBytes      guest memory.
+         * @param workload         background workload of the guest.
+         * @param periodMs         checkpoint period.
+         * @param killAfterMs      when to kill the active after the client started; negative picks one from the
+         *                         seed.
+         * @param seed             seed of the workload, the transfers and the kill moment.
+         * @param transfers        the most transfers the client makes.
+         * @param accounts         accounts of the bank.
+         * @param digests          digest the guest at every checkpoint and compare the promoted guest with it.
+         * @param killPhase        where in the cycle the active dies.
+         * @param policy           the active's checkpoint policy.
+         * @param partitionAfterMs when to partition instead of killing; negative for the kill scenario.
+         * @param arbiter          {@code file} or {@code zookeeper}.
+         * @param failureTimeoutMs the standby's failure timeout.
+         * @param linkDrop         a link drop before the kill, or null for none.
+         * @param switchoverAtMs   when to ask for a planned switchover, negative for none.
+         * @param failback         restart the killed host as a standby and fail over a second time.
+         */
+        public Options(final long memoryBytes, final Workload workload, final long periodMs, final long killAfterMs,
+            final long seed, final int transfers, final int accounts, final boolean digests, final String killPhase,
+            final String policy, final long partitionAfterMs, final String arbiter, final long failureTimeoutMs,
+            final LinkDrop linkDrop, final long switchoverAtMs, final boolean failback)
+        {
+            this(memoryBytes, workload, periodMs, killAfterMs, seed, transfers, accounts, digests, killPhase, policy,
+                partitionAfterMs, arbiter, failureTimeoutMs, linkDrop, switchoverAtMs, failback, false);
+        }
+
+        /**
+         * @return {@value #TLS} or {@value #PLAINTEXT}: what the replication link runs over.
+         */
+        public String transport()
+        {
+            return plaintext ? PLAINTEXT : TLS;
+        }
+
         /** Kill by SIGKILL at a moment in the middle of an epoch. */
         public static final String MID_EPOCH = "mid-epoch";
         /** The shared-directory arbiter. */
@@ -385,7 +432,7 @@ public final class FailoverHarness
         double oldActiveStoppedMs, long pauseP99Us, long faultAfterMs, Map<String, String> activeStatus,
         long transfersBefore, long transfersAfter, double checkpointsPerSecond, List<String> warnings,
         SteadyState steady, LinkFigures link, int failovers, double switchoverPauseMs,
-        List<HandoverFigures> handovers)
+        List<HandoverFigures> handovers, String transport)
     {
         /**
          * @return the report as a JSON object.
@@ -395,6 +442,7 @@ public final class FailoverHarness
             final boolean partition = "partition".equals(scenario);
             final boolean switchover = "switchover".equals(scenario);
             return String.format(Locale.ROOT, "{\n  \"scenario\": \"%s\",\n  \"arbiter\": \"%s\",\n" +
+                "  \"transport\": \"%s\",\n" +
                 "  \"verified\": %s,\n  \"false_takeover\": %s,\n  \"recovery_epoch\": %d,\n" +
                 "  \"last_acked_epoch\": %d,\n  \"acked_transfers\": %d,\n  \"lost_transfers\": %d,\n" +
                 "  \"recovery_ms\": %s,\n  \"detection_ms\": %s,\n  \"promotion_ms\": %s,\n  \"reconnect_ms\": %s,\n" +
@@ -407,7 +455,7 @@ public final class FailoverHarness
                 "  \"commit_p99_us\": %s,\n  \"baseline_ms\": %s,\n  \"baseline_max_pause_us\": %s,\n" +
                 "  \"stages\": %s,\n  \"transfers_before_fault\": %d,\n" +
                 "  \"transfers_after_fault\": %d,\n  \"checkpoints_per_s\": %s,\n%s  \"handovers\": %s,\n" +
-                "  \"warnings\": %s,\n  \"failures\": %s\n}\n", scenario, arbiter, verified, falseTakeover,
+                "  \"warnings\": %s,\n  \"failures\": %s\n}\n", scenario, arbiter, transport, verified, falseTakeover,
                 recoveryEpoch, lastAckedEpoch, ackedTransfers, lostTransfers, json(recoveryMs), json(detectionMs),
                 json(promotionMs), json(reconnectMs), ownersMax, json(oldActiveStoppedMs), pauseP99Us,
                 json(switchoverPauseMs), failovers, partition || switchover ? "null" : Long.toString(faultAfterMs),
@@ -788,13 +836,17 @@ public final class FailoverHarness
         final TestingServer zooKeeper = zookeeper ? startZooKeeper(dir) : null;
         final long diskBytes = ledgerDiskBytes(options);
         // the period and policy reach the standby too: after a handover it may protect the guest in its turn
-        final List<String> guest = List.of("--memory", Long.toString(options.memoryBytes()), "--workload",
+        final List<String> guestOptions = List.of("--memory", Long.toString(options.memoryBytes()), "--workload",
             options.workload().name(), "--seed", Long.toString(options.seed()), "--bank-accounts",
             Integer.toString(options.accounts()), "--disk", Long.toString(diskBytes), zookeeper ? "--zookeeper" :
             "--arbiter",
             zookeeper ? zooKeeper.getConnectString() : dir.resolve("arbiter").toString(),
             "--digests", Boolean.toString(options.digests()), "--period-ms", Long.toString(options.periodMs()),
             "--policy", options.policy());
+        // each host gets its own certificate for the guest's VM, signed by a CA made for this run only
+        final List<String> link = options.plaintext() ? List.of() : List.of("--tls-dir",
+            throwawayPki(dir.resolve("tls")).toString());
+        final List<String> guest = join(guestOptions, link);
         final Path standbyDir = dir.resolve("standby");
         final Path activeDir = dir.resolve("active");
         final Path clientDir = dir.resolve("client");
@@ -842,9 +894,10 @@ public final class FailoverHarness
             // the pace is measured from here: the baseline's long pause is not a period the active failed to hold
             final Map<String, String> paceStart = readKeyValues(statusFile);
             out.printf(Locale.ROOT, "Tandem failover harness: %d MiB guest (%s + bank of %d accounts), checkpoint " +
-                "every %d ms, %s arbiter; %s %d ms after the client starts%s%n", options.memoryBytes() >> 20,
+                "every %d ms, %s arbiter, %s link; %s %d ms after the client starts%s%n", options.memoryBytes() >> 20,
                 options.workload().name().toLowerCase(Locale.ROOT), options.accounts(), options.periodMs(),
-                options.arbiter(), options.partition() ? "partitioning the active from the standby" :
+                options.arbiter(), options.transport(), options.partition() ?
+                "partitioning the active from the standby" :
                 options.switchover() ? "a planned switchover" :
                 (linkDrop == null ? "" : String.format(Locale.ROOT, "dropping the link %d ms after the client " +
                 "starts for %d ms (standby failure timeout %d ms), then ", linkDrop.atMs(), linkDrop.forMs(),
@@ -1056,6 +1109,40 @@ public final class FailoverHarness
         commands.flush();
     }
 
+    /**
+     * Makes the run's CA, a trust store and one key store per host ({@code standby.p12}, {@code active.p12}: the
+     * names of the hosts' directories), all naming the harness's VM, with a random password in an owner-only file
+     * the nodes read (never their command line, which any user of the host can list).
+     *
+     * @param tls the directory to make them in.
+     * @return the directory.
+     * @throws IOException if keytool fails.
+     */
+    static Path throwawayPki(final Path tls) throws IOException
+    {
+        Files.createDirectories(tls);
+        final Path passwordFile = tls.resolve(FailoverNode.TLS_PASSWORD_FILE);
+        final byte[] random = new byte[18];
+        new java.security.SecureRandom().nextBytes(random);
+        final char[] password = java.util.Base64.getEncoder().encodeToString(random).toCharArray();
+        Files.writeString(passwordFile, new String(password));
+        try
+        {
+            Files.setPosixFilePermissions(passwordFile, java.nio.file.attribute.PosixFilePermissions.fromString(
+                "rw-------"));
+        }
+        catch (final UnsupportedOperationException ex)
+        {
+            // a file system without POSIX permissions (not Linux): the run directory is private to the run anyway
+        }
+        final dev.tandem.core.transport.ThrowawayPki pki = dev.tandem.core.transport.ThrowawayPki.create(tls,
+            password);
+        pki.issue("standby", FailoverNode.VM_ID_DEFAULT);
+        pki.issue("active", FailoverNode.VM_ID_DEFAULT);
+        java.util.Arrays.fill(password, '\0');
+        return tls;
+    }
+
     private static TestingServer startZooKeeper(final Path dir) throws IOException
     {
         // the server's own INFO lines would bury the harness's progress; set before its loggers exist
@@ -1210,7 +1297,7 @@ public final class FailoverHarness
             return new Report(options.scenario(), options.arbiter(), false, false, failures, -1, first.lastAck(), 0, 0,
                 Double.NaN, Double.NaN, Double.NaN, Double.NaN, ownership.owners(), Double.NaN, pauseP99Us,
                 faultAfterMs, activeStatus, 0, 0, pace.checkpointsPerSecond(), pace.warnings(), steady, link, 0,
-                switchoverPauseMs, List.of());
+                switchoverPauseMs, List.of(), options.transport());
         }
         if (ownership.owners() != 1)
         {
@@ -1412,7 +1499,7 @@ public final class FailoverHarness
             lastFigures.recoveryMs(), lastFigures.detectionMs(), lastFigures.promotionMs(), lastFigures.reconnectMs(),
             ownership.owners(), oldActiveStoppedMs, pauseP99Us, faultAfterMs, activeStatus, ackedBefore,
             acked - ackedBefore, pace.checkpointsPerSecond(), pace.warnings(), steady, link, failovers,
-            switchoverPauseMs, List.copyOf(figures));
+            switchoverPauseMs, List.copyOf(figures), options.transport());
         printSummary(options, report, handovers, total, out);
         return report;
     }

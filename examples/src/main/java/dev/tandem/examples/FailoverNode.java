@@ -17,6 +17,9 @@ import dev.tandem.core.policy.FixedPolicy;
 import dev.tandem.core.standby.StandbyContext;
 import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.transport.TcpTransport;
+import dev.tandem.core.transport.TlsConfig;
+import dev.tandem.core.transport.TlsTransport;
+import dev.tandem.core.transport.Transport;
 import dev.tandem.examples.bank.BankClient;
 import dev.tandem.examples.bank.BankProgram;
 import dev.tandem.examples.bank.BankState;
@@ -94,11 +97,48 @@ public final class FailoverNode
     public static final Duration SWITCHOVER_TIMEOUT = Duration.ofSeconds(10);
     /** Znode under which the ZooKeeper arbiter keeps each VM's generation. */
     public static final String ZOOKEEPER_ROOT = "/tandem/generations";
+    /** The guest's VM identity unless {@code --vm-id} names another. */
+    public static final String VM_ID_DEFAULT = "failover-vm";
+    /**
+     * In the {@code --tls-dir} directory: the file holding the password of its key and trust stores (the password
+     * never goes on a command line).
+     */
+    public static final String TLS_PASSWORD_FILE = "password";
     /** Balance of every account at boot. */
     public static final long INITIAL_BALANCE = 1000;
 
+    /** The replication link of this host, both ways: TLS with {@code --tls-dir}, else plaintext. */
+    private static Transport transport;
+
     private FailoverNode()
     {
+    }
+
+    /**
+     * {@code --tls-dir D}: mutual TLS with this host's key store {@code D/<name of --dir>.p12}, the trust store
+     * {@code D/trust.p12} and their password in {@code D/}{@value #TLS_PASSWORD_FILE}; without it, plaintext TCP.
+     */
+    private static Transport transport(final Map<String, String> options, final Path dir, final String vmId)
+        throws IOException
+    {
+        final String tlsDir = options.get("tls-dir");
+        if (tlsDir == null)
+        {
+            return TcpTransport.plaintext();
+        }
+        final Path tls = Path.of(tlsDir);
+        final char[] password = Files.readString(tls.resolve(TLS_PASSWORD_FILE)).strip().toCharArray();
+        try
+        {
+            return new TlsTransport(new TlsConfig()
+                .keyStore(tls.resolve(dir.getFileName() + ".p12"), password)
+                .trustStore(tls.resolve("trust.p12"), password)
+                .vmId(vmId));
+        }
+        finally
+        {
+            java.util.Arrays.fill(password, '\0');
+        }
     }
 
     /**
@@ -114,7 +154,7 @@ public final class FailoverNode
         final Map<String, String> options = CommandLine.parse(args, 1, Set.of("dir", "listen", "standby", "arbiter",
             "vm-id", "memory", "disk", "workload", "dirty-rate", "seed", "period-ms", "timeout-ms", "bank-accounts",
             "client-port", "digests", "kill-phase", "targets", "transfers", "accounts", "window", "duration-ms",
-            "deadline-s", "policy", "zookeeper", "reply-timeout-ms", "ownership-file"), Set.of());
+            "deadline-s", "policy", "zookeeper", "reply-timeout-ms", "ownership-file", "tls-dir"), Set.of());
         final Path dir = Path.of(required(options, "dir"));
         Files.createDirectories(dir);
         if ("client".equals(args[0]))
@@ -130,7 +170,7 @@ public final class FailoverNode
         final ReleaseRecorder recorder = new ReleaseRecorder(clientPort,
             dir.resolve(options.getOrDefault("ownership-file", OWNERSHIP)));
         final SimulatedVmm.Builder guest = SimulatedVmm.builder()
-            .vmId(options.getOrDefault("vm-id", "failover-vm"))
+            .vmId(options.getOrDefault("vm-id", VM_ID_DEFAULT))
             .memoryBytes(CommandLine.size(options.getOrDefault("memory", "16m")))
             .workload(Workload.parse(options.getOrDefault("workload", "hotset")))
             .pagesPerMillisecond(Integer.parseInt(options.getOrDefault("dirty-rate", "50")))
@@ -141,6 +181,7 @@ public final class FailoverNode
             .packetEveryTicks(bank == null ? 1 : 0)
             .program(bank)
             .packetSink(clientPort == null ? null : recorder);
+        transport = transport(options, dir, guest.vmId());
         final PromotionArbiter arbiter = arbiter(options, args[0]);
         final Protection protection = new Protection(dir, arbiter, Long.parseLong(options.getOrDefault("period-ms",
             "5")), options.getOrDefault("policy", "fixed"), !"false".equals(options.get("digests")),
@@ -252,7 +293,7 @@ public final class FailoverNode
             final BaselineBytes baselineBytes = new BaselineBytes();
             final ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
                 .adapter(vmm)
-                .transport(new TcpTransport())
+                .transport(transport)
                 .standbyEndpoint(standby)
                 .checkpointPeriodNs(periodNs)
                 .checkpointPolicy(checkpointPolicy)
@@ -425,7 +466,7 @@ public final class FailoverNode
         final SimulatedVmm.Builder template = guest.copy().diskPath(dir.resolve("promoted-disk.img"));
         final CountDownLatch promotedLatch = new CountDownLatch(1);
         final StandbyReplica standby = StandbyReplica.launch(new StandbyContext()
-            .transport(new TcpTransport())
+            .transport(transport)
             .listenEndpoint(listen)
             .directory(dir.resolve("replica"))
             .vmId(guest.vmId())

@@ -67,7 +67,31 @@ class FailoverHarnessTest
         assertTrue(report.toJson().contains("\"owners_max\": 1"), report.toJson());
         assertTrue(report.toJson().contains("\"policy\": \"" + policy + "\""), report.toJson());
         assertTrue(Long.parseLong(report.activeStatus().get("raw_bytes")) > 0, report.toJson());
+        assertTrue(report.toJson().contains("\"transport\": \"tls\""), "TLS is the default link: " + report.toJson());
+        assertTrue(text.contains("file arbiter, tls link"), text);
         assertSteadyStateSane(report);
+    }
+
+    /**
+     * The comparison run: {@code --plaintext} replicates over plaintext TCP, the report and the summary say so, and
+     * the run makes no certificates.
+     */
+    @Test
+    void plaintextRunSaysSoInItsReport() throws Exception
+    {
+        final ByteArrayOutputStream output = new ByteArrayOutputStream();
+        final FailoverHarness.Report report = FailoverHarness.run(new FailoverHarness.Options(16L << 20,
+            Workload.parse("hotset"), 5, 900, 9, 100_000, 128, true, FailoverHarness.Options.MID_EPOCH, "fixed", -1,
+            FailoverHarness.Options.FILE_ARBITER, FailoverHarness.Options.FAILURE_TIMEOUT_MS_DEFAULT, null, -1,
+            false, true), dir, new PrintStream(output, true, StandardCharsets.UTF_8));
+        final String text = output.toString(StandardCharsets.UTF_8);
+        assertTrue(report.verified(), report.failures() + "\n" + text);
+        assertTrue(report.toJson().contains("\"transport\": \"plaintext\""), report.toJson());
+        assertTrue(text.contains("file arbiter, plaintext link"), text);
+        try (var files = java.nio.file.Files.walk(dir))
+        {
+            assertFalse(files.anyMatch(file -> file.toString().endsWith(".p12")), "no certificates were made");
+        }
     }
 
     /**
@@ -390,7 +414,8 @@ class FailoverHarnessTest
         assertEquals(7000, steady.outputHoldP50Us());
         final String json = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
             1, Double.NaN, 10, 900, Map.of(), 1, 0, 100, List.of(), steady, NO_LINK_FIGURES, 1, Double.NaN,
-            List.of()).toJson();
+            List.of(), "tls").toJson();
+        assertTrue(json.contains("\"transport\": \"tls\","), json);
         assertTrue(json.contains("\"stages\": { \"pause\": {\"p50_us\": 1, \"p99_us\": 2}, "), json);
         assertTrue(json.contains("\"receive\": {\"p50_us\": 5, \"p99_us\": 6} },"), json);
         assertTrue(json.contains("\"commit_p99_us\": 4000,"), json);
@@ -398,7 +423,9 @@ class FailoverHarnessTest
         assertTrue(json.contains("\"baseline_max_pause_us\": 120000,"), json);
         final String empty = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
             1, Double.NaN, 10, 900, Map.of(), 1, 0, Double.NaN, List.of(),
-            FailoverHarness.SteadyState.of(Map.of(), Map.of()), NO_LINK_FIGURES, 1, Double.NaN, List.of()).toJson();
+            FailoverHarness.SteadyState.of(Map.of(), Map.of()), NO_LINK_FIGURES, 1, Double.NaN, List.of(),
+            "plaintext").toJson();
+        assertTrue(empty.contains("\"transport\": \"plaintext\","), empty);
         assertTrue(empty.contains("\"output_hold_p50_us\": null,") && empty.contains("\"stages\": {},") &&
             empty.contains("\"baseline_ms\": null,") && empty.contains("\"checkpoints_per_s\": null,"), empty);
     }

@@ -88,6 +88,8 @@ public final class ReportGenerator
             "codec-policy.md", "bench/run.sh codec-policy");
         include("replication", "Replication throughput against raw loopback TCP (`ReplicationThroughput`)",
             "replication.md", "bench/run.sh replication");
+        include("tls", "The secure link's cost: throughput and pause over mutual TLS against plaintext " +
+            "(`TlsThroughput`)", "tls.md", "bench/run.sh tls");
         sweep();
         include("resync", "Links that heal: bytes resent after a link drop, and a planned switchover's stop " +
             "(`ResyncMeasurement`)", "resync.md", "bench/run.sh resync");

@@ -817,6 +817,7 @@ public final class ActiveContext
         }
         // checked here, in bytes, rather than refused by the standby deep in the handshake
         ConfigurationException.checkVmId(adapter.vmId());
+        transport.checkCarries(adapter.vmId());
         final int pageSize = adapter.memory().pageSize();
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > stagingAreaBytes)
         {

@@ -22,6 +22,7 @@ import dev.tandem.core.wire.FrameReader;
 import dev.tandem.core.wire.FrameWriter;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
+import dev.tandem.core.wire.PeerBinding;
 import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.VirtualDisk;
@@ -484,6 +485,7 @@ public final class ActiveReplicator implements AutoCloseable
         throws IOException
     {
         final VmmAdapter adapter = ctx.adapter();
+        PeerBinding.checkStandby(connection, adapter.vmId());
         final List<Handshake.Disk> disks = new ArrayList<>();
         for (final VirtualDisk disk : adapter.disks())
         {

@@ -85,7 +85,8 @@ public final class StandbyContext
     }
 
     /**
-     * @param endpoint where to listen, e.g. {@code 0.0.0.0:7400} (required).
+     * @param endpoint where to listen (required): for TCP and TLS, {@code host:port}, e.g. {@code 0.0.0.0:7400} to
+     *                 take connections from other hosts; a bare port ({@code 7400}) listens on loopback only.
      * @return this.
      */
     public StandbyContext listenEndpoint(final String endpoint)
@@ -522,6 +523,7 @@ public final class StandbyContext
         ConfigurationException.checkSet("nanoClock", nanoClock);
         ConfigurationException.checkSet("waitStrategy", waitStrategy);
         ConfigurationException.checkVmId(vmId);
+        transport.checkCarries(vmId);
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > (1 << 30))
         {
             throw new ConfigurationException("pageSize = " + pageSize + " must be a power of two in [512, 2^30]");

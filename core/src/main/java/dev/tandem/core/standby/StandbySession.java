@@ -11,6 +11,7 @@ import dev.tandem.core.wire.FrameReader;
 import dev.tandem.core.wire.FrameWriter;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
+import dev.tandem.core.wire.PeerBinding;
 import dev.tandem.core.wire.ProtocolException.Fault;
 import dev.tandem.core.wire.ProtocolException;
 import dev.tandem.vmm.NativeMemory;
@@ -639,6 +640,13 @@ final class StandbySession implements Agent, Promoter.Session
 
     private void onHello(final FrameType type) throws IOException
     {
+        if (type == FrameType.REFUSE)
+        {
+            // an active refusing this standby before its HELLO (a certificate for another VM): its reason
+            fail("active " + connection.peer() + " refused this standby: " +
+                Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length()));
+            return;
+        }
         if (type != FrameType.HELLO)
         {
             throw new ProtocolException(Fault.UNKNOWN_TYPE, "expected HELLO first, got " + type);
@@ -650,6 +658,7 @@ final class StandbySession implements Agent, Promoter.Session
             {
                 throw new ProtocolException(Fault.REFUSED, torn());
             }
+            PeerBinding.checkActive(connection, hello.vmId());
             version = hello.accept(expected);
             final long arbiterGeneration;
             try

@@ -2,6 +2,7 @@ package dev.tandem.core.transport;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.Optional;
 
 /**
  * One ordered, reliable byte stream between active and standby. Non-blocking: calls return at once with what they
@@ -36,6 +37,18 @@ public interface Connection extends AutoCloseable
      * @return the peer, for logs and errors.
      */
     String peer();
+
+    /**
+     * The VM identity the peer proved it may replicate: the one its certificate names (see {@link TlsIdentity}), so
+     * that the handshake can refuse a peer authenticated for another VM. Known once the link's own handshake is done,
+     * which is before the first byte {@link #read} returns.
+     *
+     * @return the authenticated VM identity, or empty for a link that authenticates nobody (plaintext, in-JVM).
+     */
+    default Optional<String> peerIdentity()
+    {
+        return Optional.empty();
+    }
 
     /**
      * Closes the stream; the peer sees end of stream. Idempotent.

@@ -46,4 +46,15 @@ public interface Transport
      * @throws IOException if the endpoint cannot be bound.
      */
     Listener listen(String endpoint) throws IOException;
+
+    /**
+     * Checks, when a context launches, that this transport may carry the given VM: a transport that authenticates
+     * (TLS) holds a certificate naming one VM identity, and a context for another VM is a configuration error.
+     *
+     * @param vmId the identity of the VM the context protects or stands by for.
+     * @throws dev.tandem.core.ConfigurationException naming both identities when they differ.
+     */
+    default void checkCarries(final String vmId)
+    {
+    }
 }

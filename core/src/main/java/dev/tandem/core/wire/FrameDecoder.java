@@ -75,6 +75,13 @@ public final class FrameDecoder
      */
     public int decode(final UnsafeBuffer buffer, final ByteBuffer view, final int index, final int available)
     {
+        if (available >= 3 && looksLikeTls(buffer, index))
+        {
+            // said at once, not after 32 bytes: a TLS alert is 7 bytes and then the peer hangs up
+            throw new ProtocolException(ProtocolException.Fault.BAD_MAGIC, "the peer speaks TLS (a TLS record of " +
+                "type " + buffer.getByte(index) + " arrived) but this side's transport is plaintext: configure " +
+                "TlsTransport on both sides, or plaintext on both");
+        }
         if (available < HEADER_LENGTH)
         {
             return 0;
@@ -181,5 +188,15 @@ public final class FrameDecoder
     public long crc()
     {
         return frameCrc & 0xFFFF_FFFFL;
+    }
+
+    /**
+     * A TLS record starts with its content type (20 to 23: change_cipher_spec, alert, handshake, application data)
+     * and the major version 3; a Tandem frame starts with the magic's low byte, 'T'.
+     */
+    private static boolean looksLikeTls(final UnsafeBuffer buffer, final int index)
+    {
+        final int type = buffer.getByte(index);
+        return type >= 20 && type <= 23 && buffer.getByte(index + 1) == 3 && buffer.getByte(index + 2) <= 4;
     }
 }

@@ -93,6 +93,33 @@ public final class ZooKeeperArbiter implements PromotionArbiter, AutoCloseable
         final Duration sessionTimeout,
         final Duration operationTimeout)
     {
+        this(connectString, rootPath, sessionTimeout, operationTimeout, ZooKeeperSecurity.none());
+    }
+
+    /**
+     * As {@link #ZooKeeperArbiter(String, String, Duration, Duration)}, authenticating and protecting the znodes it
+     * creates as {@code security} says: with a digest identity only that identity can change a generation.
+     *
+     * @param connectString    the ensemble, {@code host:port[,host:port...]} (the secure client port with TLS).
+     * @param rootPath         the znode under which each VM's generation is kept; created on first claim with the
+     *                         identity's ACL.
+     * @param sessionTimeout   the ZooKeeper session timeout asked for.
+     * @param operationTimeout how long one call may take, retries included.
+     * @param security         authentication, ACLs and TLS; {@link ZooKeeperSecurity#none()} for none.
+     * @throws IllegalArgumentException if an argument is invalid, naming it (never a password).
+     */
+    public ZooKeeperArbiter(
+        final String connectString,
+        final String rootPath,
+        final Duration sessionTimeout,
+        final Duration operationTimeout,
+        final ZooKeeperSecurity security)
+    {
+        if (security == null)
+        {
+            throw new IllegalArgumentException("security must be set (ZooKeeperSecurity.none() for none)");
+        }
+        security.validate();
         if (connectString == null || connectString.isBlank())
         {
             throw new IllegalArgumentException("connectString must name at least one ZooKeeper server " +
@@ -105,12 +132,33 @@ public final class ZooKeeperArbiter implements PromotionArbiter, AutoCloseable
         // Curator retries connection loss on its own; RetryUntilElapsed stops it at the operation timeout so that a
         // background retry does not outlive the call that started it by more than one sleep.
         final int retrySleepMs = Math.max(MIN_RETRY_SLEEP_MS, Math.min(MAX_RETRY_SLEEP_MS, operationTimeoutMs / 10));
-        final CuratorFramework client = CuratorFrameworkFactory.builder()
+        final java.util.List<org.apache.zookeeper.data.ACL> acls = security.acls();
+        final CuratorFrameworkFactory.Builder builder = CuratorFrameworkFactory.builder()
             .connectString(connectString)
             .sessionTimeoutMs(sessionTimeoutMs)
             .connectionTimeoutMs(operationTimeoutMs)
             .retryPolicy(new RetryUntilElapsed(operationTimeoutMs, retrySleepMs))
-            .build();
+            .zkClientConfig(security.clientConfig())
+            // every znode created, the root path's missing parents included, gets the identity's ACL
+            .aclProvider(new org.apache.curator.framework.api.ACLProvider()
+            {
+                @Override
+                public java.util.List<org.apache.zookeeper.data.ACL> getDefaultAcl()
+                {
+                    return acls;
+                }
+
+                @Override
+                public java.util.List<org.apache.zookeeper.data.ACL> getAclForPath(final String path)
+                {
+                    return acls;
+                }
+            });
+        if (security.authenticates())
+        {
+            builder.authorization("digest", security.authBytes());
+        }
+        final CuratorFramework client = builder.build();
         client.start();
 
         this.client = client;
@@ -483,6 +531,14 @@ public final class ZooKeeperArbiter implements PromotionArbiter, AutoCloseable
     private UncheckedIOException unreachable(
         final String what, final String vmId, final String path, final KeeperException.Code code)
     {
+        if (code == KeeperException.Code.NOAUTH)
+        {
+            // reachable, but this identity may not change the znode: a misconfiguration, not an outage
+            return new UncheckedIOException("ZooKeeper arbiter at " + connectString + " refused " + what + " of VM '" +
+                vmId + "' (" + path + "): NOAUTH, the znode's ACL does not let this client's identity change it " +
+                "(configure ZooKeeperSecurity.digest with Tandem's identity); nothing was claimed",
+                new IOException(KeeperException.create(code, path)));
+        }
         final KeeperException cause = KeeperException.create(code, path);
         return new UncheckedIOException(message(what, vmId, path, "ZooKeeper answered " + code), new IOException(
             cause));
