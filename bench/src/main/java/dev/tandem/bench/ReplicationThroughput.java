@@ -73,17 +73,36 @@ public final class ReplicationThroughput
             .memoryBytes(guestBytes).workload(Workload.UNIFORM).pagesPerMillisecond(2000),
             ctx -> ctx.checkpointPeriodNs(10_000_000L).pageCodec(encoded)))
         {
-            final ProtectionStatus before = guest.active.status();
-            final long start = System.nanoTime();
-            Thread.sleep(seconds * 1000);
-            final ProtectionStatus after = guest.active.status();
-            final long elapsed = System.nanoTime() - start;
-            // pages of acknowledged epochs only: scale the raw bytes sent by the share of epochs acknowledged
-            final double sent = after.pageBytesRaw() - before.pageBytesRaw();
-            final double epochs = Math.max(1, after.lastCheckpointEpoch() - before.lastCheckpointEpoch());
-            final double acked = after.lastAckedEpoch() - before.lastAckedEpoch();
-            return sent * Math.min(1, acked / epochs) * 1e9 / elapsed;
+            return ackedPageBytesPerSecond(guest, seconds, null);
         }
+    }
+
+    /**
+     * Runs the protected guest for {@code seconds} and measures what was replicated: pages of acknowledged epochs
+     * only (the raw bytes sent, scaled by the share of epochs acknowledged), per second.
+     *
+     * @param guest   the running, protected guest.
+     * @param seconds how long to measure.
+     * @param after   receives the status at the end, or null.
+     * @return bytes of guest pages per second.
+     * @throws InterruptedException if interrupted while measuring.
+     */
+    static double ackedPageBytesPerSecond(final ProtectedGuest guest, final long seconds,
+        final java.util.function.Consumer<ProtectionStatus> after) throws InterruptedException
+    {
+        final ProtectionStatus first = guest.active.status();
+        final long start = System.nanoTime();
+        Thread.sleep(seconds * 1000);
+        final ProtectionStatus last = guest.active.status();
+        final long elapsed = System.nanoTime() - start;
+        final double sent = last.pageBytesRaw() - first.pageBytesRaw();
+        final double epochs = Math.max(1, last.lastCheckpointEpoch() - first.lastCheckpointEpoch());
+        final double acked = last.lastAckedEpoch() - first.lastAckedEpoch();
+        if (after != null)
+        {
+            after.accept(last);
+        }
+        return sent * Math.min(1, acked / epochs) * 1e9 / elapsed;
     }
 
     /**

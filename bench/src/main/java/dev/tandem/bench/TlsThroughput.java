@@ -194,16 +194,10 @@ public final class TlsThroughput
             standbyCtx -> standbyCtx.transport(standbyTransport),
             (ctx, standby) -> ctx.transport(activeTransport).checkpointPeriodNs(10_000_000L).pageCodec(false)))
         {
-            final ProtectionStatus before = guest.active.status();
-            final long start = System.nanoTime();
-            Thread.sleep(seconds * 1000);
-            final ProtectionStatus after = guest.active.status();
-            final long elapsed = System.nanoTime() - start;
-            final double sent = after.pageBytesRaw() - before.pageBytesRaw();
-            final double epochs = Math.max(1, after.lastCheckpointEpoch() - before.lastCheckpointEpoch());
-            final double acked = after.lastAckedEpoch() - before.lastAckedEpoch();
-            return new Row(sent * Math.min(1, acked / epochs) * 1e9 / elapsed, after.pauseP50Ns() / 1e3,
-                after.pauseP99Ns() / 1e3);
+            final ProtectionStatus[] after = new ProtectionStatus[1];
+            final double bytesPerSecond = ReplicationThroughput.ackedPageBytesPerSecond(guest, seconds,
+                status -> after[0] = status);
+            return new Row(bytesPerSecond, after[0].pauseP50Ns() / 1e3, after[0].pauseP99Ns() / 1e3);
         }
     }
 }

@@ -427,18 +427,26 @@ final class TlsConnection implements Connection
         return true;
     }
 
-    private SSLEngineResult.HandshakeStatus wrapHandshake() throws IOException
+    /**
+     * Lets the engine write what it has to say without application data (handshake messages, close_notify) after the
+     * ciphertext already waiting in {@code netOut}, which stays in its read mode.
+     */
+    private SSLEngineResult wrapNoData() throws SSLException
     {
         netOut.compact();
-        final SSLEngineResult result;
         try
         {
-            result = engine.wrap(NO_DATA, netOut);
+            return engine.wrap(NO_DATA, netOut);
         }
         finally
         {
             netOut.flip();
         }
+    }
+
+    private SSLEngineResult.HandshakeStatus wrapHandshake() throws IOException
+    {
+        final SSLEngineResult result = wrapNoData();
         if (result.getStatus() == SSLEngineResult.Status.CLOSED && !inboundDone && !closed && !handshakeDone)
         {
             flush();
@@ -576,16 +584,7 @@ final class TlsConnection implements Connection
         {
             while (!engine.isOutboundDone())
             {
-                netOut.compact();
-                final SSLEngineResult result;
-                try
-                {
-                    result = engine.wrap(NO_DATA, netOut);
-                }
-                finally
-                {
-                    netOut.flip();
-                }
+                final SSLEngineResult result = wrapNoData();
                 if (result.bytesProduced() == 0)
                 {
                     break;
