@@ -76,6 +76,7 @@ class DirtyBitmapTest
         final DirtyBitmap harvested = new DirtyBitmap(pages);
         final AtomicBoolean stop = new AtomicBoolean();
         final BitSet touched = new BitSet();
+        final java.util.concurrent.atomic.AtomicLong marks = new java.util.concurrent.atomic.AtomicLong();
         final Thread writer = new Thread(() ->
         {
             final SplittableRandom random = new SplittableRandom(9);
@@ -84,10 +85,13 @@ class DirtyBitmapTest
                 final int page = random.nextInt(pages);
                 log.setConcurrent(page);
                 touched.set(page);
+                marks.incrementAndGet();
             }
         });
         writer.start();
-        for (int i = 0; i < 2000; i++)
+        // harvests race the writer until it has marked plenty: on a loaded machine (the Temurin 25 pass of CI) the
+        // writer had not run at all by the 2000th harvest, and the test then proved nothing
+        for (int i = 0; i < 2000 || marks.get() < 100_000; i++)
         {
             log.harvestConcurrentInto(harvested);
         }
