@@ -1295,10 +1295,12 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
-     * Counts a checkpoint into the rate's window (the scheduler's thread): the intervals between checkpoints in a
-     * window of at least a second, over its length.
+     * Counts a checkpoint into the rate's window (the scheduler's thread, after the guest resumed): the intervals
+     * between checkpoints in a window of at least a second, over its length.
+     *
+     * @param startNs when the checkpoint's pause began.
      */
-    private void countIntoRate(final long startNs)
+    void countIntoRate(final long startNs)
     {
         final long windowStart = rateWindowStartNs;
         if (windowStart == 0)
@@ -1322,7 +1324,6 @@ public final class ActiveReplicator implements AutoCloseable
 
     void checkpointTaken(final long epoch, final long startNs, final long dirtyPages)
     {
-        countIntoRate(startNs);
         // indexed by epoch like the times, so status() reads the pages of the very checkpoint it names
         checkpointDirtyPages.lazySet((int)(epoch & checkpointTimesMask), dirtyPages);
         checkpointTimes.lazySet((int)(epoch & checkpointTimesMask), startNs);

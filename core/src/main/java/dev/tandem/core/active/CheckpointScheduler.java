@@ -496,6 +496,8 @@ final class CheckpointScheduler implements Agent
         {
             return;
         }
+        // after the resume, like everything that is not the copy itself
+        replicator.countIntoRate(start);
         final long pauseNs = Math.max(0, clock.nanoTime() - start);
         if (baseline)
         {

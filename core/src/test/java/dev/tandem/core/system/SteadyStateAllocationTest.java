@@ -49,16 +49,18 @@ class SteadyStateAllocationTest
             fixture.awaitCommits(1000, Duration.ofSeconds(60));
             final long[] ids = fixture.active.threadIds();
             // the JIT settles at its own pace (one-off allocations of a few hundred bytes were seen during tier
-            // changes on JDK 25): wait for one clean window, then the next window must be clean too. A real
-            // per-checkpoint allocation never gives a clean window and fails below with the bytes per window.
+            // changes on JDK 25, and on JDK 17 right after a first clean window: 0/0 then 0/248 0/104): wait for two
+            // clean windows in a row. A real per-checkpoint allocation never gives a clean window and fails below
+            // with the bytes per window.
             final StringBuilder windows = new StringBuilder();
-            boolean settled = false;
-            for (int window = 0; window < 20 && !settled; window++)
+            int cleanInARow = 0;
+            for (int window = 0; window < 20 && cleanInARow < 2; window++)
             {
                 final long[] bytes = allocatedOverCheckpoints(fixture, threads, ids, 200);
                 windows.append(bytes[0]).append('/').append(bytes[1]).append(' ');
-                settled = bytes[0] == 0 && bytes[1] == 0;
+                cleanInARow = bytes[0] == 0 && bytes[1] == 0 ? cleanInARow + 1 : 0;
             }
+            final boolean settled = cleanInARow == 2;
             assertTrue(settled, "no window of 200 checkpoints without allocation (scheduler/sender bytes): " +
                 windows);
             // then at least two of the next three windows of 300 checkpoints must be clean on both threads. A
