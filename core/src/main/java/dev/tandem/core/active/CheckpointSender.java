@@ -17,6 +17,7 @@ import dev.tandem.vmm.VirtualDisk;
 import org.HdrHistogram.SingleWriterRecorder;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.ControlledMessageHandler;
 import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.MessageHandler;
 import org.agrona.concurrent.NanoClock;
@@ -65,7 +66,7 @@ final class CheckpointSender implements Agent
     private final UnsafeBuffer receiveBuffer;
     private final FrameDecoder decoder;
     private final IdleStrategy backPressureIdle;
-    private final MessageHandler streamHandler = this::onStreamRecord;
+    private final ControlledMessageHandler streamHandler = this::onStreamRecord;
     private final DeltaEncoder encoder;
     private final int pageSize;
     private final FrameType pagesType;
@@ -105,6 +106,44 @@ final class CheckpointSender implements Agent
     /** How many silence timeouts the baseline may go without progress. */
     static final int BASELINE_SILENCE_FACTOR = 10;
     private final dev.tandem.vmm.HealthProbe healthProbe;
+
+    /** Frames one duty cycle sends at most before it returns, so acks and heartbeats are read between them. */
+    static final int FRAMES_PER_DUTY_CYCLE = 64;
+    /** Phases of sending a segment ({@link #stepSegment()}); IDLE between segments. */
+    private static final int IDLE = 0;
+    private static final int DISK_COPY = 1;
+    private static final int BARRIER = 2;
+    private static final int PLAN = 3;
+    private static final int PAGES = 4;
+    private static final int COMPONENTS = 5;
+    private static final int FINISH = 6;
+    /** What finishing the frame under way completes ({@link #flush()}). */
+    private static final int WRITTEN_NOTHING = 0;
+    private static final int WRITTEN_STREAM_RECORD = 1;
+    private static final int WRITTEN_PAGES = 2;
+    private static final int WRITTEN_EPOCH_END = 3;
+
+    private int phase = IDLE;
+    /** A frame has begun and is not yet whole on the connection: nothing else may begin before it is. */
+    private boolean frameUnderWay;
+    private FrameType frameType;
+    private int onWritten = WRITTEN_NOTHING;
+    /** The stream's head record was sent whole and is taken by the next read. */
+    private boolean streamRecordWritten;
+    /** Since when the frame under way has not moved a byte (0 while it moves). */
+    private long blockedSinceNs;
+    private int jobs;
+    private int job;
+    /** The job whose payload the PAGES frame under way is written from. */
+    private int pagesJob;
+    private int component;
+    /** The disk copy of a baseline's or resync's opening: {disk id, offset, length} extents and where it is. */
+    private long[][] copyExtents;
+    private int copyExtent;
+    private long copyOffset;
+    private long copyBytesSent;
+    /** The health probe's complaint, reported to the standby as soon as no frame is under way. */
+    private String unhealthy;
 
     CheckpointSender(
         final ActiveReplicator replicator,
@@ -195,15 +234,19 @@ final class CheckpointSender implements Agent
         {
             if (replicator.isClosing())
             {
-                return sayGoodbye();
+                // a GOODBYE goes between frames: the frame under way is finished first (an epoch cut short by it
+                // is discarded by the standby, as on any lost link)
+                final int work = pollAcks();
+                return frameUnderWay && !flush() ? work : work + sayGoodbye();
             }
             int work = pollAcks();
-            work += diskStream.read(streamHandler, 64);
+            work += send();
             final long handOverAt = replicator.switchoverEpoch();
-            if (handOverAt != 0 && !switchoverSent && !writer.midFrame())
+            if (handOverAt != 0 && !switchoverSent && idle())
             {
                 // the guest is paused at an acknowledged epoch: the standby may resume it now
-                sendFrame(FrameType.SWITCHOVER, handOverAt, 0, null);
+                beginFrame(FrameType.SWITCHOVER, handOverAt, 0, null, WRITTEN_NOTHING);
+                flush();
                 switchoverSent = true;
                 work++;
             }
@@ -211,11 +254,9 @@ final class CheckpointSender implements Agent
             if (now - lastHealthCheckNs >= heartbeatIntervalNs)
             {
                 lastHealthCheckNs = now;
-                final String unhealthy = healthProbe.unhealthyReason();
-                if (unhealthy != null)
+                if (unhealthy == null)
                 {
-                    reportFailure(unhealthy);
-                    return 1;
+                    unhealthy = healthProbe.unhealthyReason();
                 }
                 if (replicator.supersededWhileSilent(now, lastReceivedNs))
                 {
@@ -223,11 +264,19 @@ final class CheckpointSender implements Agent
                 }
                 checkStandbySilence(now);
             }
+            if (unhealthy != null && !frameUnderWay)
+            {
+                // between frames only (send() begins none while a report waits): the report's reason goes where
+                // the frame under way keeps its sub-header
+                reportFailure(unhealthy);
+                return 1;
+            }
             // not counted as work: it must not delay a heartbeat
             replicator.publishLatencies(now);
-            if (work == 0 && clock.nanoTime() - lastSendNs >= heartbeatIntervalNs)
+            if (work == 0 && idle() && clock.nanoTime() - lastSendNs >= heartbeatIntervalNs)
             {
-                sendFrame(FrameType.HEARTBEAT, streamEpoch - 1, 0, null);
+                beginFrame(FrameType.HEARTBEAT, streamEpoch - 1, 0, null, WRITTEN_NOTHING);
+                flush();
                 CounterSet.add(counters.heartbeats, 1);
                 work++;
             }
@@ -253,6 +302,128 @@ final class CheckpointSender implements Agent
             replicator.fail(ex);
             return 1;
         }
+    }
+
+    /**
+     * Moves the ordered stream onto the connection, one frame at a time, for at most {@link #FRAMES_PER_DUTY_CYCLE}
+     * frames: returns at once when the connection is full or a page encoder has not produced the next payload, and
+     * goes on from the same place on the next duty cycle (the frame under way, the segment's phase). The acks are
+     * read between frames, so a long send (the baseline) never stops hearing the standby.
+     *
+     * @return frames begun or finished, and records taken.
+     */
+    private int send() throws IOException
+    {
+        int work = 0;
+        for (int i = 0; i < FRAMES_PER_DUTY_CYCLE; i++)
+        {
+            if (frameUnderWay && !flush())
+            {
+                return work;
+            }
+            if (unhealthy != null)
+            {
+                // the failure report goes next, between frames
+                return work;
+            }
+            if (i > 0)
+            {
+                // between frames: an ack waiting here holds the guest's output, so it is read before the next
+                // frame, not after the epoch under way (a read of an empty socket costs far less than a frame)
+                work += pollAcks();
+            }
+            if (phase != IDLE)
+            {
+                if (!stepSegment())
+                {
+                    return work;
+                }
+                work++;
+                continue;
+            }
+            if (diskStream.controlledRead(streamHandler, 1) == 0 && !frameUnderWay)
+            {
+                return work;
+            }
+            work++;
+        }
+        return work;
+    }
+
+    /**
+     * @return true between frames and segments: a frame of the sender's own (a heartbeat, the switchover) may go.
+     */
+    private boolean idle()
+    {
+        return !frameUnderWay && phase == IDLE;
+    }
+
+    /**
+     * Begins a frame whose sub-header the caller placed after the header; {@link #flush()} writes it.
+     *
+     * @param onWritten what finishing it completes ({@code WRITTEN_*}).
+     * @return the frame's CRC, unsigned.
+     */
+    private long beginFrame(final FrameType type, final long epoch, final int subHeader, final ByteBuffer payload,
+        final int onWritten)
+    {
+        final long frameCrc = writer.begin(version, type, generation, epoch, subHeader, payload);
+        frameType = type;
+        frameUnderWay = true;
+        this.onWritten = onWritten;
+        blockedSinceNs = 0;
+        return frameCrc;
+    }
+
+    /**
+     * Writes what the connection takes of the frame under way, without waiting.
+     *
+     * @return true if the frame is whole (what it completes is done), false if the connection is full.
+     */
+    private boolean flush() throws IOException
+    {
+        final long written = writer.write(connection);
+        final long now = clock.nanoTime();
+        if (writer.pending())
+        {
+            if (written > 0)
+            {
+                blockedSinceNs = 0;
+                return false;
+            }
+            // back-pressured: the caller returns and the acks are read on the next duty cycle. Give up if the
+            // standby has gone silent (a partition leaves the socket open but moves nothing) or was superseded
+            if (replicator.supersededWhileSilent(now, lastReceivedNs))
+            {
+                // fenced while blocked on a full socket (a partition fills it): stop now, not at the timeout
+                throw new IOException("superseded while a " + frameType + " frame waited for the standby");
+            }
+            checkStandbySilence(now);
+            blockedSinceNs = blockedSinceNs == 0 ? now : blockedSinceNs;
+            checkBlockedWrite(frameType, now - blockedSinceNs);
+            return false;
+        }
+        frameUnderWay = false;
+        CounterSet.add(counters.bytesSent, writer.frameBytes());
+        CounterSet.add(counters.framesSent, 1);
+        lastSendNs = now;
+        switch (onWritten)
+        {
+            case WRITTEN_STREAM_RECORD:
+                // the record's bytes may go now: the next read of the stream takes it
+                streamRecordWritten = true;
+                break;
+            case WRITTEN_PAGES:
+                encoder.taken(pagesJob);
+                break;
+            case WRITTEN_EPOCH_END:
+                epochSent(sendingArea);
+                break;
+            default:
+                break;
+        }
+        onWritten = WRITTEN_NOTHING;
+        return true;
     }
 
     /**
@@ -283,7 +454,8 @@ final class CheckpointSender implements Agent
     {
         if (!goodbyeSent)
         {
-            sendFrame(FrameType.GOODBYE, streamEpoch - 1, 0, null);
+            beginFrame(FrameType.GOODBYE, streamEpoch - 1, 0, null, WRITTEN_NOTHING);
+            flush();
             goodbyeSent = true;
             return 1;
         }
@@ -308,7 +480,15 @@ final class CheckpointSender implements Agent
     private void reportFailure(final String reason) throws IOException
     {
         final int length = Handshake.encodeReason(header, FrameCodec.HEADER_LENGTH, reason);
-        sendFrame(FrameType.FAILURE_REPORT, streamEpoch - 1, length, null);
+        beginFrame(FrameType.FAILURE_REPORT, streamEpoch - 1, length, null, WRITTEN_NOTHING);
+        // the session's last frame, written whole before the guest is handed over (flush gives up on a silent or
+        // stalled standby, which then promotes on the silence instead)
+        backPressureIdle.reset();
+        while (!flush())
+        {
+            pollAcks();
+            backPressureIdle.idle();
+        }
         replicator.handOver("the guest's health probe reports: " + reason);
     }
 
@@ -357,8 +537,19 @@ final class CheckpointSender implements Agent
         encoder.close();
     }
 
-    private void onStreamRecord(final int type, final MutableDirectBuffer buffer, final int index, final int length)
+    /**
+     * One record of the ordered stream. A disk write's frame is written from the record's own bytes, so the record
+     * stays in the stream (aborted) until its frame is whole; the next read then takes it ({@code
+     * streamRecordWritten}).
+     */
+    private ControlledMessageHandler.Action onStreamRecord(final int type, final MutableDirectBuffer buffer,
+        final int index, final int length)
     {
+        if (streamRecordWritten)
+        {
+            streamRecordWritten = false;
+            return ControlledMessageHandler.Action.CONTINUE;
+        }
         if (recordingUntilOpen)
         {
             // what the stream held from before this session's opening: recorded for its resync, not sent
@@ -366,37 +557,31 @@ final class CheckpointSender implements Agent
             if (area == null || !area.opensBaseline() || buffer.getLong(index) != streamEpoch)
             {
                 onRecordWhileDown(type, buffer, index, length);
-                return;
+                return ControlledMessageHandler.Action.CONTINUE;
             }
             recordingUntilOpen = false;
         }
-        try
+        switch (type)
         {
-            switch (type)
-            {
-                case DiskWriteStream.DISK_WRITE:
-                    sendDiskWrite(buffer, index);
-                    break;
-                case DiskWriteStream.DISK_FLUSH:
-                    header.putInt(FrameCodec.HEADER_LENGTH, buffer.getInt(index));
-                    epochCrcSum += sendFrame(FrameType.DISK_FLUSH, streamEpoch, FrameCodec.DISK_FLUSH_LENGTH, null);
-                    epochFrames++;
-                    epochDiskWrites++;
-                    break;
-                case DiskWriteStream.CHECKPOINT:
-                    sendDelta(buffer.getLong(index), areas[buffer.getInt(index + 8)]);
-                    break;
-                default:
-                    throw new IllegalStateException("unknown disk-stream record type " + type);
-            }
-        }
-        catch (final IOException ex)
-        {
-            throw new UncheckedIOException(ex);
+            case DiskWriteStream.DISK_WRITE:
+                beginDiskWrite(buffer, index);
+                return ControlledMessageHandler.Action.ABORT;
+            case DiskWriteStream.DISK_FLUSH:
+                header.putInt(FrameCodec.HEADER_LENGTH, buffer.getInt(index));
+                epochCrcSum += beginFrame(FrameType.DISK_FLUSH, streamEpoch, FrameCodec.DISK_FLUSH_LENGTH, null,
+                    WRITTEN_NOTHING);
+                epochFrames++;
+                epochDiskWrites++;
+                return ControlledMessageHandler.Action.CONTINUE;
+            case DiskWriteStream.CHECKPOINT:
+                beginSegment(buffer.getLong(index), areas[buffer.getInt(index + 8)]);
+                return ControlledMessageHandler.Action.CONTINUE;
+            default:
+                throw new IllegalStateException("unknown disk-stream record type " + type);
         }
     }
 
-    private void sendDiskWrite(final MutableDirectBuffer buffer, final int index) throws IOException
+    private void beginDiskWrite(final MutableDirectBuffer buffer, final int index)
     {
         final int length = buffer.getInt(index + 4);
         header.putInt(FrameCodec.HEADER_LENGTH, buffer.getInt(index));
@@ -404,107 +589,190 @@ final class CheckpointSender implements Agent
         header.putLong(FrameCodec.HEADER_LENGTH + 8, buffer.getLong(index + 8));
         streamView.limit(index + DiskWriteStream.WRITE_HEADER + length).position(index + DiskWriteStream.WRITE_HEADER);
         diskRecord.record(streamEpoch, buffer.getInt(index), buffer.getLong(index + 8), length);
-        epochCrcSum += sendFrame(FrameType.DISK_WRITE, streamEpoch, FrameCodec.DISK_WRITE_HEADER, streamView);
+        epochCrcSum += beginFrame(FrameType.DISK_WRITE, streamEpoch, FrameCodec.DISK_WRITE_HEADER, streamView,
+            WRITTEN_STREAM_RECORD);
         epochFrames++;
         epochDiskWrites++;
     }
 
-    private void sendDelta(final long epoch, final StagingArea area) throws IOException
+    /**
+     * Starts sending a staging area's segment of checkpoint {@code epoch}; {@link #stepSegment()} sends it a frame at
+     * a time. A segment that opens a baseline (or a resync) first copies the disks: the whole of each, or the
+     * extents recorded since the standby's recovery point.
+     */
+    private void beginSegment(final long epoch, final StagingArea area)
     {
         if (epoch != streamEpoch)
         {
             throw new IllegalStateException("checkpoint " + epoch + " out of order, expected " + streamEpoch);
         }
         sendingArea = area;
+        phase = area.opensBaseline() ? DISK_COPY : BARRIER;
         if (area.opensBaseline())
         {
-            sendDiskBaseline(epoch);
+            copyExtents = diskCopyExtents(epoch);
+            copyExtent = 0;
+            copyOffset = copyExtents.length == 0 ? 0 : copyExtents[0][1];
+            copyBytesSent = 0;
         }
-        if (area.isFirstSegment())
-        {
-            epochSendStartNs = clock.nanoTime();
-            sendFrame(FrameType.BARRIER, epoch, 0, null);
-            listener.onDeltaSending(epoch);
-        }
-        for (int job = 0, jobs = encoder.plan(area); job < jobs; job++)
-        {
-            final long first = encoder.jobFirstPage(job);
-            final int count = encoder.jobPageCount(job);
-            final ByteBuffer payload = encoder.payload(job);
-            header.putLong(FrameCodec.HEADER_LENGTH, first);
-            header.putInt(FrameCodec.HEADER_LENGTH + 8, count);
-            header.putInt(FrameCodec.HEADER_LENGTH + 12, 0);
-            epochCrcSum += sendFrame(pagesType, epoch, FrameCodec.PAGES_HEADER, payload);
-            encoder.taken(job);
-            epochFrames++;
-            epochPages += count;
-            epochEncodeNs += encoder.lastJobNanos();
-            epochEncodedBytes += encoder.lastJobBytes();
-            CounterSet.add(counters.pageBytesRaw, (long)count * pageSize);
-            CounterSet.add(counters.pageBytesEncoded, encoder.lastJobBytes());
-            counters.zeroPages.setRelease(encoder.pages(PageCodec.ZERO));
-            counters.rawPages.setRelease(encoder.pages(PageCodec.RAW));
-            counters.lz4Pages.setRelease(encoder.pages(PageCodec.LZ4));
-            counters.deltaPages.setRelease(encoder.pages(PageCodec.XOR_LZ4));
-        }
-        if (area.isLastSegment())
-        {
-            for (int i = 0, n = area.componentCount(); i < n; i++)
-            {
-                header.putInt(FrameCodec.HEADER_LENGTH, area.componentId(i));
-                header.putInt(FrameCodec.HEADER_LENGTH + 4, area.componentVersion(i));
-                epochCrcSum += sendFrame(FrameType.COMPONENT, epoch, FrameCodec.COMPONENT_HEADER,
-                    area.componentBytes(i));
-                epochFrames++;
-            }
-            final int base = FrameCodec.HEADER_LENGTH;
-            header.putLong(base, epochPages);
-            header.putInt(base + 8, epochFrames);
-            header.putInt(base + 12, epochDiskWrites);
-            header.putInt(base + 16, area.componentCount());
-            header.putInt(base + 20, 0);
-            header.putLong(base + 24, epochCrcSum);
-            sendFrame(FrameType.EPOCH_END, epoch, FrameCodec.EPOCH_END_LENGTH, null);
-            fingerprint = Handshake.chain(fingerprint, epoch, epochCrcSum);
-            replicator.fingerprintSent(epoch, fingerprint);
-            final long sendNs = clock.nanoTime() - epochSendStartNs;
-            if (!area.isBaseline())
-            {
-                encodeRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, epochEncodeNs));
-                sendRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, Math.max(0, sendNs)));
-            }
-            // the baseline's send (every page and the disks) says nothing about the link under the guest's deltas
-            replicator.epochSent(epoch, area.isBaseline() ? 0 : sendNs, area.isBaseline() ? 0 : epochEncodedBytes);
-            resetEpochCounts();
-            streamEpoch = epoch + 1;
-            listener.onDeltaSent(epoch);
-        }
-        sendingArea = null;
-        area.release();
     }
 
     /**
-     * Sends every disk's whole content as writes of the baseline epoch. A paused baseline's guest is stopped
-     * meanwhile; a live baseline's guest runs, and its writes wait in the ordered stream behind this copy, so each
+     * Takes the segment under way one step on: begins its next frame, or moves to its next phase.
+     *
+     * @return false if it must wait for a page encoder (nothing was done).
+     */
+    private boolean stepSegment()
+    {
+        final StagingArea area = sendingArea;
+        final long epoch = streamEpoch;
+        switch (phase)
+        {
+            case DISK_COPY:
+                if (copyExtent == copyExtents.length)
+                {
+                    copyExtents = null;
+                    phase = BARRIER;
+                }
+                else
+                {
+                    beginDiskCopyChunk(epoch);
+                }
+                return true;
+            case BARRIER:
+                if (area.isFirstSegment())
+                {
+                    epochSendStartNs = clock.nanoTime();
+                    beginFrame(FrameType.BARRIER, epoch, 0, null, WRITTEN_NOTHING);
+                    listener.onDeltaSending(epoch);
+                }
+                phase = PLAN;
+                return true;
+            case PLAN:
+                if (!encoder.readyToPlan())
+                {
+                    return false;
+                }
+                jobs = encoder.plan(area);
+                job = 0;
+                phase = PAGES;
+                return true;
+            case PAGES:
+                if (job == jobs)
+                {
+                    component = 0;
+                    phase = area.isLastSegment() ? COMPONENTS : FINISH;
+                    return true;
+                }
+                if (!encoder.jobReady(job))
+                {
+                    return false;
+                }
+                beginPages(epoch, job++);
+                return true;
+            case COMPONENTS:
+                if (component == area.componentCount())
+                {
+                    beginEpochEnd(epoch, area);
+                    phase = FINISH;
+                    return true;
+                }
+                header.putInt(FrameCodec.HEADER_LENGTH, area.componentId(component));
+                header.putInt(FrameCodec.HEADER_LENGTH + 4, area.componentVersion(component));
+                epochCrcSum += beginFrame(FrameType.COMPONENT, epoch, FrameCodec.COMPONENT_HEADER,
+                    area.componentBytes(component), WRITTEN_NOTHING);
+                epochFrames++;
+                component++;
+                return true;
+            case FINISH:
+                // every frame of the segment is whole
+                sendingArea = null;
+                phase = IDLE;
+                area.release();
+                return true;
+            default:
+                throw new IllegalStateException("sender phase " + phase);
+        }
+    }
+
+    private void beginPages(final long epoch, final int job)
+    {
+        final long first = encoder.jobFirstPage(job);
+        final int count = encoder.jobPageCount(job);
+        final ByteBuffer payload = encoder.payload(job);
+        header.putLong(FrameCodec.HEADER_LENGTH, first);
+        header.putInt(FrameCodec.HEADER_LENGTH + 8, count);
+        header.putInt(FrameCodec.HEADER_LENGTH + 12, 0);
+        epochCrcSum += beginFrame(pagesType, epoch, FrameCodec.PAGES_HEADER, payload, WRITTEN_PAGES);
+        pagesJob = job;
+        epochFrames++;
+        epochPages += count;
+        epochEncodeNs += encoder.lastJobNanos();
+        epochEncodedBytes += encoder.lastJobBytes();
+        CounterSet.add(counters.pageBytesRaw, (long)count * pageSize);
+        CounterSet.add(counters.pageBytesEncoded, encoder.lastJobBytes());
+        counters.zeroPages.setRelease(encoder.pages(PageCodec.ZERO));
+        counters.rawPages.setRelease(encoder.pages(PageCodec.RAW));
+        counters.lz4Pages.setRelease(encoder.pages(PageCodec.LZ4));
+        counters.deltaPages.setRelease(encoder.pages(PageCodec.XOR_LZ4));
+    }
+
+    private void beginEpochEnd(final long epoch, final StagingArea area)
+    {
+        final int base = FrameCodec.HEADER_LENGTH;
+        header.putLong(base, epochPages);
+        header.putInt(base + 8, epochFrames);
+        header.putInt(base + 12, epochDiskWrites);
+        header.putInt(base + 16, area.componentCount());
+        header.putInt(base + 20, 0);
+        header.putLong(base + 24, epochCrcSum);
+        beginFrame(FrameType.EPOCH_END, epoch, FrameCodec.EPOCH_END_LENGTH, null, WRITTEN_EPOCH_END);
+    }
+
+    /**
+     * The epoch's end is whole on the connection: the epoch counts as sent (its ack may be read from now on).
+     */
+    private void epochSent(final StagingArea area)
+    {
+        final long epoch = streamEpoch;
+        fingerprint = Handshake.chain(fingerprint, epoch, epochCrcSum);
+        replicator.fingerprintSent(epoch, fingerprint);
+        final long sendNs = clock.nanoTime() - epochSendStartNs;
+        if (!area.isBaseline())
+        {
+            encodeRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, epochEncodeNs));
+            sendRecorder.recordValue(Math.min(ActiveReplicator.HIGHEST_RECORDED_NS, Math.max(0, sendNs)));
+        }
+        // the baseline's send (every page and the disks) says nothing about the link under the guest's deltas
+        replicator.epochSent(epoch, area.isBaseline() ? 0 : sendNs, area.isBaseline() ? 0 : epochEncodedBytes);
+        resetEpochCounts();
+        streamEpoch = epoch + 1;
+        listener.onDeltaSent(epoch);
+    }
+
+    /**
+     * What a baseline's (or resync's) opening copies of the disks, as {disk id, offset, length} extents: the
+     * extents recorded since the standby's recovery point when a quick resync can trust them, else every disk
+     * whole. A live baseline's guest runs meanwhile; its writes wait in the ordered stream behind this copy, so each
      * reaches the standby after the copy of its blocks and wins over whatever the copy read.
      */
-    private void sendDiskBaseline(final long epoch) throws IOException
+    private long[][] diskCopyExtents(final long epoch)
     {
         if (quickResync && !diskRecord.overflowed(resyncRecoveryEpoch))
         {
-            sendDiskExtents(epoch, diskRecord.takeSince(resyncRecoveryEpoch, epoch));
-            return;
+            return diskRecord.takeSince(resyncRecoveryEpoch, epoch);
         }
         if (quickResync)
         {
             replicator.resyncDisksWhole(diskRecord.whyWhole(resyncRecoveryEpoch));
         }
         diskRecord.wholeCopy(epoch);
-        long diskBytesSent = 0;
-        for (final VirtualDisk disk : disks)
+        final long[][] whole = new long[disks.size()][];
+        for (int i = 0; i < whole.length; i++)
         {
-            diskBytesSent = sendDiskRange(epoch, disk, 0, disk.sizeBytes(), diskBytesSent);
+            whole[i] = new long[] {disks.get(i).id(), 0, disks.get(i).sizeBytes()};
         }
+        return whole;
     }
 
     /**
@@ -521,45 +789,36 @@ final class CheckpointSender implements Agent
     }
 
     /**
-     * A quick resync's disk copy: the recorded extents (merged, sorted), read now. Like the whole copy, the guest's
-     * writes from after the opening wait in the stream behind it.
+     * Begins the disk copy's next chunk, read now, in whole blocks (the standby refuses an extent misaligned to the
+     * disk's block size); the chunk buffer is read again only once this frame is whole.
      */
-    private void sendDiskExtents(final long epoch, final long[][] extents) throws IOException
+    private void beginDiskCopyChunk(final long epoch)
     {
-        long diskBytesSent = 0;
-        for (final long[] extent : extents)
-        {
-            diskBytesSent = sendDiskRange(epoch, disks.get(diskIndex((int)extent[0])), extent[1],
-                extent[1] + extent[2], diskBytesSent);
-        }
-    }
-
-    /**
-     * Sends {@code [from, end)} of a disk as writes of {@code epoch}, read now, in whole blocks (the standby refuses
-     * an extent misaligned to the disk's block size).
-     *
-     * @return disk bytes of the epoch's copy sent so far.
-     */
-    private long sendDiskRange(final long epoch, final VirtualDisk disk, final long from, final long end,
-        final long sentBefore) throws IOException
-    {
-        long diskBytesSent = sentBefore;
+        final long[] extent = copyExtents[copyExtent];
+        final VirtualDisk disk = disks.get(diskIndex((int)extent[0]));
+        final long end = extent[1] + extent[2];
         final int chunk = diskChunkBytes / disk.blockSize() * disk.blockSize();
-        for (long offset = from; offset < end; offset += chunk)
+        final long offset = copyOffset;
+        final int length = (int)Math.min(chunk, end - offset);
+        if (length > 0)
         {
-            final int length = (int)Math.min(chunk, end - offset);
             disk.read(offset, diskChunk, 0, length);
             header.putInt(FrameCodec.HEADER_LENGTH, disk.id());
             header.putInt(FrameCodec.HEADER_LENGTH + 4, length);
             header.putLong(FrameCodec.HEADER_LENGTH + 8, offset);
             diskChunkView.limit(length).position(0);
-            epochCrcSum += sendFrame(FrameType.DISK_WRITE, epoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView);
+            epochCrcSum += beginFrame(FrameType.DISK_WRITE, epoch, FrameCodec.DISK_WRITE_HEADER, diskChunkView,
+                WRITTEN_NOTHING);
             epochFrames++;
             epochDiskWrites++;
-            diskBytesSent += length;
-            replicator.baselineDiskBytesSent(diskBytesSent);
+            copyBytesSent += length;
+            replicator.baselineDiskBytesSent(copyBytesSent);
         }
-        return diskBytesSent;
+        copyOffset = offset + Math.max(0, length);
+        if (copyOffset >= end && ++copyExtent < copyExtents.length)
+        {
+            copyOffset = copyExtents[copyExtent][1];
+        }
     }
 
     private int diskIndex(final int diskId)
@@ -629,6 +888,12 @@ final class CheckpointSender implements Agent
         baselineEpoch = firstEpoch;
         resetEpochCounts();
         writer.abandon();
+        // the lost session's segment and frame under way are given up: the resync sends what they held
+        phase = IDLE;
+        frameUnderWay = false;
+        onWritten = WRITTEN_NOTHING;
+        streamRecordWritten = false;
+        copyExtents = null;
         goodbyeSent = false;
         switchoverSent = false;
         fingerprint = recoveryFingerprint;
@@ -641,63 +906,6 @@ final class CheckpointSender implements Agent
         lastPollNs = now;
         lastHealthCheckNs = now;
         return true;
-    }
-
-    /**
-     * Writes one frame whose sub-header the caller placed after the header; blocks (polling acks) until written.
-     *
-     * @return the frame's CRC, unsigned.
-     */
-    private long sendFrame(final FrameType type, final long epoch, final int subHeader, final ByteBuffer payload)
-        throws IOException
-    {
-        final long frameCrc = writer.begin(version, type, generation, epoch, subHeader, payload);
-        if (clock.nanoTime() - lastPollNs >= heartbeatIntervalNs)
-        {
-            // between frames of a long send (the baseline): the previous frame is whole and, if it ended an epoch,
-            // that epoch is counted as sent, so its ack may be read
-            pollAcks();
-        }
-        long blockedSinceNs = 0;
-        while (writer.pending())
-        {
-            final long written = writer.write(connection);
-            if (written > 0)
-            {
-                blockedSinceNs = 0;
-                final long now = clock.nanoTime();
-                if (writer.pending() && now - lastPollNs >= heartbeatIntervalNs)
-                {
-                    // a long send (the baseline) still reads the standby's heartbeats: a standby that cannot hand
-                    // them over drops the session, and this side would count the unread ones as silence. Only
-                    // inside a frame: once an EPOCH_END is whole its ack may already be here, before the epoch is
-                    // counted as sent (found by SteadyStateAllocationTest: "ack N but epochs up to N-1 were sent")
-                    pollAcks();
-                }
-                backPressureIdle.reset();
-            }
-            else
-            {
-                // back-pressured: keep reading acks, and give up if the standby has gone silent (a partition
-                // leaves the socket open but moves nothing). Back off rather than spin: on a small host the
-                // standby that must drain the socket may need this very core.
-                pollAcks();
-                final long now = clock.nanoTime();
-                if (replicator.supersededWhileSilent(now, lastReceivedNs))
-                {
-                    // fenced while blocked on a full socket (a partition fills it): stop now, not at the timeout
-                    throw new IOException("superseded while a " + type + " frame waited for the standby");
-                }
-                checkStandbySilence(now);
-                blockedSinceNs = blockedSinceNs == 0 ? now : blockedSinceNs;
-                checkBlockedWrite(type, now - blockedSinceNs);
-                backPressureIdle.idle();
-            }
-        }
-        CounterSet.add(counters.bytesSent, writer.frameBytes());
-        CounterSet.add(counters.framesSent, 1);
-        lastSendNs = clock.nanoTime();
-        return frameCrc;
     }
 
     private int pollAcks() throws IOException

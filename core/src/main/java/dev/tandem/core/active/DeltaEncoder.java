@@ -141,6 +141,43 @@ final class DeltaEncoder implements AutoCloseable
     }
 
     /**
+     * @return true if {@link #plan} would not wait: every worker has finished the previous segment.
+     */
+    boolean readyToPlan()
+    {
+        if (pooled)
+        {
+            for (final Worker worker : pool)
+            {
+                if (worker.doneSegment != segment)
+                {
+                    checkRunning();
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /**
+     * @return true if {@link #payload} of this job (the next to take) would not wait for its owner.
+     */
+    boolean jobReady(final int job)
+    {
+        if (!pooled)
+        {
+            return true;
+        }
+        final Worker worker = pool[jobOwner[job]];
+        if (worker.produced.get() == worker.taken)
+        {
+            checkRunning();
+            return false;
+        }
+        return true;
+    }
+
+    /**
      * Plans the jobs of a segment and, with a pool, hands them to the workers.
      *
      * @return jobs (frames of pages) in the segment.
@@ -326,11 +363,16 @@ final class DeltaEncoder implements AutoCloseable
 
     private void awaitWorker()
     {
+        checkRunning();
+        Thread.onSpinWait();
+    }
+
+    private void checkRunning()
+    {
         if (!running.getAsBoolean())
         {
             throw new IllegalStateException("protection stopped while waiting for a page encoder");
         }
-        Thread.onSpinWait();
     }
 
     /**

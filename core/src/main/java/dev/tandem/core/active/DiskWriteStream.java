@@ -4,11 +4,12 @@ import dev.tandem.vmm.DiskWriteSink;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.VirtualDisk;
 import org.agrona.DirectBuffer;
+import org.agrona.concurrent.ControlledMessageHandler;
 import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.MessageHandler;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.agrona.concurrent.ringbuffer.ManyToOneRingBuffer;
 import org.agrona.concurrent.ringbuffer.RingBufferDescriptor;
-import org.agrona.concurrent.MessageHandler;
 
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
@@ -169,6 +170,15 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
     int read(final MessageHandler handler, final int limit)
     {
         return ring.read(handler, limit);
+    }
+
+    /**
+     * Reads records until the handler stops; a record it aborts stays in the stream, its bytes untouched, so a frame
+     * that writes from them may be finished on a later duty cycle.
+     */
+    int controlledRead(final ControlledMessageHandler handler, final int limit)
+    {
+        return ring.controlledRead(handler, limit);
     }
 
     long backPressured()

@@ -107,6 +107,137 @@ class EndToEndReplicationTest
     }
 
     /**
+     * A link that takes a few bytes at a time and often none: every frame the sender writes (a disk write straight
+     * from the ordered stream, the baseline's disk copy, pages from the encoder pool, component state, an epoch's end)
+     * is cut at arbitrary points, and the sender returns on each refusal and goes on from there on a later duty
+     * cycle. The standby still equals the active at every checkpoint, from the live baseline on.
+     */
+    @org.junit.jupiter.api.Test
+    void aSenderCutOffMidFrameResumesWhereItStopped() throws Exception
+    {
+        final SimulatedVmm.Builder guest = SimulatedVmm.builder()
+            .vmId("e2e-trickle")
+            .memoryBytes(8L << 20)
+            .workload(Workload.HOTSET)
+            .pagesPerMillisecond(40)
+            .disk(dir.resolve("active-disk.img"), 1L << 20)
+            .diskEveryTicks(1)
+            .packetEveryTicks(1)
+            .seed(17);
+        final TricklingTransport transport = new TricklingTransport(new InJvmTransport(), 17);
+        try (ReplicationFixture fixture = new ReplicationFixture(guest, transport, "standby-trickle",
+            dir.resolve("standby"), true, (ctx, standby) -> ctx.encoderThreads(2).stagingAreaBytes(1 << 20)
+            .maxFramePayload(64 << 10).checkpointPeriodNs(Duration.ofMillis(5).toNanos())))
+        {
+            fixture.awaitCommits(40, Duration.ofSeconds(120));
+            assertEquals("[]", fixture.mismatches.toString(), "standby differs from the active at a checkpoint");
+            assertEquals("[]", fixture.standbyErrors.toString(), "standby reported errors");
+            assertTrue(fixture.verifiedCommits.get() >= 40, "commits verified: " + fixture.verifiedCommits);
+            assertTrue(transport.refused.get() > 1000 && transport.cut.get() > 1000,
+                "the link refused writes and cut frames: " + transport.refused + " refused, " + transport.cut + " cut");
+        }
+    }
+
+    /**
+     * Wraps a transport so that the active's writes take at most a random few KiB and one in three takes nothing,
+     * as a congested socket does.
+     */
+    static final class TricklingTransport implements Transport
+    {
+        private final Transport inner;
+        private final java.util.SplittableRandom random;
+        final java.util.concurrent.atomic.AtomicLong refused = new java.util.concurrent.atomic.AtomicLong();
+        final java.util.concurrent.atomic.AtomicLong cut = new java.util.concurrent.atomic.AtomicLong();
+
+        TricklingTransport(final Transport inner, final long seed)
+        {
+            this.inner = inner;
+            this.random = new java.util.SplittableRandom(seed);
+        }
+
+        @Override
+        public dev.tandem.core.transport.Connection connect(final String endpoint, final long timeoutMillis)
+            throws java.io.IOException
+        {
+            final dev.tandem.core.transport.Connection connection = inner.connect(endpoint, timeoutMillis);
+            return new dev.tandem.core.transport.Connection()
+            {
+                private final java.nio.ByteBuffer[] one = new java.nio.ByteBuffer[1];
+
+                @Override
+                public long write(final java.nio.ByteBuffer[] srcs, final int offset, final int length)
+                    throws java.io.IOException
+                {
+                    // one writer thread at a time (the connection's contract)
+                    if (random.nextInt(3) == 0)
+                    {
+                        refused.incrementAndGet();
+                        return 0;
+                    }
+                    int budget = 1 + random.nextInt(4096);
+                    long written = 0;
+                    for (int i = offset; i < offset + length && budget > 0; i++)
+                    {
+                        final java.nio.ByteBuffer src = srcs[i];
+                        if (!src.hasRemaining())
+                        {
+                            continue;
+                        }
+                        final int limit = src.limit();
+                        final int take = Math.min(budget, src.remaining());
+                        src.limit(src.position() + take);
+                        one[0] = src;
+                        final long n = connection.write(one, 0, 1);
+                        src.limit(limit);
+                        written += n;
+                        budget -= (int)n;
+                        if (n < take)
+                        {
+                            break;
+                        }
+                    }
+                    one[0] = null;
+                    if (budget <= 0)
+                    {
+                        cut.incrementAndGet();
+                    }
+                    return written;
+                }
+
+                @Override
+                public int read(final java.nio.ByteBuffer dst) throws java.io.IOException
+                {
+                    return connection.read(dst);
+                }
+
+                @Override
+                public boolean isOpen()
+                {
+                    return connection.isOpen();
+                }
+
+                @Override
+                public String peer()
+                {
+                    return connection.peer();
+                }
+
+                @Override
+                public void close()
+                {
+                    connection.close();
+                }
+            };
+        }
+
+        @Override
+        public Listener listen(final String endpoint) throws java.io.IOException
+        {
+            return inner.listen(endpoint);
+        }
+    }
+
+    /**
      * Deltas larger than a staging area (overflow segments, the pause grows) and epochs larger than the standby's
      * in-memory log (spill to file) still commit byte-exact.
      */
