@@ -37,7 +37,8 @@ public final class CodecPolicyMeasurement
             new String[] {"uniform", "hotset", "sequential"};
         System.out.printf(Locale.ROOT, "# Page codec and adaptive policy: %d MiB guest, 200 page writes/ms, adaptive " +
             "policy 2-100 ms (pause target 2 ms, output-hold target 100 ms), %d s per workload after the baseline, " +
-            "JDK %s, %d cores%n", guestMiB, seconds, Runtime.version(), Runtime.getRuntime().availableProcessors());
+            "pause and hold p99 over the last %d s (the library's window), JDK %s, %d cores%n", guestMiB, seconds,
+            dev.tandem.core.metrics.LatencyDistribution.WINDOW_SECONDS, Runtime.version(), Runtime.getRuntime().availableProcessors());
         System.out.println("| workload | epochs | raw KiB/epoch | wire KiB/epoch | ratio | period settled ms | " +
             "pause p99 us | output hold p99 ms | encoder threads | encode p99 ms/epoch | pages zero/raw/lz4/delta % |");
         System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -68,7 +69,7 @@ public final class CodecPolicyMeasurement
             System.out.printf(Locale.ROOT,
                 "| %s | %d | %.0f | %.0f | %.1fx | %.1f | %.0f | %.1f | %d | %.1f | %.0f/%.0f/%.0f/%.0f |%n",
                 workload.name().toLowerCase(Locale.ROOT), epochs, raw, wire, raw / Math.max(1e-9, wire),
-                after.periodNs() / 1e6, after.pauseP99Ns() / 1e3, after.outputHoldP99Ns() / 1e6,
+                after.periodNs() / 1e6, after.stage("pause").windowP99Ns() / 1e3, after.outputHoldWindowP99Ns() / 1e6,
                 after.encoderThreads(), after.encodeP99Ns() / 1e6, 100 * after.zeroPages() / pages,
                 100 * after.rawPages() / pages, 100 * after.lz4Pages() / pages, 100 * after.deltaPages() / pages);
         }

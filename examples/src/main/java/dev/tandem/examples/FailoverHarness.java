@@ -452,7 +452,8 @@ public final class FailoverHarness
                 "  \"raw_bytes\": %s,\n" +
                 "  \"wire_bytes\": %s,\n  \"policy\": \"%s\",\n  \"period_ms_final\": %.2f,\n" +
                 "  \"output_hold_p50_us\": %s,\n  \"output_hold_p99_us\": %s,\n  \"commit_p50_us\": %s,\n" +
-                "  \"commit_p99_us\": %s,\n  \"baseline_ms\": %s,\n  \"baseline_max_pause_us\": %s,\n" +
+                "  \"commit_p99_us\": %s,\n  \"output_hold_p99_since_baseline_us\": %s,\n" +
+                "  \"commit_p99_since_baseline_us\": %s,\n  \"baseline_ms\": %s,\n  \"baseline_max_pause_us\": %s,\n" +
                 "  \"stages\": %s,\n  \"transfers_before_fault\": %d,\n" +
                 "  \"transfers_after_fault\": %d,\n  \"checkpoints_per_s\": %s,\n%s  \"handovers\": %s,\n" +
                 "  \"warnings\": %s,\n  \"failures\": %s\n}\n", scenario, arbiter, transport, verified, falseTakeover,
@@ -464,7 +465,9 @@ public final class FailoverHarness
                 activeStatus.getOrDefault("policy", "?"),
                 Long.parseLong(activeStatus.getOrDefault("period_ns", "0")) / 1e6,
                 jsonMicros(steady.outputHoldP50Us()), jsonMicros(steady.outputHoldP99Us()),
-                jsonMicros(steady.commitP50Us()), jsonMicros(steady.commitP99Us()), json(steady.baselineMs()),
+                jsonMicros(steady.commitP50Us()), jsonMicros(steady.commitP99Us()),
+                jsonMicros(steady.outputHoldP99SinceBaselineUs()), jsonMicros(steady.commitP99SinceBaselineUs()),
+                json(steady.baselineMs()),
                 jsonMicros(steady.baselineMaxPauseUs()), steady.stagesJson(), transfersBefore, transfersAfter, Double.isNaN(checkpointsPerSecond) ? "null" :
                 String.format(Locale.ROOT, "%.1f", checkpointsPerSecond), link.jsonFields(),
                 HandoverFigures.json(handovers), jsonArray(warnings), jsonArray(failures));
@@ -525,21 +528,26 @@ public final class FailoverHarness
 
     /**
      * The replication's latencies before the fault, from the nodes' last status files: the baseline (the first,
-     * full copy) on its own, then the steady state after it (the library keeps each baseline out of its
-     * percentiles). Microseconds; {@link #UNMEASURED} (null in JSON) where a node reported nothing.
+     * full copy) on its own, then the steady state: the library's sliding window of the last seconds before the fault
+     * ({@code LatencyDistribution.WINDOW_SECONDS}), which a run protected for longer than that keeps clear of the
+     * warm-up that follows the baseline; beside it, the percentiles since the baseline (warm-up included).
+     * Microseconds; {@link #UNMEASURED} (null in JSON) where a node reported nothing.
      *
-     * @param outputHoldP50Us    median hold of a frame of the guest's output, offer to release.
-     * @param outputHoldP99Us    99th percentile of it.
-     * @param commitP50Us        median time from a checkpoint to its ack on the active.
-     * @param commitP99Us        99th percentile of it.
+     * @param outputHoldP50Us    median hold of a frame of the guest's output, offer to release (window).
+     * @param outputHoldP99Us    99th percentile of it (window).
+     * @param commitP50Us        median time from a checkpoint to its ack on the active (window).
+     * @param commitP99Us        99th percentile of it (window).
      * @param baselineMs         from the launch to the baseline's ack: the whole first copy (live rounds, disks, the
      *                           final pause, the standby's commit).
      * @param baselineMaxPauseUs the longest the guest stopped for the baseline (the launch's or the final pause).
-     * @param stages             p50 and p99 per stage, the active's (pause, encode, send, ack) then the standby's
-     *                           (receive, apply, commit), in that order.
+     * @param stages             p50 and p99 per stage (window), the active's (pause, encode, send, ack) then the
+     *                           standby's (receive, apply, commit), in that order.
+     * @param outputHoldP99SinceBaselineUs 99th percentile hold since the baseline, warm-up included.
+     * @param commitP99SinceBaselineUs     99th percentile commit since the baseline, warm-up included.
      */
     public record SteadyState(long outputHoldP50Us, long outputHoldP99Us, long commitP50Us, long commitP99Us,
-        double baselineMs, long baselineMaxPauseUs, Map<String, StageFigures> stages)
+        double baselineMs, long baselineMaxPauseUs, Map<String, StageFigures> stages,
+        long outputHoldP99SinceBaselineUs, long commitP99SinceBaselineUs)
     {
         /** A figure no node reported. */
         public static final long UNMEASURED = -1;
@@ -558,18 +566,32 @@ public final class FailoverHarness
             for (final String stage : STAGES)
             {
                 final Map<String, String> side = active.containsKey("stage_" + stage + "_p50_ns") ? active : standby;
-                final long p50Us = micros(side, "stage_" + stage + "_p50_ns");
-                final long p99Us = micros(side, "stage_" + stage + "_p99_ns");
+                final long p50Us = windowOrTotal(side, "stage_" + stage + "_window_p50_ns", "stage_" + stage +
+                    "_p50_ns");
+                final long p99Us = windowOrTotal(side, "stage_" + stage + "_window_p99_ns", "stage_" + stage +
+                    "_p99_ns");
                 if (p50Us != UNMEASURED && p99Us != UNMEASURED)
                 {
                     stages.put(stage, new StageFigures(p50Us, p99Us));
                 }
             }
             final long baselineCommitUs = micros(active, "baseline_elapsed_ns");
-            return new SteadyState(micros(active, "output_hold_p50_ns"), micros(active, "output_hold_p99_ns"),
-                micros(active, "commit_p50_ns"), micros(active, "commit_p99_ns"),
+            return new SteadyState(windowOrTotal(active, "output_hold_window_p50_ns", "output_hold_p50_ns"),
+                windowOrTotal(active, "output_hold_window_p99_ns", "output_hold_p99_ns"),
+                windowOrTotal(active, "stage_ack_window_p50_ns", "commit_p50_ns"),
+                windowOrTotal(active, "stage_ack_window_p99_ns", "commit_p99_ns"),
                 baselineCommitUs <= 0 ? Double.NaN : baselineCommitUs / 1e3, micros(active, "baseline_pause_ns"),
-                java.util.Collections.unmodifiableMap(stages));
+                java.util.Collections.unmodifiableMap(stages), micros(active, "output_hold_p99_ns"),
+                micros(active, "commit_p99_ns"));
+        }
+
+        /**
+         * @return the window's figure; the total where the window is empty (0) or not reported.
+         */
+        private static long windowOrTotal(final Map<String, String> status, final String window, final String total)
+        {
+            final long windowUs = micros(status, window);
+            return windowUs > 0 ? windowUs : micros(status, total);
         }
 
         private static long micros(final Map<String, String> status, final String key)
@@ -1622,8 +1644,11 @@ public final class FailoverHarness
             "below)%n", Double.isNaN(steady.baselineMs()) ? "not acknowledged" :
             String.format(Locale.ROOT, "%.1f ms", steady.baselineMs()), steady.baselineMaxPauseUs() / 1e3);
         out.printf(Locale.ROOT, "  output             held p50 %.1f ms p99 %.1f ms before its release; commit p50 " +
-            "%.1f ms p99 %.1f ms%n", steady.outputHoldP50Us() / 1e3, steady.outputHoldP99Us() / 1e3,
-            steady.commitP50Us() / 1e3, steady.commitP99Us() / 1e3);
+            "%.1f ms p99 %.1f ms (the last %d s before the fault; p99 since the baseline, warm-up included: held " +
+            "%.1f ms, commit %.1f ms)%n", steady.outputHoldP50Us() / 1e3, steady.outputHoldP99Us() / 1e3,
+            steady.commitP50Us() / 1e3, steady.commitP99Us() / 1e3,
+            dev.tandem.core.metrics.LatencyDistribution.WINDOW_SECONDS, steady.outputHoldP99SinceBaselineUs() / 1e3,
+            steady.commitP99SinceBaselineUs() / 1e3);
         out.printf(Locale.ROOT, "  stages             %s%n", steady.describeStages());
         final LinkFigures link = report.link();
         if (link.drop() != null || link.reconnects() > 0)

@@ -396,7 +396,9 @@ public final class FailoverNode
             write(statusFile, "pause_p99_us " + status.pauseP99Ns() / 1000 + "\ncheckpoints " +
                 status.checkpoints() + "\nraw_bytes " + status.pageBytesRaw() + "\nwire_bytes " + status.bytesSent() +
                 "\npolicy " + status.policy() + "\nperiod_ns " + status.periodNs() + "\noutput_hold_p99_ns " +
-                status.outputHoldP99Ns() + "\noutput_hold_p50_ns " + status.outputHoldP50Ns() + "\ncommit_p50_ns " +
+                status.outputHoldP99Ns() + "\noutput_hold_p50_ns " + status.outputHoldP50Ns() +
+                "\noutput_hold_window_p50_ns " + status.outputHoldWindowP50Ns() + "\noutput_hold_window_p99_ns " +
+                status.outputHoldWindowP99Ns() + "\ncommit_p50_ns " +
                 status.commitP50Ns() + "\ncommit_p99_ns " + status.commitP99Ns() + "\nbaseline_commit_ns " +
                 status.baselineCommitNs() + "\nbaseline_pause_ns " + status.baseline().longestPauseNs() +
                 "\nbaseline_elapsed_ns " + status.baseline().elapsedNs() + "\nbaseline_round " +
@@ -619,8 +621,9 @@ public final class FailoverNode
     }
 
     /**
-     * @return one {@code stage_NAME_p50_ns} and one {@code stage_NAME_p99_ns} line per stage (steady state: the
-     *         library keeps each session's baseline out of the stages).
+     * @return per stage, {@code stage_NAME_p50_ns} and {@code stage_NAME_p99_ns} since the baseline (the library
+     *         keeps each session's baseline out of the stages), then {@code stage_NAME_window_p50_ns} and
+     *         {@code _window_p99_ns} of the library's sliding window (0 when it is empty).
      */
     static String stageLines(final List<StageLatency> stages)
     {
@@ -628,7 +631,11 @@ public final class FailoverNode
         for (final StageLatency stage : stages)
         {
             lines.append("stage_").append(stage.stage()).append("_p50_ns ").append(stage.p50Ns()).append('\n')
-                .append("stage_").append(stage.stage()).append("_p99_ns ").append(stage.p99Ns()).append('\n');
+                .append("stage_").append(stage.stage()).append("_p99_ns ").append(stage.p99Ns()).append('\n')
+                .append("stage_").append(stage.stage()).append("_window_p50_ns ").append(stage.windowP50Ns())
+                .append('\n')
+                .append("stage_").append(stage.stage()).append("_window_p99_ns ").append(stage.windowP99Ns())
+                .append('\n');
         }
         return lines.toString();
     }

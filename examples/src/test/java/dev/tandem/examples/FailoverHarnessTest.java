@@ -421,6 +421,18 @@ class FailoverHarnessTest
         assertTrue(json.contains("\"commit_p99_us\": 4000,"), json);
         assertTrue(json.contains("\"baseline_ms\": 250.000,"), json);
         assertTrue(json.contains("\"baseline_max_pause_us\": 120000,"), json);
+        assertTrue(json.contains("\"output_hold_p99_since_baseline_us\": 9500,"), json);
+        // the library's sliding window is the steady state where a node reports it; an empty one (0) falls back
+        active.put("output_hold_window_p99_ns", "3000000");
+        active.put("stage_ack_window_p99_ns", "2500000");
+        active.put("stage_ack_window_p50_ns", "0");
+        final FailoverHarness.SteadyState windowed = FailoverHarness.SteadyState.of(active, Map.of());
+        assertEquals(3000, windowed.outputHoldP99Us());
+        assertEquals(9500, windowed.outputHoldP99SinceBaselineUs());
+        assertEquals(2500, windowed.commitP99Us());
+        assertEquals(3000, windowed.commitP50Us());
+        assertEquals(4000, windowed.commitP99SinceBaselineUs());
+        assertEquals(new FailoverHarness.StageFigures(1, 2500), windowed.stages().get("ack"));
         final String empty = new FailoverHarness.Report("kill", "file", true, false, List.of(), 5, 5, 1, 0, 1, 1, 0, 0,
             1, Double.NaN, 10, 900, Map.of(), 1, 0, Double.NaN, List.of(),
             FailoverHarness.SteadyState.of(Map.of(), Map.of()), NO_LINK_FIGURES, 1, Double.NaN, List.of(),

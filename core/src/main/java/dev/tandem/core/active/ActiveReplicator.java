@@ -594,11 +594,12 @@ public final class ActiveReplicator implements AutoCloseable
         final ProtectionStatus status;
         synchronized (latencyLock)
         {
-            pauseHistogram = pause.refresh();
-            commitHistogram = commit.refresh();
-            holdHistogram = hold.refresh();
-            encodeHistogram = encode.refresh();
-            sendHistogram = send.refresh();
+            final long now = ctx.nanoClock().nanoTime();
+            pauseHistogram = pause.refresh(now);
+            commitHistogram = commit.refresh(now);
+            holdHistogram = hold.refresh(now);
+            encodeHistogram = encode.refresh(now);
+            sendHistogram = send.refresh(now);
             publishLatencies(pauseHistogram, commitHistogram, holdHistogram);
             status = snapshot(pauseHistogram, commitHistogram, holdHistogram, encodeHistogram, sendHistogram);
         }
@@ -626,16 +627,21 @@ public final class ActiveReplicator implements AutoCloseable
             counters.lz4Pages.get(), counters.deltaPages.get(), ctx.pageCodec() ? ctx.encoderThreads() : 0,
             counters.generation.get(), counters.arbiterAttempts.get(), ownership.lastError(),
             holdHistogram.getValueAtPercentile(50),
-            hold.recent().getTotalCount() == 0 ? 0 : hold.recent().getValueAtPercentile(99), baselineCommitNs,
+            percentile(hold.window(), 50), percentile(hold.window(), 99), baselineCommitNs,
             gate.baselineHoldMaxNs(), List.of(
-                StageLatency.of("pause", pauseHistogram, pause.recent()),
-                StageLatency.of("encode", encodeHistogram, encode.recent()),
-                StageLatency.of("send", sendHistogram, send.recent()),
-                StageLatency.of("ack", commitHistogram, commit.recent())), newestDirtyPages,
+                StageLatency.of("pause", pauseHistogram, pause.window()),
+                StageLatency.of("encode", encodeHistogram, encode.window()),
+                StageLatency.of("send", sendHistogram, send.window()),
+                StageLatency.of("ack", commitHistogram, commit.window())), newestDirtyPages,
             new BaselineProgress(scheduler.liveBaseline(), baselineRound, baselinePagesCopied, baselinePagesLeft,
                 baselineDiskBytesSent, baselineDiskBytes, baselineDone, Math.max(launchPauseNs, baselinePauseNs),
                 (baselineAckedNs != 0 ? baselineAckedNs : ctx.nanoClock().nanoTime()) - protectionStartNs),
             reconnectStatus(now));
+    }
+
+    private static long percentile(final Histogram histogram, final double percentile)
+    {
+        return histogram.getTotalCount() == 0 ? 0 : histogram.getValueAtPercentile(percentile);
     }
 
     private ReconnectStatus reconnectStatus(final long now)
@@ -681,7 +687,10 @@ public final class ActiveReplicator implements AutoCloseable
         nextLatencyPublishNs = now + ProcessCounters.LATENCY_PUBLISH_INTERVAL_NS;
         synchronized (latencyLock)
         {
-            publishLatencies(pause.fold(), commit.fold(), hold.fold());
+            // every distribution, not only those published: the window places samples by the time they are folded
+            encode.fold(now);
+            send.fold(now);
+            publishLatencies(pause.fold(now), commit.fold(now), hold.fold(now));
         }
         return 1;
     }
@@ -702,7 +711,7 @@ public final class ActiveReplicator implements AutoCloseable
     {
         synchronized (latencyLock)
         {
-            return pause.fold().copy();
+            return pause.fold(ctx.nanoClock().nanoTime()).copy();
         }
     }
 

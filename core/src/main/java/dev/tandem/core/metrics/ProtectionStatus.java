@@ -45,7 +45,9 @@ import java.util.Locale;
  * @param arbiterAttempts     questions asked of the arbiter so far (while ARBITRATING, or silent).
  * @param arbiterError        why the arbiter last could not be reached, or null once it answered.
  * @param outputHoldP50Ns     median hold of a frame offered after the baseline.
- * @param outputHoldRecentP99Ns 99th percentile hold since the previous snapshot.
+ * @param outputHoldWindowP50Ns median hold of the frames released in the last
+ *                            {@link LatencyDistribution#WINDOW_SECONDS} seconds (the steady state; 0 if none).
+ * @param outputHoldWindowP99Ns 99th percentile of those.
  * @param baselineCommitNs    checkpoint to ack of the baseline (the whole first copy), 0 until acknowledged.
  * @param baselineHoldMaxNs   longest hold of a frame offered during the baseline.
  * @param stages              per stage of the active (pause, encode, send, ack), after the baseline.
@@ -91,7 +93,8 @@ public record ProtectionStatus(
     long arbiterAttempts,
     String arbiterError,
     long outputHoldP50Ns,
-    long outputHoldRecentP99Ns,
+    long outputHoldWindowP50Ns,
+    long outputHoldWindowP99Ns,
     long baselineCommitNs,
     long baselineHoldMaxNs,
     java.util.List<StageLatency> stages,
@@ -137,5 +140,22 @@ public record ProtectionStatus(
             pauseP99Ns / 1e3,
             commitP99Ns / 1e6, lagEpochs(), outputHeldBytes / 1024, bytesSent / (1024.0 * 1024.0),
             pageCompressionRatio(), encodeP99Ns / 1e6);
+    }
+
+    /**
+     * @param name a stage's name ({@code pause}, {@code encode}, {@code send}, {@code ack}).
+     * @return that stage's figures.
+     * @throws IllegalArgumentException if no stage has that name.
+     */
+    public StageLatency stage(final String name)
+    {
+        for (final StageLatency stage : stages)
+        {
+            if (stage.stage().equals(name))
+            {
+                return stage;
+            }
+        }
+        throw new IllegalArgumentException("no stage " + name + "; the active's are pause, encode, send and ack");
     }
 }

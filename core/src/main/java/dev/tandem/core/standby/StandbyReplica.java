@@ -347,10 +347,11 @@ public final class StandbyReplica implements AutoCloseable
             {
                 return closedStatus;
             }
+            final long now = ctx.nanoClock().nanoTime();
             stages = List.of(
-                StageLatency.of("receive", receiveStage.refresh(), receiveStage.recent()),
-                StageLatency.of("apply", applyStage.refresh(), applyStage.recent()),
-                StageLatency.of("commit", commitStage.refresh(), commitStage.recent()));
+                StageLatency.of("receive", receiveStage.refresh(now), receiveStage.window()),
+                StageLatency.of("apply", applyStage.refresh(now), applyStage.window()),
+                StageLatency.of("commit", commitStage.refresh(now), commitStage.window()));
             counters.commitP99Ns.setRelease(stages.get(2).p99Ns());
             counters.generation.setRelease(session.generation());
             // the counts are read from the counters a stat of the counters file shows
@@ -411,7 +412,9 @@ public final class StandbyReplica implements AutoCloseable
         nextLatencyPublishNs = now + ProcessCounters.LATENCY_PUBLISH_INTERVAL_NS;
         synchronized (stageLock)
         {
-            counters.commitP99Ns.setRelease(commitStage.fold().getValueAtPercentile(99));
+            receiveStage.fold(now);
+            applyStage.fold(now);
+            counters.commitP99Ns.setRelease(commitStage.fold(now).getValueAtPercentile(99));
             counters.generation.setRelease(session.generation());
         }
     }
