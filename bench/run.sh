@@ -12,7 +12,8 @@
 #   bench/run.sh report                # jmh-results/README.md and the plots, from the results present
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mvn -B -q install -DskipTests
+# TANDEM_NO_BUILD=1 reuses the jars already built (a series of measurements on one build)
+[ -n "${TANDEM_NO_BUILD:-}" ] || mvn -B -q install -DskipTests
 FLAGS=(--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED --add-exports=java.base/jdk.internal.ref=ALL-UNNAMED
        --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
        --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED)

@@ -291,6 +291,12 @@ final class StandbySession implements Agent, Promoter.Session
             {
                 return work;
             }
+            if (writer.pending())
+            {
+                // a reply to a connection gone since: the new one starts with none half-written
+                writer.abandon();
+                replyConnection = null;
+            }
             connection = accepted;
             handshakeDone = false;
             reader.reset();
@@ -328,11 +334,25 @@ final class StandbySession implements Agent, Promoter.Session
             detector.heard();
         }
         int frames = 0;
+        try
+        {
+            if (!replyWritten())
+            {
+                // the active has not read its replies: no frame is taken (its answer could not begin) until the
+                // one under way is whole; the duty cycle goes on serving promotions, inspections and refusals
+                return work + (read > 0 ? 1 : 0);
+            }
+        }
+        catch (final IOException ex)
+        {
+            fail("connection from " + connection.peer() + " failed: " + ex.getMessage());
+            return work + 1;
+        }
         if (assembler.readyForFrames())
         {
             try
             {
-                while (connection != null && reader.next())
+                while (connection != null && !writer.pending() && reader.next())
                 {
                     if (mustWait())
                     {
@@ -362,12 +382,13 @@ final class StandbySession implements Agent, Promoter.Session
             }
         }
         // after reading: a peer that closed is reported by the read, not as a failed heartbeat
-        if (connection != null && heardSinceWelcome && clock.nanoTime() - lastSentNs >= heartbeatIntervalNs)
+        if (connection != null && heardSinceWelcome && !writer.pending() &&
+            clock.nanoTime() - lastSentNs >= heartbeatIntervalNs)
         {
             // the active's liveness evidence: it counts only what this side sends, never what its socket took
             try
             {
-                sendFrame(FrameType.HEARTBEAT, lastCommittedEpoch, 0);
+                sendReply(FrameType.HEARTBEAT, lastCommittedEpoch);
             }
             catch (final IOException ex)
             {
@@ -428,6 +449,8 @@ final class StandbySession implements Agent, Promoter.Session
      */
     private void refuseAndLinger(final Connection peer, final String reason)
     {
+        // the one writer is taken for the refusal: a reply under way (to the served active) is finished first
+        finishReplyQuietly();
         final Connection served = connection;
         connection = peer;
         try
@@ -752,7 +775,7 @@ final class StandbySession implements Agent, Promoter.Session
         detector.heard();
         try
         {
-            sendFrame(FrameType.ACK, epoch, 0);
+            sendReply(FrameType.ACK, epoch);
             verified.ackedNs = clock.nanoTime();
         }
         finally
@@ -777,9 +800,103 @@ final class StandbySession implements Agent, Promoter.Session
     private final FrameWriter.Stall repliesStalled;
     /** When the reply being written was begun. */
     private long replyStartNs;
+    /** The connection the reply under way goes to. */
+    private Connection replyConnection;
+
+    /**
+     * An ack or a heartbeat: begun and written as far as the connection takes it, without waiting; the rest goes on
+     * later duty cycles ({@link #replyWritten()}), and no frame of the active is taken meanwhile. Both have no
+     * sub-header, so the sub-header buffer stays free for a frame that must follow (a refusal's reason).
+     */
+    private void sendReply(final FrameType type, final long epoch) throws IOException
+    {
+        // one reply at a time: the frame loop takes nothing while one is under way, so this waits only if a caller
+        // outside it replies twice
+        finishReply();
+        writer.begin(version == 0 ? FrameCodec.MAX_VERSION : version, type, generation, epoch, 0, null);
+        lastSentNs = clock.nanoTime();
+        replyStartNs = lastSentNs;
+        replyConnection = connection;
+        replyWritten();
+    }
+
+    /**
+     * Writes what the connection takes of the reply under way.
+     *
+     * @return true if none is left.
+     * @throws IOException if the write fails, or the active has read none of it for the failure timeout.
+     */
+    private boolean replyWritten() throws IOException
+    {
+        if (!writer.pending())
+        {
+            return true;
+        }
+        try
+        {
+            writer.write(replyConnection);
+            if (writer.pending() && clock.nanoTime() - replyStartNs > ctx.failureTimeoutNs())
+            {
+                // from the reply's start, not its last progress: a peer taking a byte now and then holds none for ever
+                throw new IOException("active " + replyConnection.peer() + " has not read its acks for " +
+                    ctx.failureTimeoutNs() / 1_000_000 + " ms");
+            }
+        }
+        catch (final IOException ex)
+        {
+            writer.abandon();
+            throw ex;
+        }
+        return !writer.pending();
+    }
+
+    /**
+     * Finishes the reply under way, waiting as {@link #sendFrame} does: before a frame that must follow it whole on
+     * the same connection (a refusal after a half-written ack would be garbage to the active), or before the writer
+     * is taken for another connection.
+     */
+    private void finishReply() throws IOException
+    {
+        if (writer.pending())
+        {
+            final Connection target = connection;
+            connection = replyConnection;
+            try
+            {
+                ackIdle.reset();
+                writer.writeAll(replyConnection, repliesStalled, clock);
+            }
+            finally
+            {
+                connection = target;
+                if (writer.pending())
+                {
+                    writer.abandon();
+                }
+            }
+        }
+    }
+
+    /**
+     * {@link #finishReply()} where the connection is being given up anyway: a failure only means the reply is lost.
+     */
+    private void finishReplyQuietly()
+    {
+        try
+        {
+            finishReply();
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            LOG.debug("reply to {} given up: {}", replyConnection == null ? "?" : replyConnection.peer(),
+                ex.getMessage());
+        }
+    }
 
     private void sendFrame(final FrameType type, final long epoch, final int payloadLength) throws IOException
     {
+        // the sub-header the caller placed is untouched: the reply under way has none
+        finishReply();
         writer.begin(version == 0 ? FrameCodec.MAX_VERSION : version, type, generation, epoch, payloadLength,
             null);
         ackIdle.reset();
@@ -838,6 +955,12 @@ final class StandbySession implements Agent, Promoter.Session
     {
         if (connection != null)
         {
+            if (replyConnection == connection)
+            {
+                // a reply to a connection closed now is never finished
+                writer.abandon();
+                replyConnection = null;
+            }
             connection.close();
             connection = null;
         }

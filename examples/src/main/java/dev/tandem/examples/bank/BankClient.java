@@ -198,6 +198,9 @@ public final class BankClient
         return now.getEpochSecond() * 1_000_000L + now.getNano() / 1000;
     }
 
+    /** Between two connect attempts to a host that refuses (its guest not running yet). */
+    static final long RETRY_MS = 2;
+
     private static Socket connect(final String address, final long deadlineMillis) throws InterruptedException
     {
         final int colon = address.lastIndexOf(':');
@@ -223,7 +226,9 @@ public final class BankClient
                 {
                     // nothing was opened
                 }
-                Thread.sleep(20);
+                // a refused connect on loopback costs microseconds: retrying every 2 ms (not 20) keeps the client's
+                // own retry timer out of the measured recovery time (up to 20 ms of it before, 10 on average)
+                Thread.sleep(RETRY_MS);
             }
         }
         return null;
