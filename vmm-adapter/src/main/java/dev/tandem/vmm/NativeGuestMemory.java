@@ -2,11 +2,11 @@ package dev.tandem.vmm;
 
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
-import org.agrona.UnsafeApi;
 
 /**
  * Guest memory laid out contiguously at a native address: the common case of an adapter whose guest RAM is one
- * {@code mmap}, and of the standby's replica. Copies are one {@code Unsafe.copyMemory} per run, with bounds checks,
+ * {@code mmap}, and of the standby's replica. Copies are {@code Unsafe.copyMemory} per run in 1 MiB chunks
+ * ({@link NativeMemory#copy}: a safepoint can come between two), with bounds checks,
  * and allocate nothing. The memory is owned elsewhere; this is only a view.
  */
 public final class NativeGuestMemory implements GuestMemory
@@ -59,8 +59,8 @@ public final class NativeGuestMemory implements GuestMemory
         GuestMemory.checkRun(firstPage, count, pageCount);
         final int length = count << pageShift;
         dst.boundsCheck(dstIndex, length);
-        UnsafeApi.copyMemory(
-            null, address + (firstPage << pageShift), dst.byteArray(), dst.addressOffset() + dstIndex, length);
+        NativeMemory.copy(null, address + (firstPage << pageShift), dst.byteArray(), dst.addressOffset() + dstIndex,
+            length);
     }
 
     @Override
@@ -69,7 +69,7 @@ public final class NativeGuestMemory implements GuestMemory
         GuestMemory.checkRun(firstPage, count, pageCount);
         final int length = count << pageShift;
         src.boundsCheck(srcIndex, length);
-        UnsafeApi.copyMemory(
-            src.byteArray(), src.addressOffset() + srcIndex, null, address + (firstPage << pageShift), length);
+        NativeMemory.copy(src.byteArray(), src.addressOffset() + srcIndex, null, address + (firstPage << pageShift),
+            length);
     }
 }

@@ -3,7 +3,6 @@ package dev.tandem.core.standby;
 import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.NativeGuestMemory;
 import dev.tandem.vmm.NativeMemory;
-import org.agrona.concurrent.UnsafeBuffer;
 
 /**
  * The standby's copy of guest memory: one page-aligned off-heap region with 64-bit offsets (guests exceed the
@@ -24,15 +23,9 @@ final class MemoryReplica implements AutoCloseable
     MemoryReplica(final int pageSize, final long pageCount)
     {
         final long size = pageCount * pageSize;
+        // zeroed (in chunks that let the rest of the process reach safepoints): the replica of a guest that never
+        // wrote a page must read zero
         this.region = NativeMemory.allocate(size, pageSize);
-        // fresh memory is not guaranteed zeroed: the replica of a guest that never wrote a page must read zero
-        final UnsafeBuffer window = new UnsafeBuffer(0, 0);
-        for (long offset = 0; offset < size; offset += 1 << 30)
-        {
-            final int length = (int)Math.min(1 << 30, size - offset);
-            window.wrap(region.address() + offset, length);
-            window.setMemory(0, length, (byte)0);
-        }
         this.view = new NativeGuestMemory(region.address(), pageSize, pageCount);
     }
 

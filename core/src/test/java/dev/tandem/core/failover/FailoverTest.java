@@ -347,14 +347,15 @@ class FailoverTest
     @Test
     void aLongApplyOnTheStandbyIsNotSilenceOfTheActive() throws Exception
     {
-        // a 128 MiB baseline takes the standby far longer to apply than the 60 ms failure timeout (30 ms made a
-        // promotion on a loaded two-core box out of a scheduling stall of the active, not out of the apply)
+        // a 128 MiB baseline takes the standby far longer to apply than the 100 ms failure timeout (30 ms, then
+        // 60 ms, made a promotion on a loaded two-core box out of a stall of the shared JVM right after the
+        // baseline, JIT warm-up and a young collection, not out of the apply: seen once in six runs at 60 ms)
         final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
         final InJvmOrPartition transport = new InJvmOrPartition(new PartitionableTransport());
         try (SimulatedVmm vmm = guest("busy-standby-vm", dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY)
             .memoryBytes(128L << 20).build();
             StandbyReplica standby = StandbyReplica.launch(standbyContext(transport, vmm, arbiter)
-                .failureTimeoutNs(Duration.ofMillis(60).toNanos())))
+                .failureTimeoutNs(Duration.ofMillis(100).toNanos())))
         {
             vmm.start();
             try (ActiveReplicator active = ActiveReplicator.launch(activeContext(transport, vmm, arbiter)
