@@ -1,6 +1,7 @@
 package dev.tandem.core.failover;
 
 import dev.tandem.core.transport.Connection;
+import dev.tandem.core.transport.ForwardingConnection;
 import dev.tandem.core.transport.InJvmTransport;
 import dev.tandem.core.transport.Transport;
 
@@ -41,38 +42,17 @@ final class PartitionableTransport implements Transport
     @Override
     public Listener listen(final String endpoint) throws IOException
     {
-        final Listener listener = inner.listen(endpoint);
-        return new Listener()
-        {
-            @Override
-            public Connection accept() throws IOException
-            {
-                final Connection accepted = listener.accept();
-                return accepted == null ? null : wrap(accepted, true);
-            }
-
-            @Override
-            public String endpoint()
-            {
-                return listener.endpoint();
-            }
-
-            @Override
-            public void close()
-            {
-                listener.close();
-            }
-        };
+        return ForwardingConnection.acceptingWrapped(inner.listen(endpoint), accepted -> wrap(accepted, true));
     }
 
     private Connection wrap(final Connection connection, final boolean standbySide)
     {
-        return new Connection()
+        return new ForwardingConnection(connection)
         {
             @Override
             public long write(final ByteBuffer[] srcs, final int offset, final int length) throws IOException
             {
-                return partitioned ? 0 : connection.write(srcs, offset, length);
+                return partitioned ? 0 : delegate.write(srcs, offset, length);
             }
 
             @Override
@@ -82,31 +62,13 @@ final class PartitionableTransport implements Transport
                 {
                     return 0;
                 }
-                final int read = connection.read(dst);
+                final int read = delegate.read(dst);
                 if (standbySide && read > 0 && corruptNextStandbyRead.compareAndSet(true, false))
                 {
                     final int at = dst.position() - 1;
                     dst.put(at, (byte)(dst.get(at) ^ 0x10));
                 }
                 return read;
-            }
-
-            @Override
-            public boolean isOpen()
-            {
-                return connection.isOpen();
-            }
-
-            @Override
-            public String peer()
-            {
-                return connection.peer();
-            }
-
-            @Override
-            public void close()
-            {
-                connection.close();
             }
         };
     }

@@ -2,6 +2,7 @@ package dev.tandem.core.standby;
 
 import dev.tandem.core.system.LeakCheck;
 import dev.tandem.core.transport.Connection;
+import dev.tandem.core.transport.ForwardingConnection;
 import dev.tandem.core.transport.InJvmTransport;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.core.wire.Handshake;
@@ -118,90 +119,27 @@ class StandbyRepliesTest
         @Override
         public Listener listen(final String endpoint) throws IOException
         {
-            final Listener listener = inner.listen(endpoint);
-            return new Listener()
-            {
-                @Override
-                public Connection accept() throws IOException
-                {
-                    final Connection accepted = listener.accept();
-                    return accepted == null ? null : replies(accepted);
-                }
-
-                @Override
-                public String endpoint()
-                {
-                    return listener.endpoint();
-                }
-
-                @Override
-                public void close()
-                {
-                    listener.close();
-                }
-            };
+            return ForwardingConnection.acceptingWrapped(inner.listen(endpoint), this::replies);
         }
 
         private Connection replies(final Connection connection)
         {
-            return new Connection()
+            return new ForwardingConnection(connection)
             {
-                private final ByteBuffer[] one = new ByteBuffer[1];
-
                 @Override
                 public long write(final ByteBuffer[] srcs, final int offset, final int length) throws IOException
                 {
                     if (!blocked.get())
                     {
-                        return connection.write(srcs, offset, length);
+                        return delegate.write(srcs, offset, length);
                     }
-                    long written = 0;
-                    for (int i = offset; i < offset + length && allowance.get() > 0; i++)
-                    {
-                        final ByteBuffer src = srcs[i];
-                        final int take = (int)Math.min(src.remaining(), allowance.get());
-                        if (take == 0)
-                        {
-                            continue;
-                        }
-                        final int limit = src.limit();
-                        src.limit(src.position() + take);
-                        one[0] = src;
-                        final long n = connection.write(one, 0, 1);
-                        src.limit(limit);
-                        allowance.addAndGet(-n);
-                        written += n;
-                    }
-                    one[0] = null;
+                    final long written = writeAtMost(srcs, offset, length, allowance.get());
+                    allowance.addAndGet(-written);
                     if (written == 0)
                     {
                         refused.incrementAndGet();
                     }
                     return written;
-                }
-
-                @Override
-                public int read(final ByteBuffer dst) throws IOException
-                {
-                    return connection.read(dst);
-                }
-
-                @Override
-                public boolean isOpen()
-                {
-                    return connection.isOpen();
-                }
-
-                @Override
-                public String peer()
-                {
-                    return connection.peer();
-                }
-
-                @Override
-                public void close()
-                {
-                    connection.close();
                 }
             };
         }

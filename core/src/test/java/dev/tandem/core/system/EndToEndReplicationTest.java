@@ -159,11 +159,8 @@ class EndToEndReplicationTest
         public dev.tandem.core.transport.Connection connect(final String endpoint, final long timeoutMillis)
             throws java.io.IOException
         {
-            final dev.tandem.core.transport.Connection connection = inner.connect(endpoint, timeoutMillis);
-            return new dev.tandem.core.transport.Connection()
+            return new dev.tandem.core.transport.ForwardingConnection(inner.connect(endpoint, timeoutMillis))
             {
-                private final java.nio.ByteBuffer[] one = new java.nio.ByteBuffer[1];
-
                 @Override
                 public long write(final java.nio.ByteBuffer[] srcs, final int offset, final int length)
                     throws java.io.IOException
@@ -174,58 +171,13 @@ class EndToEndReplicationTest
                         refused.incrementAndGet();
                         return 0;
                     }
-                    int budget = 1 + random.nextInt(4096);
-                    long written = 0;
-                    for (int i = offset; i < offset + length && budget > 0; i++)
-                    {
-                        final java.nio.ByteBuffer src = srcs[i];
-                        if (!src.hasRemaining())
-                        {
-                            continue;
-                        }
-                        final int limit = src.limit();
-                        final int take = Math.min(budget, src.remaining());
-                        src.limit(src.position() + take);
-                        one[0] = src;
-                        final long n = connection.write(one, 0, 1);
-                        src.limit(limit);
-                        written += n;
-                        budget -= (int)n;
-                        if (n < take)
-                        {
-                            break;
-                        }
-                    }
-                    one[0] = null;
-                    if (budget <= 0)
+                    final long budget = 1 + random.nextInt(4096);
+                    final long written = writeAtMost(srcs, offset, length, budget);
+                    if (written == budget)
                     {
                         cut.incrementAndGet();
                     }
                     return written;
-                }
-
-                @Override
-                public int read(final java.nio.ByteBuffer dst) throws java.io.IOException
-                {
-                    return connection.read(dst);
-                }
-
-                @Override
-                public boolean isOpen()
-                {
-                    return connection.isOpen();
-                }
-
-                @Override
-                public String peer()
-                {
-                    return connection.peer();
-                }
-
-                @Override
-                public void close()
-                {
-                    connection.close();
                 }
             };
         }
