@@ -234,10 +234,16 @@ final class CheckpointSender implements Agent
         {
             if (replicator.isClosing())
             {
-                // a GOODBYE goes between frames: the frame under way is finished first (an epoch cut short by it
-                // is discarded by the standby, as on any lost link)
-                final int work = pollAcks();
-                return frameUnderWay && !flush() ? work : work + sayGoodbye();
+                if (frameUnderWay)
+                {
+                    // a GOODBYE goes between frames: the frame under way (or the GOODBYE itself) is finished first;
+                    // an epoch cut short by it is discarded by the standby, as on any lost link
+                    final int work = pollAcks();
+                    return flush() ? work + 1 : work;
+                }
+                // reads only until the standby's answer: it closes after it, and reading on would report that as a
+                // lost link (found under load by ProtectionApiTest: a close() that ended FAILED)
+                return sayGoodbye();
             }
             int work = pollAcks();
             work += send();

@@ -36,19 +36,26 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
     private final int[] chunkBytes;
     private final AtomicLong backPressured = new AtomicLong();
     private volatile boolean open = true;
-    private final ThreadLocal<IdleStrategy> fullIdle;
+    /**
+     * Makes a writer's wait on a full stream, once per wait (a full stream is back-pressure, not the steady state).
+     * Not a {@code ThreadLocal}: a long-lived VMM thread keeps a thread-local's value after the stream is gone (its
+     * entry outlives the key until some later lookup happens to clear it), and a wait strategy that refers to its
+     * owner (the simulation's does) kept whole protected sessions reachable: the deterministic simulation ran out of
+     * heap after about 1 700 seeds once the sender left records in the stream while their frames were under way.
+     */
+    private final java.util.function.Supplier<IdleStrategy> waitStrategy;
 
     /**
      * @param capacity      power-of-two ring capacity.
      * @param disks         the guest's disks, by index = id lookup.
      * @param maxChunkBytes largest data chunk of one record (bounded by the frame payload); each disk's records are
      *                      cut at the largest multiple of its block size within it and the ring's record size.
-     * @param waitStrategy  makes how a writer waits on a full stream; one per writing thread.
+     * @param waitStrategy  makes how a writer waits on a full stream; one per wait.
      */
     DiskWriteStream(final int capacity, final List<VirtualDisk> disks, final int maxChunkBytes,
         final java.util.function.Supplier<IdleStrategy> waitStrategy)
     {
-        this.fullIdle = ThreadLocal.withInitial(waitStrategy);
+        this.waitStrategy = waitStrategy;
         this.region = NativeMemory.allocateDirect(capacity + RingBufferDescriptor.TRAILER_LENGTH, 64);
         this.ringBuffer = new UnsafeBuffer(region.byteBuffer());
         this.ring = new ManyToOneRingBuffer(ringBuffer);
@@ -201,8 +208,8 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
         {
             // back-pressure: the stream to the standby is full, so the guest's disk I/O (or the pause) waits
             backPressured.incrementAndGet();
-            // many VMM threads write: each waits with its own strategy
-            final IdleStrategy idle = fullIdle.get();
+            // many VMM threads write: each wait has its own strategy
+            final IdleStrategy idle = waitStrategy.get();
             idle.reset();
             while ((at = ring.tryClaim(type, length)) < 0 && open)
             {
