@@ -504,11 +504,26 @@ public final class FailoverHarness
      * @param promotionMs    the decision to the promoted guest running.
      * @param reconnectMs    the promoted guest running to the client's first reply from it.
      * @param falseTakeover  the standby promoted before this fault, while the old owner was alive.
+     * @param firstSessionBytes bytes on the wire of the first epoch of the protection that ended in this handover
+     *                       (its baseline, or the quick resync of a reverse protection onto a standby that held the
+     *                       guest's checkpoint), -1 if unreported.
+     * @param firstSession   {@code "whole"} or {@code "quick"}: what that first epoch sent.
      */
     public record HandoverFigures(String kind, long faultAfterMs, long recoveryEpoch, long lastAckedEpoch,
         long generation, double recoveryMs, double detectionMs, double promotionMs, double reconnectMs,
-        boolean falseTakeover)
+        boolean falseTakeover, long firstSessionBytes, String firstSession)
     {
+        /**
+         * @param status the old owner's last status.
+         * @return what its protection's first epoch sent: {@code "quick"} if that was a quick resync.
+         */
+        static String firstSession(final Map<String, String> status)
+        {
+            final String resync = status.getOrDefault("last_resync", "");
+            return "0".equals(status.getOrDefault("reconnects", "0")) && resync.startsWith("quick") ? "quick" :
+                "whole";
+        }
+
         static String json(final List<HandoverFigures> handovers)
         {
             final StringBuilder json = new StringBuilder("[");
@@ -517,10 +532,12 @@ public final class FailoverHarness
                 json.append(json.length() == 1 ? "" : ", ").append(String.format(Locale.ROOT, "{\"kind\": \"%s\", " +
                     "\"fault_after_ms\": %d, \"recovery_epoch\": %d, \"last_acked_epoch\": %d, \"generation\": %d, " +
                     "\"recovery_ms\": %s, \"detection_ms\": %s, \"promotion_ms\": %s, \"reconnect_ms\": %s, " +
-                    "\"false_takeover\": %s}", handover.kind, handover.faultAfterMs, handover.recoveryEpoch,
+                    "\"false_takeover\": %s, \"first_session\": \"%s\", \"first_session_bytes\": %s}",
+                    handover.kind, handover.faultAfterMs, handover.recoveryEpoch,
                     handover.lastAckedEpoch, handover.generation, Report.json(handover.recoveryMs),
                     Report.json(handover.detectionMs), Report.json(handover.promotionMs),
-                    Report.json(handover.reconnectMs), handover.falseTakeover));
+                    Report.json(handover.reconnectMs), handover.falseTakeover, handover.firstSession,
+                    handover.firstSessionBytes < 0 ? "null" : Long.toString(handover.firstSessionBytes)));
             }
             return json.append(']').toString();
         }
@@ -904,7 +921,9 @@ public final class FailoverHarness
                 relay = LoopbackRelay.to(replicationEndpoint);
             }
             final List<String> activeArgs = new ArrayList<>(List.of("active", "--dir", activeDir.toString(),
-                "--standby", relay == null ? replicationEndpoint : relay.endpoint(), "--client-port", "0"));
+                "--standby", relay == null ? replicationEndpoint : relay.endpoint(), "--client-port", "0",
+                // the failure timeout of the standby it becomes after a switchover
+                "--timeout-ms", Long.toString(options.failureTimeoutMs())));
             activeArgs.addAll(killPhase);
             active = start(dir, "active", "1g", join(activeArgs, guest));
             awaitText(dir.resolve("active.out"), "ACTIVE READY", active);
@@ -1008,7 +1027,8 @@ public final class FailoverHarness
             final Handover last = handovers.get(handovers.size() - 1);
             final Process owner = last.to().equals(standbyDir) ? standby : restarted[0];
             command(owner, "dump");
-            awaitText(dir.resolve(last.to().equals(standbyDir) ? "standby.out" : RESTARTED_ROLE + ".out"), "DUMPED", owner);
+            awaitText(dir.resolve(last.to().equals(standbyDir) ? "standby.out" :
+                options.switchover() ? "active.out" : RESTARTED_ROLE + ".out"), "DUMPED", owner);
             // after the promotion: the standby's stages stopped moving at the fault
             final SteadyState steady = SteadyState.of(activeStatus,
                 readKeyValues(standbyDir.resolve(FailoverNode.STANDBY_STATUS)));
@@ -1058,13 +1078,16 @@ public final class FailoverHarness
     }
 
     /**
-     * The second handover of a switchover or failback run: the old active's host comes back as a fresh standby
-     * (its process is gone or fenced; its memory was never a checkpoint of anything, so a full baseline follows)
-     * listening for the client on the old active's port, as a host's service would; the promoted node protects its
-     * guest onto it at the promoted generation, and {@value #REPROTECTED_RUN_MS} ms after that baseline's ack the
-     * promoted node is killed, so that the restarted standby takes the guest back.
+     * The second handover of a switchover or failback run: the old active's host comes back as a standby of the
+     * promoted guest, listening for the client on the old active's port, as a host's service would. After a
+     * switchover the old active itself becomes that standby, holding its stopped guest, which is the checkpoint the
+     * other host resumed from, so the reverse protection resends only what changed since (a quick failback); after
+     * a kill its host restarts a fresh standby (the memory died with the process), so a full baseline follows. The
+     * promoted node protects its guest onto it at the promoted generation, and {@value #REPROTECTED_RUN_MS} ms after
+     * that first epoch's ack the promoted node is killed, so that the old host's standby takes the guest back.
      *
-     * @param oldActive the first active's process: killed here if it still runs (fenced after a switchover).
+     * @param oldActive the first active's process: after a switchover it becomes the standby; else killed here if it
+     *                  still runs.
      * @param promoted  the promoted standby's process.
      * @param restarted where the restarted standby's process is left, for the caller to end.
      * @return the handover from the promoted node to the restarted standby.
@@ -1076,23 +1099,38 @@ public final class FailoverHarness
     {
         final Path activeDir = dir.resolve("active");
         final Path standbyDir = dir.resolve("standby");
-        if (oldActive.isAlive())
+        final String endpoint;
+        if (options.switchover())
         {
-            oldActive.destroyForcibly();
-            out.printf(Locale.ROOT, "old active (pid %d) ended: its host restarts%n", oldActive.pid());
+            // its guest stopped at the checkpoint the other host resumed from: the old active becomes the standby
+            // of the new one holding it, and the reverse protection resends only what changed since
+            command(oldActive, "standby " + RESTARTED_OWNERSHIP);
+            awaitText(dir.resolve("active.out"), "STANDBY READY", oldActive);
+            restarted[0] = oldActive;
+            endpoint = readyLine(dir.resolve("active.out"), "STANDBY READY")[3];
+            out.println("old active became a standby on " + endpoint + ", holding the switchover's checkpoint; the " +
+                "promoted guest protects onto it (only what changed since the switchover)");
         }
-        if (!oldActive.waitFor(10, TimeUnit.SECONDS))
+        else
         {
-            throw new IOException("the old active (pid " + oldActive.pid() + ") did not end");
+            if (oldActive.isAlive())
+            {
+                oldActive.destroyForcibly();
+                out.printf(Locale.ROOT, "old active (pid %d) ended: its host restarts%n", oldActive.pid());
+            }
+            if (!oldActive.waitFor(10, TimeUnit.SECONDS))
+            {
+                throw new IOException("the old active (pid " + oldActive.pid() + ") did not end");
+            }
+            restarted[0] = start(dir, RESTARTED_ROLE, "1g",
+                join(List.of("standby", "--dir", activeDir.toString(), "--listen", "127.0.0.1:0", "--client-port",
+                clientPort, "--timeout-ms", Long.toString(options.failureTimeoutMs()), "--ownership-file",
+                RESTARTED_OWNERSHIP), join(killPhase, guest)));
+            awaitText(dir.resolve(RESTARTED_ROLE + ".out"), "STANDBY READY", restarted[0]);
+            endpoint = readyLine(dir.resolve(RESTARTED_ROLE + ".out"), "STANDBY READY")[3];
+            out.println("old active's host restarted as a standby on " + endpoint + "; the promoted guest " +
+                "protects onto it (a full baseline: its memory died with the process)");
         }
-        restarted[0] = start(dir, RESTARTED_ROLE, "1g",
-            join(List.of("standby", "--dir", activeDir.toString(), "--listen", "127.0.0.1:0", "--client-port",
-            clientPort, "--timeout-ms", Long.toString(options.failureTimeoutMs()), "--ownership-file",
-            RESTARTED_OWNERSHIP), join(killPhase, guest)));
-        awaitText(dir.resolve(RESTARTED_ROLE + ".out"), "STANDBY READY", restarted[0]);
-        final String endpoint = readyLine(dir.resolve(RESTARTED_ROLE + ".out"), "STANDBY READY")[3];
-        out.println("old active's host restarted as a standby on " + endpoint + "; the promoted guest protects " +
-            "onto it (a full baseline)");
         command(promoted, "protect " + endpoint);
         final Path promotedOut = dir.resolve("standby.out");
         await(() -> Files.readString(promotedOut).contains("PROTECTING towards ") ||
@@ -1513,7 +1551,9 @@ public final class FailoverHarness
                 handover.promoted() ? Long.parseLong(handover.promotion().getOrDefault("generation", "-1")) : -1,
                 timed ? (firstReplyUs[i] - fault.micros()) / 1000.0 : Double.NaN,
                 timed ? (decidedUs - fault.micros()) / 1000.0 : Double.NaN,
-                timed ? (resumedUs - decidedUs) / 1000.0 : Double.NaN, reconnectMs, early));
+                timed ? (resumedUs - decidedUs) / 1000.0 : Double.NaN, reconnectMs, early,
+                Long.parseLong(handover.fromStatus().getOrDefault("baseline_bytes", "-1")),
+                HandoverFigures.firstSession(handover.fromStatus())));
         }
         final HandoverFigures lastFigures = figures.get(figures.size() - 1);
         final Report report = new Report(options.scenario(), options.arbiter(), failures.isEmpty(), falseTakeover,

@@ -5,6 +5,7 @@ import dev.tandem.core.active.ActiveListener;
 import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.failover.FileArbiter;
 import dev.tandem.core.failover.Promotion;
+import dev.tandem.core.failover.ResumedCheckpoint;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.metrics.ProtectionState;
@@ -64,6 +65,8 @@ import java.util.concurrent.CountDownLatch;
  * The harness talks to a node through its standard input, one command a line:
  * <pre>
  * switchover        (active) hand the guest over to the standby: {@link ActiveReplicator#switchover}
+ * standby NAME      (active, after a switchover) become the standby of the guest's new host, holding the stopped
+ *                   guest's checkpoint; NAME is the ownership record of this second life
  * protect HOST:PORT (promoted standby) protect the promoted guest onto a standby there, at the promoted generation
  * dump              (promoted standby) write the bank's state to {@link #DUMP}
  * stop              (client) start no new transfer, finish those in flight
@@ -186,12 +189,23 @@ public final class FailoverNode
         final Protection protection = new Protection(dir, arbiter, Long.parseLong(options.getOrDefault("period-ms",
             "5")), options.getOrDefault("policy", "fixed"), !"false".equals(options.get("digests")),
             options.get("kill-phase"), recorder, clientPort);
+        final long timeoutMs = Long.parseLong(options.getOrDefault("timeout-ms", "200"));
+        final boolean digests = !"false".equals(options.get("digests"));
         switch (args[0])
         {
-            case "active" -> runActive(guest, required(options, "standby"), protection);
-            case "standby" -> runStandby(guest, dir, required(options, "listen"), arbiter,
-                Long.parseLong(options.getOrDefault("timeout-ms", "200")), clientPort, bank,
-                !"false".equals(options.get("digests")), recorder, protection);
+            case "active" -> runActive(guest, required(options, "standby"), protection, (stopped, ownershipFile) ->
+            {
+                // the host's second life, in this process: a new NIC on the same port, a new ownership record, and
+                // a standby that starts holding the stopped guest's checkpoint
+                closeQuietly(clientPort);
+                final ClientPort port = clientPort == null ? null : new ClientPort(clientPort.port());
+                final ReleaseRecorder second = new ReleaseRecorder(port, dir.resolve(ownershipFile));
+                runStandby(guest.copy().packetSink(port == null ? null : second), dir, "127.0.0.1:0", arbiter,
+                    timeoutMs, port, bank, digests, second, new Protection(dir, arbiter, protection.periodMs,
+                    protection.policy, digests, protection.killPhase, second, port), stopped);
+            });
+            case "standby" -> runStandby(guest, dir, required(options, "listen"), arbiter, timeoutMs, clientPort, bank,
+                digests, recorder, protection, null);
             default -> throw new IllegalArgumentException("role must be active or standby, not '" + args[0] + "'");
         }
     }
@@ -212,10 +226,33 @@ public final class FailoverNode
         return new FileArbiter(Path.of(required(options, "arbiter")), role + "@" + ProcessHandle.current().pid());
     }
 
-    private static void runActive(final SimulatedVmm.Builder guest, final String standby,
-        final Protection protection) throws IOException, InterruptedException
+    /**
+     * The old active's host becomes a standby of the guest's new host, in this process (see "standby NAME").
+     */
+    @FunctionalInterface
+    private interface SecondLife
     {
-        final ActiveSide active = protection.protect(guest.build().start(), standby, 0);
+        /**
+         * Runs the standby until the harness ends the process.
+         *
+         * @param stopped       the guest stopped at the switchover's checkpoint.
+         * @param ownershipFile the second life's ownership record, in the node's directory.
+         */
+        void standby(HeldCheckpoint stopped, String ownershipFile) throws IOException, InterruptedException;
+    }
+
+    /**
+     * The stopped guest of a completed switchover and the checkpoint it holds.
+     */
+    private record HeldCheckpoint(SimulatedVmm guest, ActiveReplicator.Switchover switchover)
+    {
+    }
+
+    private static void runActive(final SimulatedVmm.Builder guest, final String standby,
+        final Protection protection, final SecondLife secondLife) throws IOException, InterruptedException
+    {
+        final SimulatedVmm vmm = guest.build().start();
+        final ActiveSide active = protection.protect(vmm, standby, 0, null);
         System.out.println("ACTIVE READY pid " + ProcessHandle.current().pid() +
             (protection.clientPort == null ? "" : " client-port " + protection.clientPort.port()));
         final java.io.BufferedReader commands = new java.io.BufferedReader(
@@ -223,9 +260,23 @@ public final class FailoverNode
         String command;
         while ((command = commands.readLine()) != null)
         {
-            if ("switchover".equals(command.trim()))
+            final String[] words = command.trim().split(" +");
+            if ("switchover".equals(words[0]))
             {
                 active.switchover();
+            }
+            else if ("standby".equals(words[0]) && words.length == 2)
+            {
+                final ActiveReplicator.Switchover done = active.switchedOver;
+                if (done == null)
+                {
+                    System.out.println("STANDBY REFUSED: no switchover completed here; the guest is not stopped at " +
+                        "a checkpoint");
+                    continue;
+                }
+                // the replicator lets go of the stopped guest first: the standby reads it, nobody runs it
+                active.replicator.close();
+                secondLife.standby(new HeldCheckpoint(vmm, done), words[1]);
             }
         }
         // no more commands: run on until killed, as an active does
@@ -269,10 +320,13 @@ public final class FailoverNode
          * @param standby    the standby's replication endpoint.
          * @param generation the generation this side serves: 0 on a first start, the promoted one after a promotion
          *                   (the arbiter holds it; anything lower is fenced at launch).
+         * @param resumedFrom the checkpoint a promoted guest resumed from (a standby that holds it gets only what
+         *                   changed since), null for the first active.
          * @return the protected guest.
          * @throws IOException if the standby cannot be reached or refuses the handshake.
          */
-        ActiveSide protect(final SimulatedVmm vmm, final String standby, final long generation) throws IOException
+        ActiveSide protect(final SimulatedVmm vmm, final String standby, final long generation,
+            final ResumedCheckpoint resumedFrom) throws IOException
         {
             final long periodNs = Duration.ofMillis(periodMs).toNanos();
             final CheckpointPolicy checkpointPolicy = switch (policy)
@@ -299,6 +353,7 @@ public final class FailoverNode
                 .checkpointPolicy(checkpointPolicy)
                 .promotionArbiter(arbiter)
                 .generation(generation)
+                .resumedFrom(resumedFrom)
                 // verification only: the digest of the paused guest lengthens every pause
                 .checkpointObserver(digestEachEpoch ?
                     (epoch, adapter) -> digests.println(epoch + " " + StateDigest.of(adapter)) : null)
@@ -347,6 +402,8 @@ public final class FailoverNode
         private final BaselineBytes baselineBytes;
         private final Path statusFile;
         private volatile String switchoverLines = "";
+        /** The completed switchover, null until then. */
+        private volatile ActiveReplicator.Switchover switchedOver;
 
         ActiveSide(final ActiveReplicator replicator, final BaselineBytes baselineBytes, final Path statusFile)
         {
@@ -365,6 +422,7 @@ public final class FailoverNode
             try
             {
                 final ActiveReplicator.Switchover done = replicator.switchover(SWITCHOVER_TIMEOUT);
+                switchedOver = done;
                 switchoverLines = "switchover_epoch " + done.epoch() + "\nswitchover_generation " +
                     done.generation() + "\nswitchover_stop_ns " + done.stopNs() + "\n";
                 System.out.printf(java.util.Locale.ROOT, "SWITCHED OVER at epoch %d to generation %d: guest " +
@@ -460,11 +518,12 @@ public final class FailoverNode
 
     private static void runStandby(final SimulatedVmm.Builder guest, final Path dir, final String listen,
         final PromotionArbiter arbiter, final long timeoutMs, final ClientPort clientPort, final BankProgram bank,
-        final boolean digest, final ReleaseRecorder recorder, final Protection protection)
+        final boolean digest, final ReleaseRecorder recorder, final Protection protection, final HeldCheckpoint held)
         throws IOException, InterruptedException
     {
         final SimulatedVmm[] running = new SimulatedVmm[1];
         final long[] promotedGeneration = new long[1];
+        final ResumedCheckpoint[] resumedFrom = new ResumedCheckpoint[1];
         final SimulatedVmm.Builder template = guest.copy().diskPath(dir.resolve("promoted-disk.img"));
         final CountDownLatch promotedLatch = new CountDownLatch(1);
         final StandbyReplica standby = StandbyReplica.launch(new StandbyContext()
@@ -478,6 +537,9 @@ public final class FailoverNode
             .autoPromote(true)
             .promotionArbiter(arbiter)
             .replicaTarget(new SimulatedReplicaTarget(template, false))
+            // after a switchover, the old active's stopped guest is the checkpoint the new active resumed from
+            .heldCheckpoint(held == null ? null : held.guest(), held == null ? 0 : held.switchover().epoch(),
+                held == null ? 0 : held.switchover().fingerprint())
             .promotionListener(new PromotionListener()
             {
                 @Override
@@ -495,6 +557,7 @@ public final class FailoverNode
                     recorder.mark("resumed", resumedUs, "");
                     running[0] = resumed;
                     promotedGeneration[0] = promotion.generation();
+                    resumedFrom[0] = promotion.resumedFrom();
                     if (clientPort != null)
                     {
                         clientPort.serve(resumed);
@@ -514,6 +577,11 @@ public final class FailoverNode
                     promotedLatch.countDown();
                 }
             }));
+        if (held != null)
+        {
+            // the standby holds a copy: the stopped guest is not needed any more
+            held.guest().close();
+        }
         watchStandbyStages(standby, dir.resolve(STANDBY_STATUS));
         System.out.println("STANDBY READY on " + standby.endpoint() +
             (clientPort == null ? "" : " client-port " + clientPort.port()));
@@ -545,8 +613,9 @@ public final class FailoverNode
             {
                 try
                 {
-                    // the promoted guest's memory was never a checkpoint of the new standby: a full baseline
-                    active = protection.protect(running[0], words[1], promotedGeneration[0]);
+                    // a standby that holds the checkpoint the guest resumed from (the old active after a
+                    // switchover) gets only what changed since; any other, a whole baseline
+                    active = protection.protect(running[0], words[1], promotedGeneration[0], resumedFrom[0]);
                     System.out.println("PROTECTING towards " + words[1] + " at generation " + promotedGeneration[0]);
                 }
                 catch (final IOException | RuntimeException ex)

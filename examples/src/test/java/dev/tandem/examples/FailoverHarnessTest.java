@@ -171,8 +171,10 @@ class FailoverHarnessTest
     /**
      * A planned switchover, then the failback: the active hands the guest over at an acknowledged checkpoint, the
      * standby promotes on its word (not a false takeover: the promotion is expected then) and resumes from that very
-     * checkpoint, digest-equal; the old host restarts as the new active's standby, which is killed once protected;
-     * the restarted standby takes the guest back. Nothing the client saw is lost, one owner at a time.
+     * checkpoint, digest-equal; the old active becomes the new active's standby holding its stopped guest (that very
+     * checkpoint), so the reverse protection starts with a quick resync of what changed since, not a baseline; the
+     * new active is killed once protected and the old host takes the guest back. Nothing the client saw is lost, one
+     * owner at a time.
      */
     @Test
     void aSwitchoverThenAKillOfTheNewActiveAreTwoVerifiedFailovers() throws Exception
@@ -204,6 +206,12 @@ class FailoverHarnessTest
         }
         assertTrue(Pattern.compile("\"switchover_pause_ms\": [0-9]+\\.[0-9]{3},").matcher(json).find(), json);
         assertTrue(text.contains("standby promoted: planned switchover"), text);
+        assertEquals("whole", switchover.firstSession(), "the first active's protection began with a baseline");
+        final FailoverHarness.HandoverFigures back = report.handovers().get(1);
+        assertEquals("quick", back.firstSession(), "the reverse protection resent only what changed: " + text);
+        assertTrue(back.firstSessionBytes() > 0 && back.firstSessionBytes() < switchover.firstSessionBytes() / 2,
+            "the quick resync is a fraction of the baseline: " + back + " beside " + switchover + "\n" + text);
+        assertTrue(json.contains("\"first_session\": \"quick\""), json);
     }
 
     /**
@@ -237,6 +245,9 @@ class FailoverHarnessTest
         final String json = report.toJson();
         assertTrue(json.contains("\"failovers\": 2,") && json.contains("\"switchover_pause_ms\": null,") &&
             json.contains("\"kill_after_ms\": 1500,"), json);
+        // the killed active's memory died with its process: the restarted host gets a whole baseline
+        assertEquals(List.of("whole", "whole"), report.handovers().stream()
+            .map(FailoverHarness.HandoverFigures::firstSession).toList(), text);
     }
 
     /**

@@ -48,6 +48,27 @@ public interface RecoveryPoint
     }
 
     /**
+     * Asks the library to keep the record a quick failback needs: which pages and disk blocks the resumed guest
+     * changes from this checkpoint on. When the guest is later protected onto a standby that still holds this very
+     * checkpoint (the old active after a planned switchover, a durable standby), only those are sent, not every page
+     * and block; without it, that protection starts with a whole baseline.
+     * <p>
+     * Calling it is a promise the target keeps, inside {@link ReplicaTarget#resume} and before any vCPU or device of
+     * the new guest runs: it starts the guest's {@link DirtyLog} ({@link DirtyLog#startTracking()}), and it passes
+     * every disk write the guest makes to the returned sink as well (after applying it to its own image, as with the
+     * library's own sink) until the library attaches to the guest ({@link VmmAdapter#attach}), which replaces it.
+     * Writes the sink misses make the standby's disks differ from the guest's without anyone noticing, so a target
+     * that cannot keep the promise does not call this. Call at most once.
+     *
+     * @return where the resumed guest's disk writes go too until its next protection; or null if this recovery point
+     *         keeps no such record (the target then does nothing more).
+     */
+    default DiskWriteSink trackFromResume()
+    {
+        return null;
+    }
+
+    /**
      * @return the saved state of every component, in the order the active listed them.
      */
     List<ComponentState> components();

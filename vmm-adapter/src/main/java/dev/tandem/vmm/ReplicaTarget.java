@@ -5,7 +5,8 @@ package dev.tandem.vmm;
  * <p>
  * Called once, on the standby's promotion thread, after the library stopped applying checkpoints. The
  * implementation copies (or maps) memory, restores every component, adopts or copies the disk images, resumes
- * the vCPUs and returns the adapter of the running guest.
+ * the vCPUs and returns the adapter of the running guest. A target that can also keeps the record a quick failback
+ * needs ({@link RecoveryPoint#trackFromResume()}), before the vCPUs run.
  */
 @FunctionalInterface
 public interface ReplicaTarget

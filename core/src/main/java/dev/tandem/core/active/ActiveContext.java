@@ -89,6 +89,7 @@ public final class ActiveContext
     private long ownershipClaimDelayNs;
     private long reconnectWindowNs = TimeUnit.SECONDS.toNanos(10);
     private int resyncExtents = 65_536;
+    private dev.tandem.core.failover.ResumedCheckpoint resumedFrom;
     private java.nio.file.Path countersDirectory;
     private boolean concluded;
 
@@ -720,6 +721,32 @@ public final class ActiveContext
     }
 
     /**
+     * Protects a promoted guest as the continuation of the history it resumed from (a failback, or the reverse
+     * protection after a planned switchover): its epochs go on from that checkpoint, and a standby that still holds
+     * the same checkpoint (same epoch and fingerprint: the old active's host after a switchover) gets only the pages
+     * and disk extents the guest changed since, if the promotion's target recorded them
+     * ({@link dev.tandem.vmm.RecoveryPoint#trackFromResume()}). Any other standby gets a whole baseline, as without
+     * this setting. Default null: a guest that never was a standby's.
+     *
+     * @param checkpoint {@link dev.tandem.core.failover.Promotion#resumedFrom()} of the promotion that made this
+     *                   guest; its VM must be the adapter's.
+     * @return this.
+     */
+    public ActiveContext resumedFrom(final dev.tandem.core.failover.ResumedCheckpoint checkpoint)
+    {
+        this.resumedFrom = checkpoint;
+        return this;
+    }
+
+    /**
+     * @return the checkpoint the guest resumed from, null if none.
+     */
+    public dev.tandem.core.failover.ResumedCheckpoint resumedFrom()
+    {
+        return resumedFrom;
+    }
+
+    /**
      * @param directory where this process's counters file ({@code <pid>.counters}) is, shared by every active and
      *                  standby of the process that names the same directory; null (the default) means
      *                  {@link dev.tandem.core.metrics.CountersFile#defaultDirectory()}: the system property
@@ -817,6 +844,11 @@ public final class ActiveContext
         }
         // checked here, in bytes, rather than refused by the standby deep in the handshake
         ConfigurationException.checkVmId(adapter.vmId());
+        if (resumedFrom != null && !resumedFrom.vmId().equals(adapter.vmId()))
+        {
+            throw new ConfigurationException("resumedFrom names a checkpoint of VM " + resumedFrom.vmId() +
+                " but the adapter's guest is VM " + adapter.vmId());
+        }
         transport.checkCarries(adapter.vmId());
         final int pageSize = adapter.memory().pageSize();
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > stagingAreaBytes)

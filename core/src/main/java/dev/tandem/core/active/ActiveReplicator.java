@@ -3,6 +3,7 @@ package dev.tandem.core.active;
 import dev.tandem.core.CommitWait;
 import dev.tandem.core.failover.GenerationFile;
 import dev.tandem.core.failover.Ownership;
+import dev.tandem.core.failover.ResumedCheckpoint;
 import dev.tandem.core.metrics.BaselineProgress;
 import dev.tandem.core.metrics.CheckpointEvent;
 import dev.tandem.core.metrics.CommitEvent;
@@ -159,6 +160,11 @@ public final class ActiveReplicator implements AutoCloseable
     private volatile long switchoverGeneration;
     private long resyncStartBytes;
     private final Ownership ownership;
+    /**
+     * The checkpoint this promoted guest resumed from, which the standby holds too: the first session is a quick
+     * resync of what the guest changed since, not a baseline. Null otherwise.
+     */
+    private final ResumedCheckpoint quickFrom;
     /** The standby's failure timeout: silence after which it may promote (from its WELCOME). */
     private final long standbyFailureTimeoutNs;
     private final long claimDelayNs;
@@ -179,8 +185,9 @@ public final class ActiveReplicator implements AutoCloseable
 
     private ActiveReplicator(final ActiveContext ctx, final Connection connection, final int version,
         final long recoveryEpoch, final long recoveryFingerprint, final Ownership ownership,
-        final long standbyFailureTimeoutNs)
+        final long standbyFailureTimeoutNs, final ResumedCheckpoint quickFrom)
     {
+        this.quickFrom = quickFrom;
         this.ctx = ctx;
         this.adapter = ctx.adapter();
         long diskBytes = 0;
@@ -293,18 +300,37 @@ public final class ActiveReplicator implements AutoCloseable
         final ActiveReplicator replicator;
         try
         {
-            final Handshake.Welcome welcome = handshake(ctx, connection, ownership.generation(), 0, List.of(),
-                () -> true);
+            // a promoted guest whose changes since its checkpoint are recorded names that checkpoint: a standby
+            // that holds it (the old active after a switchover) gets only those changes; its epochs go on from it
+            final ResumedCheckpoint resumed = ctx.resumedFrom();
+            final boolean continues = resumed != null && resumed.tracked();
+            final List<Handshake.Checkpoint> history = continues ?
+                List.of(new Handshake.Checkpoint(resumed.epoch(), resumed.fingerprint())) : List.of();
+            final Handshake.Welcome welcome = handshake(ctx, connection, ownership.generation(),
+                continues ? resumed.epoch() + 1 : 0, history, () -> true);
             if (welcome.generation() < ownership.generation())
             {
                 throw new ProtocolException(ProtocolException.Fault.STALE_GENERATION, "standby " + connection.peer() +
                     " welcomed generation " + welcome.generation() + " but this active serves " +
                     ownership.generation());
             }
+            if (welcome.resync() && !history.contains(new Handshake.Checkpoint(welcome.recoveryEpoch(),
+                welcome.fingerprint())))
+            {
+                throw new ProtocolException(ProtocolException.Fault.MALFORMED, "standby " + connection.peer() +
+                    " resumes epoch " + welcome.recoveryEpoch() + " as one of this active's checkpoints, but it " +
+                    "is not one this active named" + (continues ? " (it named epoch " + resumed.epoch() + ")" : ""));
+            }
+            if (resumed != null && !continues)
+            {
+                LOG.info("VM {} resumed from epoch {} but its target did not record what changed since " +
+                    "(RecoveryPoint.trackFromResume): a whole baseline follows", resumed.vmId(), resumed.epoch());
+            }
             // generations only move up: from now on this side serves the session's, persisted across restarts
             ownership.adopt(welcome.generation());
-            replicator = new ActiveReplicator(ctx, connection, welcome.version(), welcome.recoveryEpoch(),
-                welcome.fingerprint(), ownership, welcome.failureTimeoutNs());
+            replicator = new ActiveReplicator(ctx, connection, welcome.version(),
+                continues ? resumed.epoch() : welcome.recoveryEpoch(), welcome.fingerprint(), ownership,
+                welcome.failureTimeoutNs(), welcome.resync() ? resumed : null);
         }
         catch (final IOException | RuntimeException ex)
         {
@@ -357,7 +383,11 @@ public final class ActiveReplicator implements AutoCloseable
     private void start()
     {
         protectionStartNs = ctx.nanoClock().nanoTime();
-        if (scheduler.liveBaseline())
+        if (quickFrom != null)
+        {
+            startResumed();
+        }
+        else if (scheduler.liveBaseline())
         {
             // attach, start tracking and open the baseline in one pause: every write from before is complete (so
             // the disk copy reads it), every write from after is in the stream behind the copy, and every memory
@@ -399,6 +429,44 @@ public final class ActiveReplicator implements AutoCloseable
             AgentRunner.startOnThread(senderRunner);
             AgentRunner.startOnThread(schedulerRunner);
         }
+    }
+
+    /**
+     * The first session of a promoted guest whose standby holds the checkpoint it resumed from: in one pause, the
+     * library attaches (replacing the record of disk writes the target kept since the resume, now complete), the
+     * sender takes that record over as writes made while no session ran, and the scheduler opens a quick resync as
+     * after a reconnect: the pages the guest's dirty log reports since the resume (it has tracked from then on, so it
+     * is not restarted here) and the recorded extents.
+     */
+    private void startResumed()
+    {
+        final boolean pause = !adapter.vcpus().isPaused();
+        final long pauseStart = ctx.nanoClock().nanoTime();
+        if (pause)
+        {
+            adapter.vcpus().pause();
+        }
+        try
+        {
+            adapter.attach(diskStream, gate);
+            sender.resumedFrom(quickFrom);
+            scheduler.resumedFrom(quickFrom.epoch(), firstEpoch);
+        }
+        finally
+        {
+            if (pause)
+            {
+                adapter.vcpus().resume();
+                launchPauseNs = ctx.nanoClock().nanoTime() - pauseStart;
+            }
+        }
+        reconnectedSession = true;
+        resyncStartBytes = 0;
+        quickResyncs++;
+        lastResync = "quick: the standby holds epoch " + quickFrom.epoch() + ", the checkpoint this guest resumed " +
+            "from; the pages and blocks changed since follow";
+        LOG.info("VM {}: the standby holds the checkpoint this guest resumed from ({}): only what changed since " +
+            "follows", adapter.vmId(), quickFrom);
     }
 
     /**
@@ -881,8 +949,12 @@ public final class ActiveReplicator implements AutoCloseable
      * @param generation the generation the standby won; this side's copy is stopped for good.
      * @param stopNs     from the pause of the guest here to the standby's answer that it owns the guest (its
      *                   promotion, which resumes the guest, follows at once).
+     * @param fingerprint the fingerprint of that epoch: with it, this side's stopped guest can seed a standby of the
+     *                   guest's new host that holds this checkpoint ({@link
+     *                   dev.tandem.core.standby.StandbyContext#heldCheckpoint}), so the reverse protection resends
+     *                   only what changed since.
      */
-    public record Switchover(long epoch, long generation, long stopNs)
+    public record Switchover(long epoch, long generation, long stopNs, long fingerprint)
     {
     }
 
@@ -1099,7 +1171,7 @@ public final class ActiveReplicator implements AutoCloseable
                 // the standby's answer, or (if its close reset the connection before the answer was read) the
                 // arbiter's
                 return new Switchover(epoch, switchoverGeneration != 0 ? switchoverGeneration :
-                    ownership.supersededBy(), fencedAtNs - pausedAtNs);
+                    ownership.supersededBy(), fencedAtNs - pausedAtNs, fingerprintOf(epoch));
             }
             if (!settleNow && clock.nanoTime() < answerDeadlineNs)
             {
@@ -1117,7 +1189,8 @@ public final class ActiveReplicator implements AutoCloseable
             if (verdict == Ownership.Verdict.SUPERSEDED)
             {
                 fence("planned switchover: the standby won generation " + ownership.supersededBy());
-                return new Switchover(epoch, ownership.supersededBy(), clock.nanoTime() - pausedAtNs);
+                return new Switchover(epoch, ownership.supersededBy(), clock.nanoTime() - pausedAtNs,
+                    fingerprintOf(epoch));
             }
             if (verdict == Ownership.Verdict.UNREACHABLE)
             {
@@ -1848,6 +1921,22 @@ public final class ActiveReplicator implements AutoCloseable
         final int slot = (int)(epoch & checkpointTimesMask);
         fingerprints.set(slot, fingerprint);
         fingerprintEpochs.set(slot, epoch);
+    }
+
+    /**
+     * @param epoch an epoch sent whole lately (the newest acknowledged one is always kept).
+     * @return its fingerprint.
+     * @throws IllegalStateException if it is no longer kept.
+     */
+    private long fingerprintOf(final long epoch)
+    {
+        final int slot = (int)(epoch & checkpointTimesMask);
+        if (fingerprintEpochs.get(slot) != epoch)
+        {
+            throw new IllegalStateException("the fingerprint of epoch " + epoch + " of VM " + adapter.vmId() +
+                " is no longer kept");
+        }
+        return fingerprints.get(slot);
     }
 
     /**

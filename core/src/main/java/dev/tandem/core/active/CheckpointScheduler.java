@@ -661,6 +661,21 @@ final class CheckpointScheduler implements Agent
     }
 
     /**
+     * The launch's session resumes a promoted guest whose standby holds the checkpoint it resumed from (called
+     * before the agents start): its first epoch is a quick resync of the pages the guest's dirty log reports, which
+     * has tracked since that resume, instead of a baseline of every page.
+     *
+     * @param checkpointEpoch the checkpoint's epoch, the standby's recovery point.
+     * @param firstEpoch      the session's first epoch.
+     */
+    void resumedFrom(final long checkpointEpoch, final long firstEpoch)
+    {
+        // nothing of this side's was sent before: no earlier session's pages are owed
+        sessionPagesAll = false;
+        requestResync(checkpointEpoch, true, firstEpoch);
+    }
+
+    /**
      * Asks for a checkpoint now that leaves the guest paused (a planned switchover); any thread.
      */
     void holdAfterNextCheckpoint()

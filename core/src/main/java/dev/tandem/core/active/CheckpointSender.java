@@ -861,6 +861,28 @@ final class CheckpointSender implements Agent
     }
 
     /**
+     * The launch's session is a quick resync of a promoted guest (before the agents start, with the guest paused):
+     * the disk writes the target recorded since the guest resumed from {@code checkpoint} are what this session's
+     * first epoch copies, like writes made while no session ran, and the baseline's whole copy of the disks is not
+     * made.
+     *
+     * @param checkpoint the checkpoint the standby holds, with the writes since.
+     */
+    void resumedFrom(final dev.tandem.core.failover.ResumedCheckpoint checkpoint)
+    {
+        diskRecord.clear();
+        checkpoint.forEachExtent((diskId, offset, length) ->
+            diskRecord.record(DiskResyncRecord.SINCE_LOSS, diskId, offset, length));
+        if (checkpoint.overflowed())
+        {
+            diskRecord.missedSinceLoss();
+        }
+        quickResync = true;
+        resyncRecoveryEpoch = checkpoint.epoch();
+        recordingUntilOpen = true;
+    }
+
+    /**
      * Starts a reconnected session on this thread, before protection resumes: gives up what the lost one left half
      * sent, and asks the scheduler for the session's first epoch (its resync).
      *

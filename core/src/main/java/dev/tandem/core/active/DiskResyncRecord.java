@@ -94,11 +94,39 @@ final class DiskResyncRecord
     }
 
     /**
+     * Forgets everything recorded and every whole copy pending: the standby's image is known to hold every write up
+     * to its recovery point (a promoted guest's checkpoint), and what follows is recorded from here.
+     */
+    void clear()
+    {
+        head = 0;
+        tail = 0;
+        missedThroughEpoch = 0;
+        wholeCopyPending = false;
+    }
+
+    /**
+     * Writes made while no session ran were not all recorded (a record kept elsewhere overflowed): the next resync
+     * copies the disks whole.
+     */
+    void missedSinceLoss()
+    {
+        missedThroughEpoch = SINCE_LOSS;
+        wholeCopyPending = false;
+    }
+
+    /**
      * @param recoveryEpoch the standby's recovery point.
      * @return why the disks must be copied whole, if {@link #overflowed} says so.
      */
     String whyWhole(final long recoveryEpoch)
     {
+        if (!wholeCopyPending && missedThroughEpoch == SINCE_LOSS)
+        {
+            return "the record of " + capacity + " extents overflowed: writes made while no session ran (after a " +
+                "lost link, or since a promoted guest resumed) after the standby's recovery point " + recoveryEpoch +
+                " were not all recorded";
+        }
         return wholeCopyPending ? "the disks' whole copy of epoch " + missedThroughEpoch + " is not acknowledged yet" :
             "the record of " + capacity + " extents overflowed: writes up to epoch " + missedThroughEpoch +
             " after the standby's recovery point " + recoveryEpoch + " were not recorded";

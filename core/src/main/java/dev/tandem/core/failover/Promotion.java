@@ -11,8 +11,10 @@ import dev.tandem.vmm.VmmAdapter;
  * @param detectionNs   from the last frame of the active to the decision to promote (0 for a report).
  * @param promotionNs   from the decision to the guest running again.
  * @param guest         the running guest, as the {@link dev.tandem.vmm.ReplicaTarget} built it.
+ * @param resumedFrom   the checkpoint it resumed from and what it changed since, for its next protection
+ *                      ({@link dev.tandem.core.active.ActiveContext#resumedFrom}).
  */
 public record Promotion(String reason, long recoveryEpoch, long generation, long detectionNs, long promotionNs,
-    VmmAdapter guest)
+    VmmAdapter guest, ResumedCheckpoint resumedFrom)
 {
 }

@@ -69,6 +69,16 @@ final class Applier implements Agent, EpochLog.Visitor
     }
 
     /**
+     * The image starts out holding epoch {@code epoch} whole (a held checkpoint), before the applier runs.
+     *
+     * @param epoch the epoch.
+     */
+    void held(final long epoch)
+    {
+        appliedEpoch = epoch;
+    }
+
+    /**
      * @return the newest epoch applied and announced to the listener.
      */
     long appliedEpoch()

@@ -3,13 +3,21 @@ package dev.tandem.core.standby;
 import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.Promotion;
 import dev.tandem.core.failover.PromotionListener;
+import dev.tandem.core.failover.ResumedCheckpoint;
 import dev.tandem.core.metrics.CounterSet;
 import dev.tandem.core.metrics.FailoverEvent;
+import dev.tandem.vmm.DiskWriteSink;
+import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.RecoveryPoint;
+import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
 import org.agrona.concurrent.NanoClock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.nio.file.Path;
+import java.util.List;
 import java.util.function.LongSupplier;
 
 /**
@@ -46,6 +54,11 @@ final class Promoter
          * @return the generation the standby serves.
          */
         long generation();
+
+        /**
+         * @return the fingerprint of the recovery point (the chain of every epoch committed up to it).
+         */
+        long fingerprint();
 
         /**
          * Raises the generation the standby serves to one the arbiter gave it.
@@ -339,10 +352,12 @@ final class Promoter
         LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
             ctx.vmId(), committed, next);
         final VmmAdapter guest;
+        final ResumedCheckpoint resumed = new ResumedCheckpoint(ctx.vmId(), committed, session.fingerprint(),
+            ResumedCheckpoint.DEFAULT_CAPACITY);
         try
         {
             image.resuming(true);
-            guest = ctx.replicaTarget().resume(image.recoveryPoint());
+            guest = ctx.replicaTarget().resume(new TrackedPoint(image.recoveryPoint(), resumed));
         }
         catch (final RuntimeException ex)
         {
@@ -357,7 +372,8 @@ final class Promoter
         }
         final long promotionNs = clock.nanoTime() - startNs;
         steps.onStep("resume guest", promotionNs);
-        final Promotion done = new Promotion(reason, committed, next, detectionNs, promotionNs, guest);
+        final Promotion done = new Promotion(reason, committed, next, detectionNs, promotionNs, guest,
+            resumed);
         ownershipState = "promoted at generation " + next;
         CounterSet.add(counters.promotions, 1);
         promotion = done;
@@ -378,5 +394,65 @@ final class Promoter
         LOG.error("promotion of VM {} refused: {}", ctx.vmId(), why);
         refused = why;
         ctx.promotionListener().onPromotionRefused(why);
+    }
+
+    /**
+     * The recovery point as the target sees it, with the record a quick failback needs on offer.
+     */
+    private record TrackedPoint(RecoveryPoint point, ResumedCheckpoint resumed) implements RecoveryPoint
+    {
+        @Override
+        public String vmId()
+        {
+            return point.vmId();
+        }
+
+        @Override
+        public long epoch()
+        {
+            return point.epoch();
+        }
+
+        @Override
+        public long generation()
+        {
+            return point.generation();
+        }
+
+        @Override
+        public GuestMemory memory()
+        {
+            return point.memory();
+        }
+
+        @Override
+        public NativeMemory.Region adoptMemory()
+        {
+            return point.adoptMemory();
+        }
+
+        @Override
+        public DiskWriteSink trackFromResume()
+        {
+            return resumed.track();
+        }
+
+        @Override
+        public List<ComponentState> components()
+        {
+            return point.components();
+        }
+
+        @Override
+        public List<VirtualDisk> disks()
+        {
+            return point.disks();
+        }
+
+        @Override
+        public Path diskImage(final int diskId)
+        {
+            return point.diskImage(diskId);
+        }
     }
 }

@@ -9,6 +9,7 @@ import dev.tandem.core.wire.FrameCodec;
 import dev.tandem.core.wire.Handshake;
 
 import dev.tandem.vmm.ReplicaTarget;
+import dev.tandem.vmm.VmmAdapter;
 
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
@@ -45,6 +46,9 @@ public final class StandbyContext
     private long pageCount;
     private final List<Handshake.Disk> disks = new ArrayList<>();
     private long generation = GENERATION_DEFAULT;
+    private VmmAdapter heldGuest;
+    private long heldEpoch;
+    private long heldFingerprint;
     private int maxFramePayload = FrameCodec.MAX_PAYLOAD_DEFAULT;
     private int epochLogMemoryBytes = EPOCH_LOG_MEMORY_BYTES_DEFAULT;
     private int epochLogs = EPOCH_LOGS_DEFAULT;
@@ -206,6 +210,52 @@ public final class StandbyContext
     public long generation()
     {
         return generation;
+    }
+
+    /**
+     * Starts this standby holding a checkpoint of the guest's history instead of an empty replica: the old active's
+     * guest after a planned switchover, stopped at the epoch the other host resumed from. The launch copies its
+     * memory, component states and disks into the recovery image (locally, nothing over the network), and an active
+     * that resumed from the same checkpoint ({@link dev.tandem.core.active.ActiveContext#resumedFrom}) then sends only
+     * what it changed since. The checkpoint is never promoted as it is: the active has run past it, and output has
+     * left since; it becomes promotable when the first session's resync commits.
+     *
+     * @param guest       the stopped guest, paused at the checkpoint; read during the launch only, closed by the
+     *                    caller afterwards.
+     * @param epoch       the checkpoint's epoch ({@link dev.tandem.core.active.ActiveReplicator.Switchover#epoch()}).
+     * @param fingerprint its fingerprint ({@link dev.tandem.core.active.ActiveReplicator.Switchover#fingerprint()}).
+     * @return this.
+     */
+    public StandbyContext heldCheckpoint(final VmmAdapter guest, final long epoch, final long fingerprint)
+    {
+        this.heldGuest = guest;
+        this.heldEpoch = epoch;
+        this.heldFingerprint = fingerprint;
+        return this;
+    }
+
+    /**
+     * @return the stopped guest this standby starts from, null for an empty replica.
+     */
+    public VmmAdapter heldGuest()
+    {
+        return heldGuest;
+    }
+
+    /**
+     * @return the epoch of that guest's checkpoint.
+     */
+    public long heldEpoch()
+    {
+        return heldEpoch;
+    }
+
+    /**
+     * @return that checkpoint's fingerprint.
+     */
+    public long heldFingerprint()
+    {
+        return heldFingerprint;
     }
 
     /**
@@ -574,11 +624,50 @@ public final class StandbyContext
                     "least " + (disk.blockSize() + FrameCodec.DISK_WRITE_HEADER));
             }
         }
+        if (heldGuest != null)
+        {
+            checkHeldGuest();
+        }
         if (countersDirectory == null)
         {
             countersDirectory = dev.tandem.core.metrics.CountersFile.defaultDirectory();
         }
         concluded = true;
         return this;
+    }
+
+    /**
+     * A held checkpoint must be this guest's, of this geometry, and stopped: a running guest's memory is no
+     * checkpoint of anything.
+     */
+    private void checkHeldGuest()
+    {
+        if (!vmId.equals(heldGuest.vmId()))
+        {
+            throw new ConfigurationException("heldCheckpoint is a guest of VM " + heldGuest.vmId() + " but this " +
+                "standby is for VM " + vmId);
+        }
+        ConfigurationException.checkRange("heldCheckpoint epoch", heldEpoch, 1, Long.MAX_VALUE);
+        if (heldGuest.memory().pageSize() != pageSize || heldGuest.memory().pageCount() != pageCount)
+        {
+            throw new ConfigurationException("heldCheckpoint's guest has " + heldGuest.memory().pageCount() +
+                " pages of " + heldGuest.memory().pageSize() + " bytes but this standby is configured for " +
+                pageCount + " of " + pageSize);
+        }
+        final List<Handshake.Disk> held = new ArrayList<>();
+        for (final dev.tandem.vmm.VirtualDisk disk : heldGuest.disks())
+        {
+            held.add(new Handshake.Disk(disk.id(), disk.blockSize(), disk.sizeBytes()));
+        }
+        if (!held.equals(disks))
+        {
+            throw new ConfigurationException("heldCheckpoint's guest has disks " + held + " but this standby is " +
+                "configured for " + disks);
+        }
+        if (!heldGuest.vcpus().isPaused())
+        {
+            throw new ConfigurationException("heldCheckpoint's guest of VM " + vmId + " is running: only a guest " +
+                "stopped at its checkpoint (e.g. after a planned switchover) holds that checkpoint");
+        }
     }
 }

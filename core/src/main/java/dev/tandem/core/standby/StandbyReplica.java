@@ -12,12 +12,14 @@ import dev.tandem.core.metrics.FailoverEvent;
 import dev.tandem.core.transport.Transport;
 import dev.tandem.vmm.JvmAccess;
 import dev.tandem.vmm.OwnerOnlyFiles;
+import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
 import org.agrona.CloseHelper;
 import org.agrona.concurrent.AgentInvoker;
 import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.OneToOneConcurrentArrayQueue;
+import org.agrona.concurrent.UnsafeBuffer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -111,6 +113,10 @@ public final class StandbyReplica implements AutoCloseable
             createdCounters = new StandbyCounters(ctx.countersDirectory(), ctx.vmId());
             createdCounters.generation.setRelease(ownership.generation());
             createdImage = new MemoryRecoveryImage(ctx, this::generation);
+            if (ctx.heldGuest() != null)
+            {
+                copyHeldCheckpoint(ctx, createdImage);
+            }
             // the memory budget is shared: each log holds its part in memory and spills the rest of its epoch
             final int logMemoryBytes = ctx.epochLogMemoryBytes() / createdLogs.length;
             for (int i = 0; i < createdLogs.length; i++)
@@ -124,6 +130,13 @@ public final class StandbyReplica implements AutoCloseable
                 reason -> lastError = reason);
             createdSession = new StandbySession(ctx, listener, ownership, createdImage, applier, createdCounters,
                 verifiedLogs, freeLogs, receiveStage, commitStage, this::betweenFrames, reason -> lastError = reason);
+            if (ctx.heldGuest() != null)
+            {
+                applier.held(ctx.heldEpoch());
+                createdSession.held(ctx.heldEpoch(), ctx.heldFingerprint());
+                LOG.info("standby for VM {} starts holding epoch {} of the guest's history (a held checkpoint): an " +
+                    "active that resumed from it sends only what changed since", ctx.vmId(), ctx.heldEpoch());
+            }
         }
         catch (final RuntimeException | Error ex)
         {
@@ -154,6 +167,50 @@ public final class StandbyReplica implements AutoCloseable
                 this::onApplierError, null, applier);
             this.applierInvoker = null;
         }
+    }
+
+    /**
+     * Copies a stopped guest's memory, component states and disks into the new image, in 1 MiB pieces through one
+     * buffer freed here.
+     */
+    private static void copyHeldCheckpoint(final StandbyContext ctx, final RecoveryImage image)
+    {
+        final dev.tandem.vmm.VmmAdapter guest = ctx.heldGuest();
+        final int chunkBytes = 1 << 20;
+        try (NativeMemory.Region region = NativeMemory.allocateDirect(Math.max(chunkBytes, ctx.pageSize()), 4096))
+        {
+            final java.nio.ByteBuffer bytes = region.byteBuffer();
+            final UnsafeBuffer chunk = new UnsafeBuffer(bytes);
+            final dev.tandem.vmm.GuestMemory memory = guest.memory();
+            final long perChunk = Math.max(1, chunkBytes / memory.pageSize());
+            for (long page = 0; page < memory.pageCount(); page += perChunk)
+            {
+                final int count = (int)Math.min(perChunk, memory.pageCount() - page);
+                memory.copyOut(page, count, chunk, 0);
+                image.writePages(page, count, chunk, 0);
+            }
+            for (final dev.tandem.vmm.VirtualDisk disk : guest.disks())
+            {
+                for (long offset = 0; offset < disk.sizeBytes(); offset += chunkBytes)
+                {
+                    final int length = (int)Math.min(chunkBytes, disk.sizeBytes() - offset);
+                    disk.read(offset, chunk, 0, length);
+                    bytes.clear().limit(length);
+                    image.writeDisk(disk.id(), offset, bytes);
+                }
+            }
+        }
+        catch (final java.io.IOException ex)
+        {
+            throw new java.io.UncheckedIOException("cannot copy the held checkpoint's disks of VM " + ctx.vmId() +
+                " into the standby's images in " + ctx.directory(), ex);
+        }
+        for (final dev.tandem.vmm.StatefulComponent component : guest.components())
+        {
+            final byte[] state = dev.tandem.vmm.StatefulComponent.saveToArray(component);
+            image.putComponent(component.id(), component.version(), new UnsafeBuffer(state), 0, state.length);
+        }
+        image.epoch(ctx.heldEpoch());
     }
 
     /**

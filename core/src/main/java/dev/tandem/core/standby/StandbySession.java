@@ -515,6 +515,27 @@ final class StandbySession implements Agent, Promoter.Session
     }
 
     @Override
+    public long fingerprint()
+    {
+        return fingerprint;
+    }
+
+    /**
+     * The image starts out holding a checkpoint of the guest's history (before the session runs): an active that
+     * resumed from it resyncs onto it. It is not promotable until a session commits: that active ran past it.
+     *
+     * @param epoch       the checkpoint's epoch.
+     * @param checkpointFingerprint its fingerprint.
+     */
+    void held(final long epoch, final long checkpointFingerprint)
+    {
+        lastCommittedEpoch = epoch;
+        fingerprint = checkpointFingerprint;
+        promotable = false;
+        counters.committedEpoch.setRelease(epoch);
+    }
+
+    @Override
     public void generation(final long won)
     {
         generation = won;

@@ -1,5 +1,6 @@
 package dev.tandem.vmm.sim;
 
+import dev.tandem.vmm.DiskWriteSink;
 import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
@@ -92,6 +93,13 @@ public final class SimulatedReplicaTarget implements ReplicaTarget
             for (final RecoveryPoint.ComponentState state : point.components())
             {
                 find(vmm, state.id()).restore(state.version(), state.state(), 0, state.state().capacity());
+            }
+            final DiskWriteSink sinceResume = point.trackFromResume();
+            if (sinceResume != null)
+            {
+                // before any vCPU runs: every page and block the guest changes from the checkpoint on is recorded
+                vmm.dirtyLog().startTracking();
+                vmm.recordDiskWrites(sinceResume);
             }
             return start ? vmm.start() : vmm;
         }

@@ -269,6 +269,18 @@ public final class SimulatedVmm implements VmmAdapter, VcpuControl, AutoCloseabl
         this.outputGate = Objects.requireNonNull(output, "output");
     }
 
+    /**
+     * Passes every disk write to {@code sink} as well, output unchanged (it leaves unprotected), until
+     * {@link #attach} replaces it: the record a quick failback needs, kept from before the resumed guest runs
+     * ({@link dev.tandem.vmm.RecoveryPoint#trackFromResume()}).
+     *
+     * @param sink where the writes go too.
+     */
+    void recordDiskWrites(final DiskWriteSink sink)
+    {
+        this.diskWriteSink = Objects.requireNonNull(sink, "sink");
+    }
+
     @Override
     public void detach()
     {
