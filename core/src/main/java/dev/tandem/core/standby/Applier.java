@@ -168,6 +168,16 @@ final class Applier implements Agent, EpochLog.Visitor
         }
         final long appliedNs = clock.nanoTime();
         image.epoch(log.epoch);
+        try
+        {
+            image.applied(log);
+        }
+        catch (final IOException ex)
+        {
+            // the epoch is in the journal, forced: the image files are behind, which a restart replays
+            LOG.warn("standby of VM {} could not force its image at epoch {}: {}", ctx.vmId(), log.epoch,
+                ex.toString());
+        }
         if (!log.baseline)
         {
             applyStage.recorder().recordValue(StandbyReplica.clamp(appliedNs - startNs));

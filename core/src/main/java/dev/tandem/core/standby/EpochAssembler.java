@@ -489,6 +489,7 @@ final class EpochAssembler implements AutoCloseable
         verified.ackedNs = -1;
         // the session's baseline (the whole first copy) is not the steady state: not in the stages
         verified.baseline = sessionBaselinePending;
+        verified.inPlace = baselineInPlace;
         sessionBaselinePending = false;
         baselineInPlace = false;
         resetEpochCounts();

@@ -58,6 +58,10 @@ final class EpochLog implements AutoCloseable
     long ackedNs;
     /** The session's baseline (the whole first copy): not in the steady-state stage latencies. */
     boolean baseline;
+    /** Its pages and disk copy went straight into the image (a first baseline): the log holds only the rest. */
+    boolean inPlace;
+    /** The recovery point's fingerprint once this epoch is committed ({@code Handshake.chain}). */
+    long fingerprint;
 
     /**
      * @param memoryBytes bytes kept in memory before spilling.

@@ -24,7 +24,7 @@ import java.util.function.LongSupplier;
  * survives the standby process. Owns the memory and the disk images and frees them in {@link #close()}, except
  * memory a promoted guest adopted.
  */
-final class MemoryRecoveryImage implements RecoveryImage
+class MemoryRecoveryImage implements RecoveryImage
 {
     private final String vmId;
     private final LongSupplier generation;
@@ -47,6 +47,17 @@ final class MemoryRecoveryImage implements RecoveryImage
      */
     MemoryRecoveryImage(final StandbyContext ctx, final LongSupplier generation)
     {
+        this(ctx, generation, () -> new MemoryReplica(ctx.pageSize(), ctx.pageCount()));
+    }
+
+    /**
+     * @param ctx        the standby's configuration, concluded.
+     * @param generation the generation the standby serves, as the recovery point reports it.
+     * @param memoryReplica makes the memory replica, after the disk images opened.
+     */
+    MemoryRecoveryImage(final StandbyContext ctx, final LongSupplier generation,
+        final java.util.function.Supplier<MemoryReplica> memoryReplica)
+    {
         this.vmId = ctx.vmId();
         this.generation = generation;
         int maxId = -1;
@@ -65,7 +76,7 @@ final class MemoryRecoveryImage implements RecoveryImage
                 opened.add(replica);
                 disksById[disk.id()] = replica;
             }
-            this.memory = new MemoryReplica(ctx.pageSize(), ctx.pageCount());
+            this.memory = memoryReplica.get();
         }
         catch (final RuntimeException ex)
         {
@@ -134,6 +145,22 @@ final class MemoryRecoveryImage implements RecoveryImage
     {
         CloseHelper.quietClose(memory);
         disks.forEach(FileVirtualDisk::close);
+    }
+
+    /**
+     * @return the memory replica.
+     */
+    final MemoryReplica replica()
+    {
+        return memory;
+    }
+
+    /**
+     * @return the disk images.
+     */
+    final List<FileVirtualDisk> diskImages()
+    {
+        return disks;
     }
 
     private final class View implements RecoveryPoint

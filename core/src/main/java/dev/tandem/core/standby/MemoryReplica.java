@@ -3,30 +3,100 @@ package dev.tandem.core.standby;
 import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.NativeGuestMemory;
 import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.OwnerOnlyFiles;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 
 /**
- * The standby's copy of guest memory: one page-aligned off-heap region with 64-bit offsets (guests exceed the
- * 2 GiB limit of a {@code ByteBuffer}), owned here and seen through a {@link NativeGuestMemory}. Only committed
- * epochs are ever written into it.
+ * The standby's copy of guest memory, with 64-bit offsets (guests exceed the 2 GiB limit of a {@code ByteBuffer}),
+ * owned here and seen through a {@link NativeGuestMemory}. Only committed epochs are ever written into it. Two
+ * backings: MEMORY mode's page-aligned anonymous region of this process, and DURABLE mode's file mapped whole
+ * ({@link #mapped}), whose contents survive the process and are forced to disk with {@link #force()}.
  * <p>
- * At promotion a {@link dev.tandem.vmm.ReplicaTarget} may adopt the region as the new guest's memory
- * ({@link #adopt()}): ownership moves with it, nothing is copied, and this replica no longer frees it. (A MEMORY-mode
- * replica is anonymous memory of this process; the DURABLE mode's mapped files are the other side of this
- * interface.)
+ * At promotion a {@link dev.tandem.vmm.ReplicaTarget} may adopt an anonymous region as the new guest's memory
+ * ({@link #adopt()}): ownership moves with it, nothing is copied, and this replica no longer frees it. A mapped
+ * file is not handed over (the target copies from it): its mapping is released with this replica.
  */
 final class MemoryReplica implements AutoCloseable
 {
     private final NativeMemory.Region region;
+    private final FileChannel file;
+    private final long mappedAddress;
+    private final long size;
     private final NativeGuestMemory view;
     private boolean adopted;
+    private boolean closed;
 
     MemoryReplica(final int pageSize, final long pageCount)
     {
-        final long size = pageCount * pageSize;
+        this.size = pageCount * pageSize;
         // zeroed (in chunks that let the rest of the process reach safepoints): the replica of a guest that never
         // wrote a page must read zero
         this.region = NativeMemory.allocate(size, pageSize);
+        this.file = null;
+        this.mappedAddress = 0;
         this.view = new NativeGuestMemory(region.address(), pageSize, pageCount);
+    }
+
+    private MemoryReplica(final FileChannel file, final long mappedAddress, final int pageSize, final long pageCount)
+    {
+        this.size = pageCount * pageSize;
+        this.region = null;
+        this.file = file;
+        this.mappedAddress = mappedAddress;
+        this.view = new NativeGuestMemory(mappedAddress, pageSize, pageCount);
+    }
+
+    /**
+     * Maps {@code path} whole, read-write and shared, creating or extending it to the guest's size (a new file
+     * reads zero).
+     *
+     * @param path      the memory image.
+     * @param pageSize  page size.
+     * @param pageCount pages.
+     * @return the replica over the file.
+     * @throws UncheckedIOException if the file cannot be opened, sized or mapped, naming it.
+     */
+    static MemoryReplica mapped(final Path path, final int pageSize, final long pageCount)
+    {
+        final long size = pageCount * pageSize;
+        FileChannel channel = null;
+        try
+        {
+            channel = OwnerOnlyFiles.open(path, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+            if (channel.size() > size)
+            {
+                throw new IOException("it holds " + channel.size() + " bytes, more than the guest's " + size);
+            }
+            if (channel.size() < size)
+            {
+                // sparse: the blocks are allocated as the pages are written
+                channel.write(java.nio.ByteBuffer.allocate(1), size - 1);
+            }
+            final long address = net.openhft.chronicle.core.OS.map(channel, FileChannel.MapMode.READ_WRITE, 0, size);
+            return new MemoryReplica(channel, address, pageSize, pageCount);
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            if (channel != null)
+            {
+                try
+                {
+                    channel.close();
+                }
+                catch (final IOException suppressed)
+                {
+                    ex.addSuppressed(suppressed);
+                }
+            }
+            throw new UncheckedIOException(new IOException("cannot map the memory image " + path + " of " + size +
+                " bytes: " + ex.getMessage(), ex));
+        }
     }
 
     GuestMemory view()
@@ -39,10 +109,14 @@ final class MemoryReplica implements AutoCloseable
     }
 
     /**
-     * @return the region, now owned by the caller.
+     * @return the region, now owned by the caller; null for a mapped file, which is not handed over.
      */
     NativeMemory.Region adopt()
     {
+        if (region == null)
+        {
+            return null;
+        }
         if (adopted)
         {
             throw new IllegalStateException("the replica's memory was adopted already");
@@ -56,10 +130,41 @@ final class MemoryReplica implements AutoCloseable
         return adopted;
     }
 
+    /**
+     * Writes every page changed through the mapping back to the file and waits for the device (fsync: on Linux it
+     * covers the dirty pages of a shared mapping, as {@code msync} would). Nothing for anonymous memory.
+     *
+     * @throws IOException if the file cannot be forced.
+     */
+    void force() throws IOException
+    {
+        if (file != null)
+        {
+            file.force(false);
+        }
+    }
+
     @Override
     public void close()
     {
-        if (!adopted)
+        if (closed)
+        {
+            return;
+        }
+        closed = true;
+        if (file != null)
+        {
+            try
+            {
+                net.openhft.chronicle.core.OS.unmap(mappedAddress, size);
+                file.close();
+            }
+            catch (final IOException ex)
+            {
+                throw new UncheckedIOException("cannot unmap the memory image", ex);
+            }
+        }
+        else if (!adopted)
         {
             region.close();
         }

@@ -86,6 +86,63 @@ interface RecoveryImage extends AutoCloseable
     void resuming(boolean resumingNow);
 
     /**
+     * Makes a verified epoch durable before its ack (the session's thread, before it hands the log to the applier):
+     * nothing in MEMORY mode; in DURABLE mode its records go to the journal, which is forced. A failure is never
+     * retried ({@link #brokenReason()}).
+     *
+     * @param log the verified epoch, its fingerprint set; {@link EpochLog#inPlace} if its pages and disk copy were
+     *            written straight into the image.
+     * @throws IOException if the epoch cannot be made durable: it must not be acknowledged.
+     */
+    default void commit(EpochLog log) throws IOException
+    {
+    }
+
+    /**
+     * The applier applied {@code log} whole (the applier's thread): a durable image may force itself and drop the
+     * journal up to it.
+     *
+     * @param log the applied epoch.
+     * @throws IOException if the image cannot be forced.
+     */
+    default void applied(EpochLog log) throws IOException
+    {
+    }
+
+    /**
+     * @return null while the image can make epochs durable; why not once a write or force failed.
+     */
+    default String brokenReason()
+    {
+        return null;
+    }
+
+    /**
+     * @return the epoch the image held whole when it was opened (a restart of a durable standby), 0 if none.
+     */
+    default long recoveredEpoch()
+    {
+        return 0;
+    }
+
+    /**
+     * @return that epoch's fingerprint.
+     */
+    default long recoveredFingerprint()
+    {
+        return 0;
+    }
+
+    /**
+     * @return what opening the image found (its epoch, the journal replayed, damage that ended the replay); null in
+     *         MEMORY mode.
+     */
+    default String recoveryReport()
+    {
+        return null;
+    }
+
+    /**
      * Frees the image's memory (unless a promoted guest adopted it) and closes its disk images.
      */
     @Override

@@ -46,6 +46,7 @@ public final class StandbyContext
     private long pageCount;
     private final List<Handshake.Disk> disks = new ArrayList<>();
     private long generation = GENERATION_DEFAULT;
+    private Durability durability = Durability.MEMORY;
     private VmmAdapter heldGuest;
     private long heldEpoch;
     private long heldFingerprint;
@@ -210,6 +211,26 @@ public final class StandbyContext
     public long generation()
     {
         return generation;
+    }
+
+    /**
+     * @param durability where the recovery image lives: {@link Durability#MEMORY} (the default) or
+     *                   {@link Durability#DURABLE}, in files of {@link #directory} that survive a restart of this
+     *                   process (each ack waits for the epoch's journal to be forced).
+     * @return this.
+     */
+    public StandbyContext durability(final Durability durability)
+    {
+        this.durability = durability;
+        return this;
+    }
+
+    /**
+     * @return where the recovery image lives.
+     */
+    public Durability durability()
+    {
+        return durability;
     }
 
     /**
@@ -572,6 +593,7 @@ public final class StandbyContext
         ConfigurationException.checkSet("diskImageOpener", diskImageOpener);
         ConfigurationException.checkSet("nanoClock", nanoClock);
         ConfigurationException.checkSet("waitStrategy", waitStrategy);
+        ConfigurationException.checkSet("durability", durability);
         ConfigurationException.checkVmId(vmId);
         transport.checkCarries(vmId);
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > (1 << 30))

@@ -112,7 +112,13 @@ public final class StandbyReplica implements AutoCloseable
         {
             createdCounters = new StandbyCounters(ctx.countersDirectory(), ctx.vmId());
             createdCounters.generation.setRelease(ownership.generation());
-            createdImage = new MemoryRecoveryImage(ctx, this::generation);
+            createdImage = ctx.durability() == Durability.DURABLE ? new DurableRecoveryImage(ctx, this::generation) :
+                new MemoryRecoveryImage(ctx, this::generation);
+            if (ctx.heldGuest() != null && createdImage.recoveredEpoch() > 0)
+            {
+                throw new dev.tandem.core.ConfigurationException("heldCheckpoint on a standby directory that holds " +
+                    "a DURABLE image of epoch " + createdImage.recoveredEpoch() + ": start from one or the other");
+            }
             if (ctx.heldGuest() != null)
             {
                 copyHeldCheckpoint(ctx, createdImage);
@@ -130,10 +136,16 @@ public final class StandbyReplica implements AutoCloseable
                 reason -> lastError = reason);
             createdSession = new StandbySession(ctx, listener, ownership, createdImage, applier, createdCounters,
                 verifiedLogs, freeLogs, receiveStage, commitStage, this::betweenFrames, reason -> lastError = reason);
+            if (createdImage.recoveredEpoch() > 0)
+            {
+                // a restarted DURABLE standby: its recovery point is an acknowledged epoch, promotable as before
+                applier.held(createdImage.recoveredEpoch());
+                createdSession.held(createdImage.recoveredEpoch(), createdImage.recoveredFingerprint(), true);
+            }
             if (ctx.heldGuest() != null)
             {
                 applier.held(ctx.heldEpoch());
-                createdSession.held(ctx.heldEpoch(), ctx.heldFingerprint());
+                createdSession.held(ctx.heldEpoch(), ctx.heldFingerprint(), false);
                 LOG.info("standby for VM {} starts holding epoch {} of the guest's history (a held checkpoint): an " +
                     "active that resumed from it sends only what changed since", ctx.vmId(), ctx.heldEpoch());
             }
@@ -302,6 +314,15 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
+     * @return in {@link Durability#DURABLE} mode, what the launch found in the directory: the image's epoch, the
+     *         journal's epochs replayed and any damage that ended the replay; null in MEMORY mode.
+     */
+    public String recoveryReport()
+    {
+        return image.recoveryReport();
+    }
+
+    /**
      * @return the recovery point's epoch: the newest epoch received whole, verified and acknowledged; 0 before the
      *         baseline committed. The applier may still be applying it ({@link #appliedEpoch()}).
      */
@@ -379,7 +400,9 @@ public final class StandbyReplica implements AutoCloseable
      */
     public long generation()
     {
-        return session.generation();
+        // during the launch (a DURABLE image recording its state) the session is not built yet
+        final StandbySession built = session;
+        return built == null ? ownership.generation() : built.generation();
     }
 
     /**

@@ -204,7 +204,8 @@ final class StandbySession implements Agent, Promoter.Session
 
     private String torn()
     {
-        return applier.tornReason();
+        final String torn = applier.tornReason();
+        return torn != null ? torn : image.brokenReason();
     }
 
 
@@ -522,16 +523,19 @@ final class StandbySession implements Agent, Promoter.Session
 
     /**
      * The image starts out holding a checkpoint of the guest's history (before the session runs): an active that
-     * resumed from it resyncs onto it. It is not promotable until a session commits: that active ran past it.
+     * resumed from it resyncs onto it. A held checkpoint of a stopped guest is not promotable until a session
+     * commits: the active that resumed from it ran past it.
      *
      * @param epoch       the checkpoint's epoch.
      * @param checkpointFingerprint its fingerprint.
+     * @param acknowledged true if it is an epoch this standby acknowledged (a restarted DURABLE image): promotable as
+     *                     it was before the restart.
      */
-    void held(final long epoch, final long checkpointFingerprint)
+    void held(final long epoch, final long checkpointFingerprint, final boolean acknowledged)
     {
         lastCommittedEpoch = epoch;
         fingerprint = checkpointFingerprint;
-        promotable = false;
+        promotable = acknowledged;
         counters.committedEpoch.setRelease(epoch);
     }
 
@@ -788,8 +792,20 @@ final class StandbySession implements Agent, Promoter.Session
     private void commit(final EpochLog verified) throws IOException
     {
         final long epoch = verified.epoch;
+        verified.fingerprint = Handshake.chain(fingerprint, epoch, verified.crcSum);
+        try
+        {
+            // durable before it is acknowledged (DURABLE mode); never retried if it fails
+            image.commit(verified);
+        }
+        catch (final IOException ex)
+        {
+            verified.reset();
+            freeLogs.offer(verified);
+            throw new ProtocolException(Fault.REFUSED, ex.getMessage());
+        }
         counters.committedEpoch.setRelease(epoch);
-        fingerprint = Handshake.chain(fingerprint, epoch, verified.crcSum);
+        fingerprint = verified.fingerprint;
         lastCommittedEpoch = epoch;
         CounterSet.add(counters.commits, 1);
         promotable = true;

@@ -1,0 +1,270 @@
+package dev.tandem.core.standby;
+
+import dev.tandem.core.active.ActiveContext;
+import dev.tandem.core.active.ActiveReplicator;
+import dev.tandem.core.metrics.ReconnectStatus;
+import dev.tandem.core.system.LeakCheck;
+import dev.tandem.core.transport.TcpTransport;
+import dev.tandem.vmm.RecoveryPoint;
+import dev.tandem.vmm.StateDigest;
+import dev.tandem.vmm.sim.SimulatedDisk;
+import dev.tandem.vmm.sim.SimulatedVmm;
+import dev.tandem.vmm.sim.Workload;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * The DURABLE standby over real loopback TCP: its recovery image lives in files of its directory, every epoch is
+ * journaled and forced before its ack, and a standby started again on the same directory recovers its newest whole
+ * epoch (byte-equal to the active's checkpoint of that epoch), and the active resends only what changed since. A
+ * damaged journal ends the replay at the last whole epoch, saying so; another VM's directory or a file that is not an
+ * image is refused with a message naming it.
+ */
+@LeakCheck
+class DurableStandbyTest
+{
+    private static final long MEMORY_BYTES = 32L << 20;
+    private static final long DISK_BYTES = 4L << 20;
+
+    @TempDir
+    Path dir;
+
+    private final Map<Long, Long> digests = new ConcurrentHashMap<>();
+    private final List<String> mismatches = new CopyOnWriteArrayList<>();
+
+    private SimulatedVmm.Builder guest()
+    {
+        return SimulatedVmm.builder()
+            .vmId("durable")
+            .memoryBytes(MEMORY_BYTES)
+            .workload(Workload.HOTSET)
+            .hotsetPages(256)
+            .pagesPerMillisecond(20)
+            .disk(dir.resolve("active-disk.img"), DISK_BYTES)
+            .diskEveryTicks(1)
+            .packetEveryTicks(1)
+            .seed(5);
+    }
+
+    private StandbyContext standby(final String vmId, final String listen)
+    {
+        return new StandbyContext()
+            .transport(new TcpTransport())
+            .listenEndpoint(listen)
+            .directory(dir.resolve("standby"))
+            .durability(Durability.DURABLE)
+            .vmId(vmId)
+            .memory(SimulatedVmm.PAGE_SIZE, MEMORY_BYTES / SimulatedVmm.PAGE_SIZE)
+            .disk(0, SimulatedDisk.BLOCK_SIZE, DISK_BYTES)
+            .failureTimeoutNs(Duration.ofSeconds(30).toNanos())
+            .listener(new StandbyListener()
+            {
+                @Override
+                public void onCommit(final long epoch, final RecoveryPoint point)
+                {
+                    final Long want = digests.get(epoch);
+                    final long got = StateDigest.of(point);
+                    if (want == null || want != got)
+                    {
+                        mismatches.add("epoch " + epoch + ": active " + want + " standby " + got);
+                    }
+                }
+            });
+    }
+
+    private ActiveContext active(final SimulatedVmm vmm, final String endpoint)
+    {
+        return new ActiveContext()
+            .adapter(vmm)
+            .transport(new TcpTransport())
+            .standbyEndpoint(endpoint)
+            .stagingAreaBytes(4 << 20)
+            .checkpointPeriodNs(Duration.ofMillis(5).toNanos())
+            .reconnectWindowNs(Duration.ofSeconds(30).toNanos())
+            .checkpointObserver((epoch, adapter) -> digests.put(epoch, StateDigest.of(adapter)));
+    }
+
+    /**
+     * Protects a guest onto a DURABLE standby for {@code commits} epochs, then closes both.
+     *
+     * @return the standby's last committed epoch.
+     */
+    private long protectThenStop(final int commits) throws Exception
+    {
+        try (SimulatedVmm vmm = guest().build().start();
+            StandbyReplica standby = StandbyReplica.launch(standby("durable", "127.0.0.1:0")))
+        {
+            final long from = standby.lastCommittedEpoch();
+            // a clean stop: the active's close waits for its last checkpoint's ack
+            try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())))
+            {
+                await(() -> standby.lastCommittedEpoch() >= from + commits, commits + " commits");
+                assertTrue(active.isProtecting(), active.status().toString());
+            }
+            return standby.lastCommittedEpoch();
+        }
+    }
+
+    private long[] recoveredPoint(final StandbyReplica standby)
+    {
+        return standby.inspect(point -> new long[] {point.epoch(), StateDigest.of(point)});
+    }
+
+    @Test
+    void aRestartedStandbyRecoversItsLastEpochAndTheActiveResendsOnlyWhatChanged() throws Exception
+    {
+        try (SimulatedVmm vmm = guest().build().start())
+        {
+            final StandbyReplica first = StandbyReplica.launch(standby("durable", "127.0.0.1:0"));
+            final String endpoint = first.endpoint();
+            try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, endpoint)))
+            {
+                try
+                {
+                    await(() -> first.lastCommittedEpoch() >= 40, "40 commits");
+                }
+                finally
+                {
+                    first.close();
+                }
+                final long before = first.lastCommittedEpoch();
+                // the standby's process is gone: the active holds output and tries again; a new process on the same
+                // directory and port recovers the image and states it
+                try (StandbyReplica restarted = StandbyReplica.launch(standby("durable", endpoint)))
+                {
+                    assertTrue(restarted.lastCommittedEpoch() >= before, "recovered epoch " +
+                        restarted.lastCommittedEpoch() + ", acknowledged " + before + " before the restart: " +
+                        restarted.recoveryReport());
+                    final long[] point = recoveredPoint(restarted);
+                    assertEquals(digests.get(point[0]), point[1], "the recovered image equals the active's " +
+                        "checkpoint of epoch " + point[0] + ": " + restarted.recoveryReport());
+                    await(() -> active.status().reconnect().reconnects() >= 1 &&
+                        restarted.lastCommittedEpoch() >= point[0] + 20, "the active to reconnect and 20 commits");
+                    final ReconnectStatus resync = active.status().reconnect();
+                    assertTrue(resync.lastResync().startsWith("quick"), resync.toString());
+                    assertTrue(resync.lastResyncPages() < MEMORY_BYTES / SimulatedVmm.PAGE_SIZE / 2,
+                        "only what changed since the recovered epoch: " + resync);
+                    assertEquals("[]", mismatches.toString(), "a commit differed from the active's checkpoint");
+                }
+            }
+        }
+    }
+
+    @Test
+    void aTornOrCorruptJournalEndsTheReplayAtTheLastWholeEpoch() throws Exception
+    {
+        final long last = protectThenStop(30);
+        try (StandbyReplica whole = StandbyReplica.launch(standby("durable", "127.0.0.1:0")))
+        {
+            assertEquals(last, whole.lastCommittedEpoch(), whole.recoveryReport());
+            final long[] point = recoveredPoint(whole);
+            assertEquals(digests.get(last), point[1], whole.recoveryReport());
+        }
+        // the restart made the recovered state the image and started an empty journal: damage a fresh one
+        final long second = protectThenStopOnto(30);
+        final Path journal = journals().get(journals().size() - 1);
+        final long size = Files.size(journal);
+        try (FileChannel channel = FileChannel.open(journal, StandardOpenOption.READ, StandardOpenOption.WRITE))
+        {
+            // a byte flipped among the last epochs: that epoch and every later one, whole as they are, are not
+            // applied
+            final long at = size - (48 << 10);
+            final ByteBuffer one = ByteBuffer.allocate(1);
+            channel.read(one, at);
+            one.flip();
+            one.put(0, (byte)(one.get(0) ^ 0x5a));
+            channel.write(one, at);
+        }
+        try (StandbyReplica damaged = StandbyReplica.launch(standby("durable", "127.0.0.1:0")))
+        {
+            final String report = damaged.recoveryReport();
+            assertTrue(damaged.lastCommittedEpoch() > last && damaged.lastCommittedEpoch() < second, report);
+            assertTrue(report.contains("replay ended at"), report);
+            final long[] point = recoveredPoint(damaged);
+            assertEquals(digests.get(point[0]), point[1], "recovered to a whole epoch: " + report);
+        }
+        final long third = protectThenStopOnto(30);
+        final Path tail = journals().get(journals().size() - 1);
+        try (FileChannel channel = FileChannel.open(tail, StandardOpenOption.WRITE))
+        {
+            // a crash in the middle of an append: the last epoch's commit record is cut
+            channel.truncate(Files.size(tail) - 20);
+        }
+        try (StandbyReplica torn = StandbyReplica.launch(standby("durable", "127.0.0.1:0")))
+        {
+            final String report = torn.recoveryReport();
+            assertEquals(third - 1, torn.lastCommittedEpoch(), report);
+            assertTrue(report.contains("torn commit record"), report);
+            final long[] point = recoveredPoint(torn);
+            assertEquals(digests.get(point[0]), point[1], report);
+        }
+    }
+
+    /**
+     * A second protection onto the same directory: the standby recovers, the active's launch sends a whole baseline
+     * (a new active knows no checkpoint of it) and more epochs are journaled.
+     */
+    private long protectThenStopOnto(final int commits) throws Exception
+    {
+        return protectThenStop(commits);
+    }
+
+    private List<Path> journals() throws IOException
+    {
+        try (Stream<Path> files = Files.list(dir.resolve("standby")))
+        {
+            return files.filter(p -> p.getFileName().toString().startsWith("journal-")).sorted().toList();
+        }
+    }
+
+    @Test
+    void anotherVmsDirectoryOrAFileThatIsNoImageIsRefusedByName() throws Exception
+    {
+        try (StandbyReplica first = StandbyReplica.launch(standby("durable", "127.0.0.1:0")))
+        {
+            assertNotNull(first.recoveryReport());
+        }
+        final UncheckedIOException otherVm = assertThrows(UncheckedIOException.class,
+            () -> StandbyReplica.launch(standby("another", "127.0.0.1:0")).close());
+        assertTrue(otherVm.getMessage().contains("of VM durable, not of VM another"), otherVm.getMessage());
+        Files.write(dir.resolve("standby").resolve(DurableRecoveryImage.META), new byte[] {1, 2, 3, 4, 5, 6, 7, 8,
+            9, 10, 11, 12, 13, 14, 15, 16, 17});
+        final UncheckedIOException garbage = assertThrows(UncheckedIOException.class,
+            () -> StandbyReplica.launch(standby("durable", "127.0.0.1:0")).close());
+        assertTrue(garbage.getMessage().contains("not a Tandem image"), garbage.getMessage());
+    }
+
+    private static void await(final BooleanSupplier condition, final String what) throws InterruptedException
+    {
+        final long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (!condition.getAsBoolean())
+        {
+            if (System.nanoTime() > deadline)
+            {
+                fail("timed out waiting for " + what);
+            }
+            Thread.sleep(5);
+        }
+    }
+}
