@@ -15,6 +15,7 @@ import dev.tandem.core.metrics.StageLatency;
 import dev.tandem.core.policy.AdaptivePolicy;
 import dev.tandem.core.policy.CheckpointPolicy;
 import dev.tandem.core.policy.FixedPolicy;
+import dev.tandem.core.standby.Durability;
 import dev.tandem.core.standby.StandbyContext;
 import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.transport.TcpTransport;
@@ -157,7 +158,8 @@ public final class FailoverNode
         final Map<String, String> options = CommandLine.parse(args, 1, Set.of("dir", "listen", "standby", "arbiter",
             "vm-id", "memory", "disk", "workload", "dirty-rate", "seed", "period-ms", "timeout-ms", "bank-accounts",
             "client-port", "digests", "kill-phase", "targets", "transfers", "accounts", "window", "duration-ms",
-            "deadline-s", "policy", "zookeeper", "reply-timeout-ms", "ownership-file", "tls-dir"), Set.of());
+            "deadline-s", "policy", "zookeeper", "reply-timeout-ms", "ownership-file", "tls-dir", "durability",
+            "image-checkpoint-ms"), Set.of());
         final Path dir = Path.of(required(options, "dir"));
         Files.createDirectories(dir);
         if ("client".equals(args[0]))
@@ -190,6 +192,9 @@ public final class FailoverNode
             "5")), options.getOrDefault("policy", "fixed"), !"false".equals(options.get("digests")),
             options.get("kill-phase"), recorder, clientPort);
         final long timeoutMs = Long.parseLong(options.getOrDefault("timeout-ms", "200"));
+        final Durability durability = Durability.valueOf(options.getOrDefault("durability", "memory")
+            .toUpperCase(java.util.Locale.ROOT));
+        final long imageCheckpointMs = Long.parseLong(options.getOrDefault("image-checkpoint-ms", "30000"));
         final boolean digests = !"false".equals(options.get("digests"));
         switch (args[0])
         {
@@ -200,12 +205,13 @@ public final class FailoverNode
                 closeQuietly(clientPort);
                 final ClientPort port = clientPort == null ? null : new ClientPort(clientPort.port());
                 final ReleaseRecorder second = new ReleaseRecorder(port, dir.resolve(ownershipFile));
-                runStandby(guest.copy().packetSink(port == null ? null : second), dir, "127.0.0.1:0", arbiter,
-                    timeoutMs, port, bank, digests, second, new Protection(dir, arbiter, protection.periodMs,
+                runStandby(guest.copy().packetSink(port == null ? null : second), dir,
+                    new StandbySettings("127.0.0.1:0", timeoutMs, Durability.MEMORY, imageCheckpointMs), arbiter,
+                    port, bank, digests, second, new Protection(dir, arbiter, protection.periodMs,
                     protection.policy, digests, protection.killPhase, second, port), stopped);
             });
-            case "standby" -> runStandby(guest, dir, required(options, "listen"), arbiter, timeoutMs, clientPort, bank,
-                digests, recorder, protection, null);
+            case "standby" -> runStandby(guest, dir, new StandbySettings(required(options, "listen"), timeoutMs,
+                durability, imageCheckpointMs), arbiter, clientPort, bank, digests, recorder, protection, null);
             default -> throw new IllegalArgumentException("role must be active or standby, not '" + args[0] + "'");
         }
     }
@@ -516,8 +522,20 @@ public final class FailoverNode
         watcher.start();
     }
 
-    private static void runStandby(final SimulatedVmm.Builder guest, final Path dir, final String listen,
-        final PromotionArbiter arbiter, final long timeoutMs, final ClientPort clientPort, final BankProgram bank,
+    /**
+     * A standby's own settings from the command line.
+     *
+     * @param listen            its replication endpoint.
+     * @param timeoutMs         its failure timeout.
+     * @param durability        where its recovery image lives.
+     * @param imageCheckpointMs in DURABLE mode, the longest time between image checkpoints.
+     */
+    private record StandbySettings(String listen, long timeoutMs, Durability durability, long imageCheckpointMs)
+    {
+    }
+
+    private static void runStandby(final SimulatedVmm.Builder guest, final Path dir, final StandbySettings settings,
+        final PromotionArbiter arbiter, final ClientPort clientPort, final BankProgram bank,
         final boolean digest, final ReleaseRecorder recorder, final Protection protection, final HeldCheckpoint held)
         throws IOException, InterruptedException
     {
@@ -526,14 +544,17 @@ public final class FailoverNode
         final ResumedCheckpoint[] resumedFrom = new ResumedCheckpoint[1];
         final SimulatedVmm.Builder template = guest.copy().diskPath(dir.resolve("promoted-disk.img"));
         final CountDownLatch promotedLatch = new CountDownLatch(1);
+        final long launchStartNs = System.nanoTime();
         final StandbyReplica standby = StandbyReplica.launch(new StandbyContext()
             .transport(transport)
-            .listenEndpoint(listen)
+            .listenEndpoint(settings.listen())
             .directory(dir.resolve("replica"))
+            .durability(settings.durability())
+            .imageCheckpointIntervalNs(Duration.ofMillis(settings.imageCheckpointMs()).toNanos())
             .vmId(guest.vmId())
             .memory(SimulatedVmm.PAGE_SIZE, guest.memoryBytes() / SimulatedVmm.PAGE_SIZE)
             .disk(0, SimulatedDisk.BLOCK_SIZE, guest.diskBytes())
-            .failureTimeoutNs(Duration.ofMillis(timeoutMs).toNanos())
+            .failureTimeoutNs(Duration.ofMillis(settings.timeoutMs()).toNanos())
             .autoPromote(true)
             .promotionArbiter(arbiter)
             .replicaTarget(new SimulatedReplicaTarget(template, false))
@@ -581,6 +602,15 @@ public final class FailoverNode
         {
             // the standby holds a copy: the stopped guest is not needed any more
             held.guest().close();
+        }
+        if (standby.lastCommittedEpoch() > 0)
+        {
+            // a DURABLE standby restarted on its directory: what it recovered, for the harness to check against the
+            // active's digest of that epoch
+            final long[] point = standby.inspect(recovered -> new long[] {recovered.epoch(),
+                StateDigest.of(recovered)});
+            System.out.println("RECOVERED epoch " + point[0] + " digest " + point[1] + " launch_ms " +
+                (System.nanoTime() - launchStartNs) / 1_000_000 + " report " + standby.recoveryReport());
         }
         watchStandbyStages(standby, dir.resolve(STANDBY_STATUS));
         System.out.println("STANDBY READY on " + standby.endpoint() +

@@ -133,6 +133,24 @@ public final class NativeMemory
     }
 
     /**
+     * Takes ownership of memory this class did not allocate (a file mapped by the caller): the region releases it
+     * with {@code release} when closed, and counts in {@link #liveAllocations()} until then like any other.
+     *
+     * @param address first byte.
+     * @param length  bytes.
+     * @param release frees the memory (e.g. unmaps the file); called once, by {@link Region#close()}.
+     * @return the region, owned by the caller.
+     */
+    public static Region adopt(final long address, final long length, final Runnable release)
+    {
+        LIVE_ALLOCATIONS.incrementAndGet();
+        LIVE_BYTES.addAndGet(length);
+        final Region region = new Region(0, address, length, null, null);
+        region.release = release;
+        return region;
+    }
+
+    /**
      * One off-heap allocation and its single owner. Not thread-safe: close it once, after its users stopped.
      */
     public static final class Region implements AutoCloseable
@@ -142,6 +160,8 @@ public final class NativeMemory
         private final long length;
         private final ByteBuffer original;
         private final ByteBuffer byteBuffer;
+        /** Frees memory this class did not allocate ({@link #adopt}); null otherwise. */
+        private Runnable release;
         private boolean closed;
 
         private Region(
@@ -201,7 +221,11 @@ public final class NativeMemory
                 return;
             }
             closed = true;
-            if (original != null)
+            if (release != null)
+            {
+                release.run();
+            }
+            else if (original != null)
             {
                 BufferUtil.free(original);
             }

@@ -174,9 +174,10 @@ final class Applier implements Agent, EpochLog.Visitor
         }
         catch (final IOException ex)
         {
-            // the epoch is in the journal, forced: the image files are behind, which a restart replays
-            LOG.warn("standby of VM {} could not force its image at epoch {}: {}", ctx.vmId(), log.epoch,
-                ex.toString());
+            // the epoch is in the journal, forced: the image files are behind, which a restart replays; the image
+            // is broken from here (the session refuses with its reason), the replica in memory stays whole
+            LOG.error("standby of VM {}: {}", ctx.vmId(), ex.getMessage());
+            errors.accept(ex.getMessage());
         }
         if (!log.baseline)
         {

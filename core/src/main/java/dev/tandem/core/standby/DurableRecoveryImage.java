@@ -23,7 +23,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 import java.util.stream.Stream;
 import java.util.zip.CRC32C;
@@ -40,8 +39,9 @@ import java.util.zip.CRC32C;
  *     states, as its {@link EpochLog} holds them, so applying one twice does no harm) then a commit record whose
  *     CRC32C covers them and the commit's epoch, fingerprint and generation; forced before the epoch's ack.</li>
  * </ul>
- * The applier updates the image files from the committed epochs behind the acks; every {@link #CHECKPOINT_BYTES} of
- * journal (or {@link #CHECKPOINT_INTERVAL_NS}) it forces them (fsync, which on Linux writes back a shared mapping's
+ * The applier updates the image files from the committed epochs behind the acks; every
+ * {@link StandbyContext#imageCheckpointBytes} of journal (or {@link StandbyContext#imageCheckpointIntervalNs}) it
+ * forces them (fsync, which on Linux writes back a shared mapping's
  * dirty pages as {@code msync} would), writes {@code image.meta} at the applied epoch and deletes the journal
  * segments that only hold epochs up to it. On open, the journal's whole epochs newer than the meta's are applied in
  * order; a torn tail, a bad CRC or a record that cannot be right ends the replay at the last whole epoch, and the log
@@ -65,17 +65,13 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     /** The record type of an epoch's commit record: no frame type has it. */
     private static final int COMMIT = -1;
     private static final int COMMIT_DATA = 24;
-    /** Journal bytes after which the applier forces the image and drops the journal behind it. */
-    static final long CHECKPOINT_BYTES = 256L << 20;
-    /** Time after which it does so even with less journal. */
-    static final long CHECKPOINT_INTERVAL_NS = TimeUnit.SECONDS.toNanos(30);
-    /** A journal segment is closed (and may be deleted once the image holds its epochs) past this size. */
-    private static final long SEGMENT_BYTES = 64L << 20;
 
     private final StandbyContext ctx;
     private final Path directory;
     private final LongSupplier generation;
     private final int maxRecord;
+    /** A journal segment is closed (and deleted once the image holds its epochs) past this size. */
+    private final long segmentLimit;
     private final CRC32C crc = new CRC32C();
     private final ByteBuffer header = ByteBuffer.allocateDirect(EpochLog.RECORD_HEADER + COMMIT_DATA + 8)
         .order(ByteOrder.LITTLE_ENDIAN);
@@ -117,6 +113,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         this.directory = ctx.directory();
         this.generation = generation;
         this.maxRecord = ctx.maxFramePayload();
+        this.segmentLimit = Math.max(1 << 20, ctx.imageCheckpointBytes() / 4);
         try
         {
             open();
@@ -206,6 +203,43 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         return recoveryReport;
     }
 
+    /**
+     * Before a promoted guest takes the image files over (the target may run the guest on the mapped memory and the
+     * disk images in place), the directory stops being a recovery image: {@code image.meta} and the journal are
+     * deleted and the directory forced, so a standby started on it later sees no recovery point (and gets a whole
+     * baseline) rather than the running guest's files labelled as an old epoch.
+     */
+    @Override
+    public void resuming(final boolean resumingNow)
+    {
+        if (resumingNow)
+        {
+            try
+            {
+                if (journal != null)
+                {
+                    journal.close();
+                    journal = null;
+                }
+                Files.deleteIfExists(directory.resolve(META));
+                for (final Path segment : segments())
+                {
+                    Files.deleteIfExists(segment);
+                }
+                try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ))
+                {
+                    dir.force(true);
+                }
+            }
+            catch (final IOException ex)
+            {
+                throw new UncheckedIOException("cannot give up the DURABLE image in " + directory + " before the " +
+                    "promoted guest takes its files over; not resuming the guest on them", ex);
+            }
+        }
+        super.resuming(resumingNow);
+    }
+
     @Override
     public String brokenReason()
     {
@@ -248,7 +282,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             journal.force(false);
             segmentLastEpoch = log.epoch;
             journalSinceCheckpoint.addAndGet(segmentBytes - start);
-            if (segmentBytes >= SEGMENT_BYTES)
+            if (segmentBytes >= segmentLimit)
             {
                 closedSegments.add(new Segment(journalPath, segmentLastEpoch));
                 journal.close();
@@ -295,12 +329,29 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     @Override
     public void applied(final EpochLog log) throws IOException
     {
-        final long now = ctx.nanoClock().nanoTime();
-        if (journalSinceCheckpoint.get() < CHECKPOINT_BYTES && now - lastCheckpointNs < CHECKPOINT_INTERVAL_NS)
+        if (broken != null)
         {
             return;
         }
-        checkpoint(log.epoch, log.fingerprint);
+        final long now = ctx.nanoClock().nanoTime();
+        if (journalSinceCheckpoint.get() < ctx.imageCheckpointBytes() &&
+            now - lastCheckpointNs < ctx.imageCheckpointIntervalNs())
+        {
+            return;
+        }
+        try
+        {
+            checkpoint(log.epoch, log.fingerprint);
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            // after a failed fsync the kernel may have dropped the dirty pages it could not write: a later fsync
+            // that succeeds says nothing about them, so the image is never forced again and the journal is kept
+            broken = "the DURABLE image in " + directory + " could not be forced at epoch " + log.epoch + " (" + ex +
+                "); a failed fsync is never retried: this standby acknowledges nothing more. Restart it on its " +
+                "directory (it replays the journal, which still holds every acknowledged epoch)";
+            throw new IOException(broken, ex);
+        }
         lastCheckpointNs = now;
         for (Segment segment = closedSegments.peek(); segment != null && segment.lastEpoch <= log.epoch;
             segment = closedSegments.peek())

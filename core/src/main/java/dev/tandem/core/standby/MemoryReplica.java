@@ -17,9 +17,10 @@ import java.nio.file.StandardOpenOption;
  * backings: MEMORY mode's page-aligned anonymous region of this process, and DURABLE mode's file mapped whole
  * ({@link #mapped}), whose contents survive the process and are forced to disk with {@link #force()}.
  * <p>
- * At promotion a {@link dev.tandem.vmm.ReplicaTarget} may adopt an anonymous region as the new guest's memory
- * ({@link #adopt()}): ownership moves with it, nothing is copied, and this replica no longer frees it. A mapped
- * file is not handed over (the target copies from it): its mapping is released with this replica.
+ * At promotion a {@link dev.tandem.vmm.ReplicaTarget} may adopt the memory as the new guest's ({@link #adopt()}):
+ * ownership moves with it, nothing is copied, and this replica no longer frees it. A mapped file's mapping is handed
+ * over the same way: the promoted guest then runs on the file's pages (the DURABLE image gave up its claim to them
+ * first, see {@link DurableRecoveryImage}).
  */
 final class MemoryReplica implements AutoCloseable
 {
@@ -109,20 +110,33 @@ final class MemoryReplica implements AutoCloseable
     }
 
     /**
-     * @return the region, now owned by the caller; null for a mapped file, which is not handed over.
+     * @return the region, now owned by the caller: the anonymous region, or the file's mapping (which outlives the
+     *         file's channel, closed with this replica; the caller's close unmaps it).
      */
     NativeMemory.Region adopt()
     {
-        if (region == null)
-        {
-            return null;
-        }
         if (adopted)
         {
             throw new IllegalStateException("the replica's memory was adopted already");
         }
         adopted = true;
-        return region;
+        if (region != null)
+        {
+            return region;
+        }
+        final long address = mappedAddress;
+        final long length = size;
+        return NativeMemory.adopt(address, length, () ->
+        {
+            try
+            {
+                net.openhft.chronicle.core.OS.unmap(address, length);
+            }
+            catch (final IOException ex)
+            {
+                throw new UncheckedIOException("cannot unmap an adopted memory image", ex);
+            }
+        });
     }
 
     boolean isAdopted()
@@ -156,7 +170,10 @@ final class MemoryReplica implements AutoCloseable
         {
             try
             {
-                net.openhft.chronicle.core.OS.unmap(mappedAddress, size);
+                if (!adopted)
+                {
+                    net.openhft.chronicle.core.OS.unmap(mappedAddress, size);
+                }
                 file.close();
             }
             catch (final IOException ex)

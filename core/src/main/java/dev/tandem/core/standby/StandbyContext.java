@@ -47,6 +47,8 @@ public final class StandbyContext
     private final List<Handshake.Disk> disks = new ArrayList<>();
     private long generation = GENERATION_DEFAULT;
     private Durability durability = Durability.MEMORY;
+    private long imageCheckpointBytes = 256L << 20;
+    private long imageCheckpointIntervalNs = TimeUnit.SECONDS.toNanos(30);
     private VmmAdapter heldGuest;
     private long heldEpoch;
     private long heldFingerprint;
@@ -231,6 +233,45 @@ public final class StandbyContext
     public Durability durability()
     {
         return durability;
+    }
+
+    /**
+     * @param bytes in {@link Durability#DURABLE} mode, journal bytes after which the image files are forced at the
+     *              applied epoch and the journal behind them deleted: the most a restart replays, and (with the
+     *              image) the disk the standby uses. Default 256 MiB; 1 MiB to 64 GiB.
+     * @return this.
+     */
+    public StandbyContext imageCheckpointBytes(final long bytes)
+    {
+        this.imageCheckpointBytes = bytes;
+        return this;
+    }
+
+    /**
+     * @return journal bytes between image checkpoints.
+     */
+    public long imageCheckpointBytes()
+    {
+        return imageCheckpointBytes;
+    }
+
+    /**
+     * @param intervalNs in {@link Durability#DURABLE} mode, the longest time between image checkpoints even with
+     *                   less journal. Default 30 s; 10 ms to 1 h.
+     * @return this.
+     */
+    public StandbyContext imageCheckpointIntervalNs(final long intervalNs)
+    {
+        this.imageCheckpointIntervalNs = intervalNs;
+        return this;
+    }
+
+    /**
+     * @return the longest time between image checkpoints.
+     */
+    public long imageCheckpointIntervalNs()
+    {
+        return imageCheckpointIntervalNs;
     }
 
     /**
@@ -594,6 +635,9 @@ public final class StandbyContext
         ConfigurationException.checkSet("nanoClock", nanoClock);
         ConfigurationException.checkSet("waitStrategy", waitStrategy);
         ConfigurationException.checkSet("durability", durability);
+        ConfigurationException.checkRange("imageCheckpointBytes", imageCheckpointBytes, 1L << 20, 64L << 30);
+        ConfigurationException.checkRange("imageCheckpointIntervalNs", imageCheckpointIntervalNs,
+            TimeUnit.MILLISECONDS.toNanos(10), TimeUnit.HOURS.toNanos(1));
         ConfigurationException.checkVmId(vmId);
         transport.checkCarries(vmId);
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > (1 << 30))

@@ -406,6 +406,17 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
+     * @return null while the {@link Durability#DURABLE} image can make epochs durable (and always in MEMORY mode);
+     *         otherwise why not: a journal or image write or fsync failed, which is never retried, so this standby
+     *         acknowledges nothing more and refuses sessions with this reason. Its last durable epoch stays its
+     *         recovery point, on disk for a restart and in memory for a promotion.
+     */
+    public String brokenReason()
+    {
+        return image.brokenReason();
+    }
+
+    /**
      * @return null while the replica holds a whole recovery point; otherwise why it does not (an apply failed).
      */
     public String tornReason()

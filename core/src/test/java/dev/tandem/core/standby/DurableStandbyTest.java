@@ -5,6 +5,7 @@ import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.metrics.ReconnectStatus;
 import dev.tandem.core.system.LeakCheck;
 import dev.tandem.core.transport.TcpTransport;
+import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.StateDigest;
 import dev.tandem.vmm.sim.SimulatedDisk;
@@ -25,6 +26,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 
@@ -253,6 +255,89 @@ class DurableStandbyTest
         final UncheckedIOException garbage = assertThrows(UncheckedIOException.class,
             () -> StandbyReplica.launch(standby("durable", "127.0.0.1:0")).close());
         assertTrue(garbage.getMessage().contains("not a Tandem image"), garbage.getMessage());
+    }
+
+    @Test
+    void aPromotionAdoptsTheImageFilesAndTheDirectoryStopsBeingARecoveryPoint() throws Exception
+    {
+        final java.util.concurrent.atomic.AtomicReference<dev.tandem.core.failover.Promotion> promoted =
+            new java.util.concurrent.atomic.AtomicReference<>();
+        final StandbyContext ctx = standby("durable", "127.0.0.1:0")
+            .replicaTarget(new dev.tandem.vmm.sim.SimulatedReplicaTarget(guest().diskPath(dir.resolve("unused.img")),
+                false))
+            .promotionListener(new dev.tandem.core.failover.PromotionListener()
+            {
+                @Override
+                public void onStep(final String step, final long sinceStartNs)
+                {
+                }
+
+                @Override
+                public void onPromoted(final dev.tandem.core.failover.Promotion promotion)
+                {
+                    promoted.set(promotion);
+                }
+            });
+        final long liveBefore = dev.tandem.vmm.NativeMemory.liveAllocations();
+        try (SimulatedVmm vmm = guest().build().start();
+            StandbyReplica standby = StandbyReplica.launch(ctx))
+        {
+            try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())))
+            {
+                await(() -> standby.lastCommittedEpoch() >= 30 && active.isProtecting(), "30 commits");
+                standby.promote("test: the active's host failed");
+                await(() -> promoted.get() != null, "the promotion");
+            }
+            final dev.tandem.core.failover.Promotion promotion = promoted.get();
+            try (SimulatedVmm guest = (SimulatedVmm)promotion.guest())
+            {
+                assertEquals(digests.get(promotion.recoveryEpoch()), StateDigest.of(guest),
+                    "the promoted guest, on the image's own mapped memory and disk, is the active's checkpoint");
+                assertTrue(!Files.exists(dir.resolve("standby").resolve(DurableRecoveryImage.META)) &&
+                    journals().isEmpty(), "the directory no longer claims to be a recovery point");
+            }
+        }
+        assertEquals(liveBefore, dev.tandem.vmm.NativeMemory.liveAllocations(), "the adopted mapping was released");
+        try (StandbyReplica again = StandbyReplica.launch(standby("durable", "127.0.0.1:0")))
+        {
+            assertEquals(0, again.lastCommittedEpoch(), "a standby on it starts empty: " + again.recoveryReport());
+        }
+    }
+
+    @Test
+    void aFailedFsyncIsNeverRetriedAndNothingMoreIsAcknowledged() throws Exception
+    {
+        final AtomicInteger forces = new AtomicInteger();
+        final StandbyContext ctx = standby("durable", "127.0.0.1:0").diskImageOpener((path, disk) ->
+            new FileVirtualDisk(path, disk.id(), disk.blockSize(), disk.sizeBytes(), false)
+            {
+                @Override
+                public void force() throws IOException
+                {
+                    // the device fails the first fsync after the image is created: the baseline's
+                    if (forces.incrementAndGet() > 1)
+                    {
+                        throw new IOException("Input/output error (injected)");
+                    }
+                    super.force();
+                }
+            });
+        try (SimulatedVmm vmm = guest().build().start();
+            StandbyReplica standby = StandbyReplica.launch(ctx);
+            ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())
+                .reconnectWindowNs(Duration.ofSeconds(1).toNanos())))
+        {
+            await(() -> standby.brokenReason() != null, "the standby to break");
+            final String reason = standby.brokenReason();
+            assertTrue(reason.contains("never retried") && reason.contains("injected"), reason);
+            Thread.sleep(300);
+            assertEquals(0, standby.lastCommittedEpoch(), "the epoch whose fsync failed was not committed");
+            assertEquals(0, active.lastAckedEpoch(), "nor acknowledged");
+            final int forcesAfter = forces.get();
+            Thread.sleep(300);
+            assertEquals(forcesAfter, forces.get(), "no fsync is tried again");
+            assertEquals(reason, standby.brokenReason());
+        }
     }
 
     private static void await(final BooleanSupplier condition, final String what) throws InterruptedException
