@@ -74,10 +74,23 @@ final class FailoverCommand implements Callable<Integer>
     @Option(names = "--switchover", paramLabel = "AT", converter = CommandLine.Millis.class,
         description = {"AT after the client starts, ask the active for a planned switchover: one last " +
             "checkpoint, acknowledged, and the standby resumes the guest from it under the next generation (the " +
-            "old copy stays stopped). Then the old active's host restarts as a standby of the new active (a full " +
-            "baseline), and the new active is killed " + FailoverHarness.REPROTECTED_RUN_MS + " ms after it. Not " +
-            "with --partition-after, --link-drop, --kill-after or --failback"})
+            "old copy stays stopped). Then the old active becomes a standby of the new active holding that " +
+            "checkpoint (only what changed since is resent), and the new active is killed " +
+            FailoverHarness.REPROTECTED_RUN_MS + " ms after it. Not with --partition-after, --link-drop, " +
+            "--kill-after or --failback"})
     Long switchoverAtMs;
+
+    @Option(names = "--durability", paramLabel = "MODE", defaultValue = "memory",
+        description = {"memory (default): the standby's recovery image lives in its process; durable: in files of " +
+            "its directory, each epoch journaled and forced before its ack, so a restarted standby recovers it"})
+    String durability;
+
+    @Option(names = "--kill-standby-after", paramLabel = "TIME", converter = CommandLine.Millis.class,
+        description = {"TIME after the client starts, SIGKILL the standby process and restart it on its directory " +
+            "and ports; the active reconnects (durable: a quick resync from the recovered epoch, which is checked " +
+            "against the active's digest; memory: a whole baseline), then the run goes on to the kill. Only with " +
+            "a kill of the active, at least 2 s before it"})
+    Long killStandbyAfterMs;
 
     @Option(names = "--failback",
         description = {"after the kill, restart the killed host as a fresh standby (a full baseline) that the " +
@@ -188,6 +201,11 @@ final class FailoverCommand implements Callable<Integer>
         positive("--kill-after", killAfterMs);
         positive("--partition-after", partitionAfterMs);
         positive("--switchover", switchoverAtMs);
+        positive("--kill-standby-after", killStandbyAfterMs);
+        if (!List.of("memory", "durable").contains(durability))
+        {
+            throw refuse("--durability must be memory or durable, not '" + durability + "'");
+        }
         if (partitionAfterMs != null && (killAfterMs != null || killPhase != null))
         {
             throw refuse("--partition-after replaces the kill: drop --" + (killAfterMs != null ? "kill-after" :
@@ -231,7 +249,8 @@ final class FailoverCommand implements Callable<Integer>
         final FailoverHarness.Options options = new FailoverHarness.Options(memoryBytes,
             workload("--workload", workload), periodMs, killAfterMs == null ? -1 : killAfterMs, seed, transfers, 256,
             !noDigests, phase, policy, partitionAfterMs == null ? -1 : partitionAfterMs, arbiter, failureTimeoutMs,
-            linkDrop, switchoverAtMs == null ? -1 : switchoverAtMs, failback, plaintext);
+            linkDrop, switchoverAtMs == null ? -1 : switchoverAtMs, failback, plaintext, "durable".equals(durability),
+            killStandbyAfterMs == null ? -1 : killStandbyAfterMs);
         try
         {
             options.check();

@@ -109,11 +109,16 @@ public final class FailoverHarness
      * @param plaintext        replicate over plaintext TCP instead of TLS (for comparison): by default the run makes
      *                         a throwaway CA and a certificate for each host in its directory and replicates over
      *                         mutual TLS 1.3.
+     * @param durable          the standby keeps a DURABLE recovery image in files (each ack waits for its epoch's
+     *                         journal fsync), instead of MEMORY.
+     * @param killStandbyAfterMs when to SIGKILL the standby process after the client started, negative for never:
+     *                         it restarts on its directory and ports, the active reconnects, and the run goes on to
+     *                         the active's kill. Only in a kill run without a link drop, before the kill.
      */
     public record Options(long memoryBytes, Workload workload, long periodMs, long killAfterMs, long seed,
         int transfers, int accounts, boolean digests, String killPhase, String policy, long partitionAfterMs,
         String arbiter, long failureTimeoutMs, LinkDrop linkDrop, long switchoverAtMs, boolean failback,
-        boolean plaintext)
+        boolean plaintext, boolean durable, long killStandbyAfterMs)
     {
         /** {@link #transport()} of a run over TLS. */
         public static final String TLS = "tls";
@@ -148,6 +153,53 @@ public final class FailoverHarness
         {
             this(memoryBytes, workload, periodMs, killAfterMs, seed, transfers, accounts, digests, killPhase, policy,
                 partitionAfterMs, arbiter, failureTimeoutMs, linkDrop, switchoverAtMs, failback, false);
+        }
+
+        /**
+         * Settings of a run whose standby keeps its image in memory and is never killed.
+         *
+         * @param memoryBytes      guest memory.
+         * @param workload         background workload of the guest.
+         * @param periodMs         checkpoint period.
+         * @param killAfterMs      when to kill the active after the client started; negative picks one from the
+         *                         seed.
+         * @param seed             seed of the workload, the transfers and the kill moment.
+         * @param transfers        the most transfers the client makes.
+         * @param accounts         accounts of the bank.
+         * @param digests          digest the guest at every checkpoint and compare the promoted guest with it.
+         * @param killPhase        where in the cycle the active dies.
+         * @param policy           the active's checkpoint policy.
+         * @param partitionAfterMs when to partition instead of killing; negative for the kill scenario.
+         * @param arbiter          {@code file} or {@code zookeeper}.
+         * @param failureTimeoutMs the standby's failure timeout.
+         * @param linkDrop         a link drop before the kill, or null for none.
+         * @param switchoverAtMs   when to ask for a planned switchover, negative for none.
+         * @param failback         restart the killed host as a standby and fail over a second time.
+         * @param plaintext        replicate over plaintext TCP instead of TLS.
+         */
+        public Options(final long memoryBytes, final Workload workload, final long periodMs, final long killAfterMs,
+            final long seed, final int transfers, final int accounts, final boolean digests, final String killPhase,
+            final String policy, final long partitionAfterMs, final String arbiter, final long failureTimeoutMs,
+            final LinkDrop linkDrop, final long switchoverAtMs, final boolean failback, final boolean plaintext)
+        {
+            this(memoryBytes, workload, periodMs, killAfterMs, seed, transfers, accounts, digests, killPhase, policy,
+                partitionAfterMs, arbiter, failureTimeoutMs, linkDrop, switchoverAtMs, failback, plaintext, false, -1);
+        }
+
+        /**
+         * @return {@code "durable"} or {@code "memory"}: where the standby keeps its recovery image.
+         */
+        public String durability()
+        {
+            return durable ? "durable" : "memory";
+        }
+
+        /**
+         * @return true if the run kills and restarts the standby process before the active's kill.
+         */
+        public boolean killsStandby()
+        {
+            return killStandbyAfterMs >= 0;
         }
 
         /**
@@ -298,6 +350,21 @@ public final class FailoverHarness
             if (switchover())
             {
                 checkSwitchover();
+            }
+            if (killsStandby())
+            {
+                if (partition() || switchover() || failback || linkDrop != null)
+                {
+                    throw new IllegalArgumentException("--kill-standby-after goes only with a kill of the active " +
+                        "(not --partition-after, --switchover, --failback or --link-drop): the standby restarts, the " +
+                        "active reconnects, then the active is killed");
+                }
+                if (killAfterMs >= 0 && killAfterMs <= killStandbyAfterMs + 2000)
+                {
+                    throw new IllegalArgumentException("--kill-after " + killAfterMs + "ms must come at least 2 s " +
+                        "after --kill-standby-after " + killStandbyAfterMs + "ms: the restarted standby must be " +
+                        "protecting again first");
+                }
             }
             if (failback && partition())
             {
@@ -491,6 +558,27 @@ public final class FailoverHarness
     }
 
     /**
+     * The standby process killed (SIGKILL) and started again on its directory and ports before the fault.
+     *
+     * @param afterMs         when it was killed, after the client started.
+     * @param ackedBeforeKill the newest epoch the active had seen acknowledged just before the kill.
+     * @param recoveredEpoch  the epoch the restarted standby recovered from its directory, 0 if none (MEMORY).
+     * @param launchMs        the restarted standby's launch: opening the image and replaying the journal.
+     * @param report          what the restarted standby said it recovered.
+     * @param failures        what was wrong with the recovery: an acknowledged epoch lost, a recovered image that
+     *                        is not the active's checkpoint of its epoch, protection that did not resume.
+     */
+    public record StandbyRestart(long afterMs, long ackedBeforeKill, long recoveredEpoch, long launchMs, String report,
+        List<String> failures)
+    {
+        String json()
+        {
+            return String.format(Locale.ROOT, "{\"after_ms\": %d, \"acked_before_kill\": %d, " +
+                "\"recovered_epoch\": %d, \"launch_ms\": %d}", afterMs, ackedBeforeKill, recoveredEpoch, launchMs);
+        }
+    }
+
+    /**
      * One handover of the guest to the other host, as the run saw it. Times as in {@link Report}, from this
      * handover's fault: for a switchover, the harness's request to the active.
      *
@@ -674,10 +762,30 @@ public final class FailoverHarness
      * @param baselineBytes    bytes on the wire from the launch to the end of the baseline epoch (the whole first
      *                         copy), counted as a resync is, so the two compare.
      * @param unprotectedMs    time the guest ran without an acknowledged copy after the baseline; NaN if unreported.
+     * @param durability       {@code memory} or {@code durable}: where the standby kept its recovery image.
+     * @param standbyRestart   the standby's kill and restart before the fault, null without one.
      */
     public record LinkFigures(long failureTimeoutMs, LinkDrop drop, long reconnects, long quickResyncs,
-        long resyncBytes, long baselineBytes, double unprotectedMs)
+        long resyncBytes, long baselineBytes, double unprotectedMs, String durability, StandbyRestart standbyRestart)
     {
+        /**
+         * Figures of a run whose standby kept its image in memory and was never restarted.
+         *
+         * @param failureTimeoutMs the standby's failure timeout.
+         * @param drop             the link drop asked for, null if none.
+         * @param reconnects       sessions the active resumed after a lost link.
+         * @param quickResyncs     of those, how many resent only what changed since the standby's recovery point.
+         * @param resyncBytes      bytes on the wire of every reconnect's first epoch.
+         * @param baselineBytes    bytes on the wire of the baseline.
+         * @param unprotectedMs    time the guest ran without an acknowledged copy after the baseline.
+         */
+        public LinkFigures(final long failureTimeoutMs, final LinkDrop drop, final long reconnects,
+            final long quickResyncs, final long resyncBytes, final long baselineBytes, final double unprotectedMs)
+        {
+            this(failureTimeoutMs, drop, reconnects, quickResyncs, resyncBytes, baselineBytes, unprotectedMs,
+                "memory", null);
+        }
+
         /** A figure the active did not report. */
         public static final long UNMEASURED = -1;
 
@@ -688,10 +796,21 @@ public final class FailoverHarness
          */
         static LinkFigures of(final Options options, final Map<String, String> active)
         {
+            return of(options, active, null);
+        }
+
+        /**
+         * @param options the run's settings.
+         * @param active  the active's last status before the fault.
+         * @param restart the standby's kill and restart, null without one.
+         * @return the drop asked for and the figures the status holds.
+         */
+        static LinkFigures of(final Options options, final Map<String, String> active, final StandbyRestart restart)
+        {
             final long unprotectedNs = figure(active, "unprotected_ns");
             return new LinkFigures(options.failureTimeoutMs(), options.linkDrop(), figure(active, "reconnects"),
                 figure(active, "quick_resyncs"), figure(active, "resync_bytes"), figure(active, "baseline_bytes"),
-                unprotectedNs == UNMEASURED ? Double.NaN : unprotectedNs / 1e6);
+                unprotectedNs == UNMEASURED ? Double.NaN : unprotectedNs / 1e6, options.durability(), restart);
         }
 
         private static long figure(final Map<String, String> status, final String key)
@@ -707,10 +826,12 @@ public final class FailoverHarness
         {
             return String.format(Locale.ROOT, "  \"failure_timeout_ms\": %d,\n  \"link_drop_at_ms\": %s,\n" +
                 "  \"link_drop_for_ms\": %s,\n  \"reconnects\": %s,\n  \"quick_resyncs\": %s,\n" +
-                "  \"resync_bytes\": %s,\n  \"baseline_bytes\": %s,\n  \"unprotected_ms\": %s,\n",
+                "  \"resync_bytes\": %s,\n  \"baseline_bytes\": %s,\n  \"unprotected_ms\": %s,\n" +
+                "  \"durability\": \"%s\",\n  \"standby_restart\": %s,\n",
                 failureTimeoutMs, drop == null ? "null" : Long.toString(drop.atMs()),
                 drop == null ? "null" : Long.toString(drop.forMs()), jsonFigure(reconnects), jsonFigure(quickResyncs),
-                jsonFigure(resyncBytes), jsonFigure(baselineBytes), Report.json(unprotectedMs));
+                jsonFigure(resyncBytes), jsonFigure(baselineBytes), Report.json(unprotectedMs), durability,
+                standbyRestart == null ? "null" : standbyRestart.json());
         }
 
         private static String jsonFigure(final long figure)
@@ -891,12 +1012,13 @@ public final class FailoverHarness
         final Path clientDir = dir.resolve("client");
         final List<String> killPhase = Options.MID_EPOCH.equals(options.killPhase()) ? List.of() :
             List.of("--kill-phase", options.killPhase());
-        final Process standby;
+        Process standby;
         try
         {
             standby = start(dir, "standby", "1g", join(List.of("standby", "--dir", standbyDir.toString(),
                 "--listen", "127.0.0.1:0", "--client-port", "0", "--timeout-ms",
-                Long.toString(options.failureTimeoutMs())), join(killPhase, guest)));
+                Long.toString(options.failureTimeoutMs()), "--durability", options.durability()),
+                join(killPhase, guest)));
         }
         catch (final IOException ex)
         {
@@ -967,6 +1089,7 @@ public final class FailoverHarness
             boolean warned = false;
             boolean dropped = linkDrop == null;
             long linkDroppedUs = OwnershipTimeline.NONE;
+            StandbyRestart standbyRestart = null;
             while (System.currentTimeMillis() - clientStart < faultAfterMs)
             {
                 final long elapsedMs = System.currentTimeMillis() - clientStart;
@@ -975,7 +1098,15 @@ public final class FailoverHarness
                     linkDroppedUs = dropLink(relay, linkDrop, out);
                     dropped = true;
                 }
-                final long nextMs = dropped ? faultAfterMs : linkDrop.atMs();
+                if (options.killsStandby() && standbyRestart == null && elapsedMs >= options.killStandbyAfterMs())
+                {
+                    final Process[] restartedStandby = {standby};
+                    standbyRestart = restartStandby(options, dir, standbyDir, activeDir, replicationEndpoint,
+                        standbyClientPort, join(killPhase, guest), elapsedMs, restartedStandby, active, out);
+                    standby = restartedStandby[0];
+                }
+                final long nextMs = dropped ? (options.killsStandby() && standbyRestart == null ?
+                    options.killStandbyAfterMs() : faultAfterMs) : linkDrop.atMs();
                 Thread.sleep(Math.min(500, Math.max(1, nextMs - elapsedMs)));
                 out.println(lastLine(dir.resolve("active.out")) + " | transfers answered " +
                     countReplies(clientDir.resolve(FailoverNode.CLIENT_LOG)));
@@ -1033,7 +1164,7 @@ public final class FailoverHarness
             final SteadyState steady = SteadyState.of(activeStatus,
                 readKeyValues(standbyDir.resolve(FailoverNode.STANDBY_STATUS)));
             return verify(options, dir, handovers, pauseP99Us, faultAfterMs, activeStatus, pace, steady,
-                LinkFigures.of(options, activeStatus), linkDroppedUs, out);
+                LinkFigures.of(options, activeStatus, standbyRestart), linkDroppedUs, out);
         }
         finally
         {
@@ -1157,6 +1288,94 @@ public final class FailoverHarness
         out.println("restarted standby promoted: " + promotion.getOrDefault("reason", promotion.toString()));
         return new Handover(fault, clientStart, standbyDir, FailoverNode.OWNERSHIP, activeDir, RESTARTED_OWNERSHIP,
             promotion, lastAck(acks), readKeyValues(statusFile));
+    }
+
+    /**
+     * Kills the standby process (SIGKILL) and starts it again on its directory, replication endpoint and client
+     * port, as a host's service manager would; then checks what it recovered against the active (an acknowledged
+     * epoch must survive a DURABLE standby's death, and its image must be the active's checkpoint of that epoch) and
+     * waits for the active to protect onto it again.
+     *
+     * @param standby in: the standby's process; out: the restarted one.
+     * @return what the restart found, with its failures.
+     */
+    private static StandbyRestart restartStandby(final Options options, final Path dir, final Path standbyDir,
+        final Path activeDir, final String replicationEndpoint, final String clientPort, final List<String> nodeArgs,
+        final long elapsedMs, final Process[] standby, final Process active, final PrintStream out)
+        throws IOException, InterruptedException
+    {
+        final Path acks = activeDir.resolve(FailoverNode.ACKS);
+        final Path statusFile = activeDir.resolve(FailoverNode.STATUS);
+        final long reconnectsBefore = Long.parseLong(readKeyValues(statusFile).getOrDefault("reconnects", "0"));
+        final long ackedBefore = lastAck(acks);
+        standby[0].destroyForcibly();
+        if (!standby[0].waitFor(10, TimeUnit.SECONDS))
+        {
+            throw new IOException("the killed standby (pid " + standby[0].pid() + ") did not end");
+        }
+        final long ackedAtKill = Math.max(ackedBefore, lastAck(acks));
+        out.printf(Locale.ROOT, "standby (pid %d) killed with SIGKILL %d ms after the client started, the active " +
+            "having seen epoch %d acknowledged; restarting it on its directory (%s)%n", standby[0].pid(), elapsedMs,
+            ackedBefore, options.durability());
+        Files.move(dir.resolve("standby.out"), dir.resolve("standby-killed.out"),
+            java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        standby[0] = start(dir, "standby", "1g", join(List.of("standby", "--dir", standbyDir.toString(), "--listen",
+            replicationEndpoint, "--client-port", clientPort, "--timeout-ms", Long.toString(options.failureTimeoutMs()),
+            "--durability", options.durability()), nodeArgs));
+        awaitText(dir.resolve("standby.out"), "STANDBY READY", standby[0]);
+        final List<String> failures = new ArrayList<>();
+        long recoveredEpoch = 0;
+        long launchMs = -1;
+        String report = "nothing recovered";
+        for (final String line : Files.readAllLines(dir.resolve("standby.out")))
+        {
+            if (line.startsWith("RECOVERED epoch "))
+            {
+                final String[] words = line.split(" ", 8);
+                recoveredEpoch = Long.parseLong(words[2]);
+                launchMs = Long.parseLong(words[6]);
+                report = words.length > 7 ? words[7].substring("report ".length()) : "";
+                if (options.digests())
+                {
+                    final String want = activeDigest(activeDir, recoveredEpoch);
+                    if (!words[4].equals(want))
+                    {
+                        failures.add("the restarted standby recovered epoch " + recoveredEpoch + " with digest " +
+                            words[4] + ", but the active's checkpoint of that epoch has digest " + want);
+                    }
+                }
+            }
+        }
+        if (options.durable() && recoveredEpoch < ackedAtKill)
+        {
+            failures.add("the DURABLE standby lost acknowledged epochs: the active saw epoch " + ackedAtKill +
+                " acknowledged before the kill, the restarted standby recovered epoch " + recoveredEpoch + " (" +
+                report + ")");
+        }
+        out.println("standby restarted: recovered epoch " + recoveredEpoch + " in " + launchMs + " ms (" + report +
+            ")");
+        await(() -> Long.parseLong(readKeyValues(statusFile).getOrDefault("reconnects", "0")) > reconnectsBefore &&
+            "PROTECTED".equals(readKeyValues(statusFile).get("state")), "the active to protect onto the restarted " +
+            "standby again", active);
+        out.println("the active protects onto the restarted standby again: " +
+            readKeyValues(statusFile).getOrDefault("last_resync", "?"));
+        return new StandbyRestart(elapsedMs, ackedAtKill, recoveredEpoch, launchMs, report, List.copyOf(failures));
+    }
+
+    /**
+     * @return the active's digest of {@code epoch} from its {@link FailoverNode#DIGESTS} file, "none" if absent.
+     */
+    private static String activeDigest(final Path activeDir, final long epoch) throws IOException
+    {
+        final String prefix = epoch + " ";
+        for (final String line : Files.readAllLines(activeDir.resolve(FailoverNode.DIGESTS)))
+        {
+            if (line.startsWith(prefix))
+            {
+                return line.substring(prefix.length()).trim();
+            }
+        }
+        return "none";
     }
 
     /**
@@ -1339,6 +1558,10 @@ public final class FailoverHarness
         throws IOException
     {
         final List<String> failures = new ArrayList<>();
+        if (link.standbyRestart() != null)
+        {
+            failures.addAll(link.standbyRestart().failures());
+        }
         // the holders of the guest in order: the first active, then whoever each handover promoted
         final List<OwnershipTimeline.Life> lives = new ArrayList<>(List.of(new OwnershipTimeline.Life(
             "the old active", handovers.get(0).fromRecords())));

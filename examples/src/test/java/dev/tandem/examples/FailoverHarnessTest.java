@@ -352,13 +352,15 @@ class FailoverHarnessTest
             25_193_925, 554.365), link);
         assertEquals("  \"failure_timeout_ms\": 2000,\n  \"link_drop_at_ms\": 800,\n  \"link_drop_for_ms\": 200,\n" +
             "  \"reconnects\": 1,\n  \"quick_resyncs\": 1,\n  \"resync_bytes\": 6252522,\n" +
-            "  \"baseline_bytes\": 25193925,\n  \"unprotected_ms\": 554.365,\n", link.jsonFields());
+            "  \"baseline_bytes\": 25193925,\n  \"unprotected_ms\": 554.365,\n  \"durability\": \"memory\",\n" +
+            "  \"standby_restart\": null,\n", link.jsonFields());
         final String none = FailoverHarness.LinkFigures.of(new FailoverHarness.Options(16L << 20,
             Workload.parse("hotset"), 10, 900, 1, 100, 128, false, FailoverHarness.Options.MID_EPOCH, "fixed"),
             Map.of()).jsonFields();
         assertEquals("  \"failure_timeout_ms\": 200,\n  \"link_drop_at_ms\": null,\n  \"link_drop_for_ms\": null,\n" +
             "  \"reconnects\": null,\n  \"quick_resyncs\": null,\n  \"resync_bytes\": null,\n" +
-            "  \"baseline_bytes\": null,\n  \"unprotected_ms\": null,\n", none);
+            "  \"baseline_bytes\": null,\n  \"unprotected_ms\": null,\n  \"durability\": \"memory\",\n" +
+            "  \"standby_restart\": null,\n", none);
     }
 
     private static void assertRefused(final String message, final String... args) throws Exception

@@ -86,6 +86,15 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     /** Journal bytes written since the image was last forced (session writes, applier reads and resets). */
     private final java.util.concurrent.atomic.AtomicLong journalSinceCheckpoint = new java.util.concurrent.atomic.AtomicLong();
     private long lastCheckpointNs;
+    /** Forces the image files and replaces the meta beside the applier, one checkpoint at a time. */
+    private final java.util.concurrent.ExecutorService checkpointer =
+        java.util.concurrent.Executors.newSingleThreadExecutor(task ->
+        {
+            final Thread thread = new Thread(task, "tandem-image-checkpoint");
+            thread.setDaemon(true);
+            return thread;
+        });
+    private volatile java.util.concurrent.Future<?> checkpointing;
     private volatile String broken;
     private long recoveredEpoch;
     private long recoveredFingerprint;
@@ -214,6 +223,9 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     {
         if (resumingNow)
         {
+            // a checkpoint under way would write the meta back after it is deleted below
+            awaitCheckpoint();
+            checkpointer.shutdown();
             try
             {
                 if (journal != null)
@@ -329,8 +341,9 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     @Override
     public void applied(final EpochLog log) throws IOException
     {
-        if (broken != null)
+        if (broken != null || checkpointing != null && !checkpointing.isDone())
         {
+            // one checkpoint at a time; the journal keeps everything until the next one
             return;
         }
         final long now = ctx.nanoClock().nanoTime();
@@ -339,43 +352,87 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         {
             return;
         }
-        try
-        {
-            checkpoint(log.epoch, log.fingerprint);
-        }
-        catch (final IOException | RuntimeException ex)
-        {
-            // after a failed fsync the kernel may have dropped the dirty pages it could not write: a later fsync
-            // that succeeds says nothing about them, so the image is never forced again and the journal is kept
-            broken = "the DURABLE image in " + directory + " could not be forced at epoch " + log.epoch + " (" + ex +
-                "); a failed fsync is never retried: this standby acknowledges nothing more. Restart it on its " +
-                "directory (it replays the journal, which still holds every acknowledged epoch)";
-            throw new IOException(broken, ex);
-        }
+        // the image holds epoch log.epoch whole now (every write of it is in the page cache, so the forces below
+        // carry it; writes of later epochs the applier makes meanwhile may be carried too, which a replay from this
+        // epoch repeats harmlessly): the meta is taken here, the slow forces run beside the applier, which would
+        // otherwise hold the next epochs' decoding (and with it their acks) for the length of an fsync of the image
+        final long epoch = log.epoch;
+        final ByteBuffer meta = encodeMeta(epoch, log.fingerprint);
+        journalSinceCheckpoint.set(0);
         lastCheckpointNs = now;
-        for (Segment segment = closedSegments.peek(); segment != null && segment.lastEpoch <= log.epoch;
-            segment = closedSegments.peek())
+        checkpointing = checkpointer.submit(() ->
         {
-            Files.deleteIfExists(segment.path);
-            closedSegments.poll();
+            try
+            {
+                forceImage();
+                writeMeta(meta);
+                for (Segment segment = closedSegments.peek(); segment != null && segment.lastEpoch <= epoch;
+                    segment = closedSegments.peek())
+                {
+                    Files.deleteIfExists(segment.path);
+                    closedSegments.poll();
+                }
+            }
+            catch (final IOException | RuntimeException ex)
+            {
+                // after a failed fsync the kernel may have dropped the dirty pages it could not write: a later fsync
+                // that succeeds says nothing about them, so the image is never forced again and the journal is kept
+                broken = "the DURABLE image in " + directory + " could not be forced at epoch " + epoch + " (" + ex +
+                    "); a failed fsync is never retried: this standby acknowledges nothing more. Restart it on its " +
+                    "directory (it replays the journal, which still holds every acknowledged epoch)";
+                LOG.error("standby of VM {}: {}", ctx.vmId(), broken, ex);
+            }
+            return null;
+        });
+    }
+
+    /**
+     * Waits for a checkpoint under way (before the files are closed or handed over).
+     */
+    private void awaitCheckpoint()
+    {
+        final java.util.concurrent.Future<?> pending = checkpointing;
+        if (pending != null)
+        {
+            try
+            {
+                pending.get();
+            }
+            catch (final java.util.concurrent.ExecutionException ex)
+            {
+                // recorded as broken by the task itself
+            }
+            catch (final InterruptedException ex)
+            {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
     /**
-     * Forces the image files and records that they hold {@code epoch} whole.
+     * Forces the image files and records that they hold {@code epoch} whole (on the caller's thread: the launch).
      */
     private void checkpoint(final long epoch, final long fingerprint) throws IOException
     {
         journalSinceCheckpoint.set(0);
+        forceImage();
+        writeMeta(encodeMeta(epoch, fingerprint));
+    }
+
+    private void forceImage() throws IOException
+    {
         replica().force();
         for (final FileVirtualDisk disk : diskImages())
         {
             disk.force();
         }
-        writeMeta(epoch, fingerprint);
     }
 
-    private void writeMeta(final long epoch, final long fingerprint) throws IOException
+    /**
+     * @return {@code image.meta}'s bytes for the image as of {@code epoch}: geometry, epoch, fingerprint,
+     *         generation and every component's state, then a CRC32C.
+     */
+    private ByteBuffer encodeMeta(final long epoch, final long fingerprint)
     {
         final List<RecoveryPoint.ComponentState> states = recoveryPoint().components();
         final byte[] vmId = ctx.vmId().getBytes(StandardCharsets.UTF_8);
@@ -402,6 +459,14 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         check.update(meta.array(), 0, meta.position());
         meta.putInt((int)check.getValue());
         meta.flip();
+        return meta;
+    }
+
+    /**
+     * Replaces {@code image.meta} atomically: written beside, forced, renamed, the directory forced.
+     */
+    private void writeMeta(final ByteBuffer meta) throws IOException
+    {
         final Path next = directory.resolve(META + ".next");
         try (FileChannel out = OwnerOnlyFiles.open(next, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
             StandardOpenOption.TRUNCATE_EXISTING))
@@ -681,6 +746,17 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     @Override
     public void close()
     {
+        awaitCheckpoint();
+        checkpointer.shutdownNow();
+        try
+        {
+            // its thread is gone when the image is
+            checkpointer.awaitTermination(10, java.util.concurrent.TimeUnit.SECONDS);
+        }
+        catch (final InterruptedException ex)
+        {
+            Thread.currentThread().interrupt();
+        }
         try
         {
             if (journal != null)
