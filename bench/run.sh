@@ -41,6 +41,7 @@ case "${1:-}" in
     codec-policy) shift; measure CodecPolicyMeasurement codec-policy.md "$@"; exit 0 ;;
     baseline) shift; measure BaselineMeasurement baseline.md "$@"; exit 0 ;;
     resync) shift; measure ResyncMeasurement resync.md "$@"; exit 0 ;;
+    durability) shift; measure DurabilityMeasurement durability.md "$@"; exit 0 ;;
     report) java -cp bench/target/benchmarks.jar dev.tandem.bench.report.ReportGenerator jmh-results; exit 0 ;;
 esac
 name=${1:-all}

@@ -16,7 +16,7 @@ import java.util.List;
 
 /**
  * Command-line entry of {@code tandem-examples.jar}: the commands {@code failover} (the default), {@code demo},
- * {@code simulate}, {@code embed} and {@code stat}. Every option is checked before any work starts; a bad one is
+ * {@code simulate}, {@code embed}, {@code stat} and {@code restore}. Every option is checked before any work starts; a bad one is
  * refused with one line naming it and a hint to the command's help, and exit status 2.
  * <pre>
  * java -jar examples/target/tandem-examples.jar [failover] [--guest-memory 64m] [--period 10ms] [--kill-after 2s]
@@ -26,6 +26,7 @@ import java.util.List;
  *      [--period 10ms] [--duration 10s] [--dirty-rate 200] [--seed 1]
  * java -jar examples/target/tandem-examples.jar simulate [--seeds 1..200] [--work-dir DIR] [--list] [--verbose]
  * java -jar examples/target/tandem-examples.jar stat [--pid PID] [--dir DIR] [--interval 1s] [--once] [--clean]
+ * java -jar examples/target/tandem-examples.jar restore --from STANDBY_DIR --at EPOCH|TIME --to DIR
  * java -jar examples/target/tandem-examples.jar --help [COMMAND]
  * </pre>
  * {@code embed} runs {@link EmbeddingExample}, the README's embedding program, in this JVM.
@@ -48,7 +49,8 @@ public final class TandemExamples
     /** Exit code 2 in every command's help. */
     static final String EXIT_USAGE = "2:bad command line (one line says which option); nothing ran";
 
-    private static final List<String> COMMANDS = List.of("failover", "demo", "simulate", "embed", "stat", "help");
+    private static final List<String> COMMANDS = List.of("failover", "demo", "simulate", "embed", "stat", "restore",
+        "help");
 
     /**
      * The top of the command tree: only help; the work is in the subcommands.
@@ -102,7 +104,8 @@ public final class TandemExamples
         }
         if (!first.isEmpty() && !first.startsWith("-") && !COMMANDS.contains(first))
         {
-            return refuse(err, "unknown command '" + first + "' (commands: failover, demo, simulate, embed, stat)", null);
+            return refuse(err, "unknown command '" + first + "' (commands: failover, demo, simulate, embed, stat, " +
+                "restore)", null);
         }
         // failover is the default command: its options may come first, as they always could
         final boolean defaultCommand = first.isEmpty() || first.startsWith("-") && !"--help".equals(first) &&
@@ -119,6 +122,7 @@ public final class TandemExamples
             .addSubcommand("simulate", new SimulateCommand(out, err))
             .addSubcommand("embed", new EmbedCommand())
             .addSubcommand("stat", new StatCommand(out, err))
+            .addSubcommand("restore", new RestoreCommand(out, err))
             .addSubcommand("help", new HelpCommand());
         commandLine.setOut(writer(out));
         commandLine.setErr(writer(err));

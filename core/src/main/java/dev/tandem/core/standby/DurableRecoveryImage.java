@@ -57,14 +57,21 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
 
     static final String META = "image.meta";
     static final String MEMORY_IMAGE = "memory.img";
-    private static final String JOURNAL_PREFIX = "journal-";
-    private static final String JOURNAL_SUFFIX = ".log";
+    static final String JOURNAL_PREFIX = "journal-";
+    static final String BASE_PREFIX = "base-";
+    static final String JOURNAL_SUFFIX = ".log";
     /** "TNDMIMG1". */
     private static final long MAGIC = 0x31474d494d444e54L;
     private static final int FORMAT = 1;
     /** The record type of an epoch's commit record: no frame type has it. */
     private static final int COMMIT = -1;
-    private static final int COMMIT_DATA = 24;
+    /** The commit record's data after its header {COMMIT, length, epoch, fingerprint}. */
+    private static final int COMMIT_DATA = 32;
+    private static final int COMMIT_GENERATION = EpochLog.RECORD_HEADER;
+    private static final int COMMIT_GROUP_BYTES = EpochLog.RECORD_HEADER + 8;
+    private static final int COMMIT_MILLIS = EpochLog.RECORD_HEADER + 16;
+    private static final int COMMIT_CRC = EpochLog.RECORD_HEADER + 24;
+    private static final int COMMIT_RECORD = EpochLog.RECORD_HEADER + COMMIT_DATA;
 
     private final StandbyContext ctx;
     private final Path directory;
@@ -73,7 +80,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     /** A journal segment is closed (and deleted once the image holds its epochs) past this size. */
     private final long segmentLimit;
     private final CRC32C crc = new CRC32C();
-    private final ByteBuffer header = ByteBuffer.allocateDirect(EpochLog.RECORD_HEADER + COMMIT_DATA + 8)
+    private final ByteBuffer header = ByteBuffer.allocateDirect(COMMIT_RECORD + 8)
         .order(ByteOrder.LITTLE_ENDIAN);
     private final ByteBuffer padding = ByteBuffer.allocateDirect(8);
     /** Closed segments and the newest epoch each holds, oldest first: the applier deletes them behind the image. */
@@ -83,6 +90,9 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private long segmentSequence;
     private long segmentBytes;
     private long segmentLastEpoch;
+    private long segmentLastMillis;
+    /** When the newest base image was taken (wall clock), 0 before the first. */
+    private long newestBaseMillis;
     /** Journal bytes written since the image was last forced (session writes, applier reads and resets). */
     private final java.util.concurrent.atomic.AtomicLong journalSinceCheckpoint = new java.util.concurrent.atomic.AtomicLong();
     private long lastCheckpointNs;
@@ -98,9 +108,14 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private volatile String broken;
     private long recoveredEpoch;
     private long recoveredFingerprint;
+    /** The newest epoch a replay applies: a restore to an earlier point stops there. */
+    private final long replayUpTo;
     private String recoveryReport = "a new image";
 
-    private record Segment(Path path, long lastEpoch)
+    /**
+     * A closed journal segment: the newest epoch it holds and when that was committed.
+     */
+    private record Segment(Path path, long lastEpoch, long lastMillis)
     {
     }
 
@@ -116,8 +131,18 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
      */
     DurableRecoveryImage(final StandbyContext ctx, final LongSupplier generation)
     {
+        this(ctx, generation, Long.MAX_VALUE);
+    }
+
+    /**
+     * As {@link #DurableRecoveryImage(StandbyContext, LongSupplier)}, replaying the journal only up to
+     * {@code replayUpTo} (a point-in-time restore).
+     */
+    DurableRecoveryImage(final StandbyContext ctx, final LongSupplier generation, final long replayUpTo)
+    {
         super(ctx, generation, () -> MemoryReplica.mapped(ctx.directory().resolve(MEMORY_IMAGE), ctx.pageSize(),
             ctx.pageCount()));
+        this.replayUpTo = replayUpTo;
         this.ctx = ctx;
         this.directory = ctx.directory();
         this.generation = generation;
@@ -153,13 +178,31 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         final long fromImage = recoveredEpoch;
         int replayed = 0;
         String dropped = null;
-        for (final Path segment : segments)
+        final List<Segment> kept = new ArrayList<>();
+        for (int i = 0; i < segments.size(); i++)
         {
+            final Path segment = segments.get(i);
             final Replay replay = replay(segment);
-            replayed += replay.epochs;
-            if (replay.dropped != null)
+            replayed += replay.epochs();
+            kept.add(new Segment(segment, replay.lastEpoch(), replay.lastMillis()));
+            if (replay.dropped() != null)
             {
-                dropped = segment.getFileName() + ": " + replay.dropped;
+                dropped = segment.getFileName() + ": " + replay.dropped();
+                // what follows the damage is never read again: the segment is cut back to its last whole epoch
+                // and later ones (none in practice: a segment is closed only after a whole epoch) go
+                try (FileChannel cut = FileChannel.open(segment, StandardOpenOption.WRITE))
+                {
+                    cut.truncate(replay.wholeBytes());
+                    cut.force(true);
+                }
+                for (final Path later : segments.subList(i + 1, segments.size()))
+                {
+                    Files.deleteIfExists(later);
+                }
+                break;
+            }
+            if (recoveredEpoch >= replayUpTo)
+            {
                 break;
             }
         }
@@ -176,12 +219,20 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         epoch(recoveredEpoch);
         if (!segments.isEmpty() || !Files.exists(meta))
         {
-            // the recovered state becomes the image (a replayed epoch is in the files only once forced), and the
-            // journal starts empty: nothing damaged is read twice
+            // the recovered state becomes the image (a replayed epoch is in the files only once forced)
             checkpoint(recoveredEpoch, recoveredFingerprint);
-            for (final Path segment : segments)
+            if (retains())
             {
-                Files.deleteIfExists(segment);
+                // kept for restores within the retention window; the policy drops them as they age
+                closedSegments.addAll(kept.stream().filter(segment -> Files.exists(segment.path())).toList());
+                dropAged(recoveredEpoch);
+            }
+            else
+            {
+                for (final Path segment : segments)
+                {
+                    Files.deleteIfExists(segment);
+                }
             }
         }
         segmentSequence = segments.isEmpty() ? 1 : sequenceOf(segments.get(segments.size() - 1)) + 1;
@@ -279,24 +330,26 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             final long start = segmentBytes;
             crc.reset();
             log.replay(this::journalRecord);
-            // the commit record: {COMMIT, length, epoch, fingerprint, generation, group bytes, CRC32C, 0}; the CRC
-            // covers the epoch's records and this record from its epoch to its group bytes
+            // the commit record: {COMMIT, length, epoch, fingerprint, generation, group bytes, wall-clock millis,
+            // CRC32C, 0}; the CRC covers the epoch's records and this record from its epoch to its time
             header.clear();
+            final long millis = System.currentTimeMillis();
             header.putInt(COMMIT).putInt(COMMIT_DATA).putLong(log.epoch).putLong(log.fingerprint)
-                .putLong(generation.getAsLong()).putLong(segmentBytes - start);
+                .putLong(generation.getAsLong()).putLong(segmentBytes - start).putLong(millis);
             header.flip().position(8);
             crc.update(header);
-            header.limit(EpochLog.RECORD_HEADER + COMMIT_DATA);
-            header.putInt(EpochLog.RECORD_HEADER + 16, (int)crc.getValue());
-            header.putInt(EpochLog.RECORD_HEADER + 20, 0);
+            header.limit(COMMIT_RECORD);
+            header.putInt(COMMIT_CRC, (int)crc.getValue());
+            header.putInt(COMMIT_CRC + 4, 0);
             header.position(0);
             writeJournal(header);
             journal.force(false);
             segmentLastEpoch = log.epoch;
+            segmentLastMillis = millis;
             journalSinceCheckpoint.addAndGet(segmentBytes - start);
             if (segmentBytes >= segmentLimit)
             {
-                closedSegments.add(new Segment(journalPath, segmentLastEpoch));
+                closedSegments.add(new Segment(journalPath, segmentLastEpoch, segmentLastMillis));
                 journal.close();
                 segmentSequence++;
                 openSegment();
@@ -365,13 +418,12 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             try
             {
                 forceImage();
-                writeMeta(meta);
-                for (Segment segment = closedSegments.peek(); segment != null && segment.lastEpoch <= epoch;
-                    segment = closedSegments.peek())
+                writeMeta(meta.duplicate());
+                if (retains())
                 {
-                    Files.deleteIfExists(segment.path);
-                    closedSegments.poll();
+                    takeBase(epoch, meta.duplicate());
                 }
+                dropAged(epoch);
             }
             catch (final IOException | RuntimeException ex)
             {
@@ -384,6 +436,149 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             }
             return null;
         });
+    }
+
+    private boolean retains()
+    {
+        return ctx.retentionNs() > 0;
+    }
+
+    /**
+     * Copies the image files, just forced at {@code epoch}, into a base image {@code base-E-V-T}: the replay-from
+     * epoch E, the epoch V the applier had reached when the copy ended, and its wall-clock time. The applier writes
+     * on while the files are copied, so a page may be copied as of any epoch from E to V; replaying the journal's
+     * epochs after E (whole pages) over it gives every epoch from V on exactly, which is what a restore asks of it.
+     * One base per quarter of the retention window.
+     */
+    private void takeBase(final long epoch, final ByteBuffer meta) throws IOException
+    {
+        final long now = System.currentTimeMillis();
+        if (newestBaseMillis == 0)
+        {
+            newestBaseMillis = bases(directory).stream().mapToLong(Base::millis).max().orElse(0);
+        }
+        if (now - newestBaseMillis < java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(ctx.retentionNs()) / 4)
+        {
+            return;
+        }
+        final Path partial = directory.resolve(BASE_PREFIX + "partial");
+        deleteTree(partial);
+        Files.createDirectories(partial);
+        copyForced(directory.resolve(MEMORY_IMAGE), partial.resolve(MEMORY_IMAGE));
+        for (final FileVirtualDisk disk : diskImages())
+        {
+            copyForced(disk.path(), partial.resolve(disk.path().getFileName()));
+        }
+        try (FileChannel out = OwnerOnlyFiles.open(partial.resolve(META), StandardOpenOption.CREATE,
+            StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING))
+        {
+            while (meta.hasRemaining())
+            {
+                out.write(meta);
+            }
+            out.force(true);
+        }
+        forceDirectory(partial);
+        final long validFrom = epoch();
+        Files.move(partial, directory.resolve(String.format(java.util.Locale.ROOT, "%s%016d-%016d-%013d",
+            BASE_PREFIX, epoch, validFrom, now)), StandardCopyOption.ATOMIC_MOVE);
+        forceDirectory(directory);
+        newestBaseMillis = now;
+    }
+
+    /**
+     * Deletes what no longer serves: without retention, every closed journal segment the image holds
+     * ({@code epoch} and before); with it, the base images and segments needed by no epoch of the window (the
+     * newest base taken before the window's start stays, the journal from it on too).
+     */
+    private void dropAged(final long epoch) throws IOException
+    {
+        long keepFrom = epoch;
+        if (retains())
+        {
+            final long windowStart = System.currentTimeMillis() -
+                java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(ctx.retentionNs());
+            final List<Base> bases = bases(directory);
+            int oldestNeeded = 0;
+            for (int i = 0; i < bases.size(); i++)
+            {
+                if (bases.get(i).millis() <= windowStart)
+                {
+                    oldestNeeded = i;
+                }
+            }
+            for (int i = 0; i < oldestNeeded; i++)
+            {
+                deleteTree(bases.get(i).path());
+            }
+            keepFrom = bases.isEmpty() ? 0 : bases.get(oldestNeeded).epoch();
+        }
+        for (Segment segment = closedSegments.peek(); segment != null && segment.lastEpoch <= keepFrom;
+            segment = closedSegments.peek())
+        {
+            Files.deleteIfExists(segment.path);
+            closedSegments.poll();
+        }
+    }
+
+    /**
+     * A base image kept for restores.
+     *
+     * @param path      its directory.
+     * @param epoch     the epoch the journal is replayed from over it.
+     * @param validFrom the first epoch a restore from it may give.
+     * @param millis    when it was taken (wall clock).
+     */
+    record Base(Path path, long epoch, long validFrom, long millis)
+    {
+    }
+
+    /**
+     * @return the whole base images in {@code directory}, oldest first.
+     */
+    static List<Base> bases(final Path directory) throws IOException
+    {
+        try (Stream<Path> files = Files.list(directory))
+        {
+            return files.filter(p -> p.getFileName().toString().startsWith(BASE_PREFIX) &&
+                !p.getFileName().toString().endsWith("partial")).map(p ->
+                {
+                    final String[] parts = p.getFileName().toString().substring(BASE_PREFIX.length()).split("-");
+                    return new Base(p, Long.parseLong(parts[0]), Long.parseLong(parts[1]), Long.parseLong(parts[2]));
+                }).sorted(java.util.Comparator.comparingLong(Base::epoch)).toList();
+        }
+    }
+
+    private static void copyForced(final Path from, final Path to) throws IOException
+    {
+        Files.copy(from, to, StandardCopyOption.REPLACE_EXISTING);
+        try (FileChannel out = FileChannel.open(to, StandardOpenOption.WRITE))
+        {
+            out.force(true);
+        }
+    }
+
+    static void forceDirectory(final Path dir) throws IOException
+    {
+        try (FileChannel channel = FileChannel.open(dir, StandardOpenOption.READ))
+        {
+            channel.force(true);
+        }
+    }
+
+    static void deleteTree(final Path path) throws IOException
+    {
+        if (!Files.exists(path))
+        {
+            return;
+        }
+        try (Stream<Path> walk = Files.walk(path))
+        {
+            for (final Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList())
+            {
+                Files.deleteIfExists(p);
+            }
+        }
     }
 
     /**
@@ -487,90 +682,162 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
 
     private void readMeta(final Path path) throws IOException
     {
-        final ByteBuffer meta = ByteBuffer.wrap(Files.readAllBytes(path)).order(ByteOrder.LITTLE_ENDIAN);
+        final MetaFile meta = MetaFile.read(path);
         final String where = "the standby directory " + directory + " holds " + META;
-        try
+        if (!meta.vmId().equals(ctx.vmId()))
         {
-            if (meta.remaining() < 16 || meta.getLong(0) != MAGIC)
-            {
-                throw new IOException(where + " that is not a Tandem image (no magic): move it away or start on " +
-                    "an empty directory");
-            }
-            final CRC32C check = new CRC32C();
-            check.update(meta.array(), 0, meta.limit() - 4);
-            if ((int)check.getValue() != meta.getInt(meta.limit() - 4))
-            {
-                throw new IOException(where + " with a bad CRC32C: it is damaged; the image cannot be trusted");
-            }
-            meta.position(8);
-            final int format = meta.getInt();
-            if (format != FORMAT)
-            {
-                throw new IOException(where + " of format " + format + "; this build reads format " + FORMAT);
-            }
-            final byte[] vmId = new byte[meta.getInt()];
-            meta.get(vmId);
-            final String heldVm = new String(vmId, StandardCharsets.UTF_8);
-            if (!heldVm.equals(ctx.vmId()))
-            {
-                throw new IOException(where + " of VM " + heldVm + ", not of VM " + ctx.vmId() + ": a standby " +
-                    "directory serves one guest");
-            }
-            final int pageSize = meta.getInt();
-            final long pageCount = meta.getLong();
-            final List<Handshake.Disk> disks = new ArrayList<>();
-            for (int i = meta.getInt(); i > 0; i--)
-            {
-                disks.add(new Handshake.Disk(meta.getInt(), meta.getInt(), meta.getLong()));
-            }
-            if (pageSize != ctx.pageSize() || pageCount != ctx.pageCount() || !disks.equals(ctx.disks()))
-            {
-                throw new IOException(where + " of " + pageCount + " pages of " + pageSize + " bytes and disks " +
-                    disks + ", but this standby is configured for " + ctx.pageCount() + " of " + ctx.pageSize() +
-                    " and " + ctx.disks());
-            }
-            recoveredEpoch = meta.getLong();
-            recoveredFingerprint = meta.getLong();
-            meta.getLong();
-            for (int i = meta.getInt(); i > 0; i--)
-            {
-                final int id = meta.getInt();
-                final int version = meta.getInt();
-                final byte[] state = new byte[meta.getInt()];
-                meta.get(state);
-                putComponent(id, version, new UnsafeBuffer(state), 0, state.length);
-            }
+            throw new IOException(where + " of VM " + meta.vmId() + ", not of VM " + ctx.vmId() + ": a standby " +
+                "directory serves one guest");
         }
-        catch (final java.nio.BufferUnderflowException | NegativeArraySizeException ex)
+        if (meta.pageSize() != ctx.pageSize() || meta.pageCount() != ctx.pageCount() ||
+            !meta.disks().equals(ctx.disks()))
         {
-            throw new IOException(where + " that ends early: it is damaged", ex);
+            throw new IOException(where + " of " + meta.pageCount() + " pages of " + meta.pageSize() + " bytes and " +
+                "disks " + meta.disks() + ", but this standby is configured for " + ctx.pageCount() + " of " +
+                ctx.pageSize() + " and " + ctx.disks());
+        }
+        recoveredEpoch = meta.epoch();
+        recoveredFingerprint = meta.fingerprint();
+        for (final MetaFile.Component component : meta.components())
+        {
+            putComponent(component.id(), component.version(), new UnsafeBuffer(component.state()), 0,
+                component.state().length);
+        }
+    }
+
+    /**
+     * The contents of an {@code image.meta}.
+     *
+     * @param vmId        the guest.
+     * @param pageSize    its page size.
+     * @param pageCount   its pages.
+     * @param disks       its disks.
+     * @param epoch       the epoch the image files hold whole.
+     * @param fingerprint that epoch's fingerprint.
+     * @param generation  the generation served when it was written.
+     * @param components  every component's state at that epoch.
+     */
+    record MetaFile(String vmId, int pageSize, long pageCount, List<Handshake.Disk> disks, long epoch,
+        long fingerprint, long generation, List<Component> components)
+    {
+        /**
+         * One component's state.
+         *
+         * @param id      its id.
+         * @param version its state's version.
+         * @param state   the bytes.
+         */
+        record Component(int id, int version, byte[] state)
+        {
+        }
+
+        /**
+         * @param path an {@code image.meta}.
+         * @return its contents, checked.
+         * @throws IOException if it is not a Tandem image's meta, of another format, damaged or short, naming it.
+         */
+        static MetaFile read(final Path path) throws IOException
+        {
+            final ByteBuffer meta = ByteBuffer.wrap(Files.readAllBytes(path)).order(ByteOrder.LITTLE_ENDIAN);
+            final String where = path + " is";
+            try
+            {
+                if (meta.remaining() < 16 || meta.getLong(0) != MAGIC)
+                {
+                    throw new IOException(where + " not a Tandem image (no magic): move it away or start on an " +
+                        "empty directory");
+                }
+                final CRC32C check = new CRC32C();
+                check.update(meta.array(), 0, meta.limit() - 4);
+                if ((int)check.getValue() != meta.getInt(meta.limit() - 4))
+                {
+                    throw new IOException(where + " damaged (bad CRC32C): the image cannot be trusted");
+                }
+                meta.position(8);
+                final int format = meta.getInt();
+                if (format != FORMAT)
+                {
+                    throw new IOException(where + " of format " + format + "; this build reads format " + FORMAT);
+                }
+                final byte[] vmId = new byte[meta.getInt()];
+                meta.get(vmId);
+                final int pageSize = meta.getInt();
+                final long pageCount = meta.getLong();
+                final List<Handshake.Disk> disks = new ArrayList<>();
+                for (int i = meta.getInt(); i > 0; i--)
+                {
+                    disks.add(new Handshake.Disk(meta.getInt(), meta.getInt(), meta.getLong()));
+                }
+                final long epoch = meta.getLong();
+                final long fingerprint = meta.getLong();
+                final long generation = meta.getLong();
+                final List<Component> components = new ArrayList<>();
+                for (int i = meta.getInt(); i > 0; i--)
+                {
+                    final int id = meta.getInt();
+                    final int version = meta.getInt();
+                    final byte[] state = new byte[meta.getInt()];
+                    meta.get(state);
+                    components.add(new Component(id, version, state));
+                }
+                return new MetaFile(new String(vmId, StandardCharsets.UTF_8), pageSize, pageCount, List.copyOf(disks),
+                    epoch, fingerprint, generation, List.copyOf(components));
+            }
+            catch (final java.nio.BufferUnderflowException | NegativeArraySizeException ex)
+            {
+                throw new IOException(where + " damaged: it ends early", ex);
+            }
         }
     }
 
     /**
      * What one segment's replay did.
      *
-     * @param epochs  whole epochs applied.
-     * @param dropped what ended it early, null if it read to its end.
+     * @param epochs     whole epochs applied.
+     * @param dropped    what ended it early, null if it read to its end.
+     * @param wholeBytes where the last whole epoch ends: what a damaged segment is cut back to.
+     * @param lastEpoch  the newest whole epoch in the segment, 0 if none.
+     * @param lastMillis when that epoch was committed (wall clock).
      */
-    private record Replay(int epochs, String dropped)
+    record Replay(int epochs, String dropped, long wholeBytes, long lastEpoch, long lastMillis)
     {
     }
 
     /**
-     * Applies the segment's whole epochs newer than the image, in order: each epoch's records are verified against
-     * its commit record before any of them is applied.
+     * Hears every whole epoch a scan of the journal finds.
+     */
+    @FunctionalInterface
+    interface EpochSeen
+    {
+        void seen(long epoch, long commitMillis);
+    }
+
+    /**
+     * Applies the segment's whole epochs newer than the image, up to {@link #replayUpTo}, in order: each epoch's
+     * records are verified against its commit record before any of them is applied.
      */
     private Replay replay(final Path segment) throws IOException
     {
+        return scan(segment, maxRecord, this, null);
+    }
+
+    /**
+     * Reads a journal segment epoch by epoch, verifying each against its commit record; applies the verified ones
+     * newer than the image to {@code image} (null: only index them to {@code seen}).
+     */
+    static Replay scan(final Path segment, final int maxRecord, final DurableRecoveryImage image, final EpochSeen seen)
+        throws IOException
+    {
         int epochs = 0;
+        long lastEpoch = 0;
+        long lastMillis = 0;
+        long groupStart = 0;
         try (FileChannel in = FileChannel.open(segment, StandardOpenOption.READ);
             NativeMemory.Region region = NativeMemory.allocateDirect(EpochLog.RECORD_HEADER + maxRecord + 16, 4096))
         {
             final ByteBuffer bytes = region.byteBuffer().order(ByteOrder.LITTLE_ENDIAN);
             final UnsafeBuffer buffer = new UnsafeBuffer(bytes);
             final long end = in.size();
-            long groupStart = 0;
             while (groupStart < end)
             {
                 // pass 1: the epoch's records up to its commit record, and their CRC32C
@@ -582,7 +849,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
                     if (end - position < EpochLog.RECORD_HEADER)
                     {
                         return new Replay(epochs, "a torn record at byte " + position + " (the tail of an epoch " +
-                            "written before the crash, never acknowledged)");
+                            "written before the crash, never acknowledged)", groupStart, lastEpoch, lastMillis);
                     }
                     read(in, bytes, position, EpochLog.RECORD_HEADER);
                     final int type = bytes.getInt(0);
@@ -597,7 +864,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
                         return new Replay(epochs, (position + EpochLog.RECORD_HEADER + align8(length) > end &&
                             length >= 0 && length <= maxRecord ? "a torn record" : "a record of " + length +
                             " bytes, which no epoch holds,") + " at byte " + position + "; what follows is not " +
-                            "applied");
+                            "applied", groupStart, lastEpoch, lastMillis);
                     }
                     final int total = EpochLog.RECORD_HEADER + align8(length);
                     read(in, bytes, position, total);
@@ -608,27 +875,35 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
                 if (commitAt < 0)
                 {
                     return new Replay(epochs, "an epoch without its commit record from byte " + groupStart +
-                        " (written before the crash, never acknowledged)");
+                        " (written before the crash, never acknowledged)", groupStart, lastEpoch, lastMillis);
                 }
-                if (end - commitAt < EpochLog.RECORD_HEADER + COMMIT_DATA)
+                if (end - commitAt < COMMIT_RECORD)
                 {
-                    return new Replay(epochs, "a torn commit record at byte " + commitAt);
+                    return new Replay(epochs, "a torn commit record at byte " + commitAt, groupStart, lastEpoch,
+                        lastMillis);
                 }
-                read(in, bytes, commitAt, EpochLog.RECORD_HEADER + COMMIT_DATA);
+                read(in, bytes, commitAt, COMMIT_RECORD);
                 final long epoch = bytes.getLong(8);
                 final long fingerprint = bytes.getLong(16);
-                final long groupBytes = bytes.getLong(EpochLog.RECORD_HEADER + 8);
+                final long groupBytes = bytes.getLong(COMMIT_GROUP_BYTES);
+                final long millis = bytes.getLong(COMMIT_MILLIS);
                 final int commitLength = bytes.getInt(4);
-                final int expectedCrc = bytes.getInt(EpochLog.RECORD_HEADER + 16);
-                bytes.limit(EpochLog.RECORD_HEADER + 16).position(8);
+                final int expectedCrc = bytes.getInt(COMMIT_CRC);
+                bytes.limit(COMMIT_CRC).position(8);
                 check.update(bytes);
                 if (commitLength != COMMIT_DATA || groupBytes != commitAt - groupStart ||
                     expectedCrc != (int)check.getValue())
                 {
                     return new Replay(epochs, "epoch " + epoch + " from byte " + groupStart + " fails its CRC32C " +
-                        "(damaged on disk); it and every later record are not applied");
+                        "(damaged on disk); it and every later record are not applied", groupStart, lastEpoch,
+                        lastMillis);
                 }
-                if (epoch > recoveredEpoch)
+                if (image != null && epoch > image.replayUpTo)
+                {
+                    // a restore to an earlier epoch: what follows is not wanted
+                    return new Replay(epochs, null, groupStart, lastEpoch, lastMillis);
+                }
+                if (image != null && epoch > image.recoveredEpoch)
                 {
                     // pass 2: apply what was verified
                     for (long at = groupStart; at < commitAt; )
@@ -637,23 +912,30 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
                         final int length = bytes.getInt(4);
                         read(in, bytes, at, EpochLog.RECORD_HEADER + length);
                         bytes.limit(EpochLog.RECORD_HEADER + length).position(EpochLog.RECORD_HEADER);
-                        final String wrong = applyRecord(bytes.getInt(0), bytes.getLong(8), bytes.getLong(16), buffer,
-                            bytes, length);
+                        final String wrong = image.applyRecord(bytes.getInt(0), bytes.getLong(8), bytes.getLong(16),
+                            buffer, bytes, length);
                         if (wrong != null)
                         {
                             return new Replay(epochs, "epoch " + epoch + " holds " + wrong + " at byte " + at +
-                                "; the image may hold part of it: recovered only up to the epoch before");
+                                "; the image may hold part of it: recovered only up to the epoch before", groupStart,
+                                lastEpoch, lastMillis);
                         }
                         at += EpochLog.RECORD_HEADER + align8(length);
                     }
-                    recoveredEpoch = epoch;
-                    recoveredFingerprint = fingerprint;
+                    image.recoveredEpoch = epoch;
+                    image.recoveredFingerprint = fingerprint;
                     epochs++;
                 }
-                groupStart = commitAt + EpochLog.RECORD_HEADER + COMMIT_DATA;
+                if (seen != null)
+                {
+                    seen.seen(epoch, millis);
+                }
+                lastEpoch = epoch;
+                lastMillis = millis;
+                groupStart = commitAt + COMMIT_RECORD;
             }
         }
-        return new Replay(epochs, null);
+        return new Replay(epochs, null, groupStart, lastEpoch, lastMillis);
     }
 
     /**
@@ -690,7 +972,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         return null;
     }
 
-    private static void read(final FileChannel in, final ByteBuffer bytes, final long position, final int length)
+    static void read(final FileChannel in, final ByteBuffer bytes, final long position, final int length)
         throws IOException
     {
         bytes.clear().limit(length);
@@ -705,6 +987,14 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     }
 
     private List<Path> segments() throws IOException
+    {
+        return segments(directory);
+    }
+
+    /**
+     * @return the journal segments in {@code directory}, oldest first.
+     */
+    static List<Path> segments(final Path directory) throws IOException
     {
         try (Stream<Path> files = Files.list(directory))
         {

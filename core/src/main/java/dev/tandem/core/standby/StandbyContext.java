@@ -49,6 +49,7 @@ public final class StandbyContext
     private Durability durability = Durability.MEMORY;
     private long imageCheckpointBytes = 256L << 20;
     private long imageCheckpointIntervalNs = TimeUnit.SECONDS.toNanos(30);
+    private long retentionNs;
     private VmmAdapter heldGuest;
     private long heldEpoch;
     private long heldFingerprint;
@@ -272,6 +273,27 @@ public final class StandbyContext
     public long imageCheckpointIntervalNs()
     {
         return imageCheckpointIntervalNs;
+    }
+
+    /**
+     * @param windowNs in {@link Durability#DURABLE} mode, how far back a replica can be restored as of an earlier
+     *                 epoch or time ({@link PointInTimeRestore}): journal segments are kept for that long, and a copy
+     *                 of the image files (a base) is taken every quarter of it. 0 (the default) keeps nothing
+     *                 older than the image; otherwise 1 s to 30 days.
+     * @return this.
+     */
+    public StandbyContext retentionNs(final long windowNs)
+    {
+        this.retentionNs = windowNs;
+        return this;
+    }
+
+    /**
+     * @return the retention window, 0 for none.
+     */
+    public long retentionNs()
+    {
+        return retentionNs;
     }
 
     /**
@@ -638,6 +660,16 @@ public final class StandbyContext
         ConfigurationException.checkRange("imageCheckpointBytes", imageCheckpointBytes, 1L << 20, 64L << 30);
         ConfigurationException.checkRange("imageCheckpointIntervalNs", imageCheckpointIntervalNs,
             TimeUnit.MILLISECONDS.toNanos(10), TimeUnit.HOURS.toNanos(1));
+        if (retentionNs != 0)
+        {
+            ConfigurationException.checkRange("retentionNs", retentionNs, TimeUnit.SECONDS.toNanos(1),
+                TimeUnit.DAYS.toNanos(30));
+            if (durability != Durability.DURABLE)
+            {
+                throw new ConfigurationException("retentionNs needs durability(DURABLE): a MEMORY standby keeps no " +
+                    "history");
+            }
+        }
         ConfigurationException.checkVmId(vmId);
         transport.checkCarries(vmId);
         if (pageSize < 512 || Integer.bitCount(pageSize) != 1 || pageSize > (1 << 30))

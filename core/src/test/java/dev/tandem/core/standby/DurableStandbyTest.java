@@ -305,6 +305,78 @@ class DurableStandbyTest
     }
 
     @Test
+    void aReplicaIsRestoredAsOfEarlierEpochsAndTimesWithinTheRetentionWindow() throws Exception
+    {
+        // a window of 4 s: a base image every second, the image checkpointed every 200 ms
+        final java.util.Map<Long, Long> committedAt = new ConcurrentHashMap<>();
+        final StandbyContext ctx = standby("durable", "127.0.0.1:0").retentionNs(Duration.ofSeconds(4).toNanos())
+            .imageCheckpointIntervalNs(Duration.ofMillis(200).toNanos());
+        final long last;
+        try (SimulatedVmm vmm = guest().build().start();
+            StandbyReplica standby = StandbyReplica.launch(ctx))
+        {
+            try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())
+                .listener(new dev.tandem.core.active.ActiveListener()
+                {
+                    @Override
+                    public void onAck(final long epoch, final long commitLatencyNs)
+                    {
+                        committedAt.put(epoch, System.currentTimeMillis());
+                    }
+                })))
+            {
+                final long start = System.nanoTime();
+                await(() -> System.nanoTime() - start > Duration.ofMillis(5500).toNanos() &&
+                    standby.lastCommittedEpoch() > 100 && active.isProtecting(), "5.5 s of epochs");
+            }
+            // the standby runs on (restores read beside it); with no new epoch its window stays where it is
+            last = standby.lastCommittedEpoch();
+            final Path standbyDir = dir.resolve("standby");
+            final List<DurableRecoveryImage.Base> bases = DurableRecoveryImage.bases(standbyDir);
+            assertTrue(bases.size() >= 2 && bases.size() <= 7, "a base per quarter of the window, the aged ones " +
+                "dropped: " + bases);
+            final long oldest = bases.get(0).validFrom();
+            // three epochs across the window, one by time
+            final long[] wanted = {oldest, (oldest + last) / 2, last - 5};
+            for (int i = 0; i < wanted.length; i++)
+            {
+                final Path to = dir.resolve("restored-" + i);
+                final PointInTimeRestore.Restored restored = PointInTimeRestore.restore(standbyDir, wanted[i], to);
+                assertEquals(wanted[i], restored.epoch(), restored.report());
+                assertEquals(digests.get(wanted[i]), restoredDigest(to, wanted[i]), "the replica restored as of " +
+                    "epoch " + wanted[i] + " is the active's checkpoint of it: " + restored.report());
+            }
+            final long byTime = (oldest + last) / 2 + 3;
+            final PointInTimeRestore.Restored atTime = PointInTimeRestore.restoreAt(standbyDir,
+                java.time.Instant.ofEpochMilli(committedAt.get(byTime)), dir.resolve("restored-at"));
+            assertTrue(atTime.epoch() >= byTime - 2 && atTime.epoch() <= byTime + 2, "the epoch committed by then: " +
+                atTime + " for epoch " + byTime);
+            assertEquals(digests.get(atTime.epoch()), restoredDigest(dir.resolve("restored-at"), atTime.epoch()));
+            final dev.tandem.core.ConfigurationException outside = assertThrows(
+                dev.tandem.core.ConfigurationException.class,
+                () -> PointInTimeRestore.restore(standbyDir, 1, dir.resolve("restored-too-old")));
+            assertTrue(outside.getMessage().contains("cannot be restored") &&
+                outside.getMessage().contains("retained window holds epochs " + oldest), outside.getMessage());
+            final dev.tandem.core.ConfigurationException notEmpty = assertThrows(
+                dev.tandem.core.ConfigurationException.class,
+                () -> PointInTimeRestore.restore(standbyDir, wanted[1], dir.resolve("restored-1")));
+            assertTrue(notEmpty.getMessage().contains("is not empty"), notEmpty.getMessage());
+        }
+    }
+
+    /**
+     * @return the digest of the DURABLE image in {@code directory}, opened as a standby would be.
+     */
+    private long restoredDigest(final Path directory, final long epoch) throws Exception
+    {
+        try (StandbyReplica opened = StandbyReplica.launch(standby("durable", "127.0.0.1:0").directory(directory)))
+        {
+            assertEquals(epoch, opened.lastCommittedEpoch(), opened.recoveryReport());
+            return recoveredPoint(opened)[1];
+        }
+    }
+
+    @Test
     void aFailedFsyncIsNeverRetriedAndNothingMoreIsAcknowledged() throws Exception
     {
         final AtomicInteger forces = new AtomicInteger();

@@ -1,0 +1,172 @@
+package dev.tandem.bench;
+
+import dev.tandem.core.metrics.ProtectionStatus;
+import dev.tandem.core.standby.Durability;
+import dev.tandem.vmm.sim.SimulatedVmm;
+import dev.tandem.vmm.sim.Workload;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.stream.Stream;
+
+/**
+ * What the DURABLE standby costs: ack latency (the active's ack stage, epoch end sent to ack read, over the library's
+ * last-10-s window) and sustained checkpoints per second of a protected guest over loopback TCP, MEMORY against
+ * DURABLE, in the same run; beside the raw capability of the disk the standby's directory is on, measured in the
+ * same run: sequential write throughput with an fsync per write of 1 MiB, and the latency of a 64 KiB write plus
+ * fsync (the smallest journal append). Also the disk the DURABLE directory holds at the end (the image files and
+ * the journal not yet dropped behind a checkpoint).
+ * <pre>
+ * java -cp bench/target/benchmarks.jar dev.tandem.bench.DurabilityMeasurement [guestMiB] [seconds] [pagesPerMs...]
+ * </pre>
+ */
+public final class DurabilityMeasurement
+{
+    private DurabilityMeasurement()
+    {
+    }
+
+    /**
+     * @param args guest MiB (default 1024), seconds per run (default 15), page writes per ms of the hotset workload
+     *             (default 5 20 50).
+     * @throws Exception on failure.
+     */
+    public static void main(final String[] args) throws Exception
+    {
+        final long guestMiB = args.length > 0 ? Long.parseLong(args[0]) : 1024;
+        final long seconds = args.length > 1 ? Long.parseLong(args[1]) : 15;
+        final int[] rates = args.length > 2 ? Arrays.stream(args, 2, args.length).mapToInt(Integer::parseInt).toArray() :
+            new int[] {5, 20, 50};
+        final Path probeDir = Files.createTempDirectory("tandem-disk-probe");
+        final double[] disk = diskProbe(probeDir);
+        Files.deleteIfExists(probeDir);
+        System.out.printf(Locale.ROOT, "# DURABLE against MEMORY: %d MiB guest (hotset), 10 ms period, %d s per run " +
+            "after the baseline, window of the last %d s, active and standby in one JVM over loopback TCP; JDK %s, " +
+            "%d cores%n%n", guestMiB, seconds, dev.tandem.core.metrics.LatencyDistribution.WINDOW_SECONDS,
+            Runtime.version(), Runtime.getRuntime().availableProcessors());
+        System.out.printf(Locale.ROOT, "Raw disk of the standby's directory (%s), same run: sequential 1 MiB " +
+            "writes each followed by fsync %.0f MiB/s; a 64 KiB write plus fsync p50 %.2f ms, p99 %.2f ms.%n%n",
+            probeDir.getParent(), disk[0], disk[1], disk[2]);
+        System.out.println("| page writes/ms | durability | checkpoints/s | ack p50 ms | ack p99 ms | " +
+            "output hold p99 ms | journal MiB/s | standby directory MiB |");
+        System.out.println("|---|---|---|---|---|---|---|---|");
+        for (final int rate : rates)
+        {
+            for (final Durability durability : Durability.values())
+            {
+                run(guestMiB << 20, rate, durability, seconds);
+            }
+        }
+    }
+
+    private static void run(final long guestBytes, final int rate, final Durability durability, final long seconds)
+        throws Exception
+    {
+        final Path[] directory = new Path[1];
+        try (ProtectedGuest guest = ProtectedGuest.launch(SimulatedVmm.builder().vmId("durability")
+            .memoryBytes(guestBytes).workload(Workload.HOTSET).pagesPerMillisecond(rate).packetEveryTicks(1),
+            standby -> directory[0] = standby.durability(durability).directory(),
+            (ctx, standby) -> ctx.checkpointPeriodNs(10_000_000L)))
+        {
+            final ProtectionStatus before = guest.active.status();
+            final long journalBefore = journalBytes(directory[0]);
+            final long start = System.nanoTime();
+            Thread.sleep(seconds * 1000);
+            final ProtectionStatus after = guest.active.status();
+            final double elapsed = (System.nanoTime() - start) / 1e9;
+            final long journal = journalBytes(directory[0]) - journalBefore;
+            System.out.printf(Locale.ROOT, "| %d | %s | %.0f | %.1f | %.1f | %.1f | %s | %.0f |%n", rate,
+                durability.name().toLowerCase(Locale.ROOT), (after.checkpoints() - before.checkpoints()) / elapsed,
+                after.stage("ack").windowP50Ns() / 1e6, after.stage("ack").windowP99Ns() / 1e6,
+                after.outputHoldWindowP99Ns() / 1e6, durability == Durability.DURABLE ?
+                String.format(Locale.ROOT, "%.0f (at least)", Math.max(0, journal) / 1048576.0 / elapsed) : "-",
+                allocated(directory[0]) / 1048576.0);
+        }
+    }
+
+    /**
+     * @return bytes of journal segments in the directory now (segments deleted meanwhile make the difference an
+     *         underestimate, said in the table).
+     */
+    private static long journalBytes(final Path dir) throws IOException
+    {
+        try (Stream<Path> files = Files.list(dir))
+        {
+            return files.filter(p -> p.getFileName().toString().startsWith("journal-"))
+                .mapToLong(p -> p.toFile().length()).sum();
+        }
+    }
+
+    /**
+     * @return bytes the directory's files take on disk (sparse files count what is allocated), via {@code du}'s
+     *         notion: the files' sizes where the file system does not say.
+     */
+    private static long allocated(final Path dir) throws IOException
+    {
+        try (Stream<Path> files = Files.list(dir))
+        {
+            return files.filter(Files::isRegularFile).mapToLong(p ->
+            {
+                try
+                {
+                    final Object blocks = Files.getAttribute(p, "unix:blocks");
+                    return blocks instanceof Long count ? count * 512 : p.toFile().length();
+                }
+                catch (final IOException | UnsupportedOperationException | IllegalArgumentException ex)
+                {
+                    return p.toFile().length();
+                }
+            }).sum();
+        }
+    }
+
+    /**
+     * @return sequential MiB/s of 1 MiB writes each forced, and p50 and p99 ms of a 64 KiB write plus fsync.
+     */
+    private static double[] diskProbe(final Path dir) throws IOException
+    {
+        final Path file = dir.resolve("probe.bin");
+        final ByteBuffer mib = ByteBuffer.allocateDirect(1 << 20);
+        final ByteBuffer small = ByteBuffer.allocateDirect(64 << 10);
+        final long[] latencies = new long[200];
+        final double throughput;
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE))
+        {
+            long position = 0;
+            final long start = System.nanoTime();
+            for (int i = 0; i < 256; i++)
+            {
+                mib.clear();
+                while (mib.hasRemaining())
+                {
+                    position += channel.write(mib, position);
+                }
+                channel.force(false);
+            }
+            throughput = 256 / ((System.nanoTime() - start) / 1e9);
+            for (int i = 0; i < latencies.length; i++)
+            {
+                small.clear();
+                final long t = System.nanoTime();
+                while (small.hasRemaining())
+                {
+                    position += channel.write(small, position);
+                }
+                channel.force(false);
+                latencies[i] = System.nanoTime() - t;
+            }
+        }
+        finally
+        {
+            Files.deleteIfExists(file);
+        }
+        Arrays.sort(latencies);
+        return new double[] {throughput, latencies[latencies.length / 2] / 1e6, latencies[latencies.length * 99 / 100] / 1e6};
+    }
+}

@@ -1,0 +1,187 @@
+package dev.tandem.core.standby;
+
+import dev.tandem.core.ConfigurationException;
+import dev.tandem.core.wire.Handshake;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.List;
+import java.util.NavigableMap;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+
+/**
+ * Materialises a replica as of an earlier epoch or wall-clock time from a DURABLE standby's directory kept with a
+ * retention window ({@link StandbyContext#retentionNs}): the newest base image that can give that epoch is copied
+ * into a new directory and the retained journal is replayed over it up to exactly that epoch. The result is a DURABLE
+ * standby directory holding that epoch (a standby can start on it, an inspection or a {@link dev.tandem.vmm.ReplicaTarget}
+ * can read it), whose digest equals the active's checkpoint of that epoch.
+ * <p>
+ * Reads the source directory only (its image, bases and journal), so it may run beside the standby that owns it:
+ * a segment being appended ends, for this reader, at its last whole epoch.
+ */
+public final class PointInTimeRestore
+{
+    /** The largest frame payload a standby accepts, so the largest record its journal can hold. */
+    private static final int LARGEST_RECORD = 16 << 20;
+
+    private PointInTimeRestore()
+    {
+    }
+
+    /**
+     * What a restore made.
+     *
+     * @param epoch        the epoch the new directory holds.
+     * @param committedAt  when the standby committed it (its wall clock).
+     * @param directory    the new directory.
+     * @param report       the base used and the epochs replayed.
+     */
+    public record Restored(long epoch, Instant committedAt, Path directory, String report)
+    {
+    }
+
+    /**
+     * @param standbyDirectory a DURABLE standby's directory.
+     * @param epoch            the epoch to restore.
+     * @param to               a new (absent or empty) directory for the replica.
+     * @return what was made.
+     * @throws ConfigurationException if the epoch is outside the retained window (naming the window), the source is
+     *                                no DURABLE standby directory, or {@code to} is not empty.
+     * @throws UncheckedIOException   if a file cannot be read or written.
+     */
+    public static Restored restore(final Path standbyDirectory, final long epoch, final Path to)
+    {
+        return restore(standbyDirectory, epoch, null, to);
+    }
+
+    /**
+     * @param standbyDirectory a DURABLE standby's directory.
+     * @param time             restores the newest epoch committed at or before it.
+     * @param to               a new (absent or empty) directory for the replica.
+     * @return what was made.
+     * @throws ConfigurationException if no retained epoch was committed at or before {@code time}, or as
+     *                                {@link #restore(Path, long, Path)}.
+     * @throws UncheckedIOException   if a file cannot be read or written.
+     */
+    public static Restored restoreAt(final Path standbyDirectory, final Instant time, final Path to)
+    {
+        return restore(standbyDirectory, -1, time, to);
+    }
+
+    private static Restored restore(final Path from, final long wantedEpoch, final Instant time, final Path to)
+    {
+        try
+        {
+            final Path metaPath = from.resolve(DurableRecoveryImage.META);
+            if (!Files.exists(metaPath))
+            {
+                throw new ConfigurationException(from + " is not a DURABLE standby directory (no " +
+                    DurableRecoveryImage.META + ")");
+            }
+            final DurableRecoveryImage.MetaFile meta = DurableRecoveryImage.MetaFile.read(metaPath);
+            // every whole epoch the retained journal holds, and when it was committed
+            final NavigableMap<Long, Long> committed = new TreeMap<>();
+            final NavigableMap<Long, Path> segmentOf = new TreeMap<>();
+            for (final Path segment : DurableRecoveryImage.segments(from))
+            {
+                final DurableRecoveryImage.Replay scan = DurableRecoveryImage.scan(segment, LARGEST_RECORD,
+                    null, (epoch, millis) ->
+                    {
+                        committed.put(epoch, millis);
+                        segmentOf.put(epoch, segment);
+                    });
+                if (scan.dropped() != null)
+                {
+                    break;
+                }
+            }
+            final List<DurableRecoveryImage.Base> bases = DurableRecoveryImage.bases(from);
+            final String window = bases.isEmpty() || committed.isEmpty() ? "nothing is retained (is retentionNs set?)" :
+                "the retained window holds epochs " + bases.get(0).validFrom() + " to " + committed.lastKey() +
+                " (committed " + Instant.ofEpochMilli(committed.getOrDefault(bases.get(0).validFrom(),
+                committed.firstEntry().getValue())) + " to " + Instant.ofEpochMilli(committed.lastEntry().getValue()) +
+                ")";
+            final long epoch;
+            if (time != null)
+            {
+                final var at = committed.entrySet().stream().filter(e -> e.getValue() <= time.toEpochMilli())
+                    .reduce((a, b) -> b);
+                if (at.isEmpty())
+                {
+                    throw new ConfigurationException("no retained epoch of VM " + meta.vmId() + " was committed at or " +
+                        "before " + time + ": " + window);
+                }
+                epoch = at.get().getKey();
+            }
+            else
+            {
+                epoch = wantedEpoch;
+            }
+            DurableRecoveryImage.Base base = null;
+            for (final DurableRecoveryImage.Base candidate : bases)
+            {
+                if (candidate.validFrom() <= epoch && candidate.epoch() <= epoch)
+                {
+                    base = candidate;
+                }
+            }
+            if (base == null || !committed.containsKey(epoch) && epoch != base.epoch())
+            {
+                throw new ConfigurationException("epoch " + epoch + " of VM " + meta.vmId() + " cannot be restored: " +
+                    window);
+            }
+            for (long e = base.epoch() + 1; e <= epoch; e++)
+            {
+                if (!committed.containsKey(e))
+                {
+                    throw new ConfigurationException("epoch " + e + " is missing from the retained journal between " +
+                        "base epoch " + base.epoch() + " and epoch " + epoch + ": " + window);
+                }
+            }
+            Files.createDirectories(to);
+            try (Stream<Path> existing = Files.list(to))
+            {
+                if (existing.findAny().isPresent())
+                {
+                    throw new ConfigurationException("restore target " + to + " is not empty");
+                }
+            }
+            try (Stream<Path> files = Files.list(base.path()))
+            {
+                for (final Path file : files.toList())
+                {
+                    Files.copy(file, to.resolve(file.getFileName()));
+                }
+            }
+            for (final Path segment : segmentOf.subMap(base.epoch(), false, epoch, true).values().stream().distinct()
+                .toList())
+            {
+                Files.copy(segment, to.resolve(segment.getFileName()));
+            }
+            final StandbyContext ctx = new StandbyContext().vmId(meta.vmId()).memory(meta.pageSize(),
+                meta.pageCount()).directory(to).durability(Durability.DURABLE).maxFramePayload(LARGEST_RECORD);
+            for (final Handshake.Disk disk : meta.disks())
+            {
+                ctx.disk(disk.id(), disk.blockSize(), disk.sizeBytes());
+            }
+            try (DurableRecoveryImage image = new DurableRecoveryImage(ctx, meta::generation, epoch))
+            {
+                if (image.recoveredEpoch() != epoch)
+                {
+                    throw new IOException("the replay over base epoch " + base.epoch() + " reached epoch " +
+                        image.recoveredEpoch() + ", not " + epoch + ": " + image.recoveryReport());
+                }
+                return new Restored(epoch, Instant.ofEpochMilli(committed.getOrDefault(epoch, base.millis())), to,
+                    "base " + base.path().getFileName() + "; " + image.recoveryReport());
+            }
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException("restore from " + from + " into " + to + " failed: " + ex.getMessage(), ex);
+        }
+    }
+}
