@@ -21,7 +21,7 @@ import java.util.stream.Stream;
  * DURABLE, in the same run; beside the raw capability of the disk the standby's directory is on, measured in the
  * same run: sequential write throughput with an fsync per write of 1 MiB, and the latency of a 64 KiB write plus
  * fsync (the smallest journal append). Also the disk the DURABLE directory holds at the end (the image files and
- * the journal not yet dropped behind a checkpoint).
+ * the journal not yet dropped behind a checkpoint), and what a retention window costs per hour at a 50 ms period.
  * <pre>
  * java -cp bench/target/benchmarks.jar dev.tandem.bench.DurabilityMeasurement [guestMiB] [seconds] [pagesPerMs...]
  * </pre>
@@ -62,6 +62,35 @@ public final class DurabilityMeasurement
             {
                 run(guestMiB << 20, rate, durability, seconds);
             }
+        }
+        retention(guestMiB << 20, rates[Math.min(1, rates.length - 1)], seconds);
+    }
+
+    /**
+     * Disk a retention window costs: the journal kept per hour at a 50 ms period (measured over the run, nothing
+     * dropped: the window is an hour), and the base images a window holds (one per quarter of it, each a copy of the
+     * image files).
+     */
+    private static void retention(final long guestBytes, final int rate, final long seconds) throws Exception
+    {
+        final Path[] directory = new Path[1];
+        try (ProtectedGuest guest = ProtectedGuest.launch(SimulatedVmm.builder().vmId("retention")
+            .memoryBytes(guestBytes).workload(Workload.HOTSET).pagesPerMillisecond(rate).packetEveryTicks(1),
+            standby -> directory[0] = standby.durability(Durability.DURABLE)
+                .retentionNs(java.util.concurrent.TimeUnit.HOURS.toNanos(1)).directory(),
+            (ctx, standby) -> ctx.checkpointPeriodNs(50_000_000L)))
+        {
+            final long journalBefore = journalBytes(directory[0]);
+            final long start = System.nanoTime();
+            Thread.sleep(seconds * 1000);
+            final double elapsed = (System.nanoTime() - start) / 1e9;
+            final double perHour = (journalBytes(directory[0]) - journalBefore) / elapsed * 3600 / (1L << 30);
+            final double image = (guestBytes + (guest.vmm.disk() == null ? 0 : guest.vmm.disk().sizeBytes())) /
+                (double)(1L << 30);
+            System.out.printf(Locale.ROOT, "%nRetention (hotset, %d page writes/ms, 50 ms period): the journal " +
+                "grows %.1f GiB per hour of window; a window also holds 4 to 5 base images of %.2f GiB each " +
+                "(memory and disks, sparse where never written), so an hour's window takes about %.0f GiB.%n", rate,
+                perHour, image, perHour + 5 * image);
         }
     }
 

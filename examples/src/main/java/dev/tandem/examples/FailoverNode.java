@@ -56,7 +56,8 @@ import java.util.concurrent.CountDownLatch;
  * output left its guest, when the active saw its guest stopped, when the standby decided to promote and when the
  * promoted guest ran, from which the harness counts owners and tells a real takeover from a false one.
  * <pre>
- * FailoverNode standby --dir D --listen 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --timeout-ms 200]
+ * FailoverNode standby --dir D --listen 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --timeout-ms 200
+ *                       --durability memory|durable --image-checkpoint-ms 30000]
  * FailoverNode active  --dir D --standby 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --period-ms 5
  *                       --workload hotset --seed 1]
  * </pre>
@@ -72,7 +73,9 @@ import java.util.concurrent.CountDownLatch;
  * dump              (promoted standby) write the bank's state to {@link #DUMP}
  * stop              (client) start no new transfer, finish those in flight
  * </pre>
- * Both run until killed (the standby also exits after a promotion when its standard input closes).
+ * Both run until killed (the standby also exits after a promotion when its standard input closes). A DURABLE standby
+ * started on a directory that holds a recovery image prints {@code RECOVERED epoch E digest D launch_ms T report R}
+ * before its ready line.
  */
 public final class FailoverNode
 {

@@ -385,33 +385,36 @@ public final class ActiveReplicator implements AutoCloseable
         protectionStartNs = ctx.nanoClock().nanoTime();
         if (quickFrom != null)
         {
-            startResumed();
+            // a promoted guest whose standby holds the checkpoint it resumed from: the library attaches (replacing
+            // the record of disk writes the target kept since the resume, complete now the guest is paused), the
+            // sender takes that record over as writes made while no session ran, and the scheduler opens a quick
+            // resync as after a reconnect: the pages the guest's dirty log reports since the resume (it has
+            // tracked from then on, so it is not restarted here) and the recorded extents
+            inLaunchPause(() ->
+            {
+                adapter.attach(diskStream, gate);
+                sender.resumedFrom(quickFrom);
+                scheduler.resumedFrom(quickFrom.epoch(), firstEpoch);
+            });
+            reconnectedSession = true;
+            resyncStartBytes = 0;
+            quickResyncs++;
+            lastResync = "quick: the standby holds epoch " + quickFrom.epoch() + ", the checkpoint this guest " +
+                "resumed from; the pages and blocks changed since follow";
+            LOG.info("VM {}: the standby holds the checkpoint this guest resumed from ({}): only what changed " +
+                "since follows", adapter.vmId(), quickFrom);
         }
         else if (scheduler.liveBaseline())
         {
             // attach, start tracking and open the baseline in one pause: every write from before is complete (so
             // the disk copy reads it), every write from after is in the stream behind the copy, and every memory
             // write from after is in the dirty log
-            final boolean pause = !adapter.vcpus().isPaused();
-            final long pauseStart = ctx.nanoClock().nanoTime();
-            if (pause)
-            {
-                adapter.vcpus().pause();
-            }
-            try
+            inLaunchPause(() ->
             {
                 adapter.attach(diskStream, gate);
                 adapter.dirtyLog().startTracking();
                 scheduler.openBaseline();
-            }
-            finally
-            {
-                if (pause)
-                {
-                    adapter.vcpus().resume();
-                    launchPauseNs = ctx.nanoClock().nanoTime() - pauseStart;
-                }
-            }
+            });
         }
         else
         {
@@ -432,13 +435,9 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
-     * The first session of a promoted guest whose standby holds the checkpoint it resumed from: in one pause, the
-     * library attaches (replacing the record of disk writes the target kept since the resume, now complete), the
-     * sender takes that record over as writes made while no session ran, and the scheduler opens a quick resync as
-     * after a reconnect: the pages the guest's dirty log reports since the resume (it has tracked from then on, so it
-     * is not restarted here) and the recorded extents.
+     * Runs the launch's steps with the guest paused (unless the VMM paused it already), and notes that pause.
      */
-    private void startResumed()
+    private void inLaunchPause(final Runnable steps)
     {
         final boolean pause = !adapter.vcpus().isPaused();
         final long pauseStart = ctx.nanoClock().nanoTime();
@@ -448,9 +447,7 @@ public final class ActiveReplicator implements AutoCloseable
         }
         try
         {
-            adapter.attach(diskStream, gate);
-            sender.resumedFrom(quickFrom);
-            scheduler.resumedFrom(quickFrom.epoch(), firstEpoch);
+            steps.run();
         }
         finally
         {
@@ -460,13 +457,6 @@ public final class ActiveReplicator implements AutoCloseable
                 launchPauseNs = ctx.nanoClock().nanoTime() - pauseStart;
             }
         }
-        reconnectedSession = true;
-        resyncStartBytes = 0;
-        quickResyncs++;
-        lastResync = "quick: the standby holds epoch " + quickFrom.epoch() + ", the checkpoint this guest resumed " +
-            "from; the pages and blocks changed since follow";
-        LOG.info("VM {}: the standby holds the checkpoint this guest resumed from ({}): only what changed since " +
-            "follows", adapter.vmId(), quickFrom);
     }
 
     /**

@@ -1,14 +1,11 @@
 package dev.tandem.core.failover;
 
-import dev.tandem.core.active.ActiveContext;
 import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.standby.StandbyContext;
-import dev.tandem.core.standby.StandbyListener;
 import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.system.LeakCheck;
 import dev.tandem.core.transport.TcpTransport;
-import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.StateDigest;
 import dev.tandem.vmm.VmmAdapter;
 import dev.tandem.vmm.sim.SimulatedReplicaTarget;
@@ -75,46 +72,8 @@ class FailbackTest
             .failureTimeoutNs(Duration.ofSeconds(2).toNanos())
             .promotionArbiter(arbiter)
             .replicaTarget(new SimulatedReplicaTarget(template, false))
-            .promotionListener(new PromotionListener()
-            {
-                @Override
-                public void onStep(final String step, final long sinceStartNs)
-                {
-                }
-
-                @Override
-                public void onPromoted(final dev.tandem.core.failover.Promotion promotion)
-                {
-                    promoted.set(promotion);
-                }
-            })
-            .listener(new StandbyListener()
-            {
-                @Override
-                public void onCommit(final long epoch, final RecoveryPoint point)
-                {
-                    final Long want = expected.get(epoch);
-                    final long got = StateDigest.of(point);
-                    if (want == null || want != got)
-                    {
-                        mismatches.add(host + " epoch " + epoch + ": active " + want + " standby " + got);
-                    }
-                }
-            });
-    }
-
-    private static ActiveContext active(final VmmAdapter guest, final StandbyReplica standby, final FileArbiter arbiter,
-        final long generation, final Map<Long, Long> digests)
-    {
-        return new ActiveContext()
-            .adapter(guest)
-            .transport(new TcpTransport())
-            .standbyEndpoint(standby.endpoint())
-            .stagingAreaBytes(4 << 20)
-            .checkpointPeriodNs(Duration.ofMillis(5).toNanos())
-            .promotionArbiter(arbiter)
-            .generation(generation)
-            .checkpointObserver((epoch, adapter) -> digests.put(epoch, StateDigest.of(adapter)));
+            .promotionListener(Hosts.keepingPromotion(promoted))
+            .listener(Hosts.checkingCommits(host, expected, mismatches));
     }
 
     @Test
@@ -132,7 +91,7 @@ class FailbackTest
                 StandbyReplica standbyB = StandbyReplica.launch(standby("b", arbiter, digestsA, onB)))
             {
                 original.start();
-                try (ActiveReplicator activeA = ActiveReplicator.launch(active(original, standbyB, arbiter, 0,
+                try (ActiveReplicator activeA = ActiveReplicator.launch(Hosts.active(original, standbyB, arbiter, 0,
                     digestsA)))
                 {
                     Await.until(() -> standbyB.lastCommittedEpoch() >= 20, "20 commits on B");
@@ -151,7 +110,7 @@ class FailbackTest
             // 2. host A is back as a standby on its own directory; B's guest is protected onto it, in reverse
             ((SimulatedVmm)promotedOnB).start();
             try (StandbyReplica standbyA = StandbyReplica.launch(standby("a", arbiter, digestsB, onA));
-                ActiveReplicator activeB = ActiveReplicator.launch(active(promotedOnB, standbyA, arbiter,
+                ActiveReplicator activeB = ActiveReplicator.launch(Hosts.active(promotedOnB, standbyA, arbiter,
                     first.generation(), digestsB)))
             {
                 Await.until(() -> standbyA.lastCommittedEpoch() >= first.recoveryEpoch() + 20, "20 commits on A");

@@ -1,16 +1,13 @@
 package dev.tandem.core.failover;
 
 import dev.tandem.core.ConfigurationException;
-import dev.tandem.core.active.ActiveContext;
 import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.metrics.ProtectionState;
 import dev.tandem.core.metrics.ReconnectStatus;
 import dev.tandem.core.standby.StandbyContext;
-import dev.tandem.core.standby.StandbyListener;
 import dev.tandem.core.standby.StandbyReplica;
 import dev.tandem.core.system.LeakCheck;
 import dev.tandem.core.transport.TcpTransport;
-import dev.tandem.vmm.RecoveryPoint;
 import dev.tandem.vmm.StateDigest;
 import dev.tandem.vmm.VmmAdapter;
 import dev.tandem.vmm.sim.SimulatedDisk;
@@ -84,46 +81,8 @@ class QuickFailbackTest
             .failureTimeoutNs(Duration.ofSeconds(5).toNanos())
             .promotionArbiter(arbiter)
             .replicaTarget(new SimulatedReplicaTarget(guest(host + "-promoted-disk.img"), "b".equals(host)))
-            .promotionListener(new PromotionListener()
-            {
-                @Override
-                public void onStep(final String step, final long sinceStartNs)
-                {
-                }
-
-                @Override
-                public void onPromoted(final Promotion promotion)
-                {
-                    promoted.set(promotion);
-                }
-            })
-            .listener(new StandbyListener()
-            {
-                @Override
-                public void onCommit(final long epoch, final RecoveryPoint point)
-                {
-                    final Long want = expected.get(epoch);
-                    final long got = StateDigest.of(point);
-                    if (want == null || want != got)
-                    {
-                        mismatches.add(host + " epoch " + epoch + ": active " + want + " standby " + got);
-                    }
-                }
-            });
-    }
-
-    private static ActiveContext active(final VmmAdapter guest, final StandbyReplica standby, final FileArbiter arbiter,
-        final long generation, final Map<Long, Long> digests)
-    {
-        return new ActiveContext()
-            .adapter(guest)
-            .transport(new TcpTransport())
-            .standbyEndpoint(standby.endpoint())
-            .stagingAreaBytes(4 << 20)
-            .checkpointPeriodNs(Duration.ofMillis(5).toNanos())
-            .promotionArbiter(arbiter)
-            .generation(generation)
-            .checkpointObserver((epoch, adapter) -> digests.put(epoch, StateDigest.of(adapter)));
+            .promotionListener(Hosts.keepingPromotion(promoted))
+            .listener(Hosts.checkingCommits(host, expected, mismatches));
     }
 
     @Test
@@ -141,7 +100,7 @@ class QuickFailbackTest
             try (StandbyReplica standbyB = StandbyReplica.launch(standby("b", arbiter, digestsA, onB)))
             {
                 original.start();
-                try (ActiveReplicator activeA = ActiveReplicator.launch(active(original, standbyB, arbiter, 0,
+                try (ActiveReplicator activeA = ActiveReplicator.launch(Hosts.active(original, standbyB, arbiter, 0,
                     digestsA)))
                 {
                     Await.until(() -> standbyB.lastCommittedEpoch() >= 30, "30 commits on B");
@@ -173,7 +132,7 @@ class QuickFailbackTest
                 .heldCheckpoint(original, switchover.epoch(), switchover.fingerprint())))
             {
                 assertEquals(switchover.epoch(), standbyA.lastCommittedEpoch(), "A starts holding the checkpoint");
-                try (ActiveReplicator activeB = ActiveReplicator.launch(active(promotedOnB, standbyA, arbiter,
+                try (ActiveReplicator activeB = ActiveReplicator.launch(Hosts.active(promotedOnB, standbyA, arbiter,
                     first.generation(), digestsB).resumedFrom(first.resumedFrom())))
                 {
                     Await.until(() -> standbyA.lastCommittedEpoch() >= switchover.epoch() + 30, "30 commits on A");
