@@ -35,7 +35,8 @@ import java.util.zip.CRC32C;
  *     mapping); the {@code disk-N.img} disk images; and {@code image.meta}: geometry, the epoch the image files hold
  *     whole, its fingerprint and generation, and every component's state, replaced atomically (written beside,
  *     forced, renamed, directory forced) with a CRC32C.</li>
- * <li>{@code journal-NNNNNNNNNNNNNNNN.log}: every committed epoch's records (whole pages, disk writes, component
+ * <li>{@code journal-NNNNNNNNNNNNNNNN.log}: every committed epoch's records (whole pages, LZ4-compressed where that
+ *     saves an eighth or more, disk writes, component
  *     states, as its {@link EpochLog} holds them, so applying one twice does no harm) then a commit record whose
  *     CRC32C covers them and the commit's epoch, fingerprint and generation; forced before the epoch's ack.</li>
  * </ul>
@@ -63,6 +64,9 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     /** "TNDMIMG1". */
     private static final long MAGIC = 0x31474d494d444e54L;
     private static final int FORMAT = 1;
+    /** Marks a record whose bytes are LZ4-compressed whole pages. */
+    private static final int COMPRESSED = 0x4000_0000;
+    private static final net.jpountz.lz4.LZ4Factory LZ4 = net.jpountz.lz4.LZ4Factory.fastestInstance();
     /** The record type of an epoch's commit record: no frame type has it. */
     private static final int COMMIT = -1;
     /** The commit record's data after its header {COMMIT, length, epoch, fingerprint}. */
@@ -83,6 +87,8 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private final ByteBuffer header = ByteBuffer.allocateDirect(COMMIT_RECORD + 8)
         .order(ByteOrder.LITTLE_ENDIAN);
     private final ByteBuffer padding = ByteBuffer.allocateDirect(8);
+    /** Where a page record is compressed before it is journaled (the session's thread). */
+    private final ByteBuffer compressedPages;
     /** Closed segments and the newest epoch each holds, oldest first: the applier deletes them behind the image. */
     private final ConcurrentLinkedQueue<Segment> closedSegments = new ConcurrentLinkedQueue<>();
     private FileChannel journal;
@@ -148,6 +154,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         this.generation = generation;
         this.maxRecord = ctx.maxFramePayload();
         this.segmentLimit = Math.max(1 << 20, ctx.imageCheckpointBytes() / 4);
+        this.compressedPages = ByteBuffer.allocateDirect(LZ4.fastCompressor().maxCompressedLength(maxRecord));
         try
         {
             open();
@@ -367,14 +374,29 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private void journalRecord(final int type, final long a, final long b, final UnsafeBuffer buffer,
         final ByteBuffer data, final int index, final int length) throws IOException
     {
+        ByteBuffer bytes = data.duplicate();
+        int recordType = type;
+        int recordLength = length;
+        if (type == FrameType.PAGES.code())
+        {
+            // whole pages in LZ4: a guest's pages are mostly alike or empty, and the journal (and with a retention
+            // window, the disk it keeps) grows with every epoch's pages, not with the wire's deltas
+            final int compressed = LZ4.fastCompressor().compress(data, data.position(), length, compressedPages, 0,
+                compressedPages.capacity());
+            if (compressed < length - length / 8)
+            {
+                bytes = compressedPages.duplicate().limit(compressed).position(0);
+                recordType = type | COMPRESSED;
+                recordLength = compressed;
+            }
+        }
         header.clear();
-        header.putInt(type).putInt(length).putLong(a).putLong(b).flip();
+        header.putInt(recordType).putInt(recordLength).putLong(a).putLong(b).flip();
         crc.update(header.duplicate());
         writeJournal(header);
-        final ByteBuffer bytes = data.duplicate();
         crc.update(bytes.duplicate());
         writeJournal(bytes);
-        final int pad = align8(length) - length;
+        final int pad = align8(recordLength) - recordLength;
         if (pad > 0)
         {
             padding.clear().limit(pad);
@@ -833,10 +855,14 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         long lastMillis = 0;
         long groupStart = 0;
         try (FileChannel in = FileChannel.open(segment, StandardOpenOption.READ);
-            NativeMemory.Region region = NativeMemory.allocateDirect(EpochLog.RECORD_HEADER + maxRecord + 16, 4096))
+            NativeMemory.Region region = NativeMemory.allocateDirect(EpochLog.RECORD_HEADER + maxRecord + 16, 4096);
+            NativeMemory.Region expandedRegion = NativeMemory.allocateDirect(EpochLog.RECORD_HEADER + maxRecord + 16,
+                4096))
         {
             final ByteBuffer bytes = region.byteBuffer().order(ByteOrder.LITTLE_ENDIAN);
             final UnsafeBuffer buffer = new UnsafeBuffer(bytes);
+            final ByteBuffer expanded = expandedRegion.byteBuffer();
+            final UnsafeBuffer expandedBuffer = new UnsafeBuffer(expanded);
             final long end = in.size();
             while (groupStart < end)
             {
@@ -912,8 +938,10 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
                         final int length = bytes.getInt(4);
                         read(in, bytes, at, EpochLog.RECORD_HEADER + length);
                         bytes.limit(EpochLog.RECORD_HEADER + length).position(EpochLog.RECORD_HEADER);
-                        final String wrong = image.applyRecord(bytes.getInt(0), bytes.getLong(8), bytes.getLong(16),
-                            buffer, bytes, length);
+                        final int type = bytes.getInt(0);
+                        final String wrong = (type & COMPRESSED) == 0 ? image.applyRecord(type, bytes.getLong(8),
+                            bytes.getLong(16), buffer, bytes, length) : image.applyCompressed(type & ~COMPRESSED,
+                            bytes.getLong(8), bytes.getLong(16), bytes, length, expanded, expandedBuffer);
                         if (wrong != null)
                         {
                             return new Replay(epochs, "epoch " + epoch + " holds " + wrong + " at byte " + at +
@@ -936,6 +964,37 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             }
         }
         return new Replay(epochs, null, groupStart, lastEpoch, lastMillis);
+    }
+
+    /**
+     * Expands a compressed page record and applies it.
+     *
+     * @return null if applied, else what is wrong with the record.
+     */
+    private String applyCompressed(final int type, final long a, final long b, final ByteBuffer bytes,
+        final int length, final ByteBuffer expanded, final UnsafeBuffer expandedBuffer) throws IOException
+    {
+        if (type != FrameType.PAGES.code() || b <= 0 || b > (expanded.capacity() - EpochLog.RECORD_HEADER) /
+            ctx.pageSize())
+        {
+            return "a compressed record of type " + type + " and " + b + " pages, which no epoch holds";
+        }
+        final int pagesLength = (int)b * ctx.pageSize();
+        try
+        {
+            final int produced = LZ4.safeDecompressor().decompress(bytes, EpochLog.RECORD_HEADER, length, expanded,
+                EpochLog.RECORD_HEADER, pagesLength);
+            if (produced != pagesLength)
+            {
+                return "compressed pages that expand to " + produced + " bytes, not " + pagesLength;
+            }
+        }
+        catch (final net.jpountz.lz4.LZ4Exception ex)
+        {
+            return "compressed pages that do not expand (" + ex.getMessage() + ")";
+        }
+        expanded.limit(EpochLog.RECORD_HEADER + pagesLength).position(EpochLog.RECORD_HEADER);
+        return applyRecord(type, a, b, expandedBuffer, expanded, pagesLength);
     }
 
     /**
