@@ -2108,6 +2108,11 @@ public final class ActiveReplicator implements AutoCloseable
         state(ProtectionState.FENCED);
         fenceRequested = true;
         protecting = false;
+        // nothing more of this guest goes to the standby: a vCPU blocked on a full disk stream (the sender stopped
+        // draining it when the session ended) must return, or the scheduler's pause that stops the guest waits for
+        // it for ever and the superseded guest is never stopped (simulation seed 201424); the writes are the
+        // VMM's own image's, beyond every recovery point
+        diskStream.shutdown();
         LOG.error("VM {} FENCED: {}; this side stops its guest and discards its held output", adapter.vmId(), why);
     }
 

@@ -225,7 +225,8 @@ final class CheckpointSender implements Agent
             if (replicator.isReconnecting())
             {
                 // the guest runs on: its disk writes are recorded for the resync and the lost session's staging
-                // areas are freed, so neither the guest's I/O nor the next session waits for this stream
+                // areas are freed, so neither the guest's I/O nor the next session waits for this stream (in every
+                // other state without a session the stream is shut, and writers return)
                 work += diskStream.read(recordHandler, 64);
             }
             return work + replicator.whileUnprotected();

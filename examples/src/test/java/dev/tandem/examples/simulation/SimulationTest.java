@@ -117,6 +117,26 @@ class SimulationTest
     }
 
     /**
+     * Seeds a soak reported where the product was wrong, each replayed with the faults that made it. 201424: the
+     * link stalls, the active reconnects while the standby, silent past its timeout, promotes; the active learns it
+     * from the arbiter while reconnecting and is fenced, but its guest was blocked in a disk write on the full disk
+     * stream, which nobody drained once reconnecting ended, so the pause that stops a fenced guest waited for ever
+     * and the superseded guest never stopped (invariant 7). A fence now shuts the stream, and blocked writers return.
+     */
+    @Test
+    void seedsThatFoundDefectsKeepEveryInvariant()
+    {
+        final Map<Long, String> plans = Map.of(
+            201424L, "stall 37..152 ms; no kill; arbiter down 336..781 ms; switchover (240 ms)");
+        plans.forEach((seed, plan) ->
+        {
+            final SimulationResult result = Simulation.run(seed, dir);
+            assertEquals(plan, result.plan(), "seed " + seed + " draws other faults now");
+            assertTrue(result.ok(), result.replayCommand() + ": " + result.violations());
+        });
+    }
+
+    /**
      * Planned switchovers join the fault families: seeds with no other fault complete theirs (the standby resumes the
      * guest from exactly the epoch the active handed over at, with every released frame's epoch in it, and the old
      * guest stopped), and a run that asks for one while the standby is killed or the link cut ends as the checks
