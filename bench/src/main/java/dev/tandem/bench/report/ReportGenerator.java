@@ -93,11 +93,8 @@ public final class ReportGenerator
         sweep();
         include("resync", "Links that heal: bytes resent after a link drop, and a planned switchover's stop " +
             "(`ResyncMeasurement`)", "resync.md", "bench/run.sh resync");
-        section("durable", "Durable commit");
-        line("Not measured: this build has no durable standby (no journal is appended or forced per epoch), so " +
-            "there is nothing to set beside a raw sequential write+force yet.");
-        line("");
-        notes("durable");
+        include("durable", "Durable commit: DURABLE against MEMORY beside the disk's raw write+fsync " +
+            "(`DurabilityMeasurement`)", "durability.md", "bench/run.sh durability");
         section("failover", "Failover");
         notes("failover");
     }
