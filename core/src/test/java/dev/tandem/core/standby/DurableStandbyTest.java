@@ -62,7 +62,7 @@ class DurableStandbyTest
             .memoryBytes(MEMORY_BYTES)
             .workload(Workload.HOTSET)
             .hotsetPages(256)
-            .pagesPerMillisecond(20)
+            .pagesPerMillisecond(5)
             .disk(dir.resolve("active-disk.img"), DISK_BYTES)
             .diskEveryTicks(1)
             .packetEveryTicks(1)
