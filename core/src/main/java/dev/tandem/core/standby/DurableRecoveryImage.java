@@ -311,6 +311,14 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     }
 
     @Override
+    public void held(final long epoch, final long fingerprint) throws IOException
+    {
+        recoveredEpoch = epoch;
+        recoveredFingerprint = fingerprint;
+        checkpoint(epoch, fingerprint);
+    }
+
+    @Override
     public String brokenReason()
     {
         return broken;

@@ -110,6 +110,18 @@ interface RecoveryImage extends AutoCloseable
     }
 
     /**
+     * The image was just filled with a checkpoint from elsewhere (a held checkpoint) and holds {@code epoch} whole:
+     * a durable image forces itself and records it, so that a restart finds that epoch; nothing in MEMORY mode.
+     *
+     * @param epoch       the checkpoint's epoch.
+     * @param fingerprint its fingerprint.
+     * @throws IOException if the image cannot be forced.
+     */
+    default void held(final long epoch, final long fingerprint) throws IOException
+    {
+    }
+
+    /**
      * @return null while the image can make epochs durable; why not once a write or force failed.
      */
     default String brokenReason()

@@ -136,7 +136,7 @@ public final class StandbyReplica implements AutoCloseable
                 reason -> lastError = reason);
             createdSession = new StandbySession(ctx, listener, ownership, createdImage, applier, createdCounters,
                 verifiedLogs, freeLogs, receiveStage, commitStage, this::betweenFrames, reason -> lastError = reason);
-            if (createdImage.recoveredEpoch() > 0)
+            if (ctx.heldGuest() == null && createdImage.recoveredEpoch() > 0)
             {
                 // a restarted DURABLE standby: its recovery point is an acknowledged epoch, promotable as before
                 applier.held(createdImage.recoveredEpoch());
@@ -223,6 +223,16 @@ public final class StandbyReplica implements AutoCloseable
             image.putComponent(component.id(), component.version(), new UnsafeBuffer(state), 0, state.length);
         }
         image.epoch(ctx.heldEpoch());
+        try
+        {
+            // a DURABLE image forces the copy and records its epoch: a restart finds it
+            image.held(ctx.heldEpoch(), ctx.heldFingerprint());
+        }
+        catch (final java.io.IOException ex)
+        {
+            throw new java.io.UncheckedIOException("cannot force the held checkpoint of VM " + ctx.vmId() + " into " +
+                ctx.directory(), ex);
+        }
     }
 
     /**

@@ -14,7 +14,10 @@ import dev.tandem.vmm.sim.SimulatedDisk;
 import dev.tandem.vmm.sim.SimulatedReplicaTarget;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
+import dev.tandem.core.standby.Durability;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
@@ -85,8 +88,14 @@ class QuickFailbackTest
             .listener(Hosts.checkingCommits(host, expected, mismatches));
     }
 
-    @Test
-    void afterASwitchoverTheOldActiveHoldsTheCheckpointAndGetsOnlyWhatChanged() throws Exception
+    /**
+     * With the old host's standby in either durability mode: a DURABLE one forces the held checkpoint and records
+     * its epoch before the reverse protection starts.
+     */
+    @ParameterizedTest
+    @EnumSource(Durability.class)
+    void afterASwitchoverTheOldActiveHoldsTheCheckpointAndGetsOnlyWhatChanged(final Durability durability)
+        throws Exception
     {
         final FileArbiter arbiter = new FileArbiter(dir.resolve("arbiter"), "test");
         final AtomicReference<Promotion> onB = new AtomicReference<>();
@@ -129,8 +138,13 @@ class QuickFailbackTest
             // 2. A's stopped guest seeds A's standby; B's guest is protected onto it, in reverse
             final ActiveReplicator.Switchover back;
             try (StandbyReplica standbyA = StandbyReplica.launch(standby("a", arbiter, digestsB, onA)
-                .heldCheckpoint(original, switchover.epoch(), switchover.fingerprint())))
+                .durability(durability).heldCheckpoint(original, switchover.epoch(), switchover.fingerprint())))
             {
+                if (durability == Durability.DURABLE)
+                {
+                    assertTrue(java.nio.file.Files.exists(dir.resolve("a").resolve("standby").resolve("image.meta")),
+                        "the held checkpoint is recorded in the DURABLE image");
+                }
                 assertEquals(switchover.epoch(), standbyA.lastCommittedEpoch(), "A starts holding the checkpoint");
                 try (ActiveReplicator activeB = ActiveReplicator.launch(Hosts.active(promotedOnB, standbyA, arbiter,
                     first.generation(), digestsB).resumedFrom(first.resumedFrom())))
