@@ -99,7 +99,23 @@ public final class OwnerOnlyFiles
     }
 
     /**
-     * Writes a whole small file (created as {@code rw-------}), replacing its content, and forces it to the device.
+     * Forces a directory to the device: the files created, renamed or deleted in it stay so after a power loss (a
+     * file's own force does not make its name durable).
+     *
+     * @param directory the directory.
+     * @throws IOException if it cannot be forced.
+     */
+    public static void forceDirectory(final Path directory) throws IOException
+    {
+        try (FileChannel channel = FileChannel.open(directory, java.nio.file.StandardOpenOption.READ))
+        {
+            channel.force(true);
+        }
+    }
+
+    /**
+     * Writes a whole small file (created as {@code rw-------}), replacing its content, and forces it and its
+     * directory to the device (a file just created is found after a power loss only once its directory is forced).
      *
      * @param file    the file.
      * @param content the bytes.
@@ -122,6 +138,11 @@ public final class OwnerOnlyFiles
                 channel.write(bytes);
             }
             channel.force(true);
+        }
+        final Path parent = file.toAbsolutePath().getParent();
+        if (parent != null)
+        {
+            forceDirectory(parent);
         }
     }
 

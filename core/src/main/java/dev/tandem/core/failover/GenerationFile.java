@@ -10,7 +10,7 @@ import java.nio.file.StandardCopyOption;
 
 /**
  * The generation a side serves, persisted so that a restarted process never goes back to a lower one: written to a
- * temporary file, forced, and renamed over the old one (atomic on POSIX file systems).
+ * temporary file, forced, and renamed over the old one (atomic on POSIX file systems), the directory forced after.
  */
 public final class GenerationFile
 {
@@ -72,6 +72,9 @@ public final class GenerationFile
         {
             OwnerOnlyFiles.writeDurably(temporary, (generation + "\n").getBytes(StandardCharsets.UTF_8));
             Files.move(temporary, path, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            // the rename is durable only once the directory is: without this a power loss could bring back the
+            // lower generation (or none), and a restarted side would serve it
+            OwnerOnlyFiles.forceDirectory(path.toAbsolutePath().getParent());
         }
         catch (final IOException ex)
         {

@@ -78,6 +78,8 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private static final int COMMIT_RECORD = EpochLog.RECORD_HEADER + COMMIT_DATA;
 
     private final StandbyContext ctx;
+    /** Sees each force, rename and delete (a test's power-loss model); {@link StorageWitness#NONE} otherwise. */
+    private final StorageWitness witness;
     private final Path directory;
     private final LongSupplier generation;
     private final int maxRecord;
@@ -146,10 +148,11 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
      */
     DurableRecoveryImage(final StandbyContext ctx, final LongSupplier generation, final long replayUpTo)
     {
-        super(ctx, generation, () -> MemoryReplica.mapped(ctx.directory().resolve(MEMORY_IMAGE), ctx.pageSize(),
-            ctx.pageCount()));
+        super(withoutUnfinishedImage(ctx), generation, () -> MemoryReplica.mapped(ctx.directory().resolve(MEMORY_IMAGE),
+            ctx.pageSize(), ctx.pageCount()));
         this.replayUpTo = replayUpTo;
         this.ctx = ctx;
+        this.witness = ctx.storageWitness();
         this.directory = ctx.directory();
         this.generation = generation;
         this.maxRecord = ctx.maxFramePayload();
@@ -164,6 +167,50 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             close();
             throw ex instanceof UncheckedIOException unchecked ? unchecked :
                 ex instanceof IOException io ? new UncheckedIOException(io.getMessage(), io) : (RuntimeException)ex;
+        }
+    }
+
+    /**
+     * A directory with image files but neither {@code image.meta} nor a journal holds no recovery point: the files
+     * are what a crash (a power loss) left of an image being created, their sizes perhaps not yet on the disk. They
+     * are removed, so the image is created afresh rather than refused as another disk's.
+     */
+    private static StandbyContext withoutUnfinishedImage(final StandbyContext ctx)
+    {
+        final Path directory = ctx.directory();
+        try
+        {
+            if (!Files.isDirectory(directory) || Files.exists(directory.resolve(META)))
+            {
+                return ctx;
+            }
+            try (Stream<Path> files = Files.list(directory))
+            {
+                if (files.anyMatch(p -> p.getFileName().toString().startsWith(JOURNAL_PREFIX)))
+                {
+                    // refused by name when the image opens: a journal without its meta is not left to chance
+                    return ctx;
+                }
+            }
+            final List<Path> unfinished = new ArrayList<>();
+            unfinished.add(directory.resolve(MEMORY_IMAGE));
+            for (final Handshake.Disk disk : ctx.disks())
+            {
+                unfinished.add(diskImagePath(ctx, disk.id()));
+            }
+            for (final Path file : unfinished)
+            {
+                if (Files.deleteIfExists(file))
+                {
+                    LOG.info("standby of VM {}: {} holds no {} or journal: {} is what was left of an image never " +
+                        "completed, removed", ctx.vmId(), directory, META, file.getFileName());
+                }
+            }
+            return ctx;
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException("cannot clear the unfinished DURABLE image in " + directory, ex);
         }
     }
 
@@ -200,11 +247,12 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
                 try (FileChannel cut = FileChannel.open(segment, StandardOpenOption.WRITE))
                 {
                     cut.truncate(replay.wholeBytes());
+                    witness.forcing(segment);
                     cut.force(true);
                 }
                 for (final Path later : segments.subList(i + 1, segments.size()))
                 {
-                    Files.deleteIfExists(later);
+                    delete(later);
                 }
                 break;
             }
@@ -238,7 +286,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             {
                 for (final Path segment : segments)
                 {
-                    Files.deleteIfExists(segment);
+                    delete(segment);
                 }
             }
         }
@@ -291,15 +339,12 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
                     journal.close();
                     journal = null;
                 }
-                Files.deleteIfExists(directory.resolve(META));
+                delete(directory.resolve(META));
                 for (final Path segment : segments())
                 {
-                    Files.deleteIfExists(segment);
+                    delete(segment);
                 }
-                try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ))
-                {
-                    dir.force(true);
-                }
+                forceDirectory(directory);
             }
             catch (final IOException ex)
             {
@@ -336,11 +381,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             if (log.inPlace)
             {
                 // the pages and the disk copy went straight into the files: they are durable before the ack too
-                replica().force();
-                for (final FileVirtualDisk disk : diskImages())
-                {
-                    disk.force();
-                }
+                forceImage();
             }
             final long start = segmentBytes;
             crc.reset();
@@ -358,6 +399,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             header.putInt(COMMIT_CRC + 4, 0);
             header.position(0);
             writeJournal(header);
+            witness.forcing(journalPath);
             journal.force(false);
             segmentLastEpoch = log.epoch;
             segmentLastMillis = millis;
@@ -506,12 +548,13 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             {
                 out.write(meta);
             }
+            witness.forcing(partial.resolve(META));
             out.force(true);
         }
         forceDirectory(partial);
         final long validFrom = epoch();
-        Files.move(partial, directory.resolve(String.format(java.util.Locale.ROOT, "%s%016d-%016d-%013d",
-            BASE_PREFIX, epoch, validFrom, now)), StandardCopyOption.ATOMIC_MOVE);
+        move(partial, directory.resolve(String.format(java.util.Locale.ROOT, "%s%016d-%016d-%013d",
+            BASE_PREFIX, epoch, validFrom, now)));
         forceDirectory(directory);
         newestBaseMillis = now;
     }
@@ -546,7 +589,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         for (Segment segment = closedSegments.peek(); segment != null && segment.lastEpoch <= keepFrom;
             segment = closedSegments.peek())
         {
-            Files.deleteIfExists(segment.path);
+            delete(segment.path);
             closedSegments.poll();
         }
     }
@@ -579,24 +622,40 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         }
     }
 
-    private static void copyForced(final Path from, final Path to) throws IOException
+    private void copyForced(final Path from, final Path to) throws IOException
     {
         Files.copy(from, to, StandardCopyOption.REPLACE_EXISTING);
         try (FileChannel out = FileChannel.open(to, StandardOpenOption.WRITE))
         {
+            witness.forcing(to);
             out.force(true);
         }
     }
 
-    static void forceDirectory(final Path dir) throws IOException
+    /**
+     * Forces a directory: its entries (files created, renamed or deleted in it) are durable from then on.
+     */
+    private void forceDirectory(final Path dir) throws IOException
     {
-        try (FileChannel channel = FileChannel.open(dir, StandardOpenOption.READ))
+        witness.forcingDirectory(dir);
+        OwnerOnlyFiles.forceDirectory(dir);
+    }
+
+    private void move(final Path from, final Path to) throws IOException
+    {
+        Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        witness.moved(from, to);
+    }
+
+    private void delete(final Path path) throws IOException
+    {
+        if (Files.deleteIfExists(path))
         {
-            channel.force(true);
+            witness.deleted(path);
         }
     }
 
-    static void deleteTree(final Path path) throws IOException
+    private void deleteTree(final Path path) throws IOException
     {
         if (!Files.exists(path))
         {
@@ -606,7 +665,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         {
             for (final Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList())
             {
-                Files.deleteIfExists(p);
+                delete(p);
             }
         }
     }
@@ -646,9 +705,11 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
 
     private void forceImage() throws IOException
     {
+        witness.forcing(directory.resolve(MEMORY_IMAGE));
         replica().force();
         for (final FileVirtualDisk disk : diskImages())
         {
+            witness.forcing(disk.path());
             disk.force();
         }
     }
@@ -700,14 +761,12 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             {
                 out.write(meta);
             }
+            witness.forcing(next);
             out.force(true);
         }
-        Files.move(next, directory.resolve(META), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ))
-        {
-            // the rename itself is durable only once the directory is
-            dir.force(true);
-        }
+        move(next, directory.resolve(META));
+        // the rename itself is durable only once the directory is
+        forceDirectory(directory);
     }
 
     private void readMeta(final Path path) throws IOException
@@ -1089,10 +1148,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             segmentSequence, JOURNAL_SUFFIX));
         journal = OwnerOnlyFiles.open(journalPath, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
         segmentBytes = 0;
-        try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ))
-        {
-            dir.force(true);
-        }
+        forceDirectory(directory);
     }
 
     private static int align8(final int value)

@@ -72,7 +72,7 @@ class MemoryRecoveryImage implements RecoveryImage
             for (final Handshake.Disk disk : ctx.disks())
             {
                 final FileVirtualDisk replica = ctx.diskImageOpener().open(
-                    ctx.directory().resolve("disk-" + disk.id() + ".img"), disk);
+                    diskImagePath(ctx, disk.id()), disk);
                 opened.add(replica);
                 disksById[disk.id()] = replica;
             }
@@ -84,6 +84,14 @@ class MemoryRecoveryImage implements RecoveryImage
             throw ex;
         }
         this.disks = List.copyOf(opened);
+    }
+
+    /**
+     * @return where the standby keeps disk {@code diskId}'s image: {@code disk-<id>.img} in its directory.
+     */
+    static Path diskImagePath(final StandbyContext ctx, final int diskId)
+    {
+        return ctx.directory().resolve("disk-" + diskId + ".img");
     }
 
     @Override

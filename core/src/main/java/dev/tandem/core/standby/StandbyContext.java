@@ -50,6 +50,7 @@ public final class StandbyContext
     private long imageCheckpointBytes = 256L << 20;
     private long imageCheckpointIntervalNs = TimeUnit.SECONDS.toNanos(30);
     private long retentionNs;
+    private StorageWitness storageWitness = StorageWitness.NONE;
     private VmmAdapter heldGuest;
     private long heldEpoch;
     private long heldFingerprint;
@@ -294,6 +295,20 @@ public final class StandbyContext
     public long retentionNs()
     {
         return retentionNs;
+    }
+
+    /**
+     * Tests only: a power-loss model that sees every force, rename and delete of the DURABLE image.
+     */
+    StandbyContext storageWitness(final StorageWitness witness)
+    {
+        this.storageWitness = java.util.Objects.requireNonNull(witness, "storageWitness");
+        return this;
+    }
+
+    StorageWitness storageWitness()
+    {
+        return storageWitness;
     }
 
     /**

@@ -1,0 +1,68 @@
+package dev.tandem.core.standby;
+
+import java.nio.file.Path;
+
+/**
+ * Sees every step by which the DURABLE image makes something durable or changes its directory, just before a force
+ * and just after a rename or delete. A power-loss model (a test's) keeps, from these alone, what a machine that lost
+ * power at any of them would find on its disk: a file's bytes as of its last force, a directory's entries as of its
+ * last force, and any part of what was written since. Package-private: nothing outside the standby's tests sees
+ * it; the image calls {@link #NONE} otherwise.
+ */
+interface StorageWitness
+{
+    /**
+     * A file is about to be forced: once the force returns, everything it holds now is durable.
+     *
+     * @param file the file.
+     */
+    void forcing(Path file);
+
+    /**
+     * A directory is about to be forced: once the force returns, its entries as they are now are durable.
+     *
+     * @param directory the directory.
+     */
+    void forcingDirectory(Path directory);
+
+    /**
+     * A file or directory was renamed (durable once the directory is forced).
+     *
+     * @param from its old path.
+     * @param to   its new path.
+     */
+    void moved(Path from, Path to);
+
+    /**
+     * A file or an empty directory was deleted (durable once its directory is forced).
+     *
+     * @param path what was deleted.
+     */
+    void deleted(Path path);
+
+    /**
+     * Sees nothing.
+     */
+    StorageWitness NONE = new StorageWitness()
+    {
+        @Override
+        public void forcing(final Path file)
+        {
+        }
+
+        @Override
+        public void forcingDirectory(final Path directory)
+        {
+        }
+
+        @Override
+        public void moved(final Path from, final Path to)
+        {
+        }
+
+        @Override
+        public void deleted(final Path path)
+        {
+        }
+    };
+}

@@ -1,0 +1,282 @@
+package dev.tandem.core.standby;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.LongSupplier;
+import java.util.stream.Stream;
+
+/**
+ * What a standby's disk holds after the machine loses power, kept from what the DURABLE image says it does
+ * ({@link StorageWitness}): a file's bytes as of its last force, the directory's entries as of its last force, and, as
+ * a real disk may, any part of what was written since (pages of a file written back early, a torn tail, a rename or a
+ * delete that reached the disk without its directory's force, or did not). At chosen steps (every kind of step at
+ * least once, the others at random) it writes such a disk into a directory of its own, recording the newest epoch
+ * the standby had acknowledged before that step: a restart on that directory must recover it or a later one, whole.
+ * <p>
+ * It models the image's files in the standby's directory (the journal, the memory and disk images, the meta); base
+ * images in its subdirectories are not modelled, and the other files (the generation, the lock) are copied as they
+ * are.
+ */
+final class PowerLossModel implements StorageWitness
+{
+    private static final int PAGE = 4096;
+
+    /**
+     * A file as the disk knows it: its bytes as of its last force (null: never forced, found empty).
+     */
+    private static final class FileState
+    {
+        byte[] durable;
+    }
+
+    /**
+     * A disk as it would be found after the power came back.
+     *
+     * @param directory    where it was written.
+     * @param acknowledged the newest epoch the standby had acknowledged before the step.
+     * @param step         the step the power was lost at.
+     */
+    record Crash(Path directory, long acknowledged, String step)
+    {
+    }
+
+    private final Path root;
+    private final Path crashes;
+    private final Random random;
+    private final int spacing;
+    private volatile LongSupplier acknowledged = () -> 0;
+    /** What each name in the directory refers to now. */
+    private final Map<Path, FileState> live = new HashMap<>();
+    /** The directory's entries as of its last force. */
+    private Map<Path, FileState> durableEntries = new HashMap<>();
+    private final Set<String> kindsCrashed = new HashSet<>();
+    private final List<Crash> taken = new ArrayList<>();
+    private int steps;
+    private int nextCrash;
+
+    /**
+     * @param root    the standby's directory.
+     * @param crashes where the disks after a power loss are written.
+     * @param seed    the seed of every choice (named in a failure).
+     * @param spacing at most this many steps between two power losses.
+     */
+    PowerLossModel(final Path root, final Path crashes, final long seed, final int spacing)
+    {
+        this.root = root;
+        this.crashes = crashes;
+        this.random = new Random(seed);
+        this.spacing = spacing;
+        this.nextCrash = 1 + random.nextInt(spacing);
+    }
+
+    /**
+     * @param epoch the standby's newest acknowledged epoch, read at each power loss.
+     */
+    void acknowledged(final LongSupplier epoch)
+    {
+        this.acknowledged = epoch;
+    }
+
+    /**
+     * @return the power losses taken so far.
+     */
+    synchronized List<Crash> crashes()
+    {
+        return List.copyOf(taken);
+    }
+
+    @Override
+    public synchronized void forcing(final Path file)
+    {
+        if (!root.equals(file.getParent()))
+        {
+            return;
+        }
+        step("force " + kind(file));
+        live.computeIfAbsent(file, name -> new FileState()).durable = read(file);
+    }
+
+    @Override
+    public synchronized void forcingDirectory(final Path directory)
+    {
+        if (!root.equals(directory))
+        {
+            return;
+        }
+        step("force directory");
+        final Map<Path, FileState> entries = new HashMap<>();
+        for (final Path file : files())
+        {
+            if (ofTheImage(file))
+            {
+                entries.put(file, live.computeIfAbsent(file, name -> new FileState()));
+            }
+        }
+        durableEntries = entries;
+    }
+
+    @Override
+    public synchronized void moved(final Path from, final Path to)
+    {
+        if (!root.equals(from.getParent()) || !root.equals(to.getParent()))
+        {
+            return;
+        }
+        final FileState state = live.remove(from);
+        live.put(to, state == null ? new FileState() : state);
+        step("rename " + kind(from));
+    }
+
+    @Override
+    public synchronized void deleted(final Path path)
+    {
+        if (!root.equals(path.getParent()))
+        {
+            return;
+        }
+        live.remove(path);
+        step("delete " + kind(path));
+    }
+
+    private static boolean ofTheImage(final Path file)
+    {
+        final String name = file.getFileName().toString();
+        return name.startsWith(DurableRecoveryImage.JOURNAL_PREFIX) || name.startsWith(DurableRecoveryImage.META) ||
+            name.equals(DurableRecoveryImage.MEMORY_IMAGE) || name.startsWith("disk-");
+    }
+
+    private static String kind(final Path file)
+    {
+        final String name = file.getFileName().toString();
+        return name.startsWith(DurableRecoveryImage.JOURNAL_PREFIX) ? "journal" : name;
+    }
+
+    private void step(final String kind)
+    {
+        steps++;
+        if (steps >= nextCrash || kindsCrashed.add(kind))
+        {
+            kindsCrashed.add(kind);
+            crash(kind);
+            nextCrash = steps + 1 + random.nextInt(spacing);
+        }
+    }
+
+    /**
+     * Writes the disk as the power loss before this step could leave it.
+     */
+    private void crash(final String step)
+    {
+        final long acked = acknowledged.getAsLong();
+        final Path to = crashes.resolve(String.format("crash-%04d", taken.size()));
+        try
+        {
+            Files.createDirectories(to);
+            final Set<Path> names = new TreeSet<>(durableEntries.keySet());
+            for (final Path file : files())
+            {
+                if (!ofTheImage(file))
+                {
+                    // the generation file, the lock: not the image's, and not modelled here
+                    Files.copy(file, to.resolve(file.getFileName()));
+                    continue;
+                }
+                live.computeIfAbsent(file, name -> new FileState());
+                names.add(file);
+            }
+            for (final Path name : names)
+            {
+                final FileState durable = durableEntries.get(name);
+                final FileState now = Files.exists(name) ? live.get(name) : null;
+                final FileState chosen;
+                if (durable != null && durable == now)
+                {
+                    chosen = durable;
+                }
+                else if (durable != null && now != null)
+                {
+                    // renamed over since the directory's force: the old file or the new one
+                    chosen = random.nextBoolean() ? durable : now;
+                }
+                else if (durable != null)
+                {
+                    // deleted since: the delete may not have reached the disk
+                    chosen = random.nextBoolean() ? durable : null;
+                }
+                else
+                {
+                    // created or renamed in since: the entry may not have reached the disk
+                    chosen = random.nextBoolean() ? now : null;
+                }
+                if (chosen != null)
+                {
+                    Files.write(to.resolve(name.getFileName()), contents(chosen, chosen == now ? read(name) : null));
+                }
+            }
+            taken.add(new Crash(to, acked, step));
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
+    }
+
+    /**
+     * @return the file's forced bytes, with any of the pages written since (a quarter of them, at random) and a
+     *         random part of what was appended since.
+     */
+    private byte[] contents(final FileState state, final byte[] now)
+    {
+        final byte[] forced = state.durable == null ? new byte[0] : state.durable;
+        if (now == null)
+        {
+            return forced;
+        }
+        final int length = now.length <= forced.length ? forced.length :
+            forced.length + random.nextInt(now.length - forced.length + 1);
+        final byte[] found = java.util.Arrays.copyOf(forced, length);
+        for (int page = 0; page < length; page += PAGE)
+        {
+            final int end = Math.min(length, page + PAGE);
+            if (page < now.length && (page >= forced.length || random.nextInt(4) == 0))
+            {
+                System.arraycopy(now, page, found, page, Math.min(end, now.length) - page);
+            }
+        }
+        return found;
+    }
+
+    private List<Path> files()
+    {
+        try (Stream<Path> list = Files.list(root))
+        {
+            return list.filter(Files::isRegularFile).toList();
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
+    }
+
+    private static byte[] read(final Path file)
+    {
+        try
+        {
+            return Files.readAllBytes(file);
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
+    }
+}
