@@ -298,15 +298,20 @@ public final class StandbyContext
     }
 
     /**
-     * Tests only: a power-loss model that sees every force, rename and delete of the DURABLE image.
+     * @param witness sees every force, rename and delete of the {@link Durability#DURABLE} image (crash-consistency
+     *                testing: a power-loss model); {@link StorageWitness#NONE} (the default) for none.
+     * @return this.
      */
-    StandbyContext storageWitness(final StorageWitness witness)
+    public StandbyContext storageWitness(final StorageWitness witness)
     {
         this.storageWitness = java.util.Objects.requireNonNull(witness, "storageWitness");
         return this;
     }
 
-    StorageWitness storageWitness()
+    /**
+     * @return what sees the DURABLE image's forces, renames and deletes.
+     */
+    public StorageWitness storageWitness()
     {
         return storageWitness;
     }

@@ -3,13 +3,15 @@ package dev.tandem.core.standby;
 import java.nio.file.Path;
 
 /**
- * Sees every step by which the DURABLE image makes something durable or changes its directory, just before a force
- * and just after a rename or delete. A power-loss model (a test's) keeps, from these alone, what a machine that lost
- * power at any of them would find on its disk: a file's bytes as of its last force, a directory's entries as of its
- * last force, and any part of what was written since. Package-private: nothing outside the standby's tests sees
- * it; the image calls {@link #NONE} otherwise.
+ * Sees every step by which a {@link Durability#DURABLE} standby's image makes something durable or changes its
+ * directory: just before each force of a file or directory, just after each rename or delete. It is for
+ * crash-consistency testing (the simulation's power-loss model, a VMM's own fault injection): from these steps alone
+ * a model can say what a machine that lost power at any of them would find on its disk (a file's bytes as of its
+ * last force, a directory's entries as of its last force, and any part of what was written since), and a test can
+ * stop the standby at any of them. Set with {@link StandbyContext#storageWitness}; {@link #NONE} by default. Called
+ * on the standby's own threads, in the middle of its work: it must be quick and must not call the standby back.
  */
-interface StorageWitness
+public interface StorageWitness
 {
     /**
      * A file is about to be forced: once the force returns, everything it holds now is durable.

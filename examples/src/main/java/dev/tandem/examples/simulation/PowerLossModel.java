@@ -1,4 +1,6 @@
-package dev.tandem.core.standby;
+package dev.tandem.examples.simulation;
+
+import dev.tandem.core.standby.StorageWitness;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -16,12 +18,13 @@ import java.util.function.LongSupplier;
 import java.util.stream.Stream;
 
 /**
- * What a standby's disk holds after the machine loses power, kept from what the DURABLE image says it does
+ * What a DURABLE standby's disk holds after the machine loses power, kept from what the DURABLE image says it does
  * ({@link StorageWitness}): a file's bytes as of its last force, the directory's entries as of its last force, and, as
  * a real disk may, any part of what was written since (pages of a file written back early, a torn tail, a rename or a
  * delete that reached the disk without its directory's force, or did not). At chosen steps (every kind of step at
  * least once, the others at random) it writes such a disk into a directory of its own, recording the newest epoch
  * the standby had acknowledged before that step: a restart on that directory must recover it or a later one, whole.
+ * The simulation asks for such a disk at the instant it kills the standby instead ({@link #materialise}).
  * <p>
  * It models the image's files in the standby's directory (the journal, the memory and disk images, the meta); base
  * images in its subdirectories are not modelled, and the other files (the generation, the lock) are copied as they
@@ -50,10 +53,17 @@ final class PowerLossModel implements StorageWitness
     {
     }
 
+    /** The image's files, as the standby lays them out (see {@code Durability.DURABLE}). */
+    private static final String JOURNAL_PREFIX = "journal-";
+    private static final String META = "image.meta";
+    private static final String MEMORY_IMAGE = "memory.img";
+    private static final String DISK_PREFIX = "disk-";
+
     private final Path root;
     private final Path crashes;
     private final Random random;
     private final int spacing;
+    private volatile java.util.function.Consumer<String> onStep = step -> { };
     private volatile LongSupplier acknowledged = () -> 0;
     /** What each name in the directory refers to now. */
     private final Map<Path, FileState> live = new HashMap<>();
@@ -68,7 +78,7 @@ final class PowerLossModel implements StorageWitness
      * @param root    the standby's directory.
      * @param crashes where the disks after a power loss are written.
      * @param seed    the seed of every choice (named in a failure).
-     * @param spacing at most this many steps between two power losses.
+     * @param spacing at most this many steps between two power losses; 0 for none (only {@link #materialise}).
      */
     PowerLossModel(final Path root, final Path crashes, final long seed, final int spacing)
     {
@@ -76,7 +86,44 @@ final class PowerLossModel implements StorageWitness
         this.crashes = crashes;
         this.random = new Random(seed);
         this.spacing = spacing;
-        this.nextCrash = 1 + random.nextInt(spacing);
+        this.nextCrash = spacing == 0 ? Integer.MAX_VALUE : 1 + random.nextInt(spacing);
+    }
+
+    /**
+     * @param listener told of each step (its kind) after the model took it in, on the standby's thread; it may kill
+     *                 the standby there (throw).
+     */
+    void onStep(final java.util.function.Consumer<String> listener)
+    {
+        this.onStep = listener;
+    }
+
+    /**
+     * Writes the standby's disk as the machine would find it now: after a power loss (the model's choice among what
+     * the disk may hold), or after a process crash (every file as it is: the page cache survives).
+     *
+     * @param to        an empty directory to write it into.
+     * @param powerLoss true for a power loss, false for a process crash.
+     */
+    synchronized void materialise(final Path to, final boolean powerLoss)
+    {
+        if (powerLoss)
+        {
+            write(to);
+            return;
+        }
+        try
+        {
+            Files.createDirectories(to);
+            for (final Path file : files())
+            {
+                Files.copy(file, to.resolve(file.getFileName()));
+            }
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
     }
 
     /**
@@ -151,34 +198,36 @@ final class PowerLossModel implements StorageWitness
     private static boolean ofTheImage(final Path file)
     {
         final String name = file.getFileName().toString();
-        return name.startsWith(DurableRecoveryImage.JOURNAL_PREFIX) || name.startsWith(DurableRecoveryImage.META) ||
-            name.equals(DurableRecoveryImage.MEMORY_IMAGE) || name.startsWith("disk-");
+        return name.startsWith(JOURNAL_PREFIX) || name.startsWith(META) || name.equals(MEMORY_IMAGE) ||
+            name.startsWith(DISK_PREFIX);
     }
 
     private static String kind(final Path file)
     {
         final String name = file.getFileName().toString();
-        return name.startsWith(DurableRecoveryImage.JOURNAL_PREFIX) ? "journal" : name;
+        return name.startsWith(JOURNAL_PREFIX) ? "journal" : name;
     }
 
     private void step(final String kind)
     {
         steps++;
-        if (steps >= nextCrash || kindsCrashed.add(kind))
+        if (spacing > 0 && (steps >= nextCrash || kindsCrashed.add(kind)))
         {
             kindsCrashed.add(kind);
-            crash(kind);
+            final long acked = acknowledged.getAsLong();
+            final Path to = crashes.resolve(String.format("crash-%04d", taken.size()));
+            write(to);
+            taken.add(new Crash(to, acked, kind));
             nextCrash = steps + 1 + random.nextInt(spacing);
         }
+        onStep.accept(kind);
     }
 
     /**
-     * Writes the disk as the power loss before this step could leave it.
+     * Writes the disk as a power loss now could leave it.
      */
-    private void crash(final String step)
+    private void write(final Path to)
     {
-        final long acked = acknowledged.getAsLong();
-        final Path to = crashes.resolve(String.format("crash-%04d", taken.size()));
         try
         {
             Files.createDirectories(to);
@@ -223,7 +272,6 @@ final class PowerLossModel implements StorageWitness
                     Files.write(to.resolve(name.getFileName()), contents(chosen, chosen == now ? read(name) : null));
                 }
             }
-            taken.add(new Crash(to, acked, step));
         }
         catch (final IOException ex)
         {

@@ -1,8 +1,11 @@
-package dev.tandem.core.standby;
+package dev.tandem.examples.simulation;
 
 import dev.tandem.core.active.ActiveContext;
 import dev.tandem.core.active.ActiveReplicator;
-import dev.tandem.core.system.LeakCheck;
+import dev.tandem.core.standby.Durability;
+import dev.tandem.core.standby.StandbyContext;
+import dev.tandem.core.standby.StandbyReplica;
+import dev.tandem.vmm.NativeMemory;
 import dev.tandem.core.transport.TcpTransport;
 import dev.tandem.vmm.StateDigest;
 import dev.tandem.vmm.sim.SimulatedDisk;
@@ -36,7 +39,6 @@ import static org.junit.jupiter.api.Assertions.fail;
  * active's checkpoint of that epoch. {@code -Dtandem.powerloss.restarts=N} runs more standby restarts (each taking
  * its own power losses) for a soak; {@code -Dtandem.powerloss.seed=S} repeats a run.
  */
-@LeakCheck
 class PowerLossTest
 {
     private static final long MEMORY_BYTES = 8L << 20;
@@ -66,6 +68,7 @@ class PowerLossTest
     @Test
     void aPowerLossAtAnyJournalOrImageStepRecoversAWholeAcknowledgedEpoch() throws Exception
     {
+        final long liveBefore = NativeMemory.liveBytes();
         final long seed = Long.getLong("tandem.powerloss.seed", System.nanoTime());
         final int restarts = Integer.getInteger("tandem.powerloss.restarts", 2);
         final Path directory = dir.resolve("standby");
@@ -162,6 +165,7 @@ class PowerLossTest
         {
             assertTrue(steps.contains(step), "no power loss at '" + step + "': " + steps);
         }
+        assertEquals(liveBefore, NativeMemory.liveBytes(), "off-heap bytes left allocated");
     }
 
     private static void deleteTree(final Path path) throws java.io.IOException
