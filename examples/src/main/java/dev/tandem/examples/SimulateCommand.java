@@ -48,7 +48,7 @@ final class SimulateCommand implements Callable<Integer>
 
     @Option(names = "--mutation", paramLabel = "NAME", defaultValue = "none",
         description = "test-only: run with a deliberate defect the checks must report (none | " +
-            "pass-through-judged-as-hold | split-arbiter); failing seeds print it in their replay command")
+            "pass-through-judged-as-hold | split-arbiter | lying-disk); failing seeds print it in their replay command")
     String mutation;
 
     @Option(names = {"-h", "--help"}, usageHelp = true, description = "show this help")

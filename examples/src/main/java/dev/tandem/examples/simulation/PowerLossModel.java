@@ -64,6 +64,7 @@ final class PowerLossModel implements StorageWitness
     private final Random random;
     private final int spacing;
     private volatile java.util.function.Consumer<String> onStep = step -> { };
+    private boolean lying;
     private volatile LongSupplier acknowledged = () -> 0;
     /** What each name in the directory refers to now. */
     private final Map<Path, FileState> live = new HashMap<>();
@@ -87,6 +88,15 @@ final class PowerLossModel implements StorageWitness
         this.random = new Random(seed);
         this.spacing = spacing;
         this.nextCrash = spacing == 0 ? Integer.MAX_VALUE : 1 + random.nextInt(spacing);
+    }
+
+    /**
+     * @param lying true for a disk that acknowledges forces it does not keep: a test of the checks (the newest
+     *              journal segment loses its last forced bytes in a power loss).
+     */
+    void lies(final boolean lying)
+    {
+        this.lying = lying;
     }
 
     /**
@@ -243,6 +253,8 @@ final class PowerLossModel implements StorageWitness
                 live.computeIfAbsent(file, name -> new FileState());
                 names.add(file);
             }
+            final Path newestJournal = names.stream().filter(p -> kind(p).equals("journal")).reduce((a, b) -> b)
+                .orElse(null);
             for (final Path name : names)
             {
                 final FileState durable = durableEntries.get(name);
@@ -269,7 +281,13 @@ final class PowerLossModel implements StorageWitness
                 }
                 if (chosen != null)
                 {
-                    Files.write(to.resolve(name.getFileName()), contents(chosen, chosen == now ? read(name) : null));
+                    byte[] found = contents(chosen, chosen == now ? read(name) : null);
+                    if (lying && name.equals(newestJournal) && chosen.durable != null)
+                    {
+                        found = java.util.Arrays.copyOf(found, Math.max(0, Math.min(found.length,
+                            chosen.durable.length - 8)));
+                    }
+                    Files.write(to.resolve(name.getFileName()), found);
                 }
             }
         }

@@ -120,6 +120,17 @@ final class SimNetwork implements Transport
     }
 
     /**
+     * A dead node's listening endpoint is free again (a restarted node listens there); its queue of connections
+     * nobody accepted goes with it.
+     *
+     * @param endpoint the endpoint.
+     */
+    void forget(final String endpoint)
+    {
+        listeners.remove(endpoint);
+    }
+
+    /**
      * A node died: its ends of every connection go with it.
      *
      * @param client  true for the connecting side's ends (the active, or a duplicated connection's sender), false

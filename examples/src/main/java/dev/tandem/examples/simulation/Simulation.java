@@ -9,9 +9,11 @@ import dev.tandem.core.failover.Ownership;
 import dev.tandem.core.failover.PromotionArbiter;
 import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.metrics.ProtectionState;
+import dev.tandem.core.standby.Durability;
 import dev.tandem.core.standby.StandbyContext;
 import dev.tandem.core.standby.StandbyListener;
 import dev.tandem.core.standby.StandbyReplica;
+import dev.tandem.core.standby.StorageWitness;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.NativeMemory;
@@ -139,7 +141,13 @@ public final class Simulation implements SimNetwork.Hooks
          * both sides): invariant 7's checks must report the old guest running on, or releasing, after the standby's
          * claim.
          */
-        SPLIT_ARBITER("split-arbiter");
+        SPLIT_ARBITER("split-arbiter"),
+        /**
+         * the DURABLE standby's disk acknowledges forces it does not keep: after a power loss the newest journal
+         * segment has lost its last forced bytes (the newest commit record). Invariant 6's check must report the
+         * committed epoch the restarted standby no longer has.
+         */
+        LYING_DISK("lying-disk");
 
         /** The name the command line takes. */
         final String option;
@@ -164,7 +172,7 @@ public final class Simulation implements SimNetwork.Hooks
                 }
             }
             throw new IllegalArgumentException("unknown mutation " + option + "; one of none, " +
-                "pass-through-judged-as-hold, split-arbiter");
+                "pass-through-judged-as-hold, split-arbiter, lying-disk");
         }
     }
 
@@ -226,6 +234,25 @@ public final class Simulation implements SimNetwork.Hooks
     private long quickResyncs;
     /** When a planned switchover is asked for (retried each tick until the active is PROTECTED), or never. */
     private final long switchoverAtNs;
+    /** A DURABLE standby, which a standby kill restarts on what its disk holds (invariant 6). */
+    private final boolean durable;
+    /** In a DURABLE run killing the standby at a random moment: the durability step (1..) it dies before. */
+    private final int killAtDurabilityStep;
+    private final long standbyRestartDelayNs;
+    private final long powerLossSeed;
+    private PowerLossModel powerLoss;
+    private int epochLogs = -1;
+    private int durabilitySteps;
+    private long standbyRestartAtNs = Long.MAX_VALUE;
+    private Path standbyRestartDirectory;
+    private long committedAtStandbyDeath = -1;
+    private String standbyRestart = "";
+    /** Standbys that died and were restarted: closed at the end. */
+    private final List<StandbyReplica> deadStandbys = new ArrayList<>();
+    /** The active has yet to notice the restarted standby's predecessor lost power (invariant 8 still judged). */
+    private boolean standbyDeathUnnoticed;
+    private PromotionArbiter standbyArbiter;
+    private SimulatedReplicaTarget target;
     private ActiveReplicator.SwitchoverTask switchoverTask;
     /** How the planned switchover ended: "" if none was planned, else completed, abandoned or never began. */
     private String switchover = "";
@@ -252,6 +279,12 @@ public final class Simulation implements SimNetwork.Hooks
         this.switchoverAtNs = switchoverDraw.nextInt(4) == 0 ? START_NS + switchoverDraw.nextLong(runNs) :
             Long.MAX_VALUE;
         this.switchover = switchoverAtNs == Long.MAX_VALUE ? "" : "never began";
+        // likewise apart: a third of the runs keep the standby's image on disk, and a standby killed there comes back
+        final SplittableRandom durableDraw = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + 14);
+        this.durable = durableDraw.nextInt(3) == 0;
+        this.killAtDurabilityStep = 1 + durableDraw.nextInt(80);
+        this.standbyRestartDelayNs = (5 + durableDraw.nextInt(396)) * MS;
+        this.powerLossSeed = durableDraw.nextLong();
         this.checks = new OwnershipChecks(violations, START_NS, plan,
             passThrough && mutation != Mutation.PASS_THROUGH_JUDGED_AS_HOLD,
             Math.max(FAILURE_TIMEOUT_NS, SILENCE_TIMEOUT_NS), HEARTBEAT_NS,
@@ -302,8 +335,11 @@ public final class Simulation implements SimNetwork.Hooks
             simulation.violations.add("off-heap memory leaked: " + leaked + " bytes still allocated after the run");
         }
         return new SimulationResult(seed, simulation.plan.describe(START_NS) + (simulation.switchoverAtNs ==
-            Long.MAX_VALUE ? "" : "; switchover (" + (simulation.switchoverAtNs - START_NS) / MS + " ms)"),
-            simulation.outcome,
+            Long.MAX_VALUE ? "" : "; switchover (" + (simulation.switchoverAtNs - START_NS) / MS + " ms)") +
+            (simulation.durable ? "; DURABLE standby, restarted " + simulation.standbyRestartDelayNs / MS +
+            " ms after a kill" + (simulation.plan.kill == FaultPlan.Kill.STANDBY_AT_TIME ? " (killed before " +
+            "durability step " + simulation.killAtDurabilityStep + ")" : "") : ""),
+            simulation.outcome + simulation.standbyRestart,
             List.copyOf(simulation.violations), (simulation.clock.nanoTime() - START_NS) / MS,
             simulation.plan.kill != FaultPlan.Kill.NONE, simulation.killDone, simulation.activeEnd,
             simulation.checks.superseded(), simulation.checks.claimToStopNs(),
@@ -343,93 +379,19 @@ public final class Simulation implements SimNetwork.Hooks
         final PromotionArbiter shared = new FileArbiter(dir.resolve("arbiter"), "simulation");
         final PromotionArbiter activeArbiter = new SimArbiter(shared, OwnershipChecks.Side.ACTIVE, clock, plan, checks,
             () -> 0);
-        final PromotionArbiter standbyArbiter = new SimArbiter(mutation == Mutation.SPLIT_ARBITER ?
+        standbyArbiter = new SimArbiter(mutation == Mutation.SPLIT_ARBITER ?
             new FileArbiter(dir.resolve("arbiter-of-the-standby"), "simulation") : shared,
             OwnershipChecks.Side.STANDBY, clock, plan, checks, () -> standby == null ? 0 : standby.lastCommittedEpoch());
         // the promoted guest's frames reach the world through their own sink: they are judged as the new owner's
-        final SimulatedReplicaTarget target = new SimulatedReplicaTarget(guestConfig.copy()
+        target = new SimulatedReplicaTarget(guestConfig.copy()
             .diskPath(dir.resolve("promoted-disk.img")).packetSink(this::onPromotedRelease), false);
-        final StandbyContext standbyCtx = new StandbyContext()
-            .transport(network)
-            .listenEndpoint("standby")
-            .directory(dir.resolve("standby"))
-            .vmId(VM_ID)
-            .memory(SimulatedVmm.PAGE_SIZE, guest.memory().pageCount())
-            .disk(0, SimulatedDisk.BLOCK_SIZE, 256 << 10)
-            .epochLogMemoryBytes(1 << 20)
-            .epochLogs(2 + random.nextInt(2))
-            .failureTimeoutNs(FAILURE_TIMEOUT_NS)
-            .autoPromote(true)
-            .promotionArbiter(standbyArbiter)
-            .replicaTarget(point ->
-            {
-                checkRecoveryPoint(point.epoch(), StateDigest.of(point));
-                promotedGuest = target.resume(point);
-                checks.promotedResumed(clock.nanoTime());
-                return promotedGuest;
-            })
-            .promotionListener(new PromotionListener()
-            {
-                @Override
-                public void onStep(final String step, final long sinceStartNs)
-                {
-                    if (plan.kill == FaultPlan.Kill.STANDBY_DURING_PROMOTION && "claim generation".equals(step))
-                    {
-                        killStandby("during promotion, after claiming the generation");
-                    }
-                }
-            })
-            .diskImageOpener((path, disk) -> new FileVirtualDisk(path, disk.id(), disk.blockSize(), disk.sizeBytes(),
-                false)
-            {
-                @Override
-                public void write(final long offset, final ByteBuffer data) throws IOException
-                {
-                    standbyDiskWrites++;
-                    if (plan.kill == FaultPlan.Kill.STANDBY_DURING_APPLY && standbyDiskWrites == plan.killOrdinal)
-                    {
-                        // half of this write reaches the image, then the host dies
-                        final int limit = data.limit();
-                        data.limit(data.position() + (data.remaining() + 1) / 2);
-                        super.write(offset, data);
-                        data.limit(limit);
-                        killStandby("in the middle of applying disk write #" + standbyDiskWrites);
-                    }
-                    super.write(offset, data);
-                }
-            })
-            .listener(new StandbyListener()
-            {
-                @Override
-                public void onError(final Throwable error)
-                {
-                    if (error instanceof dev.tandem.core.wire.ProtocolException)
-                    {
-                        // a refused frame: expected of a corrupted byte or a replayed connection, or of a reconnect's
-                        // HELLO while the arbiter cannot be asked (the standby must check the generation first), a
-                        // defect otherwise
-                        rejectedFrames++;
-                        final dev.tandem.core.wire.ProtocolException refusal =
-                            (dev.tandem.core.wire.ProtocolException)error;
-                        final boolean arbiterAway =
-                            refusal.fault() == dev.tandem.core.wire.ProtocolException.Fault.REFUSED &&
-                            String.valueOf(refusal.getMessage()).contains("cannot reach its arbiter") &&
-                            (plan.ownership == FaultPlan.OwnershipFault.ARBITER_DOWN ||
-                            plan.ownership == FaultPlan.OwnershipFault.ARBITER_SLOW);
-                        if (plan.network != FaultPlan.NetworkFault.CORRUPT && !duplicateSent && !arbiterAway)
-                        {
-                            violations.add("the standby refused a frame nobody corrupted: " + error.getMessage());
-                        }
-                    }
-                    else if (!(error instanceof IOException) && !(error instanceof NodeDeath) && !standbyDead)
-                    {
-                        violations.add("the standby's receiver failed: " + describe(error));
-                    }
-                }
-            })
-            .nanoClock(clock)
-            .waitStrategy(this::newWaitStrategy)
-            .useAgentInvoker(true);
+        if (durable)
+        {
+            powerLoss = new PowerLossModel(dir.resolve("standby"), dir, powerLossSeed, 0);
+            powerLoss.lies(mutation == Mutation.LYING_DISK);
+            powerLoss.onStep(this::onDurabilityStep);
+        }
+        final StandbyContext standbyCtx = standbyContext(dir.resolve("standby"));
         try
         {
             standby = StandbyReplica.launch(standbyCtx);
@@ -519,6 +481,116 @@ public final class Simulation implements SimNetwork.Hooks
     }
 
     /**
+     * @return how many epoch logs the standby has, drawn once: a restarted standby has as many.
+     */
+    private int standbyEpochLogs()
+    {
+        if (epochLogs < 0)
+        {
+            epochLogs = 2 + random.nextInt(2);
+        }
+        return epochLogs;
+    }
+
+    /**
+     * @param directory the standby's directory.
+     * @return a new standby's configuration (the first, or one restarted on what a dead one's disk held).
+     */
+    private StandbyContext standbyContext(final Path directory)
+    {
+        final StandbyContext standbyCtx = new StandbyContext()
+            .transport(network)
+            .listenEndpoint("standby")
+            .directory(directory)
+            .vmId(VM_ID)
+            .memory(SimulatedVmm.PAGE_SIZE, guest.memory().pageCount())
+            .disk(0, SimulatedDisk.BLOCK_SIZE, 256 << 10)
+            .epochLogMemoryBytes(1 << 20)
+            .epochLogs(standbyEpochLogs())
+            .failureTimeoutNs(FAILURE_TIMEOUT_NS)
+            .autoPromote(true)
+            .promotionArbiter(standbyArbiter)
+            .replicaTarget(point ->
+            {
+                checkRecoveryPoint(point.epoch(), StateDigest.of(point));
+                promotedGuest = target.resume(point);
+                checks.promotedResumed(clock.nanoTime());
+                return promotedGuest;
+            })
+            .promotionListener(new PromotionListener()
+            {
+                @Override
+                public void onStep(final String step, final long sinceStartNs)
+                {
+                    if (plan.kill == FaultPlan.Kill.STANDBY_DURING_PROMOTION && "claim generation".equals(step))
+                    {
+                        killStandby("during promotion, after claiming the generation");
+                    }
+                }
+            })
+            .diskImageOpener((path, disk) -> new FileVirtualDisk(path, disk.id(), disk.blockSize(), disk.sizeBytes(),
+                false)
+            {
+                @Override
+                public void write(final long offset, final ByteBuffer data) throws IOException
+                {
+                    standbyDiskWrites++;
+                    if (plan.kill == FaultPlan.Kill.STANDBY_DURING_APPLY && standbyDiskWrites == plan.killOrdinal)
+                    {
+                        // half of this write reaches the image, then the host dies
+                        final int limit = data.limit();
+                        data.limit(data.position() + (data.remaining() + 1) / 2);
+                        super.write(offset, data);
+                        data.limit(limit);
+                        killStandby("in the middle of applying disk write #" + standbyDiskWrites);
+                    }
+                    super.write(offset, data);
+                }
+            })
+            .listener(new StandbyListener()
+            {
+                @Override
+                public void onError(final Throwable error)
+                {
+                    if (error instanceof dev.tandem.core.wire.ProtocolException)
+                    {
+                        // a refused frame: expected of a corrupted byte or a replayed connection, or of a reconnect's
+                        // HELLO while the arbiter cannot be asked (the standby must check the generation first), a
+                        // defect otherwise
+                        rejectedFrames++;
+                        final dev.tandem.core.wire.ProtocolException refusal =
+                            (dev.tandem.core.wire.ProtocolException)error;
+                        final boolean arbiterAway =
+                            refusal.fault() == dev.tandem.core.wire.ProtocolException.Fault.REFUSED &&
+                            String.valueOf(refusal.getMessage()).contains("cannot reach its arbiter") &&
+                            (plan.ownership == FaultPlan.OwnershipFault.ARBITER_DOWN ||
+                            plan.ownership == FaultPlan.OwnershipFault.ARBITER_SLOW);
+                        if (plan.network != FaultPlan.NetworkFault.CORRUPT && !duplicateSent && !arbiterAway)
+                        {
+                            violations.add("the standby refused a frame nobody corrupted: " + error.getMessage());
+                        }
+                    }
+                    else if (!(error instanceof IOException) && !(error instanceof NodeDeath) && !standbyDead)
+                    {
+                        violations.add("the standby's receiver failed: " + describe(error));
+                    }
+                }
+            })
+            .nanoClock(clock)
+            .waitStrategy(this::newWaitStrategy)
+            .useAgentInvoker(true);
+        if (durable)
+        {
+            // no image checkpoint on its own thread (the run is one thread, replayable): the journal and the
+            // recovery's own checkpoint are what a run's kills meet; PowerLossTest covers the image checkpoints
+            standbyCtx.durability(Durability.DURABLE).imageCheckpointBytes(64L << 30)
+                .imageCheckpointIntervalNs(java.util.concurrent.TimeUnit.HOURS.toNanos(1)).storageWitness(directory.equals(dir.resolve("standby")) ?
+                powerLoss : StorageWitness.NONE);
+        }
+        return standbyCtx;
+    }
+
+    /**
      * @return until when a standby must have taken over from a dead active: its failure timeout and a margin after
      *         the death, or after the arbiter's fault window plus the standby's longest back-off, whichever is later.
      */
@@ -553,6 +625,12 @@ public final class Simulation implements SimNetwork.Hooks
         if (active == null)
         {
             return;
+        }
+        if (standbyDeathUnnoticed && (activeDead || active.status().state() != ProtectionState.PROTECTED))
+        {
+            // the active left the dead host's connection: from now on the restarted standby is what it hears
+            standbyDeathUnnoticed = false;
+            standbyDiedNs = -1;
         }
         // close() waits up to a second for the GOODBYE's answer without judging silence (bounded, and it then claims
         // or stops the guest): invariant 8 is judged on the run, not on the clean stop at its end
@@ -621,7 +699,7 @@ public final class Simulation implements SimNetwork.Hooks
             {
                 killActive("at " + (now - START_NS) / MS + " ms");
             }
-            else if (plan.kill == FaultPlan.Kill.STANDBY_AT_TIME)
+            else if (plan.kill == FaultPlan.Kill.STANDBY_AT_TIME && !durable)
             {
                 killStandby("at " + (now - START_NS) / MS + " ms");
             }
@@ -647,6 +725,7 @@ public final class Simulation implements SimNetwork.Hooks
                     break;
             }
         }
+        restartStandby(now);
         plannedSwitchover(now);
         if (plan.duplicateConnection && !duplicateSent && activeDead && !standbyDead)
         {
@@ -913,6 +992,75 @@ public final class Simulation implements SimNetwork.Hooks
         }
     }
 
+    /**
+     * A DURABLE run killing the standby at a random moment kills it before its n-th durability step (a journal
+     * append's force, the image's forces, the meta's write and rename, a directory's force, a delete), taken on the
+     * standby's own steps.
+     */
+    private void onDurabilityStep(final String step)
+    {
+        if (plan.kill == FaultPlan.Kill.STANDBY_AT_TIME && !killDone && !standbyDead &&
+            (stack.peek() == Part.STANDBY || stack.peek() == Part.APPLIER) &&
+            ++durabilitySteps == killAtDurabilityStep)
+        {
+            killStandby("before '" + step + "' (durability step " + durabilitySteps + ")");
+        }
+    }
+
+    /**
+     * Starts a standby again on what its dead predecessor's disk held, and checks invariant 6: it recovers a whole
+     * epoch, at least the newest it had committed (every committed epoch was forced before its ack), byte-equal to
+     * the active's checkpoint of that epoch. The active, if it still tries, reconnects to it.
+     */
+    private void restartStandby(final long now)
+    {
+        if (now < standbyRestartAtNs || !standbyDead || stuck)
+        {
+            return;
+        }
+        standbyRestartAtNs = Long.MAX_VALUE;
+        deadStandbys.add(standby);
+        // the dead host's port is free again
+        network.forget("standby");
+        final StandbyReplica restarted;
+        try
+        {
+            restarted = StandbyReplica.launch(standbyContext(standbyRestartDirectory));
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            violations.add("invariant 6: the standby restarted on its disk could not open it: " + describe(ex));
+            standbyRestart += ", its restart failed";
+            return;
+        }
+        standby = restarted;
+        standbyDead = false;
+        // while the active has not yet noticed the lost power (its connection to the dead host is silent), it is
+        // still judged on that silence (invariant 8)
+        standbyDeathUnnoticed = standbyDiedNs >= 0 && !plan.killCrashes;
+        if (!standbyDeathUnnoticed)
+        {
+            standbyDiedNs = -1;
+        }
+        final long recovered = restarted.lastCommittedEpoch();
+        standbyRestart += ", restarted at " + (now - START_NS) / MS + " ms recovering epoch " + recovered + " (" +
+            restarted.recoveryReport() + ")";
+        if (recovered < committedAtStandbyDeath)
+        {
+            violations.add("invariant 6: the restarted standby recovered epoch " + recovered + " but had committed " +
+                "(forced, perhaps acknowledged) epoch " + committedAtStandbyDeath + ": " + restarted.recoveryReport());
+        }
+        if (recovered > 0)
+        {
+            final long digest = restarted.inspect(StateDigest::of);
+            if (digests.get(recovered) != digest)
+            {
+                violations.add("invariant 6: the restarted standby's image of epoch " + recovered + " is not the " +
+                    "active's checkpoint of that epoch: " + restarted.recoveryReport());
+            }
+        }
+    }
+
     private void killStandby(final String where)
     {
         if (standbyDead)
@@ -923,6 +1071,17 @@ public final class Simulation implements SimNetwork.Hooks
         standbyDead = true;
         standbyDiedNs = clock.nanoTime();
         network.kill(false, plan.killCrashes, false);
+        if (durable && plan.kill != FaultPlan.Kill.STANDBY_DURING_PROMOTION)
+        {
+            // what the machine finds on its disk when it comes back: the files as they are after a process crash
+            // (the page cache survives it), the model's choice of what may have reached the disk after a power loss
+            committedAtStandbyDeath = standby.lastCommittedEpoch();
+            standbyRestartDirectory = dir.resolve("standby-restarted");
+            powerLoss.materialise(standbyRestartDirectory, !plan.killCrashes);
+            standbyRestartAtNs = clock.nanoTime() + standbyRestartDelayNs;
+            standbyRestart = "; standby " + (plan.killCrashes ? "crashed" : "lost power") + " " + where +
+                " holding epoch " + committedAtStandbyDeath;
+        }
         if (stack.peek() == Part.STANDBY || stack.peek() == Part.APPLIER)
         {
             throw new NodeDeath("standby " + where);
@@ -1171,6 +1330,7 @@ public final class Simulation implements SimNetwork.Hooks
         activeDead = true;
         standbyDead = true;
         CloseHelper.quietCloseAll(active, standby);
+        deadStandbys.forEach(CloseHelper::quietClose);
         if (promotedGuest instanceof AutoCloseable)
         {
             CloseHelper.quietClose((AutoCloseable)promotedGuest);

@@ -217,6 +217,31 @@ class SimulationTest
         assertTrue(Simulation.run(result.seed(), dir).ok(), "seed " + result.seed() + " fails without the mutation");
     }
 
+    /**
+     * A DURABLE standby whose disk acknowledges forces it does not keep loses its newest committed epoch in a power
+     * loss: the restart's invariant-6 check must report it, with a replay command.
+     */
+    @Test
+    void theChecksReportACommittedEpochAPowerLossTookAway()
+    {
+        SimulationResult failing = null;
+        for (long seed = 1; seed <= 200 && failing == null; seed++)
+        {
+            final SimulationResult result = Simulation.run(seed, dir, Simulation.Mutation.LYING_DISK);
+            if (!result.ok())
+            {
+                failing = result;
+            }
+        }
+        assertTrue(failing != null, "no seed in 1..200 caught a committed epoch lost to a lying disk");
+        final SimulationResult result = failing;
+        assertTrue(result.violations().stream().anyMatch(v -> v.startsWith("invariant 6")),
+            result.violations().toString());
+        assertEquals("java -jar examples/target/tandem-examples.jar simulate --seeds " + result.seed() + ".." +
+            result.seed() + " --mutation lying-disk", result.replayCommand());
+        assertTrue(Simulation.run(result.seed(), dir).ok(), "seed " + result.seed() + " fails without the mutation");
+    }
+
     @Test
     void commandLinePrintsASummaryAndRefusesAnEmptyRange() throws Exception
     {
