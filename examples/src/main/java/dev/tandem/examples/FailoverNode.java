@@ -57,7 +57,8 @@ import java.util.concurrent.CountDownLatch;
  * promoted guest ran, from which the harness counts owners and tells a real takeover from a false one.
  * <pre>
  * FailoverNode standby --dir D --listen 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --timeout-ms 200
- *                       --durability memory|durable --image-checkpoint-ms 30000]
+ *                       --durability memory|durable --image-checkpoint-ms 30000
+ *                       --retention-s S | --retention-epochs N]
  * FailoverNode active  --dir D --standby 127.0.0.1:7400 --arbiter A [--vm-id V --memory 16m --disk 1m --period-ms 5
  *                       --workload hotset --seed 1]
  * </pre>
@@ -162,7 +163,7 @@ public final class FailoverNode
             "vm-id", "memory", "disk", "workload", "dirty-rate", "seed", "period-ms", "timeout-ms", "bank-accounts",
             "client-port", "digests", "kill-phase", "targets", "transfers", "accounts", "window", "duration-ms",
             "deadline-s", "policy", "zookeeper", "reply-timeout-ms", "ownership-file", "tls-dir", "durability",
-            "image-checkpoint-ms"), Set.of());
+            "image-checkpoint-ms", "retention-s", "retention-epochs"), Set.of());
         final Path dir = Path.of(required(options, "dir"));
         Files.createDirectories(dir);
         if ("client".equals(args[0]))
@@ -198,6 +199,9 @@ public final class FailoverNode
         final Durability durability = Durability.valueOf(options.getOrDefault("durability", "memory")
             .toUpperCase(java.util.Locale.ROOT));
         final long imageCheckpointMs = Long.parseLong(options.getOrDefault("image-checkpoint-ms", "30000"));
+        // a DURABLE standby's point-in-time window (see the restore command), by time or by epochs
+        final Retention retention = new Retention(Long.parseLong(options.getOrDefault("retention-s", "0")),
+            Long.parseLong(options.getOrDefault("retention-epochs", "0")));
         final boolean digests = !"false".equals(options.get("digests"));
         switch (args[0])
         {
@@ -209,12 +213,14 @@ public final class FailoverNode
                 final ClientPort port = clientPort == null ? null : new ClientPort(clientPort.port());
                 final ReleaseRecorder second = new ReleaseRecorder(port, dir.resolve(ownershipFile));
                 runStandby(guest.copy().packetSink(port == null ? null : second), dir,
-                    new StandbySettings("127.0.0.1:0", timeoutMs, Durability.MEMORY, imageCheckpointMs), arbiter,
+                    new StandbySettings("127.0.0.1:0", timeoutMs, Durability.MEMORY, imageCheckpointMs,
+                    new Retention(0, 0)), arbiter,
                     port, bank, digests, second, new Protection(dir, arbiter, protection.periodMs,
                     protection.policy, digests, protection.killPhase, second, port), stopped);
             });
             case "standby" -> runStandby(guest, dir, new StandbySettings(required(options, "listen"), timeoutMs,
-                durability, imageCheckpointMs), arbiter, clientPort, bank, digests, recorder, protection, null);
+                durability, imageCheckpointMs, retention), arbiter, clientPort, bank, digests, recorder, protection,
+                null);
             default -> throw new IllegalArgumentException("role must be active or standby, not '" + args[0] + "'");
         }
     }
@@ -532,8 +538,20 @@ public final class FailoverNode
      * @param timeoutMs         its failure timeout.
      * @param durability        where its recovery image lives.
      * @param imageCheckpointMs in DURABLE mode, the longest time between image checkpoints.
+     * @param retention         in DURABLE mode, the point-in-time window.
      */
-    private record StandbySettings(String listen, long timeoutMs, Durability durability, long imageCheckpointMs)
+    private record StandbySettings(String listen, long timeoutMs, Durability durability, long imageCheckpointMs,
+        Retention retention)
+    {
+    }
+
+    /**
+     * A DURABLE standby's point-in-time window: by time or by epochs, 0 for none.
+     *
+     * @param seconds how long back.
+     * @param epochs  how many epochs back.
+     */
+    private record Retention(long seconds, long epochs)
     {
     }
 
@@ -554,6 +572,8 @@ public final class FailoverNode
             .directory(dir.resolve("replica"))
             .durability(settings.durability())
             .imageCheckpointIntervalNs(Duration.ofMillis(settings.imageCheckpointMs()).toNanos())
+            .retentionNs(Duration.ofSeconds(settings.retention().seconds()).toNanos())
+            .retentionEpochs(settings.retention().epochs())
             .vmId(guest.vmId())
             .memory(SimulatedVmm.PAGE_SIZE, guest.memoryBytes() / SimulatedVmm.PAGE_SIZE)
             .disk(0, SimulatedDisk.BLOCK_SIZE, guest.diskBytes())

@@ -101,6 +101,8 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private long segmentLastMillis;
     /** When the newest base image was taken (wall clock), 0 before the first. */
     private long newestBaseMillis;
+    /** The newest base image's replay-from epoch, -1 before the first. */
+    private long newestBaseEpoch = -1;
     /** Journal bytes written since the image was last forced (session writes, applier reads and resets). */
     private final java.util.concurrent.atomic.AtomicLong journalSinceCheckpoint = new java.util.concurrent.atomic.AtomicLong();
     private long lastCheckpointNs;
@@ -512,7 +514,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
 
     private boolean retains()
     {
-        return ctx.retentionNs() > 0;
+        return ctx.retentionNs() > 0 || ctx.retentionEpochs() > 0;
     }
 
     /**
@@ -520,16 +522,20 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
      * epoch E, the epoch V the applier had reached when the copy ended, and its wall-clock time. The applier writes
      * on while the files are copied, so a page may be copied as of any epoch from E to V; replaying the journal's
      * epochs after E (whole pages) over it gives every epoch from V on exactly, which is what a restore asks of it.
-     * One base per quarter of the retention window.
+     * One base per quarter of the retention window (of its time, or of its epochs).
      */
     private void takeBase(final long epoch, final ByteBuffer meta) throws IOException
     {
         final long now = System.currentTimeMillis();
         if (newestBaseMillis == 0)
         {
-            newestBaseMillis = bases(directory).stream().mapToLong(Base::millis).max().orElse(0);
+            final List<Base> existing = bases(directory);
+            newestBaseMillis = existing.stream().mapToLong(Base::millis).max().orElse(0);
+            newestBaseEpoch = existing.isEmpty() ? -1 : existing.get(existing.size() - 1).epoch();
         }
-        if (now - newestBaseMillis < java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(ctx.retentionNs()) / 4)
+        final boolean byEpochs = ctx.retentionEpochs() > 0;
+        if (byEpochs ? newestBaseEpoch >= 0 && epoch - newestBaseEpoch < ctx.retentionEpochs() / 4 :
+            now - newestBaseMillis < java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(ctx.retentionNs()) / 4)
         {
             return;
         }
@@ -557,6 +563,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             BASE_PREFIX, epoch, validFrom, now)));
         forceDirectory(directory);
         newestBaseMillis = now;
+        newestBaseEpoch = epoch;
     }
 
     /**
@@ -569,13 +576,15 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         long keepFrom = epoch;
         if (retains())
         {
-            final long windowStart = System.currentTimeMillis() -
+            final boolean byEpochs = ctx.retentionEpochs() > 0;
+            final long windowStart = byEpochs ? epoch - ctx.retentionEpochs() : System.currentTimeMillis() -
                 java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(ctx.retentionNs());
             final List<Base> bases = bases(directory);
             int oldestNeeded = 0;
             for (int i = 0; i < bases.size(); i++)
             {
-                if (bases.get(i).millis() <= windowStart)
+                // the newest base that still gives the window's first epoch (its first time)
+                if ((byEpochs ? bases.get(i).validFrom() : bases.get(i).millis()) <= windowStart)
                 {
                     oldestNeeded = i;
                 }

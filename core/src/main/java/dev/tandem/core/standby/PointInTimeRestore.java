@@ -15,7 +15,8 @@ import java.util.stream.Stream;
 
 /**
  * Materialises a replica as of an earlier epoch or wall-clock time from a DURABLE standby's directory kept with a
- * retention window ({@link StandbyContext#retentionNs}): the newest base image that can give that epoch is copied
+ * retention window ({@link StandbyContext#retentionNs} or {@link StandbyContext#retentionEpochs}): the newest base
+ * image that can give that epoch is copied
  * into a new directory and the retained journal is replayed over it up to exactly that epoch. The result is a DURABLE
  * standby directory holding that epoch (a standby can start on it, an inspection or a {@link dev.tandem.vmm.ReplicaTarget}
  * can read it), whose digest equals the active's checkpoint of that epoch.
@@ -100,7 +101,8 @@ public final class PointInTimeRestore
                 }
             }
             final List<DurableRecoveryImage.Base> bases = DurableRecoveryImage.bases(from);
-            final String window = bases.isEmpty() || committed.isEmpty() ? "nothing is retained (is retentionNs set?)" :
+            final String window = bases.isEmpty() || committed.isEmpty() ?
+                "nothing is retained (is retentionNs or retentionEpochs set?)" :
                 "the retained window holds epochs " + bases.get(0).validFrom() + " to " + committed.lastKey() +
                 " (committed " + Instant.ofEpochMilli(committed.getOrDefault(bases.get(0).validFrom(),
                 committed.firstEntry().getValue())) + " to " + Instant.ofEpochMilli(committed.lastEntry().getValue()) +

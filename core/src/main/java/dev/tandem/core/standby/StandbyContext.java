@@ -50,6 +50,7 @@ public final class StandbyContext
     private long imageCheckpointBytes = 256L << 20;
     private long imageCheckpointIntervalNs = TimeUnit.SECONDS.toNanos(30);
     private long retentionNs;
+    private long retentionEpochs;
     private StorageWitness storageWitness = StorageWitness.NONE;
     private VmmAdapter heldGuest;
     private long heldEpoch;
@@ -295,6 +296,28 @@ public final class StandbyContext
     public long retentionNs()
     {
         return retentionNs;
+    }
+
+    /**
+     * @param epochs in {@link Durability#DURABLE} mode, how many epochs back a replica can be restored
+     *               ({@link PointInTimeRestore}): the window by epoch count rather than by time ({@link #retentionNs}),
+     *               for a guest whose checkpoint rate varies; the journal of that many epochs is kept, and a base
+     *               copy of the image files is taken every quarter of them. 0 (the default) for none; otherwise
+     *               4 to 2^40, and not together with {@link #retentionNs}.
+     * @return this.
+     */
+    public StandbyContext retentionEpochs(final long epochs)
+    {
+        this.retentionEpochs = epochs;
+        return this;
+    }
+
+    /**
+     * @return the retention window in epochs, 0 for none.
+     */
+    public long retentionEpochs()
+    {
+        return retentionEpochs;
     }
 
     /**
@@ -684,11 +707,20 @@ public final class StandbyContext
         {
             ConfigurationException.checkRange("retentionNs", retentionNs, TimeUnit.SECONDS.toNanos(1),
                 TimeUnit.DAYS.toNanos(30));
-            if (durability != Durability.DURABLE)
+        }
+        if (retentionEpochs != 0)
+        {
+            ConfigurationException.checkRange("retentionEpochs", retentionEpochs, 4, 1L << 40);
+            if (retentionNs != 0)
             {
-                throw new ConfigurationException("retentionNs needs durability(DURABLE): a MEMORY standby keeps no " +
-                    "history");
+                throw new ConfigurationException("retentionNs and retentionEpochs are both set: the window is by " +
+                    "time or by epochs, set one");
             }
+        }
+        if ((retentionNs != 0 || retentionEpochs != 0) && durability != Durability.DURABLE)
+        {
+            throw new ConfigurationException((retentionNs != 0 ? "retentionNs" : "retentionEpochs") + " needs " +
+                "durability(DURABLE): a MEMORY standby keeps no history");
         }
         ConfigurationException.checkVmId(vmId);
         transport.checkCarries(vmId);

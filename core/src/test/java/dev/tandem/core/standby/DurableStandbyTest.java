@@ -369,6 +369,46 @@ class DurableStandbyTest
         }
     }
 
+    @Test
+    void aWindowOfEpochsKeepsThatManyEpochsRestorable() throws Exception
+    {
+        // 120 epochs: a base every 30, the image checkpointed every 100 ms (every ~20 epochs)
+        final StandbyContext ctx = standby("durable", "127.0.0.1:0").retentionEpochs(120)
+            .imageCheckpointIntervalNs(Duration.ofMillis(100).toNanos());
+        final long last;
+        try (SimulatedVmm vmm = guest().build().start();
+            StandbyReplica standby = StandbyReplica.launch(ctx))
+        {
+            try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())))
+            {
+                await(() -> standby.lastCommittedEpoch() > 500 && active.isProtecting(), "500 epochs");
+            }
+            last = standby.lastCommittedEpoch();
+        }
+        final Path standbyDir = dir.resolve("standby");
+        final List<DurableRecoveryImage.Base> bases = DurableRecoveryImage.bases(standbyDir);
+        final long oldest = bases.get(0).validFrom();
+        // the window holds at least the last 120 epochs (and, from the newest base before its start, a few more);
+        // bases and journal older than that are gone
+        assertTrue(oldest <= last - 120 && oldest > last - 120 - 120, "the oldest restorable epoch " + oldest +
+            " of " + last + ": " + bases);
+        assertTrue(bases.size() >= 2 && bases.size() <= 7, "a base per quarter of the window: " + bases);
+        for (final long wanted : new long[] {last - 120, last - 60, last - 1})
+        {
+            final Path to = dir.resolve("restored-" + wanted);
+            final PointInTimeRestore.Restored restored = PointInTimeRestore.restore(standbyDir, wanted, to);
+            assertEquals(digests.get(wanted), restoredDigest(to, wanted), restored.report());
+        }
+        final dev.tandem.core.ConfigurationException outside = assertThrows(
+            dev.tandem.core.ConfigurationException.class,
+            () -> PointInTimeRestore.restore(standbyDir, oldest - 1, dir.resolve("restored-too-old")));
+        assertTrue(outside.getMessage().contains("retained window holds epochs " + oldest), outside.getMessage());
+        final dev.tandem.core.ConfigurationException both = assertThrows(dev.tandem.core.ConfigurationException.class,
+            () -> standby("durable", "127.0.0.1:0").retentionEpochs(100).retentionNs(Duration.ofSeconds(10).toNanos())
+                .conclude());
+        assertTrue(both.getMessage().contains("set one"), both.getMessage());
+    }
+
     /**
      * @return the digest of the DURABLE image in {@code directory}, opened as a standby would be.
      */
