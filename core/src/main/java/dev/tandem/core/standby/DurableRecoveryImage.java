@@ -89,6 +89,8 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private final ByteBuffer header = ByteBuffer.allocateDirect(COMMIT_RECORD + 8)
         .order(ByteOrder.LITTLE_ENDIAN);
     private final ByteBuffer padding = ByteBuffer.allocateDirect(8);
+    /** A field: a method reference made per epoch would allocate on the session's thread. */
+    private final EpochLog.Visitor journalRecord = this::journalRecord;
     /** Where a page record is compressed before it is journaled (the session's thread). */
     private final ByteBuffer compressedPages;
     /** Closed segments and the newest epoch each holds, oldest first: the applier deletes them behind the image. */
@@ -387,7 +389,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             }
             final long start = segmentBytes;
             crc.reset();
-            log.replay(this::journalRecord);
+            log.replay(journalRecord);
             // the commit record: {COMMIT, length, epoch, fingerprint, generation, group bytes, wall-clock millis,
             // CRC32C, 0}; the CRC covers the epoch's records and this record from its epoch to its time
             header.clear();
@@ -426,35 +428,55 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private void journalRecord(final int type, final long a, final long b, final UnsafeBuffer buffer,
         final ByteBuffer data, final int index, final int length) throws IOException
     {
-        ByteBuffer bytes = data.duplicate();
+        ByteBuffer bytes = data;
         int recordType = type;
         int recordLength = length;
         if (type == FrameType.PAGES.code())
         {
             // whole pages in LZ4: a guest's pages are mostly alike or empty, and the journal (and with a retention
             // window, the disk it keeps) grows with every epoch's pages, not with the wire's deltas
+            compressedPages.clear();
             final int compressed = LZ4.fastCompressor().compress(data, data.position(), length, compressedPages, 0,
                 compressedPages.capacity());
             if (compressed < length - length / 8)
             {
-                bytes = compressedPages.duplicate().limit(compressed).position(0);
+                bytes = compressedPages.limit(compressed).position(0);
                 recordType = type | COMPRESSED;
                 recordLength = compressed;
             }
         }
         header.clear();
         header.putInt(recordType).putInt(recordLength).putLong(a).putLong(b).flip();
-        crc.update(header.duplicate());
-        writeJournal(header);
-        crc.update(bytes.duplicate());
-        writeJournal(bytes);
+        checkAndWrite(header);
+        // the log's buffer is its own: its position is put back once the bytes are journaled
+        final int position = bytes.position();
+        final int limit = bytes.limit();
+        try
+        {
+            checkAndWrite(bytes);
+        }
+        finally
+        {
+            bytes.limit(limit).position(position);
+        }
         final int pad = align8(recordLength) - recordLength;
         if (pad > 0)
         {
             padding.clear().limit(pad);
-            crc.update(padding.duplicate());
-            writeJournal(padding);
+            checkAndWrite(padding);
         }
+    }
+
+    /**
+     * Adds {@code src}'s remaining bytes to the epoch's CRC32C and appends them to the journal (no view is made:
+     * this runs per record on the session's thread).
+     */
+    private void checkAndWrite(final ByteBuffer src) throws IOException
+    {
+        final int position = src.position();
+        crc.update(src);
+        src.position(position);
+        writeJournal(src);
     }
 
     private void writeJournal(final ByteBuffer src) throws IOException
