@@ -680,9 +680,10 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
 
     private void delete(final Path path) throws IOException
     {
-        if (Files.deleteIfExists(path))
+        if (Files.exists(path))
         {
-            witness.deleted(path);
+            witness.deleting(path);
+            Files.deleteIfExists(path);
         }
     }
 

@@ -24,6 +24,9 @@ import java.nio.file.StandardOpenOption;
  */
 final class MemoryReplica implements AutoCloseable
 {
+    /** How much of a mapped image one {@code msync} writes back (see {@link #force()}). */
+    static final long FORCE_RANGE_BYTES = 32L << 20;
+
     private final NativeMemory.Region region;
     private final FileChannel file;
     private final long mappedAddress;
@@ -145,16 +148,24 @@ final class MemoryReplica implements AutoCloseable
     }
 
     /**
-     * Writes every page changed through the mapping back to the file and waits for the device (fsync: on Linux it
-     * covers the dirty pages of a shared mapping, as {@code msync} would). Nothing for anonymous memory.
+     * Writes every page changed through the mapping back to the file and waits for the device, range by range
+     * ({@code msync} of {@link #FORCE_RANGE_BYTES} at a time, through a mapping of that range: on Linux it writes back
+     * the file's dirty pages there, whichever mapping dirtied them). One fsync of the whole file would queue every
+     * dirty page of the image at once, and the journal's fsync of the next epoch (which its ack waits for) would wait
+     * behind all of it; range by range it waits behind one range at most. Every page written before the call is
+     * durable when it returns. Nothing for anonymous memory.
      *
      * @throws IOException if the file cannot be forced.
      */
     void force() throws IOException
     {
-        if (file != null)
+        if (file == null)
         {
-            file.force(false);
+            return;
+        }
+        for (long at = 0; at < size; at += FORCE_RANGE_BYTES)
+        {
+            file.map(FileChannel.MapMode.READ_WRITE, at, Math.min(FORCE_RANGE_BYTES, size - at)).force();
         }
     }
 

@@ -4,7 +4,7 @@ import java.nio.file.Path;
 
 /**
  * Sees every step by which a {@link Durability#DURABLE} standby's image makes something durable or changes its
- * directory: just before each force of a file or directory, just after each rename or delete. It is for
+ * directory: just before each force of a file or directory or delete of a file, just after each rename. It is for
  * crash-consistency testing (the simulation's power-loss model, a VMM's own fault injection): from these steps alone
  * a model can say what a machine that lost power at any of them would find on its disk (a file's bytes as of its
  * last force, a directory's entries as of its last force, and any part of what was written since), and a test can
@@ -36,11 +36,11 @@ public interface StorageWitness
     void moved(Path from, Path to);
 
     /**
-     * A file or an empty directory was deleted (durable once its directory is forced).
+     * A file or an empty directory is about to be deleted (durable once its directory is forced).
      *
-     * @param path what was deleted.
+     * @param path what is deleted.
      */
-    void deleted(Path path);
+    void deleting(Path path);
 
     /**
      * Sees nothing.
@@ -63,7 +63,7 @@ public interface StorageWitness
         }
 
         @Override
-        public void deleted(final Path path)
+        public void deleting(final Path path)
         {
         }
     };

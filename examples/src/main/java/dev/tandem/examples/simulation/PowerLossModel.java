@@ -40,6 +40,11 @@ final class PowerLossModel implements StorageWitness
     private static final class FileState
     {
         byte[] durable;
+        /**
+         * A journal segment, only ever appended to (or cut back and forced at once): its forced bytes are the first
+         * this many of the file, read when needed rather than at every append's force. -1 for other files.
+         */
+        long forcedLength = -1;
     }
 
     /**
@@ -160,7 +165,15 @@ final class PowerLossModel implements StorageWitness
             return;
         }
         step("force " + kind(file));
-        live.computeIfAbsent(file, name -> new FileState()).durable = read(file);
+        final FileState state = live.computeIfAbsent(file, name -> new FileState());
+        if (kind(file).equals("journal"))
+        {
+            state.forcedLength = size(file);
+        }
+        else
+        {
+            state.durable = read(file);
+        }
     }
 
     @Override
@@ -195,14 +208,20 @@ final class PowerLossModel implements StorageWitness
     }
 
     @Override
-    public synchronized void deleted(final Path path)
+    public synchronized void deleting(final Path path)
     {
         if (!root.equals(path.getParent()))
         {
             return;
         }
-        live.remove(path);
         step("delete " + kind(path));
+        final FileState state = live.remove(path);
+        if (state != null && state.forcedLength >= 0)
+        {
+            // the delete may not reach the disk: what the file held stays the model's to give back
+            state.durable = java.util.Arrays.copyOf(read(path), (int)state.forcedLength);
+            state.forcedLength = -1;
+        }
     }
 
     private static boolean ofTheImage(final Path file)
@@ -281,11 +300,12 @@ final class PowerLossModel implements StorageWitness
                 }
                 if (chosen != null)
                 {
-                    byte[] found = contents(chosen, chosen == now ? read(name) : null);
-                    if (lying && name.equals(newestJournal) && chosen.durable != null)
+                    final byte[] current = chosen == now ? read(name) : null;
+                    byte[] found = contents(chosen, current);
+                    if (lying && name.equals(newestJournal) && chosen.forcedLength > 0)
                     {
-                        found = java.util.Arrays.copyOf(found, Math.max(0, Math.min(found.length,
-                            chosen.durable.length - 8)));
+                        found = java.util.Arrays.copyOf(found, (int)Math.max(0, Math.min(found.length,
+                            chosen.forcedLength - 8)));
                     }
                     Files.write(to.resolve(name.getFileName()), found);
                 }
@@ -303,7 +323,8 @@ final class PowerLossModel implements StorageWitness
      */
     private byte[] contents(final FileState state, final byte[] now)
     {
-        final byte[] forced = state.durable == null ? new byte[0] : state.durable;
+        final byte[] forced = state.forcedLength >= 0 && now != null ? java.util.Arrays.copyOf(now,
+            (int)Math.min(now.length, state.forcedLength)) : state.durable == null ? new byte[0] : state.durable;
         if (now == null)
         {
             return forced;
@@ -327,6 +348,18 @@ final class PowerLossModel implements StorageWitness
         try (Stream<Path> list = Files.list(root))
         {
             return list.filter(Files::isRegularFile).toList();
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
+    }
+
+    private static long size(final Path file)
+    {
+        try
+        {
+            return Files.size(file);
         }
         catch (final IOException ex)
         {

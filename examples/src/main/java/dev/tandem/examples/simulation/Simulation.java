@@ -336,9 +336,10 @@ public final class Simulation implements SimNetwork.Hooks
         }
         return new SimulationResult(seed, simulation.plan.describe(START_NS) + (simulation.switchoverAtNs ==
             Long.MAX_VALUE ? "" : "; switchover (" + (simulation.switchoverAtNs - START_NS) / MS + " ms)") +
-            (simulation.durable ? "; DURABLE standby, restarted " + simulation.standbyRestartDelayNs / MS +
-            " ms after a kill" + (simulation.plan.kill == FaultPlan.Kill.STANDBY_AT_TIME ? " (killed before " +
-            "durability step " + simulation.killAtDurabilityStep + ")" : "") : ""),
+            (simulation.durable ? "; DURABLE standby" + (simulation.restartsStandby() ? ", restarted " +
+            simulation.standbyRestartDelayNs / MS + " ms after its kill" + (simulation.plan.kill ==
+            FaultPlan.Kill.STANDBY_AT_TIME ? " (before durability step " + simulation.killAtDurabilityStep + ")" :
+            "") : "") : ""),
             simulation.outcome + simulation.standbyRestart,
             List.copyOf(simulation.violations), (simulation.clock.nanoTime() - START_NS) / MS,
             simulation.plan.kill != FaultPlan.Kill.NONE, simulation.killDone, simulation.activeEnd,
@@ -993,6 +994,16 @@ public final class Simulation implements SimNetwork.Hooks
     }
 
     /**
+     * @return true if a DURABLE run's standby kill restarts it (not one during its promotion: the active died first,
+     *         and the checks judge that run as one without a standby).
+     */
+    private boolean restartsStandby()
+    {
+        return durable && (plan.kill == FaultPlan.Kill.STANDBY_AT_TIME ||
+            plan.kill == FaultPlan.Kill.STANDBY_BEFORE_ACK || plan.kill == FaultPlan.Kill.STANDBY_DURING_APPLY);
+    }
+
+    /**
      * A DURABLE run killing the standby at a random moment kills it before its n-th durability step (a journal
      * append's force, the image's forces, the meta's write and rename, a directory's force, a delete), taken on the
      * standby's own steps.
@@ -1071,7 +1082,7 @@ public final class Simulation implements SimNetwork.Hooks
         standbyDead = true;
         standbyDiedNs = clock.nanoTime();
         network.kill(false, plan.killCrashes, false);
-        if (durable && plan.kill != FaultPlan.Kill.STANDBY_DURING_PROMOTION)
+        if (restartsStandby())
         {
             // what the machine finds on its disk when it comes back: the files as they are after a process crash
             // (the page cache survives it), the model's choice of what may have reached the disk after a power loss
