@@ -38,8 +38,11 @@ class MultiProcessFailoverTest
             port = probe.getLocalPort();
         }
         final Path arbiter = dir.resolve("arbiter");
+        // a failure timeout of 1 s, not the node's 200 ms: on a loaded two-core CI host (the suite beside a soak and
+        // a build) the active's JVM was once starved of the CPU for more than 200 ms right after its baseline, and
+        // the standby rightly took over before the kill this test is about
         final Process standby = start("standby", dir.resolve("standby"), "--listen", "127.0.0.1:" + port,
-            "--arbiter", arbiter.toString());
+            "--arbiter", arbiter.toString(), "--timeout-ms", "1000");
         Process active = null;
         try
         {

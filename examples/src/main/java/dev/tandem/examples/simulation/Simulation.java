@@ -251,6 +251,8 @@ public final class Simulation implements SimNetwork.Hooks
     private final List<StandbyReplica> deadStandbys = new ArrayList<>();
     /** The active has yet to notice the restarted standby's predecessor lost power (invariant 8 still judged). */
     private boolean standbyDeathUnnoticed;
+    /** The run is over: it is being judged and closed. */
+    private boolean judging;
     private PromotionArbiter standbyArbiter;
     private SimulatedReplicaTarget target;
     private ActiveReplicator.SwitchoverTask switchoverTask;
@@ -1025,8 +1027,11 @@ public final class Simulation implements SimNetwork.Hooks
      */
     private void restartStandby(final long now)
     {
-        if (now < standbyRestartAtNs || !standbyDead || stuck)
+        if (now < standbyRestartAtNs || !standbyDead || stuck || judging || stack.contains(Part.STANDBY) ||
+            stack.contains(Part.APPLIER))
         {
+            // not while the run is judged and closed (a standby started then would be judged by nobody and closed
+            // by nothing), and not under a dead standby's part still unwinding on the stack (it would run on)
             return;
         }
         standbyRestartAtNs = Long.MAX_VALUE;
@@ -1213,6 +1218,7 @@ public final class Simulation implements SimNetwork.Hooks
 
     private void finish()
     {
+        judging = true;
         final String activeState = activeDead ? "active died" : active.isProtecting() ? "active protecting" :
             "active " + describe(active.status().state());
         activeEnd = activeDead ? "died" : describe(active.status().state());
