@@ -152,8 +152,8 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
      */
     DurableRecoveryImage(final StandbyContext ctx, final LongSupplier generation, final long replayUpTo)
     {
-        super(withoutUnfinishedImage(ctx), generation, () -> MemoryReplica.mapped(ctx.directory().resolve(MEMORY_IMAGE),
-            ctx.pageSize(), ctx.pageCount()));
+        super(withoutUnfinishedImage(ctx), generation,
+            () -> MemoryReplica.mapped(ctx.directory().resolve(MEMORY_IMAGE), ctx.pageSize(), ctx.pageCount()));
         this.replayUpTo = replayUpTo;
         this.ctx = ctx;
         this.witness = ctx.storageWitness();
