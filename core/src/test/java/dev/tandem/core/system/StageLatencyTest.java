@@ -56,10 +56,9 @@ class StageLatencyTest
             final long ackCount = activeStages.get("ack").count();
             assertTrue(ackCount <= acked - 1 && ackCount >= acked - 2, "ack stage counted " + ackCount +
                 " of " + acked + " acks: the baseline's must not be among them");
+            // (not compared with a steady-state delta's time: on a loaded CI host a delta's p50 exceeded the whole
+            // 32 MiB first copy's commit; that the baseline is kept out of the stages is the count above)
             assertTrue(active.baselineCommitNs() > 0, "the baseline's commit is reported apart");
-            assertTrue(active.baselineCommitNs() > activeStages.get("ack").p50Ns(),
-                "the whole first copy takes longer to commit than a steady-state delta: " + active.baselineCommitNs() +
-                " vs " + activeStages.get("ack").p50Ns());
             final long commits = standby.commits();
             assertTrue(standbyStages.get("commit").count() == commits - 1 ||
                 standbyStages.get("commit").count() == commits - 2, "standby commit stage " +
