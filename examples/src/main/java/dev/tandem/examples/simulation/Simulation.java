@@ -454,9 +454,11 @@ public final class Simulation implements SimNetwork.Hooks
         {
             active = ActiveReplicator.launch(activeCtx);
         }
-        catch (final IOException ex)
+        catch (final IOException | dev.tandem.core.wire.ProtocolException ex)
         {
-            // the handshake itself met the fault (a drop at byte k < its length, a partition): nothing to protect
+            // the handshake itself met the fault (a drop at byte k < its length, a partition), or the standby refused
+            // it (an arbiter down from the start: it cannot check the active's generation; seed 305884): nothing to
+            // protect, as launch documents
             outcome = "never protected: " + ex.getMessage();
             return;
         }

@@ -107,7 +107,9 @@ class SimulationTest
             "arbiter slow 70..236 ms, answers after 104 ms",
             5797L, "partition 40..111 ms, heal; kill standby at (45 ms) (power loss)",
             8069L, "partition 99..191 ms, heal; kill standby at (145 ms) (power loss); arbiter slow 666..824 ms, " +
-            "answers after 144 ms");
+            "answers after 144 ms",
+            // the arbiter down from the start: the standby refuses the launch's handshake (the run failed itself)
+            305884L, "no network fault; no kill; arbiter down 0..170 ms; pass-through output");
         plans.forEach((seed, plan) ->
         {
             final SimulationResult result = Simulation.run(seed, dir);
