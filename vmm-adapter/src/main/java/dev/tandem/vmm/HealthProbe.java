@@ -1,9 +1,12 @@
 package dev.tandem.vmm;
 
+import java.time.Instant;
+
 /**
  * Tells whether the guest is making progress and behaving normally (watchdog, heartbeat inside the guest,
  * error counters of the VMM). Polled by the library on the active; an unhealthy answer is reported to the
- * standby, which then promotes from its recovery point.
+ * standby, which then promotes from its recovery point: the latest one, or the newest one from before the guest went
+ * wrong when the probe names that time ({@link #lastKnownGood()}).
  */
 @FunctionalInterface
 public interface HealthProbe
@@ -12,6 +15,25 @@ public interface HealthProbe
      * @return null when healthy, otherwise a short description of what is wrong.
      */
     String unhealthyReason();
+
+    /**
+     * Asked once, right after {@link #unhealthyReason()} complained: until when the guest was known to behave (the
+     * last time its watchdog was fed, the last clean answer of its heartbeat). The standby then resumes the newest
+     * checkpoint it committed at or before that time rather than its latest one, which may already hold the fault
+     * (a corrupted page cache, a wedged driver). That takes back what the guest did since, output already released
+     * included: the probe asks for it only when the guest's state since is worth less than its output.
+     * <p>
+     * An earlier checkpoint needs a DURABLE standby with a retention window covering that time
+     * ({@code StandbyContext.retentionNs} or {@code retentionEpochs}); a standby that cannot give it resumes its
+     * latest recovery point and says why in the promotion's reason. Times are wall-clock times of the two hosts,
+     * which are assumed synchronised (NTP): the choice is as exact as their clocks agree.
+     *
+     * @return the time, or null (the default) for the latest recovery point.
+     */
+    default Instant lastKnownGood()
+    {
+        return null;
+    }
 
     /**
      * A probe that always reports healthy.

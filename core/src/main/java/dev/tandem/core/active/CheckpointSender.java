@@ -12,6 +12,7 @@ import dev.tandem.core.wire.FrameWriter;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.core.wire.Handshake;
 import dev.tandem.core.wire.ProtocolException;
+import dev.tandem.vmm.HealthProbe;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.VirtualDisk;
 import org.HdrHistogram.SingleWriterRecorder;
@@ -22,6 +23,8 @@ import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.MessageHandler;
 import org.agrona.concurrent.NanoClock;
 import org.agrona.concurrent.UnsafeBuffer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -35,8 +38,12 @@ import java.util.List;
  */
 final class CheckpointSender implements Agent
 {
-    /** A header and the largest sub-header: a FAILURE_REPORT's reason of up to {@link Handshake#MAX_REASON_BYTES}. */
-    private static final int HEADER_BUFFER_BYTES = FrameCodec.HEADER_LENGTH + Handshake.MAX_REASON_PAYLOAD;
+    private static final Logger LOG = LoggerFactory.getLogger(CheckpointSender.class);
+    /**
+     * A header and the largest sub-header: a FAILURE_REPORT's reason of up to {@link Handshake#MAX_REASON_BYTES} and
+     * its restore time.
+     */
+    private static final int HEADER_BUFFER_BYTES = FrameCodec.HEADER_LENGTH + Handshake.MAX_FAILURE_REPORT_PAYLOAD;
 
     private final ActiveReplicator replicator;
     private Connection connection;
@@ -105,7 +112,7 @@ final class CheckpointSender implements Agent
     private final long silenceTimeoutNs;
     /** How many silence timeouts the baseline may go without progress. */
     static final int BASELINE_SILENCE_FACTOR = 10;
-    private final dev.tandem.vmm.HealthProbe healthProbe;
+    private final HealthProbe healthProbe;
 
     /** Frames one duty cycle sends at most before it returns, so acks and heartbeats are read between them. */
     static final int FRAMES_PER_DUTY_CYCLE = 64;
@@ -144,6 +151,8 @@ final class CheckpointSender implements Agent
     private long copyBytesSent;
     /** The health probe's complaint, reported to the standby as soon as no frame is under way. */
     private String unhealthy;
+    /** The newest commit time the standby may resume after the complaint ({@link HealthProbe#lastKnownGood()}). */
+    private long restoreAtMillis = Handshake.RESTORE_LATEST;
 
     CheckpointSender(
         final ActiveReplicator replicator,
@@ -196,7 +205,7 @@ final class CheckpointSender implements Agent
         this.lastSendNs = clock.nanoTime();
         this.lastReceivedNs = lastSendNs;
         this.silenceTimeoutNs = ctx.standbySilenceTimeoutNs();
-        this.healthProbe = ctx.adapter().healthProbe() == null ? dev.tandem.vmm.HealthProbe.ALWAYS_HEALTHY :
+        this.healthProbe = ctx.adapter().healthProbe() == null ? HealthProbe.ALWAYS_HEALTHY :
             ctx.adapter().healthProbe();
         this.diskRecord = new DiskResyncRecord(ctx.resyncExtents());
         // the launch's baseline copies the disks whole: until it is acknowledged, a reconnect copies them whole too
@@ -264,6 +273,10 @@ final class CheckpointSender implements Agent
                 if (unhealthy == null)
                 {
                     unhealthy = healthProbe.unhealthyReason();
+                    if (unhealthy != null)
+                    {
+                        restoreAtMillis = lastKnownGood();
+                    }
                 }
                 if (replicator.supersededWhileSilent(now, lastReceivedNs))
                 {
@@ -484,9 +497,45 @@ final class CheckpointSender implements Agent
         return work;
     }
 
+    /**
+     * @return the probe's last known good time in ms since 1970, or {@link Handshake#RESTORE_LATEST} for none (or a
+     *         probe that failed to say: the complaint still goes, with the latest recovery point).
+     */
+    private long lastKnownGood()
+    {
+        try
+        {
+            final java.time.Instant knownGood = healthProbe.lastKnownGood();
+            if (knownGood == null)
+            {
+                return Handshake.RESTORE_LATEST;
+            }
+            if (knownGood.toEpochMilli() < 0)
+            {
+                LOG.error("VM {}: the health probe's last known good time {} is before 1970; the standby resumes " +
+                    "its latest recovery point", vmId, knownGood);
+                return Handshake.RESTORE_LATEST;
+            }
+            if (version < Handshake.FAILURE_REPORT_RESTORE_VERSION)
+            {
+                LOG.error("VM {}: the standby speaks protocol version {}, which carries no restore time: it resumes " +
+                    "its latest recovery point, not the one from {} the health probe asked for", vmId, version,
+                    knownGood);
+            }
+            return knownGood.toEpochMilli();
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.error("VM {}: the health probe failed to say when the guest was last known good; the standby " +
+                "resumes its latest recovery point", vmId, ex);
+            return Handshake.RESTORE_LATEST;
+        }
+    }
+
     private void reportFailure(final String reason) throws IOException
     {
-        final int length = Handshake.encodeReason(header, FrameCodec.HEADER_LENGTH, reason);
+        final int length = Handshake.encodeFailureReport(header, FrameCodec.HEADER_LENGTH, version, reason,
+            restoreAtMillis);
         beginFrame(FrameType.FAILURE_REPORT, streamEpoch - 1, length, null, WRITTEN_NOTHING);
         // the session's last frame, written whole before the guest is handed over (flush gives up on a silent or
         // stalled standby, which then promotes on the silence instead)
@@ -496,7 +545,9 @@ final class CheckpointSender implements Agent
             pollAcks();
             backPressureIdle.idle();
         }
-        replicator.handOver("the guest's health probe reports: " + reason);
+        replicator.handOver("the guest's health probe reports: " + reason + (restoreAtMillis == Handshake.RESTORE_LATEST ?
+            "" : "; the standby resumes its newest checkpoint from " + java.time.Instant.ofEpochMilli(restoreAtMillis) +
+            " or before"));
     }
 
     /**

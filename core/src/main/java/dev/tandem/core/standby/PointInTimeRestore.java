@@ -56,7 +56,10 @@ public final class PointInTimeRestore
      */
     public static Restored restore(final Path standbyDirectory, final long epoch, final Path to)
     {
-        return restore(standbyDirectory, epoch, null, to);
+        try (Opened opened = restore(standbyDirectory, epoch, null, to, null, StorageWitness.NONE))
+        {
+            return opened.restored();
+        }
     }
 
     /**
@@ -70,10 +73,44 @@ public final class PointInTimeRestore
      */
     public static Restored restoreAt(final Path standbyDirectory, final Instant time, final Path to)
     {
-        return restore(standbyDirectory, -1, time, to);
+        try (Opened opened = restore(standbyDirectory, -1, time, to, null, StorageWitness.NONE))
+        {
+            return opened.restored();
+        }
     }
 
-    private static Restored restore(final Path from, final long wantedEpoch, final Instant time, final Path to)
+    /**
+     * A restore whose image is still open, for a promotion to resume: the caller closes it.
+     *
+     * @param restored what was made.
+     * @param image    the image of {@code restored.directory()}, at {@code restored.epoch()}.
+     */
+    record Opened(Restored restored, DurableRecoveryImage image) implements AutoCloseable
+    {
+        @Override
+        public void close()
+        {
+            image.close();
+        }
+    }
+
+    /**
+     * As {@link #restoreAt}, leaving the image open (a promotion from an earlier checkpoint resumes it).
+     *
+     * @param generation the generation the image's recovery point reports.
+     * @param witness    told of the restore's own file steps.
+     */
+    static Opened restoreAt(final Path standbyDirectory, final Instant time, final Path to,
+        final java.util.function.LongSupplier generation, final StorageWitness witness)
+    {
+        return restore(standbyDirectory, -1, time, to, generation, witness);
+    }
+
+    /**
+     * @param generation what the image's recovery point reports as its generation; null: the one its meta holds.
+     */
+    private static Opened restore(final Path from, final long wantedEpoch, final Instant time, final Path to,
+        final java.util.function.LongSupplier generation, final StorageWitness witness)
     {
         try
         {
@@ -165,20 +202,28 @@ public final class PointInTimeRestore
                 Files.copy(segment, to.resolve(segment.getFileName()));
             }
             final StandbyContext ctx = new StandbyContext().vmId(meta.vmId()).memory(meta.pageSize(),
-                meta.pageCount()).directory(to).durability(Durability.DURABLE).maxFramePayload(LARGEST_RECORD);
+                meta.pageCount()).directory(to).durability(Durability.DURABLE).maxFramePayload(LARGEST_RECORD)
+                .storageWitness(witness);
             for (final Handshake.Disk disk : meta.disks())
             {
                 ctx.disk(disk.id(), disk.blockSize(), disk.sizeBytes());
             }
-            try (DurableRecoveryImage image = new DurableRecoveryImage(ctx, meta::generation, epoch))
+            final DurableRecoveryImage image = new DurableRecoveryImage(ctx,
+                generation != null ? generation : meta::generation, epoch);
+            try
             {
                 if (image.recoveredEpoch() != epoch)
                 {
                     throw new IOException("the replay over base epoch " + base.epoch() + " reached epoch " +
                         image.recoveredEpoch() + ", not " + epoch + ": " + image.recoveryReport());
                 }
-                return new Restored(epoch, Instant.ofEpochMilli(committed.getOrDefault(epoch, base.millis())), to,
-                    "base " + base.path().getFileName() + "; " + image.recoveryReport());
+                return new Opened(new Restored(epoch, Instant.ofEpochMilli(committed.getOrDefault(epoch,
+                    base.millis())), to, "base " + base.path().getFileName() + "; " + image.recoveryReport()), image);
+            }
+            catch (final IOException | RuntimeException ex)
+            {
+                image.close();
+                throw ex;
             }
         }
         catch (final IOException ex)

@@ -6,6 +6,7 @@ import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.failover.ResumedCheckpoint;
 import dev.tandem.core.metrics.CounterSet;
 import dev.tandem.core.metrics.FailoverEvent;
+import dev.tandem.core.wire.Handshake;
 import dev.tandem.vmm.DiskWriteSink;
 import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.NativeMemory;
@@ -61,6 +62,11 @@ final class Promoter
         long fingerprint();
 
         /**
+         * @return when the recovery point was committed, wall-clock ms since 1970 (0 for none this run).
+         */
+        long committedAtMillis();
+
+        /**
          * Raises the generation the standby serves to one the arbiter gave it.
          *
          * @param won the generation won.
@@ -97,6 +103,11 @@ final class Promoter
     private final Session session;
 
     private volatile String request;
+    /** The newest commit time the requested promotion may resume; written before {@link #request}. */
+    private volatile long requestRestoreAt = Handshake.RESTORE_LATEST;
+    private long failureRestoreAt = Handshake.RESTORE_LATEST;
+    private long pendingRestoreAt;
+    private long restoreAt;
     private volatile String ownershipState = "standby";
     private volatile Promotion promotion;
     private volatile String refused;
@@ -143,17 +154,32 @@ final class Promoter
      */
     void request(final String why)
     {
+        request(why, Handshake.RESTORE_LATEST);
+    }
+
+    /**
+     * Asks for a promotion that resumes the newest checkpoint committed at or before a time (any thread).
+     *
+     * @param why             for the log.
+     * @param restoreAtMillis wall-clock ms since 1970, or {@link Handshake#RESTORE_LATEST}.
+     */
+    void request(final String why, final long restoreAtMillis)
+    {
+        requestRestoreAt = restoreAtMillis;
         request = why;
     }
 
     /**
      * The active reported its guest unhealthy: promoted on if auto-promotion is on.
      *
-     * @param why the active's report.
+     * @param why             the active's report.
+     * @param restoreAtMillis the newest commit time the promotion may resume (the guest's last known good time), or
+     *                        {@link Handshake#RESTORE_LATEST}.
      */
-    void failureReported(final String why)
+    void failureReported(final String why, final long restoreAtMillis)
     {
         failureReport = why;
+        failureRestoreAt = restoreAtMillis;
     }
 
     /**
@@ -211,7 +237,7 @@ final class Promoter
         if (requested != null)
         {
             request = null;
-            return start(requested, 0);
+            return start(requested, 0, requestRestoreAt);
         }
         if (failureReport != null)
         {
@@ -219,7 +245,7 @@ final class Promoter
             failureReport = null;
             if (ctx.autoPromote())
             {
-                return start(report, 0);
+                return start(report, 0, failureRestoreAt);
             }
         }
         final long committed = committedEpoch.getAsLong();
@@ -234,14 +260,15 @@ final class Promoter
             return 0;
         }
         final long silentNs = detector.failedSilenceNs();
-        return silentNs < 0 ? 0 : start("no frame from the active for " + silentNs / 1_000_000 + " ms", silentNs);
+        return silentNs < 0 ? 0 : start("no frame from the active for " + silentNs / 1_000_000 + " ms", silentNs,
+            Handshake.RESTORE_LATEST);
     }
 
     /**
      * Decides to promote: checks what can be checked here, then claims at the arbiter before anything else (the
      * session is not touched until the claim is won).
      */
-    private int start(final String why, final long detectedAfterNs)
+    private int start(final String why, final long detectedAfterNs, final long restoreAtMillis)
     {
         LOG.warn("promoting VM {}: {}", ctx.vmId(), why);
         final long committed = committedEpoch.getAsLong();
@@ -263,6 +290,7 @@ final class Promoter
             return 1;
         }
         pending = why;
+        pendingRestoreAt = restoreAtMillis;
         pendingDetectionNs = detectedAfterNs;
         pendingStartNs = clock.nanoTime();
         nextClaimNs = pendingStartNs;
@@ -317,6 +345,7 @@ final class Promoter
         steps.onStep("discard partial epoch", clock.nanoTime() - pendingStartNs);
         finishing = true;
         reason = why;
+        restoreAt = pendingRestoreAt;
         detectionNs = pendingDetectionNs;
         startNs = pendingStartNs;
         finish();
@@ -349,15 +378,27 @@ final class Promoter
         finishing = false;
         final PromotionListener steps = ctx.promotionListener();
         steps.onStep("finish applying", clock.nanoTime() - startNs);
+        // a checkpoint this run committed at or before the time asked is the latest: nothing to restore. One held
+        // from before a restart has no commit time here: the retained journal's says
+        final long committedAt = session.committedAtMillis();
+        final PointInTimeRestore.Opened earlier = restoreAt == Handshake.RESTORE_LATEST ||
+            committedAt != 0 && restoreAt >= committedAt ? null : earlierCheckpoint(committed);
+        if (earlier != null)
+        {
+            steps.onStep("restore earlier checkpoint", clock.nanoTime() - startNs);
+        }
+        final RecoveryImage from = earlier != null ? earlier.image() : image;
+        final long epoch = earlier != null ? earlier.restored().epoch() : committed;
         LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
-            ctx.vmId(), committed, next);
+            ctx.vmId(), epoch, next);
         final VmmAdapter guest;
-        final ResumedCheckpoint resumed = new ResumedCheckpoint(ctx.vmId(), committed, session.fingerprint(),
+        final ResumedCheckpoint resumed = new ResumedCheckpoint(ctx.vmId(), epoch,
+            earlier != null ? earlier.image().recoveredFingerprint() : session.fingerprint(),
             ResumedCheckpoint.DEFAULT_CAPACITY);
         try
         {
-            image.resuming(true);
-            guest = ctx.replicaTarget().resume(new TrackedPoint(image.recoveryPoint(), resumed));
+            from.resuming(true);
+            guest = ctx.replicaTarget().resume(new TrackedPoint(from.recoveryPoint(), resumed));
         }
         catch (final RuntimeException ex)
         {
@@ -368,11 +409,16 @@ final class Promoter
         }
         finally
         {
-            image.resuming(false);
+            from.resuming(false);
+            if (earlier != null)
+            {
+                // the point was valid only during resume(): the target adopted or copied what it needed
+                earlier.close();
+            }
         }
         final long promotionNs = clock.nanoTime() - startNs;
         steps.onStep("resume guest", promotionNs);
-        final Promotion done = new Promotion(reason, committed, next, detectionNs, promotionNs, guest,
+        final Promotion done = new Promotion(reason, epoch, next, detectionNs, promotionNs, guest,
             resumed);
         ownershipState = "promoted at generation " + next;
         CounterSet.add(counters.promotions, 1);
@@ -380,13 +426,71 @@ final class Promoter
         final FailoverEvent event = new FailoverEvent();
         event.vmId = ctx.vmId();
         event.reason = reason;
-        event.recoveryEpoch = committed;
+        event.recoveryEpoch = epoch;
         event.generation = next;
         event.detectionNs = detectionNs;
         event.promotionNs = promotionNs;
         event.commit();
         steps.onPromoted(done);
         return 1;
+    }
+
+    /**
+     * Materialises the newest checkpoint committed at or before {@link #restoreAt} from the retained journal into a
+     * directory beside the standby's own (which stays as it is: the retained window is still there to restore from).
+     * A standby that cannot (MEMORY mode, no retention window, a time before it) resumes its latest recovery point and
+     * says why in the promotion's reason: the active has already stopped its guest, so refusing would leave none
+     * running.
+     *
+     * @return the open image of the earlier checkpoint, or null for the latest.
+     */
+    private PointInTimeRestore.Opened earlierCheckpoint(final long committed)
+    {
+        final java.time.Instant at = java.time.Instant.ofEpochMilli(restoreAt);
+        String why;
+        if (ctx.durability() != Durability.DURABLE)
+        {
+            why = "a MEMORY standby keeps no earlier checkpoint";
+        }
+        else
+        {
+            final Path to = restoreDirectory(at);
+            try
+            {
+                final PointInTimeRestore.Opened opened = PointInTimeRestore.restoreAt(ctx.directory(), at, to,
+                    session::generation, ctx.storageWitness());
+                LOG.warn("VM {}: resuming epoch {} (committed {}), the newest checkpoint from {} or before, " +
+                    "restored into {} ({}); the latest recovery point, epoch {}, stays in {}", ctx.vmId(),
+                    opened.restored().epoch(), opened.restored().committedAt(), at, to, opened.restored().report(),
+                    committed, ctx.directory());
+                reason = reason + "; resumed epoch " + opened.restored().epoch() + ", committed " +
+                    opened.restored().committedAt() + ", the newest from " + at + " or before, in " + to;
+                return opened;
+            }
+            catch (final RuntimeException ex)
+            {
+                why = ex.getMessage();
+            }
+        }
+        LOG.error("VM {}: cannot resume a checkpoint from {} or before, as asked: {}; resuming the latest recovery " +
+            "point, epoch {}", ctx.vmId(), at, why, committed);
+        reason = reason + "; not resumed as of " + at + " as asked (" + why + "): resumed the latest recovery point";
+        return null;
+    }
+
+    /**
+     * @return a new directory beside the standby's for a checkpoint restored as of {@code at}.
+     */
+    private Path restoreDirectory(final java.time.Instant at)
+    {
+        final Path directory = ctx.directory().toAbsolutePath();
+        final String name = directory.getFileName() + ".restored-" + at.toEpochMilli();
+        Path to = directory.resolveSibling(name);
+        for (int i = 2; java.nio.file.Files.exists(to); i++)
+        {
+            to = directory.resolveSibling(name + "-" + i);
+        }
+        return to;
     }
 
     private void refuse(final String why)

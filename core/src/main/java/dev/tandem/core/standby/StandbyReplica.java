@@ -390,6 +390,29 @@ public final class StandbyReplica implements AutoCloseable
     }
 
     /**
+     * As {@link #promote(String)}, resuming the newest checkpoint committed at or before {@code lastKnownGood} rather
+     * than the latest one (the guest went wrong after it): restored from the retained journal of a DURABLE standby
+     * into a new directory beside this one ({@code <directory>.restored-<ms>}), whose files the guest then runs on.
+     * Output the guest released after that checkpoint is taken back with it. A standby that cannot restore that time
+     * (MEMORY mode, no retention window, a time outside it) resumes its latest recovery point and says why in
+     * {@link Promotion#reason()}; the one resumed is {@link Promotion#recoveryEpoch()}.
+     *
+     * @param reason        why, for the log.
+     * @param lastKnownGood the newest commit time to resume.
+     */
+    public void promote(final String reason, final java.time.Instant lastKnownGood)
+    {
+        java.util.Objects.requireNonNull(lastKnownGood, "lastKnownGood");
+        if (lastKnownGood.isBefore(java.time.Instant.EPOCH) || lastKnownGood.isAfter(java.time.Instant.ofEpochMilli(
+            dev.tandem.core.wire.Handshake.RESTORE_LATEST - 1)))
+        {
+            throw new dev.tandem.core.ConfigurationException("lastKnownGood " + lastKnownGood + " is outside 1970 to " +
+                "the year 292278994: no checkpoint can have been committed then");
+        }
+        promoter.request(reason, lastKnownGood.toEpochMilli());
+    }
+
+    /**
      * @return the promotion that happened, or null.
      */
     public Promotion promotion()

@@ -78,6 +78,8 @@ final class StandbySession implements Agent, Promoter.Session
     /** The generation of the current session (frames must carry it); moves only up. */
     private volatile long generation;
     private volatile long lastCommittedEpoch;
+    /** When this run committed {@link #lastCommittedEpoch}, wall-clock ms; 0 for a checkpoint held from before. */
+    private long committedAtMillis;
     private volatile boolean connected;
     private volatile Thread thread;
 
@@ -521,6 +523,12 @@ final class StandbySession implements Agent, Promoter.Session
         return fingerprint;
     }
 
+    @Override
+    public long committedAtMillis()
+    {
+        return committedAtMillis;
+    }
+
     /**
      * The image starts out holding a checkpoint of the guest's history (before the session runs): an active that
      * resumed from it resyncs onto it. A held checkpoint of a stopped guest is not promotable until a session
@@ -534,6 +542,7 @@ final class StandbySession implements Agent, Promoter.Session
     void held(final long epoch, final long checkpointFingerprint, final boolean acknowledged)
     {
         lastCommittedEpoch = epoch;
+        committedAtMillis = 0;
         fingerprint = checkpointFingerprint;
         promotable = acknowledged;
         counters.committedEpoch.setRelease(epoch);
@@ -649,9 +658,14 @@ final class StandbySession implements Agent, Promoter.Session
         }
         if (type == FrameType.FAILURE_REPORT)
         {
-            final String reason = Handshake.decodeReason(receiveBuffer, decoder.payloadIndex(), decoder.length());
-            LOG.error("active {} reports VM {} unhealthy: {}", connection.peer(), ctx.vmId(), reason);
-            promoter.failureReported("the active reported the guest unhealthy: " + reason);
+            final Handshake.FailureReport report = Handshake.decodeFailureReport(receiveBuffer,
+                decoder.payloadIndex(), decoder.length(), version);
+            final boolean earlier = report.restoreAtMillis() != Handshake.RESTORE_LATEST;
+            LOG.error("active {} reports VM {} unhealthy: {}{}", connection.peer(), ctx.vmId(), report.reason(),
+                earlier ? "; last known good " + java.time.Instant.ofEpochMilli(report.restoreAtMillis()) : "");
+            promoter.failureReported("the active reported the guest unhealthy: " + report.reason() + (earlier ?
+                "; last known good " + java.time.Instant.ofEpochMilli(report.restoreAtMillis()) : ""),
+                report.restoreAtMillis());
             drop();
             return;
         }
@@ -807,6 +821,7 @@ final class StandbySession implements Agent, Promoter.Session
         counters.committedEpoch.setRelease(epoch);
         fingerprint = verified.fingerprint;
         lastCommittedEpoch = epoch;
+        committedAtMillis = System.currentTimeMillis();
         CounterSet.add(counters.commits, 1);
         promotable = true;
         detector.heard();

@@ -53,7 +53,8 @@ import java.util.zip.CRC32C;
  * copied while the guest runs); the standby applies the epoch's frames in the order they came. Version 4 adds the
  * reconnecting active's history to HELLO and the recovery point's fingerprint to WELCOME: a session that resumes the
  * standby's recovery point (a quick resync) starts at the HELLO's first epoch, its first epoch carrying only the
- * pages and blocks that changed since that point.
+ * pages and blocks that changed since that point. Version 5 adds to FAILURE_REPORT the time the guest was last known
+ * good, so the standby resumes a checkpoint from before it (see {@link Handshake}).
  */
 public final class FrameCodec
 {
@@ -62,7 +63,7 @@ public final class FrameCodec
     /** Lowest protocol version this build speaks. */
     public static final int MIN_VERSION = 4;
     /** Highest protocol version this build speaks. */
-    public static final int MAX_VERSION = 4;
+    public static final int MAX_VERSION = 5;
     /** Header length. */
     public static final int HEADER_LENGTH = 32;
     /** Default bound on a payload. */

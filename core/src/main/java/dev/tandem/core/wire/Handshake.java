@@ -16,8 +16,11 @@ import java.util.List;
  *           firstEpoch:int64 historyCount:int32 historyCount * (epoch:int64 fingerprint:int64)
  *  WELCOME  version:int32 flags:int32 recoveryEpoch:int64 generation:int64 failureTimeoutNs:int64
  *           fingerprint:int64                                   (flags bit 0: RESYNC)
- *  REFUSE, FAILURE_REPORT   reasonLength:int32 reason:utf8
+ *  REFUSE   reasonLength:int32 reason:utf8
+ *  FAILURE_REPORT  reasonLength:int32 reason:utf8 restoreAtMillis:int64   (version 5 on; version 4: no time)
  * </pre>
+ * A FAILURE_REPORT's {@code restoreAtMillis} asks the standby to resume the newest checkpoint it committed at or before
+ * that wall-clock time (milliseconds since 1970), {@link #RESTORE_LATEST} its latest one.
  */
 public final class Handshake
 {
@@ -29,6 +32,12 @@ public final class Handshake
     public static final int MAX_REASON_BYTES = 1024;
     /** Longest REFUSE or FAILURE_REPORT payload: the length field and the longest reason. */
     public static final int MAX_REASON_PAYLOAD = 4 + MAX_REASON_BYTES;
+    /** Longest FAILURE_REPORT payload: the reason's and the restore time. */
+    public static final int MAX_FAILURE_REPORT_PAYLOAD = MAX_REASON_PAYLOAD + 8;
+    /** A FAILURE_REPORT's restore time that asks for the standby's latest recovery point. */
+    public static final long RESTORE_LATEST = Long.MAX_VALUE;
+    /** The first protocol version whose FAILURE_REPORT carries a restore time. */
+    public static final int FAILURE_REPORT_RESTORE_VERSION = 5;
     /** Length of a WELCOME payload. */
     public static final int WELCOME_LENGTH = 40;
     /** Most checkpoints a HELLO names as ones the standby may hold (a reconnecting active's unacknowledged ones). */
@@ -434,6 +443,62 @@ public final class Handshake
         final byte[] bytes = new byte[reasonLength];
         buffer.getBytes(index + 4, bytes);
         return new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Encodes a FAILURE_REPORT payload: the reason as {@link #encodeReason}, then (from version
+     * {@link #FAILURE_REPORT_RESTORE_VERSION}) the restore time.
+     *
+     * @param buffer          destination, with room for {@link #MAX_FAILURE_REPORT_PAYLOAD} bytes from {@code index}.
+     * @param index           offset.
+     * @param version         the session's protocol version.
+     * @param reason          why the guest is unhealthy; any length.
+     * @param restoreAtMillis the newest commit time (ms since 1970) the standby may resume, or {@link #RESTORE_LATEST}.
+     * @return bytes written.
+     */
+    public static int encodeFailureReport(final MutableDirectBuffer buffer, final int index, final int version,
+        final String reason, final long restoreAtMillis)
+    {
+        final int length = encodeReason(buffer, index, reason);
+        if (version < FAILURE_REPORT_RESTORE_VERSION)
+        {
+            return length;
+        }
+        buffer.putLong(index + length, restoreAtMillis);
+        return length + 8;
+    }
+
+    /**
+     * A decoded FAILURE_REPORT.
+     *
+     * @param reason          why the active's probe finds the guest unhealthy.
+     * @param restoreAtMillis the newest commit time (ms since 1970) the standby may resume, or
+     *                        {@link #RESTORE_LATEST}.
+     */
+    public record FailureReport(String reason, long restoreAtMillis)
+    {
+    }
+
+    /**
+     * @param buffer  source.
+     * @param index   offset of the payload.
+     * @param length  payload length.
+     * @param version the session's protocol version.
+     * @return the report (version 4 carries no time: the latest recovery point).
+     * @throws ProtocolException if the lengths do not add up or the time is negative.
+     */
+    public static FailureReport decodeFailureReport(final DirectBuffer buffer, final int index, final int length,
+        final int version)
+    {
+        if (version < FAILURE_REPORT_RESTORE_VERSION)
+        {
+            return new FailureReport(decodeReason(buffer, index, length), RESTORE_LATEST);
+        }
+        require(length >= 12, "FAILURE_REPORT payload of " + length + " bytes is too short for a reason and a time");
+        final String reason = decodeReason(buffer, index, length - 8);
+        final long restoreAtMillis = buffer.getLong(index + length - 8);
+        require(restoreAtMillis >= 0, "FAILURE_REPORT restore time " + restoreAtMillis + " is before 1970");
+        return new FailureReport(reason, restoreAtMillis);
     }
 
     private static void require(final boolean condition, final String message)

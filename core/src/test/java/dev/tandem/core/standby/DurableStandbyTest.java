@@ -2,6 +2,7 @@ package dev.tandem.core.standby;
 
 import dev.tandem.core.active.ActiveContext;
 import dev.tandem.core.active.ActiveReplicator;
+import dev.tandem.core.failover.Promotion;
 import dev.tandem.core.metrics.ReconnectStatus;
 import dev.tandem.core.system.LeakCheck;
 import dev.tandem.core.transport.TcpTransport;
@@ -12,6 +13,8 @@ import dev.tandem.vmm.sim.SimulatedDisk;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
@@ -27,6 +30,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 
@@ -419,6 +423,123 @@ class DurableStandbyTest
             assertEquals(epoch, opened.lastCommittedEpoch(), opened.recoveryReport());
             return recoveredPoint(opened)[1];
         }
+    }
+
+    /**
+     * A health probe that finds the guest wrong and says since when: the standby resumes the newest checkpoint it
+     * committed at or before that time, restored from its retained journal into a directory beside its own, on
+     * whose files the promoted guest runs; the standby's own directory keeps its window. Without a window, the
+     * latest recovery point is resumed and the promotion says why.
+     */
+    @ParameterizedTest(name = "retention window {0}")
+    @ValueSource(booleans = {true, false})
+    void aHealthReportNamingWhenTheGuestWasLastGoodResumesTheNewestCheckpointFromThen(final boolean window)
+        throws Exception
+    {
+        final Map<Long, Long> ackedAt = new ConcurrentHashMap<>();
+        final AtomicReference<java.time.Instant> lastGood = new AtomicReference<>();
+        final AtomicReference<Promotion> promoted = new AtomicReference<>();
+        final dev.tandem.vmm.HealthProbe probe = new dev.tandem.vmm.HealthProbe()
+        {
+            @Override
+            public String unhealthyReason()
+            {
+                return lastGood.get() == null ? null : "the guest's watchdog starved (test)";
+            }
+
+            @Override
+            public java.time.Instant lastKnownGood()
+            {
+                return lastGood.get();
+            }
+        };
+        final dev.tandem.core.failover.FileArbiter arbiter = new dev.tandem.core.failover.FileArbiter(
+            dir.resolve("arbiter"), "test");
+        StandbyContext ctx = standby("durable", "127.0.0.1:0")
+            .autoPromote(true)
+            .promotionArbiter(arbiter)
+            .replicaTarget(new dev.tandem.vmm.sim.SimulatedReplicaTarget(guest().diskPath(dir.resolve("unused.img")),
+                false, true))
+            .promotionListener(new dev.tandem.core.failover.PromotionListener()
+            {
+                @Override
+                public void onStep(final String step, final long sinceStartNs)
+                {
+                }
+
+                @Override
+                public void onPromoted(final Promotion promotion)
+                {
+                    promoted.set(promotion);
+                }
+            });
+        if (window)
+        {
+            ctx = ctx.retentionNs(Duration.ofSeconds(4).toNanos()).imageCheckpointIntervalNs(
+                Duration.ofMillis(200).toNanos());
+        }
+        final long liveBefore = dev.tandem.vmm.NativeMemory.liveAllocations();
+        final long asked;
+        final long latest;
+        try (SimulatedVmm vmm = guest().healthProbe(probe).build().start();
+            StandbyReplica standby = StandbyReplica.launch(ctx))
+        {
+            try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())
+                .promotionArbiter(arbiter)
+                .listener(new dev.tandem.core.active.ActiveListener()
+                {
+                    @Override
+                    public void onAck(final long epoch, final long commitLatencyNs)
+                    {
+                        ackedAt.put(epoch, System.currentTimeMillis());
+                    }
+                })))
+            {
+                final long start = System.nanoTime();
+                await(() -> System.nanoTime() - start > Duration.ofMillis(2500).toNanos() &&
+                    standby.lastCommittedEpoch() > 60 && active.isProtecting(), "2.5 s of epochs");
+                // the guest was last good a third of the way into the run: a checkpoint acknowledged by then
+                asked = standby.lastCommittedEpoch() / 3;
+                lastGood.set(java.time.Instant.ofEpochMilli(ackedAt.get(asked)));
+                await(() -> promoted.get() != null, "the promotion");
+                latest = standby.lastCommittedEpoch();
+                await(active::isGuestStopped, "the reporting active to stop its guest");
+            }
+            final Promotion promotion = promoted.get();
+            try (SimulatedVmm guest = (SimulatedVmm)promotion.guest())
+            {
+                final long resumed = promotion.recoveryEpoch();
+                assertEquals(digests.get(resumed), StateDigest.of(guest), "the promoted guest is the active's " +
+                    "checkpoint of epoch " + resumed + ": " + promotion.reason());
+                final List<Path> restoredDirs;
+                try (Stream<Path> files = Files.list(dir))
+                {
+                    restoredDirs = files.filter(p -> p.getFileName().toString().startsWith("standby.restored-"))
+                        .toList();
+                }
+                if (window)
+                {
+                    // committed before its ack came back, and at most the epochs in flight behind it by then
+                    assertTrue(resumed >= asked && resumed <= asked + 8 && resumed < latest - 20,
+                        "epoch " + resumed + " resumed for one acknowledged as " + asked + " (latest " + latest +
+                        "): " + promotion.reason());
+                    assertTrue(promotion.reason().contains("resumed epoch " + resumed), promotion.reason());
+                    assertEquals(1, restoredDirs.size(), "restored beside the standby's directory: " + restoredDirs);
+                    assertTrue(!Files.exists(restoredDirs.get(0).resolve(DurableRecoveryImage.META)),
+                        "the restored directory became the running guest's, no recovery point");
+                    assertTrue(Files.exists(dir.resolve("standby").resolve(DurableRecoveryImage.META)),
+                        "the standby's own directory keeps its image and window");
+                }
+                else
+                {
+                    assertEquals(latest, resumed, "no window: the latest recovery point");
+                    assertTrue(promotion.reason().contains("not resumed as of") &&
+                        promotion.reason().contains("nothing is retained"), promotion.reason());
+                    assertEquals(List.of(), restoredDirs);
+                }
+            }
+        }
+        assertEquals(liveBefore, dev.tandem.vmm.NativeMemory.liveAllocations(), "every mapping was released");
     }
 
     @Test

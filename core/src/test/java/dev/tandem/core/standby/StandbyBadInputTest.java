@@ -119,7 +119,10 @@ class StandbyBadInputTest
             fault("MALFORMED", a -> a.encodedPage(2, 7, 2, new byte[] {(byte)0xF0, 1, 2, 3, 4, 5, 6, 7})),
             fault("MALFORMED", a -> a.encodedPage(2, 7, 3, new byte[] {0x10, 0x41})),
             fault("MALFORMED", a -> a.encodedPage(2, 7, 9, new byte[0])),
-            fault("PAGE_OUT_OF_RANGE", a -> a.encodedPage(2, PAGES, 0, new byte[0])));
+            fault("PAGE_OUT_OF_RANGE", a -> a.encodedPage(2, PAGES, 0, new byte[0])),
+            // a version 4 FAILURE_REPORT (no restore time) in a version 5 session: no promotion on a garbled report
+            fault("MALFORMED", a -> a.send(RawActive.frame(FrameType.FAILURE_REPORT, a.generation, 1,
+                new byte[] {4, 0, 0, 0, 'h', 'u', 'n', 'g'}))));
     }
 
     private static Arguments fault(final String name, final Fault fault)

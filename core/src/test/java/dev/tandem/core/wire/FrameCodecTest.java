@@ -182,4 +182,32 @@ class FrameCodecTest
         final int shortLength = Handshake.encodeReason(buffer, 0, "disk full \u00e9");
         assertEquals("disk full \u00e9", Handshake.decodeReason(buffer, 0, shortLength));
     }
+
+    @Test
+    void aFailureReportCarriesTheLastKnownGoodTimeFromVersion5AndIsCheckedOnDecode()
+    {
+        final long at = 1_796_000_000_000L;
+        final String longest = "x".repeat(Handshake.MAX_REASON_BYTES + 10);
+        assertEquals(Handshake.MAX_FAILURE_REPORT_PAYLOAD, Handshake.encodeFailureReport(buffer, 0, 5, longest, at));
+        assertEquals(new Handshake.FailureReport("x".repeat(Handshake.MAX_REASON_BYTES), at),
+            Handshake.decodeFailureReport(buffer, 0, Handshake.MAX_FAILURE_REPORT_PAYLOAD, 5));
+        final int latest = Handshake.encodeFailureReport(buffer, 0, 5, "hung", Handshake.RESTORE_LATEST);
+        assertEquals(new Handshake.FailureReport("hung", Handshake.RESTORE_LATEST),
+            Handshake.decodeFailureReport(buffer, 0, latest, 5));
+        // a version 4 session carries the reason only: the standby resumes its latest recovery point
+        final int v4 = Handshake.encodeFailureReport(buffer, 0, 4, "hung", at);
+        assertEquals(8, v4);
+        assertEquals(new Handshake.FailureReport("hung", Handshake.RESTORE_LATEST),
+            Handshake.decodeFailureReport(buffer, 0, v4, 4));
+        // a version 4 payload in a version 5 session, a time before 1970, a reason length that overruns the time
+        assertEquals(ProtocolException.Fault.MALFORMED, assertThrows(ProtocolException.class,
+            () -> Handshake.decodeFailureReport(buffer, 0, v4, 5)).fault());
+        Handshake.encodeFailureReport(buffer, 0, 5, "hung", -5);
+        assertTrue(assertThrows(ProtocolException.class, () -> Handshake.decodeFailureReport(buffer, 0, latest, 5))
+            .getMessage().contains("before 1970"));
+        Handshake.encodeFailureReport(buffer, 0, 5, "hung", at);
+        buffer.putInt(0, 12);
+        assertEquals(ProtocolException.Fault.MALFORMED, assertThrows(ProtocolException.class,
+            () -> Handshake.decodeFailureReport(buffer, 0, latest, 5)).fault());
+    }
 }
