@@ -25,6 +25,9 @@ final class RawActive implements AutoCloseable
     long pages;
     int components;
 
+    /** The protocol version of the data frames this active sends (the one its HELLO lets the standby choose). */
+    int version = FrameCodec.MAX_VERSION;
+
     RawActive(final Transport transport, final String endpoint) throws IOException
     {
         connection = transport.connect(endpoint, 5000);
@@ -32,8 +35,14 @@ final class RawActive implements AutoCloseable
 
     static byte[] frame(final FrameType type, final long generation, final long epoch, final byte[] payload)
     {
+        return frame(FrameCodec.MAX_VERSION, type, generation, epoch, payload);
+    }
+
+    static byte[] frame(final int version, final FrameType type, final long generation, final long epoch,
+        final byte[] payload)
+    {
         final UnsafeBuffer buffer = new UnsafeBuffer(ByteBuffer.allocateDirect(FrameCodec.HEADER_LENGTH + payload.length));
-        FrameCodec.writeHeader(buffer, 0, FrameCodec.MAX_VERSION, type, payload.length, generation, epoch);
+        FrameCodec.writeHeader(buffer, 0, version, type, payload.length, generation, epoch);
         buffer.putBytes(FrameCodec.HEADER_LENGTH, payload);
         FrameCodec.sealCrc(new CRC32C(), buffer, buffer.byteBuffer().duplicate(), 0,
             FrameCodec.HEADER_LENGTH + payload.length, null);
@@ -138,7 +147,7 @@ final class RawActive implements AutoCloseable
     /** Sends a data frame and counts it toward the epoch end. */
     void data(final FrameType type, final long epoch, final byte[] payload) throws IOException
     {
-        final byte[] frame = frame(type, generation, epoch, payload);
+        final byte[] frame = frame(version, type, generation, epoch, payload);
         crcSum += crcOf(frame);
         frames++;
         send(frame);
@@ -157,7 +166,7 @@ final class RawActive implements AutoCloseable
 
     void barrier(final long epoch) throws IOException
     {
-        send(frame(FrameType.BARRIER, generation, epoch, new byte[0]));
+        send(frame(version, FrameType.BARRIER, generation, epoch, new byte[0]));
     }
 
     void pages(final long epoch, final long firstPage, final int count, final int pageSize, final byte fill)
@@ -206,7 +215,7 @@ final class RawActive implements AutoCloseable
 
     void end(final long epoch) throws IOException
     {
-        send(frame(FrameType.EPOCH_END, generation, epoch, epochEndPayload()));
+        send(frame(version, FrameType.EPOCH_END, generation, epoch, epochEndPayload()));
         crcSum = 0;
         frames = 0;
         diskWrites = 0;

@@ -224,6 +224,34 @@ class StandbyBadInputTest
     }
 
     /**
+     * An active that speaks only version 4 is served at version 4, and its FAILURE_REPORT (no restore time) is no
+     * malformed frame.
+     */
+    @Test
+    void aVersion4ActiveIsServedAndItsFailureReportCarriesNoTime() throws Exception
+    {
+        final long rejectedBefore = standby.status().rejectedFrames();
+        try (RawActive active = new RawActive(transport, "standby"))
+        {
+            active.version = 4;
+            active.hello(4, 4, VM, PAGE, PAGES, DISKS);
+            final UnsafeBuffer reply = active.awaitFrame();
+            assertEquals(FrameType.WELCOME.code(), reply.getByte(FrameCodec.TYPE_OFFSET));
+            assertEquals(4, reply.getInt(FrameCodec.HEADER_LENGTH), "the version both speak");
+            active.generation = reply.getLong(FrameCodec.HEADER_LENGTH + 16);
+            active.barrier(2);
+            active.pages(2, 100, 1, PAGE, (byte)5);
+            active.end(2);
+            assertEquals(2, active.awaitAck());
+            active.send(RawActive.frame(4, FrameType.FAILURE_REPORT, active.generation, 2,
+                new byte[] {4, 0, 0, 0, 'h', 'u', 'n', 'g'}));
+        }
+        awaitDisconnected();
+        assertEquals(rejectedBefore, standby.status().rejectedFrames(), "nothing refused: " + standby.status());
+        assertEquals(2, standby.lastCommittedEpoch());
+    }
+
+    /**
      * Once epoch 2 is committed, a second epoch end for it, or epoch 2 begun again, is refused and the recovery
      * point stays the committed epoch 2.
      */
