@@ -122,6 +122,8 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private long recoveredFingerprint;
     /** The newest epoch a replay applies: a restore to an earlier point stops there. */
     private final long replayUpTo;
+    /** Replayed for a guest to resume at once: see the constructor. */
+    private final boolean toResume;
     private String recoveryReport = "a new image";
 
     /**
@@ -143,18 +145,24 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
      */
     DurableRecoveryImage(final StandbyContext ctx, final LongSupplier generation)
     {
-        this(ctx, generation, Long.MAX_VALUE);
+        this(ctx, generation, Long.MAX_VALUE, false);
     }
 
     /**
      * As {@link #DurableRecoveryImage(StandbyContext, LongSupplier)}, replaying the journal only up to
      * {@code replayUpTo} (a point-in-time restore).
+     *
+     * @param toResume the image is resumed as a guest right away (a promotion from an earlier checkpoint) and never
+     *                 serves as a recovery image: the replayed state is not checkpointed (forced and labelled), which
+     *                 would cost a write-back of the whole memory image for files the guest takes over anyway.
      */
-    DurableRecoveryImage(final StandbyContext ctx, final LongSupplier generation, final long replayUpTo)
+    DurableRecoveryImage(final StandbyContext ctx, final LongSupplier generation, final long replayUpTo,
+        final boolean toResume)
     {
         super(withoutUnfinishedImage(ctx), generation,
             () -> MemoryReplica.mapped(ctx.directory().resolve(MEMORY_IMAGE), ctx.pageSize(), ctx.pageCount()));
         this.replayUpTo = replayUpTo;
+        this.toResume = toResume;
         this.ctx = ctx;
         this.witness = ctx.storageWitness();
         this.directory = ctx.directory();
@@ -276,7 +284,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
                 recoveredEpoch, dropped);
         }
         epoch(recoveredEpoch);
-        if (!segments.isEmpty() || !Files.exists(meta))
+        if (!toResume && (!segments.isEmpty() || !Files.exists(meta)))
         {
             // the recovered state becomes the image (a replayed epoch is in the files only once forced)
             checkpoint(recoveredEpoch, recoveredFingerprint);

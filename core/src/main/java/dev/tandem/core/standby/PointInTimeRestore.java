@@ -6,6 +6,7 @@ import dev.tandem.core.wire.Handshake;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.List;
@@ -95,7 +96,8 @@ public final class PointInTimeRestore
     }
 
     /**
-     * As {@link #restoreAt}, leaving the image open (a promotion from an earlier checkpoint resumes it).
+     * As {@link #restoreAt}, leaving the image open for a promotion from an earlier checkpoint to resume at once: the
+     * replayed state is neither forced nor labelled as a recovery point (the guest takes the files over).
      *
      * @param generation the generation the image's recovery point reports.
      * @param witness    told of the restore's own file steps.
@@ -126,12 +128,22 @@ public final class PointInTimeRestore
             final NavigableMap<Long, Path> segmentOf = new TreeMap<>();
             for (final Path segment : DurableRecoveryImage.segments(from))
             {
-                final DurableRecoveryImage.Replay scan = DurableRecoveryImage.scan(segment, LARGEST_RECORD,
-                    null, (epoch, millis) ->
+                final DurableRecoveryImage.Replay scan;
+                try
+                {
+                    scan = DurableRecoveryImage.scan(segment, LARGEST_RECORD, null, (epoch, millis) ->
                     {
                         committed.put(epoch, millis);
                         segmentOf.put(epoch, segment);
                     });
+                }
+                catch (final NoSuchFileException agedOut)
+                {
+                    // the running standby deleted it since the listing: its epochs are older than every base it
+                    // keeps (found by the durability measurement, restoring beside a running pair); a gap this
+                    // leaves is refused below by name
+                    continue;
+                }
                 if (scan.dropped() != null)
                 {
                     break;
@@ -189,17 +201,26 @@ public final class PointInTimeRestore
                     throw new ConfigurationException("restore target " + to + " is not empty");
                 }
             }
-            try (Stream<Path> files = Files.list(base.path()))
+            try
             {
-                for (final Path file : files.toList())
+                try (Stream<Path> files = Files.list(base.path()))
                 {
-                    Files.copy(file, to.resolve(file.getFileName()));
+                    for (final Path file : files.toList())
+                    {
+                        Files.copy(file, to.resolve(file.getFileName()));
+                    }
+                }
+                for (final Path segment : segmentOf.subMap(base.epoch(), false, epoch, true).values().stream()
+                    .distinct().toList())
+                {
+                    Files.copy(segment, to.resolve(segment.getFileName()));
                 }
             }
-            for (final Path segment : segmentOf.subMap(base.epoch(), false, epoch, true).values().stream().distinct()
-                .toList())
+            catch (final NoSuchFileException agedOut)
             {
-                Files.copy(segment, to.resolve(segment.getFileName()));
+                throw new ConfigurationException("epoch " + epoch + " of VM " + meta.vmId() + " aged out of the " +
+                    "retained window while it was being restored (" + agedOut.getFile() + " was deleted by the " +
+                    "running standby): " + window);
             }
             final StandbyContext ctx = new StandbyContext().vmId(meta.vmId()).memory(meta.pageSize(),
                 meta.pageCount()).directory(to).durability(Durability.DURABLE).maxFramePayload(LARGEST_RECORD)
@@ -208,8 +229,9 @@ public final class PointInTimeRestore
             {
                 ctx.disk(disk.id(), disk.blockSize(), disk.sizeBytes());
             }
+            // a restore for a promotion (a generation given) resumes the image at once: its files need no force
             final DurableRecoveryImage image = new DurableRecoveryImage(ctx,
-                generation != null ? generation : meta::generation, epoch);
+                generation != null ? generation : meta::generation, epoch, generation != null);
             try
             {
                 if (image.recoveredEpoch() != epoch)
