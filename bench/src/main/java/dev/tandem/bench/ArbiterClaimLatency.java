@@ -69,10 +69,7 @@ public final class ArbiterClaimLatency
         }
         finally
         {
-            try (var paths = Files.walk(dir))
-            {
-                paths.sorted(java.util.Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
-            }
+            ProtectedGuest.delete(dir);
         }
     }
 

@@ -117,10 +117,7 @@ public final class DetectionTimeoutStudy
         finally
         {
             vmm.close();
-            try (var paths = Files.walk(dir))
-            {
-                paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-            }
+            ProtectedGuest.delete(dir);
         }
     }
 }

@@ -1,7 +1,10 @@
 package dev.tandem.bench;
 
+import dev.tandem.core.failover.Promotion;
+import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.metrics.ProtectionStatus;
 import dev.tandem.core.standby.Durability;
+import dev.tandem.vmm.sim.SimulatedReplicaTarget;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
 
@@ -10,6 +13,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.Locale;
@@ -91,6 +95,89 @@ public final class DurabilityMeasurement
                 "grows %.1f GiB per hour of window; a window also holds 4 to 5 base images of %.2f GiB each " +
                 "(memory and disks, sparse where never written), so an hour's window takes about %.0f GiB.%n", rate,
                 perHour, image, perHour + 5 * image);
+        }
+        rewind(guestBytes, rate, seconds);
+    }
+
+    /**
+     * What a promotion from an earlier checkpoint (a health report naming when the guest was last good) costs: the
+     * operator's {@code promote(reason, lastKnownGood)} on a DURABLE standby with a window, timed from the decision to
+     * the guest running on the restored files, beside a plain copy of the guest's memory image file in the same run
+     * (the floor: the restore copies a base image of that size, then replays the journal from it to the epoch).
+     */
+    private static void rewind(final long guestBytes, final int rate, final long seconds) throws Exception
+    {
+        final SimulatedVmm.Builder template = SimulatedVmm.builder().vmId("rewind").memoryBytes(guestBytes)
+            .workload(Workload.HOTSET).pagesPerMillisecond(rate).packetEveryTicks(1);
+        final java.util.concurrent.atomic.AtomicReference<Promotion> promoted =
+            new java.util.concurrent.atomic.AtomicReference<>();
+        final Path[] directory = new Path[1];
+        try (ProtectedGuest guest = ProtectedGuest.launch(template, standby -> directory[0] = standby
+                .durability(Durability.DURABLE).retentionNs(java.util.concurrent.TimeUnit.HOURS.toNanos(1))
+                // the window starts at the first base, taken at the first image checkpoint (30 s by default)
+                .imageCheckpointIntervalNs(2_000_000_000L)
+                .replicaTarget(new SimulatedReplicaTarget(template, false, true))
+                .promotionListener(new PromotionListener()
+                {
+                    @Override
+                    public void onStep(final String step, final long sinceStartNs)
+                    {
+                    }
+
+                    @Override
+                    public void onPromoted(final Promotion promotion)
+                    {
+                        promoted.set(promotion);
+                    }
+                }).directory(),
+            (ctx, standby) -> ctx.checkpointPeriodNs(50_000_000L)))
+        {
+            Thread.sleep(seconds * 1000);
+            final long latest = guest.standby.lastCommittedEpoch();
+            guest.standby.promote("bench: rewind", java.time.Instant.now().minusMillis(seconds * 1000 / 2));
+            final long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MINUTES.toNanos(5);
+            while (promoted.get() == null && System.nanoTime() < deadline)
+            {
+                Thread.sleep(10);
+            }
+            final Promotion promotion = promoted.get();
+            if (promotion == null)
+            {
+                throw new IllegalStateException("no promotion within 5 minutes: " + guest.standby.status());
+            }
+            ((SimulatedVmm)promotion.guest()).close();
+            final Path copy = Files.createTempFile("tandem-rewind-copy", ".img");
+            try
+            {
+                final long copyStart = System.nanoTime();
+                Files.copy(directory[0].resolve("memory.img"), copy, StandardCopyOption.REPLACE_EXISTING);
+                final double copyS = (System.nanoTime() - copyStart) / 1e9;
+                final double promotionS = promotion.promotionNs() / 1e9;
+                System.out.printf(Locale.ROOT, "%nRewind (hotset, %d page writes/ms, 50 ms period, image checkpoints " +
+                    "every 2 s, a window of an hour, %d s of protection): a promotion asked to resume the newest " +
+                    "checkpoint from %d s before resumed epoch %d (the latest was %d) in %.2f s, beside %.2f s for a " +
+                    "plain copy of the %d MiB memory image file, same run (ratio %.1f). Its reason: %s%n", rate,
+                    seconds, seconds / 2, promotion.recoveryEpoch(), latest, promotionS, copyS, guestBytes >> 20,
+                    promotionS / copyS, promotion.reason());
+            }
+            finally
+            {
+                Files.deleteIfExists(copy);
+            }
+        }
+        finally
+        {
+            if (directory[0] != null)
+            {
+                try (java.util.stream.Stream<Path> siblings = Files.list(directory[0].toAbsolutePath().getParent()))
+                {
+                    for (final Path restored : siblings.filter(p -> p.getFileName().toString().startsWith(
+                        directory[0].getFileName() + ".restored-")).toList())
+                    {
+                        ProtectedGuest.delete(restored);
+                    }
+                }
+            }
         }
     }
 

@@ -109,6 +109,9 @@ final class ProtectedGuest implements AutoCloseable
         delete(dir);
     }
 
+    /**
+     * Deletes a directory tree a measurement made (best effort per file: a measurement's leftovers must not fail it).
+     */
     static void delete(final Path dir)
     {
         try (Stream<Path> paths = Files.walk(dir))
