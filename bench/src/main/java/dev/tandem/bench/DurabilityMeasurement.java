@@ -114,8 +114,6 @@ public final class DurabilityMeasurement
         final Path[] directory = new Path[1];
         try (ProtectedGuest guest = ProtectedGuest.launch(template, standby -> directory[0] = standby
                 .durability(Durability.DURABLE).retentionNs(java.util.concurrent.TimeUnit.HOURS.toNanos(1))
-                // the window starts at the first base, taken at the first image checkpoint (30 s by default)
-                .imageCheckpointIntervalNs(2_000_000_000L)
                 .replicaTarget(new SimulatedReplicaTarget(template, false, true))
                 .promotionListener(new PromotionListener()
                 {
@@ -153,9 +151,9 @@ public final class DurabilityMeasurement
                 Files.copy(directory[0].resolve("memory.img"), copy, StandardCopyOption.REPLACE_EXISTING);
                 final double copyS = (System.nanoTime() - copyStart) / 1e9;
                 final double promotionS = promotion.promotionNs() / 1e9;
-                System.out.printf(Locale.ROOT, "%nRewind (hotset, %d page writes/ms, 50 ms period, image checkpoints " +
-                    "every 2 s, a window of an hour, %d s of protection): a promotion asked to resume the newest " +
-                    "checkpoint from %d s before resumed epoch %d (the latest was %d) in %.2f s, beside %.2f s for a " +
+                System.out.printf(Locale.ROOT, "%nRewind (hotset, %d page writes/ms, 50 ms period, a window of an " +
+                    "hour, its base image taken at the first epoch, %d s of protection): a promotion asked to " +
+                    "resume the newest checkpoint from %d s before resumed epoch %d (the latest was %d) in %.2f s, beside %.2f s for a " +
                     "plain copy of the %d MiB memory image file, same run (ratio %.1f). Its reason: %s%n", rate,
                     seconds, seconds / 2, promotion.recoveryEpoch(), latest, promotionS, copyS, guestBytes >> 20,
                     promotionS / copyS, promotion.reason());

@@ -105,6 +105,12 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     private long newestBaseMillis;
     /** The newest base image's replay-from epoch, -1 before the first. */
     private long newestBaseEpoch = -1;
+    /**
+     * A retention window with no base image yet: the window starts at the first base, so the first applied epoch
+     * checkpoints the image at once rather than after {@code imageCheckpointIntervalNs} (30 s by default), during
+     * which no epoch could be restored. The applier's thread only.
+     */
+    private boolean firstBaseWanted;
     /** Journal bytes written since the image was last forced (session writes, applier reads and resets). */
     private final java.util.concurrent.atomic.AtomicLong journalSinceCheckpoint = new java.util.concurrent.atomic.AtomicLong();
     private long lastCheckpointNs;
@@ -302,6 +308,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
                 }
             }
         }
+        firstBaseWanted = retains() && !toResume && bases(directory).isEmpty();
         segmentSequence = segments.isEmpty() ? 1 : sequenceOf(segments.get(segments.size() - 1)) + 1;
         openSegment();
         lastCheckpointNs = ctx.nanoClock().nanoTime();
@@ -504,11 +511,12 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             return;
         }
         final long now = ctx.nanoClock().nanoTime();
-        if (journalSinceCheckpoint.get() < ctx.imageCheckpointBytes() &&
+        if (!firstBaseWanted && journalSinceCheckpoint.get() < ctx.imageCheckpointBytes() &&
             now - lastCheckpointNs < ctx.imageCheckpointIntervalNs())
         {
             return;
         }
+        firstBaseWanted = false;
         // the image holds epoch log.epoch whole now (every write of it is in the page cache, so the forces below
         // carry it; writes of later epochs the applier makes meanwhile may be carried too, which a replay from this
         // epoch repeats harmlessly): the meta is taken here, the slow forces run beside the applier, which would

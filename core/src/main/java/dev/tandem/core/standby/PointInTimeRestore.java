@@ -151,7 +151,8 @@ public final class PointInTimeRestore
             }
             final List<DurableRecoveryImage.Base> bases = DurableRecoveryImage.bases(from);
             final String window = bases.isEmpty() || committed.isEmpty() ?
-                "nothing is retained (is retentionNs or retentionEpochs set?)" :
+                "nothing is retained: no base image (is retentionNs or retentionEpochs set? the window starts at the " +
+                "first image checkpoint)" :
                 "the retained window holds epochs " + bases.get(0).validFrom() + " to " + committed.lastKey() +
                 " (committed " + Instant.ofEpochMilli(committed.getOrDefault(bases.get(0).validFrom(),
                 committed.firstEntry().getValue())) + " to " + Instant.ofEpochMilli(committed.lastEntry().getValue()) +
