@@ -153,8 +153,9 @@ public final class DurabilityMeasurement
                 final double promotionS = promotion.promotionNs() / 1e9;
                 System.out.printf(Locale.ROOT, "%nRewind (hotset, %d page writes/ms, 50 ms period, a window of an " +
                     "hour, its base image taken at the first epoch, %d s of protection): a promotion asked to " +
-                    "resume the newest checkpoint from %d s before resumed epoch %d (the latest was %d) in %.2f s, beside %.2f s for a " +
-                    "plain copy of the %d MiB memory image file, same run (ratio %.1f). Its reason: %s%n", rate,
+                    "resume the newest checkpoint from %d s before resumed epoch %d (the latest was %d) in %.2f s, " +
+                    "beside %.2f s for a plain copy of the %d MiB memory image file, same run (ratio %.1f). Its " +
+                    "reason: %s%n", rate,
                     seconds, seconds / 2, promotion.recoveryEpoch(), latest, promotionS, copyS, guestBytes >> 20,
                     promotionS / copyS, promotion.reason());
             }
