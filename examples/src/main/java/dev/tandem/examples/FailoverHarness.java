@@ -1125,7 +1125,8 @@ public final class FailoverHarness
             final Path promotionFile = standbyDir.resolve(FailoverNode.PROMOTION);
             final Fault fault = options.partition() ? partition(relay, promotionFile, out) : options.switchover() ?
                 switchover(active, statusFile, promotionFile, out) :
-                kill(options, active, activeDir, FailoverNode.OWNERSHIP, promotionFile, out);
+                kill(options, active, activeDir, FailoverNode.OWNERSHIP, promotionFile, dir.resolve("active.out"),
+                    out);
             await(() -> Files.exists(promotionFile), "the standby to promote", standby);
             final Map<String, String> promotion = readKeyValues(promotionFile);
             out.println("standby promoted: " + promotion.getOrDefault("reason", promotion.toString()));
@@ -1282,7 +1283,8 @@ public final class FailoverHarness
                 countReplies(dir.resolve("client").resolve(FailoverNode.CLIENT_LOG)));
         }
         final Path promotionFile = activeDir.resolve(FailoverNode.PROMOTION);
-        final Fault fault = kill(options, promoted, standbyDir, FailoverNode.OWNERSHIP, promotionFile, out);
+        final Fault fault = kill(options, promoted, standbyDir, FailoverNode.OWNERSHIP, promotionFile, promotedOut,
+            out);
         await(() -> Files.exists(promotionFile), "the restarted standby to promote", restarted[0]);
         final Map<String, String> promotion = readKeyValues(promotionFile);
         out.println("restarted standby promoted: " + promotion.getOrDefault("reason", promotion.toString()));
@@ -1447,7 +1449,8 @@ public final class FailoverHarness
     }
 
     private static Fault kill(final Options options, final Process active, final Path activeDir,
-        final String record, final Path promotionFile, final PrintStream out) throws IOException, InterruptedException
+        final String record, final Path promotionFile, final Path activeOutput, final PrintStream out)
+        throws IOException, InterruptedException
     {
         final boolean promotedBefore = Files.exists(promotionFile);
         long faultUs = OwnershipTimeline.wallMicros();
@@ -1463,7 +1466,9 @@ public final class FailoverHarness
         if (!active.waitFor(10, TimeUnit.SECONDS))
         {
             active.destroyForcibly();
-            throw new IOException("the active did not reach its kill point " + options.killPhase());
+            // the run directory goes with a failed test: what the active was doing goes in the message
+            throw new IOException("the active did not reach its kill point " + options.killPhase() + " within 10 s; " +
+                "the end of its output:\n" + tail(activeOutput, 30));
         }
         if (!Options.MID_EPOCH.equals(options.killPhase()))
         {
@@ -2086,6 +2091,16 @@ public final class FailoverHarness
         {
             return lines.filter(line -> line.startsWith("reply ")).count();
         }
+    }
+
+    private static String tail(final Path file, final int lines) throws IOException
+    {
+        if (!Files.exists(file))
+        {
+            return "(no " + file.getFileName() + ")";
+        }
+        final List<String> all = Files.readAllLines(file);
+        return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
     }
 
     private static String lastLine(final Path file) throws IOException

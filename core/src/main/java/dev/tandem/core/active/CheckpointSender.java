@@ -521,6 +521,7 @@ final class CheckpointSender implements Agent
                 LOG.error("VM {}: the standby speaks protocol version {}, which carries no restore time: it resumes " +
                     "its latest recovery point, not the one from {} the health probe asked for", vmId, version,
                     knownGood);
+                return Handshake.RESTORE_LATEST;
             }
             return knownGood.toEpochMilli();
         }

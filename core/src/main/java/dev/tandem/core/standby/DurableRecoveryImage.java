@@ -44,7 +44,9 @@ import java.util.zip.CRC32C;
  * {@link StandbyContext#imageCheckpointBytes} of journal (or {@link StandbyContext#imageCheckpointIntervalNs}) it
  * forces them (fsync, which on Linux writes back a shared mapping's
  * dirty pages as {@code msync} would), writes {@code image.meta} at the applied epoch and deletes the journal
- * segments that only hold epochs up to it. On open, the journal's whole epochs newer than the meta's are applied in
+ * segments that only hold epochs up to it. With a retention window the journal is kept for the window instead, and
+ * the image files are copied into a base image once per quarter of it, the first as soon as the first epoch is
+ * applied (the window starts there). On open, the journal's whole epochs newer than the meta's are applied in
  * order; a torn tail, a bad CRC or a record that cannot be right ends the replay at the last whole epoch, and the log
  * says what was dropped. A write or force that fails is never retried: the image is broken from then on and says why
  * ({@link #brokenReason()}), and no later epoch is acknowledged (the PostgreSQL fsync lesson).
@@ -349,8 +351,7 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         if (resumingNow)
         {
             // a checkpoint under way would write the meta back after it is deleted below
-            awaitCheckpoint();
-            checkpointer.shutdown();
+            stopCheckpoints();
             try
             {
                 if (journal != null)
@@ -721,6 +722,13 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     /**
      * Waits for a checkpoint under way (before the files are closed or handed over).
      */
+    @Override
+    public void stopCheckpoints()
+    {
+        awaitCheckpoint();
+        checkpointer.shutdown();
+    }
+
     private void awaitCheckpoint()
     {
         final java.util.concurrent.Future<?> pending = checkpointing;

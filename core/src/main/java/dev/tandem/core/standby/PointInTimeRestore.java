@@ -2,6 +2,9 @@ package dev.tandem.core.standby;
 
 import dev.tandem.core.ConfigurationException;
 import dev.tandem.core.wire.Handshake;
+import dev.tandem.vmm.OwnerOnlyFiles;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -27,6 +30,7 @@ import java.util.stream.Stream;
  */
 public final class PointInTimeRestore
 {
+    private static final Logger LOG = LoggerFactory.getLogger(PointInTimeRestore.class);
     /** The largest frame payload a standby accepts, so the largest record its journal can hold. */
     private static final int LARGEST_RECORD = 16 << 20;
 
@@ -194,7 +198,7 @@ public final class PointInTimeRestore
                         "base epoch " + base.epoch() + " and epoch " + epoch + ": " + window);
                 }
             }
-            Files.createDirectories(to);
+            OwnerOnlyFiles.createDirectories(to);
             try (Stream<Path> existing = Files.list(to))
             {
                 if (existing.findAny().isPresent())
@@ -204,54 +208,103 @@ public final class PointInTimeRestore
             }
             try
             {
-                try (Stream<Path> files = Files.list(base.path()))
-                {
-                    for (final Path file : files.toList())
-                    {
-                        Files.copy(file, to.resolve(file.getFileName()));
-                    }
-                }
-                for (final Path segment : segmentOf.subMap(base.epoch(), false, epoch, true).values().stream()
-                    .distinct().toList())
-                {
-                    Files.copy(segment, to.resolve(segment.getFileName()));
-                }
-            }
-            catch (final NoSuchFileException agedOut)
-            {
-                throw new ConfigurationException("epoch " + epoch + " of VM " + meta.vmId() + " aged out of the " +
-                    "retained window while it was being restored (" + agedOut.getFile() + " was deleted by the " +
-                    "running standby): " + window);
-            }
-            final StandbyContext ctx = new StandbyContext().vmId(meta.vmId()).memory(meta.pageSize(),
-                meta.pageCount()).directory(to).durability(Durability.DURABLE).maxFramePayload(LARGEST_RECORD)
-                .storageWitness(witness);
-            for (final Handshake.Disk disk : meta.disks())
-            {
-                ctx.disk(disk.id(), disk.blockSize(), disk.sizeBytes());
-            }
-            // a restore for a promotion (a generation given) resumes the image at once: its files need no force
-            final DurableRecoveryImage image = new DurableRecoveryImage(ctx,
-                generation != null ? generation : meta::generation, epoch, generation != null);
-            try
-            {
-                if (image.recoveredEpoch() != epoch)
-                {
-                    throw new IOException("the replay over base epoch " + base.epoch() + " reached epoch " +
-                        image.recoveredEpoch() + ", not " + epoch + ": " + image.recoveryReport());
-                }
-                return new Opened(new Restored(epoch, Instant.ofEpochMilli(committed.getOrDefault(epoch,
-                    base.millis())), to, "base " + base.path().getFileName() + "; " + image.recoveryReport()), image);
+                return copyAndReplay(meta, base, segmentOf.subMap(base.epoch(), false, epoch, true).values().stream()
+                    .distinct().toList(), epoch, committed.getOrDefault(epoch, base.millis()), window, to, generation,
+                    witness);
             }
             catch (final IOException | RuntimeException ex)
             {
-                image.close();
+                // the target was empty: nothing of a restore that failed stays to look like a whole image
+                clear(to);
                 throw ex;
             }
         }
         catch (final IOException ex)
         {
             throw new UncheckedIOException("restore from " + from + " into " + to + " failed: " + ex.getMessage(), ex);
+        }
+    }
+
+    private static Opened copyAndReplay(final DurableRecoveryImage.MetaFile meta, final DurableRecoveryImage.Base base,
+        final List<Path> segments, final long epoch, final long committedMillis, final String window, final Path to,
+        final java.util.function.LongSupplier generation, final StorageWitness witness) throws IOException
+    {
+        try
+        {
+            try (Stream<Path> files = Files.list(base.path()))
+            {
+                for (final Path file : files.toList())
+                {
+                    Files.copy(file, to.resolve(file.getFileName()));
+                }
+            }
+            for (final Path segment : segments)
+            {
+                Files.copy(segment, to.resolve(segment.getFileName()));
+            }
+        }
+        catch (final NoSuchFileException agedOut)
+        {
+            throw agedOut(meta, epoch, agedOut.getFile(), window);
+        }
+        if (!Files.exists(to.resolve(DurableRecoveryImage.META)) ||
+            !Files.exists(to.resolve(DurableRecoveryImage.MEMORY_IMAGE)))
+        {
+            // a base being deleted loses its memory image before its meta: a listing between the two has no error
+            throw agedOut(meta, epoch, base.path().toString(), window);
+        }
+        final StandbyContext ctx = new StandbyContext().vmId(meta.vmId()).memory(meta.pageSize(),
+            meta.pageCount()).directory(to).durability(Durability.DURABLE).maxFramePayload(LARGEST_RECORD)
+            .storageWitness(witness);
+        for (final Handshake.Disk disk : meta.disks())
+        {
+            ctx.disk(disk.id(), disk.blockSize(), disk.sizeBytes());
+        }
+        // a restore for a promotion (a generation given) resumes the image at once: its files need no force
+        final DurableRecoveryImage image = new DurableRecoveryImage(ctx,
+            generation != null ? generation : meta::generation, epoch, generation != null);
+        try
+        {
+            if (image.recoveredEpoch() != epoch)
+            {
+                throw new IOException("the replay over base epoch " + base.epoch() + " reached epoch " +
+                    image.recoveredEpoch() + ", not " + epoch + ": " + image.recoveryReport());
+            }
+            return new Opened(new Restored(epoch, Instant.ofEpochMilli(committedMillis), to, "base " +
+                base.path().getFileName() + "; " + image.recoveryReport()), image);
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            image.close();
+            throw ex;
+        }
+    }
+
+    private static ConfigurationException agedOut(final DurableRecoveryImage.MetaFile meta, final long epoch,
+        final String file, final String window)
+    {
+        return new ConfigurationException("epoch " + epoch + " of VM " + meta.vmId() + " aged out of the retained " +
+            "window while it was being restored (" + file + " was deleted by the running standby): " + window);
+    }
+
+    /**
+     * Deletes what a failed restore put in {@code to} (which was empty), leaving the directory itself.
+     */
+    private static void clear(final Path to)
+    {
+        try (Stream<Path> files = Files.walk(to))
+        {
+            for (final Path file : files.sorted(java.util.Comparator.reverseOrder()).toList())
+            {
+                if (!file.equals(to))
+                {
+                    Files.deleteIfExists(file);
+                }
+            }
+        }
+        catch (final IOException | UncheckedIOException ex)
+        {
+            LOG.warn("could not clear {} after a failed restore: {}", to, ex.toString());
         }
     }
 }

@@ -29,6 +29,10 @@ import java.util.function.LongSupplier;
  * active, wait for the applier to finish every committed epoch, and hand the recovery point to the
  * {@link dev.tandem.vmm.ReplicaTarget}.
  * <p>
+ * All of it is non-blocking but a promotion from an earlier checkpoint (a health report or an operator naming when
+ * the guest was last good), which copies a base image and replays the retained journal on this thread: seconds for a
+ * large guest, during which the standby does nothing else (it has let go of the active already).
+ * <p>
  * The receiver's thread only, except {@link #request} and the getters.
  */
 final class Promoter
@@ -102,9 +106,9 @@ final class Promoter
     private final LongSupplier committedEpoch;
     private final Session session;
 
-    private volatile String request;
-    /** The newest commit time the requested promotion may resume; written before {@link #request}. */
-    private volatile long requestRestoreAt = Handshake.RESTORE_LATEST;
+    /** An operator's request: why, and the newest commit time it may resume; taken whole by the receiver. */
+    private final java.util.concurrent.atomic.AtomicReference<Request> request =
+        new java.util.concurrent.atomic.AtomicReference<>();
     private long failureRestoreAt = Handshake.RESTORE_LATEST;
     private long pendingRestoreAt;
     private long restoreAt;
@@ -165,8 +169,11 @@ final class Promoter
      */
     void request(final String why, final long restoreAtMillis)
     {
-        requestRestoreAt = restoreAtMillis;
-        request = why;
+        request.set(new Request(why, restoreAtMillis));
+    }
+
+    private record Request(String why, long restoreAtMillis)
+    {
     }
 
     /**
@@ -211,7 +218,7 @@ final class Promoter
      */
     boolean claimWanted()
     {
-        return pending != null || request != null;
+        return pending != null || request.get() != null;
     }
 
     /**
@@ -233,11 +240,10 @@ final class Promoter
         {
             return claimAndPromote();
         }
-        final String requested = request;
+        final Request requested = request.getAndSet(null);
         if (requested != null)
         {
-            request = null;
-            return start(requested, 0, requestRestoreAt);
+            return start(requested.why(), 0, requested.restoreAtMillis());
         }
         if (failureReport != null)
         {
@@ -381,40 +387,59 @@ final class Promoter
         // a checkpoint this run committed at or before the time asked is the latest: nothing to restore. One held
         // from before a restart has no commit time here: the retained journal's says
         final long committedAt = session.committedAtMillis();
-        final PointInTimeRestore.Opened earlier = restoreAt == Handshake.RESTORE_LATEST ||
-            committedAt != 0 && restoreAt >= committedAt ? null : earlierCheckpoint(committed);
-        if (earlier != null)
-        {
-            steps.onStep("restore earlier checkpoint", clock.nanoTime() - startNs);
-        }
-        final RecoveryImage from = earlier != null ? earlier.image() : image;
-        final long epoch = earlier != null ? earlier.restored().epoch() : committed;
-        LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
-            ctx.vmId(), epoch, next);
+        final boolean rewind = restoreAt != Handshake.RESTORE_LATEST && (committedAt == 0 || restoreAt < committedAt);
+        PointInTimeRestore.Opened earlier = null;
+        final long epoch;
         final VmmAdapter guest;
-        final ResumedCheckpoint resumed = new ResumedCheckpoint(ctx.vmId(), epoch,
-            earlier != null ? earlier.image().recoveredFingerprint() : session.fingerprint(),
-            ResumedCheckpoint.DEFAULT_CAPACITY);
+        final ResumedCheckpoint resumed;
         try
         {
+            if (rewind)
+            {
+                // the image's own checkpoints age out bases and segments: none may run while the window is read
+                image.stopCheckpoints();
+                earlier = earlierCheckpoint(committed);
+                if (earlier != null)
+                {
+                    steps.onStep("restore earlier checkpoint", clock.nanoTime() - startNs);
+                }
+            }
+            final RecoveryImage from = earlier != null ? earlier.image() : image;
+            epoch = earlier != null ? earlier.restored().epoch() : committed;
+            LOG.warn("VM {} is restored to the known-good checkpoint of epoch {} and resumed here under generation {}",
+                ctx.vmId(), epoch, next);
+            resumed = new ResumedCheckpoint(ctx.vmId(), epoch,
+                earlier != null ? earlier.image().recoveredFingerprint() : session.fingerprint(),
+                ResumedCheckpoint.DEFAULT_CAPACITY);
+            if (earlier != null)
+            {
+                // the standby's own directory holds the state the guest was rejected in: it stops being a recovery
+                // point, as after any promotion, or a standby restarted on it would promote that state again
+                image.resuming(true);
+                image.resuming(false);
+            }
             from.resuming(true);
-            guest = ctx.replicaTarget().resume(new TrackedPoint(from.recoveryPoint(), resumed));
+            try
+            {
+                guest = ctx.replicaTarget().resume(new TrackedPoint(from.recoveryPoint(), resumed));
+            }
+            finally
+            {
+                from.resuming(false);
+            }
         }
         catch (final RuntimeException ex)
         {
             session.forbidPromotion();
             ownershipState = "owner of generation " + next + " without a guest: the ReplicaTarget failed";
-            refuse("the ReplicaTarget failed to resume the guest: " + ex);
+            refuse("the recovery point could not be handed over or the ReplicaTarget failed to resume the guest: " +
+                ex);
             return 1;
         }
         finally
         {
-            from.resuming(false);
-            if (earlier != null)
-            {
-                // the point was valid only during resume(): the target adopted or copied what it needed
-                earlier.close();
-            }
+            // the point was valid only during resume(): the target adopted or copied what it needed
+            org.agrona.CloseHelper.quietClose(earlier);
         }
         final long promotionNs = clock.nanoTime() - startNs;
         steps.onStep("resume guest", promotionNs);
@@ -437,7 +462,7 @@ final class Promoter
 
     /**
      * Materialises the newest checkpoint committed at or before {@link #restoreAt} from the retained journal into a
-     * directory beside the standby's own (which stays as it is: the retained window is still there to restore from).
+     * directory beside the standby's own (whose image then stops being a recovery point, as after any promotion).
      * A standby that cannot (MEMORY mode, no retention window, a time before it) resumes its latest recovery point and
      * says why in the promotion's reason: the active has already stopped its guest, so refusing would leave none
      * running.
@@ -459,6 +484,14 @@ final class Promoter
             {
                 final PointInTimeRestore.Opened opened = PointInTimeRestore.restoreAt(ctx.directory(), at, to,
                     session::generation, ctx.storageWitness());
+                if (opened.restored().epoch() >= committed)
+                {
+                    // the journal committed the latest by then (the session stamps its commit after the force): the
+                    // image the applier keeps is that very epoch, without a copy
+                    opened.close();
+                    removeEmpty(to);
+                    return null;
+                }
                 LOG.warn("VM {}: resuming epoch {} (committed {}), the newest checkpoint from {} or before, " +
                     "restored into {} ({}); the latest recovery point, epoch {}, stays in {}", ctx.vmId(),
                     opened.restored().epoch(), opened.restored().committedAt(), at, to, opened.restored().report(),
@@ -469,6 +502,8 @@ final class Promoter
             }
             catch (final RuntimeException ex)
             {
+                // the restore cleared what it had copied
+                removeEmpty(to);
                 why = ex.getMessage();
             }
         }
@@ -476,6 +511,18 @@ final class Promoter
             "point, epoch {}", ctx.vmId(), at, why, committed);
         reason = reason + "; not resumed as of " + at + " as asked (" + why + "): resumed the latest recovery point";
         return null;
+    }
+
+    private static void removeEmpty(final Path directory)
+    {
+        try
+        {
+            java.nio.file.Files.deleteIfExists(directory);
+        }
+        catch (final java.io.IOException ex)
+        {
+            LOG.warn("could not remove {}: {}", directory, ex.toString());
+        }
     }
 
     /**

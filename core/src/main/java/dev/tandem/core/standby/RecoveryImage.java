@@ -79,6 +79,15 @@ interface RecoveryImage extends AutoCloseable
     RecoveryPoint recoveryPoint();
 
     /**
+     * Stops the image's own background work (a DURABLE image's checkpoints, which age out base images and journal
+     * segments) and waits for any under way: a promotion from an earlier checkpoint reads the retained window next.
+     * Nothing in MEMORY mode.
+     */
+    default void stopCheckpoints()
+    {
+    }
+
+    /**
      * Lets the ReplicaTarget adopt the memory while {@code resume} runs, and only then.
      *
      * @param resumingNow true just before the target is called, false once it returned.

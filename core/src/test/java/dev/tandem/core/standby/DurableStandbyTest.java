@@ -528,8 +528,9 @@ class DurableStandbyTest
                     assertEquals(1, restoredDirs.size(), "restored beside the standby's directory: " + restoredDirs);
                     assertTrue(!Files.exists(restoredDirs.get(0).resolve(DurableRecoveryImage.META)),
                         "the restored directory became the running guest's, no recovery point");
-                    assertTrue(Files.exists(dir.resolve("standby").resolve(DurableRecoveryImage.META)),
-                        "the standby's own directory keeps its image and window");
+                    assertTrue(!Files.exists(dir.resolve("standby").resolve(DurableRecoveryImage.META)) &&
+                        journals().isEmpty(), "the standby's own directory, holding the state the guest was " +
+                        "rejected in, is no recovery point any more");
                 }
                 else
                 {
