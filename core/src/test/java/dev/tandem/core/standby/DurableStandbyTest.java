@@ -132,6 +132,21 @@ class DurableStandbyTest
         }
     }
 
+    /**
+     * @return a listener that notes when each epoch's ack came back (wall clock, as the journal's commit times).
+     */
+    private static dev.tandem.core.active.ActiveListener recordingAckTimes(final Map<Long, Long> ackedAt)
+    {
+        return new dev.tandem.core.active.ActiveListener()
+        {
+            @Override
+            public void onAck(final long epoch, final long commitLatencyNs)
+            {
+                ackedAt.put(epoch, System.currentTimeMillis());
+            }
+        };
+    }
+
     private long[] recoveredPoint(final StandbyReplica standby)
     {
         return standby.inspect(point -> new long[] {point.epoch(), StateDigest.of(point)});
@@ -320,14 +335,7 @@ class DurableStandbyTest
             StandbyReplica standby = StandbyReplica.launch(ctx))
         {
             try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())
-                .listener(new dev.tandem.core.active.ActiveListener()
-                {
-                    @Override
-                    public void onAck(final long epoch, final long commitLatencyNs)
-                    {
-                        committedAt.put(epoch, System.currentTimeMillis());
-                    }
-                })))
+                .listener(recordingAckTimes(committedAt))))
             {
                 final long start = System.nanoTime();
                 await(() -> System.nanoTime() - start > Duration.ofMillis(5500).toNanos() &&
@@ -487,14 +495,7 @@ class DurableStandbyTest
         {
             try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())
                 .promotionArbiter(arbiter)
-                .listener(new dev.tandem.core.active.ActiveListener()
-                {
-                    @Override
-                    public void onAck(final long epoch, final long commitLatencyNs)
-                    {
-                        ackedAt.put(epoch, System.currentTimeMillis());
-                    }
-                })))
+                .listener(recordingAckTimes(ackedAt))))
             {
                 final long start = System.nanoTime();
                 await(() -> System.nanoTime() - start > Duration.ofMillis(2500).toNanos() &&
