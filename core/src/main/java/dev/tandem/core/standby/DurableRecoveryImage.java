@@ -558,9 +558,10 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
 
     /**
      * Copies the image files, just forced at {@code epoch}, into a base image {@code base-E-V-T}: the replay-from
-     * epoch E, the epoch V the applier had reached when the copy ended, and its wall-clock time. The applier writes
-     * on while the files are copied, so a page may be copied as of any epoch from E to V; replaying the journal's
-     * epochs after E (whole pages) over it gives every epoch from V on exactly, which is what a restore asks of it.
+     * epoch E, the epoch V after the one the applier had finished when the copy ended, and its wall-clock time. The
+     * applier writes on while the files are copied, so a page may be copied as of any epoch from E to V (V perhaps in
+     * part: it marks an epoch applied only once written); replaying the journal's epochs after E (whole pages, whole
+     * writes, in order) over it gives every epoch from V on exactly, which is what a restore asks of it.
      * One base per quarter of the retention window (of its time, or of its epochs).
      */
     private void takeBase(final long epoch, final ByteBuffer meta) throws IOException
@@ -597,7 +598,11 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
             out.force(true);
         }
         forceDirectory(partial);
-        final long validFrom = epoch();
+        // the applier marks an epoch applied only after writing it: one it was writing when the copy ended (the next
+        // after epoch()) may be in the copy in part, so the base gives exactly only the epochs after that one's start
+        // (found when the first base came at the first epoch, while the applier was busiest: a restore of epoch()
+        // held pages of the epoch after it)
+        final long validFrom = epoch() + 1;
         move(partial, directory.resolve(String.format(java.util.Locale.ROOT, "%s%016d-%016d-%013d",
             BASE_PREFIX, epoch, validFrom, now)));
         forceDirectory(directory);

@@ -259,6 +259,14 @@ public final class PointInTimeRestore
         for (final Handshake.Disk disk : meta.disks())
         {
             ctx.disk(disk.id(), disk.blockSize(), disk.sizeBytes());
+            if (!Files.exists(MemoryRecoveryImage.diskImagePath(ctx, disk.id())))
+            {
+                // opened under its default name, a missing image would be created empty: a guest with a blank disk
+                throw new ConfigurationException("base " + base.path().getFileName() + " holds no " +
+                    MemoryRecoveryImage.diskImagePath(ctx, disk.id()).getFileName() + " for disk " + disk.id() +
+                    ": a standby whose DiskImageOpener keeps its images under other names cannot be restored " +
+                    "from its window");
+            }
         }
         // a restore for a promotion (a generation given) resumes the image at once: its files need no force
         final DurableRecoveryImage image = new DurableRecoveryImage(ctx,

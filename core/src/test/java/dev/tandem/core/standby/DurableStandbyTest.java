@@ -378,6 +378,21 @@ class DurableStandbyTest
                 dev.tandem.core.ConfigurationException.class,
                 () -> PointInTimeRestore.restore(standbyDir, wanted[1], dir.resolve("restored-1")));
             assertTrue(notEmpty.getMessage().contains("is not empty"), notEmpty.getMessage());
+            // a base without its disk image (a standby whose opener names images otherwise): refused, not a blank
+            // disk, and nothing left in the target that looks like an image
+            for (final DurableRecoveryImage.Base base : bases)
+            {
+                Files.delete(base.path().resolve("disk-0.img"));
+            }
+            final Path blank = dir.resolve("restored-blank");
+            final dev.tandem.core.ConfigurationException noDisk = assertThrows(
+                dev.tandem.core.ConfigurationException.class,
+                () -> PointInTimeRestore.restore(standbyDir, wanted[1], blank));
+            assertTrue(noDisk.getMessage().contains("holds no disk-0.img"), noDisk.getMessage());
+            try (Stream<Path> left = Files.list(blank))
+            {
+                assertEquals(List.of(), left.toList(), "the failed restore cleared its target");
+            }
         }
     }
 
