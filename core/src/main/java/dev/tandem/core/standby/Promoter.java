@@ -488,12 +488,12 @@ final class Promoter
                 {
                     // the journal committed the latest by then (the session stamps its commit after the force): the
                     // image the applier keeps is that very epoch, without a copy
-                    opened.close();
+                    org.agrona.CloseHelper.quietClose(opened);
                     removeEmpty(to);
                     return null;
                 }
                 LOG.warn("VM {}: resuming epoch {} (committed {}), the newest checkpoint from {} or before, " +
-                    "restored into {} ({}); the latest recovery point, epoch {}, stays in {}", ctx.vmId(),
+                    "restored into {} ({}); the latest recovery point, epoch {} in {}, is given up", ctx.vmId(),
                     opened.restored().epoch(), opened.restored().committedAt(), at, to, opened.restored().report(),
                     committed, ctx.directory());
                 reason = reason + "; resumed epoch " + opened.restored().epoch() + ", committed " +
