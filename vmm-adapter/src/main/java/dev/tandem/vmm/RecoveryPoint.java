@@ -7,7 +7,7 @@ import java.util.List;
 
 /**
  * One whole committed checkpoint on the standby: memory, component state and disks from the same epoch.
- * Handed to a {@link ReplicaTarget} at promotion; valid until that call returns.
+ * Handed to a {@link ReplicaTarget} at promotion; valid until that call ({@code resume} or {@code prepare}) returns.
  */
 public interface RecoveryPoint
 {
@@ -35,9 +35,9 @@ public interface RecoveryPoint
      * Hands the memory of this recovery point over to the caller instead of a copy (zero-copy promotion): the
      * returned region holds the guest's memory as of the checkpoint (page {@code p} at offset {@code p * pageSize}),
      * and from this call on the caller owns it: it becomes the new guest's memory, and the caller closes it when
-     * the guest goes. Call at most once, inside {@link ReplicaTarget#resume}; afterwards {@link #memory()} must not
-     * be used, and the standby no longer holds a replica (it has become the new guest). A KVM target would map the
-     * region into its memory slot.
+     * the guest goes. Call at most once, inside {@link ReplicaTarget#resume} or {@link ReplicaTarget#prepare};
+     * afterwards {@link #memory()} must not be used, and the standby no longer holds a replica (it has become the new
+     * guest). A KVM target would map the region into its memory slot.
      *
      * @return the region, now owned by the caller; or null if this recovery point cannot hand it over (copy from
      *         {@link #memory()} then).
@@ -53,8 +53,8 @@ public interface RecoveryPoint
      * checkpoint (the old active after a planned switchover, a durable standby), only those are sent, not every page
      * and block; without it, that protection starts with a whole baseline.
      * <p>
-     * Calling it is a promise the target keeps, inside {@link ReplicaTarget#resume} and before any vCPU or device of
-     * the new guest runs: it starts the guest's {@link DirtyLog} ({@link DirtyLog#startTracking()}), and it passes
+     * Calling it is a promise the target keeps, inside {@link ReplicaTarget#resume} or {@link ReplicaTarget#prepare}
+     * and before any vCPU or device of the new guest runs: it starts the guest's {@link DirtyLog} ({@link DirtyLog#startTracking()}), and it passes
      * every disk write the guest makes to the returned sink as well (after applying it to its own image, as with the
      * library's own sink) until the library attaches to the guest ({@link VmmAdapter#attach}), which replaces it.
      * Writes the sink misses make the standby's disks differ from the guest's without anyone noticing, so a target

@@ -10,6 +10,8 @@ public interface PromotionListener
      *
      * @param step        what was done, in this order: "claim generation", "persist generation", "stop receiving",
      *                    "discard partial epoch", "finish applying" (the applier has applied every committed epoch),
+     *                    "restore earlier checkpoint" (only when a health report or an operator asked for one),
+     *                    "build guest" (only for a target that builds in two steps: the guest is built, paused),
      *                    "resume guest".
      * @param sinceStartNs time from the decision to promote to the end of this step.
      */

@@ -346,33 +346,29 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
      * baseline) rather than the running guest's files labelled as an old epoch.
      */
     @Override
-    public void resuming(final boolean resumingNow)
+    public void giveUp()
     {
-        if (resumingNow)
+        // a checkpoint under way would write the meta back after it is deleted below
+        stopCheckpoints();
+        try
         {
-            // a checkpoint under way would write the meta back after it is deleted below
-            stopCheckpoints();
-            try
+            if (journal != null)
             {
-                if (journal != null)
-                {
-                    journal.close();
-                    journal = null;
-                }
-                delete(directory.resolve(META));
-                for (final Path segment : segments())
-                {
-                    delete(segment);
-                }
-                forceDirectory(directory);
+                journal.close();
+                journal = null;
             }
-            catch (final IOException ex)
+            delete(directory.resolve(META));
+            for (final Path segment : segments())
             {
-                throw new UncheckedIOException("cannot give up the DURABLE image in " + directory + " before the " +
-                    "promoted guest takes its files over; not resuming the guest on them", ex);
+                delete(segment);
             }
+            forceDirectory(directory);
         }
-        super.resuming(resumingNow);
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException("cannot give up the DURABLE image in " + directory + " before the " +
+                "promoted guest takes its files over; not resuming the guest on them", ex);
+        }
     }
 
     @Override

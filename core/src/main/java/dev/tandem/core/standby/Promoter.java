@@ -11,6 +11,7 @@ import dev.tandem.vmm.DiskWriteSink;
 import dev.tandem.vmm.GuestMemory;
 import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.RecoveryPoint;
+import dev.tandem.vmm.ReplicaTarget;
 import dev.tandem.vmm.VirtualDisk;
 import dev.tandem.vmm.VmmAdapter;
 import org.agrona.concurrent.NanoClock;
@@ -390,7 +391,7 @@ final class Promoter
         final boolean rewind = restoreAt != Handshake.RESTORE_LATEST && (committedAt == 0 || restoreAt < committedAt);
         PointInTimeRestore.Opened earlier = null;
         final long epoch;
-        final VmmAdapter guest;
+        VmmAdapter guest = null;
         final ResumedCheckpoint resumed;
         try
         {
@@ -411,21 +412,39 @@ final class Promoter
             resumed = new ResumedCheckpoint(ctx.vmId(), epoch,
                 earlier != null ? earlier.image().recoveredFingerprint() : session.fingerprint(),
                 ResumedCheckpoint.DEFAULT_CAPACITY);
-            if (earlier != null)
-            {
-                // the standby's own directory holds the state the guest was rejected in: it stops being a recovery
-                // point, as after any promotion, or a standby restarted on it would promote that state again
-                image.resuming(true);
-                image.resuming(false);
-            }
+            final RecoveryPoint point = new TrackedPoint(from.recoveryPoint(), resumed);
+            final ReplicaTarget.PreparedGuest prepared;
             from.resuming(true);
             try
             {
-                guest = ctx.replicaTarget().resume(new TrackedPoint(from.recoveryPoint(), resumed));
+                prepared = ctx.replicaTarget().prepare(point);
+                if (prepared == null)
+                {
+                    // a one-step target: the image must stop being a recovery point before the guest runs on it,
+                    // so before the target even builds it
+                    giveUp(from, earlier != null);
+                    guest = ctx.replicaTarget().resume(point);
+                }
             }
             finally
             {
                 from.resuming(false);
+            }
+            if (prepared != null)
+            {
+                steps.onStep("build guest", clock.nanoTime() - startNs);
+                // only now, the guest built and paused, do the image's files stop being a recovery point: a standby
+                // killed while the target built restarts on them
+                try
+                {
+                    giveUp(from, earlier != null);
+                }
+                catch (final RuntimeException ex)
+                {
+                    prepared.discard();
+                    throw ex;
+                }
+                guest = prepared.run();
             }
         }
         catch (final RuntimeException ex)
@@ -538,6 +557,20 @@ final class Promoter
             to = directory.resolveSibling(name + "-" + i);
         }
         return to;
+    }
+
+    /**
+     * The image the guest resumes from stops being a recovery point; in a promotion from an earlier checkpoint, the
+     * standby's own directory too, since it holds the state the guest was rejected in (a standby restarted on it
+     * would promote that state again).
+     */
+    private void giveUp(final RecoveryImage from, final boolean rewound)
+    {
+        if (rewound)
+        {
+            image.giveUp();
+        }
+        from.giveUp();
     }
 
     private void refuse(final String why)

@@ -88,11 +88,26 @@ interface RecoveryImage extends AutoCloseable
     }
 
     /**
-     * Lets the ReplicaTarget adopt the memory while {@code resume} runs, and only then.
+     * Lets the ReplicaTarget adopt the memory while {@code resume} or {@code prepare} runs, and only then.
      *
      * @param resumingNow true just before the target is called, false once it returned.
      */
     void resuming(boolean resumingNow);
+
+    /**
+     * The image stops being a recovery point, for good, because a promoted guest is about to run on its files in
+     * place (or, for the standby's own image in a promotion from an earlier checkpoint, because it holds the state
+     * the guest was rejected in): a DURABLE image deletes its meta and journal and forces its directory, so a
+     * standby started on it later finds no recovery point rather than a running guest's files labelled as an old
+     * epoch. Nothing in MEMORY mode, whose image dies with the process anyway. Called after the target built the
+     * guest paused ({@code ReplicaTarget.prepare}) and before it runs, so that a standby killed while the target
+     * builds keeps its recovery point.
+     *
+     * @throws java.io.UncheckedIOException if the image cannot be given up: the guest must then not run on it.
+     */
+    default void giveUp()
+    {
+    }
 
     /**
      * Makes a verified epoch durable before its ack (the session's thread, before it hands the log to the applier):

@@ -255,7 +255,7 @@ class ApplierLagTest
                         "promoted guest equals the active at checkpoint " + promotion.recoveryEpoch());
                     assertEquals(Map.of(), mismatches);
                     assertEquals(List.of("claim generation", "persist generation", "stop receiving",
-                        "discard partial epoch", "finish applying", "resume guest"), steps);
+                        "discard partial epoch", "finish applying", "build guest", "resume guest"), steps);
                 }
                 finally
                 {
@@ -297,7 +297,7 @@ class ApplierLagTest
                     assertEquals(activeDigests.get(promotion.recoveryEpoch()), StateDigest.of(promotion.guest()),
                         "promoted guest equals the active at checkpoint " + promotion.recoveryEpoch());
                     assertEquals(List.of("claim generation", "persist generation", "stop receiving",
-                        "discard partial epoch", "finish applying", "resume guest"), steps);
+                        "discard partial epoch", "finish applying", "build guest", "resume guest"), steps);
                     Await.until(active::isGuestStopped, "the superseded active stops its guest");
                 }
                 finally

@@ -182,7 +182,7 @@ class FailoverTest
                     assertTrue(promotion.detectionNs() >= Duration.ofMillis(200).toNanos(), "detected by silence");
                     // the claim comes first: the standby lets go of the active only once it owns the next generation
                     assertEquals(List.of("claim generation", "persist generation", "stop receiving",
-                        "discard partial epoch", "finish applying", "resume guest"), steps);
+                        "discard partial epoch", "finish applying", "build guest", "resume guest"), steps);
                     // zero-copy promotion: the promoted guest runs on the replica's memory, which the standby gave up
                     final IllegalStateException adopted = assertThrows(IllegalStateException.class,
                         () -> standby.inspect(StateDigest::of));

@@ -3,13 +3,18 @@ package dev.tandem.core.standby;
 import dev.tandem.core.active.ActiveContext;
 import dev.tandem.core.active.ActiveReplicator;
 import dev.tandem.core.failover.Promotion;
+import dev.tandem.core.failover.PromotionListener;
 import dev.tandem.core.metrics.ReconnectStatus;
 import dev.tandem.core.system.LeakCheck;
 import dev.tandem.core.transport.TcpTransport;
 import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.RecoveryPoint;
+import dev.tandem.vmm.ReplicaTarget;
 import dev.tandem.vmm.StateDigest;
+import dev.tandem.vmm.VmmAdapter;
+import dev.tandem.vmm.VmmAdapterException;
 import dev.tandem.vmm.sim.SimulatedDisk;
+import dev.tandem.vmm.sim.SimulatedReplicaTarget;
 import dev.tandem.vmm.sim.SimulatedVmm;
 import dev.tandem.vmm.sim.Workload;
 import org.junit.jupiter.api.Test;
@@ -35,6 +40,7 @@ import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -320,6 +326,121 @@ class DurableStandbyTest
         try (StandbyReplica again = StandbyReplica.launch(standby("durable", "127.0.0.1:0")))
         {
             assertEquals(0, again.lastCommittedEpoch(), "a standby on it starts empty: " + again.recoveryReport());
+        }
+    }
+
+    /**
+     * The directory stops being a recovery point only once the target has built the guest, paused: a standby
+     * killed while the target builds (what its disk holds at that instant, copied from inside the build) restarts on
+     * its latest recovery point, and so does one whose target failed to build. Before, the library gave the image
+     * up before calling the target, and a kill there lost an acknowledged epoch (the simulation's seed 307660).
+     */
+    @ParameterizedTest(name = "the target fails to build: {0}")
+    @ValueSource(booleans = {false, true})
+    void aStandbyKilledWhileTheTargetBuildsTheGuestKeepsItsRecoveryPoint(final boolean targetFails) throws Exception
+    {
+        final AtomicReference<Object> outcome =
+            new AtomicReference<>();
+        final Path standbyDir = dir.resolve("standby");
+        final Path crash = dir.resolve("crash");
+        final SimulatedReplicaTarget builds =
+            new SimulatedReplicaTarget(guest().diskPath(dir.resolve("unused.img")), false);
+        final ReplicaTarget target = new ReplicaTarget()
+        {
+            @Override
+            public VmmAdapter resume(final RecoveryPoint point)
+            {
+                throw new AssertionError("a two-step target is prepared, not resumed");
+            }
+
+            @Override
+            public PreparedGuest prepare(final RecoveryPoint point)
+            {
+                // the files as a SIGKILL now would leave them (the page cache survives a process's death)
+                copyTree(standbyDir, crash);
+                if (targetFails)
+                {
+                    throw new VmmAdapterException(VmmAdapterException.Phase.RESTORE,
+                        "test: the target cannot build the guest");
+                }
+                return builds.prepare(point);
+            }
+        };
+        final StandbyContext ctx = standby("durable", "127.0.0.1:0")
+            .replicaTarget(target)
+            .promotionListener(new PromotionListener()
+            {
+                @Override
+                public void onStep(final String step, final long sinceStartNs)
+                {
+                }
+
+                @Override
+                public void onPromoted(final Promotion promotion)
+                {
+                    outcome.set(promotion);
+                }
+
+                @Override
+                public void onPromotionRefused(final String reason)
+                {
+                    outcome.set(reason);
+                }
+            });
+        final long acknowledged;
+        try (SimulatedVmm vmm = guest().build().start();
+            StandbyReplica standby = StandbyReplica.launch(ctx))
+        {
+            try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())))
+            {
+                await(() -> standby.lastCommittedEpoch() >= 30 && active.isProtecting(), "30 commits");
+                standby.promote("test: the active's host failed");
+                await(() -> outcome.get() != null, "the promotion to end");
+                acknowledged = standby.lastCommittedEpoch();
+            }
+            if (outcome.get() instanceof Promotion promotion)
+            {
+                assertFalse(targetFails, "promoted although the target failed");
+                promotion.guest().detach();
+                ((SimulatedVmm)promotion.guest()).close();
+                assertFalse(Files.exists(standbyDir.resolve(DurableRecoveryImage.META)),
+                    "the image was given up to the guest once it was built");
+            }
+            else
+            {
+                assertTrue(targetFails, "refused: " + outcome.get());
+                assertTrue(Files.exists(standbyDir.resolve(DurableRecoveryImage.META)), "a target that could not " +
+                    "build the guest took nothing: the directory is still a recovery point");
+            }
+        }
+        for (final Path restartOn : targetFails ? List.of(crash, standbyDir) : List.of(crash))
+        {
+            try (StandbyReplica restarted = StandbyReplica.launch(standby("durable", "127.0.0.1:0")
+                .directory(restartOn)))
+            {
+                assertEquals(acknowledged, restarted.lastCommittedEpoch(), "a standby restarted on " +
+                    restartOn.getFileName() + " recovers the epoch it was promoting from: " +
+                    restarted.recoveryReport());
+                final long[] point = recoveredPoint(restarted);
+                assertEquals(digests.get(point[0]), point[1], "the recovered image is the active's checkpoint");
+            }
+        }
+        assertEquals("[]", mismatches.toString(), "a commit differed from the active's checkpoint");
+    }
+
+    private static void copyTree(final Path from, final Path to)
+    {
+        try (Stream<Path> files = Files.list(from))
+        {
+            Files.createDirectories(to);
+            for (final Path file : files.toList())
+            {
+                Files.copy(file, to.resolve(file.getFileName()));
+            }
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
         }
     }
 

@@ -246,6 +246,13 @@ public final class Simulation implements SimNetwork.Hooks
     private long standbyRestartAtNs = Long.MAX_VALUE;
     private Path standbyRestartDirectory;
     private long committedAtStandbyDeath = -1;
+    /**
+     * The promoting standby began giving its image up to the guest it built (the meta's delete was taken): from then
+     * on it is the new active, and its death the death of the one running guest, not a standby's.
+     */
+    private boolean standbyGaveUpImage;
+    /** {@link #standbyGaveUpImage} when the standby died. */
+    private boolean gaveUpAtStandbyDeath;
     private String standbyRestart = "";
     /** Standbys that died and were restarted: closed at the end. */
     private final List<StandbyReplica> deadStandbys = new ArrayList<>();
@@ -1020,6 +1027,12 @@ public final class Simulation implements SimNetwork.Hooks
         {
             killStandby("before '" + step + "' (durability step " + durabilitySteps + ")");
         }
+        if ("delete image.meta".equals(step) && !standbyDead)
+        {
+            // only a promotion deletes the meta, once the target has built the guest paused: the standby's files
+            // are the guest's from here on
+            standbyGaveUpImage = true;
+        }
     }
 
     /**
@@ -1063,7 +1076,14 @@ public final class Simulation implements SimNetwork.Hooks
         final long recovered = restarted.lastCommittedEpoch();
         standbyRestart += ", restarted at " + (now - START_NS) / MS + " ms recovering epoch " + recovered + " (" +
             restarted.recoveryReport() + ")";
-        if (recovered < committedAtStandbyDeath)
+        if (gaveUpAtStandbyDeath)
+        {
+            // its recovery point went to the guest it had built and was about to run: the new active died, a
+            // second fault after the partition or the active's death, which no replica outlives (a kill before
+            // the give-up, while the target built, keeps the recovery point and is checked below)
+            standbyRestart += "; it had given its image up to the guest it promoted, so the new active died";
+        }
+        else if (recovered < committedAtStandbyDeath)
         {
             violations.add("invariant 6: the restarted standby recovered epoch " + recovered + " but had committed " +
                 "(forced, perhaps acknowledged) epoch " + committedAtStandbyDeath + ": " + restarted.recoveryReport());
@@ -1094,6 +1114,7 @@ public final class Simulation implements SimNetwork.Hooks
             // what the machine finds on its disk when it comes back: the files as they are after a process crash
             // (the page cache survives it), the model's choice of what may have reached the disk after a power loss
             committedAtStandbyDeath = standby.lastCommittedEpoch();
+            gaveUpAtStandbyDeath = standbyGaveUpImage;
             standbyRestartDirectory = dir.resolve("standby-restarted");
             powerLoss.materialise(standbyRestartDirectory, !plan.killCrashes);
             standbyRestartAtNs = clock.nanoTime() + standbyRestartDelayNs;

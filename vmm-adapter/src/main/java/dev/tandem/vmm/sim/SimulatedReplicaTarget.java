@@ -15,7 +15,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
 /**
- * Builds a running {@link SimulatedVmm} from a recovery point: the simulated VMM's side of promotion.
+ * Builds a running {@link SimulatedVmm} from a recovery point: the simulated VMM's side of promotion, in two steps
+ * (built paused, then run).
  */
 public final class SimulatedReplicaTarget implements ReplicaTarget
 {
@@ -51,6 +52,15 @@ public final class SimulatedReplicaTarget implements ReplicaTarget
 
     @Override
     public VmmAdapter resume(final RecoveryPoint point)
+    {
+        return prepare(point).run();
+    }
+
+    /**
+     * Builds the guest with its vCPUs stopped; {@link PreparedGuest#run()} starts them if this target starts guests.
+     */
+    @Override
+    public PreparedGuest prepare(final RecoveryPoint point)
     {
         if (!template.vmId().equals(point.vmId()))
         {
@@ -101,7 +111,21 @@ public final class SimulatedReplicaTarget implements ReplicaTarget
                 vmm.dirtyLog().startTracking();
                 vmm.recordDiskWrites(sinceResume);
             }
-            return start ? vmm.start() : vmm;
+            return new PreparedGuest()
+            {
+                @Override
+                public VmmAdapter run()
+                {
+                    return start ? vmm.start() : vmm;
+                }
+
+                @Override
+                public void discard()
+                {
+                    // closes the adopted memory with it
+                    vmm.close();
+                }
+            };
         }
         catch (final RuntimeException ex)
         {
