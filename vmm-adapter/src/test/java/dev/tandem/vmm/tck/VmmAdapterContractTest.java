@@ -3,6 +3,7 @@ package dev.tandem.vmm.tck;
 import dev.tandem.vmm.DirtyBitmap;
 import dev.tandem.vmm.DiskWriteSink;
 import dev.tandem.vmm.GuestMemory;
+import dev.tandem.vmm.NativeMemory;
 import dev.tandem.vmm.OutputGate;
 import dev.tandem.vmm.ReplicaTarget;
 import dev.tandem.vmm.StateDigest;
@@ -11,6 +12,7 @@ import dev.tandem.vmm.VmmAdapter;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -296,6 +298,64 @@ public abstract class VmmAdapterContractTest
             }
         }
         adapter.vcpus().resume();
+    }
+
+    /**
+     * A target that builds in two steps ({@link ReplicaTarget#prepare}) leaves the guest paused until
+     * {@code run()}: the library gives a DURABLE standby's image up in between, so while the guest waits nothing of
+     * it may change the recovery point's memory (adopted or copied from) or its disk images. A guest the library
+     * discards releases the memory it adopted. A one-step target has nothing to check here.
+     */
+    @Test
+    void aPreparedGuestChangesNothingOfTheRecoveryPointUntilItRuns() throws Exception
+    {
+        Thread.sleep(activityWindowMillis());
+        adapter.vcpus().pause();
+        final long liveBefore = NativeMemory.liveAllocations();
+        try (SnapshotRecoveryPoint point = new SnapshotRecoveryPoint(adapter, dir))
+        {
+            final long before = pointChecksum(point);
+            final Path replicaDir = dir.resolve("prepared");
+            assertTrue(replicaDir.toFile().mkdirs());
+            final ReplicaTarget.PreparedGuest prepared = newReplicaTarget(replicaDir).prepare(point);
+            Assumptions.assumeTrue(prepared != null, "this adapter's ReplicaTarget builds and runs in one step");
+            Thread.sleep(activityWindowMillis());
+            assertEquals(before, pointChecksum(point), "the prepared guest changed the recovery point's memory or " +
+                "disks before it was told to run");
+            final VmmAdapter replica = prepared.run();
+            assertEquals(adapter.vmId(), replica.vmId());
+            close(replica);
+        }
+        final Path discardDir = dir.resolve("discarded");
+        assertTrue(discardDir.toFile().mkdirs());
+        try (SnapshotRecoveryPoint point = new SnapshotRecoveryPoint(adapter, discardDir))
+        {
+            newReplicaTarget(discardDir).prepare(point).discard();
+        }
+        assertEquals(liveBefore, NativeMemory.liveAllocations(), "a discarded guest did not release its memory");
+        adapter.vcpus().resume();
+    }
+
+    /**
+     * @return a CRC32C of the recovery point's memory region (read in place, as an adopting guest would change it)
+     *         and of its disk image files.
+     */
+    private static long pointChecksum(final SnapshotRecoveryPoint point) throws java.io.IOException
+    {
+        final java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        final long bytes = point.memory().pageCount() * point.memory().pageSize();
+        final byte[] chunk = new byte[1 << 20];
+        for (long offset = 0; offset < bytes; offset += chunk.length)
+        {
+            final int length = (int)Math.min(chunk.length, bytes - offset);
+            new UnsafeBuffer(point.memoryAddress() + offset, length).getBytes(0, chunk, 0, length);
+            crc.update(chunk, 0, length);
+        }
+        for (final dev.tandem.vmm.VirtualDisk disk : point.disks())
+        {
+            crc.update(java.nio.file.Files.readAllBytes(point.diskImage(disk.id())));
+        }
+        return crc.getValue();
     }
 
     /**
