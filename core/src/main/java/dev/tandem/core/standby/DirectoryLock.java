@@ -23,6 +23,7 @@ final class DirectoryLock implements AutoCloseable
 
     private final FileChannel channel;
     private final FileLock lock;
+    private boolean closed;
 
     private DirectoryLock(final FileChannel channel, final FileLock lock)
     {
@@ -55,9 +56,9 @@ final class DirectoryLock implements AutoCloseable
             }
             if (lock == null)
             {
-                throw new IllegalStateException("standby directory " + directory + " is in use by another standby " +
-                    holder(channel) + ": two standbys on one directory would overwrite each other's replica; stop " +
-                    "that one or give this one a directory of its own");
+                throw new IllegalStateException("standby directory " + directory + " is in use " + holder(channel) +
+                    ": a standby there, or a promoted guest running on its files, would have them overwritten by " +
+                    "this one; stop that one or give this one a directory of its own");
             }
             final byte[] pid = (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII);
             channel.truncate(0);
@@ -71,13 +72,37 @@ final class DirectoryLock implements AutoCloseable
         }
     }
 
+    /**
+     * Says in the lock file, for the message a second standby gets, what holds the directory now.
+     *
+     * @param what who holds it, beside the pid.
+     */
+    synchronized void note(final String what)
+    {
+        if (closed)
+        {
+            return;
+        }
+        try
+        {
+            final byte[] content = (ProcessHandle.current().pid() + ": " + what + "\n")
+                .getBytes(StandardCharsets.UTF_8);
+            channel.truncate(0);
+            channel.write(ByteBuffer.wrap(content), 0);
+        }
+        catch (final IOException ex)
+        {
+            // the lock still holds; only the message a second standby gets is less precise
+        }
+    }
+
     private static String holder(final FileChannel channel)
     {
         try
         {
-            final ByteBuffer content = ByteBuffer.allocate(32);
+            final ByteBuffer content = ByteBuffer.allocate(512);
             channel.read(content, 0);
-            final String pid = new String(content.array(), 0, content.position(), StandardCharsets.US_ASCII).trim();
+            final String pid = new String(content.array(), 0, content.position(), StandardCharsets.UTF_8).trim();
             return pid.isEmpty() ? "(pid unknown)" : "(pid " + pid + ")";
         }
         catch (final IOException ex)
@@ -87,11 +112,17 @@ final class DirectoryLock implements AutoCloseable
     }
 
     /**
-     * Releases the lock; the file stays (its pid is stale from now on, which the lock's absence says).
+     * Releases the lock; the file stays (its pid is stale from now on, which the lock's absence says). Idempotent:
+     * the thread that closes a promoted guest's memory may release it after its standby closed.
      */
     @Override
-    public void close()
+    public synchronized void close()
     {
+        if (closed)
+        {
+            return;
+        }
+        closed = true;
         try
         {
             lock.release();

@@ -149,6 +149,12 @@ class MemoryRecoveryImage implements RecoveryImage
     }
 
     @Override
+    public boolean whenAdoptedMemoryReleased(final Runnable action)
+    {
+        return memory.whenAdoptedReleased(action);
+    }
+
+    @Override
     public void close()
     {
         CloseHelper.quietClose(memory);

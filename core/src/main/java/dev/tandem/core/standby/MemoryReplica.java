@@ -34,6 +34,10 @@ final class MemoryReplica implements AutoCloseable
     private final NativeGuestMemory view;
     private boolean adopted;
     private boolean closed;
+    /** The promoted guest let the adopted memory go. */
+    private boolean adoptedReleased;
+    /** Runs once it does ({@link #whenAdoptedReleased}). */
+    private Runnable afterAdoptedRelease;
 
     MemoryReplica(final int pageSize, final long pageCount)
     {
@@ -125,7 +129,18 @@ final class MemoryReplica implements AutoCloseable
         adopted = true;
         if (region != null)
         {
-            return region;
+            // the guest's close frees the region through this one, and says so
+            return NativeMemory.adopt(region.address(), region.length(), () ->
+            {
+                try
+                {
+                    region.close();
+                }
+                finally
+                {
+                    adoptedReleased();
+                }
+            });
         }
         final long address = mappedAddress;
         final long length = size;
@@ -139,7 +154,40 @@ final class MemoryReplica implements AutoCloseable
             {
                 throw new UncheckedIOException("cannot unmap an adopted memory image", ex);
             }
+            finally
+            {
+                adoptedReleased();
+            }
         });
+    }
+
+    /**
+     * @param action runs once the promoted guest lets the adopted memory go (on the thread that closes it).
+     * @return false, without keeping {@code action}, if the memory was not adopted or was let go already.
+     */
+    synchronized boolean whenAdoptedReleased(final Runnable action)
+    {
+        if (!adopted || adoptedReleased)
+        {
+            return false;
+        }
+        afterAdoptedRelease = action;
+        return true;
+    }
+
+    private void adoptedReleased()
+    {
+        final Runnable action;
+        synchronized (this)
+        {
+            adoptedReleased = true;
+            action = afterAdoptedRelease;
+            afterAdoptedRelease = null;
+        }
+        if (action != null)
+        {
+            action.run();
+        }
     }
 
     boolean isAdopted()

@@ -110,6 +110,15 @@ interface RecoveryImage extends AutoCloseable
     }
 
     /**
+     * @param action runs once a promoted guest that adopted the image's memory lets it go.
+     * @return false, without keeping {@code action}, if no guest adopted the memory or it was let go already.
+     */
+    default boolean whenAdoptedMemoryReleased(final Runnable action)
+    {
+        return false;
+    }
+
+    /**
      * Makes a verified epoch durable before its ack (the session's thread, before it hands the log to the applier):
      * nothing in MEMORY mode; in DURABLE mode its records go to the journal, which is forced. A failure is never
      * retried ({@link #brokenReason()}).

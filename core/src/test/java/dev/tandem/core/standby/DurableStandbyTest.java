@@ -304,8 +304,8 @@ class DurableStandbyTest
                 }
             });
         final long liveBefore = dev.tandem.vmm.NativeMemory.liveAllocations();
-        try (SimulatedVmm vmm = guest().build().start();
-            StandbyReplica standby = StandbyReplica.launch(ctx))
+        final StandbyReplica standby = StandbyReplica.launch(ctx);
+        try (SimulatedVmm vmm = guest().build().start())
         {
             try (ActiveReplicator active = ActiveReplicator.launch(active(vmm, standby.endpoint())))
             {
@@ -320,9 +320,20 @@ class DurableStandbyTest
                     "the promoted guest, on the image's own mapped memory and disk, is the active's checkpoint");
                 assertTrue(!Files.exists(dir.resolve("standby").resolve(DurableRecoveryImage.META)) &&
                     journals().isEmpty(), "the directory no longer claims to be a recovery point");
+                // the guest runs on the directory's files: a standby started there would write a baseline into them
+                standby.close();
+                final IllegalStateException refused = assertThrows(IllegalStateException.class,
+                    () -> StandbyReplica.launch(standby("durable", "127.0.0.1:0")));
+                assertTrue(refused.getMessage().contains("a promoted guest of VM durable runs on this directory's " +
+                    "files"), refused.getMessage());
             }
         }
+        finally
+        {
+            standby.close();
+        }
         assertEquals(liveBefore, dev.tandem.vmm.NativeMemory.liveAllocations(), "the adopted mapping was released");
+        // once the guest let its memory go, the directory is free again
         try (StandbyReplica again = StandbyReplica.launch(standby("durable", "127.0.0.1:0")))
         {
             assertEquals(0, again.lastCommittedEpoch(), "a standby on it starts empty: " + again.recoveryReport());
