@@ -53,7 +53,8 @@ public interface ReplicaTarget
          * {@link #resume} would).
          *
          * @return the running guest.
-         * @throws VmmAdapterException with phase {@link VmmAdapterException.Phase#RESTORE} if it cannot run.
+         * @throws VmmAdapterException with phase {@link VmmAdapterException.Phase#RESTORE} if it cannot run; the
+         *                             target has then released the guest (and the memory it adopted) itself.
          */
         VmmAdapter run();
 

@@ -21,14 +21,26 @@ final class DirectoryLock implements AutoCloseable
 {
     static final String FILE_NAME = "lock";
 
+    /**
+     * The directories this process holds, by real path. Checked before the lock file is opened at all: on Linux the
+     * JDK's locks are POSIX locks, which the close of any channel of the process to the file releases, so a second
+     * standby of this process that opened the file, found it locked and closed it again would have let the first
+     * one's lock go (another process could then take the directory).
+     */
+    private static final java.util.Map<Path, DirectoryLock> HELD = new java.util.HashMap<>();
+
+    private final Path key;
     private final FileChannel channel;
     private final FileLock lock;
+    private String holder;
     private boolean closed;
 
-    private DirectoryLock(final FileChannel channel, final FileLock lock)
+    private DirectoryLock(final Path key, final FileChannel channel, final FileLock lock, final String holder)
     {
+        this.key = key;
         this.channel = channel;
         this.lock = lock;
+        this.holder = holder;
     }
 
     /**
@@ -38,6 +50,29 @@ final class DirectoryLock implements AutoCloseable
      * @throws IOException           if the lock file cannot be opened or written.
      */
     static DirectoryLock acquire(final Path directory) throws IOException
+    {
+        final Path key = directory.toRealPath();
+        synchronized (HELD)
+        {
+            final DirectoryLock held = HELD.get(key);
+            if (held != null)
+            {
+                throw inUse(directory, "(pid " + held.holder() + ")");
+            }
+            final DirectoryLock acquired = acquireFile(directory, key);
+            HELD.put(key, acquired);
+            return acquired;
+        }
+    }
+
+    private static IllegalStateException inUse(final Path directory, final String holder)
+    {
+        return new IllegalStateException("standby directory " + directory + " is in use " + holder +
+            ": a standby there, or a promoted guest running on its files, would have them overwritten by this one; " +
+            "stop that one or give this one a directory of its own");
+    }
+
+    private static DirectoryLock acquireFile(final Path directory, final Path key) throws IOException
     {
         final Path file = directory.resolve(FILE_NAME);
         final FileChannel channel = OwnerOnlyFiles.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
@@ -51,19 +86,17 @@ final class DirectoryLock implements AutoCloseable
             }
             catch (final OverlappingFileLockException ex)
             {
-                // the JVM keeps one lock table per process: another standby of this very process holds it
+                // the same file under another path (a hard link): held by this process all the same
                 lock = null;
             }
             if (lock == null)
             {
-                throw new IllegalStateException("standby directory " + directory + " is in use " + holder(channel) +
-                    ": a standby there, or a promoted guest running on its files, would have them overwritten by " +
-                    "this one; stop that one or give this one a directory of its own");
+                throw inUse(directory, holder(channel));
             }
-            final byte[] pid = (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII);
+            final String pid = String.valueOf(ProcessHandle.current().pid());
             channel.truncate(0);
-            channel.write(ByteBuffer.wrap(pid), 0);
-            return new DirectoryLock(channel, lock);
+            channel.write(ByteBuffer.wrap((pid + "\n").getBytes(StandardCharsets.US_ASCII)), 0);
+            return new DirectoryLock(key, channel, lock, pid);
         }
         catch (final IOException | RuntimeException ex)
         {
@@ -83,10 +116,10 @@ final class DirectoryLock implements AutoCloseable
         {
             return;
         }
+        holder = ProcessHandle.current().pid() + ": " + what;
         try
         {
-            final byte[] content = (ProcessHandle.current().pid() + ": " + what + "\n")
-                .getBytes(StandardCharsets.UTF_8);
+            final byte[] content = (holder + "\n").getBytes(StandardCharsets.UTF_8);
             channel.truncate(0);
             channel.write(ByteBuffer.wrap(content), 0);
         }
@@ -94,6 +127,11 @@ final class DirectoryLock implements AutoCloseable
         {
             // the lock still holds; only the message a second standby gets is less precise
         }
+    }
+
+    private synchronized String holder()
+    {
+        return holder;
     }
 
     private static String holder(final FileChannel channel)
@@ -116,13 +154,16 @@ final class DirectoryLock implements AutoCloseable
      * the thread that closes a promoted guest's memory may release it after its standby closed.
      */
     @Override
-    public synchronized void close()
+    public void close()
     {
-        if (closed)
+        synchronized (this)
         {
-            return;
+            if (closed)
+            {
+                return;
+            }
+            closed = true;
         }
-        closed = true;
         try
         {
             lock.release();
@@ -138,6 +179,12 @@ final class DirectoryLock implements AutoCloseable
         catch (final IOException ignored)
         {
             // nothing is left to release
+        }
+        // last, and not under this lock's monitor (acquire() takes HELD's, then a holder's): until here a standby
+        // of this process is refused by name, not by a file lock it would release again
+        synchronized (HELD)
+        {
+            HELD.remove(key, this);
         }
     }
 }

@@ -340,8 +340,8 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
     }
 
     /**
-     * Before a promoted guest takes the image files over (the target may run the guest on the mapped memory and the
-     * disk images in place), the directory stops being a recovery image: {@code image.meta} and the journal are
+     * Before a promoted guest runs on the image files (the target may run it on the mapped memory and the disk
+     * images in place; a two-step target has built it, paused, by now), the directory stops being a recovery image: {@code image.meta} and the journal are
      * deleted and the directory forced, so a standby started on it later sees no recovery point (and gets a whole
      * baseline) rather than the running guest's files labelled as an old epoch.
      */

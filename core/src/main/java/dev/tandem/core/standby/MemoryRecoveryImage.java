@@ -34,7 +34,7 @@ class MemoryRecoveryImage implements RecoveryImage
     private final ComponentStore components = new ComponentStore();
     /** The epoch the image's contents are, set as soon as an epoch is applied. */
     private volatile long epoch;
-    /** True only while the ReplicaTarget resumes the guest: the one moment its memory may be adopted. */
+    /** True only while the ReplicaTarget builds the guest (resume or prepare): the one moment it may adopt memory. */
     private boolean resuming;
     private final RecoveryPoint view = new View();
 

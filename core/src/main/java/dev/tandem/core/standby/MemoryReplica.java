@@ -19,8 +19,10 @@ import java.nio.file.StandardOpenOption;
  * <p>
  * At promotion a {@link dev.tandem.vmm.ReplicaTarget} may adopt the memory as the new guest's ({@link #adopt()}):
  * ownership moves with it, nothing is copied, and this replica no longer frees it. A mapped file's mapping is handed
- * over the same way: the promoted guest then runs on the file's pages (the DURABLE image gave up its claim to them
- * first, see {@link DurableRecoveryImage}).
+ * over the same way: the promoted guest then runs on the file's pages (the DURABLE image gives up its claim to them
+ * before the guest runs, see {@link DurableRecoveryImage#giveUp()}). The adopted region says when the guest lets it
+ * go ({@link #whenAdoptedReleased}); in MEMORY mode it wraps the replica's own region, so until then the process's
+ * native allocation counts show it twice.
  */
 final class MemoryReplica implements AutoCloseable
 {

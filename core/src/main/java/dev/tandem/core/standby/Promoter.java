@@ -412,6 +412,13 @@ final class Promoter
             resumed = new ResumedCheckpoint(ctx.vmId(), epoch,
                 earlier != null ? earlier.image().recoveredFingerprint() : session.fingerprint(),
                 ResumedCheckpoint.DEFAULT_CAPACITY);
+            if (earlier != null)
+            {
+                // the standby's own directory holds the state the guest was rejected in: it stops being a recovery
+                // point before anything is built, as after any promotion, or a standby restarted on it (after a
+                // failed or killed build) would promote that state again
+                image.giveUp();
+            }
             final RecoveryPoint point = new TrackedPoint(from.recoveryPoint(), resumed);
             final ReplicaTarget.PreparedGuest prepared;
             from.resuming(true);
@@ -422,7 +429,7 @@ final class Promoter
                 {
                     // a one-step target: the image must stop being a recovery point before the guest runs on it,
                     // so before the target even builds it
-                    giveUp(from, earlier != null);
+                    from.giveUp();
                     guest = ctx.replicaTarget().resume(point);
                 }
             }
@@ -437,11 +444,18 @@ final class Promoter
                 // killed while the target built restarts on them
                 try
                 {
-                    giveUp(from, earlier != null);
+                    from.giveUp();
                 }
-                catch (final RuntimeException ex)
+                catch (final RuntimeException | Error ex)
                 {
-                    prepared.discard();
+                    try
+                    {
+                        prepared.discard();
+                    }
+                    catch (final RuntimeException discardFailed)
+                    {
+                        ex.addSuppressed(discardFailed);
+                    }
                     throw ex;
                 }
                 guest = prepared.run();
@@ -457,7 +471,7 @@ final class Promoter
         }
         finally
         {
-            // the point was valid only during resume(): the target adopted or copied what it needed
+            // the point was valid only during resume() or prepare(): the target adopted or copied what it needed
             org.agrona.CloseHelper.quietClose(earlier);
         }
         final long promotionNs = clock.nanoTime() - startNs;
@@ -557,20 +571,6 @@ final class Promoter
             to = directory.resolveSibling(name + "-" + i);
         }
         return to;
-    }
-
-    /**
-     * The image the guest resumes from stops being a recovery point; in a promotion from an earlier checkpoint, the
-     * standby's own directory too, since it holds the state the guest was rejected in (a standby restarted on it
-     * would promote that state again).
-     */
-    private void giveUp(final RecoveryImage from, final boolean rewound)
-    {
-        if (rewound)
-        {
-            image.giveUp();
-        }
-        from.giveUp();
     }
 
     private void refuse(final String why)

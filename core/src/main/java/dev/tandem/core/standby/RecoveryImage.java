@@ -99,9 +99,9 @@ interface RecoveryImage extends AutoCloseable
      * place (or, for the standby's own image in a promotion from an earlier checkpoint, because it holds the state
      * the guest was rejected in): a DURABLE image deletes its meta and journal and forces its directory, so a
      * standby started on it later finds no recovery point rather than a running guest's files labelled as an old
-     * epoch. Nothing in MEMORY mode, whose image dies with the process anyway. Called after the target built the
-     * guest paused ({@code ReplicaTarget.prepare}) and before it runs, so that a standby killed while the target
-     * builds keeps its recovery point.
+     * epoch. Nothing in MEMORY mode, whose image dies with the process anyway. Called after a two-step target built
+     * the guest paused ({@code ReplicaTarget.prepare}) and before it runs, so that a standby killed while the target
+     * builds keeps its recovery point; before a one-step target's {@code resume}, which builds and runs at once.
      *
      * @throws java.io.UncheckedIOException if the image cannot be given up: the guest must then not run on it.
      */

@@ -648,21 +648,20 @@ public final class StandbyReplica implements AutoCloseable
             counters.close();
         }
         listener.close();
-        // a promoted guest that adopted the image's memory runs on the directory's files in place (the memory
-        // image, the disk images): the directory stays locked until it lets the memory go, else a standby started
-        // on it would write a baseline into the running guest's disks
-        lock.note("a promoted guest of VM " + ctx.vmId() + " runs on this directory's files");
-        final boolean guestHoldsIt = image.whenAdoptedMemoryReleased(lock::close);
         image.close();
         CloseHelper.quietCloseAll(logs);
-        if (guestHoldsIt)
+        // last: the directory is another standby's to take only once nothing of this one writes to it, and not
+        // while a promoted guest that adopted the image's memory runs on its files in place (the memory image, the
+        // disk images): a standby started there would write a baseline into them. The lock goes when that guest
+        // lets the memory go (a target that adopts the disk images but copies the memory is not covered)
+        if (image.whenAdoptedMemoryReleased(lock::close))
         {
+            lock.note("a promoted guest of VM " + ctx.vmId() + " runs on this directory's files");
             LOG.info("VM {}: standby closed; its directory {} stays locked while the promoted guest runs on its " +
                 "files", ctx.vmId(), ctx.directory());
         }
         else
         {
-            // last: the directory is another standby's to take only once nothing of this one writes to it
             lock.close();
         }
     }

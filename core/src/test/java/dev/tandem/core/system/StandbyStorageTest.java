@@ -116,6 +116,7 @@ class StandbyStorageTest
                     () -> StandbyReplica.launch(standbyContext(guest, standbyDir)));
                 assertTrue(refused.getMessage().contains("standby directory " + standbyDir + " is in use (pid " +
                     ProcessHandle.current().pid() + ")"), refused.getMessage());
+                assertStillLockedForOtherProcesses(standbyDir.resolve("lock"));
                 try (ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
                     .adapter(guest)
                     .transport(new TcpTransport())
@@ -138,5 +139,25 @@ class StandbyStorageTest
     private static String mode(final Path path) throws IOException
     {
         return PosixFilePermissions.toString(Files.getPosixFilePermissions(path));
+    }
+
+    /**
+     * The refused launch must not have released the first standby's OS lock: on Linux the JDK's file locks are
+     * POSIX locks, which the close of any channel of this process to the file drops. Read from {@code /proc/locks}
+     * (where there is none, as off Linux, nothing is checked).
+     */
+    private static void assertStillLockedForOtherProcesses(final Path lockFile) throws java.io.IOException
+    {
+        final Path locks = Path.of("/proc/locks");
+        if (!Files.isReadable(locks))
+        {
+            return;
+        }
+        final long inode = ((Number)Files.getAttribute(lockFile, "unix:ino")).longValue();
+        final String pid = String.valueOf(ProcessHandle.current().pid());
+        final boolean held = Files.readAllLines(locks).stream()
+            .map(line -> line.trim().split("\\s+"))
+            .anyMatch(f -> f.length > 5 && "POSIX".equals(f[1]) && pid.equals(f[4]) && f[5].endsWith(":" + inode));
+        assertTrue(held, "this process no longer holds the OS lock on " + lockFile + " (inode " + inode + ")");
     }
 }

@@ -17,6 +17,8 @@ import dev.tandem.core.standby.StorageWitness;
 import dev.tandem.core.wire.FrameType;
 import dev.tandem.vmm.FileVirtualDisk;
 import dev.tandem.vmm.NativeMemory;
+import dev.tandem.vmm.RecoveryPoint;
+import dev.tandem.vmm.ReplicaTarget;
 import dev.tandem.vmm.StateDigest;
 import dev.tandem.vmm.VmmAdapter;
 import dev.tandem.vmm.sim.SimulatedDisk;
@@ -203,6 +205,8 @@ public final class Simulation implements SimNetwork.Hooks
     private ActiveReplicator active;
     private StandbyReplica standby;
     private VmmAdapter promotedGuest;
+    /** A guest the standby's target built, paused, and the standby has yet to run. */
+    private ReplicaTarget.PreparedGuest preparedGuest;
     private boolean activeDead;
     private boolean standbyDead;
     private long standbyDiedNs = -1;
@@ -522,12 +526,40 @@ public final class Simulation implements SimNetwork.Hooks
             .failureTimeoutNs(FAILURE_TIMEOUT_NS)
             .autoPromote(true)
             .promotionArbiter(standbyArbiter)
-            .replicaTarget(point ->
+            .replicaTarget(new ReplicaTarget()
             {
-                checkRecoveryPoint(point.epoch(), StateDigest.of(point));
-                promotedGuest = target.resume(point);
-                checks.promotedResumed(clock.nanoTime());
-                return promotedGuest;
+                @Override
+                public VmmAdapter resume(final RecoveryPoint point)
+                {
+                    throw new IllegalStateException("the simulation's target builds in two steps");
+                }
+
+                @Override
+                public PreparedGuest prepare(final RecoveryPoint point)
+                {
+                    checkRecoveryPoint(point.epoch(), StateDigest.of(point));
+                    final PreparedGuest built = target.prepare(point);
+                    // closed at the end if a kill during the give-up leaves it built but never run
+                    preparedGuest = built;
+                    return new PreparedGuest()
+                    {
+                        @Override
+                        public VmmAdapter run()
+                        {
+                            preparedGuest = null;
+                            promotedGuest = built.run();
+                            checks.promotedResumed(clock.nanoTime());
+                            return promotedGuest;
+                        }
+
+                        @Override
+                        public void discard()
+                        {
+                            preparedGuest = null;
+                            built.discard();
+                        }
+                    };
+                }
             })
             .promotionListener(new PromotionListener()
             {
@@ -1027,10 +1059,11 @@ public final class Simulation implements SimNetwork.Hooks
         {
             killStandby("before '" + step + "' (durability step " + durabilitySteps + ")");
         }
-        if ("delete image.meta".equals(step) && !standbyDead)
+        if ("delete image.meta".equals(step) && !standbyDead && preparedGuest != null)
         {
-            // only a promotion deletes the meta, once the target has built the guest paused: the standby's files
-            // are the guest's from here on
+            // only a promotion deletes the meta, and this one once its target built the guest paused: the
+            // standby's files are the guest's from here on (a kill before this step, or a give-up before any guest
+            // was built, is still checked)
             standbyGaveUpImage = true;
         }
     }
@@ -1374,6 +1407,12 @@ public final class Simulation implements SimNetwork.Hooks
         if (promotedGuest instanceof AutoCloseable)
         {
             CloseHelper.quietClose((AutoCloseable)promotedGuest);
+        }
+        if (preparedGuest != null)
+        {
+            // built by a standby killed before it could run it (the library discards it on its own failures)
+            preparedGuest.discard();
+            preparedGuest = null;
         }
         CloseHelper.quietClose(guest);
     }

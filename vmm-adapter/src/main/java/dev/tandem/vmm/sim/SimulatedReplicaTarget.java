@@ -116,7 +116,15 @@ public final class SimulatedReplicaTarget implements ReplicaTarget
                 @Override
                 public VmmAdapter run()
                 {
-                    return start ? vmm.start() : vmm;
+                    try
+                    {
+                        return start ? vmm.start() : vmm;
+                    }
+                    catch (final RuntimeException ex)
+                    {
+                        vmm.close();
+                        throw ex;
+                    }
                 }
 
                 @Override
