@@ -129,6 +129,26 @@ final class DirectoryLock implements AutoCloseable
         }
     }
 
+    /**
+     * Lets the directory go, unless a promoted guest adopted {@code image}'s memory and so runs on the directory's
+     * files in place (the memory image, the disk images): then the lock is held, and says so to a second standby,
+     * until the guest lets that memory go. Call once the image is closed.
+     *
+     * @param image the image the directory held.
+     * @param vmId  the guest's VM id, for the message.
+     * @return true if a promoted guest holds the directory now.
+     */
+    boolean releaseUnlessAGuestRunsOn(final RecoveryImage image, final String vmId)
+    {
+        if (image.whenAdoptedMemoryReleased(this::close))
+        {
+            note("a promoted guest of VM " + vmId + " runs on this directory's files");
+            return true;
+        }
+        close();
+        return false;
+    }
+
     private synchronized String holder()
     {
         return holder;

@@ -90,12 +90,18 @@ public final class PointInTimeRestore
      * @param restored what was made.
      * @param image    the image of {@code restored.directory()}, at {@code restored.epoch()}.
      */
-    record Opened(Restored restored, DurableRecoveryImage image) implements AutoCloseable
+    record Opened(Restored restored, DurableRecoveryImage image, DirectoryLock lock, String vmId)
+        implements AutoCloseable
     {
+        /**
+         * Closes the image; its directory stays locked while a promoted guest that adopted its memory runs on its
+         * files, as a standby's own directory does.
+         */
         @Override
         public void close()
         {
             image.close();
+            lock.releaseUnlessAGuestRunsOn(image, vmId);
         }
     }
 
@@ -268,9 +274,20 @@ public final class PointInTimeRestore
                     "from its window");
             }
         }
-        // a restore for a promotion (a generation given) resumes the image at once: its files need no force
-        final DurableRecoveryImage image = new DurableRecoveryImage(ctx,
-            generation != null ? generation : meta::generation, epoch, generation != null);
+        // against a standby started on the directory while the restore or a guest resumed from it uses the files
+        final DirectoryLock lock = DirectoryLock.acquire(to);
+        final DurableRecoveryImage image;
+        try
+        {
+            // a restore for a promotion (a generation given) resumes the image at once: its files need no force
+            image = new DurableRecoveryImage(ctx, generation != null ? generation : meta::generation, epoch,
+                generation != null);
+        }
+        catch (final RuntimeException ex)
+        {
+            lock.close();
+            throw ex;
+        }
         try
         {
             if (image.recoveredEpoch() != epoch)
@@ -279,11 +296,12 @@ public final class PointInTimeRestore
                     image.recoveredEpoch() + ", not " + epoch + ": " + image.recoveryReport());
             }
             return new Opened(new Restored(epoch, Instant.ofEpochMilli(committedMillis), to, "base " +
-                base.path().getFileName() + "; " + image.recoveryReport()), image);
+                base.path().getFileName() + "; " + image.recoveryReport()), image, lock, meta.vmId());
         }
         catch (final IOException | RuntimeException ex)
         {
             image.close();
+            lock.close();
             throw ex;
         }
     }

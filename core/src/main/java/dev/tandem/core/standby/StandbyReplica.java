@@ -654,15 +654,10 @@ public final class StandbyReplica implements AutoCloseable
         // while a promoted guest that adopted the image's memory runs on its files in place (the memory image, the
         // disk images): a standby started there would write a baseline into them. The lock goes when that guest
         // lets the memory go (a target that adopts the disk images but copies the memory is not covered)
-        if (image.whenAdoptedMemoryReleased(lock::close))
+        if (lock.releaseUnlessAGuestRunsOn(image, ctx.vmId()))
         {
-            lock.note("a promoted guest of VM " + ctx.vmId() + " runs on this directory's files");
             LOG.info("VM {}: standby closed; its directory {} stays locked while the promoted guest runs on its " +
                 "files", ctx.vmId(), ctx.directory());
-        }
-        else
-        {
-            lock.close();
         }
     }
 

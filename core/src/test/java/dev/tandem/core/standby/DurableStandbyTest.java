@@ -676,6 +676,11 @@ class DurableStandbyTest
                     assertEquals(1, restoredDirs.size(), "restored beside the standby's directory: " + restoredDirs);
                     assertTrue(!Files.exists(restoredDirs.get(0).resolve(DurableRecoveryImage.META)),
                         "the restored directory became the running guest's, no recovery point");
+                    final IllegalStateException refused = assertThrows(IllegalStateException.class,
+                        () -> StandbyReplica.launch(standby("durable", "127.0.0.1:0")
+                            .directory(restoredDirs.get(0))));
+                    assertTrue(refused.getMessage().contains("a promoted guest of VM durable runs on this " +
+                        "directory's files"), "no standby on the files the guest runs on: " + refused.getMessage());
                     assertTrue(!Files.exists(dir.resolve("standby").resolve(DurableRecoveryImage.META)) &&
                         journals().isEmpty(), "the standby's own directory, holding the state the guest was " +
                         "rejected in, is no recovery point any more");
