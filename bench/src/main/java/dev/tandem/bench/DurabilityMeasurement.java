@@ -118,11 +118,6 @@ public final class DurabilityMeasurement
                 .promotionListener(new PromotionListener()
                 {
                     @Override
-                    public void onStep(final String step, final long sinceStartNs)
-                    {
-                    }
-
-                    @Override
                     public void onPromoted(final Promotion promotion)
                     {
                         promoted.set(promotion);

@@ -276,20 +276,12 @@ public final class PointInTimeRestore
         }
         // against a standby started on the directory while the restore or a guest resumed from it uses the files
         final DirectoryLock lock = DirectoryLock.acquire(to);
-        final DurableRecoveryImage image;
+        DurableRecoveryImage image = null;
         try
         {
             // a restore for a promotion (a generation given) resumes the image at once: its files need no force
             image = new DurableRecoveryImage(ctx, generation != null ? generation : meta::generation, epoch,
                 generation != null);
-        }
-        catch (final RuntimeException ex)
-        {
-            lock.close();
-            throw ex;
-        }
-        try
-        {
             if (image.recoveredEpoch() != epoch)
             {
                 throw new IOException("the replay over base epoch " + base.epoch() + " reached epoch " +
@@ -300,7 +292,10 @@ public final class PointInTimeRestore
         }
         catch (final IOException | RuntimeException ex)
         {
-            image.close();
+            if (image != null)
+            {
+                image.close();
+            }
             lock.close();
             throw ex;
         }

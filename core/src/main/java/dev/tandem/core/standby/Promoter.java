@@ -391,7 +391,7 @@ final class Promoter
         final boolean rewind = restoreAt != Handshake.RESTORE_LATEST && (committedAt == 0 || restoreAt < committedAt);
         PointInTimeRestore.Opened earlier = null;
         final long epoch;
-        VmmAdapter guest = null;
+        final VmmAdapter guest;
         final ResumedCheckpoint resumed;
         try
         {
@@ -420,45 +420,24 @@ final class Promoter
                 image.giveUp();
             }
             final RecoveryPoint point = new TrackedPoint(from.recoveryPoint(), resumed);
-            final ReplicaTarget.PreparedGuest prepared;
             from.resuming(true);
             try
             {
-                prepared = ctx.replicaTarget().prepare(point);
-                if (prepared == null)
+                // a two-step target builds the guest paused first; a one-step target builds and runs at once, so the
+                // image must stop being a recovery point before it is even called
+                final ReplicaTarget.PreparedGuest prepared = ctx.replicaTarget().prepare(point);
+                if (prepared != null)
                 {
-                    // a one-step target: the image must stop being a recovery point before the guest runs on it,
-                    // so before the target even builds it
-                    from.giveUp();
-                    guest = ctx.replicaTarget().resume(point);
+                    steps.onStep("build guest", clock.nanoTime() - startNs);
                 }
+                // only now, any guest built and paused, do the image's files stop being a recovery point: a standby
+                // killed while a two-step target built restarts on them
+                giveUp(from, prepared);
+                guest = prepared != null ? prepared.run() : ctx.replicaTarget().resume(point);
             }
             finally
             {
                 from.resuming(false);
-            }
-            if (prepared != null)
-            {
-                steps.onStep("build guest", clock.nanoTime() - startNs);
-                // only now, the guest built and paused, do the image's files stop being a recovery point: a standby
-                // killed while the target built restarts on them
-                try
-                {
-                    from.giveUp();
-                }
-                catch (final RuntimeException | Error ex)
-                {
-                    try
-                    {
-                        prepared.discard();
-                    }
-                    catch (final RuntimeException discardFailed)
-                    {
-                        ex.addSuppressed(discardFailed);
-                    }
-                    throw ex;
-                }
-                guest = prepared.run();
             }
         }
         catch (final RuntimeException ex)
@@ -571,6 +550,33 @@ final class Promoter
             to = directory.resolveSibling(name + "-" + i);
         }
         return to;
+    }
+
+    /**
+     * The image the guest resumes from stops being a recovery point; if it cannot, a guest already built is
+     * discarded (it must not run on files still labelled as a recovery point).
+     */
+    private static void giveUp(final RecoveryImage from, final ReplicaTarget.PreparedGuest prepared)
+    {
+        try
+        {
+            from.giveUp();
+        }
+        catch (final RuntimeException | Error ex)
+        {
+            if (prepared != null)
+            {
+                try
+                {
+                    prepared.discard();
+                }
+                catch (final RuntimeException discardFailed)
+                {
+                    ex.addSuppressed(discardFailed);
+                }
+            }
+            throw ex;
+        }
     }
 
     private void refuse(final String why)

@@ -88,7 +88,8 @@ interface RecoveryImage extends AutoCloseable
     }
 
     /**
-     * Lets the ReplicaTarget adopt the memory while {@code resume} or {@code prepare} runs, and only then.
+     * Lets the ReplicaTarget adopt the memory while it is called ({@code resume}, or {@code prepare} and the prepared
+     * guest's {@code run}), and only then.
      *
      * @param resumingNow true just before the target is called, false once it returned.
      */

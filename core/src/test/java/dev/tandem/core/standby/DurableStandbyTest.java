@@ -285,20 +285,13 @@ class DurableStandbyTest
     @Test
     void aPromotionAdoptsTheImageFilesAndTheDirectoryStopsBeingARecoveryPoint() throws Exception
     {
-        final java.util.concurrent.atomic.AtomicReference<dev.tandem.core.failover.Promotion> promoted =
-            new java.util.concurrent.atomic.AtomicReference<>();
+        final AtomicReference<Promotion> promoted = new AtomicReference<>();
         final StandbyContext ctx = standby("durable", "127.0.0.1:0")
-            .replicaTarget(new dev.tandem.vmm.sim.SimulatedReplicaTarget(guest().diskPath(dir.resolve("unused.img")),
-                false))
-            .promotionListener(new dev.tandem.core.failover.PromotionListener()
+            .replicaTarget(new SimulatedReplicaTarget(guest().diskPath(dir.resolve("unused.img")), false))
+            .promotionListener(new PromotionListener()
             {
                 @Override
-                public void onStep(final String step, final long sinceStartNs)
-                {
-                }
-
-                @Override
-                public void onPromoted(final dev.tandem.core.failover.Promotion promotion)
+                public void onPromoted(final Promotion promotion)
                 {
                     promoted.set(promotion);
                 }
@@ -313,7 +306,7 @@ class DurableStandbyTest
                 standby.promote("test: the active's host failed");
                 await(() -> promoted.get() != null, "the promotion");
             }
-            final dev.tandem.core.failover.Promotion promotion = promoted.get();
+            final Promotion promotion = promoted.get();
             try (SimulatedVmm guest = (SimulatedVmm)promotion.guest())
             {
                 assertEquals(digests.get(promotion.recoveryEpoch()), StateDigest.of(guest),
@@ -381,11 +374,6 @@ class DurableStandbyTest
             .replicaTarget(target)
             .promotionListener(new PromotionListener()
             {
-                @Override
-                public void onStep(final String step, final long sinceStartNs)
-                {
-                }
-
                 @Override
                 public void onPromoted(final Promotion promotion)
                 {
@@ -615,13 +603,8 @@ class DurableStandbyTest
             .promotionArbiter(arbiter)
             .replicaTarget(new dev.tandem.vmm.sim.SimulatedReplicaTarget(guest().diskPath(dir.resolve("unused.img")),
                 false, true))
-            .promotionListener(new dev.tandem.core.failover.PromotionListener()
+            .promotionListener(new PromotionListener()
             {
-                @Override
-                public void onStep(final String step, final long sinceStartNs)
-                {
-                }
-
                 @Override
                 public void onPromoted(final Promotion promotion)
                 {
