@@ -73,6 +73,11 @@ final class PowerLossModel implements StorageWitness
     private volatile LongSupplier acknowledged = () -> 0;
     /** What each name in the directory refers to now. */
     private final Map<Path, FileState> live = new HashMap<>();
+    /**
+     * Files whose delete was announced ({@link #deleting}) but which the image deletes only after that call, outside
+     * this lock: until then the name still refers to that file as it was, never to a new, never-forced one.
+     */
+    private final Map<Path, FileState> beingDeleted = new HashMap<>();
     /** The directory's entries as of its last force. */
     private Map<Path, FileState> durableEntries = new HashMap<>();
     private final Set<String> kindsCrashed = new HashSet<>();
@@ -165,6 +170,7 @@ final class PowerLossModel implements StorageWitness
             return;
         }
         step("force " + kind(file));
+        beingDeleted.remove(file);
         final FileState state = live.computeIfAbsent(file, name -> new FileState());
         if (kind(file).equals("journal"))
         {
@@ -189,7 +195,7 @@ final class PowerLossModel implements StorageWitness
         {
             if (ofTheImage(file))
             {
-                entries.put(file, live.computeIfAbsent(file, name -> new FileState()));
+                entries.put(file, state(file));
             }
         }
         durableEntries = entries;
@@ -203,6 +209,7 @@ final class PowerLossModel implements StorageWitness
             return;
         }
         final FileState state = live.remove(from);
+        beingDeleted.remove(to);
         live.put(to, state == null ? new FileState() : state);
         step("rename " + kind(from));
     }
@@ -222,6 +229,20 @@ final class PowerLossModel implements StorageWitness
             state.durable = java.util.Arrays.copyOf(read(path), (int)state.forcedLength);
             state.forcedLength = -1;
         }
+        if (state != null)
+        {
+            beingDeleted.put(path, state);
+        }
+    }
+
+    /**
+     * @return what {@code file}, found in the directory, is: its live state, the state of a file whose delete was
+     *         announced but not yet done, or (a file created since the model last saw it) a new, never-forced one.
+     */
+    private FileState state(final Path file)
+    {
+        final FileState deleted = live.containsKey(file) ? null : beingDeleted.get(file);
+        return deleted != null ? deleted : live.computeIfAbsent(file, name -> new FileState());
     }
 
     private static boolean ofTheImage(final Path file)
@@ -269,7 +290,7 @@ final class PowerLossModel implements StorageWitness
                     Files.copy(file, to.resolve(file.getFileName()));
                     continue;
                 }
-                live.computeIfAbsent(file, name -> new FileState());
+                state(file);
                 names.add(file);
             }
             final Path newestJournal = names.stream().filter(p -> kind(p).equals("journal")).reduce((a, b) -> b)
@@ -278,7 +299,7 @@ final class PowerLossModel implements StorageWitness
             {
                 final FileState durable = durableEntries.get(name);
                 final FileState now = Files.exists(name) ? live.get(name) : null;
-                final FileState chosen;
+                FileState chosen;
                 if (durable != null && durable == now)
                 {
                     chosen = durable;
@@ -298,9 +319,15 @@ final class PowerLossModel implements StorageWitness
                     // created or renamed in since: the entry may not have reached the disk
                     chosen = random.nextBoolean() ? now : null;
                 }
+                // the image renames and unlinks outside this lock (then tells the model): a file listed above may
+                // be gone by now, which is what a power loss then finds of it
+                final byte[] current = chosen != null && chosen == now ? readIfPresent(name) : null;
+                if (chosen != null && chosen == now && current == null)
+                {
+                    chosen = durable;
+                }
                 if (chosen != null)
                 {
-                    final byte[] current = chosen == now ? read(name) : null;
                     byte[] found = contents(chosen, current);
                     if (lying && name.equals(newestJournal) && chosen.forcedLength > 0)
                     {
@@ -360,6 +387,25 @@ final class PowerLossModel implements StorageWitness
         try
         {
             return Files.size(file);
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
+    }
+
+    /**
+     * @return the file's bytes, or null if it is gone (deleted or renamed away since it was listed).
+     */
+    private static byte[] readIfPresent(final Path file)
+    {
+        try
+        {
+            return Files.readAllBytes(file);
+        }
+        catch (final java.nio.file.NoSuchFileException ex)
+        {
+            return null;
         }
         catch (final IOException ex)
         {
