@@ -45,6 +45,12 @@ final class PowerLossModel implements StorageWitness
          * this many of the file, read when needed rather than at every append's force. -1 for other files.
          */
         long forcedLength = -1;
+        /**
+         * The file's identity (its inode), once seen: the image renames and deletes outside the model's lock and
+         * tells it after (a rename) or before (a delete), so a power loss taken on another thread in between finds
+         * a name that refers to another file than the model's map says.
+         */
+        Object fileKey;
     }
 
     /**
@@ -172,6 +178,7 @@ final class PowerLossModel implements StorageWitness
         step("force " + kind(file));
         beingDeleted.remove(file);
         final FileState state = live.computeIfAbsent(file, name -> new FileState());
+        state.fileKey = fileKey(file);
         if (kind(file).equals("journal"))
         {
             state.forcedLength = size(file);
@@ -195,7 +202,12 @@ final class PowerLossModel implements StorageWitness
         {
             if (ofTheImage(file))
             {
-                entries.put(file, state(file));
+                final FileState state = state(file);
+                if (state.fileKey == null)
+                {
+                    state.fileKey = fileKey(file);
+                }
+                entries.put(file, state);
             }
         }
         durableEntries = entries;
@@ -210,7 +222,9 @@ final class PowerLossModel implements StorageWitness
         }
         final FileState state = live.remove(from);
         beingDeleted.remove(to);
-        live.put(to, state == null ? new FileState() : state);
+        final FileState moved = state == null ? new FileState() : state;
+        moved.fileKey = fileKey(to);
+        live.put(to, moved);
         step("rename " + kind(from));
     }
 
@@ -243,6 +257,46 @@ final class PowerLossModel implements StorageWitness
     {
         final FileState deleted = live.containsKey(file) ? null : beingDeleted.get(file);
         return deleted != null ? deleted : live.computeIfAbsent(file, name -> new FileState());
+    }
+
+    /**
+     * @return the state of the file {@code name} refers to on the disk now: null if none, and, when the name was
+     *         renamed over (or deleted and created again) since the model last heard, the state of the file it refers
+     *         to rather than the one the model's map still names.
+     */
+    private FileState current(final Path name)
+    {
+        final Object key = fileKey(name);
+        final FileState mapped = live.get(name);
+        if (key == null || mapped == null || mapped.fileKey == null || mapped.fileKey.equals(key))
+        {
+            return key == null ? null : mapped;
+        }
+        for (final FileState other : live.values())
+        {
+            if (key.equals(other.fileKey))
+            {
+                return other;
+            }
+        }
+        // a file the model has not heard of yet: as written since, never forced
+        return new FileState();
+    }
+
+    private static Object fileKey(final Path file)
+    {
+        try
+        {
+            return Files.readAttributes(file, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+        }
+        catch (final java.nio.file.NoSuchFileException ex)
+        {
+            return null;
+        }
+        catch (final IOException ex)
+        {
+            throw new UncheckedIOException(ex);
+        }
     }
 
     private static boolean ofTheImage(final Path file)
@@ -298,7 +352,7 @@ final class PowerLossModel implements StorageWitness
             for (final Path name : names)
             {
                 final FileState durable = durableEntries.get(name);
-                final FileState now = Files.exists(name) ? live.get(name) : null;
+                final FileState now = current(name);
                 FileState chosen;
                 if (durable != null && durable == now)
                 {
