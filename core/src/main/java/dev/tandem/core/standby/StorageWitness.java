@@ -10,6 +10,12 @@ import java.nio.file.Path;
  * last force, a directory's entries as of its last force, and any part of what was written since), and a test can
  * stop the standby at any of them. Set with {@link StandbyContext#storageWitness}; {@link #NONE} by default. Called
  * on the standby's own threads, in the middle of its work: it must be quick and must not call the standby back.
+ * <p>
+ * A call and the step it names are not one atomic act: a delete is told before the file is unlinked and a rename
+ * after it is done, and the image's checkpoint thread and its session thread step at once. A model that looks at the
+ * directory from one thread's call may find a file another thread is deleting still there, or a name already renamed
+ * over; it should know a file by its identity ({@code BasicFileAttributes.fileKey()}), not only by its name (the
+ * simulation's power-loss model wrote disks no machine holds until it did).
  */
 public interface StorageWitness
 {
