@@ -116,6 +116,39 @@ public class FileVirtualDisk implements VirtualDisk, AutoCloseable
         }
     }
 
+    /**
+     * A file image can be written by a restore in place.
+     *
+     * @return true.
+     */
+    @Override
+    public boolean writable()
+    {
+        return true;
+    }
+
+    @Override
+    public synchronized void write(final long offset, final org.agrona.DirectBuffer src, final int srcIndex,
+        final int length)
+    {
+        if (offset < 0 || length <= 0 || offset > sizeBytes - length || offset % blockSize() != 0 ||
+            length % blockSize() != 0)
+        {
+            throw new IndexOutOfBoundsException("write [" + offset + ", +" + length + ") is not whole blocks of " +
+                blockSize() + " bytes inside disk of " + sizeBytes);
+        }
+        final ByteBuffer bytes = ByteBuffer.allocate(length);
+        src.getBytes(srcIndex, bytes, 0, length);
+        try
+        {
+            write(offset, bytes);
+        }
+        catch (final IOException ex)
+        {
+            throw new java.io.UncheckedIOException("write to disk image " + path + " failed", ex);
+        }
+    }
+
     @Override
     public synchronized void read(final long offset, final MutableDirectBuffer dst, final int dstIndex, final int length)
     {

@@ -36,6 +36,26 @@ public interface HealthProbe
     }
 
     /**
+     * Asked once, right after {@link #unhealthyReason()} complained (and {@link #lastKnownGood()} answered): where
+     * the guest is restored. False (the default): on the standby's host, which promotes from its recovery point while
+     * this side stops its copy. True: here, on the active's own host, from the standby's checkpoint (the latest, or the
+     * newest from {@link #lastKnownGood()} or before): the library pauses the guest after one more checkpoint, waits
+     * for its acknowledgement, asks the standby for the pages, disk blocks and component states that differ at the
+     * chosen checkpoint, writes them into the guest here ({@code GuestMemory.copyIn}, {@link VirtualDisk#write},
+     * {@code StatefulComponent.restore}), and resumes it; the next checkpoint carries them back to the standby, which
+     * stays the standby. Output already released is not taken back here either. Needs every disk
+     * {@link VirtualDisk#writable()} and a standby of protocol version 6; otherwise the guest is handed over as for
+     * false, and the log says why. A link lost once the guest was partly restored hands it over too (it never resumes
+     * here half restored).
+     *
+     * @return true to restore the guest on this host.
+     */
+    default boolean restoreHere()
+    {
+        return false;
+    }
+
+    /**
      * A probe that always reports healthy.
      */
     HealthProbe ALWAYS_HEALTHY = () -> null;

@@ -34,6 +34,19 @@ public interface ActiveListener
     }
 
     /**
+     * The guest was restored in place on this host, as the health probe asked ({@code HealthProbe.restoreHere}),
+     * and resumes now; called with the guest still paused, so a check of its state here sees exactly the checkpoint
+     * restored.
+     *
+     * @param heldEpoch the acknowledged epoch the guest was paused at.
+     * @param epoch     the checkpoint it was restored to ({@code heldEpoch} for the latest).
+     * @param report    the standby's account: what was restored, or why not the checkpoint asked for.
+     */
+    default void onRestoredInPlace(long heldEpoch, long epoch, String report)
+    {
+    }
+
+    /**
      * Protection failed (connection lost, protocol error); the guest keeps running unprotected.
      *
      * @param error what happened.

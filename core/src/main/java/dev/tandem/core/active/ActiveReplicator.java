@@ -155,6 +155,8 @@ public final class ActiveReplicator implements AutoCloseable
     /** The acknowledged epoch a planned switchover hands over at, 0 if none. */
     private volatile long switchoverEpoch;
     private volatile boolean switchoverAsked;
+    /** A restore in place holds the guest paused: no switchover may begin meanwhile. */
+    private volatile boolean restoringInPlace;
     /** When this side was fenced (a switchover's answer arrived), for the switchover's stop time. */
     private volatile long fencedAtNs;
     private volatile long switchoverGeneration;
@@ -1032,10 +1034,11 @@ public final class ActiveReplicator implements AutoCloseable
                 throw new IllegalStateException("a switchover of VM " + adapter.vmId() + " needs a promotionArbiter: " +
                     "without one, a lost answer would leave the guest running on both hosts");
             }
-            if (state != ProtectionState.PROTECTED || closing || switchoverAsked)
+            if (state != ProtectionState.PROTECTED || closing || switchoverAsked || restoringInPlace)
             {
                 throw new IllegalStateException("a switchover needs a PROTECTED active with no switchover under way; " +
-                    "VM " + adapter.vmId() + " is " + state + (switchoverAsked ? " (a switchover is under way)" : ""));
+                    "VM " + adapter.vmId() + " is " + state + (switchoverAsked ? " (a switchover is under way)" :
+                    restoringInPlace ? " (a restore in place holds the guest)" : ""));
             }
             switchoverAsked = true;
         }
@@ -1231,6 +1234,46 @@ public final class ActiveReplicator implements AutoCloseable
     /**
      * @return the epoch a planned switchover hands over at, 0 if none was asked for.
      */
+    /**
+     * A restore in place begins: the next checkpoint leaves the guest paused (as a switchover's does).
+     *
+     * @return false if it cannot begin (not protected, closing, or a switchover under way holds the guest).
+     */
+    synchronized boolean holdForRestore()
+    {
+        if (state != ProtectionState.PROTECTED || closing || switchoverAsked || restoringInPlace)
+        {
+            return false;
+        }
+        restoringInPlace = true;
+        scheduler.holdAfterNextCheckpoint();
+        return true;
+    }
+
+    /**
+     * @return the epoch the guest is held paused after for a restore in place, 0 until that checkpoint is taken.
+     */
+    long restoreHeldEpoch()
+    {
+        return scheduler.heldEpoch();
+    }
+
+    /**
+     * The restore in place ends: the guest resumes (the scheduler's next duty cycle), its next epoch carrying the
+     * pages the restore wrote.
+     *
+     * @param written the pages written into the guest, or null for none.
+     */
+    void endRestore(final dev.tandem.vmm.DirtyBitmap written)
+    {
+        if (written != null)
+        {
+            scheduler.restored(written);
+        }
+        scheduler.releaseHold();
+        restoringInPlace = false;
+    }
+
     long switchoverEpoch()
     {
         return switchoverEpoch;

@@ -75,6 +75,8 @@ final class CheckpointScheduler implements Agent
     /** The guest is paused for the switchover: no checkpoint may pause and resume it. */
     private volatile long heldEpoch;
     private volatile long heldSinceNs;
+    /** Pages a restore in place wrote, for the next harvest; set before the hold is released. */
+    private volatile DirtyBitmap restoredPages;
     /** The switchover's caller gave up: the scheduler (the only thread that pauses and resumes) lets go. */
     private volatile boolean releaseRequested;
     private long resyncRecoveryEpoch;
@@ -312,7 +314,7 @@ final class CheckpointScheduler implements Agent
         }
         // the round is done: what did the guest dirty meanwhile?
         dirty.clearAll();
-        dirtyLog.harvest(dirty);
+        harvest(dirty);
         if (!sessionPagesAll)
         {
             sessionPages.or(dirty);
@@ -352,7 +354,7 @@ final class CheckpointScheduler implements Agent
         try
         {
             // get-and-clear ORs into the set a live baseline's last round left for this pause
-            dirtyLog.harvest(dirty);
+            harvest(dirty);
             if (pausedBaseline && !precopying)
             {
                 dirty.setAll();
@@ -676,6 +678,32 @@ final class CheckpointScheduler implements Agent
     }
 
     /**
+     * Reads the dirty log into {@code into}, with the pages a restore in place wrote (the guest's dirty log never
+     * saw those writes, which were the library's): the next epoch carries them to the standby.
+     */
+    private void harvest(final DirtyBitmap into)
+    {
+        dirtyLog.harvest(into);
+        final DirtyBitmap restored = restoredPages;
+        if (restored != null)
+        {
+            into.or(restored);
+            restoredPages = null;
+        }
+    }
+
+    /**
+     * A restore in place wrote these pages into the held guest (called before {@link #releaseHold()}, from the
+     * sender's thread): the next harvest, whichever path takes it, includes them.
+     *
+     * @param pages the pages written.
+     */
+    void restored(final DirtyBitmap pages)
+    {
+        restoredPages = pages;
+    }
+
+    /**
      * Asks for a checkpoint now that leaves the guest paused (a planned switchover); any thread.
      */
     void holdAfterNextCheckpoint()
@@ -766,7 +794,7 @@ final class CheckpointScheduler implements Agent
             {
                 dirty.or(sessionPages);
             }
-            dirtyLog.harvest(dirty);
+            harvest(dirty);
         }
         sessionPagesAll = whole;
         if (!whole)

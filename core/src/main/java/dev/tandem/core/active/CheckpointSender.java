@@ -49,6 +49,9 @@ final class CheckpointSender implements Agent
     private Connection connection;
     private final StagingArea[] areas;
     private final DiskWriteStream diskStream;
+    /** The guest's memory and components: written only by a restore in place, with the guest held paused. */
+    private final dev.tandem.vmm.GuestMemory memory;
+    private final List<dev.tandem.vmm.StatefulComponent> components;
     private final OutputCommitGate gate;
     private final List<VirtualDisk> disks;
     private final NanoClock clock;
@@ -153,6 +156,23 @@ final class CheckpointSender implements Agent
     private String unhealthy;
     /** The newest commit time the standby may resume after the complaint ({@link HealthProbe#lastKnownGood()}). */
     private long restoreAtMillis = Handshake.RESTORE_LATEST;
+    /** No restore in place under way. */
+    private static final int RESTORE_NONE = 0;
+    /** The probe asked for a restore here: the next checkpoint holds the guest; its ack is awaited. */
+    private static final int RESTORE_HOLDING = 1;
+    /** RESTORE went out: the standby's pages, disk blocks, component states and RESTORED are written in. */
+    private static final int RESTORE_ASKED = 2;
+    private int restoreStep = RESTORE_NONE;
+    /** The acknowledged epoch the guest is held at for the restore. */
+    private long restoreHeld;
+    private long restoreDeadlineNs;
+    /** Whether anything was written into the guest: from then on it never resumes here unless the restore ends. */
+    private boolean restoreWrote;
+    private dev.tandem.vmm.DirtyBitmap restoredPages;
+    private long pagesRestored;
+    private long diskBytesRestored;
+    /** How much of the restore's DISK_WRITE frame under way the disk-write stream has taken. */
+    private int restoreDiskTaken;
 
     CheckpointSender(
         final ActiveReplicator replicator,
@@ -176,6 +196,8 @@ final class CheckpointSender implements Agent
         this.diskStream = diskStream;
         this.gate = gate;
         this.disks = ctx.adapter().disks();
+        this.memory = ctx.adapter().memory();
+        this.components = ctx.adapter().components();
         this.clock = ctx.nanoClock();
         this.backPressureIdle = ctx.newWaitStrategy();
         this.heartbeatIntervalNs = ctx.heartbeatIntervalNs();
@@ -191,7 +213,9 @@ final class CheckpointSender implements Agent
         this.diskChunkRegion = NativeMemory.allocateDirect(diskChunkBytes, 4096);
         this.diskChunk = new UnsafeBuffer(diskChunkRegion.byteBuffer());
         this.diskChunkView = diskChunkRegion.byteBuffer().duplicate();
-        this.reader = new FrameReader(64 * 1024, Handshake.WELCOME_LENGTH + 1024);
+        // the standby's replies, and (a restore in place) its pages, disk blocks and component states
+        final int maxPayload = Math.max(Handshake.WELCOME_LENGTH + 1024, ctx.maxFramePayload());
+        this.reader = new FrameReader(Math.max(64 * 1024, 2 * (FrameCodec.HEADER_LENGTH + maxPayload)), maxPayload);
         this.receiveBuffer = reader.buffer();
         this.decoder = reader.decoder();
         this.decoder.negotiated(version);
@@ -230,6 +254,10 @@ final class CheckpointSender implements Agent
     {
         if (!replicator.isProtecting())
         {
+            if (restoreStep != RESTORE_NONE)
+            {
+                abandonRestore("protection ended (" + replicator.state() + ")");
+            }
             int work = 0;
             if (replicator.isReconnecting())
             {
@@ -276,6 +304,11 @@ final class CheckpointSender implements Agent
                     if (unhealthy != null)
                     {
                         restoreAtMillis = lastKnownGood();
+                        if (restoreHere())
+                        {
+                            restoreStep = RESTORE_HOLDING;
+                            restoreDeadlineNs = now + restoreTimeoutNs();
+                        }
                     }
                 }
                 if (replicator.supersededWhileSilent(now, lastReceivedNs))
@@ -284,7 +317,11 @@ final class CheckpointSender implements Agent
                 }
                 checkStandbySilence(now);
             }
-            if (unhealthy != null && !frameUnderWay)
+            if (restoreStep != RESTORE_NONE)
+            {
+                work += stepRestore(now);
+            }
+            else if (unhealthy != null && !frameUnderWay)
             {
                 // between frames only (send() begins none while a report waits): the report's reason goes where
                 // the frame under way keeps its sub-header
@@ -304,7 +341,10 @@ final class CheckpointSender implements Agent
         }
         catch (final IOException ex)
         {
-            replicator.fail(new UncheckedIOException("connection to standby " + connection.peer() + " lost", ex));
+            if (!abandonRestore("the connection to the standby was lost: " + ex.getMessage()))
+            {
+                replicator.fail(new UncheckedIOException("connection to standby " + connection.peer() + " lost", ex));
+            }
             return 1;
         }
         catch (final ProtocolException ex)
@@ -314,14 +354,265 @@ final class CheckpointSender implements Agent
                 // the standby's own error names the refusal, not just a lost connection
                 refuseStandby(ex.getMessage());
             }
-            replicator.fail(ex);
+            if (!abandonRestore(ex.getMessage()))
+            {
+                replicator.fail(ex);
+            }
             return 1;
         }
         catch (final RuntimeException ex)
         {
-            replicator.fail(ex);
+            if (!abandonRestore(ex.toString()))
+            {
+                replicator.fail(ex);
+            }
             return 1;
         }
+    }
+
+    /**
+     * Whether the probe's complaint is answered by a restore on this host ({@link HealthProbe#restoreHere()}), and
+     * if so, holds the guest after the next checkpoint.
+     *
+     * @return false to hand the guest over to the standby instead (the probe did not ask, or it cannot be done here).
+     */
+    private boolean restoreHere()
+    {
+        try
+        {
+            if (!healthProbe.restoreHere())
+            {
+                return false;
+            }
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.error("VM {}: the health probe failed to say where the guest is restored; the standby resumes it",
+                vmId, ex);
+            return false;
+        }
+        String cannot = null;
+        if (version < Handshake.RESTORE_IN_PLACE_VERSION)
+        {
+            cannot = "the standby speaks protocol version " + version + ", which has no restore in place (version " +
+                Handshake.RESTORE_IN_PLACE_VERSION + ")";
+        }
+        for (final VirtualDisk disk : disks)
+        {
+            if (cannot == null && !disk.writable())
+            {
+                cannot = "disk " + disk.id() + " cannot be written by the library (VirtualDisk.writable() is false)";
+            }
+        }
+        if (cannot == null && !replicator.holdForRestore())
+        {
+            cannot = "the active is " + replicator.state() + " or a planned switchover holds the guest";
+        }
+        if (cannot != null)
+        {
+            LOG.error("VM {}: the health probe asked for the guest to be restored on this host, which cannot be " +
+                "done: {}; it is handed over to the standby instead", vmId, cannot);
+            return false;
+        }
+        LOG.error("VM {}: the health probe reports: {}; restoring the guest on this host from the standby's {}", vmId,
+            unhealthy, restoreAtMillis == Handshake.RESTORE_LATEST ? "latest checkpoint" :
+            "newest checkpoint from " + java.time.Instant.ofEpochMilli(restoreAtMillis) + " or before");
+        return true;
+    }
+
+    /**
+     * How long a restore in place may hold the guest before it is given up: the standby may materialise an earlier
+     * checkpoint from its journal first (seconds for a large guest), hearing it alive meanwhile.
+     */
+    private long restoreTimeoutNs()
+    {
+        return Math.max(silenceTimeoutNs * BASELINE_SILENCE_FACTOR, java.util.concurrent.TimeUnit.MINUTES.toNanos(2));
+    }
+
+    /**
+     * The restore in place's own steps: once the held checkpoint is acknowledged and nothing is in flight, RESTORE
+     * goes; then the standby's frames are written in as they come ({@link #onRestoreFrame()}).
+     *
+     * @return work done.
+     */
+    private int stepRestore(final long now) throws IOException
+    {
+        if (now > restoreDeadlineNs)
+        {
+            throw new IOException("the standby did not complete the restore in place of epoch " + restoreHeld +
+                " within " + restoreTimeoutNs() / 1_000_000 + " ms");
+        }
+        if (restoreStep != RESTORE_HOLDING)
+        {
+            return 0;
+        }
+        final long held = replicator.restoreHeldEpoch();
+        if (held == 0 || replicator.lastAckedEpoch() < held || !idle())
+        {
+            return 0;
+        }
+        restoreHeld = held;
+        final int length = Handshake.encodeFailureReport(header, FrameCodec.HEADER_LENGTH, version, unhealthy,
+            restoreAtMillis);
+        beginFrame(FrameType.RESTORE, held, length, null, WRITTEN_NOTHING);
+        flush();
+        restoreStep = RESTORE_ASKED;
+        LOG.warn("VM {}: the guest is paused at acknowledged epoch {}; the standby is asked for the checkpoint to " +
+            "restore", vmId, held);
+        return 1;
+    }
+
+    /**
+     * One of the standby's frames of the restore in place: written into the guest (held paused).
+     *
+     * @return false if a disk write could not all go into the disk-write stream yet (the frame is read again once
+     *         the sender has drained it).
+     */
+    private boolean onRestoreFrame()
+    {
+        final FrameType type = decoder.type();
+        if (restoreStep != RESTORE_ASKED)
+        {
+            throw new ProtocolException(ProtocolException.Fault.UNKNOWN_TYPE, type + " frame from the standby, " +
+                "which was asked for no restore in place");
+        }
+        final int index = decoder.payloadIndex();
+        final int length = decoder.length();
+        if (type == FrameType.PAGES)
+        {
+            requireRestore(length >= FrameCodec.PAGES_HEADER, "a PAGES frame of " + length + " bytes");
+            final long first = receiveBuffer.getLong(index);
+            final int count = receiveBuffer.getInt(index + 8);
+            requireRestore(count > 0 && (long)count * pageSize == length - FrameCodec.PAGES_HEADER && first >= 0 &&
+                first <= memory.pageCount() - count, "pages [" + first + ", +" + count + ") in " + length +
+                " bytes, for a guest of " + memory.pageCount() + " pages");
+            if (restoredPages == null)
+            {
+                restoredPages = new dev.tandem.vmm.DirtyBitmap(memory.pageCount());
+            }
+            restoreWrote = true;
+            memory.copyIn(first, count, receiveBuffer, index + FrameCodec.PAGES_HEADER);
+            for (long page = first; page < first + count; page++)
+            {
+                restoredPages.set(page);
+            }
+            pagesRestored += count;
+            return true;
+        }
+        if (type == FrameType.DISK_WRITE)
+        {
+            requireRestore(length >= FrameCodec.DISK_WRITE_HEADER, "a DISK_WRITE frame of " + length + " bytes");
+            final int diskId = receiveBuffer.getInt(index);
+            final int bytes = receiveBuffer.getInt(index + 4);
+            final long offset = receiveBuffer.getLong(index + 8);
+            requireRestore(bytes == length - FrameCodec.DISK_WRITE_HEADER, "a DISK_WRITE of " + bytes + " bytes in " +
+                length);
+            VirtualDisk disk = null;
+            for (final VirtualDisk candidate : disks)
+            {
+                disk = candidate.id() == diskId ? candidate : disk;
+            }
+            requireRestore(disk != null, "a DISK_WRITE to disk " + diskId + ", which this guest has not");
+            final int data = index + FrameCodec.DISK_WRITE_HEADER;
+            if (restoreDiskTaken == 0)
+            {
+                restoreWrote = true;
+                disk.write(offset, receiveBuffer, data, bytes);
+            }
+            // the next epoch carries it to the standby, in order with the guest's own writes after it resumes
+            restoreDiskTaken += diskStream.tryWrite(diskId, offset + restoreDiskTaken, receiveBuffer,
+                data + restoreDiskTaken, bytes - restoreDiskTaken);
+            if (restoreDiskTaken < bytes)
+            {
+                return false;
+            }
+            restoreDiskTaken = 0;
+            diskBytesRestored += bytes;
+            return true;
+        }
+        if (type == FrameType.COMPONENT)
+        {
+            requireRestore(length >= FrameCodec.COMPONENT_HEADER, "a COMPONENT frame of " + length + " bytes");
+            final int id = receiveBuffer.getInt(index);
+            final int componentVersion = receiveBuffer.getInt(index + 4);
+            dev.tandem.vmm.StatefulComponent component = null;
+            for (final dev.tandem.vmm.StatefulComponent candidate : components)
+            {
+                component = candidate.id() == id ? candidate : component;
+            }
+            requireRestore(component != null, "the state of component " + id + ", which this guest has not");
+            restoreWrote = true;
+            component.restore(componentVersion, receiveBuffer, index + FrameCodec.COMPONENT_HEADER,
+                length - FrameCodec.COMPONENT_HEADER);
+            return true;
+        }
+        requireRestore(length >= 20, "a RESTORED frame of " + length + " bytes");
+        final long pages = receiveBuffer.getLong(index);
+        final long diskBytes = receiveBuffer.getLong(index + 8);
+        final String report = Handshake.decodeReason(receiveBuffer, index + 16, length - 16);
+        requireRestore(pages == pagesRestored && diskBytes == diskBytesRestored, "RESTORED counts " + pages +
+            " pages and " + diskBytes + " disk bytes, but " + pagesRestored + " and " + diskBytesRestored + " came");
+        final long epoch = decoder.epoch();
+        requireRestore(epoch <= restoreHeld, "RESTORED epoch " + epoch + ", after the held epoch " + restoreHeld);
+        try
+        {
+            listener.onRestoredInPlace(restoreHeld, epoch, report);
+        }
+        catch (final RuntimeException ex)
+        {
+            LOG.warn("listener failed", ex);
+        }
+        LOG.warn("VM {}: restored on this host: {}; the guest resumes", vmId, report);
+        replicator.endRestore(restoredPages);
+        resetRestore();
+        return true;
+    }
+
+    private static void requireRestore(final boolean condition, final String what)
+    {
+        if (!condition)
+        {
+            throw new ProtocolException(ProtocolException.Fault.MALFORMED, "restore in place: " + what);
+        }
+    }
+
+    private void resetRestore()
+    {
+        restoreStep = RESTORE_NONE;
+        restoreWrote = false;
+        restoredPages = null;
+        pagesRestored = 0;
+        diskBytesRestored = 0;
+        restoreDiskTaken = 0;
+        unhealthy = null;
+        restoreAtMillis = Handshake.RESTORE_LATEST;
+    }
+
+    /**
+     * A restore in place ends before RESTORED: a guest not yet written to resumes as it was; one partly written is
+     * handed over (it must never run here half restored), and the standby promotes on the silence.
+     *
+     * @param why what ended it.
+     * @return true if the guest was handed over (protection ends here; nothing more to report).
+     */
+    private boolean abandonRestore(final String why)
+    {
+        if (restoreStep == RESTORE_NONE)
+        {
+            return false;
+        }
+        final boolean wrote = restoreWrote;
+        resetRestore();
+        if (wrote)
+        {
+            replicator.handOver("the restore in place of epoch " + restoreHeld + " was cut short after the guest " +
+                "was partly written (" + why + "); it never resumes here half restored");
+            return true;
+        }
+        LOG.error("VM {}: the restore in place was given up before anything was written ({}); the guest resumes as " +
+            "it was", vmId, why);
+        replicator.endRestore(null);
+        return false;
     }
 
     /**
@@ -341,7 +632,7 @@ final class CheckpointSender implements Agent
             {
                 return work;
             }
-            if (unhealthy != null)
+            if (unhealthy != null && restoreStep == RESTORE_NONE)
             {
                 // the failure report goes next, between frames
                 return work;
@@ -1001,7 +1292,11 @@ final class CheckpointSender implements Agent
         while (reader.next())
         {
             lastReceivedNs = clock.nanoTime();
-            onFrame();
+            if (!onFrame())
+            {
+                // left in the buffer: decoded again once it can be taken
+                break;
+            }
             reader.consume();
             frames++;
         }
@@ -1009,7 +1304,10 @@ final class CheckpointSender implements Agent
         return frames;
     }
 
-    private void onFrame()
+    /**
+     * @return false if the frame must wait (a restore's disk write the disk-write stream cannot take yet).
+     */
+    private boolean onFrame()
     {
         if (decoder.generation() != generation)
         {
@@ -1023,12 +1321,12 @@ final class CheckpointSender implements Agent
         }
         if (decoder.type() == FrameType.HEARTBEAT)
         {
-            return;
+            return true;
         }
         if (decoder.type() == FrameType.GOODBYE)
         {
             replicator.goodbyeDelivered();
-            return;
+            return true;
         }
         if (decoder.type() == FrameType.SWITCHOVER)
         {
@@ -1038,7 +1336,13 @@ final class CheckpointSender implements Agent
                     " bytes from the standby" + (switchoverSent ? "" : ", which was not asked to take over"));
             }
             replicator.switchedOver(receiveBuffer.getLong(decoder.payloadIndex()), decoder.epoch());
-            return;
+            return true;
+        }
+        final FrameType type = decoder.type();
+        if (type == FrameType.PAGES || type == FrameType.DISK_WRITE || type == FrameType.COMPONENT ||
+            type == FrameType.RESTORED)
+        {
+            return onRestoreFrame();
         }
         if (decoder.type() != FrameType.ACK)
         {
@@ -1077,5 +1381,6 @@ final class CheckpointSender implements Agent
             event.commit();
         }
         listener.onAck(epoch, latency);
+        return true;
     }
 }

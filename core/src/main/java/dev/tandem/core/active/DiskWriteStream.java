@@ -109,14 +109,7 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
     @Override
     public void write(final int diskId, final long offset, final DirectBuffer data, final int index, final int length)
     {
-        final VirtualDisk disk = disk(diskId);
-        final int block = disk.blockSize();
-        if (length <= 0 || length % block != 0 || offset < 0 || offset % block != 0 ||
-            offset > disk.sizeBytes() - length)
-        {
-            throw new IllegalArgumentException("disk " + diskId + " write [" + offset + ", +" + length +
-                ") is empty, misaligned to " + block + " bytes, or outside the disk's " + disk.sizeBytes() + " bytes");
-        }
+        checkExtent(diskId, offset, length);
         final int maxChunk = chunkBytes[diskId];
         int done = 0;
         while (done < length)
@@ -127,13 +120,38 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
             {
                 return;
             }
-            ringBuffer.putInt(at, diskId);
-            ringBuffer.putInt(at + 4, chunk);
-            ringBuffer.putLong(at + 8, offset + done);
-            ringBuffer.putBytes(at + WRITE_HEADER, data, index + done, chunk);
-            ring.commit(at);
+            put(at, diskId, offset + done, data, index + done, chunk);
             done += chunk;
         }
+    }
+
+    /**
+     * Appends a write the library itself made (a restore in place, from the sender's thread, which drains this
+     * stream and so must never wait on it): as many whole chunks as fit now.
+     *
+     * @param diskId the disk; the extent is checked as the sink's writes are.
+     * @param offset byte offset.
+     * @param data   the bytes.
+     * @param index  offset in {@code data}.
+     * @param length bytes.
+     * @return bytes appended (whole chunks from the start; the caller offers the rest later).
+     */
+    int tryWrite(final int diskId, final long offset, final DirectBuffer data, final int index, final int length)
+    {
+        checkExtent(diskId, offset, length);
+        int done = 0;
+        while (done < length && open)
+        {
+            final int chunk = Math.min(chunkBytes[diskId], length - done);
+            final int at = ring.tryClaim(DISK_WRITE, WRITE_HEADER + chunk);
+            if (at < 0)
+            {
+                break;
+            }
+            put(at, diskId, offset + done, data, index + done, chunk);
+            done += chunk;
+        }
+        return done;
     }
 
     @Override
@@ -217,6 +235,28 @@ final class DiskWriteStream implements DiskWriteSink, AutoCloseable
             }
         }
         return at;
+    }
+
+    private void checkExtent(final int diskId, final long offset, final int length)
+    {
+        final VirtualDisk disk = disk(diskId);
+        final int block = disk.blockSize();
+        if (length <= 0 || length % block != 0 || offset < 0 || offset % block != 0 ||
+            offset > disk.sizeBytes() - length)
+        {
+            throw new IllegalArgumentException("disk " + diskId + " write [" + offset + ", +" + length +
+                ") is empty, misaligned to " + block + " bytes, or outside the disk's " + disk.sizeBytes() + " bytes");
+        }
+    }
+
+    private void put(final int at, final int diskId, final long offset, final DirectBuffer data, final int index,
+        final int chunk)
+    {
+        ringBuffer.putInt(at, diskId);
+        ringBuffer.putInt(at + 4, chunk);
+        ringBuffer.putLong(at + 8, offset);
+        ringBuffer.putBytes(at + WRITE_HEADER, data, index, chunk);
+        ring.commit(at);
     }
 
     private VirtualDisk disk(final int diskId)

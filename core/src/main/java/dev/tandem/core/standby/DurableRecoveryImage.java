@@ -742,7 +742,8 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         checkpointer.shutdown();
     }
 
-    private void awaitCheckpoint()
+    @Override
+    public void awaitCheckpoint()
     {
         final java.util.concurrent.Future<?> pending = checkpointing;
         if (pending != null)

@@ -311,7 +311,7 @@ public final class PointInTimeRestore
     /**
      * Deletes what a failed restore put in {@code to} (which was empty), leaving the directory itself.
      */
-    private static void clear(final Path to)
+    static void clear(final Path to)
     {
         try (Stream<Path> files = Files.walk(to))
         {

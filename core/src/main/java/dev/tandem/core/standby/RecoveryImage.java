@@ -79,6 +79,15 @@ interface RecoveryImage extends AutoCloseable
     RecoveryPoint recoveryPoint();
 
     /**
+     * Waits for an image checkpoint under way (a DURABLE image's, which may age journal segments and base images
+     * out) to end; later ones start only after the applier applies another epoch. For a reader of the retained window
+     * while no epoch arrives (a restore in place).
+     */
+    default void awaitCheckpoint()
+    {
+    }
+
+    /**
      * Stops the image's own background work (a DURABLE image's checkpoints, which age out base images and journal
      * segments) and waits for any under way: a promotion from an earlier checkpoint reads the retained window next.
      * Nothing in MEMORY mode.

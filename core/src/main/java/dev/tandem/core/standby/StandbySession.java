@@ -91,6 +91,34 @@ final class StandbySession implements Agent, Promoter.Session
     private final FrameWriter writer;
     private final EpochAssembler assembler;
     private final IdleStrategy ackIdle;
+    /** A restore in place the active asked for, being served; null if none. */
+    private InPlaceRestore restore;
+    /** How a restore in place sends its frames: one at a time, through the reply writer, never blocking. */
+    private final InPlaceRestore.Frames restoreFrames = new InPlaceRestore.Frames()
+    {
+        @Override
+        public boolean idle()
+        {
+            return !writer.pending();
+        }
+
+        @Override
+        public UnsafeBuffer subHeader()
+        {
+            return writer.subHeader();
+        }
+
+        @Override
+        public void send(final FrameType type, final long epoch, final int subHeader, final ByteBuffer payload)
+            throws IOException
+        {
+            writer.begin(version, type, generation, epoch, subHeader, payload);
+            lastSentNs = clock.nanoTime();
+            replyStartNs = lastSentNs;
+            replyConnection = connection;
+            replyWritten();
+        }
+    };
     /**
      * @param ctx          the standby's configuration.
      * @param listener     where actives connect; closed by a promotion.
@@ -339,11 +367,22 @@ final class StandbySession implements Agent, Promoter.Session
         int frames = 0;
         try
         {
-            if (!replyWritten())
+            if (!replyWritten() && restore == null)
             {
                 // the active has not read its replies: no frame is taken (its answer could not begin) until the
-                // one under way is whole; the duty cycle goes on serving promotions, inspections and refusals
+                // one under way is whole; the duty cycle goes on serving promotions, inspections and refusals. A
+                // restore in place's frames need no answer to the active's meanwhile: those are taken (below)
                 return work + (read > 0 ? 1 : 0);
+            }
+            if (restore != null)
+            {
+                // between the active's frames (heartbeats while its guest waits): one frame of the restore at a time
+                work += restore.step(applier.appliedEpoch() == lastCommittedEpoch, restoreFrames);
+                if (restore.done() && !writer.pending())
+                {
+                    restore.close();
+                    restore = null;
+                }
             }
         }
         catch (final IOException ex)
@@ -355,7 +394,9 @@ final class StandbySession implements Agent, Promoter.Session
         {
             try
             {
-                while (connection != null && !writer.pending() && reader.next())
+                // a restore in place takes the writer for long stretches: the active's frames meanwhile (heartbeats,
+                // the restored disk writes coming back) need no reply, and taking them keeps both sides moving
+                while (connection != null && (!writer.pending() || restore != null) && reader.next())
                 {
                     if (mustWait())
                     {
@@ -588,6 +629,8 @@ final class StandbySession implements Agent, Promoter.Session
     @Override
     public void onClose()
     {
+        CloseHelper.quietClose(restore);
+        restore = null;
         drop();
         lingering.forEach(entry -> entry.connection.close());
         lingering.clear();
@@ -655,6 +698,37 @@ final class StandbySession implements Agent, Promoter.Session
             switchoverAsked = true;
             promoter.request("planned switchover: the active paused the guest at epoch " + lastCommittedEpoch);
             return;
+        }
+        if (type == FrameType.RESTORE)
+        {
+            if (version < Handshake.RESTORE_IN_PLACE_VERSION)
+            {
+                throw new ProtocolException(Fault.UNKNOWN_TYPE, "RESTORE frame in a session of protocol version " +
+                    version + "; a restore in place needs version " + Handshake.RESTORE_IN_PLACE_VERSION);
+            }
+            if (decoder.epoch() != lastCommittedEpoch || assembler.inAssembly() || restore != null)
+            {
+                throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, "RESTORE at epoch " + decoder.epoch() +
+                    " but this standby's recovery point is epoch " + lastCommittedEpoch +
+                    (assembler.inAssembly() ? " with epoch " + assembler.nextEpoch() + " in assembly" : "") +
+                    (restore != null ? " and a restore in place is under way" : ""));
+            }
+            final Handshake.FailureReport report = Handshake.decodeFailureReport(receiveBuffer,
+                decoder.payloadIndex(), decoder.length(), version);
+            final boolean earlier = report.restoreAtMillis() != Handshake.RESTORE_LATEST;
+            LOG.error("active {} reports VM {} unhealthy and restores it on its own host from epoch {} or earlier: " +
+                "{}{}", connection.peer(), ctx.vmId(), lastCommittedEpoch, report.reason(), earlier ?
+                "; last known good " + java.time.Instant.ofEpochMilli(report.restoreAtMillis()) : "");
+            restore = new InPlaceRestore(ctx, image, lastCommittedEpoch, committedAtMillis, report.restoreAtMillis(),
+                () -> generation);
+            return;
+        }
+        if (restore != null && type != FrameType.DISK_WRITE && type != FrameType.DISK_FLUSH)
+        {
+            // the restore's own disk writes come back as the next epoch's, ahead of its barrier; nothing else of
+            // that epoch can (the active's guest is held until RESTORED)
+            throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, type + " frame while the active's restore in " +
+                "place of epoch " + lastCommittedEpoch + " is under way: its guest is paused until RESTORED");
         }
         if (type == FrameType.FAILURE_REPORT)
         {
@@ -1018,6 +1092,12 @@ final class StandbySession implements Agent, Promoter.Session
         }
         connected = false;
         counters.connected.setRelease(0);
+        if (restore != null)
+        {
+            // the active resumes its guest unrestored, or hands it over if it had begun writing it
+            restore.close();
+            restore = null;
+        }
         handshakeDone = false;
         heardSinceWelcome = false;
         assembler.discard();

@@ -42,6 +42,8 @@ import java.util.zip.CRC32C;
  *  BARRIER, ACK, HEARTBEAT, GOODBYE: empty (the standby sends HEARTBEAT too, so that the active hears it alive,
  *              and answers GOODBYE with GOODBYE, so that the active knows its goodbye was delivered)
  *  SWITCHOVER  empty from the active; generation:int64 (the one the standby won) from the standby
+ *  RESTORE     as FAILURE_REPORT (reason, restore time); epoch: the held, acknowledged epoch
+ *  RESTORED    pages:int64      diskBytes:int64                   reason as in REFUSE; epoch: the restored one
  *  HELLO, WELCOME, REFUSE, FAILURE_REPORT: see {@link Handshake}
  * </pre>
  * {@code crcSum} is the 64-bit sum of the CRC32C of every DISK_WRITE, DISK_FLUSH, PAGES and COMPONENT frame of the
@@ -54,7 +56,10 @@ import java.util.zip.CRC32C;
  * reconnecting active's history to HELLO and the recovery point's fingerprint to WELCOME: a session that resumes the
  * standby's recovery point (a quick resync) starts at the HELLO's first epoch, its first epoch carrying only the
  * pages and blocks that changed since that point. Version 5 adds to FAILURE_REPORT the time the guest was last known
- * good, so the standby resumes a checkpoint from before it (see {@link Handshake}).
+ * good, so the standby resumes a checkpoint from before it (see {@link Handshake}). Version 6 adds the restore in
+ * place: RESTORE (the active's FAILURE_REPORT payload, at its held, acknowledged epoch H), answered by the standby
+ * with PAGES, DISK_WRITE and COMPONENT frames of the restored epoch E (the same payloads, flowing the other way) and
+ * RESTORED E.
  */
 public final class FrameCodec
 {
@@ -63,7 +68,7 @@ public final class FrameCodec
     /** Lowest protocol version this build speaks. */
     public static final int MIN_VERSION = 4;
     /** Highest protocol version this build speaks. */
-    public static final int MAX_VERSION = 5;
+    public static final int MAX_VERSION = 6;
     /** Header length. */
     public static final int HEADER_LENGTH = 32;
     /** Default bound on a payload. */

@@ -38,9 +38,20 @@ public enum FrameType
      * standby -> active ({@code generation:int64}): the standby won that generation and resumes the guest from
      * epoch N; the active's copy stays stopped.
      */
-    SWITCHOVER(15);
+    SWITCHOVER(15),
+    /**
+     * active -> standby (since version 6): the guest is paused at the acknowledged epoch N and is to be restored on
+     * the active's own host; the payload is a FAILURE_REPORT's (reason, restore time). The standby answers with the
+     * PAGES, DISK_WRITE and COMPONENT frames of the chosen checkpoint that differ from epoch N, then RESTORED.
+     */
+    RESTORE(16),
+    /**
+     * standby -> active (since version 6): the restore in place of epoch N's checkpoint is complete ({@code
+     * pages:int64 diskBytes:int64} then a reason as in REFUSE: what was restored, or why not the checkpoint asked).
+     */
+    RESTORED(17);
 
-    private static final FrameType[] BY_CODE = new FrameType[16];
+    private static final FrameType[] BY_CODE = new FrameType[18];
 
     static
     {

@@ -38,6 +38,8 @@ public final class Handshake
     public static final long RESTORE_LATEST = Long.MAX_VALUE;
     /** The first protocol version whose FAILURE_REPORT carries a restore time. */
     public static final int FAILURE_REPORT_RESTORE_VERSION = 5;
+    /** The first protocol version with the restore in place (RESTORE, RESTORED). */
+    public static final int RESTORE_IN_PLACE_VERSION = 6;
     /** Length of a WELCOME payload. */
     public static final int WELCOME_LENGTH = 40;
     /** Most checkpoints a HELLO names as ones the standby may hold (a reconnecting active's unacknowledged ones). */

@@ -182,7 +182,10 @@ class ActiveRefusesBadStandbyFramesTest
             {"EPOCH_OUT_OF_ORDER", "ack 99", (Function<Long, byte[][]>)g -> new byte[][] {
                 welcome(FrameCodec.MAX_VERSION), RawActive.frame(FrameType.ACK, g, 99, new byte[0])}},
             {"STALE_GENERATION", "generation 2", (Function<Long, byte[][]>)g -> new byte[][] {
-                welcome(FrameCodec.MAX_VERSION), RawActive.frame(FrameType.ACK, g - 1, 1, new byte[0])}}})
+                welcome(FrameCodec.MAX_VERSION), RawActive.frame(FrameType.ACK, g - 1, 1, new byte[0])}},
+            // a restore in place's pages from a standby that was asked for none: nothing is written into the guest
+            {"UNKNOWN_TYPE", "asked for no restore in place", (Function<Long, byte[][]>)g -> new byte[][] {
+                welcome(FrameCodec.MAX_VERSION), RawActive.frame(FrameType.PAGES, g, 1, new byte[16 + 4096])}}})
         {
             @SuppressWarnings("unchecked")
             final Function<Long, byte[][]> replies = (Function<Long, byte[][]>)bad[2];

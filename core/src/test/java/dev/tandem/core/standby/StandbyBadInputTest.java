@@ -120,9 +120,69 @@ class StandbyBadInputTest
             fault("MALFORMED", a -> a.encodedPage(2, 7, 3, new byte[] {0x10, 0x41})),
             fault("MALFORMED", a -> a.encodedPage(2, 7, 9, new byte[0])),
             fault("PAGE_OUT_OF_RANGE", a -> a.encodedPage(2, PAGES, 0, new byte[0])),
-            // a version 4 FAILURE_REPORT (no restore time) in a version 5 session: no promotion on a garbled report
+            // a restore in place asked while epoch 2 is in assembly (the active's guest is not held at an acked epoch)
+            fault("EPOCH_OUT_OF_ORDER", a -> a.send(RawActive.frame(FrameType.RESTORE, a.generation, 1,
+                restoreRequest()))),
+            // the standby's own answer, sent by an active
+            fault("UNKNOWN_TYPE", a -> a.send(RawActive.frame(FrameType.RESTORED, a.generation, 2, new byte[24]))),
+            // a version 4 FAILURE_REPORT (no restore time) in a version 6 session: no promotion on a garbled report
             fault("MALFORMED", a -> a.send(RawActive.frame(FrameType.FAILURE_REPORT, a.generation, 1,
                 new byte[] {4, 0, 0, 0, 'h', 'u', 'n', 'g'}))));
+    }
+
+    /**
+     * @return a RESTORE payload: a reason and the latest recovery point.
+     */
+    private static byte[] restoreRequest()
+    {
+        final UnsafeBuffer buffer = new UnsafeBuffer(new byte[64]);
+        final int length = Handshake.encodeFailureReport(buffer, 0, FrameCodec.MAX_VERSION, "hung",
+            Handshake.RESTORE_LATEST);
+        final byte[] bytes = new byte[length];
+        buffer.getBytes(0, bytes);
+        return bytes;
+    }
+
+    /**
+     * A restore in place asked of a MEMORY standby at its recovery point: it answers with every component's state at
+     * that point and RESTORED (no pages or blocks differ from the point itself), and the session goes on. A version 5
+     * session has no restore in place: its RESTORE is refused by name.
+     */
+    @Test
+    void aRestoreInPlaceAtTheRecoveryPointIsAnsweredAndAVersion5OneRefused() throws Exception
+    {
+        try (RawActive active = new RawActive(transport, "standby"))
+        {
+            active.welcome(VM, PAGE, PAGES, DISKS);
+            active.send(RawActive.frame(FrameType.RESTORE, active.generation, 1, restoreRequest()));
+            final UnsafeBuffer component = active.awaitFrame();
+            assertEquals(FrameType.COMPONENT.code(), component.getByte(FrameCodec.TYPE_OFFSET));
+            assertEquals(1, component.getLong(FrameCodec.EPOCH_OFFSET));
+            assertEquals(7, component.getInt(FrameCodec.HEADER_LENGTH), "component 7's state at epoch 1");
+            assertEquals(3, component.getInt(FrameCodec.LENGTH_OFFSET) - FrameCodec.COMPONENT_HEADER);
+            final UnsafeBuffer restored = active.awaitFrame();
+            assertEquals(FrameType.RESTORED.code(), restored.getByte(FrameCodec.TYPE_OFFSET));
+            assertEquals(1, restored.getLong(FrameCodec.EPOCH_OFFSET));
+            assertEquals(0, restored.getLong(FrameCodec.HEADER_LENGTH), "no page differs");
+            assertEquals(0, restored.getLong(FrameCodec.HEADER_LENGTH + 8), "no disk block differs");
+            final String said = Handshake.decodeReason(restored, FrameCodec.HEADER_LENGTH + 16,
+                restored.getInt(FrameCodec.LENGTH_OFFSET) - 16);
+            assertTrue(said.contains("restored the latest checkpoint, epoch 1"), said);
+            commitEpochTwo(active);
+        }
+        awaitDisconnected();
+        final long rejectedBefore = standby.status().rejectedFrames();
+        try (RawActive active = new RawActive(transport, "standby"))
+        {
+            active.version = 5;
+            active.hello(5, 5, VM, PAGE, PAGES, DISKS);
+            final UnsafeBuffer reply = active.awaitFrame();
+            active.generation = reply.getLong(FrameCodec.HEADER_LENGTH + 16);
+            active.send(RawActive.frame(5, FrameType.RESTORE, active.generation, 2, restoreRequest()));
+            awaitRejected(rejectedBefore);
+        }
+        assertTrue(standby.status().lastError().contains("needs version 6"), standby.status().lastError());
+        assertEquals(2, standby.lastCommittedEpoch());
     }
 
     private static Arguments fault(final String name, final Fault fault)
@@ -283,11 +343,16 @@ class StandbyBadInputTest
         try (RawActive active = new RawActive(transport, "standby"))
         {
             active.welcome(VM, PAGE, PAGES, DISKS);
-            active.barrier(2);
-            active.pages(2, 100, 1, PAGE, (byte)5);
-            active.end(2);
-            assertEquals(2, active.awaitAck(), "a good active commits after the fault");
+            commitEpochTwo(active);
         }
+    }
+
+    private void commitEpochTwo(final RawActive active) throws IOException
+    {
+        active.barrier(2);
+        active.pages(2, 100, 1, PAGE, (byte)5);
+        active.end(2);
+        assertEquals(2, active.awaitAck(), "a good active commits after the fault");
         assertTrue(committedDigest != standby.inspect(StateDigest::of));
     }
 
