@@ -23,6 +23,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -140,6 +141,39 @@ public abstract class VmmAdapterContractTest
         Thread.sleep(activityWindowMillis() * 2);
         adapter.vcpus().pause();
         assertTrue(paused != StateDigest.of(adapter), "the guest did not run after resume()");
+    }
+
+    /**
+     * A restore in place writes a paused guest's disks through {@code VirtualDisk.write}: a disk that says it is
+     * {@code writable()} reads back what was written, and the write is not reported to the disk-write sink (the
+     * library carries it itself); one that is not refuses with UnsupportedOperationException.
+     */
+    @Test
+    void aWritableDiskReadsBackWhatTheLibraryWroteAndDoesNotReportIt() throws InterruptedException
+    {
+        Thread.sleep(activityWindowMillis());
+        adapter.vcpus().pause();
+        for (final dev.tandem.vmm.VirtualDisk disk : adapter.disks())
+        {
+            final int length = disk.blockSize() * 2;
+            final UnsafeBuffer written = new UnsafeBuffer(new byte[length]);
+            for (int i = 0; i < length; i++)
+            {
+                written.putByte(i, (byte)(i * 31 + 7));
+            }
+            final long offset = disk.sizeBytes() - length;
+            if (!disk.writable())
+            {
+                assertThrows(UnsupportedOperationException.class, () -> disk.write(offset, written, 0, length));
+                continue;
+            }
+            final long writesBefore = diskWrites.get();
+            disk.write(offset, written, 0, length);
+            final UnsafeBuffer read = new UnsafeBuffer(new byte[length]);
+            disk.read(offset, read, 0, length);
+            assertEquals(0, written.compareTo(read), "disk " + disk.id() + " reads back what the library wrote");
+            assertEquals(writesBefore, diskWrites.get(), "the library's write was reported as the guest's");
+        }
     }
 
     /**
