@@ -45,8 +45,10 @@ public interface HealthProbe
      * {@code StatefulComponent.restore}), and resumes it; the next checkpoint carries them back to the standby, which
      * stays the standby. Output already released is not taken back here either. Needs every disk
      * {@link VirtualDisk#writable()} and a standby of protocol version 6; otherwise the guest is handed over as for
-     * false, and the log says why. A link lost once the guest was partly restored hands it over too (it never resumes
-     * here half restored).
+     * false, and the log says why. A restore cut short once the guest was partly written hands it over too (it never
+     * resumes here half restored). A standby that can give nothing earlier than the held checkpoint (no retention
+     * window covering the time) restores that checkpoint itself, which leaves the guest as it was: if the probe then
+     * complains again, the guest is handed over instead of restored the same way again.
      *
      * @return true to restore the guest on this host.
      */

@@ -883,7 +883,8 @@ public final class ActiveReplicator implements AutoCloseable
         {
             idle.idle();
         }
-        // tell the standby this is not a failure, so it does not promote on the silence that follows
+        // tell the standby this is not a failure, so it does not promote on the silence that follows (the sender
+        // first gives up a restore in place under way: see CheckpointSender)
         closing = true;
         idle.reset();
         final long goodbyeDeadline = clock.nanoTime() + TimeUnit.SECONDS.toNanos(1);
@@ -906,6 +907,12 @@ public final class ActiveReplicator implements AutoCloseable
         }
         diskStream.shutdown();
         CloseHelper.quietCloseAll(schedulerRunner, schedulerInvoker);
+        if (scheduler.heldEpoch() != 0 && scheduler.releasePending() && !fenceRequested)
+        {
+            // a restore in place given up by close() before anything was written: the scheduler stopped before it
+            // could resume the guest, which runs on unprotected like any guest after close()
+            adapter.vcpus().resume();
+        }
         if (fenceRequested && !guestStopped)
         {
             // the scheduler stopped before it could stop the fenced guest: do it here, it must not run on
@@ -1232,16 +1239,14 @@ public final class ActiveReplicator implements AutoCloseable
     }
 
     /**
-     * @return the epoch a planned switchover hands over at, 0 if none was asked for.
-     */
-    /**
      * A restore in place begins: the next checkpoint leaves the guest paused (as a switchover's does).
      *
      * @return false if it cannot begin (not protected, closing, or a switchover under way holds the guest).
      */
     synchronized boolean holdForRestore()
     {
-        if (state != ProtectionState.PROTECTED || closing || switchoverAsked || restoringInPlace)
+        if (state != ProtectionState.PROTECTED || closing || switchoverAsked || restoringInPlace ||
+            scheduler.releasePending())
         {
             return false;
         }
@@ -1270,10 +1275,17 @@ public final class ActiveReplicator implements AutoCloseable
         {
             scheduler.restored(written);
         }
-        scheduler.releaseHold();
+        if (!fenceRequested)
+        {
+            // a fenced side's guest stays paused for good: another side runs it
+            scheduler.releaseHold();
+        }
         restoringInPlace = false;
     }
 
+    /**
+     * @return the epoch a planned switchover hands over at, 0 if none was asked for.
+     */
     long switchoverEpoch()
     {
         return switchoverEpoch;

@@ -213,9 +213,10 @@ final class CheckpointScheduler implements Agent
             replicator.stopGuest();
             return 1;
         }
-        if (releaseRequested)
+        if (releaseRequested && !fenced)
         {
-            // the SPI's pause and resume alternate on this thread only: the abandoned switchover's resume is here
+            // the SPI's pause and resume alternate on this thread only: the abandoned switchover's (or restore's)
+            // resume is here; a fenced guest (checked above, first) is never resumed
             releaseRequested = false;
             holdRequested = false;
             if (heldEpoch != 0)

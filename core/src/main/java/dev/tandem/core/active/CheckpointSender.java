@@ -171,6 +171,14 @@ final class CheckpointSender implements Agent
     private dev.tandem.vmm.DirtyBitmap restoredPages;
     private long pagesRestored;
     private long diskBytesRestored;
+    /**
+     * The last restore in place restored the held checkpoint itself (no window, or none covering the time): the guest
+     * is as it was, so a probe that complains again gets the hand-over rather than the same restore again.
+     */
+    private boolean restoreGaveNothingEarlier;
+    /** The epoch of the restore's frames (the first one's), 0 before any. */
+    private long restoreEpoch;
+    private int componentsRestored;
     /** How much of the restore's DISK_WRITE frame under way the disk-write stream has taken. */
     private int restoreDiskTaken;
 
@@ -256,7 +264,7 @@ final class CheckpointSender implements Agent
         {
             if (restoreStep != RESTORE_NONE)
             {
-                abandonRestore("protection ended (" + replicator.state() + ")");
+                abandonRestore("protection ended (" + replicator.state() + ")", false);
             }
             int work = 0;
             if (replicator.isReconnecting())
@@ -272,6 +280,10 @@ final class CheckpointSender implements Agent
         {
             if (replicator.isClosing())
             {
+                if (restoreStep != RESTORE_NONE && abandonRestore("close() was called"))
+                {
+                    return 1;
+                }
                 if (frameUnderWay)
                 {
                     // a GOODBYE goes between frames: the frame under way (or the GOODBYE itself) is finished first;
@@ -349,9 +361,10 @@ final class CheckpointSender implements Agent
         }
         catch (final ProtocolException ex)
         {
-            if (ex.fault() != ProtocolException.Fault.REFUSED)
+            if (ex.fault() != ProtocolException.Fault.REFUSED && !restoreWrote)
             {
-                // the standby's own error names the refusal, not just a lost connection
+                // the standby's own error names the refusal, not just a lost connection (not once a restore wrote
+                // into the guest: the standby must promote, which a refusal, the active's goodbye, would stop)
                 refuseStandby(ex.getMessage());
             }
             if (!abandonRestore(ex.getMessage()))
@@ -392,7 +405,12 @@ final class CheckpointSender implements Agent
             return false;
         }
         String cannot = null;
-        if (version < Handshake.RESTORE_IN_PLACE_VERSION)
+        if (restoreGaveNothingEarlier)
+        {
+            cannot = "the last restore in place could give nothing earlier than the checkpoint the guest was held " +
+                "at, and the probe complains again";
+        }
+        else if (version < Handshake.RESTORE_IN_PLACE_VERSION)
         {
             cannot = "the standby speaks protocol version " + version + ", which has no restore in place (version " +
                 Handshake.RESTORE_IN_PLACE_VERSION + ")";
@@ -478,14 +496,19 @@ final class CheckpointSender implements Agent
         }
         final int index = decoder.payloadIndex();
         final int length = decoder.length();
+        final long frameEpoch = decoder.epoch();
+        requireRestore(frameEpoch > 0 && frameEpoch <= restoreHeld && (restoreEpoch == 0 || frameEpoch == restoreEpoch),
+            type + " of epoch " + frameEpoch + " (held at " + restoreHeld + (restoreEpoch == 0 ? "" :
+            ", restoring epoch " + restoreEpoch) + ")");
+        restoreEpoch = frameEpoch;
         if (type == FrameType.PAGES)
         {
             requireRestore(length >= FrameCodec.PAGES_HEADER, "a PAGES frame of " + length + " bytes");
             final long first = receiveBuffer.getLong(index);
             final int count = receiveBuffer.getInt(index + 8);
             requireRestore(count > 0 && (long)count * pageSize == length - FrameCodec.PAGES_HEADER && first >= 0 &&
-                first <= memory.pageCount() - count, "pages [" + first + ", +" + count + ") in " + length +
-                " bytes, for a guest of " + memory.pageCount() + " pages");
+                first <= memory.pageCount() - count && receiveBuffer.getInt(index + 12) == 0, "pages [" + first +
+                ", +" + count + ") in " + length + " bytes, for a guest of " + memory.pageCount() + " pages");
             if (restoredPages == null)
             {
                 restoredPages = new dev.tandem.vmm.DirtyBitmap(memory.pageCount());
@@ -513,6 +536,10 @@ final class CheckpointSender implements Agent
                 disk = candidate.id() == diskId ? candidate : disk;
             }
             requireRestore(disk != null, "a DISK_WRITE to disk " + diskId + ", which this guest has not");
+            final int block = disk.blockSize();
+            requireRestore(bytes > 0 && bytes % block == 0 && offset >= 0 && offset % block == 0 &&
+                offset <= disk.sizeBytes() - bytes, "disk " + diskId + " extent [" + offset + ", +" + bytes +
+                ") is not whole blocks of " + block + " bytes inside its " + disk.sizeBytes());
             final int data = index + FrameCodec.DISK_WRITE_HEADER;
             if (restoreDiskTaken == 0)
             {
@@ -541,19 +568,22 @@ final class CheckpointSender implements Agent
                 component = candidate.id() == id ? candidate : component;
             }
             requireRestore(component != null, "the state of component " + id + ", which this guest has not");
+            componentsRestored++;
             restoreWrote = true;
             component.restore(componentVersion, receiveBuffer, index + FrameCodec.COMPONENT_HEADER,
                 length - FrameCodec.COMPONENT_HEADER);
             return true;
         }
-        requireRestore(length >= 20, "a RESTORED frame of " + length + " bytes");
+        requireRestore(length >= 28, "a RESTORED frame of " + length + " bytes");
         final long pages = receiveBuffer.getLong(index);
         final long diskBytes = receiveBuffer.getLong(index + 8);
-        final String report = Handshake.decodeReason(receiveBuffer, index + 16, length - 16);
-        requireRestore(pages == pagesRestored && diskBytes == diskBytesRestored, "RESTORED counts " + pages +
-            " pages and " + diskBytes + " disk bytes, but " + pagesRestored + " and " + diskBytesRestored + " came");
-        final long epoch = decoder.epoch();
-        requireRestore(epoch <= restoreHeld, "RESTORED epoch " + epoch + ", after the held epoch " + restoreHeld);
+        final int componentCount = receiveBuffer.getInt(index + 16);
+        final String report = Handshake.decodeReason(receiveBuffer, index + 24, length - 24);
+        requireRestore(pages == pagesRestored && diskBytes == diskBytesRestored &&
+            componentCount == componentsRestored && componentCount == components.size(), "RESTORED counts " + pages +
+            " pages, " + diskBytes + " disk bytes and " + componentCount + " components, but " + pagesRestored + ", " +
+            diskBytesRestored + " and " + componentsRestored + " came (this guest has " + components.size() + ")");
+        final long epoch = frameEpoch;
         try
         {
             listener.onRestoredInPlace(restoreHeld, epoch, report);
@@ -563,6 +593,7 @@ final class CheckpointSender implements Agent
             LOG.warn("listener failed", ex);
         }
         LOG.warn("VM {}: restored on this host: {}; the guest resumes", vmId, report);
+        restoreGaveNothingEarlier = epoch == restoreHeld;
         replicator.endRestore(restoredPages);
         resetRestore();
         return true;
@@ -576,6 +607,18 @@ final class CheckpointSender implements Agent
         }
     }
 
+    /**
+     * Writes the rest of the frame under way (a FAILURE_REPORT goes between frames), giving up as a blocked frame does.
+     */
+    private void finishFrameUnderWay() throws IOException
+    {
+        backPressureIdle.reset();
+        while (frameUnderWay && !flush())
+        {
+            backPressureIdle.idle();
+        }
+    }
+
     private void resetRestore()
     {
         restoreStep = RESTORE_NONE;
@@ -584,6 +627,8 @@ final class CheckpointSender implements Agent
         pagesRestored = 0;
         diskBytesRestored = 0;
         restoreDiskTaken = 0;
+        restoreEpoch = 0;
+        componentsRestored = 0;
         unhealthy = null;
         restoreAtMillis = Handshake.RESTORE_LATEST;
     }
@@ -597,16 +642,42 @@ final class CheckpointSender implements Agent
      */
     private boolean abandonRestore(final String why)
     {
+        return abandonRestore(why, true);
+    }
+
+    /**
+     * @param report whether a FAILURE_REPORT may still go to the standby (not once protection has ended).
+     */
+    private boolean abandonRestore(final String why, final boolean report)
+    {
         if (restoreStep == RESTORE_NONE)
         {
             return false;
         }
         final boolean wrote = restoreWrote;
+        final long restoreAt = restoreAtMillis;
         resetRestore();
         if (wrote)
         {
-            replicator.handOver("the restore in place of epoch " + restoreHeld + " was cut short after the guest " +
-                "was partly written (" + why + "); it never resumes here half restored");
+            final String reason = "the restore in place of epoch " + restoreHeld + " was cut short after the guest " +
+                "was partly written (" + why + "); it never resumes here half restored";
+            if (!report)
+            {
+                replicator.handOver(reason);
+                return true;
+            }
+            try
+            {
+                // the standby promotes from the checkpoint asked for at once; if the report cannot go, it promotes
+                // its latest on the silence
+                restoreAtMillis = restoreAt;
+                finishFrameUnderWay();
+                reportFailure(reason);
+            }
+            catch (final IOException | RuntimeException ex)
+            {
+                replicator.handOver(reason + "; the report to the standby failed too (" + ex + ")");
+            }
             return true;
         }
         LOG.error("VM {}: the restore in place was given up before anything was written ({}); the guest resumes as " +
@@ -1291,10 +1362,13 @@ final class CheckpointSender implements Agent
         int frames = 0;
         while (reader.next())
         {
+            final long previous = lastReceivedNs;
             lastReceivedNs = clock.nanoTime();
             if (!onFrame())
             {
-                // left in the buffer: decoded again once it can be taken
+                // left in the buffer: decoded again once it can be taken; its second reading is no news of the
+                // standby (a dead one must not look alive because this frame waits)
+                lastReceivedNs = previous;
                 break;
             }
             reader.consume();

@@ -31,7 +31,8 @@ import java.util.function.LongSupplier;
  * <p>
  * Choosing and comparing (a point-in-time restore and a read of both images: seconds for a large guest) run on a
  * thread of their own; the session's duty cycle, which goes on hearing the active and answering it, then sends one
- * frame at a time ({@link #step}). Closing it at any point (a lost link, a promotion) releases everything it holds.
+ * frame at a time ({@link #step}). Closing it at any point (a lost link, the standby's close) releases everything it
+ * holds, once a preparation under way has ended ({@link #closeAndWait()} waits for that).
  */
 final class InPlaceRestore implements AutoCloseable
 {
@@ -210,11 +211,13 @@ final class InPlaceRestore implements AutoCloseable
         }
         sub.putLong(at, pagesSent);
         sub.putLong(at + 8, diskBytesSent);
+        sub.putInt(at + 16, components.size());
+        sub.putInt(at + 20, 0);
         final String said = epoch == heldEpoch ? "restored the latest checkpoint, epoch " + epoch + why :
             "restored epoch " + epoch + ", the newest checkpoint from " + Instant.ofEpochMilli(restoreAtMillis) +
             " or before: " + pagesSent + " pages and " + diskBytesSent + " disk bytes differed from epoch " + heldEpoch;
-        final int reason = Handshake.encodeReason(sub, at + 16, said);
-        frames.send(FrameType.RESTORED, epoch, 16 + reason, null);
+        final int reason = Handshake.encodeReason(sub, at + 24, said);
+        frames.send(FrameType.RESTORED, epoch, 24 + reason, null);
         restoredSent = true;
         LOG.warn("VM {}: {} (restore in place on the active's host)", ctx.vmId(), said);
         return 1;
@@ -250,11 +253,16 @@ final class InPlaceRestore implements AutoCloseable
             }
             if (earlier != null)
             {
+                // published together, and only whole: a comparison cut short must not send part of the difference
+                final BitSet differing = new BitSet();
+                final List<BitSet> changed = new ArrayList<>();
+                compare(earlier.image().recoveryPoint(), image.recoveryPoint(), differing, changed);
+                pages = differing;
+                blocks.addAll(changed);
                 epoch = earlier.restored().epoch();
-                compare(earlier.image().recoveryPoint(), image.recoveryPoint());
             }
         }
-        catch (final RuntimeException ex)
+        catch (final RuntimeException | Error ex)
         {
             // nothing earlier can be given: the held epoch's component states, which the active holds already
             LOG.error("VM {}: the restore in place could not prepare the checkpoint asked for", ctx.vmId(), ex);
@@ -320,9 +328,23 @@ final class InPlaceRestore implements AutoCloseable
     /**
      * Marks every page and disk block whose contents differ between the two points.
      */
-    private void compare(final RecoveryPoint wanted, final RecoveryPoint held)
+    private void compare(final RecoveryPoint wanted, final RecoveryPoint held, final BitSet differing,
+        final List<BitSet> changedBlocks)
     {
         final int pageSize = wanted.memory().pageSize();
+        if (wanted.memory().pageCount() > Integer.MAX_VALUE)
+        {
+            throw new IllegalStateException("a guest of " + wanted.memory().pageCount() + " pages is more than a " +
+                "restore in place compares");
+        }
+        for (final VirtualDisk disk : wanted.disks())
+        {
+            if (disk.sizeBytes() / disk.blockSize() > Integer.MAX_VALUE)
+            {
+                throw new IllegalStateException("disk " + disk.id() + " of " + disk.sizeBytes() / disk.blockSize() +
+                    " blocks is more than a restore in place compares");
+            }
+        }
         final int runPages = Math.max(1, CHUNK_BYTES / pageSize);
         try (NativeMemory.Region other = NativeMemory.allocateDirect(content.byteBuffer().capacity(), 4096))
         {
@@ -330,7 +352,6 @@ final class InPlaceRestore implements AutoCloseable
             final ByteBuffer a = content.byteBuffer().duplicate();
             final ByteBuffer b = other.byteBuffer().duplicate();
             final long total = wanted.memory().pageCount();
-            final BitSet differing = new BitSet();
             for (long page = 0; page < total && !closed; page += runPages)
             {
                 final int count = (int)Math.min(runPages, total - page);
@@ -346,7 +367,6 @@ final class InPlaceRestore implements AutoCloseable
                     }
                 }
             }
-            pages = differing;
             for (int d = 0; d < wanted.disks().size(); d++)
             {
                 final VirtualDisk from = wanted.disks().get(d);
@@ -370,7 +390,11 @@ final class InPlaceRestore implements AutoCloseable
                         }
                     }
                 }
-                blocks.add(changed);
+                changedBlocks.add(changed);
+            }
+            if (closed)
+            {
+                throw new IllegalStateException("the restore was closed while it compared");
             }
         }
     }
@@ -396,8 +420,9 @@ final class InPlaceRestore implements AutoCloseable
     }
 
     /**
-     * Gives back what the restore holds: its buffer, the earlier checkpoint's image and its directory. A preparation
-     * still running releases them when it ends.
+     * Gives back what the restore holds: its buffer, the earlier checkpoint's image and its directory, at once if no
+     * preparation runs, else when it ends (a comparison stops at its next chunk; a point-in-time restore under way
+     * runs to its end). Does not wait: the session thread closes it on a lost link.
      */
     @Override
     public void close()
@@ -410,6 +435,41 @@ final class InPlaceRestore implements AutoCloseable
         if (preparing == null || prepared)
         {
             release();
+        }
+    }
+
+    /**
+     * @return true while its preparation's thread runs.
+     */
+    boolean preparing()
+    {
+        final Thread thread = preparing;
+        return thread != null && thread.isAlive();
+    }
+
+    /**
+     * As {@link #close()}, then waits (up to a minute) for a preparation still running: before the standby's image it
+     * reads is closed.
+     */
+    void closeAndWait()
+    {
+        close();
+        final Thread thread = preparing;
+        if (thread != null)
+        {
+            try
+            {
+                thread.join(java.util.concurrent.TimeUnit.MINUTES.toMillis(1));
+            }
+            catch (final InterruptedException ex)
+            {
+                Thread.currentThread().interrupt();
+            }
+            if (thread.isAlive())
+            {
+                LOG.error("VM {}: the restore in place's preparation did not end within a minute of the standby's " +
+                    "close", ctx.vmId());
+            }
         }
     }
 

@@ -93,6 +93,8 @@ final class StandbySession implements Agent, Promoter.Session
     private final IdleStrategy ackIdle;
     /** A restore in place the active asked for, being served; null if none. */
     private InPlaceRestore restore;
+    /** Restores given up on a lost link whose preparation may still read the image: waited for at close. */
+    private final List<InPlaceRestore> abandonedRestores = new ArrayList<>();
     /** How a restore in place sends its frames: one at a time, through the reply writer, never blocking. */
     private final InPlaceRestore.Frames restoreFrames = new InPlaceRestore.Frames()
     {
@@ -629,8 +631,14 @@ final class StandbySession implements Agent, Promoter.Session
     @Override
     public void onClose()
     {
-        CloseHelper.quietClose(restore);
-        restore = null;
+        if (restore != null)
+        {
+            abandonedRestores.add(restore);
+            restore = null;
+        }
+        // their threads may still read the image, which the replica closes after this
+        abandonedRestores.forEach(InPlaceRestore::closeAndWait);
+        abandonedRestores.clear();
         drop();
         lingering.forEach(entry -> entry.connection.close());
         lingering.clear();
@@ -1096,6 +1104,8 @@ final class StandbySession implements Agent, Promoter.Session
         {
             // the active resumes its guest unrestored, or hands it over if it had begun writing it
             restore.close();
+            abandonedRestores.removeIf(abandoned -> !abandoned.preparing());
+            abandonedRestores.add(restore);
             restore = null;
         }
         handshakeDone = false;

@@ -43,7 +43,8 @@ import java.util.zip.CRC32C;
  *              and answers GOODBYE with GOODBYE, so that the active knows its goodbye was delivered)
  *  SWITCHOVER  empty from the active; generation:int64 (the one the standby won) from the standby
  *  RESTORE     as FAILURE_REPORT (reason, restore time); epoch: the held, acknowledged epoch
- *  RESTORED    pages:int64      diskBytes:int64                   reason as in REFUSE; epoch: the restored one
+ *  RESTORED    pages:int64      diskBytes:int64  components:int32 reserved:int32  reason as in REFUSE; epoch: the
+ *              restored one (the counts of the PAGES, DISK_WRITE bytes and COMPONENT frames before it)
  *  HELLO, WELCOME, REFUSE, FAILURE_REPORT: see {@link Handshake}
  * </pre>
  * {@code crcSum} is the 64-bit sum of the CRC32C of every DISK_WRITE, DISK_FLUSH, PAGES and COMPONENT frame of the

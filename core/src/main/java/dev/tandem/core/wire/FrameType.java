@@ -42,12 +42,14 @@ public enum FrameType
     /**
      * active -> standby (since version 6): the guest is paused at the acknowledged epoch N and is to be restored on
      * the active's own host; the payload is a FAILURE_REPORT's (reason, restore time). The standby answers with the
-     * PAGES, DISK_WRITE and COMPONENT frames of the chosen checkpoint that differ from epoch N, then RESTORED.
+     * PAGES and DISK_WRITE frames of the chosen checkpoint whose contents differ from epoch N, every component's
+     * state at it (COMPONENT), then RESTORED.
      */
     RESTORE(16),
     /**
      * standby -> active (since version 6): the restore in place of epoch N's checkpoint is complete ({@code
-     * pages:int64 diskBytes:int64} then a reason as in REFUSE: what was restored, or why not the checkpoint asked).
+     * pages:int64 diskBytes:int64 components:int32 reserved:int32}, the counts of what came before it, then a reason
+     * as in REFUSE: what was restored, or why not the checkpoint asked).
      */
     RESTORED(17);
 

@@ -197,6 +197,61 @@ class RestoreInPlaceTest
         assertFalse(mismatches.size() > 0, mismatches.toString());
     }
 
+    /**
+     * {@code close()} while a restore in place holds the guest (asked, nothing written yet): the guest runs on here
+     * unprotected, as after any close, rather than staying paused with nobody to resume it (found by review: the
+     * scheduler stopped before it could act on the release).
+     */
+    @org.junit.jupiter.api.Test
+    void closeWhileARestoreHoldsTheGuestLeavesItRunning() throws Exception
+    {
+        final AtomicBoolean asked = new AtomicBoolean();
+        final AtomicBoolean sick = new AtomicBoolean();
+        final HealthProbe probe = new HealthProbe()
+        {
+            @Override
+            public String unhealthyReason()
+            {
+                return sick.get() && !asked.get() ? "the guest's watchdog starved (test)" : null;
+            }
+
+            @Override
+            public boolean restoreHere()
+            {
+                asked.set(true);
+                return true;
+            }
+        };
+        try (SimulatedVmm vmm = SimulatedVmm.builder()
+            .vmId("in-place")
+            .memoryBytes(MEMORY_BYTES)
+            .workload(Workload.HOTSET)
+            .hotsetPages(256)
+            .pagesPerMillisecond(5)
+            .disk(dir.resolve("active-disk.img"), DISK_BYTES)
+            .diskEveryTicks(1)
+            .seed(7)
+            .healthProbe(probe)
+            .build()
+            .start();
+            StandbyReplica standby = StandbyReplica.launch(standby(false)))
+        {
+            final ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
+                .adapter(vmm)
+                .transport(new TcpTransport())
+                .standbyEndpoint(standby.endpoint())
+                .stagingAreaBytes(4 << 20)
+                .checkpointPeriodNs(Duration.ofMillis(5).toNanos()));
+            await(() -> standby.lastCommittedEpoch() > 20 && active.isProtecting(), "20 commits");
+            sick.set(true);
+            await(asked::get, "the restore asked for");
+            active.close();
+            final long writes = vmm.pageWrites();
+            await(() -> vmm.pageWrites() > writes, "the guest to run on after close(), " + active.status());
+            assertFalse(vmm.isPaused(), active.status().toString());
+        }
+    }
+
     private static void await(final BooleanSupplier condition, final String what) throws InterruptedException
     {
         final long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();

@@ -165,8 +165,9 @@ class StandbyBadInputTest
             assertEquals(1, restored.getLong(FrameCodec.EPOCH_OFFSET));
             assertEquals(0, restored.getLong(FrameCodec.HEADER_LENGTH), "no page differs");
             assertEquals(0, restored.getLong(FrameCodec.HEADER_LENGTH + 8), "no disk block differs");
-            final String said = Handshake.decodeReason(restored, FrameCodec.HEADER_LENGTH + 16,
-                restored.getInt(FrameCodec.LENGTH_OFFSET) - 16);
+            assertEquals(1, restored.getInt(FrameCodec.HEADER_LENGTH + 16), "one component's state came");
+            final String said = Handshake.decodeReason(restored, FrameCodec.HEADER_LENGTH + 24,
+                restored.getInt(FrameCodec.LENGTH_OFFSET) - 24);
             assertTrue(said.contains("restored the latest checkpoint, epoch 1"), said);
             commitEpochTwo(active);
         }
