@@ -160,7 +160,7 @@ public final class DurabilityMeasurement
                 Files.copy(directory[0].resolve("memory.img"), copy, StandardCopyOption.REPLACE_EXISTING);
                 final double copyS = (System.nanoTime() - copyStart) / 1e9;
                 final double restoreS = took[0] / 1e9;
-                System.out.printf(Locale.ROOT, "%nRestore in place (the same guest and window, on the active's own " +
+                System.out.printf(Locale.ROOT, "%nRestore in place (a guest and window like the rewind's, on the active's own " +
                     "host, as of %d ms before): from the probe's complaint to the guest written back and resuming " +
                     "%.2f s, beside %.2f s for a plain copy of the %d MiB memory image file, same run (ratio %.1f); " +
                     "%s%n", seconds * 500, restoreS, copyS, guestBytes >> 20, restoreS / copyS, report);
