@@ -731,13 +731,6 @@ final class StandbySession implements Agent, Promoter.Session
                 () -> generation);
             return;
         }
-        if (restore != null && type != FrameType.DISK_WRITE && type != FrameType.DISK_FLUSH)
-        {
-            // the restore's own disk writes come back as the next epoch's, ahead of its barrier; nothing else of
-            // that epoch can (the active's guest is held until RESTORED)
-            throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, type + " frame while the active's restore in " +
-                "place of epoch " + lastCommittedEpoch + " is under way: its guest is paused until RESTORED");
-        }
         if (type == FrameType.FAILURE_REPORT)
         {
             final Handshake.FailureReport report = Handshake.decodeFailureReport(receiveBuffer,
@@ -745,11 +738,24 @@ final class StandbySession implements Agent, Promoter.Session
             final boolean earlier = report.restoreAtMillis() != Handshake.RESTORE_LATEST;
             LOG.error("active {} reports VM {} unhealthy: {}{}", connection.peer(), ctx.vmId(), report.reason(),
                 earlier ? "; last known good " + java.time.Instant.ofEpochMilli(report.restoreAtMillis()) : "");
+            if (restore != null)
+            {
+                // the active gave its restore in place up with the guest partly written: it hands the guest over
+                restore.close();
+                restore = null;
+            }
             promoter.failureReported("the active reported the guest unhealthy: " + report.reason() + (earlier ?
                 "; last known good " + java.time.Instant.ofEpochMilli(report.restoreAtMillis()) : ""),
                 report.restoreAtMillis());
             drop();
             return;
+        }
+        if (restore != null && type != FrameType.DISK_WRITE && type != FrameType.DISK_FLUSH)
+        {
+            // the restore's own disk writes come back as the next epoch's, ahead of its barrier; nothing else of
+            // that epoch can (the active's guest is held until RESTORED)
+            throw new ProtocolException(Fault.EPOCH_OUT_OF_ORDER, type + " frame while the active's restore in " +
+                "place of epoch " + lastCommittedEpoch + " is under way: its guest is paused until RESTORED");
         }
         final long epoch = decoder.epoch();
         final long expectedEpoch = assembler.nextEpoch();

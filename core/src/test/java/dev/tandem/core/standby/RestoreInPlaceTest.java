@@ -252,6 +252,223 @@ class RestoreInPlaceTest
         }
     }
 
+    /**
+     * A restore in place that fails once the guest is partly written (here the VMM cannot restore a component after
+     * the pages came): the guest never runs here again, the active reports the failure with the probe's time, and the
+     * standby promotes from that earlier checkpoint on its own host, digest-equal to the active's checkpoint of it.
+     * Found by review: the active used to refuse the standby first, which the standby took as a goodbye and never
+     * promoted, leaving no guest running anywhere.
+     */
+    @org.junit.jupiter.api.Test
+    void aRestoreFailingAfterTheGuestWasPartlyWrittenHandsItOverToTheCheckpointAsked() throws Exception
+    {
+        final Map<Long, Long> ackedAt = new ConcurrentHashMap<>();
+        final AtomicReference<Instant> lastGood = new AtomicReference<>();
+        final AtomicReference<dev.tandem.core.failover.Promotion> promoted = new AtomicReference<>();
+        final HealthProbe probe = new HealthProbe()
+        {
+            @Override
+            public String unhealthyReason()
+            {
+                return lastGood.get() == null ? null : "the guest's watchdog starved (test)";
+            }
+
+            @Override
+            public Instant lastKnownGood()
+            {
+                return lastGood.get();
+            }
+
+            @Override
+            public boolean restoreHere()
+            {
+                return true;
+            }
+        };
+        final dev.tandem.core.failover.FileArbiter arbiter = new dev.tandem.core.failover.FileArbiter(
+            dir.resolve("arbiter"), "test");
+        final SimulatedVmm.Builder template = SimulatedVmm.builder()
+            .vmId("in-place")
+            .memoryBytes(MEMORY_BYTES)
+            .workload(Workload.HOTSET)
+            .hotsetPages(256)
+            .pagesPerMillisecond(5)
+            .disk(dir.resolve("active-disk.img"), DISK_BYTES)
+            .diskEveryTicks(1)
+            .packetEveryTicks(1)
+            .seed(7);
+        final StandbyContext ctx = standby(true)
+            .autoPromote(true)
+            .promotionArbiter(arbiter)
+            .replicaTarget(new dev.tandem.vmm.sim.SimulatedReplicaTarget(template.copy()
+                .diskPath(dir.resolve("promoted-disk.img")), false, true))
+            .promotionListener(new dev.tandem.core.failover.PromotionListener()
+            {
+                @Override
+                public void onPromoted(final dev.tandem.core.failover.Promotion promotion)
+                {
+                    promoted.set(promotion);
+                }
+            });
+        try (SimulatedVmm vmm = template.copy().healthProbe(probe).build().start();
+            StandbyReplica standby = StandbyReplica.launch(ctx);
+            ActiveReplicator active = ActiveReplicator.launch(new ActiveContext()
+                .adapter(new ComponentsThatCannotBeRestored(vmm))
+                .transport(new TcpTransport())
+                .standbyEndpoint(standby.endpoint())
+                .promotionArbiter(arbiter)
+                .generationFile(dir.resolve("active-generation"))
+                .stagingAreaBytes(4 << 20)
+                .checkpointPeriodNs(Duration.ofMillis(5).toNanos())
+                .listener(new ActiveListener()
+                {
+                    @Override
+                    public void onAck(final long epoch, final long commitLatencyNs)
+                    {
+                        ackedAt.put(epoch, System.currentTimeMillis());
+                    }
+                })
+                .checkpointObserver((epoch, adapter) -> digests.put(epoch, StateDigest.of(adapter)))))
+        {
+            final long start = System.nanoTime();
+            await(() -> System.nanoTime() - start > Duration.ofMillis(2500).toNanos() &&
+                standby.lastCommittedEpoch() > 60 && active.isProtecting(), "2.5 s of epochs");
+            final long asked = standby.lastCommittedEpoch() / 3;
+            lastGood.set(Instant.ofEpochMilli(ackedAt.get(asked)));
+            await(() -> promoted.get() != null, "the standby to promote");
+            await(active::isGuestStopped, "the active to stop its partly written guest");
+            final long writes = vmm.pageWrites();
+            Thread.sleep(100);
+            assertTrue(vmm.isPaused() && vmm.pageWrites() == writes, "the partly written guest never runs here");
+            final dev.tandem.core.failover.Promotion promotion = promoted.get();
+            try (SimulatedVmm guest = (SimulatedVmm)promotion.guest())
+            {
+                final long resumed = promotion.recoveryEpoch();
+                assertTrue(resumed >= asked && resumed <= asked + 8, "epoch " + resumed + " resumed for one " +
+                    "acknowledged as " + asked + ": " + promotion.reason());
+                assertEquals(digests.get(resumed), StateDigest.of(guest), "the promoted guest is the active's " +
+                    "checkpoint of epoch " + resumed + ": " + promotion.reason());
+                assertTrue(promotion.reason().contains("restore in place of epoch"), promotion.reason());
+            }
+        }
+    }
+
+    /**
+     * The simulated guest, but a VMM whose components cannot take a restored state (a device model that refuses
+     * it): what a restore in place hits after it wrote the pages.
+     */
+    private static final class ComponentsThatCannotBeRestored implements dev.tandem.vmm.VmmAdapter
+    {
+        private final SimulatedVmm vmm;
+        private final List<dev.tandem.vmm.StatefulComponent> components;
+
+        ComponentsThatCannotBeRestored(final SimulatedVmm vmm)
+        {
+            this.vmm = vmm;
+            this.components = vmm.components().stream().map(component -> (dev.tandem.vmm.StatefulComponent)
+                new dev.tandem.vmm.StatefulComponent()
+                {
+                    @Override
+                    public int id()
+                    {
+                        return component.id();
+                    }
+
+                    @Override
+                    public int version()
+                    {
+                        return component.version();
+                    }
+
+                    @Override
+                    public String name()
+                    {
+                        return component.name();
+                    }
+
+                    @Override
+                    public int save(final org.agrona.MutableDirectBuffer buffer, final int index, final int max)
+                    {
+                        return component.save(buffer, index, max);
+                    }
+
+                    @Override
+                    public void restore(final int version, final org.agrona.DirectBuffer buffer, final int index,
+                        final int length)
+                    {
+                        throw new dev.tandem.vmm.VmmAdapterException(dev.tandem.vmm.VmmAdapterException.Phase.RESTORE,
+                            "component " + component.name() + " cannot take a restored state (test)");
+                    }
+                }).toList();
+        }
+
+        @Override
+        public String vmId()
+        {
+            return vmm.vmId();
+        }
+
+        @Override
+        public dev.tandem.vmm.GuestMemory memory()
+        {
+            return vmm.memory();
+        }
+
+        @Override
+        public dev.tandem.vmm.DirtyLog dirtyLog()
+        {
+            return vmm.dirtyLog();
+        }
+
+        @Override
+        public dev.tandem.vmm.VcpuControl vcpus()
+        {
+            return vmm.vcpus();
+        }
+
+        @Override
+        public List<dev.tandem.vmm.StatefulComponent> components()
+        {
+            return components;
+        }
+
+        @Override
+        public List<dev.tandem.vmm.VirtualDisk> disks()
+        {
+            return vmm.disks();
+        }
+
+        @Override
+        public dev.tandem.vmm.PacketSink packetSink()
+        {
+            return vmm.packetSink();
+        }
+
+        @Override
+        public HealthProbe healthProbe()
+        {
+            return vmm.healthProbe();
+        }
+
+        @Override
+        public void attach(final dev.tandem.vmm.DiskWriteSink diskWrites, final dev.tandem.vmm.OutputGate output)
+        {
+            vmm.attach(diskWrites, output);
+        }
+
+        @Override
+        public void fenced(final String reason)
+        {
+            vmm.fenced(reason);
+        }
+
+        @Override
+        public void detach()
+        {
+            vmm.detach();
+        }
+    }
+
     private static void await(final BooleanSupplier condition, final String what) throws InterruptedException
     {
         final long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
