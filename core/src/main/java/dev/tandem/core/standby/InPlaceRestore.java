@@ -138,11 +138,17 @@ final class InPlaceRestore implements AutoCloseable
      */
     int step(final boolean applied, final Frames frames) throws IOException
     {
-        if (preparing == null)
+        if (preparing == null && !prepared)
         {
             if (!applied)
             {
                 return 0;
+            }
+            if (ctx.useAgentInvoker())
+            {
+                // a caller that steps the standby itself (the deterministic simulation) gets no thread of ours
+                prepare();
+                return 1;
             }
             preparing = new Thread(this::prepare, "tandem-restore-" + ctx.vmId());
             preparing.setDaemon(true);
@@ -322,6 +328,33 @@ final class InPlaceRestore implements AutoCloseable
         {
             removeEarlier();
             why = "; not the one from " + at + " or before as asked: " + ex.getMessage();
+        }
+    }
+
+    /**
+     * Removes what a restore in place of an earlier run left beside the standby's directory (a process killed while
+     * it materialised an earlier checkpoint leaves a whole copy of the image): called with the directory's lock held,
+     * so no restore of this directory is under way.
+     *
+     * @param directory the standby's directory.
+     */
+    static void removeStale(final Path directory)
+    {
+        final Path absolute = directory.toAbsolutePath();
+        final String prefix = absolute.getFileName() + ".restoring-";
+        try (java.util.stream.Stream<Path> siblings = Files.list(absolute.getParent()))
+        {
+            for (final Path stale : siblings.filter(p -> p.getFileName().toString().startsWith(prefix)).toList())
+            {
+                LOG.warn("removing {}, an earlier checkpoint a restore in place of an earlier run materialised and " +
+                    "never removed (its process ended first)", stale);
+                PointInTimeRestore.clear(stale);
+                Files.deleteIfExists(stale);
+            }
+        }
+        catch (final IOException | RuntimeException ex)
+        {
+            LOG.warn("could not remove what earlier restores in place left beside {}: {}", absolute, ex.toString());
         }
     }
 

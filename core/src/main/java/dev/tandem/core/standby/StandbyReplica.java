@@ -262,6 +262,7 @@ public final class StandbyReplica implements AutoCloseable
         OwnerOnlyFiles.createDirectories(ctx.directory());
         OwnerOnlyFiles.requireNotWritableByOthers(ctx.directory(), "standby directory");
         final DirectoryLock lock = DirectoryLock.acquire(ctx.directory());
+        InPlaceRestore.removeStale(ctx.directory());
         final Transport.Listener listener;
         try
         {

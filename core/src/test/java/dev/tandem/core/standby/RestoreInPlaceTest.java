@@ -253,6 +253,24 @@ class RestoreInPlaceTest
     }
 
     /**
+     * A standby killed while it materialised an earlier checkpoint for a restore in place leaves a whole copy of its
+     * image beside its directory: the next standby on that directory removes it (and nothing else beside it).
+     */
+    @org.junit.jupiter.api.Test
+    void aStandbyRemovesWhatAKilledRestoreLeftBesideItsDirectory() throws Exception
+    {
+        final Path stale = Files.createDirectories(dir.resolve("standby.restoring-1796000000000"));
+        Files.write(stale.resolve("memory.img"), new byte[4096]);
+        final Path kept = Files.createDirectories(dir.resolve("standby.restored-1796000000000"));
+        try (StandbyReplica standby = StandbyReplica.launch(standby(false)))
+        {
+            assertEquals(0, standby.lastCommittedEpoch());
+            assertFalse(Files.exists(stale), "the stale copy is removed");
+            assertTrue(Files.exists(kept), "a rewind's directory (a promoted guest may run on it) is left alone");
+        }
+    }
+
+    /**
      * A restore in place that fails once the guest is partly written (here the VMM cannot restore a component after
      * the pages came): the guest never runs here again, the active reports the failure with the probe's time, and the
      * standby promotes from that earlier checkpoint on its own host, digest-equal to the active's checkpoint of it.

@@ -98,6 +98,12 @@ final class FaultPlan
     /** the partition keeps accepting writes (see {@link NetworkFault#PARTITION_ACCEPTING}). */
     boolean partitionAccepts;
     OwnershipFault ownership = OwnershipFault.NONE;
+    /**
+     * With {@link OwnershipFault#LONG_HEALTH_REASON}: the probe asks for a restore on the active's host (of the latest
+     * checkpoint: no time is named, as the simulation's checks forbid taking released output back); the probe goes on
+     * complaining, so the guest is handed over at its next complaint.
+     */
+    boolean restoreHere;
     /** when the ownership fault happens (a window's start). */
     long ownershipAtNs = Long.MAX_VALUE;
     /** end of an arbiter fault's window. */
@@ -186,6 +192,8 @@ final class FaultPlan
                 break;
             case LONG_HEALTH_REASON:
                 plan.healthReasonChars = 1000 + random.nextInt(9000);
+                // drawn from what was drawn already, so every seed's plan stays what it was before this choice
+                plan.restoreHere = (plan.healthReasonChars & 1) == 1;
                 break;
             default:
                 break;
@@ -292,7 +300,7 @@ final class FaultPlan
                 break;
             case LONG_HEALTH_REASON:
                 text.append("; long health reason (").append(healthReasonChars).append(" chars) ")
-                    .append(ownershipAt);
+                    .append(ownershipAt).append(restoreHere ? ", restore here first" : "");
                 break;
             case LOSE_STANDBY_GENERATION_FILE:
                 text.append("; lose standby generation file ").append(ownershipAt);

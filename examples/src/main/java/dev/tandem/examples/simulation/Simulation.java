@@ -387,7 +387,20 @@ public final class Simulation implements SimNetwork.Hooks
         if (plan.ownership == FaultPlan.OwnershipFault.LONG_HEALTH_REASON)
         {
             final String reason = longReason(plan.healthReasonChars);
-            guestConfig.healthProbe(() -> clock.nanoTime() >= plan.ownershipAtNs ? reason : null);
+            guestConfig.healthProbe(new dev.tandem.vmm.HealthProbe()
+            {
+                @Override
+                public String unhealthyReason()
+                {
+                    return clock.nanoTime() >= plan.ownershipAtNs ? reason : null;
+                }
+
+                @Override
+                public boolean restoreHere()
+                {
+                    return plan.restoreHere;
+                }
+            });
         }
         guest = guestConfig.build();
         final PromotionArbiter shared = new FileArbiter(dir.resolve("arbiter"), "simulation");
@@ -445,8 +458,9 @@ public final class Simulation implements SimNetwork.Hooks
                         return;
                     }
                     if (error instanceof IllegalStateException && plan.ownership ==
-                        FaultPlan.OwnershipFault.LONG_HEALTH_REASON && String.valueOf(error.getMessage())
-                        .startsWith("the guest's health probe reports: "))
+                        FaultPlan.OwnershipFault.LONG_HEALTH_REASON && (String.valueOf(error.getMessage())
+                        .startsWith("the guest's health probe reports: ") || plan.restoreHere &&
+                        String.valueOf(error.getMessage()).startsWith("the restore in place of epoch ")))
                     {
                         // the probe's report, handed over to the standby on purpose
                         return;
