@@ -90,19 +90,7 @@ class DurableStandbyTest
             .memory(SimulatedVmm.PAGE_SIZE, MEMORY_BYTES / SimulatedVmm.PAGE_SIZE)
             .disk(0, SimulatedDisk.BLOCK_SIZE, DISK_BYTES)
             .failureTimeoutNs(Duration.ofSeconds(30).toNanos())
-            .listener(new StandbyListener()
-            {
-                @Override
-                public void onCommit(final long epoch, final RecoveryPoint point)
-                {
-                    final Long want = digests.get(epoch);
-                    final long got = StateDigest.of(point);
-                    if (want == null || want != got)
-                    {
-                        mismatches.add("epoch " + epoch + ": active " + want + " standby " + got);
-                    }
-                }
-            });
+            .listener(new DigestCheckingListener(digests, mismatches));
     }
 
     private ActiveContext active(final SimulatedVmm vmm, final String endpoint)

@@ -65,40 +65,24 @@ class RestoreInPlaceTest
             .memory(SimulatedVmm.PAGE_SIZE, MEMORY_BYTES / SimulatedVmm.PAGE_SIZE)
             .disk(0, SimulatedDisk.BLOCK_SIZE, DISK_BYTES)
             .failureTimeoutNs(Duration.ofSeconds(30).toNanos())
-            .listener(new StandbyListener()
-            {
-                @Override
-                public void onCommit(final long epoch, final RecoveryPoint point)
-                {
-                    final Long want = digests.get(epoch);
-                    final long got = StateDigest.of(point);
-                    if (want == null || want != got)
-                    {
-                        mismatches.add("epoch " + epoch + ": active " + want + " standby " + got);
-                    }
-                }
-            });
+            .listener(new DigestCheckingListener(digests, mismatches));
         return window ? ctx.retentionNs(Duration.ofSeconds(4).toNanos()) : ctx;
     }
 
-    @ParameterizedTest(name = "retention window {0}")
-    @ValueSource(booleans = {true, false})
-    void anUnhealthyGuestIsRestoredOnTheActivesHostAndStaysProtected(final boolean window) throws Exception
+    /**
+     * @param lastGood  null until the guest goes wrong, then when it was last good.
+     * @param recovered true once the probe should stop complaining.
+     * @return a probe that complains from then on and asks for the restore on the active's host.
+     */
+    private static HealthProbe restoringHere(final AtomicReference<Instant> lastGood, final BooleanSupplier recovered)
     {
-        final Map<Long, Long> ackedAt = new ConcurrentHashMap<>();
-        final AtomicReference<Instant> lastGood = new AtomicReference<>();
-        final AtomicBoolean restoredYet = new AtomicBoolean();
-        final AtomicLong heldAt = new AtomicLong();
-        final AtomicLong restoredTo = new AtomicLong();
-        final AtomicLong digestWhenRestored = new AtomicLong();
-        final AtomicReference<String> report = new AtomicReference<>();
-        final AtomicReference<SimulatedVmm> guest = new AtomicReference<>();
-        final HealthProbe probe = new HealthProbe()
+        return new HealthProbe()
         {
             @Override
             public String unhealthyReason()
             {
-                return lastGood.get() == null || restoredYet.get() ? null : "the guest's watchdog starved (test)";
+                return lastGood.get() == null || recovered.getAsBoolean() ? null :
+                    "the guest's watchdog starved (test)";
             }
 
             @Override
@@ -113,6 +97,21 @@ class RestoreInPlaceTest
                 return true;
             }
         };
+    }
+
+    @ParameterizedTest(name = "retention window {0}")
+    @ValueSource(booleans = {true, false})
+    void anUnhealthyGuestIsRestoredOnTheActivesHostAndStaysProtected(final boolean window) throws Exception
+    {
+        final Map<Long, Long> ackedAt = new ConcurrentHashMap<>();
+        final AtomicReference<Instant> lastGood = new AtomicReference<>();
+        final AtomicBoolean restoredYet = new AtomicBoolean();
+        final AtomicLong heldAt = new AtomicLong();
+        final AtomicLong restoredTo = new AtomicLong();
+        final AtomicLong digestWhenRestored = new AtomicLong();
+        final AtomicReference<String> report = new AtomicReference<>();
+        final AtomicReference<SimulatedVmm> guest = new AtomicReference<>();
+        final HealthProbe probe = restoringHere(lastGood, restoredYet::get);
         final ActiveListener listener = new ActiveListener()
         {
             @Override
@@ -283,26 +282,7 @@ class RestoreInPlaceTest
         final Map<Long, Long> ackedAt = new ConcurrentHashMap<>();
         final AtomicReference<Instant> lastGood = new AtomicReference<>();
         final AtomicReference<dev.tandem.core.failover.Promotion> promoted = new AtomicReference<>();
-        final HealthProbe probe = new HealthProbe()
-        {
-            @Override
-            public String unhealthyReason()
-            {
-                return lastGood.get() == null ? null : "the guest's watchdog starved (test)";
-            }
-
-            @Override
-            public Instant lastKnownGood()
-            {
-                return lastGood.get();
-            }
-
-            @Override
-            public boolean restoreHere()
-            {
-                return true;
-            }
-        };
+        final HealthProbe probe = restoringHere(lastGood, () -> false);
         final dev.tandem.core.failover.FileArbiter arbiter = new dev.tandem.core.failover.FileArbiter(
             dir.resolve("arbiter"), "test");
         final SimulatedVmm.Builder template = SimulatedVmm.builder()
