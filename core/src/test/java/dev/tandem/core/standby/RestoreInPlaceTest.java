@@ -70,6 +70,23 @@ class RestoreInPlaceTest
     }
 
     /**
+     * @return the protected guest: 32 MiB, a hotset, disk writes and output every tick.
+     */
+    private SimulatedVmm.Builder guest()
+    {
+        return SimulatedVmm.builder()
+            .vmId("in-place")
+            .memoryBytes(MEMORY_BYTES)
+            .workload(Workload.HOTSET)
+            .hotsetPages(256)
+            .pagesPerMillisecond(5)
+            .disk(dir.resolve("active-disk.img"), DISK_BYTES)
+            .diskEveryTicks(1)
+            .packetEveryTicks(1)
+            .seed(7);
+    }
+
+    /**
      * @param lastGood  null until the guest goes wrong, then when it was last good.
      * @param recovered true once the probe should stop complaining.
      * @return a probe that complains from then on and asks for the restore on the active's host.
@@ -131,16 +148,7 @@ class RestoreInPlaceTest
                 restoredYet.set(true);
             }
         };
-        try (SimulatedVmm vmm = SimulatedVmm.builder()
-            .vmId("in-place")
-            .memoryBytes(MEMORY_BYTES)
-            .workload(Workload.HOTSET)
-            .hotsetPages(256)
-            .pagesPerMillisecond(5)
-            .disk(dir.resolve("active-disk.img"), DISK_BYTES)
-            .diskEveryTicks(1)
-            .packetEveryTicks(1)
-            .seed(7)
+        try (SimulatedVmm vmm = guest()
             .healthProbe(probe)
             .build()
             .start();
@@ -221,15 +229,7 @@ class RestoreInPlaceTest
                 return true;
             }
         };
-        try (SimulatedVmm vmm = SimulatedVmm.builder()
-            .vmId("in-place")
-            .memoryBytes(MEMORY_BYTES)
-            .workload(Workload.HOTSET)
-            .hotsetPages(256)
-            .pagesPerMillisecond(5)
-            .disk(dir.resolve("active-disk.img"), DISK_BYTES)
-            .diskEveryTicks(1)
-            .seed(7)
+        try (SimulatedVmm vmm = guest()
             .healthProbe(probe)
             .build()
             .start();
@@ -285,16 +285,7 @@ class RestoreInPlaceTest
         final HealthProbe probe = restoringHere(lastGood, () -> false);
         final dev.tandem.core.failover.FileArbiter arbiter = new dev.tandem.core.failover.FileArbiter(
             dir.resolve("arbiter"), "test");
-        final SimulatedVmm.Builder template = SimulatedVmm.builder()
-            .vmId("in-place")
-            .memoryBytes(MEMORY_BYTES)
-            .workload(Workload.HOTSET)
-            .hotsetPages(256)
-            .pagesPerMillisecond(5)
-            .disk(dir.resolve("active-disk.img"), DISK_BYTES)
-            .diskEveryTicks(1)
-            .packetEveryTicks(1)
-            .seed(7);
+        final SimulatedVmm.Builder template = guest();
         final StandbyContext ctx = standby(true)
             .autoPromote(true)
             .promotionArbiter(arbiter)
