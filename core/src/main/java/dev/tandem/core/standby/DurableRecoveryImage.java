@@ -250,7 +250,9 @@ final class DurableRecoveryImage extends MemoryRecoveryImage
         else if (!segments.isEmpty())
         {
             throw new IOException("the standby directory " + directory + " holds a journal (" +
-                segments.get(0).getFileName() + ") but no " + META + ": it is not a whole DURABLE image; move it away " +
+                segments.get(0).getFileName() + ") but no " + META + ": it is not a whole DURABLE image (a " +
+                "promotion gives the image up to the guest it resumes by deleting " + META + " first, so a host that " +
+                "stopped during that leaves this: the files are then that guest's, no recovery point); move it away " +
                 "or start on an empty directory");
         }
         final long fromImage = recoveredEpoch;
