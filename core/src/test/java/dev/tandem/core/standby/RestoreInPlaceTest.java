@@ -346,14 +346,13 @@ class RestoreInPlaceTest
      * The simulated guest, but a VMM whose components cannot take a restored state (a device model that refuses
      * it): what a restore in place hits after it wrote the pages.
      */
-    private static final class ComponentsThatCannotBeRestored implements dev.tandem.vmm.VmmAdapter
+    private static final class ComponentsThatCannotBeRestored extends dev.tandem.core.system.ForwardingAdapter
     {
-        private final SimulatedVmm vmm;
         private final List<dev.tandem.vmm.StatefulComponent> components;
 
         ComponentsThatCannotBeRestored(final SimulatedVmm vmm)
         {
-            this.vmm = vmm;
+            super(vmm);
             this.components = vmm.components().stream().map(component -> (dev.tandem.vmm.StatefulComponent)
                 new dev.tandem.vmm.StatefulComponent()
                 {
@@ -392,69 +391,9 @@ class RestoreInPlaceTest
         }
 
         @Override
-        public String vmId()
-        {
-            return vmm.vmId();
-        }
-
-        @Override
-        public dev.tandem.vmm.GuestMemory memory()
-        {
-            return vmm.memory();
-        }
-
-        @Override
-        public dev.tandem.vmm.DirtyLog dirtyLog()
-        {
-            return vmm.dirtyLog();
-        }
-
-        @Override
-        public dev.tandem.vmm.VcpuControl vcpus()
-        {
-            return vmm.vcpus();
-        }
-
-        @Override
         public List<dev.tandem.vmm.StatefulComponent> components()
         {
             return components;
-        }
-
-        @Override
-        public List<dev.tandem.vmm.VirtualDisk> disks()
-        {
-            return vmm.disks();
-        }
-
-        @Override
-        public dev.tandem.vmm.PacketSink packetSink()
-        {
-            return vmm.packetSink();
-        }
-
-        @Override
-        public HealthProbe healthProbe()
-        {
-            return vmm.healthProbe();
-        }
-
-        @Override
-        public void attach(final dev.tandem.vmm.DiskWriteSink diskWrites, final dev.tandem.vmm.OutputGate output)
-        {
-            vmm.attach(diskWrites, output);
-        }
-
-        @Override
-        public void fenced(final String reason)
-        {
-            vmm.fenced(reason);
-        }
-
-        @Override
-        public void detach()
-        {
-            vmm.detach();
         }
     }
 

@@ -16,11 +16,14 @@ import java.util.List;
 /**
  * A guest that forwards every call to another; a test overrides the one part it wants to watch or break.
  */
-class ForwardingAdapter implements VmmAdapter
+public class ForwardingAdapter implements VmmAdapter
 {
     final VmmAdapter guest;
 
-    ForwardingAdapter(final VmmAdapter guest)
+    /**
+     * @param guest the guest every call goes to.
+     */
+    public ForwardingAdapter(final VmmAdapter guest)
     {
         this.guest = guest;
     }
@@ -103,6 +106,12 @@ class ForwardingAdapter implements VmmAdapter
     public void detach()
     {
         guest.detach();
+    }
+
+    @Override
+    public dev.tandem.vmm.HealthProbe healthProbe()
+    {
+        return guest.healthProbe();
     }
 
     @Override
