@@ -120,14 +120,6 @@ final class InPlaceRestore implements AutoCloseable
     }
 
     /**
-     * @return the epoch the guest is restored to (the held one until the choice is made).
-     */
-    long epoch()
-    {
-        return epoch;
-    }
-
-    /**
      * One duty cycle's share: starts the preparation once the applier has applied the held epoch, then sends the
      * next frame whenever none is under way.
      *
@@ -378,56 +370,62 @@ final class InPlaceRestore implements AutoCloseable
                     " blocks is more than a restore in place compares");
             }
         }
-        final int runPages = Math.max(1, CHUNK_BYTES / pageSize);
         try (NativeMemory.Region other = NativeMemory.allocateDirect(content.byteBuffer().capacity(), 4096))
         {
             final UnsafeBuffer otherBuffer = new UnsafeBuffer(other.byteBuffer());
-            final ByteBuffer a = content.byteBuffer().duplicate();
-            final ByteBuffer b = other.byteBuffer().duplicate();
-            final long total = wanted.memory().pageCount();
-            for (long page = 0; page < total && !closed; page += runPages)
-            {
-                final int count = (int)Math.min(runPages, total - page);
-                wanted.memory().copyOut(page, count, contentBuffer, 0);
-                held.memory().copyOut(page, count, otherBuffer, 0);
-                for (int i = 0; i < count; i++)
-                {
-                    a.limit((i + 1) * pageSize).position(i * pageSize);
-                    b.limit((i + 1) * pageSize).position(i * pageSize);
-                    if (a.mismatch(b) >= 0)
-                    {
-                        differing.set((int)(page + i));
-                    }
-                }
-            }
+            markDiffering(pageSize, wanted.memory().pageCount(), (first, count, into) -> wanted.memory().copyOut(first,
+                count, into, 0), (first, count, into) -> held.memory().copyOut(first, count, into, 0), otherBuffer,
+                differing);
             for (int d = 0; d < wanted.disks().size(); d++)
             {
                 final VirtualDisk from = wanted.disks().get(d);
                 final VirtualDisk to = held.disks().get(d);
                 final int block = from.blockSize();
-                final int runBlocks = Math.max(1, CHUNK_BYTES / block);
-                final long totalBlocks = from.sizeBytes() / block;
                 final BitSet changed = new BitSet();
-                for (long first = 0; first < totalBlocks && !closed; first += runBlocks)
-                {
-                    final int count = (int)Math.min(runBlocks, totalBlocks - first);
-                    from.read(first * block, contentBuffer, 0, count * block);
-                    to.read(first * block, otherBuffer, 0, count * block);
-                    for (int i = 0; i < count; i++)
-                    {
-                        a.limit((i + 1) * block).position(i * block);
-                        b.limit((i + 1) * block).position(i * block);
-                        if (a.mismatch(b) >= 0)
-                        {
-                            changed.set((int)(first + i));
-                        }
-                    }
-                }
+                markDiffering(block, from.sizeBytes() / block, (first, count, into) -> from.read(first * block, into, 0,
+                    count * block), (first, count, into) -> to.read(first * block, into, 0, count * block), otherBuffer,
+                    changed);
                 changedBlocks.add(changed);
             }
             if (closed)
             {
                 throw new IllegalStateException("the restore was closed while it compared");
+            }
+        }
+    }
+
+    /**
+     * Reads a run of units (pages or disk blocks) of one side into a buffer.
+     */
+    @FunctionalInterface
+    private interface Units
+    {
+        void read(long first, int count, UnsafeBuffer into);
+    }
+
+    /**
+     * Compares two sides unit by unit, a chunk at a time (the content buffer, then {@code otherBuffer}), and marks the
+     * units whose bytes differ; stops early once the restore is closed.
+     */
+    private void markDiffering(final int unitBytes, final long units, final Units wanted, final Units held,
+        final UnsafeBuffer otherBuffer, final BitSet differing)
+    {
+        final int run = Math.max(1, CHUNK_BYTES / unitBytes);
+        final ByteBuffer a = content.byteBuffer().duplicate();
+        final ByteBuffer b = otherBuffer.byteBuffer().duplicate();
+        for (long first = 0; first < units && !closed; first += run)
+        {
+            final int count = (int)Math.min(run, units - first);
+            wanted.read(first, count, contentBuffer);
+            held.read(first, count, otherBuffer);
+            for (int i = 0; i < count; i++)
+            {
+                a.limit((i + 1) * unitBytes).position(i * unitBytes);
+                b.limit((i + 1) * unitBytes).position(i * unitBytes);
+                if (a.mismatch(b) >= 0)
+                {
+                    differing.set((int)(first + i));
+                }
             }
         }
     }
